@@ -1,0 +1,1 @@
+"""The ``stagegate`` command line and the Python client."""

@@ -1,0 +1,69 @@
+"""A one-line progress bar on a terminal: bytes, rate, ETA, files."""
+
+import shutil
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TextIO
+
+from client.units import format_bytes, format_duration
+from workers.staging import Progress
+
+REDRAW_EVERY = 0.1  # seconds
+RATE_WINDOW = 5.0  # seconds of history behind the rate and the ETA
+
+
+class ProgressBar:
+    """Called from copy threads with each new :class:`Progress`; redraws at most 10 times a
+    second. The rate is over the last few seconds, so the ETA follows changes of pace."""
+
+    def __init__(self, stream: TextIO = sys.stderr, clock: Callable[[], float] = time.monotonic) -> None:
+        self._stream = stream
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last_draw = 0.0
+        self._history: deque[tuple[float, int]] = deque()
+        self._drawn = False
+
+    def __call__(self, progress: Progress) -> None:
+        now = self._clock()
+        if now - self._last_draw < REDRAW_EVERY and progress.files_done < progress.files_total:
+            return
+        with self._lock:
+            self._last_draw = now
+            self._draw(progress, now)
+
+    def _rate(self, now: float, moved: int) -> float:
+        self._history.append((now, moved))
+        while len(self._history) > 2 and now - self._history[0][0] > RATE_WINDOW:
+            self._history.popleft()
+        t0, b0 = self._history[0]
+        return (moved - b0) / (now - t0) if now > t0 else 0.0
+
+    def _draw(self, p: Progress, now: float) -> None:
+        moved = p.bytes_done - p.bytes_skipped  # skipped files are not throughput
+        rate = self._rate(now, moved)
+        left = p.bytes_total - p.bytes_done
+        eta = format_duration(left / rate) if rate > 0 and left > 0 else "--:--"
+        fraction = p.bytes_done / p.bytes_total if p.bytes_total else 1.0
+        text = (
+            f" {fraction:6.1%}  {format_bytes(p.bytes_done)} / {format_bytes(p.bytes_total)}"
+            f"  {format_bytes(rate)}/s  ETA {eta}  files {p.files_done}/{p.files_total}"
+        )
+        width = shutil.get_terminal_size((80, 20)).columns
+        bar_width = max(10, width - len(text) - 3)
+        filled = int(bar_width * fraction)
+        line = f"[{'#' * filled}{'.' * (bar_width - filled)}]{text}"
+        self._stream.write("\r" + line[: width - 1])
+        self._stream.flush()
+        self._drawn = True
+
+    def finish(self) -> None:
+        """End the bar's line so the summary starts on a fresh one."""
+        with self._lock:
+            if self._drawn:
+                self._stream.write("\n")
+                self._stream.flush()
+                self._drawn = False

@@ -1,0 +1,30 @@
+"""The data-moving engine: sources, the node-local sink, planning, checksums, copying.
+
+It knows nothing of Celery, SQL or HTTP: it takes a plan, a source, a sink and a config,
+and reports through a callback.
+"""
+
+from transfer.engine import CopyEngine, TransferConfig
+from transfer.objects import CopiedFile, SourceObject, Verification
+from transfer.plan import Plan, plan_dataset
+from transfer.progress import Progress, ProgressCallback
+from transfer.sink import DatasetDir, Durability
+from transfer.sources import open_source
+from transfer.stage import StageResult, stage
+
+__all__ = [
+    "CopiedFile",
+    "CopyEngine",
+    "DatasetDir",
+    "Durability",
+    "Plan",
+    "Progress",
+    "ProgressCallback",
+    "SourceObject",
+    "StageResult",
+    "TransferConfig",
+    "Verification",
+    "open_source",
+    "plan_dataset",
+    "stage",
+]

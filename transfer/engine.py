@@ -1,0 +1,354 @@
+"""The copy engine: verified, parallel, resumable copies from a source into a dataset dir.
+
+It takes a plan, a source, a sink and a config, and reports through a callback; it knows
+nothing of Celery, SQL or HTTP. Small objects stream whole, one per thread; objects above
+the multipart threshold are read as parallel ranged parts written in place with pwrite,
+then hashed once from the page cache. Every file is BLAKE3-hashed, checked against any
+checksum the source publishes, and renamed into place only when it matched.
+"""
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from stagegate.errors import StagegateError
+from transfer.checksums import Hasher, new_local_hasher, new_source_hasher
+from transfer.errors import (
+    ChecksumMismatchError,
+    SourceChangedError,
+    SourceReadError,
+    TransferError,
+)
+from transfer.keys import key_parts
+from transfer.objects import CopiedFile, SourceObject, Verification
+from transfer.parts import Part, part_size_for, split_parts
+from transfer.progress import ProgressTracker
+from transfer.sink import DatasetDir, Durability, TempFile
+from transfer.sources.base import ObjectReader, PublishedChecksum, Source
+from transfer.throttle import BandwidthLimiter
+
+log = logging.getLogger(__name__)
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+@dataclass(frozen=True, slots=True)
+class TransferConfig:
+    """How a copy runs. The defaults suit NVMe targets and S3 or NFS sources."""
+
+    concurrency: int = 16  # files (and, separately, parts of big files) copied at once
+    part_size: int = 64 * MiB
+    multipart_threshold: int = 128 * MiB  # objects larger than this are read in ranged parts
+    chunk_size: int = 1 * MiB  # read size; memory is about 2 x concurrency x chunk_size
+    bandwidth_limit: int | None = None  # bytes per second across all threads
+    durability: Durability = Durability.BATCH
+    batch_max_files: int = 1000
+    batch_max_bytes: int = 1 * GiB
+    max_attempts: int = 3  # per file, on a checksum mismatch or a failed read
+
+    def __post_init__(self) -> None:
+        for name in (
+            "concurrency",
+            "part_size",
+            "multipart_threshold",
+            "chunk_size",
+            "batch_max_files",
+            "batch_max_bytes",
+            "max_attempts",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive")
+        if self.bandwidth_limit is not None and self.bandwidth_limit < 1:
+            raise ValueError("bandwidth_limit must be positive")
+
+
+class _Cancelled(Exception):
+    """Raised inside copy threads once another file has failed the run."""
+
+
+T = TypeVar("T")
+
+
+def _failed(future: "Future[Any]") -> bool:
+    return future.done() and not future.cancelled() and future.exception() is not None
+
+
+def _write_all(fd: int, data: bytes, offset: int | None = None) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view) if offset is None else os.pwrite(fd, view, offset)
+        view = view[n:]
+        if offset is not None:
+            offset += n
+
+
+class CopyEngine:
+    """Copies objects from ``source`` into ``dataset``; one instance per run."""
+
+    def __init__(
+        self,
+        source: Source,
+        dataset: DatasetDir,
+        config: TransferConfig,
+        tracker: ProgressTracker,
+        limiter: BandwidthLimiter | None = None,
+    ) -> None:
+        self._source = source
+        self._dataset = dataset
+        self._config = config
+        self._tracker = tracker
+        self._limiter = limiter or (
+            BandwidthLimiter(config.bandwidth_limit) if config.bandwidth_limit else None
+        )
+        self._cancel = threading.Event()
+        # Two pools: a big file's thread waits on its parts, which must not queue behind it.
+        self._files = ThreadPoolExecutor(config.concurrency, thread_name_prefix="stagegate-file")
+        self._parts = ThreadPoolExecutor(config.concurrency, thread_name_prefix="stagegate-part")
+
+    def __enter__(self) -> "CopyEngine":
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None:
+            self.cancel()
+        self.close()
+
+    def close(self) -> None:
+        self._files.shutdown(wait=True, cancel_futures=True)
+        self._parts.shutdown(wait=True, cancel_futures=True)
+
+    def cancel(self) -> None:
+        """Stop every copy in flight at its next chunk; their temporary files are removed."""
+        self._cancel.set()
+
+    # -- batches ---------------------------------------------------------------------
+
+    def submit(self, obj: SourceObject, prior: CopiedFile | None) -> "Future[CopiedFile]":
+        """Copy ``obj`` unless ``prior`` shows it is already present and verified."""
+        if prior is not None and self._still_intact(obj, prior):
+            self._tracker.file_skipped(obj.size)
+            done: Future[CopiedFile] = Future()
+            done.set_result(prior)
+            return done
+        return self._files.submit(self.copy_file, obj)
+
+    def copy_batch(self, batch: list[tuple[SourceObject, CopiedFile | None]]) -> list[CopiedFile]:
+        """Copy a batch; idempotent: files already present and verified are skipped."""
+        return self.collect([self.submit(obj, prior) for obj, prior in batch])
+
+    def collect(self, futures: "list[Future[T]]") -> list[T]:
+        """The results of ``futures``; on the first failure, cancel the run and raise it."""
+        wait(futures, return_when="FIRST_EXCEPTION")
+        if any(_failed(f) for f in futures):
+            self.cancel()
+            wait(futures)
+            errors = [f.exception() for f in futures if _failed(f)]
+            # Report the cause, not the copies that stopped because of it.
+            raise next((e for e in errors if not isinstance(e, _Cancelled)), errors[0])  # type: ignore[misc]
+        return [f.result() for f in futures]
+
+    def _still_intact(self, obj: SourceObject, prior: CopiedFile) -> bool:
+        if not prior.matches(obj):
+            return False
+        st = self._dataset.stat_file(key_parts(obj.key))
+        return st is not None and st.st_size == prior.size and st.st_mtime_ns == prior.mtime_ns
+
+    # -- one file --------------------------------------------------------------------
+
+    def copy_file(self, obj: SourceObject) -> CopiedFile:
+        """Copy one object, retrying a checksum mismatch or a failed read."""
+        attempts = self._config.max_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                if obj.size > self._config.multipart_threshold:
+                    record = self._copy_in_parts(obj)
+                else:
+                    record = self._copy_whole(obj)
+            except (ChecksumMismatchError, SourceReadError) as exc:
+                if attempt == attempts:
+                    raise
+                log.warning("%s (attempt %d of %d, retrying)", exc, attempt, attempts)
+                continue
+            self._tracker.file_done()
+            return record
+        raise AssertionError("unreachable")
+
+    def _check_cancelled(self) -> None:
+        if self._cancel.is_set():
+            raise _Cancelled
+
+    def _open(self, obj: SourceObject, part: Part | None = None) -> ObjectReader:
+        try:
+            if part is None:
+                return self._source.open(obj)
+            return self._source.open(obj, part.offset, part.length)
+        except StagegateError:
+            raise
+        except Exception as exc:
+            raise SourceReadError(f"{obj.key}: cannot open: {exc}") from exc
+
+    def _chunks(self, obj: SourceObject, reader: ObjectReader) -> Iterator[bytes]:
+        size = self._config.chunk_size
+        while True:
+            self._check_cancelled()
+            try:
+                data = reader.read(size)
+            except StagegateError:
+                raise
+            except Exception as exc:
+                raise SourceReadError(f"{obj.key}: read failed: {exc}") from exc
+            if not data:
+                return
+            if self._limiter is not None:
+                self._limiter.consume(len(data))
+            yield data
+
+    def _copy_whole(self, obj: SourceObject) -> CopiedFile:
+        parts = key_parts(obj.key)
+        temp: TempFile | None = self._dataset.create_temp(obj.size)
+        moved = 0
+        try:
+            reader = self._open(obj)
+            try:
+                local = new_local_hasher()
+                published = reader.published
+                check = new_source_hasher(published.algorithm) if published else None
+                for data in self._chunks(obj, reader):
+                    local.update(data)
+                    if check is not None:
+                        check.update(data)
+                    _write_all(temp.fd, data)  # type: ignore[union-attr]
+                    moved += len(data)
+                    self._tracker.bytes_moved(len(data))
+            finally:
+                reader.close()
+            self._check_size(obj, moved)
+            verification = self._verify(obj, published, check)
+            mtime_ns = self._dataset.commit(temp, parts, self._config.durability)  # type: ignore[arg-type]
+            temp = None
+        except BaseException:
+            self._tracker.bytes_retracted(moved)
+            raise
+        finally:
+            if temp is not None:
+                self._dataset.discard(temp)
+        return self._record(obj, local, verification, published, mtime_ns)
+
+    def _copy_in_parts(self, obj: SourceObject) -> CopiedFile:
+        parts = key_parts(obj.key)
+        try:
+            published = self._source.published_checksum(obj)
+        except StagegateError:
+            raise
+        except Exception as exc:
+            raise SourceReadError(f"{obj.key}: cannot read its checksum: {exc}") from exc
+        temp: TempFile | None = self._dataset.create_temp(obj.size)
+        moved = [0]  # bytes of this attempt, across part threads
+        lock = threading.Lock()
+
+        def count(n: int) -> None:
+            with lock:
+                moved[0] += n
+            self._tracker.bytes_moved(n)
+
+        try:
+            ranges = split_parts(obj.size, part_size_for(obj.size, self._config.part_size))
+            futures = [self._parts.submit(self._copy_range, obj, temp.fd, r, count) for r in ranges]  # type: ignore[union-attr]
+            self.collect(futures)
+            self._check_size(obj, moved[0])
+            local, check = self._hash_file(temp.fd, obj.size, published)  # type: ignore[union-attr]
+            verification = self._verify(obj, published, check)
+            mtime_ns = self._dataset.commit(temp, parts, self._config.durability)  # type: ignore[arg-type]
+            temp = None
+        except BaseException:
+            self._tracker.bytes_retracted(moved[0])
+            raise
+        finally:
+            if temp is not None:
+                self._dataset.discard(temp)
+        return self._record(obj, local, verification, published, mtime_ns)
+
+    def _copy_range(self, obj: SourceObject, fd: int, part: Part, count: Callable[[int], None]) -> None:
+        attempts = self._config.max_attempts
+        for attempt in range(1, attempts + 1):
+            offset = part.offset
+            try:
+                reader = self._open(obj, part)
+                try:
+                    for data in self._chunks(obj, reader):
+                        if offset + len(data) > part.end:
+                            raise SourceChangedError(f"{obj.key}: part {part.index} longer than asked")
+                        _write_all(fd, data, offset)
+                        offset += len(data)
+                        count(len(data))
+                finally:
+                    reader.close()
+                if offset != part.end:
+                    raise SourceReadError(f"{obj.key}: part {part.index} ended early at byte {offset}")
+                return
+            except SourceReadError as exc:
+                count(part.offset - offset)
+                if attempt == attempts:
+                    raise
+                log.warning("%s (part attempt %d of %d, retrying)", exc, attempt, attempts)
+
+    def _hash_file(
+        self, fd: int, size: int, published: PublishedChecksum | None
+    ) -> tuple[Hasher, Hasher | None]:
+        """Hash an assembled file once, from the page cache it was just written through."""
+        local = new_local_hasher()
+        check = new_source_hasher(published.algorithm) if published else None
+        buf = bytearray(8 * MiB)
+        view = memoryview(buf)
+        offset = 0
+        while offset < size:
+            self._check_cancelled()
+            n = os.preadv(fd, [view[: min(len(buf), size - offset)]], offset)
+            if n == 0:
+                raise TransferError(f"temporary file shorter than written ({offset} of {size})")
+            local.update(view[:n])
+            if check is not None:
+                check.update(view[:n])
+            offset += n
+        return local, check
+
+    @staticmethod
+    def _check_size(obj: SourceObject, moved: int) -> None:
+        if moved != obj.size:
+            raise SourceChangedError(f"{obj.key}: got {moved} bytes, the listing said {obj.size}")
+
+    @staticmethod
+    def _verify(obj: SourceObject, published: PublishedChecksum | None, check: Hasher | None) -> Verification:
+        if published is None or check is None:
+            return Verification.LOCAL
+        got = check.hexdigest()
+        if got != published.hexdigest:
+            raise ChecksumMismatchError(
+                f"{obj.key}: {published.algorithm} of the bytes received is {got}, "
+                f"the source published {published.hexdigest}"
+            )
+        return Verification.SOURCE
+
+    @staticmethod
+    def _record(
+        obj: SourceObject,
+        local: Hasher,
+        verification: Verification,
+        published: PublishedChecksum | None,
+        mtime_ns: int,
+    ) -> CopiedFile:
+        return CopiedFile(
+            key=obj.key,
+            size=obj.size,
+            revision=obj.revision,
+            version=obj.version,
+            blake3=local.hexdigest(),
+            verification=verification,
+            source_checksum=str(published) if published else None,
+            mtime_ns=mtime_ns,
+        )

@@ -1,0 +1,47 @@
+"""Errors the transfer engine raises. All derive from :class:`stagegate.errors.StagegateError`."""
+
+from stagegate.errors import InvalidInputError, NotFoundError, StagegateError
+
+
+class TransferError(StagegateError):
+    """A transfer could not complete."""
+
+
+class UnsafeKeyError(InvalidInputError):
+    """An object key that would land outside the dataset root, or cannot be a safe path."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"unsafe key {key!r}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+class SourceNotFoundError(NotFoundError):
+    """The source URL names nothing: no bucket, no prefix, no path."""
+
+
+class SourceChangedError(TransferError):
+    """An object changed (version, ETag or size) between planning and copying."""
+
+
+class ChecksumMismatchError(TransferError):
+    """The bytes received do not match the checksum the source published."""
+
+
+class UnsafeDestinationError(TransferError):
+    """Writing would follow a symlink or leave the destination root."""
+
+
+class SourceReadError(TransferError):
+    """Reading from the source failed in a way worth retrying (reset connection, timeout)."""
+
+
+class PlanRejectedError(InvalidInputError):
+    """The listing holds keys that cannot be staged safely; nothing was written."""
+
+    def __init__(self, problems: list[str], count: int) -> None:
+        shown = "\n  ".join(problems)
+        more = f"\n  ... and {count - len(problems)} more" if count > len(problems) else ""
+        super().__init__(f"{count} key(s) cannot be staged safely:\n  {shown}{more}")
+        self.problems = problems
+        self.count = count

@@ -1,0 +1,83 @@
+"""Pure rules that turn an object key into a path under a dataset root, or refuse it.
+
+A key is accepted only if it is a plain relative POSIX path: no absolute path, no ``.`` or
+``..`` segment, no empty segment, no NUL or other control character, no backslash (which
+some consumers treat as a separator), valid Unicode, and not inside stagegate's own state
+directory. Collisions after Unicode normalisation are found by :class:`NormalizationGuard`.
+"""
+
+import unicodedata
+from collections.abc import Iterable
+
+from transfer.errors import UnsafeKeyError
+
+# stagegate keeps its state (temporary files, journal, manifest) here, inside the dataset root.
+STATE_DIR = ".stagegate"
+MAX_SEGMENT_BYTES = 255  # NAME_MAX on Linux filesystems
+MAX_KEY_BYTES = 4095  # PATH_MAX minus the terminator
+
+
+def key_parts(key: str) -> tuple[str, ...]:
+    """Split ``key`` into path segments, raising :class:`UnsafeKeyError` if it is unsafe."""
+    if not key:
+        raise UnsafeKeyError(key, "empty key")
+    if key.startswith("/"):
+        raise UnsafeKeyError(key, "absolute key")
+    if "\\" in key:
+        raise UnsafeKeyError(key, "backslash in key")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+        raise UnsafeKeyError(key, "NUL or control character in key")
+    try:
+        encoded = key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnsafeKeyError(key, "key is not valid Unicode") from None
+    if len(encoded) > MAX_KEY_BYTES:
+        raise UnsafeKeyError(key, f"key longer than {MAX_KEY_BYTES} bytes")
+    parts = tuple(key.split("/"))
+    for part in parts:
+        if part == "":
+            raise UnsafeKeyError(key, "empty path segment")
+        if part in (".", ".."):
+            raise UnsafeKeyError(key, f"'{part}' path segment")
+        if len(part.encode("utf-8")) > MAX_SEGMENT_BYTES:
+            raise UnsafeKeyError(key, f"path segment longer than {MAX_SEGMENT_BYTES} bytes")
+    if parts[0] == STATE_DIR:
+        raise UnsafeKeyError(key, f"'{STATE_DIR}/' is reserved for stagegate's own state")
+    return parts
+
+
+def is_directory_marker(key: str, size: int) -> bool:
+    """True for the zero-byte ``prefix/`` objects consoles create to show a folder."""
+    return size == 0 and key.endswith("/") and key.strip("/") != ""
+
+
+class NormalizationGuard:
+    """Finds keys that differ as strings but collide after Unicode normalisation (NFC).
+
+    Two distinct keys with the same NFC form cannot both be in NFC, so only keys that are
+    *not* NFC need remembering: memory is proportional to those (usually none), not to the
+    listing. A collision between a non-NFC key and an NFC key seen earlier is found by
+    :meth:`check_against`, a second pass over the (spilled) key stream.
+    """
+
+    def __init__(self) -> None:
+        self._non_nfc: dict[str, str] = {}  # NFC form -> original key
+
+    def add(self, key: str) -> None:
+        normal = unicodedata.normalize("NFC", key)
+        earlier = self._non_nfc.get(normal)
+        if earlier is not None:
+            raise UnsafeKeyError(key, f"collides with {earlier!r} after Unicode normalisation")
+        if normal != key:
+            self._non_nfc[normal] = key
+
+    @property
+    def needs_second_pass(self) -> bool:
+        return bool(self._non_nfc)
+
+    def check_against(self, keys: Iterable[str]) -> None:
+        """Second pass: raise if any NFC key equals the NFC form of a non-NFC key."""
+        for key in keys:
+            other = self._non_nfc.get(key)
+            if other is not None and other != key:
+                raise UnsafeKeyError(other, f"collides with {key!r} after Unicode normalisation")

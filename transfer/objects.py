@@ -1,0 +1,78 @@
+"""What a source says about one object, and what the engine recorded after copying it."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+@dataclass(frozen=True, slots=True)
+class SourceObject:
+    """One object as the source listed it.
+
+    ``key`` is relative to the source prefix and '/'-separated. ``revision`` identifies the
+    exact bytes: the S3 ETag (plus ``version`` on versioned buckets), a POSIX file's
+    ``mtime_ns:size``, or what an fsspec backend offers. ``checksum_algorithm`` names a
+    full-object checksum the source publishes for it (S3 lists the algorithm, the value
+    arrives with the object), if any.
+    """
+
+    key: str
+    size: int
+    revision: str | None = None
+    version: str | None = None
+    mtime: float | None = None
+    checksum_algorithm: str | None = None
+
+
+class Verification(StrEnum):
+    """How strongly a copied file is known to equal the source object."""
+
+    SOURCE = "source"  # matched a checksum the source published
+    LOCAL = "local"  # hashed while written; the source published nothing to compare with
+
+
+@dataclass(frozen=True, slots=True)
+class CopiedFile:
+    """The record of one verified file in the dataset: the manifest line."""
+
+    key: str
+    size: int
+    revision: str | None
+    version: str | None
+    blake3: str
+    verification: Verification
+    source_checksum: str | None  # "algorithm:hex", the value the source published
+    mtime_ns: int  # of the written file, to recognise it untouched on resume
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "key": self.key,
+            "size": self.size,
+            "revision": self.revision,
+            "version": self.version,
+            "blake3": self.blake3,
+            "verification": self.verification.value,
+            "source_checksum": self.source_checksum,
+            "mtime_ns": self.mtime_ns,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, object]) -> "CopiedFile":
+        return cls(
+            key=str(d["key"]),
+            size=int(d["size"]),  # type: ignore[call-overload]
+            revision=None if d.get("revision") is None else str(d["revision"]),
+            version=None if d.get("version") is None else str(d["version"]),
+            blake3=str(d["blake3"]),
+            verification=Verification(str(d["verification"])),
+            source_checksum=None if d.get("source_checksum") is None else str(d["source_checksum"]),
+            mtime_ns=int(d["mtime_ns"]),  # type: ignore[call-overload]
+        )
+
+    def matches(self, obj: SourceObject) -> bool:
+        """True if this record was made from exactly ``obj``'s bytes."""
+        return (
+            self.key == obj.key
+            and self.size == obj.size
+            and self.revision == obj.revision
+            and self.version == obj.version
+        )

@@ -1,0 +1,70 @@
+"""Pure arithmetic: how a big object splits into ranged parts, how objects group into batches."""
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+MIN_PART_SIZE = 1 << 20
+MAX_PARTS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """A byte range ``[offset, offset + length)`` of one object."""
+
+    index: int
+    offset: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.length
+
+
+def part_size_for(size: int, preferred: int, max_parts: int = MAX_PARTS) -> int:
+    """The part size to use: ``preferred``, grown just enough to stay within ``max_parts``."""
+    if preferred < 1:
+        raise ValueError("part size must be positive")
+    if size <= preferred * max_parts:
+        return preferred
+    # ceil(size / max_parts), rounded up to a whole MiB so ranges stay page aligned
+    needed = -(-size // max_parts)
+    return -(-needed // MIN_PART_SIZE) * MIN_PART_SIZE
+
+
+def split_parts(size: int, part_size: int) -> list[Part]:
+    """Cover ``[0, size)`` with consecutive parts of ``part_size`` bytes (the last may be short).
+
+    A zero-byte object has no parts.
+    """
+    if size < 0:
+        raise ValueError("size must not be negative")
+    if part_size < 1:
+        raise ValueError("part size must be positive")
+    return [
+        Part(index, offset, min(part_size, size - offset))
+        for index, offset in enumerate(range(0, size, part_size))
+    ]
+
+
+T = TypeVar("T")
+
+
+def batched_by_weight(
+    items: Iterable[T], weight_of: Callable[[T], int], max_weight: int, max_items: int
+) -> Iterator[list[T]]:
+    """Group ``items`` in order into batches of at most ``max_items`` items and, unless a
+    single item is heavier, at most ``max_weight`` total weight. Batches are never empty."""
+    if max_items < 1 or max_weight < 1:
+        raise ValueError("batch limits must be positive")
+    batch: list[T] = []
+    weight = 0
+    for item in items:
+        w = weight_of(item)
+        if batch and (len(batch) >= max_items or weight + w > max_weight):
+            yield batch
+            batch, weight = [], 0
+        batch.append(item)
+        weight += w
+    if batch:
+        yield batch

@@ -1,0 +1,32 @@
+"""Sources, picked from the URL: ``s3://`` through boto3, ``file://`` and plain paths as
+POSIX directories, anything else fsspec knows through one generic fsspec source."""
+
+from urllib.parse import unquote, urlsplit
+
+from stagegate.errors import InvalidInputError
+from transfer.sources.base import ObjectReader, PublishedChecksum, Source
+from transfer.sources.fsspec_source import FsspecSource
+from transfer.sources.local import LocalSource
+from transfer.sources.s3 import S3Source
+
+__all__ = ["ObjectReader", "PublishedChecksum", "Source", "open_source"]
+
+
+def open_source(url: str, max_connections: int = 64) -> Source:
+    """The source for ``url``."""
+    if not url:
+        raise InvalidInputError("empty source URL")
+    scheme = urlsplit(url).scheme if "://" in url else ""
+    if scheme == "s3":
+        return S3Source(url, max_connections=max_connections)
+    if scheme == "":
+        return LocalSource(url)
+    if scheme == "file":
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            raise InvalidInputError(f"file URL with a remote host is not supported: {url!r}")
+        return LocalSource(unquote(parts.path), url=url)
+    try:
+        return FsspecSource(url)
+    except (ValueError, ImportError) as exc:
+        raise InvalidInputError(f"unsupported source URL {url!r}: {exc}") from None

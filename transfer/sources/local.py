@@ -1,0 +1,98 @@
+"""A POSIX directory (local disk or an NFS mount) as a source."""
+
+import os
+import stat
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+
+from transfer.errors import SourceChangedError, SourceNotFoundError
+from transfer.objects import SourceObject
+from transfer.sources.base import DirEntry, PublishedChecksum, walk_sorted
+
+
+def posix_revision(st: os.stat_result) -> str:
+    return f"{st.st_mtime_ns}:{st.st_size}"
+
+
+class _FileReader:
+    published: PublishedChecksum | None = None  # POSIX publishes no checksum
+
+    def __init__(self, fd: int, offset: int, length: int) -> None:
+        self._fd = fd
+        self._pos = offset
+        self._left = length
+
+    def read(self, n: int, /) -> bytes:
+        if self._left <= 0:
+            return b""
+        data = os.pread(self._fd, min(n, self._left), self._pos)
+        if not data:
+            raise SourceChangedError(f"file shrank while being read (at byte {self._pos})")
+        self._pos += len(data)
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class LocalSource:
+    """Files under a directory, or one file. Symlinks are not followed: a link could lead
+    outside the dataset the policy was asked about; they are counted in ``skipped_symlinks``."""
+
+    def __init__(self, path: str | os.PathLike[str], url: str | None = None) -> None:
+        self.root = Path(path)
+        self.url = url or str(self.root)
+        self.skipped_symlinks = 0
+
+    def list(self) -> Iterator[SourceObject]:
+        try:
+            st = self.root.stat()
+        except FileNotFoundError:
+            raise SourceNotFoundError(f"no such file or directory: {self.root}") from None
+        if stat.S_ISREG(st.st_mode):
+            yield self._object(self.root.name, st)
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            raise SourceNotFoundError(f"not a regular file or directory: {self.root}")
+        for key, entry in walk_sorted(self._list_dir):
+            yield self._object(key, entry.payload)  # type: ignore[arg-type]
+
+    def _list_dir(self, rel: str) -> Iterator[DirEntry]:
+        with os.scandir(self.root / rel if rel else self.root) as it:
+            for e in it:
+                if e.is_symlink():
+                    self.skipped_symlinks += 1
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    yield DirEntry(e.name, True, None)
+                elif e.is_file(follow_symlinks=False):
+                    yield DirEntry(e.name, False, e.stat(follow_symlinks=False))
+
+    @staticmethod
+    def _object(key: str, st: os.stat_result) -> SourceObject:
+        return SourceObject(key=key, size=st.st_size, revision=posix_revision(st), mtime=st.st_mtime)
+
+    @cached_property
+    def _is_single_file(self) -> bool:
+        return self.root.is_file()
+
+    def _path(self, obj: SourceObject) -> Path:
+        return self.root if self._is_single_file else self.root / obj.key
+
+    def open(self, obj: SourceObject, offset: int = 0, length: int | None = None) -> _FileReader:
+        try:
+            fd = os.open(self._path(obj), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise SourceChangedError(f"{obj.key}: deleted since it was listed") from None
+        st = os.fstat(fd)
+        if posix_revision(st) != obj.revision:
+            os.close(fd)
+            raise SourceChangedError(f"{obj.key}: modified since it was listed")
+        if offset == 0 and length is None:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        return _FileReader(fd, offset, obj.size - offset if length is None else length)
+
+    def published_checksum(self, obj: SourceObject) -> PublishedChecksum | None:
+        return None
