@@ -23,7 +23,7 @@ class ProgressBar:
         self._stream = stream
         self._clock = clock
         self._lock = threading.Lock()
-        self._last_draw = 0.0
+        self._last_draw = float("-inf")
         self._history: deque[tuple[float, int]] = deque()
         self._drawn = False
 

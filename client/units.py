@@ -1,6 +1,7 @@
 """Human sizes and durations, both ways."""
 
 import re
+from decimal import Decimal
 
 _UNITS = {
     "": 1,
@@ -30,14 +31,16 @@ def parse_size(text: str) -> int:
     match = _SIZE.match(text)
     if not match or match.group(2).lower() not in _UNITS:
         raise ValueError(f"not a size: {text!r} (try 4096, 64MiB, 1.5GB)")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    return int(Decimal(match.group(1)) * _UNITS[match.group(2).lower()])  # exact, unlike float
 
 
 def format_bytes(n: float) -> str:
     """Decimal units, as throughput is quoted: ``1.2 GB``."""
     for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        text = f"{n:.0f}" if unit == "B" else f"{n:.1f}"
+        # Decide the unit after rounding, so 999,950 B shows as 1.0 MB, not 1000.0 kB.
+        if abs(float(text)) < 1000 or unit == "TB":
+            return f"{text} {unit}"
         n /= 1000
     raise AssertionError("unreachable")
 

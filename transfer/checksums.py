@@ -11,7 +11,6 @@ import zlib
 from typing import Protocol
 
 import blake3
-from awscrt import checksums as crt
 
 SOURCE_ALGORITHMS = ("crc32", "crc32c", "crc64nvme", "sha1", "sha256", "md5")
 
@@ -49,10 +48,10 @@ def new_source_hasher(algorithm: str) -> Hasher:
     """A fresh hasher for one of :data:`SOURCE_ALGORITHMS`."""
     if algorithm == "crc32":
         return _Crc(_crc32, 4)
-    if algorithm == "crc32c":
-        return _Crc(crt.crc32c, 4)
-    if algorithm == "crc64nvme":
-        return _Crc(crt.crc64nvme, 8)
+    if algorithm in ("crc32c", "crc64nvme"):
+        from awscrt import checksums as crt  # native code, imported when an object needs it
+
+        return _Crc(crt.crc32c, 4) if algorithm == "crc32c" else _Crc(crt.crc64nvme, 8)
     if algorithm in ("sha1", "sha256", "md5"):
         return hashlib.new(algorithm, usedforsecurity=False)
     raise ValueError(f"unknown checksum algorithm {algorithm!r}")

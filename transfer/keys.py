@@ -17,6 +17,13 @@ MAX_SEGMENT_BYTES = 255  # NAME_MAX on Linux filesystems
 MAX_KEY_BYTES = 4095  # PATH_MAX minus the terminator
 
 
+def _has_control_character(key: str) -> bool:
+    """C0, DEL and C1 (NEL, CSI...): line breaks and terminal escapes have no place in a name."""
+    if key.isascii():
+        return any(ord(c) < 0x20 or ord(c) == 0x7F for c in key)
+    return any(unicodedata.category(c) == "Cc" for c in key)
+
+
 def key_parts(key: str) -> tuple[str, ...]:
     """Split ``key`` into path segments, raising :class:`UnsafeKeyError` if it is unsafe."""
     if not key:
@@ -25,7 +32,7 @@ def key_parts(key: str) -> tuple[str, ...]:
         raise UnsafeKeyError(key, "absolute key")
     if "\\" in key:
         raise UnsafeKeyError(key, "backslash in key")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+    if _has_control_character(key):
         raise UnsafeKeyError(key, "NUL or control character in key")
     try:
         encoded = key.encode("utf-8")

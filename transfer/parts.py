@@ -23,8 +23,8 @@ class Part:
 
 def part_size_for(size: int, preferred: int, max_parts: int = MAX_PARTS) -> int:
     """The part size to use: ``preferred``, grown just enough to stay within ``max_parts``."""
-    if preferred < 1:
-        raise ValueError("part size must be positive")
+    if preferred < 1 or max_parts < 1:
+        raise ValueError("part size and part count must be positive")
     if size <= preferred * max_parts:
         return preferred
     # ceil(size / max_parts), rounded up to a whole MiB so ranges stay page aligned

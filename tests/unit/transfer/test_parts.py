@@ -1,0 +1,162 @@
+"""Tests for transfer.parts: ranged parts and weighted batches."""
+
+import itertools
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from transfer.parts import MAX_PARTS, MIN_PART_SIZE, Part, batched_by_weight, part_size_for, split_parts
+
+MiB = 1 << 20
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+# --- split_parts ----------------------------------------------------------------------
+
+
+@settings(max_examples=200)
+@given(st.integers(0, 5_000), st.integers(1, 6_000))
+def test_split_parts_covers_the_object_exactly(size: int, part_size: int) -> None:
+    parts = split_parts(size, part_size)
+    assert len(parts) == ceil_div(size, part_size)
+    assert [p.index for p in parts] == list(range(len(parts)))
+    offset = 0
+    for part in parts:
+        assert part.offset == offset
+        assert 1 <= part.length <= part_size
+        assert part.end == part.offset + part.length
+        offset = part.end
+    assert offset == size
+    # only the last part may be short
+    assert all(p.length == part_size for p in parts[:-1])
+
+
+@given(st.integers(1, 10**12), st.integers(0, 2_000), st.data())
+def test_split_parts_of_large_objects(part_size: int, full_parts: int, data: st.DataObject) -> None:
+    remainder = data.draw(st.integers(0, part_size - 1), label="remainder")
+    size = full_parts * part_size + remainder
+    parts = split_parts(size, part_size)
+    assert len(parts) == full_parts + (1 if remainder else 0)
+    assert sum(p.length for p in parts) == size
+    if parts:
+        assert parts[-1].end == size
+        assert parts[-1].length == (remainder or part_size)
+
+
+def test_split_parts_examples() -> None:
+    assert split_parts(0, 5) == []
+    assert split_parts(5, 5) == [Part(0, 0, 5)]
+    assert split_parts(11, 5) == [Part(0, 0, 5), Part(1, 5, 5), Part(2, 10, 1)]
+    assert split_parts(1, 1 << 30) == [Part(0, 0, 1)]
+
+
+@pytest.mark.parametrize(("size", "part_size"), [(-1, 5), (10, 0), (10, -3), (0, 0)])
+def test_split_parts_rejects_invalid_arguments(size: int, part_size: int) -> None:
+    with pytest.raises(ValueError):
+        split_parts(size, part_size)
+
+
+# --- part_size_for --------------------------------------------------------------------
+
+
+@settings(max_examples=300)
+@given(
+    size=st.integers(0, 10**16),
+    preferred=st.integers(1, 1 << 30),
+    max_parts=st.integers(1, MAX_PARTS),
+)
+def test_part_size_for_respects_preference_and_part_limit(size: int, preferred: int, max_parts: int) -> None:
+    chosen = part_size_for(size, preferred, max_parts)
+    assert chosen >= preferred
+    assert ceil_div(size, chosen) <= max_parts
+    if chosen != preferred:
+        assert chosen % MIN_PART_SIZE == 0
+        if chosen > MIN_PART_SIZE:
+            # grown just enough: one MiB less would need too many parts
+            assert ceil_div(size, chosen - MIN_PART_SIZE) > max_parts
+
+
+def test_part_size_for_examples() -> None:
+    assert part_size_for(0, 8 * MiB) == 8 * MiB
+    assert part_size_for(8 * MiB * MAX_PARTS, 8 * MiB) == 8 * MiB
+    # one byte more than fits: grows to the next whole MiB
+    assert part_size_for(8 * MiB * MAX_PARTS + 1, 8 * MiB) == 9 * MiB
+    assert part_size_for(5 * 2**40, 8 * MiB) == 525 * MiB  # 5 TiB: S3's maximum object
+    assert part_size_for(100, 1, max_parts=10) == MiB
+
+
+def test_part_size_for_rejects_non_positive_preference() -> None:
+    with pytest.raises(ValueError):
+        part_size_for(10, 0)
+    with pytest.raises(ValueError):
+        part_size_for(10, -1)
+
+
+# --- batched_by_weight ----------------------------------------------------------------
+
+
+@settings(max_examples=300)
+@given(
+    weights=st.lists(st.integers(0, 100), max_size=60),
+    max_weight=st.integers(1, 250),
+    max_items=st.integers(1, 10),
+)
+def test_batches_preserve_order_and_respect_limits(
+    weights: list[int], max_weight: int, max_items: int
+) -> None:
+    items = list(enumerate(weights))  # distinct items, so order is observable
+    batches = list(batched_by_weight(items, lambda item: item[1], max_weight, max_items))
+    assert [item for batch in batches for item in batch] == items
+    for batch in batches:
+        assert batch
+        assert len(batch) <= max_items
+        weight = sum(w for _, w in batch)
+        assert weight <= max_weight or len(batch) == 1
+
+
+@settings(max_examples=200)
+@given(
+    weights=st.lists(st.integers(0, 100), min_size=1, max_size=60),
+    max_weight=st.integers(1, 250),
+    max_items=st.integers(1, 10),
+)
+def test_batches_are_greedy(weights: list[int], max_weight: int, max_items: int) -> None:
+    """A batch is closed only when the next item would break a limit."""
+    batches = list(batched_by_weight(weights, lambda w: w, max_weight, max_items))
+    for batch, following in itertools.pairwise(batches):
+        full = len(batch) >= max_items
+        too_heavy = sum(batch) + following[0] > max_weight
+        assert full or too_heavy
+
+
+def test_batches_examples() -> None:
+    def weight(w: int) -> int:
+        return w
+
+    assert list(batched_by_weight([], weight, 10, 3)) == []
+    assert list(batched_by_weight([1, 2, 3, 4], weight, 100, 2)) == [[1, 2], [3, 4]]
+    assert list(batched_by_weight([6, 5, 4, 20, 1], weight, 10, 10)) == [[6], [5, 4], [20], [1]]
+
+
+def test_batches_consume_a_generator_lazily() -> None:
+    pulled: list[int] = []
+
+    def source() -> Iterator[int]:
+        for i in range(100):
+            pulled.append(i)
+            yield i
+
+    first = next(batched_by_weight(source(), lambda _: 1, 1000, 3))
+    assert first == [0, 1, 2]
+    assert len(pulled) <= 4
+
+
+@pytest.mark.parametrize(("max_weight", "max_items"), [(0, 1), (1, 0), (-5, 3)])
+def test_batches_reject_invalid_limits(max_weight: int, max_items: int) -> None:
+    with pytest.raises(ValueError):
+        list(batched_by_weight([1], lambda w: w, max_weight, max_items))
