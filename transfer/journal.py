@@ -10,21 +10,33 @@ millions of files the dataset has. A record is journaled only after its bytes ar
 import heapq
 import itertools
 import json
+import logging
 import os
 import shutil
+import stat
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from transfer.objects import CopiedFile
+from transfer.sink import open_nofollow, real_directory
+
+log = logging.getLogger(__name__)
 
 JOURNAL_DIR = "journal"
 
 
 def read_records(path: Path) -> Iterator[CopiedFile]:
-    with path.open("rb") as f:
-        for line in f:
-            yield CopiedFile.from_json(json.loads(line))
+    """The records in ``path``. A damaged file (cut short by a crash, edited) ends the
+    stream where the damage starts: what it no longer vouches for is simply copied again."""
+    with os.fdopen(open_nofollow(path, os.O_RDONLY), "rb") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                record = CopiedFile.from_json(json.loads(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("ignoring %s from line %d on: damaged (%s)", path, number, exc)
+                return
+            yield record
 
 
 def encode_records(records: Iterable[CopiedFile]) -> Iterator[bytes]:
@@ -36,9 +48,9 @@ class Journal:
     """Journal generations under ``state_dir/journal``."""
 
     def __init__(self, state_dir: Path) -> None:
-        self._dir = state_dir / JOURNAL_DIR
-        self._dir.mkdir(exist_ok=True)
-        self._previous = sorted(p for p in self._dir.iterdir() if p.is_dir())
+        self._dir = real_directory(state_dir / JOURNAL_DIR)
+        # Only real directories are generations; a planted symlink is neither read nor removed.
+        self._previous = sorted(p for p in self._dir.iterdir() if stat.S_ISDIR(p.lstat().st_mode))
         self.generation = self._dir / f"{time.time_ns():020d}"
         self.generation.mkdir()
 
@@ -47,7 +59,8 @@ class Journal:
         records = sorted(records, key=lambda r: r.key)
         final = self.generation / f"{index:010d}.jsonl"
         temp = final.with_suffix(".tmp")
-        with temp.open("wb") as f:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        with os.fdopen(open_nofollow(temp, flags), "wb") as f:
             f.writelines(encode_records(records))
             f.flush()
             os.fsync(f.fileno())
@@ -66,7 +79,7 @@ class Journal:
         """Every record earlier runs left (the last manifest, then interrupted generations),
         in key order; where several hold a key, the newest wins."""
         streams: list[Iterator[CopiedFile]] = []
-        if manifest is not None and manifest.exists():
+        if manifest is not None and manifest.is_file():
             streams.append(read_records(manifest))
         streams.extend(self._generation_records(g) for g in self._previous)
         merged = heapq.merge(*streams, key=lambda r: r.key)  # stable: newer streams come later

@@ -2,6 +2,7 @@
 plan to a spill file, so a listing of millions of objects is never held in memory."""
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ from transfer.errors import PlanRejectedError, UnsafeKeyError
 from transfer.keys import NormalizationGuard, is_directory_marker, key_parts
 from transfer.manifest import ManifestDigest
 from transfer.objects import SourceObject
+from transfer.sink import open_nofollow
 from transfer.sources.base import Source
 
 MAX_PROBLEMS_SHOWN = 20
@@ -27,7 +29,7 @@ class Plan:
     directory_markers: int
 
     def entries(self) -> Iterator[SourceObject]:
-        with self.path.open("rb") as f:
+        with os.fdopen(open_nofollow(self.path, os.O_RDONLY), "rb") as f:
             for line in f:
                 yield SourceObject(**json.loads(line))
 
@@ -54,7 +56,7 @@ def plan_dataset(source: Source, spill: Path) -> Plan:
     digest = ManifestDigest()
     problems: list[str] = []
     problem_count = total_bytes = markers = 0
-    with spill.open("wb") as f:
+    with os.fdopen(open_nofollow(spill, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb") as f:
         for obj in source.list():
             if is_directory_marker(obj.key, obj.size):
                 markers += 1

@@ -21,7 +21,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from transfer.errors import TransferError, UnsafeDestinationError, UnsafeKeyError
+from transfer.errors import TransferError, UnsafeDestinationError
 from transfer.keys import STATE_DIR
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -50,6 +50,25 @@ def syncfs(fd: int) -> None:
 class TempFile:
     fd: int
     name: str
+
+
+def open_nofollow(path: Path, flags: int, mode: int = 0o644) -> int:
+    """``os.open`` that refuses a symlink as the last component."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeDestinationError(f"refusing to follow the symlink at {path}") from None
+        raise
+
+
+def real_directory(path: Path) -> Path:
+    """Make ``path`` (if missing) and insist it is a directory, not a symlink to one."""
+    with contextlib.suppress(FileExistsError):
+        path.mkdir()
+    if not stat.S_ISDIR(path.lstat().st_mode):
+        raise UnsafeDestinationError(f"{path} is not a directory (a symlink?); refusing to use it")
+    return path
 
 
 def _open_dir(parent_fd: int, name: str, create: bool) -> int:
@@ -92,22 +111,23 @@ class DatasetDir:
     def state_path(self) -> Path:
         return self.path / STATE_DIR
 
-    def _walk_dir(self, parts: Iterable[str], create: bool) -> int:
+    def _walk_dir(self, parts: tuple[str, ...], create: bool) -> int:
         fd = os.dup(self._fd)
         try:
-            for part in parts:
+            for depth, part in enumerate(parts):
                 try:
                     child = _open_dir(fd, part, create)
                 except OSError as exc:
-                    if exc.errno == errno.ELOOP:
-                        raise UnsafeDestinationError(
-                            f"refusing to follow a symlink at {part!r} under {self.path}"
-                        ) from None
-                    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
-                        raise UnsafeKeyError(
-                            "/".join(parts), f"{part!r} exists and is not a directory"
-                        ) from None
-                    raise
+                    if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.EEXIST):
+                        raise
+                    where = self.path.joinpath(*parts[: depth + 1])
+                    # Linux reports a symlink opened with O_DIRECTORY|O_NOFOLLOW as ENOTDIR.
+                    if stat.S_ISLNK(os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode):
+                        raise UnsafeDestinationError(f"refusing to follow the symlink at {where}") from None
+                    raise UnsafeDestinationError(
+                        f"cannot make directory {where}: it exists and is not a directory "
+                        "(a file left by something else, or the source holds both 'x' and 'x/...')"
+                    ) from None
                 os.close(fd)
                 fd = child
         except BaseException:
@@ -153,12 +173,14 @@ class DatasetDir:
             mtime_ns = os.fstat(temp.fd).st_mtime_ns
         finally:
             os.close(temp.fd)
+            temp.fd = -1  # closed: discard() must not close the number again, another file may own it
         parent = self._walk_dir(parts[:-1], create=True)
         try:
             os.rename(temp.name, parts[-1], src_dir_fd=self._tmp_fd, dst_dir_fd=parent)
         except IsADirectoryError:
-            os.unlink(temp.name, dir_fd=self._tmp_fd)
-            raise UnsafeKeyError("/".join(parts), "a directory of that name exists") from None
+            raise UnsafeDestinationError(
+                f"cannot write {self.path.joinpath(*parts)}: a directory of that name is in the way"
+            ) from None
         finally:
             os.close(parent)
         return mtime_ns
@@ -167,7 +189,7 @@ class DatasetDir:
         """The file at ``parts`` if it is a regular file (symlinks are not followed)."""
         try:
             parent = self._walk_dir(parts[:-1], create=False)
-        except (FileNotFoundError, UnsafeKeyError, UnsafeDestinationError):
+        except (FileNotFoundError, UnsafeDestinationError):
             return None
         try:
             st = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)

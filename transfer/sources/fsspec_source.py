@@ -5,6 +5,7 @@ interface, so files from here are verified locally only.
 """
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import fsspec
@@ -15,9 +16,17 @@ from transfer.sources.base import DirEntry, PublishedChecksum, walk_sorted
 
 
 def _revision(info: dict[str, Any]) -> str | None:
+    """What identifies the bytes. Backends give times as floats in listings and as datetimes
+    from info(): both become whole microseconds, so the two spellings compare equal."""
     for field in ("ETag", "etag", "md5", "mtime", "LastModified", "created"):
-        if info.get(field) is not None:
-            return f"{field}:{info[field]}"
+        value = info.get(field)
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            value = value.timestamp()
+        if isinstance(value, float | int):
+            value = round(value * 1_000_000)
+        return f"{field}:{value}"
     return None
 
 

@@ -6,6 +6,7 @@ read can never mix two revisions of an object, and a change since planning is ca
 by S3 itself (412) rather than by a checksum after the fact.
 """
 
+import io
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -113,6 +114,8 @@ class S3Source:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=dir_prefix):
                 for item in page.get("Contents", []):
                     found = True
+                    if item["Key"] == dir_prefix:
+                        continue  # the folder marker of the prefix itself ("Create folder")
                     yield self._object(item["Key"][len(dir_prefix) :], item)
         except ClientError as exc:
             code = _error_code(exc)
@@ -162,6 +165,8 @@ class S3Source:
         if obj.version:
             args["VersionId"] = obj.version
         whole = offset == 0 and (length is None or length == obj.size)
+        if not whole and (length == 0 or offset >= obj.size):
+            return _BodyReader(io.BytesIO(), None)  # S3 ignores an empty Range and sends it all
         if not whole:
             end = obj.size - 1 if length is None else offset + length - 1
             args["Range"] = f"bytes={offset}-{end}"
