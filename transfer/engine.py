@@ -19,6 +19,7 @@ from stagegate.errors import StagegateError
 from transfer.checksums import Hasher, new_local_hasher, new_source_hasher
 from transfer.errors import (
     ChecksumMismatchError,
+    LabelChangedError,
     SourceChangedError,
     SourceReadError,
     TransferError,
@@ -50,6 +51,7 @@ class TransferConfig:
     batch_max_files: int = 1000
     batch_max_bytes: int = 1 * GiB
     max_attempts: int = 3  # per file, on a checksum mismatch or a failed read
+    recheck_labels: bool = False  # re-read each object's own label right before copying it
 
     def __post_init__(self) -> None:
         for name in (
@@ -215,6 +217,8 @@ class CopyEngine:
         try:
             reader = self._open(obj)
             try:
+                if self._config.recheck_labels:
+                    self._check_label(obj, reader.own_label())
                 local = new_local_hasher()
                 published = reader.published
                 check = new_source_hasher(published.algorithm) if published else None
@@ -242,6 +246,8 @@ class CopyEngine:
     def _copy_in_parts(self, obj: SourceObject) -> CopiedFile:
         parts = key_parts(obj.key)
         try:
+            if self._config.recheck_labels:
+                self._check_label(obj, self._source.own_label(obj))
             published = self._source.published_checksum(obj)
         except StagegateError:
             raise
@@ -316,6 +322,11 @@ class CopyEngine:
                 check.update(view[:n])
             offset += n
         return local, check
+
+    @staticmethod
+    def _check_label(obj: SourceObject, now: str | None) -> None:
+        if now != obj.label:
+            raise LabelChangedError(f"{obj.key}: its label changed since planning ({obj.label!r} -> {now!r})")
 
     @staticmethod
     def _check_size(obj: SourceObject, moved: int) -> None:

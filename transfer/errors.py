@@ -24,6 +24,10 @@ class SourceChangedError(TransferError):
     """An object changed (version, ETag or size) between planning and copying."""
 
 
+class LabelChangedError(SourceChangedError):
+    """An object's classification label changed between planning and copying."""
+
+
 class ChecksumMismatchError(TransferError):
     """The bytes received do not match the checksum the source published."""
 

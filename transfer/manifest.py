@@ -15,7 +15,13 @@ from transfer.objects import SourceObject
 
 def entry_bytes(obj: SourceObject) -> bytes:
     """The canonical form of one entry: what the digest commits to."""
-    fields = {"key": obj.key, "revision": obj.revision, "size": obj.size, "version": obj.version}
+    fields = {
+        "key": obj.key,
+        "label": obj.label,
+        "revision": obj.revision,
+        "size": obj.size,
+        "version": obj.version,
+    }
     return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 

@@ -12,7 +12,9 @@ class SourceObject:
     exact bytes: the S3 ETag (plus ``version`` on versioned buckets), a POSIX file's
     ``mtime_ns:size``, or what an fsspec backend offers. ``checksum_algorithm`` names a
     full-object checksum the source publishes for it (S3 lists the algorithm, the value
-    arrives with the object), if any.
+    arrives with the object), if any. ``label`` is the object's own classification label
+    as the source stores it (an S3 object tag, a POSIX extended attribute), raw and
+    unvalidated: what it means is the policy's business, not the engine's.
     """
 
     key: str
@@ -21,6 +23,18 @@ class SourceObject:
     version: str | None = None
     mtime: float | None = None
     checksum_algorithm: str | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSpec:
+    """Where sources find labels: the S3 tag and POSIX xattr holding an object's own label,
+    and the name of the files whose content labels their directory. Label files are read
+    while planning and never staged as data."""
+
+    tag: str
+    xattr: str
+    file_name: str
 
 
 class Verification(StrEnum):

@@ -4,10 +4,10 @@ plan to a spill file, so a listing of millions of objects is never held in memor
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from transfer.errors import PlanRejectedError, UnsafeKeyError
+from transfer.errors import LabelChangedError, PlanRejectedError, TransferError, UnsafeKeyError
 from transfer.keys import NormalizationGuard, is_directory_marker, key_parts
 from transfer.manifest import ManifestDigest
 from transfer.objects import SourceObject
@@ -15,6 +15,16 @@ from transfer.sink import open_nofollow
 from transfer.sources.base import Source
 
 MAX_PROBLEMS_SHOWN = 20
+MAX_LABEL_FILE_BYTES = 4096  # a label file holds one word
+
+
+@dataclass(frozen=True, slots=True)
+class LabelFile:
+    """A file whose content labels its directory (``directory`` is '' at the dataset root)."""
+
+    directory: str
+    object: SourceObject
+    content: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +37,7 @@ class Plan:
     bytes: int
     digest: str
     directory_markers: int
+    label_files: dict[str, LabelFile] = field(default_factory=dict)
 
     def entries(self) -> Iterator[SourceObject]:
         with os.fdopen(open_nofollow(self.path, os.O_RDONLY), "rb") as f:
@@ -42,20 +53,40 @@ def _encode(obj: SourceObject) -> bytes:
         "version": obj.version,
         "mtime": obj.mtime,
         "checksum_algorithm": obj.checksum_algorithm,
+        "label": obj.label,
     }
     return json.dumps(fields, separators=(",", ":")).encode() + b"\n"
 
 
-def plan_dataset(source: Source, spill: Path) -> Plan:
+def read_small(source: Source, obj: SourceObject, limit: int) -> bytes:
+    """The whole content of a small object (a label file), refusing anything bigger."""
+    if obj.size > limit:
+        raise TransferError(f"{obj.key}: {obj.size} bytes, more than the {limit} a label file may hold")
+    reader = source.open(obj)
+    try:
+        chunks = []
+        while chunk := reader.read(limit + 1):
+            chunks.append(chunk)
+    finally:
+        reader.close()
+    return b"".join(chunks)
+
+
+def plan_dataset(source: Source, spill: Path, label_file_name: str | None = None) -> Plan:
     """List ``source`` into ``spill`` and check every key.
+
+    Objects named ``label_file_name`` are read, not staged: their content labels their
+    directory, and they are in ``Plan.label_files``. They count in the digest, so a
+    relabelled dataset is a different dataset.
 
     Raises :class:`PlanRejectedError` naming the unsafe keys (the first 20 and a count),
     :class:`transfer.errors.SourceNotFoundError` if the source holds nothing.
     """
     guard = NormalizationGuard()
     digest = ManifestDigest()
+    label_files: dict[str, LabelFile] = {}
     problems: list[str] = []
-    problem_count = total_bytes = markers = 0
+    problem_count = total_bytes = markers = files = 0
     with os.fdopen(open_nofollow(spill, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb") as f:
         for obj in source.list():
             if is_directory_marker(obj.key, obj.size):
@@ -70,9 +101,15 @@ def plan_dataset(source: Source, spill: Path) -> Plan:
                     problems.append(str(exc))
                 continue
             digest.add(obj)
+            directory, _, name = obj.key.rpartition("/")
+            if label_file_name is not None and name == label_file_name:
+                content = read_small(source, obj, MAX_LABEL_FILE_BYTES)
+                label_files[directory] = LabelFile(directory, obj, content)
+                continue
+            files += 1
             total_bytes += obj.size
             f.write(_encode(obj))
-    plan = Plan(source.url, spill, digest.count, total_bytes, digest.hexdigest(), markers)
+    plan = Plan(source.url, spill, files, total_bytes, digest.hexdigest(), markers, label_files)
     if guard.needs_second_pass and not problems:
         try:
             guard.check_against(o.key for o in plan.entries())
@@ -82,3 +119,18 @@ def plan_dataset(source: Source, spill: Path) -> Plan:
     if problems:
         raise PlanRejectedError(problems, problem_count)
     return plan
+
+
+def check_label_files(source: Source, plan: Plan) -> None:
+    """Raise :class:`LabelChangedError` if any label file no longer holds what was planned.
+
+    Run before each batch: label files are few and small, and re-reading their content
+    catches a change even where the source has no revision to compare.
+    """
+    for label_file in plan.label_files.values():
+        try:
+            now = read_small(source, label_file.object, MAX_LABEL_FILE_BYTES)
+        except (TransferError, OSError) as exc:
+            raise LabelChangedError(f"{label_file.object.key}: changed since planning ({exc})") from exc
+        if now != label_file.content:
+            raise LabelChangedError(f"{label_file.object.key}: its label changed since planning")

@@ -4,14 +4,15 @@ POSIX directories, anything else fsspec knows through one generic fsspec source.
 from urllib.parse import unquote, urlsplit
 
 from stagegate.errors import InvalidInputError
+from transfer.objects import LabelSpec
 from transfer.sources.base import ObjectReader, PublishedChecksum, Source
 from transfer.sources.local import LocalSource
 
 __all__ = ["ObjectReader", "PublishedChecksum", "Source", "open_source"]
 
 
-def open_source(url: str, max_connections: int = 64) -> Source:
-    """The source for ``url``."""
+def open_source(url: str, max_connections: int = 64, labels: LabelSpec | None = None) -> Source:
+    """The source for ``url``; with ``labels``, objects come with their own labels."""
     if not url:
         raise InvalidInputError("empty source URL")
     scheme = urlsplit(url).scheme if "://" in url else ""
@@ -19,14 +20,14 @@ def open_source(url: str, max_connections: int = 64) -> Source:
     if scheme == "s3":
         from transfer.sources.s3 import S3Source
 
-        return S3Source(url, max_connections=max_connections)
+        return S3Source(url, max_connections=max_connections, labels=labels)
     if scheme == "":
-        return LocalSource(url)
+        return LocalSource(url, labels=labels)
     if scheme == "file":
         parts = urlsplit(url)
         if parts.netloc not in ("", "localhost"):
             raise InvalidInputError(f"file URL with a remote host is not supported: {url!r}")
-        return LocalSource(unquote(parts.path), url=url)
+        return LocalSource(unquote(parts.path), url=url, labels=labels)
     from transfer.sources.fsspec_source import FsspecSource
 
     try:

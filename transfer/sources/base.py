@@ -32,6 +32,10 @@ class ObjectReader(Protocol):
         """Up to ``n`` bytes; ``b""`` at the end."""
         ...
 
+    def own_label(self) -> str | None:
+        """The object's own label as it is now (asked as cheaply as the source allows)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -53,6 +57,10 @@ class Source(Protocol):
     def published_checksum(self, obj: SourceObject) -> PublishedChecksum | None:
         """The whole-object checksum the source publishes for ``obj``, asked separately
         (used when the object is read in ranged parts)."""
+        ...
+
+    def own_label(self, obj: SourceObject) -> str | None:
+        """``obj``'s own label as it is now (None without a label spec)."""
         ...
 
 

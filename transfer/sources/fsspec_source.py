@@ -44,6 +44,9 @@ class _FsspecReader:
         self._left -= len(data)
         return data
 
+    def own_label(self) -> str | None:
+        return None  # fsspec has no common notion of object tags
+
     def close(self) -> None:
         self._handle.close()
 
@@ -91,4 +94,7 @@ class FsspecSource:
         return _FsspecReader(handle, obj.size - offset if length is None else length)
 
     def published_checksum(self, obj: SourceObject) -> PublishedChecksum | None:
+        return None
+
+    def own_label(self, obj: SourceObject) -> str | None:
         return None

@@ -7,7 +7,8 @@ by S3 itself (412) rather than by a checksum after the fact.
 """
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -16,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from transfer.checksums import hex_from_base64, md5_from_etag
 from transfer.errors import SourceChangedError, SourceNotFoundError, TransferError
-from transfer.objects import SourceObject
+from transfer.objects import LabelSpec, SourceObject
 from transfer.sources.base import PublishedChecksum
 
 if TYPE_CHECKING:
@@ -82,9 +83,18 @@ def published_from_response(resp: dict[str, Any], etag: str | None) -> Published
 
 
 class _BodyReader:
-    def __init__(self, body: Any, published: PublishedChecksum | None) -> None:
+    def __init__(
+        self,
+        body: Any,
+        published: PublishedChecksum | None,
+        label: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self._body = body
         self.published = published
+        self._label = label
+
+    def own_label(self) -> str | None:
+        return self._label()
 
     def read(self, n: int, /) -> bytes:
         return self._body.read(n)  # type: ignore[no-any-return]
@@ -98,30 +108,45 @@ def _error_code(exc: ClientError) -> str:
 
 
 class S3Source:
-    def __init__(self, url: str, client: "S3Client | None" = None, max_connections: int = 64) -> None:
+    def __init__(
+        self,
+        url: str,
+        client: "S3Client | None" = None,
+        max_connections: int = 64,
+        labels: LabelSpec | None = None,
+    ) -> None:
         self.url = url
         self.bucket, prefix = split_s3_url(url)
         self._client = client or make_client(max_connections)
         self._prefix = prefix
         self._single_key: str | None = None
+        self._tag = labels.tag if labels else None
+        self._tag_threads = max(1, min(32, max_connections // 2))
 
     def list(self) -> Iterator[SourceObject]:
         # "s3://b/data/train" means the folder data/train/, as aws s3 cp --recursive reads it.
         dir_prefix = self._prefix if not self._prefix or self._prefix.endswith("/") else self._prefix + "/"
         found = False
         paginator = self._client.get_paginator("list_objects_v2")
+        # Listings carry no tags: each object's are asked for separately, a page at a time
+        # in parallel, so a labelled listing costs one round trip per page, not per object.
+        tagger = ThreadPoolExecutor(self._tag_threads) if self._tag else None
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=dir_prefix):
-                for item in page.get("Contents", []):
-                    found = True
-                    if item["Key"] == dir_prefix:
-                        continue  # the folder marker of the prefix itself ("Create folder")
-                    yield self._object(item["Key"][len(dir_prefix) :], item)
+                items = [i for i in page.get("Contents", []) if i["Key"] != dir_prefix]
+                found = found or bool(page.get("Contents"))  # the folder marker counts as found
+                labels = tagger.map(lambda i: self._label_of(i["Key"]), items) if tagger else None
+                for item in items:
+                    label = next(labels) if labels is not None else None
+                    yield self._object(item["Key"][len(dir_prefix) :], item, label)
         except ClientError as exc:
             code = _error_code(exc)
             if code == "NoSuchBucket":
                 raise SourceNotFoundError(f"no such bucket: {self.bucket}") from None
             raise TransferError(f"cannot list {self.url}: {code or exc}") from None
+        finally:
+            if tagger is not None:
+                tagger.shutdown(cancel_futures=True)
         if found:
             return
         # Not a folder: perhaps the URL names a single object.
@@ -130,10 +155,23 @@ class S3Source:
             raise SourceNotFoundError(f"nothing under {self.url}")
         self._single_key = self._prefix
         name = self._prefix.rsplit("/", 1)[-1]
-        yield self._object(name, {"Size": head["ContentLength"], "ETag": head.get("ETag")})
+        label = self._label_of(self._prefix) if self._tag else None
+        yield self._object(name, {"Size": head["ContentLength"], "ETag": head.get("ETag")}, label)
+
+    def _label_of(self, full_key: str) -> str | None:
+        try:
+            tags = self._client.get_object_tagging(Bucket=self.bucket, Key=full_key)["TagSet"]
+        except ClientError as exc:
+            if _error_code(exc) in ("NoSuchKey", "404"):
+                raise SourceChangedError(f"{full_key}: deleted while being listed") from None
+            raise TransferError(f"cannot read the tags of {full_key}: {_error_code(exc) or exc}") from None
+        return next((t["Value"].strip() for t in tags if t["Key"] == self._tag), None)
+
+    def own_label(self, obj: SourceObject) -> str | None:
+        return self._label_of(self._full_key(obj)) if self._tag else None
 
     @staticmethod
-    def _object(key: str, item: Any) -> SourceObject:
+    def _object(key: str, item: Any, label: str | None = None) -> SourceObject:
         algorithms = item.get("ChecksumAlgorithm") or []
         etag = item.get("ETag")
         return SourceObject(
@@ -142,6 +180,7 @@ class S3Source:
             revision=etag.strip('"') if etag else None,
             mtime=item["LastModified"].timestamp() if "LastModified" in item else None,
             checksum_algorithm=algorithms[0].lower() if algorithms else None,
+            label=label,
         )
 
     def _full_key(self, obj: SourceObject) -> str:
@@ -180,7 +219,15 @@ class S3Source:
                 raise SourceChangedError(f"{obj.key}: deleted since it was listed") from None
             raise TransferError(f"{obj.key}: S3 GET failed: {code or exc}") from None
         published = published_from_response(resp, obj.revision) if whole else None  # type: ignore[arg-type]
-        return _BodyReader(resp["Body"], published)
+        full_key = args["Key"]
+
+        def label() -> str | None:
+            # A GET reports how many tags the object has: untagged objects cost no extra call.
+            if not self._tag or not resp.get("TagCount"):
+                return None
+            return self._label_of(full_key)
+
+        return _BodyReader(resp["Body"], published, label)
 
     def published_checksum(self, obj: SourceObject) -> PublishedChecksum | None:
         head = self._head(self._full_key(obj), ChecksumMode="ENABLED")

@@ -88,10 +88,18 @@ def test_digest_equals_reference_for_generated_listings(objects: list[SourceObje
 def test_entry_bytes_is_canonical_json() -> None:
     obj = SourceObject("caf\u00e9/x", 12, "etag", None, mtime=1.5, checksum_algorithm="crc32")
     data = entry_bytes(obj)
-    assert json.loads(data) == {"key": "caf\u00e9/x", "revision": "etag", "size": 12, "version": None}
+    assert json.loads(data) == {
+        "key": "caf\u00e9/x",
+        "label": None,
+        "revision": "etag",
+        "size": 12,
+        "version": None,
+    }
     assert "caf\u00e9".encode() in data  # not \u-escaped
     # mtime and checksum_algorithm are not part of what the digest commits to
     assert entry_bytes(SourceObject("caf\u00e9/x", 12, "etag")) == data
+    # the object's own label is: a relabelled dataset is a different dataset
+    assert entry_bytes(SourceObject("caf\u00e9/x", 12, "etag", label="public")) != data
 
 
 @pytest.mark.parametrize(
