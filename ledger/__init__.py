@@ -2,3 +2,43 @@
 
 Built in the issue "Classification policy, the ledger, and a tamper-evident audit trail".
 """
+
+from sqlalchemy.orm import sessionmaker
+
+from ledger.audit import AuditTrail
+from ledger.database import Ledger, create_ledger_engine
+from ledger.events import AuditEvent, ChainVerdict, NewEvent
+from ledger.jobs import KEEP, Job, Jobs
+from ledger.manifests import CopiedEntry, ManifestEntry, Manifests
+from ledger.migrate import upgrade_to_head
+from ledger.redact import redact_url
+from ledger.settings import ledger_url
+
+
+def open_ledger(url: str | None = None) -> Ledger:
+    """Open the ledger at ``url`` (default: :func:`ledger.settings.ledger_url`), first bringing
+    its schema to the newest revision."""
+    engine = create_ledger_engine(url or ledger_url())
+    try:
+        upgrade_to_head(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Ledger(engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))
+
+
+__all__ = [
+    "KEEP",
+    "AuditEvent",
+    "AuditTrail",
+    "ChainVerdict",
+    "CopiedEntry",
+    "Job",
+    "Jobs",
+    "Ledger",
+    "ManifestEntry",
+    "Manifests",
+    "NewEvent",
+    "open_ledger",
+    "redact_url",
+]

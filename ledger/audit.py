@@ -1,0 +1,248 @@
+"""The tamper-evident audit trail: append, verify, query, export.
+
+Every event carries the hash of the one before it (see ``ledger.chain``), so editing,
+deleting or reordering rows shows up when the chain is walked. Appends are serialised
+(an advisory lock on PostgreSQL, BEGIN IMMEDIATE on SQLite) so concurrent writers, in
+threads or processes, always extend the current head and never fork the chain.
+"""
+
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TextIO, cast
+
+from sqlalchemy import Connection, Select, Table, insert, or_, select
+from sqlalchemy.orm import Session
+
+from ledger.chain import GENESIS_HASH, canonical_json, event_hash
+from ledger.database import Ledger
+from ledger.events import AuditEvent, ChainVerdict, NewEvent
+from ledger.export import ExportFormat, write_events
+from ledger.locks import AUDIT_APPEND_LOCK, lock_writers
+from ledger.models import AuditEventRow
+from ledger.redact import redact_details, redact_url
+from ledger.verify import ChainChecker
+from stagegate.errors import InvalidInputError
+
+PAGE_SIZE = 1000
+
+_events = cast(Table, AuditEventRow.__table__)
+
+
+def _to_event(row: AuditEventRow) -> AuditEvent:
+    reasons = json.loads(row.reasons)
+    details = json.loads(row.details)
+    if not isinstance(reasons, list) or not isinstance(details, dict):
+        raise ValueError("reasons must be a JSON list and details a JSON object")
+    return AuditEvent(
+        seq=row.seq,
+        time=row.time,
+        actor=row.actor,
+        role=row.role,
+        action=row.action,
+        job_id=row.job_id,
+        job_ref=row.job_ref,
+        source=row.source,
+        destination=row.destination,
+        bytes=row.bytes,
+        files=row.files,
+        manifest_digest=row.manifest_digest,
+        policy_version=row.policy_version,
+        decision=row.decision,
+        reasons=tuple(str(r) for r in reasons),
+        details=details,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+def _row_values(event: AuditEvent, reasons_json: str, details_json: str) -> dict[str, object]:
+    return {
+        "seq": event.seq,
+        "time": event.time,
+        "actor": event.actor,
+        "role": event.role,
+        "action": event.action,
+        "job_id": event.job_id,
+        "job_ref": event.job_ref,
+        "source": event.source,
+        "destination": event.destination,
+        "bytes": event.bytes,
+        "files": event.files,
+        "manifest_digest": event.manifest_digest,
+        "policy_version": event.policy_version,
+        "decision": event.decision,
+        "reasons": reasons_json,
+        "details": details_json,
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }
+
+
+def _aware(moment: datetime | None, name: str) -> datetime | None:
+    if moment is not None and moment.tzinfo is None:
+        raise InvalidInputError(f"{name} must be timezone-aware")
+    return moment
+
+
+class AuditTrail:
+    """The audit trail of one ledger."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def append(self, new: NewEvent) -> AuditEvent:
+        """Record ``new`` as the next event and return it as stored."""
+        try:
+            # Round-tripped through JSON so the returned event equals what a later read sees.
+            reasons_json = canonical_json([str(r) for r in new.reasons])
+            details_json = canonical_json(redact_details(new.details))
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"event details must be plain JSON: {exc}") from exc
+        # Core, not the ORM: appends are serialised, so every microsecond spent holding the
+        # lock is paid by every waiting writer.
+        with self._ledger.engine.begin() as conn:
+            lock_writers(conn, AUDIT_APPEND_LOCK)
+            head = self._head(conn)
+            seq, prev_hash = (1, GENESIS_HASH) if head is None else (head[0] + 1, head[1])
+            # The time is taken under the lock, so times never go backwards along the chain
+            # (unless the clock does).
+            event = AuditEvent(
+                seq=seq,
+                time=datetime.now(UTC),
+                actor=new.actor,
+                role=new.role,
+                action=new.action,
+                job_id=new.job_id,
+                job_ref=new.job_ref,
+                source=redact_url(new.source),
+                destination=redact_url(new.destination),
+                bytes=new.bytes,
+                files=new.files,
+                manifest_digest=new.manifest_digest,
+                policy_version=new.policy_version,
+                decision=new.decision,
+                reasons=tuple(json.loads(reasons_json)),
+                details=json.loads(details_json),
+                prev_hash=prev_hash,
+                hash="",
+            )
+            event = replace(event, hash=event_hash(prev_hash, event.hashed_fields()))
+            conn.execute(insert(_events).values(_row_values(event, reasons_json, details_json)))
+        return event
+
+    @staticmethod
+    def _head(conn: Connection | Session) -> tuple[int, str] | None:
+        row = conn.execute(
+            select(AuditEventRow.seq, AuditEventRow.hash).order_by(AuditEventRow.seq.desc()).limit(1)
+        ).first()
+        return None if row is None else (row.seq, row.hash)
+
+    def head(self) -> tuple[int, str] | None:
+        """The last event's (seq, hash): export it somewhere safe to anchor later verifications."""
+        with self._ledger.read_session() as session, session.begin():
+            return self._head(session)
+
+    def _pages(self, statement: Select[AuditEventRow], page_size: int) -> Iterator[AuditEventRow]:
+        # Keyset pages on seq, each read in its own short transaction: a walk over millions of
+        # rows holds one page in memory and never blocks (or is blocked by) appends for long.
+        last = 0
+        while True:
+            with self._ledger.read_session() as session, session.begin():
+                page = list(
+                    session.scalars(
+                        statement.where(AuditEventRow.seq > last).order_by(AuditEventRow.seq).limit(page_size)
+                    )
+                )
+                session.expunge_all()
+            yield from page
+            if len(page) < page_size:
+                return
+            last = page[-1].seq
+
+    def verify(
+        self, expected_head: tuple[int, str] | None = None, page_size: int = PAGE_SIZE
+    ) -> ChainVerdict:
+        """Walk the whole chain in seq order and name the first problem, if any.
+
+        With ``expected_head`` (a :meth:`head` exported earlier) rows deleted from the end are
+        caught too: "missing row" if the chain is now shorter, "head mismatch" if that row differs.
+        """
+        checker = ChainChecker(expected_head)
+        for row in self._pages(select(AuditEventRow), page_size):
+            try:
+                event = _to_event(row)
+            except (ValueError, TypeError) as exc:
+                return checker.unreadable(row.seq, str(exc))
+            verdict = checker.check(event)
+            if verdict is not None:
+                return verdict
+        return checker.finish()
+
+    def events(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        job: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        page_size: int = PAGE_SIZE,
+    ) -> Iterator[AuditEvent]:
+        """Matching events in seq order, streamed. ``job`` matches a job id or a job reference;
+        ``since`` is inclusive and ``until`` exclusive."""
+        statement = select(AuditEventRow)
+        if actor is not None:
+            statement = statement.where(AuditEventRow.actor == actor)
+        if action is not None:
+            statement = statement.where(AuditEventRow.action == action)
+        if job is not None:
+            statement = statement.where(or_(AuditEventRow.job_id == job, AuditEventRow.job_ref == job))
+        if (start := _aware(since, "since")) is not None:
+            statement = statement.where(AuditEventRow.time >= start)
+        if (end := _aware(until, "until")) is not None:
+            statement = statement.where(AuditEventRow.time < end)
+        if limit is not None and limit < 0:
+            raise InvalidInputError("limit cannot be negative")
+        remaining = limit
+        if remaining == 0:
+            return
+        for row in self._pages(statement, page_size if remaining is None else min(page_size, remaining)):
+            yield _to_event(row)
+            if remaining is not None:
+                remaining -= 1
+                if remaining == 0:
+                    return
+
+    def query(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        job: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEvent]:
+        """Like :meth:`events`, as a list."""
+        return list(self.events(actor=actor, action=action, job=job, since=since, until=until, limit=limit))
+
+    def export(
+        self,
+        fmt: ExportFormat,
+        out: TextIO,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        job: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+    ) -> int:
+        """Write the matching events to ``out`` as "jsonl" or "csv"; returns how many."""
+        if fmt not in ("jsonl", "csv"):
+            raise InvalidInputError(f"export format must be 'jsonl' or 'csv', not {fmt!r}")
+        events = self.events(actor=actor, action=action, job=job, since=since, until=until, limit=limit)
+        return write_events(fmt, events, out)

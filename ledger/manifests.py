@@ -1,0 +1,155 @@
+"""Manifest entries: every object of a job, added in bulk and completed as files are copied.
+
+Entries stream in and out in chunks, so a job of millions of objects never sits in memory.
+Each chunk is its own transaction: on SQLite a single transaction over millions of rows
+would hold the write lock, and so stall every audit append, for its whole duration.
+"""
+
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar, cast
+
+from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ledger.database import READ_ONLY, Ledger
+from ledger.models import JobRow, ManifestEntryRow
+from stagegate.errors import ExistsError, NotFoundError
+
+CHUNK_SIZE = 5000
+
+_T = TypeVar("_T")
+
+_entries = cast(Table, ManifestEntryRow.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    """One object of a job. ``blake3`` and ``verification`` stay None until it is copied."""
+
+    key: str
+    size: int
+    revision: str | None = None
+    version: str | None = None
+    source_checksum: str | None = None
+    label: str | None = None
+    blake3: str | None = None
+    verification: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CopiedEntry:
+    """What copying one entry established."""
+
+    key: str
+    blake3: str
+    verification: str
+
+
+def _chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def _entry_params(job_id: str, entry: ManifestEntry) -> dict[str, object]:
+    return {
+        "job_id": job_id,
+        "key": entry.key,
+        "size": entry.size,
+        "revision": entry.revision,
+        "version": entry.version,
+        "source_checksum": entry.source_checksum,
+        "label": entry.label,
+        "blake3": entry.blake3,
+        "verification": entry.verification,
+    }
+
+
+class Manifests:
+    """The manifest entries of one ledger's jobs."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def _require_job(self, job_id: str) -> None:
+        with self._ledger.read_session() as session, session.begin():
+            if session.get(JobRow, job_id) is None:
+                raise NotFoundError(f"no job {job_id}")
+
+    def add(self, job_id: str, entries: Iterable[ManifestEntry], chunk_size: int = CHUNK_SIZE) -> int:
+        """Add ``entries`` to the job's manifest, committing every ``chunk_size``; returns how many.
+
+        A key already in the manifest raises :class:`ExistsError`; chunks committed before it stay.
+        """
+        self._require_job(job_id)
+        added = 0
+        for chunk in _chunks(entries, chunk_size):
+            try:
+                with self._ledger.engine.begin() as conn:
+                    conn.execute(insert(_entries), [_entry_params(job_id, e) for e in chunk])
+            except IntegrityError as exc:
+                raise ExistsError(
+                    f"a key in entries {added}..{added + len(chunk) - 1} is already in job {job_id}"
+                ) from exc
+            added += len(chunk)
+        return added
+
+    def record_copies(self, job_id: str, copies: Iterable[CopiedEntry], chunk_size: int = CHUNK_SIZE) -> int:
+        """Store each copied entry's blake3 and verification; returns how many were updated.
+
+        A key not in the manifest raises :class:`NotFoundError` and its chunk is not applied.
+        """
+        statement = (
+            update(_entries)
+            .where(_entries.c.job_id == bindparam("b_job_id"), _entries.c.key == bindparam("b_key"))
+            .values(blake3=bindparam("b_blake3"), verification=bindparam("b_verification"))
+        )
+        updated = 0
+        for chunk in _chunks(copies, chunk_size):
+            params = [
+                {"b_job_id": job_id, "b_key": c.key, "b_blake3": c.blake3, "b_verification": c.verification}
+                for c in chunk
+            ]
+            with self._ledger.engine.begin() as conn:
+                result = conn.execute(statement, params)
+                if result.rowcount != len(chunk):
+                    raise NotFoundError(f"{len(chunk) - result.rowcount} copied keys are not in job {job_id}")
+            updated += len(chunk)
+        return updated
+
+    def entries(
+        self, job_id: str, *, after: str | None = None, page_size: int = CHUNK_SIZE
+    ) -> Iterator[ManifestEntry]:
+        """The job's entries in key order (by code point), streamed a page at a time; ``after``
+        resumes past a key."""
+        last = after
+        while True:
+            statement = select(_entries).where(_entries.c.job_id == job_id)
+            if last is not None:
+                statement = statement.where(_entries.c.key > last)
+            with self._ledger.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+                rows = conn.execute(statement.order_by(_entries.c.key).limit(page_size)).all()
+            for row in rows:
+                yield ManifestEntry(
+                    key=row.key,
+                    size=row.size,
+                    revision=row.revision,
+                    version=row.version,
+                    source_checksum=row.source_checksum,
+                    label=row.label,
+                    blake3=row.blake3,
+                    verification=row.verification,
+                )
+            if len(rows) < page_size:
+                return
+            last = rows[-1].key
+
+    def count(self, job_id: str) -> int:
+        with self._ledger.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).select_from(_entries).where(_entries.c.job_id == job_id)
+                ).scalar_one()
+            )
