@@ -21,7 +21,7 @@ from ledger.events import AuditEvent, ChainVerdict, NewEvent
 from ledger.export import ExportFormat, write_events
 from ledger.locks import AUDIT_APPEND_LOCK, lock_writers
 from ledger.models import AuditEventRow
-from ledger.redact import redact_details, redact_url
+from ledger.redact import redact_details, redact_text, redact_url
 from ledger.verify import ChainChecker
 from stagegate.errors import InvalidInputError
 
@@ -96,7 +96,7 @@ class AuditTrail:
         """Record ``new`` as the next event and return it as stored."""
         try:
             # Round-tripped through JSON so the returned event equals what a later read sees.
-            reasons_json = canonical_json([str(r) for r in new.reasons])
+            reasons_json = canonical_json([redact_text(str(r)) for r in new.reasons])
             details_json = canonical_json(redact_details(new.details))
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(f"event details must be plain JSON: {exc}") from exc

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ledger.database import Ledger
 from ledger.models import JobRow
-from ledger.redact import redact_url
+from ledger.redact import redact_text, redact_url
 from stagegate.errors import ExistsError, InvalidInputError, NotFoundError
 
 JobKind = Literal["stage", "egress"]
@@ -158,7 +158,7 @@ class Jobs:
             if not isinstance(policy_version, _Keep):
                 row.policy_version = policy_version
             if not isinstance(error, _Keep):
-                row.error = error
+                row.error = None if error is None else redact_text(error)  # errors quote URLs
             row.updated_at = datetime.now(UTC)
             session.flush()
             return _to_job(row)

@@ -74,3 +74,15 @@ def _redact_value(value: object) -> object:
     if isinstance(value, str) and "://" in value:
         return redact_url(value)
     return value
+
+
+# Anything URL-shaped inside free text (error messages quote the URLs they failed on), and
+# scp-style "user:password@host:" at the start of a word.
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+_SCP_IN_TEXT = re.compile(r"(?<![^\s'\"(])[^/\s@'\"]+@(?=[^/\s@'\"]+:)")
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every URL in it redacted and scp-style user-info removed: for reasons
+    and error messages, which quote whatever input they failed on."""
+    return _SCP_IN_TEXT.sub("", _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text))

@@ -11,7 +11,7 @@ Typical use by the staging flow::
 """
 
 from policies.decision import MAX_REASONS, Decision
-from policies.errors import LabelFileError, LevelError, PolicyFileError
+from policies.errors import LabelFileError, LevelError, PolicyDeniedError, PolicyFileError
 from policies.labels import (
     LABEL_FILE_NAME,
     LABEL_TAG,
@@ -46,6 +46,7 @@ __all__ = [
     "LevelError",
     "Levels",
     "Policy",
+    "PolicyDeniedError",
     "PolicyFileError",
     "ResolvedLabel",
     "Zone",

@@ -4,7 +4,12 @@ Every one of them means "the input is wrong and a person must fix it" (a policy 
 ``.classification`` file, a level name), so callers can map them to a usage error.
 """
 
-from stagegate.errors import InvalidInputError
+from typing import TYPE_CHECKING
+
+from stagegate.errors import InvalidInputError, StagegateError
+
+if TYPE_CHECKING:
+    from policies.decision import Decision
 
 
 class LevelError(InvalidInputError):
@@ -17,3 +22,16 @@ class LabelFileError(InvalidInputError):
 
 class PolicyFileError(InvalidInputError):
     """A policy file that is not valid YAML or does not follow the schema."""
+
+
+class PolicyDeniedError(StagegateError, PermissionError):
+    """The policy refused a transfer; nothing moved. ``decision`` says why."""
+
+    def __init__(self, decision: "Decision") -> None:
+        more = decision.offending_count - len(decision.reasons)
+        lines = list(decision.reasons) + ([f"... and {more} more"] if more > 0 else [])
+        super().__init__(
+            f"denied by policy {decision.policy_version[:12]} for {decision.zone.describe()}:\n  "
+            + "\n  ".join(lines)
+        )
+        self.decision = decision

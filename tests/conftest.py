@@ -21,6 +21,16 @@ S3_ENV = {
 _S3_ENV_CLEARED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL_S3")
 
 
+@pytest.fixture(autouse=True)
+def stagegate_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test gets its own embedded ledger: nothing lands in the real ~/.local/share."""
+    home = str(tmp_path_factory.mktemp("stagegate-home"))
+    monkeypatch.setenv("STAGEGATE_HOME", home)
+    monkeypatch.delenv("STAGEGATE_DATABASE_URL", raising=False)
+    monkeypatch.delenv("STAGEGATE_POLICY", raising=False)
+    return home
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -74,7 +84,7 @@ def bucket(s3_client) -> str:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def subprocess_env(s3_endpoint: str) -> dict[str, str]:
     """Environment for running the CLI in a subprocess against the loopback S3 server."""
-    env = {k: v for k, v in os.environ.items() if k not in _S3_ENV_CLEARED}
+    env = {k: v for k, v in os.environ.items() if k not in _S3_ENV_CLEARED}  # STAGEGATE_HOME included
     env.update(S3_ENV)
     env["AWS_ENDPOINT_URL"] = s3_endpoint
     return env

@@ -5,18 +5,21 @@ and reports through a callback.
 """
 
 from transfer.engine import CopyEngine, TransferConfig
-from transfer.objects import CopiedFile, SourceObject, Verification
+from transfer.errors import LabelChangedError
+from transfer.objects import CopiedFile, LabelSpec, SourceObject, Verification
 from transfer.plan import Plan, plan_dataset
 from transfer.progress import Progress, ProgressCallback
 from transfer.sink import DatasetDir, Durability
 from transfer.sources import open_source
-from transfer.stage import StageResult, stage
+from transfer.stage import StageResult, read_manifest, stage
 
 __all__ = [
     "CopiedFile",
     "CopyEngine",
     "DatasetDir",
     "Durability",
+    "LabelChangedError",
+    "LabelSpec",
     "Plan",
     "Progress",
     "ProgressCallback",
@@ -26,5 +29,6 @@ __all__ = [
     "Verification",
     "open_source",
     "plan_dataset",
+    "read_manifest",
     "stage",
 ]

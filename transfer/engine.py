@@ -139,10 +139,6 @@ class CopyEngine:
             return done
         return self._files.submit(self.copy_file, obj)
 
-    def copy_batch(self, batch: list[tuple[SourceObject, CopiedFile | None]]) -> list[CopiedFile]:
-        """Copy a batch; idempotent: files already present and verified are skipped."""
-        return self.collect([self.submit(obj, prior) for obj, prior in batch])
-
     def collect(self, futures: "list[Future[T]]") -> list[T]:
         """The results of ``futures``; on the first failure, cancel the run and raise it."""
         wait(futures, return_when="FIRST_EXCEPTION")
@@ -167,7 +163,7 @@ class CopyEngine:
         attempts = self._config.max_attempts
         for attempt in range(1, attempts + 1):
             try:
-                if obj.size > self._config.multipart_threshold:
+                if obj.size > self._config.multipart_threshold and self._source.prefers_ranged_reads:
                     record = self._copy_in_parts(obj)
                 else:
                     record = self._copy_whole(obj)

@@ -3,7 +3,7 @@ plan to a spill file, so a listing of millions of objects is never held in memor
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,16 +121,38 @@ def plan_dataset(source: Source, spill: Path, label_file_name: str | None = None
     return plan
 
 
-def check_label_files(source: Source, plan: Plan) -> None:
-    """Raise :class:`LabelChangedError` if any label file no longer holds what was planned.
+def directories_of(keys: Iterable[str]) -> set[str]:
+    """Every directory holding one of ``keys``, and their parents up to the root ('')."""
+    found: set[str] = set()
+    for key in keys:
+        directory = key.rpartition("/")[0]
+        while directory not in found:
+            found.add(directory)
+            if not directory:
+                break
+            directory = directory.rpartition("/")[0]
+    return found
 
-    Run before each batch: label files are few and small, and re-reading their content
-    catches a change even where the source has no revision to compare.
+
+def check_label_files(source: Source, plan: Plan, label_file_name: str, directories: Iterable[str]) -> None:
+    """Raise :class:`LabelChangedError` if the label of any of ``directories`` changed since
+    planning: a label file edited, removed, or newly put there.
+
+    Run before each batch over the directories the batch touches: a look-up per directory,
+    and label files, being one word, are re-read whole, which catches an edit even where
+    the source has no revision to compare.
     """
-    for label_file in plan.label_files.values():
+    for directory in sorted(directories):
+        key = f"{directory}/{label_file_name}" if directory else label_file_name
+        planned = plan.label_files.get(directory)
+        now = source.find(key)
+        if planned is None:
+            if now is not None:
+                raise LabelChangedError(f"{key}: a label file appeared since planning")
+            continue
         try:
-            now = read_small(source, label_file.object, MAX_LABEL_FILE_BYTES)
+            content = read_small(source, planned.object, MAX_LABEL_FILE_BYTES)
         except (TransferError, OSError) as exc:
-            raise LabelChangedError(f"{label_file.object.key}: changed since planning ({exc})") from exc
-        if now != label_file.content:
-            raise LabelChangedError(f"{label_file.object.key}: its label changed since planning")
+            raise LabelChangedError(f"{key}: changed since planning ({exc})") from exc
+        if now is None or content != planned.content:
+            raise LabelChangedError(f"{key}: its label changed since planning")

@@ -14,11 +14,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from transfer.engine import CopyEngine, TransferConfig
-from transfer.journal import Journal, encode_records
+from transfer.journal import Journal, encode_records, read_records
 from transfer.keys import STATE_DIR
 from transfer.objects import CopiedFile, SourceObject, Verification
 from transfer.parts import batched_by_weight
-from transfer.plan import Plan, plan_dataset
+from transfer.plan import Plan, check_label_files, directories_of, plan_dataset
 from transfer.progress import ProgressCallback, ProgressTracker
 from transfer.sink import MANIFEST, READY_MARKER, DatasetDir, Durability
 from transfer.sources.base import Source
@@ -45,6 +45,11 @@ class StageResult:
         return asdict(self)
 
 
+def read_manifest(destination: str | Path) -> Iterator[CopiedFile]:
+    """The manifest of a ready dataset: every file's record, in key order."""
+    return read_records(Path(destination) / STATE_DIR / MANIFEST)
+
+
 def pair_with_prior(
     entries: Iterator[SourceObject], prior: Iterator[CopiedFile]
 ) -> Iterator[tuple[SourceObject, CopiedFile | None]]:
@@ -63,11 +68,16 @@ def stage(
     on_progress: ProgressCallback | None = None,
     on_plan: Callable[[Plan], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    label_file_name: str | None = None,
 ) -> StageResult:
     """Copy every object of ``source`` into ``destination`` and mark it ready.
 
     Files already there from an earlier run, unchanged and verified, are kept. The dataset
     is ready (``.stagegate/READY`` exists) only when every file is verified and durable.
+    ``on_plan`` sees the plan before any byte moves; if it raises (a policy denial), the
+    destination is left as it was found. Files named ``label_file_name`` label their
+    directory and are not staged; with ``config.recheck_labels`` they are re-read before
+    each batch, and every object's own label right before it is copied.
     """
     config = config or TransferConfig()
     started = clock()
@@ -75,7 +85,9 @@ def stage(
     existed, had_state = destination.exists(), (destination / STATE_DIR).exists()
     with DatasetDir(destination) as dataset:
         try:
-            plan = plan_dataset(source, dataset.state_path / PLAN_FILE)
+            plan = plan_dataset(source, dataset.state_path / PLAN_FILE, label_file_name)
+            if on_plan is not None:
+                on_plan(plan)
         except BaseException:
             # A refused or missing source leaves the destination as it found it.
             (dataset.state_path / PLAN_FILE).unlink(missing_ok=True)
@@ -84,8 +96,6 @@ def stage(
             elif not had_state:
                 shutil.rmtree(dataset.state_path, ignore_errors=True)
             raise
-        if on_plan is not None:
-            on_plan(plan)
         # From here on the directory changes: it is not ready until published again.
         dataset.remove_state_file(READY_MARKER)
         dataset.clear_temp()
@@ -98,6 +108,9 @@ def stage(
         with CopyEngine(source, dataset, config, tracker) as engine:
             in_flight: deque[tuple[int, list[Future[CopiedFile]]]] = deque()
             for index, batch in enumerate(batches):
+                if config.recheck_labels and label_file_name is not None:
+                    directories = directories_of(obj.key for obj, _ in batch)
+                    check_label_files(source, plan, label_file_name, directories)
                 in_flight.append((index, [engine.submit(obj, prior) for obj, prior in batch]))
                 if len(in_flight) >= BATCHES_IN_FLIGHT:
                     _finish_batch(engine, dataset, journal, config, *in_flight.popleft())

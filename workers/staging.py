@@ -1,21 +1,55 @@
-"""Staging steps. Today: the whole staging in-process (the embedded mode)."""
+"""The staging step: plan, ask the policy, copy, and record every crossing in the ledger.
 
+Every state change goes through :class:`StagingRun`'s one ``_audit`` method, so the trail
+holds ``stage.requested``, then ``policy.allowed`` or ``policy.denied``, then
+``stage.completed`` or ``stage.failed`` for every staging, whatever went wrong. The
+embedded client calls :func:`run_staging` in-process; the service's tasks will call the
+same steps.
+"""
+
+import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from ledger import AuditTrail, CopiedEntry, Jobs, Ledger, ManifestEntry, Manifests, NewEvent
+from policies import (
+    LABEL_FILE_NAME,
+    LABEL_TAG,
+    LABEL_XATTR,
+    Decision,
+    LabelResolver,
+    Policy,
+    PolicyDeniedError,
+    Zone,
+)
 from transfer import (
     Durability,
+    LabelSpec,
     Plan,
     Progress,
     ProgressCallback,
     StageResult,
     TransferConfig,
     open_source,
+    plan_dataset,
+    read_manifest,
     stage,
 )
 
-__all__ = ["Durability", "Plan", "Progress", "StageResult", "StagingOptions", "run_staging"]
+__all__ = [
+    "Durability",
+    "Plan",
+    "Progress",
+    "Requester",
+    "StageResult",
+    "StagingOptions",
+    "StagingRequest",
+    "check_policy",
+    "run_staging",
+]
+
+LABELS = LabelSpec(tag=LABEL_TAG, xattr=LABEL_XATTR, file_name=LABEL_FILE_NAME)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,18 +69,178 @@ class StagingOptions:
             multipart_threshold=self.multipart_threshold,
             bandwidth_limit=self.bandwidth_limit,
             durability=self.durability,
+            recheck_labels=True,
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Requester:
+    """Who asks: in embedded mode the operating-system user."""
+
+    actor: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class StagingRequest:
+    source: str
+    destination: str
+    job_ref: str | None = None
+    options: StagingOptions = field(default_factory=StagingOptions)
+
+
+def label_resolver(plan: Plan) -> LabelResolver:
+    """The resolver for a plan's objects, from the label files it read."""
+    return LabelResolver({d: f.content for d, f in plan.label_files.items()})
+
+
+def decide_plan(policy: Policy, plan: Plan, zone: Zone) -> Decision:
+    """The policy's decision on every object of ``plan``, streamed from its spill file."""
+    resolver = label_resolver(plan)
+    return policy.decide(zone, ((o.key, resolver.resolve(o.key, o.label).label) for o in plan.entries()))
+
+
+class StagingRun:
+    """One staging, from request to ready (or denied, or failed), recorded as it goes."""
+
+    def __init__(self, ledger: Ledger, policy: Policy, requester: Requester, request: StagingRequest) -> None:
+        self._policy = policy
+        self._requester = requester
+        self._request = request
+        self._trail = AuditTrail(ledger)
+        self._jobs = Jobs(ledger)
+        self._manifests = Manifests(ledger)
+        self._plan: Plan | None = None
+        self.job = self._jobs.create(
+            kind="stage",
+            actor=requester.actor,
+            role=requester.role,
+            source=request.source,
+            destination=str(request.destination),
+            job_ref=request.job_ref,
+            state="planning",
+            policy_version=policy.version,
+        )
+        self._audit("stage.requested")
+
+    def _audit(self, action: str, **fields: object) -> None:
+        plan = self._plan
+        self._trail.append(
+            NewEvent(
+                actor=self._requester.actor,
+                role=self._requester.role,
+                action=action,
+                source=self._request.source,
+                destination=str(self._request.destination),
+                job_id=self.job.id,
+                job_ref=self._request.job_ref,
+                policy_version=self._policy.version,
+                manifest_digest=plan.digest if plan else None,
+                files=plan.files if plan else 0,
+                bytes=plan.bytes if plan else 0,
+                **fields,  # type: ignore[arg-type]
+            )
+        )
+
+    def on_plan(self, plan: Plan) -> None:
+        """Between planning and the first byte: record the manifest, ask the policy."""
+        self._plan = plan
+        resolver = label_resolver(plan)
+        self._manifests.add(
+            self.job.id,
+            (
+                ManifestEntry(
+                    key=o.key,
+                    size=o.size,
+                    revision=o.revision,
+                    version=o.version,
+                    label=resolver.resolve(o.key, o.label).label,
+                )
+                for o in plan.entries()
+            ),
+        )
+        decision = decide_plan(self._policy, plan, Zone.staging())
+        details = {"offending": decision.offending_count, "highest_label": decision.highest_label}
+        if not decision.allowed:
+            self._audit("policy.denied", decision="deny", reasons=decision.reasons, details=details)
+            self._update_job(plan, "denied")
+            raise PolicyDeniedError(decision)
+        self._audit("policy.allowed", decision="allow", details=details)
+        self._update_job(plan, "transferring")
+
+    def _update_job(self, plan: Plan, state: str) -> None:
+        self._jobs.update(
+            self.job.id, state=state, manifest_digest=plan.digest, files=plan.files, bytes=plan.bytes
+        )
+
+    def completed(self, result: StageResult) -> None:
+        self._manifests.record_copies(
+            self.job.id,
+            (
+                CopiedEntry(key=r.key, blake3=r.blake3, verification=r.verification.value)
+                for r in read_manifest(result.destination)
+            ),
+        )
+        details = {
+            "files_copied": result.files_copied,
+            "files_skipped": result.files_skipped,
+            "verified_source": result.verified_source,
+            "verified_local": result.verified_local,
+            "seconds": result.seconds,
+        }
+        self._audit("stage.completed", details=details)
+        self._jobs.update(self.job.id, state="ready")
+
+    def failed(self, error: BaseException) -> None:
+        reason = str(error) or type(error).__name__
+        self._audit("stage.failed", reasons=(reason,), details={"error": type(error).__name__})
+        self._jobs.update(self.job.id, state="failed", error=reason)
+
+
 def run_staging(
-    source_url: str,
-    destination: str | Path,
-    options: StagingOptions | None = None,
+    ledger: Ledger,
+    policy: Policy,
+    requester: Requester,
+    request: StagingRequest,
     on_progress: ProgressCallback | None = None,
     on_plan: Callable[[Plan], None] | None = None,
 ) -> StageResult:
-    """Stage ``source_url`` into ``destination`` in this process."""
-    options = options or StagingOptions()
-    # Connections: one per file thread plus one per part thread.
-    source = open_source(source_url, max_connections=2 * options.concurrency + 4)
-    return stage(source, destination, options.transfer_config(), on_progress, on_plan)
+    """Stage ``request.source`` into ``request.destination`` in this process.
+
+    Raises :class:`policies.PolicyDeniedError` (nothing moved) when the policy refuses any
+    object, and the transfer's own errors when the copy fails; each outcome is audited.
+    """
+    run = StagingRun(ledger, policy, requester, request)
+
+    def planned(plan: Plan) -> None:
+        run.on_plan(plan)
+        if on_plan is not None:
+            on_plan(plan)
+
+    options = request.options
+    try:
+        # Connections: one per file thread plus one per part thread.
+        source = open_source(request.source, max_connections=2 * options.concurrency + 4, labels=LABELS)
+        result = stage(
+            source,
+            Path(request.destination),
+            options.transfer_config(),
+            on_progress,
+            planned,
+            label_file_name=LABELS.file_name,
+        )
+    except PolicyDeniedError:
+        raise  # audited as policy.denied
+    except BaseException as exc:  # whatever it was, the trail says the staging failed
+        run.failed(exc)
+        raise
+    run.completed(result)
+    return result
+
+
+def check_policy(policy: Policy, source_url: str) -> tuple[Plan, Decision]:
+    """What the policy would decide on staging ``source_url``, without moving a byte."""
+    source = open_source(source_url, labels=LABELS)
+    with tempfile.TemporaryDirectory(prefix="stagegate-plan-") as scratch:
+        plan = plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name)
+        return plan, decide_plan(policy, plan, Zone.staging())

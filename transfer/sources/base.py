@@ -41,6 +41,9 @@ class ObjectReader(Protocol):
 
 class Source(Protocol):
     url: str
+    prefers_ranged_reads: bool
+    """True where one stream per object is slower than several ranged reads (object
+    stores); big objects from such a source are read in parallel parts."""
 
     def list(self) -> Iterator[SourceObject]:
         """Every object under the source, keys relative to it, in ascending key order."""
@@ -61,6 +64,10 @@ class Source(Protocol):
 
     def own_label(self, obj: SourceObject) -> str | None:
         """``obj``'s own label as it is now (None without a label spec)."""
+        ...
+
+    def find(self, key: str) -> SourceObject | None:
+        """The object at ``key`` (relative to the source) as it is now, or None."""
         ...
 
 

@@ -52,6 +52,8 @@ class _FsspecReader:
 
 
 class FsspecSource:
+    prefers_ranged_reads = False  # the generic path: simple and correct over fast
+
     def __init__(self, url: str) -> None:
         self.url = url
         self._fs, path = fsspec.core.url_to_fs(url)
@@ -98,3 +100,10 @@ class FsspecSource:
 
     def own_label(self, obj: SourceObject) -> str | None:
         return None
+
+    def find(self, key: str) -> SourceObject | None:
+        try:
+            info = self._fs.info(f"{self._root}/{key}")
+        except FileNotFoundError:
+            return None
+        return self._object(key, info) if info.get("type") == "file" else None

@@ -7,14 +7,16 @@ by S3 itself (412) rather than by a checksum after the fact.
 """
 
 import io
+import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
+from stagegate.errors import InvalidInputError
 from transfer.checksums import hex_from_base64, md5_from_etag
 from transfer.errors import SourceChangedError, SourceNotFoundError, TransferError
 from transfer.objects import LabelSpec, SourceObject
@@ -32,6 +34,9 @@ _CHECKSUM_FIELDS = (
     ("ChecksumSHA1", "sha1"),
 )
 _KMS = ("aws:kms", "aws:kms:dsse")
+# Bucket names: 3-63 of lowercase letters, digits, dots and hyphens (older buckets may have
+# capitals and underscores, so those pass too); anything else cannot name a bucket.
+_BUCKET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]")
 
 
 def split_s3_url(url: str) -> tuple[str, str]:
@@ -40,6 +45,9 @@ def split_s3_url(url: str) -> tuple[str, str]:
     bucket, _, prefix = rest.partition("/")
     if not bucket:
         raise SourceNotFoundError(f"no bucket in {url!r}")
+    if not _BUCKET_NAME.fullmatch(bucket):
+        # Only the URL is quoted: redaction knows URLs, and a mistyped bucket may hold a secret.
+        raise InvalidInputError(f"not a usable S3 URL (invalid bucket name): {url}")
     return bucket, prefix
 
 
@@ -108,6 +116,9 @@ def _error_code(exc: ClientError) -> str:
 
 
 class S3Source:
+    # One S3 stream tops out well below a node's bandwidth; parallel ranges fill it.
+    prefers_ranged_reads = True
+
     def __init__(
         self,
         url: str,
@@ -123,9 +134,12 @@ class S3Source:
         self._tag = labels.tag if labels else None
         self._tag_threads = max(1, min(32, max_connections // 2))
 
-    def list(self) -> Iterator[SourceObject]:
+    def _dir_prefix(self) -> str:
         # "s3://b/data/train" means the folder data/train/, as aws s3 cp --recursive reads it.
-        dir_prefix = self._prefix if not self._prefix or self._prefix.endswith("/") else self._prefix + "/"
+        return self._prefix if not self._prefix or self._prefix.endswith("/") else self._prefix + "/"
+
+    def list(self) -> Iterator[SourceObject]:
+        dir_prefix = self._dir_prefix()
         found = False
         paginator = self._client.get_paginator("list_objects_v2")
         # Listings carry no tags: each object's are asked for separately, a page at a time
@@ -144,6 +158,10 @@ class S3Source:
             if code == "NoSuchBucket":
                 raise SourceNotFoundError(f"no such bucket: {self.bucket}") from None
             raise TransferError(f"cannot list {self.url}: {code or exc}") from None
+        except ParamValidationError as exc:
+            raise InvalidInputError(f"not a usable S3 location: {self.url}: {exc}") from None
+        except BotoCoreError as exc:  # no credentials, endpoint unreachable...
+            raise TransferError(f"cannot list {self.url}: {exc}") from None
         finally:
             if tagger is not None:
                 tagger.shutdown(cancel_futures=True)
@@ -170,6 +188,12 @@ class S3Source:
     def own_label(self, obj: SourceObject) -> str | None:
         return self._label_of(self._full_key(obj)) if self._tag else None
 
+    def find(self, key: str) -> SourceObject | None:
+        head = self._head(self._dir_prefix() + key)
+        if head is None:
+            return None
+        return self._object(key, {"Size": head["ContentLength"], "ETag": head.get("ETag")})
+
     @staticmethod
     def _object(key: str, item: Any, label: str | None = None) -> SourceObject:
         algorithms = item.get("ChecksumAlgorithm") or []
@@ -186,8 +210,7 @@ class S3Source:
     def _full_key(self, obj: SourceObject) -> str:
         if self._single_key is not None:
             return self._single_key
-        base = self._prefix if not self._prefix or self._prefix.endswith("/") else self._prefix + "/"
-        return base + obj.key
+        return self._dir_prefix() + obj.key
 
     def _head(self, key: str, **extra: Any) -> dict[str, Any] | None:
         try:

@@ -27,6 +27,15 @@ FILES = {
     "dir/big.bin": payload("big", (2 << 20) + 5),
     "empty": b"",
 }
+# The shipped policy stages only public data: every dataset here is labelled public by a root
+# label file, as a user would label it. Label files are read, not staged: FILES stays the
+# expected content of the destination.
+PUBLIC_LABEL = {".classification": b"public\n"}
+
+
+def public(files: dict[str, bytes], prefix: str = "") -> dict[str, bytes]:
+    """``files`` (keys under ``prefix``) plus a root ``.classification`` file saying public."""
+    return {f"{prefix}{k}": v for k, v in {**files, **PUBLIC_LABEL}.items()}
 
 
 def run(
@@ -50,7 +59,7 @@ def test_help_exits_0():
 
 
 def test_json_summary_for_a_local_source(tmp_path):
-    src = write_tree(tmp_path / "src", FILES)
+    src = write_tree(tmp_path / "src", public(FILES))
     dest = tmp_path / "dest"
     proc = run("stage", str(src), "--to", str(dest), "--json", "--concurrency", "4", *SMALL)
     assert proc.returncode == 0, proc.stderr
@@ -73,7 +82,7 @@ def test_json_summary_for_a_local_source(tmp_path):
 
 
 def test_json_summary_for_an_s3_source(s3_client, bucket, subprocess_env, tmp_path):
-    put_objects(s3_client, bucket, {f"ds/{k}": v for k, v in FILES.items()})
+    put_objects(s3_client, bucket, public(FILES, "ds/"))
     dest = tmp_path / "dest"
     proc = run("stage", f"s3://{bucket}/ds", "--to", str(dest), "--json",
                "--durability", "file", *SMALL, env=subprocess_env)
@@ -85,7 +94,7 @@ def test_json_summary_for_an_s3_source(s3_client, bucket, subprocess_env, tmp_pa
 
 
 def test_human_summary(tmp_path):
-    src = write_tree(tmp_path / "src", FILES)
+    src = write_tree(tmp_path / "src", public(FILES))
     proc = run("stage", str(src), "--to", str(tmp_path / "dest"), *SMALL)
     assert proc.returncode == 0, proc.stderr
     assert f"staged {len(FILES)} files" in proc.stdout
@@ -127,7 +136,7 @@ def test_bad_size_option_exits_2(tmp_path):
 
 
 def test_corrupted_source_exits_1(s3_client, bucket, subprocess_env, tmp_path):
-    put_objects(s3_client, bucket, {"ds/victim": payload("v", 5000)})
+    put_objects(s3_client, bucket, public({"victim": payload("v", 5000)}, "ds/"))
     stored = moto_key(bucket, "ds/victim")
     stored.value = payload("w", 5000)  # the published checksum and ETag stay the old ones
     dest = tmp_path / "dest"

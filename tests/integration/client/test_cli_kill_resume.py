@@ -42,7 +42,9 @@ def _journaled_batches(dest: Path) -> list[Path]:
 
 def test_kill_9_mid_run_then_rerun(tmp_path):
     files = _dataset()
-    src = write_tree(tmp_path / "src", files)
+    # Labelled public at the root, as the shipped policy requires; the label file is read,
+    # not staged, so ``files`` stays exactly the data expected in the destination.
+    src = write_tree(tmp_path / "src", {**files, ".classification": b"public\n"})
     dest = tmp_path / "dest"
     cmd = [STAGEGATE, "stage", str(src), "--to", str(dest), *SIZES]
 

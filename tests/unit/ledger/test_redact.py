@@ -78,3 +78,18 @@ _word = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max
 def test_no_credential_survives(user: str, password: str, signature: str, path: str) -> None:
     url = f"https://{user}:{password}@host.example/{path}?X-Amz-Signature={signature}&versionId=1"
     assert redact_url(url) == f"https://host.example/{path}?versionId=1"
+
+
+def test_redact_text_cleans_urls_and_scp_userinfo_inside_messages() -> None:
+    from ledger.redact import redact_text
+
+    message = (
+        "nothing under s3://b/ds?X-Amz-Credential=AKIA&X-Amz-Signature=hunter2; "
+        "file URL with a remote host: 'file://alice:hunter2@localhost/x'; "
+        "no such file or directory: alice:hunter2@nas:missing"
+    )
+    cleaned = redact_text(message)
+    assert "hunter2" not in cleaned
+    assert "AKIA" not in cleaned
+    assert "s3://b/ds" in cleaned and "nas:missing" in cleaned  # what failed stays readable
+    assert redact_text("plain words, a/path and key=value") == "plain words, a/path and key=value"

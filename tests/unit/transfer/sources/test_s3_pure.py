@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stagegate.errors import InvalidInputError
 from transfer.errors import SourceNotFoundError
 from transfer.sources.base import PublishedChecksum
 from transfer.sources.s3 import published_from_response, split_s3_url
@@ -54,7 +55,7 @@ def response(*fields: str, **extra: Any) -> dict[str, Any]:
         ("s3://bucket/", ("bucket", "")),
         ("s3://bucket/data/train", ("bucket", "data/train")),
         ("s3://bucket/data/train/", ("bucket", "data/train/")),
-        ("s3://b/a//b", ("b", "a//b")),
+        ("s3://bkt/a//b", ("bkt", "a//b")),
     ],
 )
 def test_split_s3_url(url: str, expected: tuple[str, str]) -> None:
@@ -67,12 +68,16 @@ def test_split_s3_url_without_bucket(url: str) -> None:
         split_s3_url(url)
 
 
-@given(
-    st.text(st.characters(blacklist_characters="/"), min_size=1, max_size=20),
-    st.text(max_size=30),
-)
+@given(st.from_regex(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", fullmatch=True), st.text(max_size=30))
 def test_split_s3_url_roundtrip(bucket: str, prefix: str) -> None:
     assert split_s3_url(f"s3://{bucket}/{prefix}") == (bucket, prefix)
+
+
+@pytest.mark.parametrize("bucket", ["b", "ab", "AKIA:hunter2@some-bucket", "bad bucket"])
+def test_split_s3_url_refuses_what_cannot_be_a_bucket(bucket: str) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        split_s3_url(f"s3://{bucket}/prefix")
+    assert "bucket" in str(info.value)
 
 
 # --- published_from_response ----------------------------------------------------------

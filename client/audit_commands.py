@@ -1,0 +1,114 @@
+"""``stagegate audit``: the auditor's commands over the hash-chained trail."""
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from client import context
+from client.errors import EXIT_TAMPERED
+from ledger import AuditEvent, AuditTrail
+
+
+class WhenParam(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.3
+    """An ISO-8601 date or time; without a zone it is UTC."""
+
+    name = "time"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"not a date or time: {value!r} (try 2026-11-01 or 2026-11-01T12:00:00Z)", param, ctx)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+WHEN = WhenParam()
+
+
+def filters(f: Any) -> Any:
+    f = click.option("--until", type=WHEN, default=None, help="Only events before this time.")(f)
+    f = click.option("--since", type=WHEN, default=None, help="Only events at or after this time (UTC).")(f)
+    f = click.option("--job", default=None, help="A job id or job reference.")(f)
+    f = click.option("--action", default=None, help="e.g. stage.requested, policy.denied, stage.completed.")(
+        f
+    )
+    return click.option("--actor", default=None, help="Who acted (a user name).")(f)
+
+
+@click.group()
+def audit() -> None:
+    """Query, export and verify the tamper-evident audit trail."""
+
+
+@audit.command()
+@filters
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def query(as_json: bool, **where: Any) -> None:
+    """Events matching the filters, oldest first."""
+    with context.ledger() as ledger:
+        for event in AuditTrail(ledger).events(**where):
+            click.echo(json.dumps(event.to_json()) if as_json else _line(event))
+
+
+def _line(e: AuditEvent) -> str:
+    what = f"{e.source} -> {e.destination}" if e.destination else e.source
+    size = f" {e.files} files {e.bytes} B" if e.files or e.bytes else ""
+    decision = f" {e.decision}" if e.decision else ""
+    reasons = "".join(f"\n      {r}" for r in e.reasons)
+    job = e.job_ref or (e.job_id or "")[:8]
+    when = f"{e.time:%Y-%m-%dT%H:%M:%SZ}"
+    return f"{e.seq:>6} {when} {e.actor} {e.action}{decision} job={job} {what}{size}{reasons}"
+
+
+@audit.command()
+@click.option(
+    "--head",
+    "anchor",
+    default=None,
+    metavar="SEQ:HASH",
+    help="A head exported earlier (`stagegate audit head`): also catches rows cut off the end.",
+)
+def verify(anchor: str | None) -> None:
+    """Walk the whole chain; exit 0 if intact, 4 naming the first bad row if not."""
+    expected = _parse_head(anchor) if anchor else None
+    with context.ledger() as ledger:
+        verdict = AuditTrail(ledger).verify(expected_head=expected)
+    if verdict.intact:
+        click.echo(f"intact: {verdict.checked} events")
+        return
+    click.echo(
+        f"TAMPERED: {verdict.problem} at seq {verdict.first_bad_seq}"
+        + (f" ({verdict.detail})" if verdict.detail else "")
+        + f"; {verdict.checked} events before it are intact",
+        err=True,
+    )
+    raise click.exceptions.Exit(EXIT_TAMPERED)
+
+
+def _parse_head(text: str) -> tuple[int, str]:
+    seq, _, digest = text.partition(":")
+    if not seq.isdigit() or len(digest) != 64:
+        raise click.BadParameter(f"expected SEQ:HASH as `stagegate audit head` prints it, not {text!r}")
+    return int(seq), digest
+
+
+@audit.command()
+@filters
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+def export(fmt: str, **where: Any) -> None:
+    """Write the matching events to stdout, with their hashes, for archiving."""
+    with context.ledger() as ledger:
+        AuditTrail(ledger).export(fmt, sys.stdout, **where)  # type: ignore[arg-type]
+
+
+@audit.command()
+def head() -> None:
+    """Print SEQ:HASH of the newest event, to anchor the chain outside the database."""
+    with context.ledger() as ledger:
+        newest = AuditTrail(ledger).head()
+    click.echo("0:" + "0" * 64 if newest is None else f"{newest[0]}:{newest[1]}")

@@ -1,0 +1,40 @@
+"""``stagegate policy``: what the classification policy says, without moving anything."""
+
+import json
+from pathlib import Path
+
+import click
+
+from client import context
+from client.errors import EXIT_DENIED
+from client.stage_command import policy_option
+from workers.staging import check_policy
+
+
+@click.group()
+def policy() -> None:
+    """Inspect the classification policy."""
+
+
+@policy.command()
+@click.argument("source")
+@policy_option
+@click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
+def check(source: str, policy_path: Path | None, as_json: bool) -> None:
+    """Show whether SOURCE may be staged, and why; exit 0 if allowed, 3 if denied."""
+    chosen = context.load_policy(policy_path)
+    plan, decision = check_policy(chosen, source)
+    if as_json:
+        click.echo(json.dumps({**decision.to_dict(), "files": plan.files, "bytes": plan.bytes}))
+    else:
+        verdict = "allowed" if decision.allowed else "DENIED"
+        click.echo(f"{verdict}: {plan.files} files from {source} for {decision.zone.describe()}")
+        click.echo(f"  policy {decision.policy_version} accepts at most {decision.max_level}")
+        if decision.highest_label:
+            click.echo(f"  highest label in the dataset: {decision.highest_label}")
+        for reason in decision.reasons:
+            click.echo(f"  {reason}")
+        if decision.reasons_truncated:
+            click.echo(f"  ... and {decision.offending_count - len(decision.reasons)} more")
+    if not decision.allowed:
+        raise click.exceptions.Exit(EXIT_DENIED)
