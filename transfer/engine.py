@@ -172,6 +172,9 @@ class CopyEngine:
                     raise
                 log.warning("%s (attempt %d of %d, retrying)", exc, attempt, attempts)
                 continue
+            except OSError as exc:  # the destination's: a full disk, a quota, permissions
+                why = exc.strerror or exc
+                raise TransferError(f"{obj.key}: cannot write it under {self._dataset.path}: {why}") from exc
             self._tracker.file_done()
             return record
         raise AssertionError("unreachable")
