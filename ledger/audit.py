@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TextIO, cast
+from typing import TextIO, TypedDict, Unpack, cast
 
 from sqlalchemy import Connection, Select, Table, insert, or_, select
 from sqlalchemy.orm import Session
@@ -26,6 +26,17 @@ from ledger.verify import ChainChecker
 from stagegate.errors import InvalidInputError
 
 PAGE_SIZE = 1000
+
+
+class EventFilter(TypedDict, total=False):
+    """What :meth:`AuditTrail.events` selects by; :meth:`query` and :meth:`export` take the same."""
+
+    actor: str | None
+    action: str | None
+    job: str | None
+    since: datetime | None
+    until: datetime | None
+    limit: int | None
 
 _events = cast(Table, AuditEventRow.__table__)
 
@@ -216,33 +227,12 @@ class AuditTrail:
                 if remaining == 0:
                     return
 
-    def query(
-        self,
-        *,
-        actor: str | None = None,
-        action: str | None = None,
-        job: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int | None = None,
-    ) -> list[AuditEvent]:
+    def query(self, **where: Unpack[EventFilter]) -> list[AuditEvent]:
         """Like :meth:`events`, as a list."""
-        return list(self.events(actor=actor, action=action, job=job, since=since, until=until, limit=limit))
+        return list(self.events(**where))
 
-    def export(
-        self,
-        fmt: ExportFormat,
-        out: TextIO,
-        *,
-        actor: str | None = None,
-        action: str | None = None,
-        job: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int | None = None,
-    ) -> int:
-        """Write the matching events to ``out`` as "jsonl" or "csv"; returns how many."""
+    def export(self, fmt: ExportFormat, out: TextIO, **where: Unpack[EventFilter]) -> int:
+        """Write the events matching ``where`` to ``out`` as "jsonl" or "csv"; returns how many."""
         if fmt not in ("jsonl", "csv"):
             raise InvalidInputError(f"export format must be 'jsonl' or 'csv', not {fmt!r}")
-        events = self.events(actor=actor, action=action, job=job, since=since, until=until, limit=limit)
-        return write_events(fmt, events, out)
+        return write_events(fmt, self.events(**where), out)
