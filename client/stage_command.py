@@ -69,7 +69,7 @@ policy_option = click.option(
     type=SIZE,
     default="128MiB",
     show_default=True,
-    help="Files larger than this are read in parallel parts.",
+    help="Objects larger than this are read in parallel ranged parts (S3; POSIX files stream).",
 )
 @click.option(
     "--bandwidth",
