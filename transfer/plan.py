@@ -145,14 +145,13 @@ def check_label_files(source: Source, plan: Plan, label_file_name: str, director
     for directory in sorted(directories):
         key = f"{directory}/{label_file_name}" if directory else label_file_name
         planned = plan.label_files.get(directory)
-        now = source.find(key)
         if planned is None:
-            if now is not None:
+            if source.find(key) is not None:
                 raise LabelChangedError(f"{key}: a label file appeared since planning")
             continue
-        try:
+        try:  # a removed or replaced file fails the read itself (If-Match, revision checks)
             content = read_small(source, planned.object, MAX_LABEL_FILE_BYTES)
         except (TransferError, OSError) as exc:
             raise LabelChangedError(f"{key}: changed since planning ({exc})") from exc
-        if now is None or content != planned.content:
+        if content != planned.content:
             raise LabelChangedError(f"{key}: its label changed since planning")

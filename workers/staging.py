@@ -94,9 +94,8 @@ def label_resolver(plan: Plan) -> LabelResolver:
     return LabelResolver({d: f.content for d, f in plan.label_files.items()})
 
 
-def decide_plan(policy: Policy, plan: Plan, zone: Zone) -> Decision:
+def decide_plan(policy: Policy, plan: Plan, zone: Zone, resolver: LabelResolver) -> Decision:
     """The policy's decision on every object of ``plan``, streamed from its spill file."""
-    resolver = label_resolver(plan)
     return policy.decide(zone, ((o.key, resolver.resolve(o.key, o.label).label) for o in plan.entries()))
 
 
@@ -159,7 +158,7 @@ class StagingRun:
                 for o in plan.entries()
             ),
         )
-        decision = decide_plan(self._policy, plan, Zone.staging())
+        decision = decide_plan(self._policy, plan, Zone.staging(), resolver)
         details = {"offending": decision.offending_count, "highest_label": decision.highest_label}
         if not decision.allowed:
             self._audit("policy.denied", decision="deny", reasons=decision.reasons, details=details)
@@ -243,4 +242,4 @@ def check_policy(policy: Policy, source_url: str) -> tuple[Plan, Decision]:
     source = open_source(source_url, labels=LABELS)
     with tempfile.TemporaryDirectory(prefix="stagegate-plan-") as scratch:
         plan = plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name)
-        return plan, decide_plan(policy, plan, Zone.staging())
+        return plan, decide_plan(policy, plan, Zone.staging(), label_resolver(plan))
