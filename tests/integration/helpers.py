@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,12 +14,16 @@ from transfer import TransferConfig
 
 MiB = 1 << 20
 STATE = ".stagegate"
+# The console script of the venv running the tests: the CLI exactly as a user runs it.
+STAGEGATE = str(Path(sys.executable).with_name("stagegate"))
 
 
 def small_config(**overrides: Any) -> TransferConfig:
     """Small parts so multipart paths run on a few MiB of data."""
     fields: dict[str, Any] = {
-        "concurrency": 8, "part_size": 1 * MiB, "multipart_threshold": 2 * MiB,
+        "concurrency": 8,
+        "part_size": 1 * MiB,
+        "multipart_threshold": 2 * MiB,
     }
     fields.update(overrides)
     return TransferConfig(**fields)
@@ -40,6 +45,7 @@ def payload(seed: str, size: int) -> bytes:
 
 def put_objects(client: Any, bucket: str, objects: Mapping[str, bytes], workers: int = 16) -> None:
     """PUT every ``key -> body`` into ``bucket`` (in parallel)."""
+
     def put(item: tuple[str, bytes]) -> None:
         client.put_object(Bucket=bucket, Key=item[0], Body=item[1])
 

@@ -10,17 +10,15 @@ import io
 import json
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from integration.helpers import assert_staged, payload, write_tree
+from integration.helpers import STAGEGATE, assert_staged, payload, write_tree
 from ledger.chain import GENESIS_HASH, event_hash
 
 pytestmark = pytest.mark.integration
 
-STAGEGATE = str(Path(sys.executable).with_name("stagegate"))
 FILES = {"a.txt": b"alpha", "sub/b.bin": payload("b", 5000)}
 EVENTS_OK = ["stage.requested", "policy.allowed", "stage.completed"]
 EVENTS_DENIED = ["stage.requested", "policy.denied"]

@@ -2,12 +2,11 @@
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from integration.helpers import (
+    STAGEGATE,
     assert_staged,
     data_files,
     is_ready,
@@ -19,7 +18,6 @@ from integration.helpers import (
 
 pytestmark = pytest.mark.integration
 
-STAGEGATE = str(Path(sys.executable).with_name("stagegate"))
 SMALL = ["--part-size", "1MiB", "--multipart-threshold", "2MiB", "--no-progress"]
 FILES = {
     "x.txt": b"ex",

@@ -9,16 +9,14 @@ import json
 import resource
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from integration.helpers import data_files, is_ready, payload, temp_files, write_tree
+from integration.helpers import STAGEGATE, data_files, is_ready, payload, temp_files, write_tree
 
 pytestmark = pytest.mark.integration
 
-STAGEGATE = str(Path(sys.executable).with_name("stagegate"))
 LIMIT = 1 << 20  # no file of the run, the ledger's included, may grow past 1 MiB
 
 

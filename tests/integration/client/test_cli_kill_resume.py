@@ -5,13 +5,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from integration.helpers import (
+    STAGEGATE,
     STATE,
     MiB,
     assert_staged,
@@ -23,7 +23,6 @@ from integration.helpers import (
 
 pytestmark = pytest.mark.integration
 
-STAGEGATE = str(Path(sys.executable).with_name("stagegate"))
 SIZES = ["--part-size", "1MiB", "--multipart-threshold", "2MiB", "--no-progress"]
 
 
@@ -48,8 +47,9 @@ def test_kill_9_mid_run_then_rerun(tmp_path):
     dest = tmp_path / "dest"
     cmd = [STAGEGATE, "stage", str(src), "--to", str(dest), *SIZES]
 
-    proc = subprocess.Popen([*cmd, "--bandwidth", "2MB"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [*cmd, "--bandwidth", "2MB"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -5,16 +5,14 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from integration.helpers import assert_staged, payload, put_objects, snapshot, write_tree
+from integration.helpers import STAGEGATE, assert_staged, payload, put_objects, snapshot, write_tree
 
 pytestmark = pytest.mark.integration
 
-STAGEGATE = str(Path(sys.executable).with_name("stagegate"))
 FILES = {"a.txt": b"alpha", "sub/b.bin": payload("b", 5000)}
 CONFIDENTIAL_POLICY = b"version: 1\nstaging: confidential\n"
 

@@ -3,13 +3,10 @@ a superuser edited or deleted one (the database's own refusal bypassed, as tampe
 
 import os
 import subprocess
-import sys
-from pathlib import Path
 
+from integration.helpers import STAGEGATE
 from integration.ledger.helpers import tamper
 from ledger import AuditTrail, NewEvent, open_ledger
-
-STAGEGATE = str(Path(sys.executable).with_name("stagegate"))
 
 
 def _verify(url: str, *args: str) -> subprocess.CompletedProcess[str]:
