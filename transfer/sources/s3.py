@@ -142,8 +142,8 @@ class S3Source:
         dir_prefix = self._dir_prefix()
         found = False
         paginator = self._client.get_paginator("list_objects_v2")
-        # Listings carry no tags: each object's are asked for separately, a page at a time
-        # in parallel, so a labelled listing costs one round trip per page, not per object.
+        # Listings carry no tags: each object's are asked for separately (one request per
+        # object), a page at a time in parallel, so their latencies overlap.
         tagger = ThreadPoolExecutor(self._tag_threads) if self._tag else None
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=dir_prefix):
