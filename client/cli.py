@@ -1,9 +1,11 @@
 """The ``stagegate`` command.
 
-Exit codes (``client/errors.py``): 0 done; 1 the transfer failed; 2 bad usage or bad input
-(an unsafe key, a source that does not exist, a malformed policy or label file); 3 denied by
-the classification policy; 4 the audit chain is broken; 130 interrupted. Errors go to
-stderr as one clear line.
+Exit codes (``client/errors.py``): 0 done; 1 the transfer failed (on the service: the staging
+failed or was released, or the service could not be reached); 2 bad usage or bad input (an
+unsafe key, a source that does not exist, a malformed policy or label file, an unknown
+staging id, a missing or invalid STAGEGATE_TOKEN); 3 denied by the classification policy (or
+the token's role may not do this); 4 the audit chain is broken; 130 interrupted. Errors go
+to stderr as one clear line.
 """
 
 import logging
@@ -12,15 +14,31 @@ import sys
 import click
 
 from client.audit_commands import audit
-from client.errors import EXIT_BAD_INPUT, EXIT_DENIED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from client.daemon_commands import serve, worker
+from client.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_DENIED,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    ServiceError,
+    service_exit_code,
+)
 from client.policy_commands import policy
+from client.service_commands import nodes, release, status
 from client.stage_command import stage
+from client.token_commands import token
 from policies import PolicyDeniedError
 from stagegate import __version__
 from stagegate.errors import InvalidInputError, NotFoundError, StagegateError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Exit codes: 0 ok; 1 failed (or the service could not be reached); 2 bad usage or "
+    "input (or a missing or invalid STAGEGATE_TOKEN); 3 denied by the policy (or by your role); "
+    "4 the audit chain is broken; 130 interrupted.",
+)
 @click.version_option(__version__, prog_name="stagegate")
 @click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
 def cli(verbose: int) -> None:
@@ -29,14 +47,26 @@ def cli(verbose: int) -> None:
     Without a server, commands run in this process (the embedded mode) with a SQLite ledger
     under $STAGEGATE_HOME (default ~/.local/share/stagegate); STAGEGATE_DATABASE_URL points
     at PostgreSQL instead.
+
+    With a server (--server or STAGEGATE_URL, and a token in STAGEGATE_TOKEN), `stage --node`,
+    `status`, `release` and `nodes` talk to the stagegate service; `serve` and `worker` run
+    its processes, and `token create` issues its tokens.
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="stagegate: %(levelname)s: %(message)s", stream=sys.stderr)
 
 
 cli.add_command(stage)
+cli.add_command(status)
+cli.add_command(release)
+cli.add_command(nodes)
 cli.add_command(policy)
 cli.add_command(audit)
+cli.add_command(token)
+cli.add_command(serve)
+cli.add_command(worker)
+
+_SERVICE_ERROR_PREFIX = {EXIT_BAD_INPUT: "error", EXIT_DENIED: "denied", EXIT_FAILED: "failed"}
 
 
 def main() -> None:
@@ -57,6 +87,10 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("\nstagegate: interrupted; run the same command again to resume", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except ServiceError as exc:
+        code = service_exit_code(exc)
+        click.echo(f"stagegate: {_SERVICE_ERROR_PREFIX.get(code, 'failed')}: {exc}", err=True)
+        sys.exit(code)
     except PolicyDeniedError as exc:
         click.echo(f"stagegate: {exc}", err=True)
         sys.exit(EXIT_DENIED)

@@ -27,13 +27,15 @@ class ProgressBar:
         self._history: deque[tuple[float, int]] = deque()
         self._drawn = False
 
-    def __call__(self, progress: Progress) -> None:
+    def __call__(self, progress: Progress, note: str = "", rate: float | None = None) -> None:
+        """Draw ``progress``; ``note`` is appended to the line, and ``rate`` (bytes per
+        second), when given, replaces the bar's own estimate (the service measures its own)."""
         now = self._clock()
         if now - self._last_draw < REDRAW_EVERY and progress.files_done < progress.files_total:
             return
         with self._lock:
             self._last_draw = now
-            self._draw(progress, now)
+            self._draw(progress, now, note, rate)
 
     def _rate(self, now: float, moved: int) -> float:
         self._history.append((now, moved))
@@ -42,15 +44,18 @@ class ProgressBar:
         t0, b0 = self._history[0]
         return (moved - b0) / (now - t0) if now > t0 else 0.0
 
-    def _draw(self, p: Progress, now: float) -> None:
+    def _draw(self, p: Progress, now: float, note: str = "", given_rate: float | None = None) -> None:
         moved = p.bytes_done - p.bytes_skipped  # skipped files are not throughput
         rate = self._rate(now, moved)
+        if given_rate is not None:
+            rate = given_rate
         left = p.bytes_total - p.bytes_done
         eta = format_duration(left / rate) if rate > 0 and left > 0 else "--:--"
         fraction = p.bytes_done / p.bytes_total if p.bytes_total else 1.0
         text = (
             f" {fraction:6.1%}  {format_bytes(p.bytes_done)} / {format_bytes(p.bytes_total)}"
             f"  {format_bytes(rate)}/s  ETA {eta}  files {p.files_done}/{p.files_total}"
+            + (f"  {note}" if note else "")
         )
         width = shutil.get_terminal_size((80, 20)).columns
         bar_width = max(10, width - len(text) - 3)

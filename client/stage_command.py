@@ -1,14 +1,18 @@
-"""``stagegate stage``: copy a dataset into a directory, verified, under the policy."""
+"""``stagegate stage``: copy a dataset into a directory, verified, under the policy; or, with
+``--node``, ask the service to stage it onto cluster nodes (``client/service_commands.py``)."""
 
 import json
 import sys
+from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
+from click.core import ParameterSource
 
 from client import context
 from client.progress_bar import ProgressBar
+from client.service_commands import server_option, stage_on_service
 from client.units import format_bytes, parse_size
 from workers.staging import Durability, StageResult, StagingOptions, StagingRequest, run_staging
 
@@ -38,16 +42,115 @@ policy_option = click.option(
 )
 
 
-@click.command()
+# Options that belong to one mode only; giving one in the other mode is a usage error.
+EMBEDDED_ONLY = (
+    "policy_path",
+    "concurrency",
+    "part_size",
+    "multipart_threshold",
+    "bandwidth_limit",
+    "durability",
+)
+SERVICE_ONLY = ("mode", "idempotency_key", "wait")
+MAX_NODES = 64
+
+
+def _flag(name: str) -> str:
+    return {
+        "policy_path": "--policy",
+        "bandwidth_limit": "--bandwidth",
+    }.get(name, "--" + name.replace("_", "-"))
+
+
+def _listing(flags: Sequence[str]) -> str:
+    return f"{', '.join(flags)} {'apply' if len(flags) > 1 else 'applies'}"
+
+
+def choose_mode(
+    destination: Path | None,
+    nodes: Sequence[str],
+    server: str | None,
+    server_on_command_line: bool,
+    given: Collection[str],
+) -> Literal["embedded", "service"]:
+    """Which ``stage`` this is: ``--to DIR`` stages here, in this process; ``--node NAME``
+    asks the service. ``given`` names the options set on the command line. Raises a usage
+    error for every mix that cannot mean one thing."""
+    if destination is not None and nodes:
+        raise click.UsageError(
+            "--to (stage into a directory here) and --node (stage onto cluster nodes through the "
+            "service) cannot be combined"
+        )
+    if destination is not None:
+        if server_on_command_line:
+            raise click.UsageError("--server is for staging onto nodes (--node); --to stages here")
+        wrong = [_flag(name) for name in SERVICE_ONLY if name in given]
+        if wrong:
+            raise click.UsageError(
+                f"{_listing(wrong)} only to staging onto nodes through the service (--node)"
+            )
+        return "embedded"
+    if nodes:
+        wrong = [_flag(name) for name in EMBEDDED_ONLY if name in given]
+        if wrong:
+            raise click.UsageError(
+                f"{_listing(wrong)} only to staging here (--to); on the service the workers decide"
+            )
+        if not server:
+            raise click.UsageError(
+                "--node stages through the service: pass --server URL or set STAGEGATE_URL"
+            )
+        repeated = sorted({n for n in nodes if nodes.count(n) > 1})
+        if repeated:
+            raise click.UsageError(f"--node given more than once for: {', '.join(repeated)}")
+        if len(nodes) > MAX_NODES:
+            raise click.UsageError(f"at most {MAX_NODES} nodes per staging, not {len(nodes)}")
+        return "service"
+    if server:
+        raise click.UsageError("say where: --node NAME (repeat for more nodes), or --to DIR to stage here")
+    raise click.UsageError("Missing option '--to' (or --node NAME with a server: see --help)")
+
+
+@click.command(
+    epilog="Exit codes: 0 done (service without --wait: accepted); 1 failed or released, or the "
+    "service could not be reached; 2 bad usage or input, or a missing or invalid STAGEGATE_TOKEN; "
+    "3 denied by the policy (or, on the service, your role may not stage); 130 interrupted."
+)
 @click.argument("source")
 @click.option(
     "--to",
     "destination",
-    required=True,
+    default=None,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Directory the dataset lands in (created if missing).",
+    help="Stage here, in this process: the directory the dataset lands in (created if missing).",
+)
+@click.option(
+    "--node",
+    "nodes",
+    multiple=True,
+    metavar="NAME",
+    help="Stage through the service onto this node's cache; repeat for more nodes (at most 64).",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["replicate", "shard"]),
+    default=None,
+    help="Service: replicate (every node gets the whole dataset; default) or shard (each gets a part).",
 )
 @click.option("--job", "job_ref", default=None, help="Your job's reference, recorded in the audit trail.")
+@click.option(
+    "--idempotency-key",
+    metavar="KEY",
+    default=None,
+    help="Service: the same key again returns the first staging instead of a new one (safe retries).",
+)
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Service: follow the staging (progress on stderr) until it is ready (exit 0), denied (3), "
+    "failed or released (1). Without it, print the id and state and return at once.",
+)
+@server_option
 @policy_option
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
 @click.option(
@@ -92,8 +195,13 @@ policy_option = click.option(
 )
 def stage(
     source: str,
-    destination: Path,
+    destination: Path | None,
+    nodes: tuple[str, ...],
+    mode: str | None,
     job_ref: str | None,
+    idempotency_key: str | None,
+    wait: bool,
+    server: str | None,
     policy_path: Path | None,
     as_json: bool,
     concurrency: int,
@@ -103,7 +211,16 @@ def stage(
     durability: str,
     progress: bool | None,
 ) -> None:
-    """Copy the dataset at SOURCE into a directory, verifying every byte.
+    """Copy the dataset at SOURCE into a directory (--to), verifying every byte; or ask the
+    stagegate service to stage it onto cluster nodes (--node).
+
+    With --to the staging runs here. With --node it runs on the service at --server (default
+    $STAGEGATE_URL), authenticated by the token in $STAGEGATE_TOKEN (an environment variable
+    only, never a flag: it would land in shell history); the nodes' workers copy and verify
+    it into their caches, and `stagegate status ID` follows it. --to always stages here, even
+    with STAGEGATE_URL set. --policy, --concurrency, --part-size, --multipart-threshold,
+    --bandwidth and --durability apply to --to only; --mode, --idempotency-key, --wait and
+    --server to --node only.
 
     SOURCE is s3://bucket/prefix (credentials from the standard AWS chain; AWS_ENDPOINT_URL
     selects an S3-compatible store), a local or NFS path (or file:///path), or any other
@@ -117,6 +234,12 @@ def stage(
     directory is complete when DIR/.stagegate/READY exists; DIR/.stagegate/manifest.jsonl
     holds the BLAKE3 checksum of every file.
     """
+    ctx = click.get_current_context()
+    given = {name for name in ctx.params if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE}
+    if choose_mode(destination, nodes, server, "server" in given, given) == "service":
+        stage_on_service(server, source, nodes, mode, job_ref, idempotency_key, wait, as_json, progress)
+        return
+    assert destination is not None  # choose_mode said embedded
     options = StagingOptions(
         concurrency=concurrency,
         part_size=part_size,

@@ -5,14 +5,20 @@ Built in the issue "Classification policy, the ledger, and a tamper-evident audi
 
 from sqlalchemy.orm import sessionmaker
 
+from ledger.admission import NoRoomError
 from ledger.audit import AuditTrail
 from ledger.database import Ledger, create_ledger_engine
 from ledger.events import AuditEvent, ChainVerdict, NewEvent
 from ledger.jobs import KEEP, Job, Jobs
+from ledger.label_files import LabelFileRecord, LabelFiles
 from ledger.manifests import CopiedEntry, ManifestEntry, Manifests
 from ledger.migrate import upgrade_to_head
+from ledger.nodes import CachedDatasetView, Nodes, NodeView
 from ledger.redact import redact_url
 from ledger.settings import ledger_url
+from ledger.stagings import NodePortion, NodeStatus, RetryLaterError, Staging, StagingProgress, Stagings
+from ledger.tasks import BatchRange, Task, TaskKey, Tasks
+from ledger.tokens import ROLES, IssuedToken, Principal, Tokens
 
 
 def open_ledger(url: str | None = None) -> Ledger:
@@ -29,16 +35,36 @@ def open_ledger(url: str | None = None) -> Ledger:
 
 __all__ = [
     "KEEP",
+    "ROLES",
     "AuditEvent",
     "AuditTrail",
+    "BatchRange",
+    "CachedDatasetView",
     "ChainVerdict",
     "CopiedEntry",
+    "IssuedToken",
     "Job",
     "Jobs",
+    "LabelFileRecord",
+    "LabelFiles",
     "Ledger",
     "ManifestEntry",
     "Manifests",
     "NewEvent",
+    "NoRoomError",
+    "NodePortion",
+    "NodeStatus",
+    "NodeView",
+    "Nodes",
+    "Principal",
+    "RetryLaterError",
+    "Staging",
+    "StagingProgress",
+    "Stagings",
+    "Task",
+    "TaskKey",
+    "Tasks",
+    "Tokens",
     "open_ledger",
     "redact_url",
 ]

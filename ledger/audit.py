@@ -38,6 +38,7 @@ class EventFilter(TypedDict, total=False):
     until: datetime | None
     limit: int | None
 
+
 _events = cast(Table, AuditEventRow.__table__)
 
 
@@ -105,6 +106,14 @@ class AuditTrail:
 
     def append(self, new: NewEvent) -> AuditEvent:
         """Record ``new`` as the next event and return it as stored."""
+        with self._ledger.engine.begin() as conn:
+            return self.append_in(conn, new)
+
+    @staticmethod
+    def append_in(conn: Connection, new: NewEvent) -> AuditEvent:
+        """Record ``new`` inside the caller's transaction on ``conn``: a state change and the
+        event that tells of it commit together or not at all (a crash between them can
+        neither lose the event nor record it twice)."""
         try:
             # Round-tripped through JSON so the returned event equals what a later read sees.
             reasons_json = canonical_json([redact_text(str(r)) for r in new.reasons])
@@ -113,34 +122,33 @@ class AuditTrail:
             raise InvalidInputError(f"event details must be plain JSON: {exc}") from exc
         # Core, not the ORM: appends are serialised, so every microsecond spent holding the
         # lock is paid by every waiting writer.
-        with self._ledger.engine.begin() as conn:
-            lock_writers(conn, AUDIT_APPEND_LOCK)
-            head = self._head(conn)
-            seq, prev_hash = (1, GENESIS_HASH) if head is None else (head[0] + 1, head[1])
-            # The time is taken under the lock, so times never go backwards along the chain
-            # (unless the clock does).
-            event = AuditEvent(
-                seq=seq,
-                time=datetime.now(UTC),
-                actor=new.actor,
-                role=new.role,
-                action=new.action,
-                job_id=new.job_id,
-                job_ref=new.job_ref,
-                source=redact_url(new.source),
-                destination=redact_url(new.destination),
-                bytes=new.bytes,
-                files=new.files,
-                manifest_digest=new.manifest_digest,
-                policy_version=new.policy_version,
-                decision=new.decision,
-                reasons=tuple(json.loads(reasons_json)),
-                details=json.loads(details_json),
-                prev_hash=prev_hash,
-                hash="",
-            )
-            event = replace(event, hash=event_hash(prev_hash, event.hashed_fields()))
-            conn.execute(insert(_events).values(_row_values(event, reasons_json, details_json)))
+        lock_writers(conn, AUDIT_APPEND_LOCK)
+        head = AuditTrail._head(conn)
+        seq, prev_hash = (1, GENESIS_HASH) if head is None else (head[0] + 1, head[1])
+        # The time is taken under the lock, so times never go backwards along the chain
+        # (unless the clock does).
+        event = AuditEvent(
+            seq=seq,
+            time=datetime.now(UTC),
+            actor=new.actor,
+            role=new.role,
+            action=new.action,
+            job_id=new.job_id,
+            job_ref=new.job_ref,
+            source=redact_url(new.source),
+            destination=redact_url(new.destination),
+            bytes=new.bytes,
+            files=new.files,
+            manifest_digest=new.manifest_digest,
+            policy_version=new.policy_version,
+            decision=new.decision,
+            reasons=tuple(json.loads(reasons_json)),
+            details=json.loads(details_json),
+            prev_hash=prev_hash,
+            hash="",
+        )
+        event = replace(event, hash=event_hash(prev_hash, event.hashed_fields()))
+        conn.execute(insert(_events).values(_row_values(event, reasons_json, details_json)))
         return event
 
     @staticmethod

@@ -65,7 +65,7 @@ class Ledger:
 
     def read_session(self) -> Session:
         """A session for reads only; on SQLite it does not queue behind writers."""
-        return Session(bind=self.engine.execution_options(**{READ_ONLY: True}))
+        return Session(bind=self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ledger.database import READ_ONLY, Ledger
@@ -36,6 +36,9 @@ class ManifestEntry:
     label: str | None = None
     blake3: str | None = None
     verification: str | None = None
+    mtime: float | None = None
+    checksum_algorithm: str | None = None
+    own_label: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,9 @@ def _entry_params(job_id: str, entry: ManifestEntry) -> dict[str, object]:
         "label": entry.label,
         "blake3": entry.blake3,
         "verification": entry.verification,
+        "mtime": entry.mtime,
+        "checksum_algorithm": entry.checksum_algorithm,
+        "own_label": entry.own_label,
     }
 
 
@@ -119,16 +125,31 @@ class Manifests:
             updated += len(chunk)
         return updated
 
+    def clear(self, job_id: str) -> None:
+        """Forget the job's entries: a plan step run again after a crash starts clean."""
+        with self._ledger.engine.begin() as conn:
+            conn.execute(delete(_entries).where(_entries.c.job_id == job_id))
+
     def entries(
-        self, job_id: str, *, after: str | None = None, page_size: int = CHUNK_SIZE
+        self,
+        job_id: str,
+        *,
+        after: str | None = None,
+        first: str | None = None,
+        through: str | None = None,
+        page_size: int = CHUNK_SIZE,
     ) -> Iterator[ManifestEntry]:
         """The job's entries in key order (by code point), streamed a page at a time; ``after``
-        resumes past a key."""
+        resumes past a key; ``first`` and ``through`` bound a batch's key range (both inclusive)."""
         last = after
         while True:
             statement = select(_entries).where(_entries.c.job_id == job_id)
             if last is not None:
                 statement = statement.where(_entries.c.key > last)
+            if first is not None:
+                statement = statement.where(_entries.c.key >= first)
+            if through is not None:
+                statement = statement.where(_entries.c.key <= through)
             with self._ledger.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
                 rows = conn.execute(statement.order_by(_entries.c.key).limit(page_size)).all()
             for row in rows:
@@ -141,6 +162,9 @@ class Manifests:
                     label=row.label,
                     blake3=row.blake3,
                     verification=row.verification,
+                    mtime=row.mtime,
+                    checksum_algorithm=row.checksum_algorithm,
+                    own_label=row.own_label,
                 )
             if len(rows) < page_size:
                 return

@@ -6,7 +6,18 @@ The Alembic migrations create the schema; these models must describe the same ta
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, MetaData, String, Text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -70,8 +81,18 @@ class JobRow(Base):
     error: Mapped[str | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # The service's columns (revision 0002); embedded stagings leave them empty.
+    project: Mapped[str | None]
+    mode: Mapped[str | None] = mapped_column(String(16))
+    nodes: Mapped[str | None]  # JSON list of node names
+    idempotency_key: Mapped[str | None]
+    started_at: Mapped[datetime | None]  # the first byte's time, for the rate
 
-    __table_args__ = (CheckConstraint("kind IN ('stage', 'egress')", name="kind"),)
+    __table_args__ = (
+        CheckConstraint("kind IN ('stage', 'egress')", name="kind"),
+        # One staging per (user, key): a retried submission finds the first one.
+        Index("ix_jobs_actor_idempotency_key", "actor", "idempotency_key", unique=True),
+    )
 
 
 class ManifestEntryRow(Base):
@@ -86,6 +107,111 @@ class ManifestEntryRow(Base):
     source_checksum: Mapped[str | None]
     verification: Mapped[str | None]
     label: Mapped[str | None]
+    # Revision 0002: what a node worker needs to read the object without listing again.
+    mtime: Mapped[float | None] = mapped_column(Float)
+    checksum_algorithm: Mapped[str | None]
+    own_label: Mapped[str | None]  # as the source stores it; ``label`` is the resolved one
+
+
+class LabelFileRow(Base):
+    """A label file a plan read: batch tasks on other nodes re-check it before copying."""
+
+    __tablename__ = "label_files"
+
+    job_id: Mapped[str] = mapped_column(String(36), ForeignKey("jobs.id"), primary_key=True)
+    directory: Mapped[str] = mapped_column(KeyText, primary_key=True)
+    key: Mapped[str] = mapped_column(KeyText)
+    size: Mapped[int]
+    revision: Mapped[str | None]
+    version: Mapped[str | None]
+    mtime: Mapped[float | None] = mapped_column(Float)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class TokenRow(Base):
+    __tablename__ = "tokens"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256; the token is never kept
+    user: Mapped[str]
+    role: Mapped[str] = mapped_column(String(16))
+    project: Mapped[str | None]
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (CheckConstraint("role IN ('job', 'scientist', 'auditor', 'admin')", name="role"),)
+
+
+class TaskRow(Base):
+    """One unit of queued work: a staging's plan, a node's copy batch, a node's finalize.
+
+    The ledger, not the broker, is the source of truth: a task whose lease ran out (its
+    worker died, or Redis lost the message) is sent again by the reconciler.
+    """
+
+    __tablename__ = "tasks"
+
+    job_id: Mapped[str] = mapped_column(String(36), ForeignKey("jobs.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    node: Mapped[str] = mapped_column(primary_key=True)  # '' for the plan
+    idx: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    state: Mapped[str] = mapped_column(String(16))
+    key_from: Mapped[str | None] = mapped_column(KeyText)
+    key_to: Mapped[str | None] = mapped_column(KeyText)
+    files: Mapped[int]
+    bytes: Mapped[int]
+    files_done: Mapped[int]
+    bytes_done: Mapped[int]
+    attempts: Mapped[int]
+    lease_until: Mapped[datetime | None]
+    owner: Mapped[str | None]
+    error: Mapped[str | None]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('plan', 'copy', 'finalize')", name="kind"),
+        Index("ix_tasks_state_lease_until", "state", "lease_until"),
+    )
+
+
+class NodeRow(Base):
+    __tablename__ = "nodes"
+
+    name: Mapped[str] = mapped_column(primary_key=True)
+    root: Mapped[str]
+    capacity: Mapped[int]
+    worker: Mapped[str]  # host:pid of the worker that last said hello
+    started_at: Mapped[datetime]
+    last_heartbeat: Mapped[datetime]
+
+
+class NodeDatasetRow(Base):
+    """A dataset on a node's NVMe, keyed by the manifest digest of what it holds."""
+
+    __tablename__ = "node_datasets"
+
+    node: Mapped[str] = mapped_column(ForeignKey("nodes.name"), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    path: Mapped[str]
+    files: Mapped[int]
+    bytes: Mapped[int]
+    state: Mapped[str] = mapped_column(String(16))  # writing | ready | evicting | deleting
+    writer_job: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime]
+    last_used: Mapped[datetime]
+
+
+class PinRow(Base):
+    """A staging holding a node's dataset: a pinned dataset is never evicted."""
+
+    __tablename__ = "pins"
+
+    job_id: Mapped[str] = mapped_column(String(36), ForeignKey("jobs.id"), primary_key=True)
+    node: Mapped[str] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_pins_node_digest", "node", "digest"),)
 
 
 class AuditEventRow(Base):

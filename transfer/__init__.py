@@ -4,21 +4,24 @@ It knows nothing of Celery, SQL or HTTP: it takes a plan, a source, a sink and a
 and reports through a callback.
 """
 
+from transfer.batches import BatchResult, copy_batch, publish_batches
 from transfer.engine import CopyEngine, TransferConfig
 from transfer.errors import LabelChangedError
 from transfer.objects import CopiedFile, LabelSpec, SourceObject, Verification
-from transfer.plan import Plan, plan_dataset
+from transfer.plan import LabelFile, Plan, plan_dataset
 from transfer.progress import Progress, ProgressCallback
 from transfer.sink import DatasetDir, Durability
 from transfer.sources import open_source
 from transfer.stage import StageResult, read_manifest, stage
 
 __all__ = [
+    "BatchResult",
     "CopiedFile",
     "CopyEngine",
     "DatasetDir",
     "Durability",
     "LabelChangedError",
+    "LabelFile",
     "LabelSpec",
     "Plan",
     "Progress",
@@ -27,8 +30,10 @@ __all__ = [
     "StageResult",
     "TransferConfig",
     "Verification",
+    "copy_batch",
     "open_source",
     "plan_dataset",
+    "publish_batches",
     "read_manifest",
     "stage",
 ]

@@ -69,6 +69,15 @@ class TransferConfig:
             raise ValueError("bandwidth_limit must be positive")
 
 
+def is_intact(dataset: DatasetDir, obj: SourceObject, prior: CopiedFile) -> bool:
+    """True if ``prior`` records exactly ``obj`` and its file is in ``dataset`` untouched since:
+    a stat, never a read of the source."""
+    if not prior.matches(obj):
+        return False
+    st = dataset.stat_file(key_parts(obj.key))
+    return st is not None and st.st_size == prior.size and st.st_mtime_ns == prior.mtime_ns
+
+
 class _Cancelled(Exception):
     """Raised inside copy threads once another file has failed the run."""
 
@@ -132,7 +141,7 @@ class CopyEngine:
 
     def submit(self, obj: SourceObject, prior: CopiedFile | None) -> "Future[CopiedFile]":
         """Copy ``obj`` unless ``prior`` shows it is already present and verified."""
-        if prior is not None and self._still_intact(obj, prior):
+        if prior is not None and is_intact(self._dataset, obj, prior):
             self._tracker.file_skipped(obj.size)
             done: Future[CopiedFile] = Future()
             done.set_result(prior)
@@ -149,12 +158,6 @@ class CopyEngine:
             # Report the cause, not the copies that stopped because of it.
             raise next((e for e in errors if not isinstance(e, _Cancelled)), errors[0])  # type: ignore[misc]
         return [f.result() for f in futures]
-
-    def _still_intact(self, obj: SourceObject, prior: CopiedFile) -> bool:
-        if not prior.matches(obj):
-            return False
-        st = self._dataset.stat_file(key_parts(obj.key))
-        return st is not None and st.st_size == prior.size and st.st_mtime_ns == prior.mtime_ns
 
     # -- one file --------------------------------------------------------------------
 

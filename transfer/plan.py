@@ -3,7 +3,7 @@ plan to a spill file, so a listing of millions of objects is never held in memor
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,9 +134,12 @@ def directories_of(keys: Iterable[str]) -> set[str]:
     return found
 
 
-def check_label_files(source: Source, plan: Plan, label_file_name: str, directories: Iterable[str]) -> None:
+def check_label_files(
+    source: Source, label_files: Mapping[str, LabelFile], label_file_name: str, directories: Iterable[str]
+) -> None:
     """Raise :class:`LabelChangedError` if the label of any of ``directories`` changed since
-    planning: a label file edited, removed, or newly put there.
+    planning (``label_files``, the plan's, by directory): a label file edited, removed, or
+    newly put there.
 
     Run before each batch over the directories the batch touches: a look-up per directory,
     and label files, being one word, are re-read whole, which catches an edit even where
@@ -144,7 +147,7 @@ def check_label_files(source: Source, plan: Plan, label_file_name: str, director
     """
     for directory in sorted(directories):
         key = f"{directory}/{label_file_name}" if directory else label_file_name
-        planned = plan.label_files.get(directory)
+        planned = label_files.get(directory)
         if planned is None:
             if source.find(key) is not None:
                 raise LabelChangedError(f"{key}: a label file appeared since planning")

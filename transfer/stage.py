@@ -8,9 +8,10 @@ import json
 import shutil
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 from transfer.engine import CopyEngine, TransferConfig
@@ -18,7 +19,7 @@ from transfer.journal import Journal, encode_records, read_records
 from transfer.keys import STATE_DIR
 from transfer.objects import CopiedFile, SourceObject, Verification
 from transfer.parts import batched_by_weight
-from transfer.plan import Plan, check_label_files, directories_of, plan_dataset
+from transfer.plan import LabelFile, Plan, check_label_files, directories_of, plan_dataset
 from transfer.progress import ProgressCallback, ProgressTracker
 from transfer.sink import MANIFEST, READY_MARKER, DatasetDir, Durability
 from transfer.sources.base import Source
@@ -96,73 +97,118 @@ def stage(
             elif not had_state:
                 shutil.rmtree(dataset.state_path, ignore_errors=True)
             raise
-        # From here on the directory changes: it is not ready until published again.
-        dataset.remove_state_file(READY_MARKER)
-        dataset.clear_temp()
+        begin_rewrite(dataset)
         journal = Journal(dataset.state_path)
         tracker = ProgressTracker(plan.files, plan.bytes, on_progress)
         pairs = pair_with_prior(plan.entries(), journal.earlier(dataset.state_path / MANIFEST))
         batches = batched_by_weight(
             pairs, lambda p: p[0].size, config.batch_max_bytes, config.batch_max_files
         )
+        # FILE durability fsyncs every file before its rename; the renames themselves are
+        # synced once, before the manifest: a journal record is a hint, checked on resume.
+        sync = config.durability is Durability.BATCH
         with CopyEngine(source, dataset, config, tracker) as engine:
             in_flight: deque[tuple[int, list[Future[CopiedFile]]]] = deque()
+
+            def finish(index: int, futures: "list[Future[CopiedFile]]") -> None:
+                finish_batch(engine, dataset, futures, sync, partial(journal.record_batch, index))
+
             for index, batch in enumerate(batches):
-                if config.recheck_labels and label_file_name is not None:
-                    directories = directories_of(obj.key for obj, _ in batch)
-                    check_label_files(source, plan, label_file_name, directories)
-                in_flight.append((index, [engine.submit(obj, prior) for obj, prior in batch]))
+                futures = start_batch(engine, source, batch, config, label_file_name, plan.label_files)
+                in_flight.append((index, futures))
                 if len(in_flight) >= BATCHES_IN_FLIGHT:
-                    _finish_batch(engine, dataset, journal, config, *in_flight.popleft())
+                    finish(*in_flight.popleft())
             while in_flight:
-                _finish_batch(engine, dataset, journal, config, *in_flight.popleft())
+                finish(*in_flight.popleft())
         progress = tracker.state
-        result = _publish(
-            dataset, journal, plan, progress.files_skipped, progress.bytes_skipped, clock() - started
+        result = publish_records(
+            dataset,
+            journal.current(),
+            source_url=plan.source_url,
+            digest=plan.digest,
+            files=plan.files,
+            bytes=plan.bytes,
+            files_skipped=progress.files_skipped,
+            bytes_skipped=progress.bytes_skipped,
+            seconds=clock() - started,
         )
+        journal.discard_earlier()
+        journal.remove()
         (dataset.state_path / PLAN_FILE).unlink()
         return result
 
 
-def _finish_batch(
+# -- the steps stage() and the service's batch tasks (transfer.batches) share -----------
+
+
+def begin_rewrite(dataset: DatasetDir) -> None:
+    """From here on the directory changes: it is not ready until published again, and what
+    an interrupted copy left in the temporary directory goes."""
+    dataset.remove_state_file(READY_MARKER)
+    dataset.clear_temp()
+
+
+def start_batch(
+    engine: CopyEngine,
+    source: Source,
+    batch: Sequence[tuple[SourceObject, CopiedFile | None]],
+    config: TransferConfig,
+    label_file_name: str | None,
+    label_files: Mapping[str, LabelFile],
+) -> "list[Future[CopiedFile]]":
+    """Start copying ``batch`` (objects with their earlier records), once the label files of
+    the directories it touches are found unchanged (with ``config.recheck_labels``)."""
+    if config.recheck_labels and label_file_name is not None:
+        directories = directories_of(obj.key for obj, _ in batch)
+        check_label_files(source, label_files, label_file_name, directories)
+    return [engine.submit(obj, prior) for obj, prior in batch]
+
+
+def finish_batch(
     engine: CopyEngine,
     dataset: DatasetDir,
-    journal: Journal,
-    config: TransferConfig,
-    index: int,
     futures: "list[Future[CopiedFile]]",
+    sync: bool,
+    record: Callable[[list[CopiedFile]], None],
 ) -> None:
+    """Wait for a batch's copies, then ``record`` them; with ``sync``, only once the batch's
+    bytes are durable, so the record never vouches for what a crash could take back."""
     records = engine.collect(futures)
-    if config.durability is Durability.BATCH:
-        dataset.sync()  # the batch's bytes are durable before the journal says so
-    journal.record_batch(index, records)
+    if sync:
+        dataset.sync()
+    record(records)
 
 
-def _publish(
+def publish_records(
     dataset: DatasetDir,
-    journal: Journal,
-    plan: Plan,
+    records: Iterable[CopiedFile],
+    *,
+    source_url: str,
+    digest: str,
+    files: int,
+    bytes: int,
     files_skipped: int,
     bytes_skipped: int,
     seconds: float,
 ) -> StageResult:
+    """Write the manifest (``records``, in key order) and the READY marker."""
     dataset.sync()  # directory entries of every rename, and anything not yet synced
     counts = {level: 0 for level in Verification}
 
     def counted() -> Iterator[CopiedFile]:
-        for record in journal.current():
+        for record in records:
             counts[record.verification] += 1
             yield record
 
     dataset.write_state_file(MANIFEST, encode_records(counted()))
     result = StageResult(
-        source=plan.source_url,
+        source=source_url,
         destination=str(dataset.path),
-        digest=plan.digest,
-        files=plan.files,
-        bytes=plan.bytes,
-        files_copied=plan.files - files_skipped,
-        bytes_copied=plan.bytes - bytes_skipped,
+        digest=digest,
+        files=files,
+        bytes=bytes,
+        files_copied=files - files_skipped,
+        bytes_copied=bytes - bytes_skipped,
         files_skipped=files_skipped,
         verified_source=counts[Verification.SOURCE],
         verified_local=counts[Verification.LOCAL],
@@ -170,6 +216,4 @@ def _publish(
     )
     ready = {**result.to_json(), "manifest": MANIFEST, "completed_at": time.time()}
     dataset.write_state_file(READY_MARKER, [json.dumps(ready, indent=2).encode() + b"\n"])
-    journal.discard_earlier()
-    journal.remove()
     return result

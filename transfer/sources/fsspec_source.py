@@ -6,6 +6,7 @@ interface, so files from here are verified locally only.
 
 from collections.abc import Iterator
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import fsspec
@@ -58,13 +59,17 @@ class FsspecSource:
         self.url = url
         self._fs, path = fsspec.core.url_to_fs(url)
         self._root = path.rstrip("/")
-        self._single_file = False
+
+    @cached_property
+    def _is_single_file(self) -> bool:
+        """Whether the URL names one file: asked once, by list() or by the first read (a batch
+        reads objects another process listed, without listing)."""
+        return bool(self._fs.isfile(self._root))
 
     def list(self) -> Iterator[SourceObject]:
         if not self._fs.exists(self._root):
             raise SourceNotFoundError(f"nothing at {self.url}")
-        if self._fs.isfile(self._root):
-            self._single_file = True
+        if self._is_single_file:
             yield self._object(self._root.rsplit("/", 1)[-1], self._fs.info(self._root))
             return
         for key, entry in walk_sorted(self._list_dir):
@@ -81,7 +86,7 @@ class FsspecSource:
         return SourceObject(key=key, size=int(info["size"] or 0), revision=_revision(info))
 
     def _path(self, obj: SourceObject) -> str:
-        return self._root if self._single_file else f"{self._root}/{obj.key}"
+        return self._root if self._is_single_file else f"{self._root}/{obj.key}"
 
     def open(self, obj: SourceObject, offset: int = 0, length: int | None = None) -> _FsspecReader:
         path = self._path(obj)

@@ -8,6 +8,7 @@ by S3 itself (412) rather than by a checksum after the fact.
 
 import io
 import re
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -130,7 +131,10 @@ class S3Source:
         self.bucket, prefix = split_s3_url(url)
         self._client = client or make_client(max_connections)
         self._prefix = prefix
-        self._single_key: str | None = None
+        # Whether the URL names one object rather than a folder: learnt by list(), or asked
+        # once (see _names_object) by a batch that reads objects another process listed.
+        self._single: bool | None = None
+        self._single_lock = threading.Lock()
         self._tag = labels.tag if labels else None
         self._tag_threads = max(1, min(32, max_connections // 2))
 
@@ -154,10 +158,7 @@ class S3Source:
                     label = next(labels) if labels is not None else None
                     yield self._object(item["Key"][len(dir_prefix) :], item, label)
         except ClientError as exc:
-            code = _error_code(exc)
-            if code == "NoSuchBucket":
-                raise SourceNotFoundError(f"no such bucket: {self.bucket}") from None
-            raise TransferError(f"cannot list {self.url}: {code or exc}") from None
+            raise self._listing_failed(exc) from None
         except ParamValidationError as exc:
             raise InvalidInputError(f"not a usable S3 location: {self.url}: {exc}") from None
         except BotoCoreError as exc:  # no credentials, endpoint unreachable...
@@ -166,15 +167,49 @@ class S3Source:
             if tagger is not None:
                 tagger.shutdown(cancel_futures=True)
         if found:
+            self._single = False
             return
         # Not a folder: perhaps the URL names a single object.
         head = self._head(self._prefix) if self._prefix and not self._prefix.endswith("/") else None
         if head is None:
             raise SourceNotFoundError(f"nothing under {self.url}")
-        self._single_key = self._prefix
-        name = self._prefix.rsplit("/", 1)[-1]
+        self._single = True
         label = self._label_of(self._prefix) if self._tag else None
-        yield self._object(name, {"Size": head["ContentLength"], "ETag": head.get("ETag")}, label)
+        yield self._object(
+            self._object_name(), {"Size": head["ContentLength"], "ETag": head.get("ETag")}, label
+        )
+
+    def _object_name(self) -> str:
+        """The key a single object's URL lists it under: its name, the file it becomes."""
+        return self._prefix.rsplit("/", 1)[-1]
+
+    def _names_object(self, key: str) -> bool:
+        """True if ``key`` is the object the URL itself names, not one in the folder it names.
+
+        Only a URL without a trailing '/' can name an object, and then only under its own
+        name. That name is ambiguous (``s3://b/x`` may be the object ``x`` or the folder
+        holding ``x/x``): list() decides it (a folder wins) and remembers; a source that never
+        listed asks the same question once, with one single-key listing of the folder.
+        """
+        if not self._prefix or self._prefix.endswith("/") or key != self._object_name():
+            return False
+        with self._single_lock:
+            if self._single is None:
+                self._single = not self._folder_exists()
+            return self._single
+
+    def _folder_exists(self) -> bool:
+        try:
+            page = self._client.list_objects_v2(Bucket=self.bucket, Prefix=self._dir_prefix(), MaxKeys=1)
+        except ClientError as exc:
+            raise self._listing_failed(exc) from None
+        return bool(page.get("Contents"))  # the folder marker counts, as in list()
+
+    def _listing_failed(self, exc: ClientError) -> Exception:
+        code = _error_code(exc)
+        if code == "NoSuchBucket":
+            return SourceNotFoundError(f"no such bucket: {self.bucket}")
+        return TransferError(f"cannot list {self.url}: {code or exc}")
 
     def _label_of(self, full_key: str) -> str | None:
         try:
@@ -208,9 +243,7 @@ class S3Source:
         )
 
     def _full_key(self, obj: SourceObject) -> str:
-        if self._single_key is not None:
-            return self._single_key
-        return self._dir_prefix() + obj.key
+        return self._prefix if self._names_object(obj.key) else self._dir_prefix() + obj.key
 
     def _head(self, key: str, **extra: Any) -> dict[str, Any] | None:
         try:

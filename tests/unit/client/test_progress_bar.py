@@ -146,3 +146,20 @@ def test_finish_without_a_bar_writes_nothing() -> None:
     bar, stream, _ = make_bar()
     bar.finish()
     assert stream.getvalue() == ""
+
+
+def test_a_note_is_appended_to_the_line() -> None:
+    bar, stream, _ = make_bar()
+    bar(p(100, files=1), note="nodes 1/2 ready")
+    assert last_line(stream).endswith("files 1/10  nodes 1/2 ready")
+
+
+def test_a_given_rate_replaces_the_bars_own() -> None:
+    bar, stream, clock = make_bar()
+    bar(p(100), rate=50.0)
+    line = last_line(stream)
+    assert "50 B/s" in line
+    assert "ETA 0:18" in line  # 900 bytes left at 50 B/s
+    clock.now += 1.0
+    bar(p(300))  # without one, the bar measures again: 200 bytes in a second
+    assert "200 B/s" in last_line(stream)

@@ -1,0 +1,116 @@
+"""The FastAPI application: the control plane's HTTP face.
+
+``create_app()`` with no arguments is what ``stagegate serve`` runs: it opens the ledger named
+by ``STAGEGATE_DATABASE_URL`` (bringing its schema up to date) and a Celery client for
+``STAGEGATE_BROKER_URL``, and closes both when the server shuts down. Tests pass their own
+ledger and dispatcher, which stay theirs to close.
+"""
+
+import math
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import stagegate
+from api.errors import install_error_handlers
+from api.routes import audit, health, nodes, stagings
+from api.services import Services
+from ledger import AuditTrail, Ledger, Nodes, Stagings, Tokens, open_ledger
+from stagegate.errors import InvalidInputError
+from stagegate.queues import Dispatcher, broker_url, make_celery
+
+LEASE_SECONDS_ENV = "STAGEGATE_LEASE_SECONDS"
+DECISION_WAIT_ENV = "STAGEGATE_DECISION_WAIT"
+DEFAULT_LEASE_SECONDS = 120.0
+DEFAULT_DECISION_WAIT = 10.0
+
+DESCRIPTION = """\
+Stages datasets from S3 and on-prem storage onto GPU nodes' local NVMe, verified, under a
+classification policy, with every decision in a tamper-evident audit trail.
+
+**Flow.** `POST /v1/stagings` records a staging and queues its plan; a node worker lists the
+source, the policy decides, and the nodes copy. The call waits briefly for the policy's
+decision: a denial is a 403 with the reasons, otherwise 202 with the staging. Poll
+`GET /v1/stagings/{id}` until it is `ready` (or `failed`), and `DELETE` it when the job is done
+so the nodes may evict the data.
+
+**Authentication.** Every `/v1` call needs `Authorization: Bearer <token>`; an admin issues
+tokens with `stagegate token create --user USER --role ROLE`. Roles: `job` and `scientist`
+submit, see and release their own stagings; `auditor` reads everything (stagings, nodes, the
+audit trail) and changes nothing; `admin` does everything. Someone else's staging is a 404.
+
+**Errors.** `{"detail": ...}`: 400 bad input, 401 no or unknown token, 403 role not allowed or
+policy denied, 404 not found, 422 a body not of the documented shape, 503 a dependency down.
+"""
+
+
+def _seconds(name: str, default: float, *, positive: bool) -> float:
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise InvalidInputError(
+            f"{name} must be a {'positive' if positive else 'non-negative'} number of seconds, not {text!r}"
+        )
+    return value
+
+
+def create_app(
+    ledger: Ledger | None = None,
+    dispatcher: Dispatcher | None = None,
+    *,
+    lease_seconds: float | None = None,
+    decision_wait: float | None = None,
+) -> FastAPI:
+    """The API app. Unset arguments come from the environment: ``STAGEGATE_DATABASE_URL``,
+    ``STAGEGATE_BROKER_URL``, ``STAGEGATE_LEASE_SECONDS`` (120) and ``STAGEGATE_DECISION_WAIT`` (10)."""
+    if lease_seconds is None:
+        lease_seconds = _seconds(LEASE_SECONDS_ENV, DEFAULT_LEASE_SECONDS, positive=True)
+    if decision_wait is None:
+        decision_wait = _seconds(DECISION_WAIT_ENV, DEFAULT_DECISION_WAIT, positive=False)
+    owned: list[Callable[[], object]] = []  # what this app opened, closed in reverse at shutdown
+    if ledger is None:
+        ledger = open_ledger()
+        owned.append(ledger.close)
+    if dispatcher is None:
+        celery_app = make_celery(broker_url())
+        owned.append(celery_app.close)
+        dispatcher = Dispatcher(celery_app)
+    services = Services(
+        ledger=ledger,
+        dispatcher=dispatcher,
+        # Dispatcher keeps its Celery app private; readiness needs it to open a connection.
+        celery=dispatcher._app,
+        stagings=Stagings(ledger, lease_seconds),
+        nodes=Nodes(ledger),
+        audit=AuditTrail(ledger),
+        tokens=Tokens(ledger),
+        decision_wait=decision_wait,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            for close in reversed(owned):
+                close()
+
+    app = FastAPI(
+        title="stagegate",
+        summary="Verified dataset staging onto GPU nodes' NVMe, under a classification policy.",
+        description=DESCRIPTION,
+        version=stagegate.__version__,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    for module in (stagings, nodes, audit, health):
+        app.include_router(module.router)
+    return app

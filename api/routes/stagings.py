@@ -1,0 +1,134 @@
+"""/v1/stagings: submit, read, list and release stagings.
+
+Ledger calls block (database I/O), so reads and releases are plain ``def`` handlers, which
+FastAPI runs in its threadpool. Submission is ``async``: it runs the submit in the threadpool
+too, but waits for the plan step's decision with ``asyncio.sleep``, so a burst of submissions
+(a job array starting) does not hold a pool thread per request for the whole wait.
+"""
+
+import asyncio
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import Authenticated, Submitter
+from api.schemas import (
+    DeniedOut,
+    ErrorOut,
+    StagingList,
+    StagingOut,
+    StagingRequest,
+    StagingState,
+    denied_detail,
+    staging_out,
+)
+from api.services import Services, ServicesDep
+from ledger import Principal, Staging
+
+router = APIRouter(prefix="/v1/stagings", tags=["stagings"])
+
+# While a staging is in one of these states the policy has not decided yet.
+DECIDING = ("pending", "planning")
+POLL_INTERVAL_S = 0.2
+
+StagingId = Annotated[str, Path(min_length=1, max_length=200, description="The staging's id.")]
+
+_AUTH_ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorOut, "description": "No token, or an unknown or revoked one."},
+}
+_NOT_FOUND: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorOut, "description": "No such staging, or not yours."},
+}
+
+
+def _submit(services: Services, who: Principal, request: StagingRequest) -> tuple[Staging, bool]:
+    staging, created, to_send = services.stagings.submit(
+        who,
+        source=request.source,
+        nodes=request.nodes,
+        mode=request.mode,
+        job_ref=request.job,
+        idempotency_key=request.idempotency_key,
+    )
+    if to_send:
+        # After the commit: a task row exists before its message does. A failed send is logged
+        # by the dispatcher and re-sent by the reconciler once the task's lease runs out.
+        services.dispatcher.send(key.to_message() for key in to_send)
+    return staging, created
+
+
+async def _decision(services: Services, staging: Staging) -> Staging:
+    """The staging once the plan step decided, or as it is when the wait runs out."""
+    deadline = time.monotonic() + services.decision_wait
+    while staging.state in DECIDING:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        await asyncio.sleep(min(POLL_INTERVAL_S, remaining))
+        staging = await run_in_threadpool(services.stagings.view, staging.id)
+    return staging
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Stage a dataset onto nodes",
+    responses={
+        200: {"model": StagingOut, "description": "The same idempotency key again: the first staging."},
+        400: {"model": ErrorOut, "description": "Bad input: credentials in the URL, an unknown node..."},
+        **_AUTH_ERRORS,
+        403: {"model": DeniedOut, "description": "The policy denied it (or the role may not submit)."},
+        422: {"description": "The body does not have the documented shape (e.g. an unknown field)."},
+    },
+)
+async def create_staging(
+    request: StagingRequest, who: Submitter, services: ServicesDep, response: Response
+) -> StagingOut:
+    """Record the staging, queue its plan, and wait a little (``STAGEGATE_DECISION_WAIT``, 10 s by
+    default) for the classification policy's decision, so a denial comes back as a 403 at once.
+    202 with the staging (still ``pending`` if no worker decided in time); 200 for a repeat of an
+    ``idempotency_key``."""
+    staging, created = await run_in_threadpool(_submit, services, who, request)
+    staging = await _decision(services, staging)
+    if staging.state == "denied":
+        raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=denied_detail(staging))
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return staging_out(staging)
+
+
+@router.get("", summary="List stagings", responses=_AUTH_ERRORS)
+def list_stagings(
+    who: Authenticated,
+    services: ServicesDep,
+    state: Annotated[StagingState | None, Query(description="Only stagings in this state.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many, newest first.")] = 100,
+) -> StagingList:
+    """Your stagings, newest first; an auditor's or admin's: everyone's."""
+    return StagingList(stagings=[staging_out(s) for s in services.stagings.for_principal(who, state, limit)])
+
+
+@router.get("/{staging_id}", summary="Get a staging", responses={**_AUTH_ERRORS, **_NOT_FOUND})
+def get_staging(staging_id: StagingId, who: Authenticated, services: ServicesDep) -> StagingOut:
+    """A staging with its per-node progress. Someone else's is 404 unless you are an auditor or admin."""
+    return staging_out(services.stagings.visible(who, staging_id))
+
+
+@router.delete(
+    "/{staging_id}",
+    summary="Release a staging",
+    responses={
+        **_AUTH_ERRORS,
+        403: {"model": ErrorOut, "description": "Auditors read; they do not release."},
+        **_NOT_FOUND,
+    },
+)
+def release_staging(staging_id: StagingId, who: Submitter, services: ServicesDep) -> StagingOut:
+    """Unpin the staging's datasets (the nodes may then evict them), or cancel it if still running.
+    The owner or an admin may; releasing twice is harmless."""
+    try:
+        return staging_out(services.stagings.release(who, staging_id))
+    except PermissionError as exc:  # the ledger's own check; the role check above comes first
+        raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=str(exc)) from exc

@@ -1,0 +1,34 @@
+"""What the handlers work with, built once per app: the ledger's stores, the dispatcher, settings.
+
+Handlers get it through :data:`ServicesDep`, so a test builds an app around its own ledger
+and broker and nothing reads globals.
+"""
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from ledger import AuditTrail, Ledger, Nodes, Stagings, Tokens
+from stagegate.queues import Dispatcher
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    ledger: Ledger
+    dispatcher: Dispatcher
+    celery: Any  # the dispatcher's Celery app (untyped library), for the readiness check
+    stagings: Stagings
+    nodes: Nodes
+    audit: AuditTrail
+    tokens: Tokens
+    decision_wait: float  # seconds POST /v1/stagings waits for the plan step's decision
+
+
+async def get_services(request: Request) -> Services:
+    # async: no I/O here, so no hop through the threadpool.
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]

@@ -1,0 +1,359 @@
+"""A Python client for the stagegate service's HTTP API (synchronous, over httpx).
+
+    with ServiceClient("http://stagegate:8080", os.environ["STAGEGATE_TOKEN"]) as service:
+        staging = service.submit_staging("s3://datasets/imagenet", ["gpu-01", "gpu-02"])
+        staging = service.wait(staging.id)
+
+Errors are typed (``client/errors.py``): 401 is :class:`AuthenticationError`, a policy
+denial :class:`StagingDeniedError` (with the staging and the reasons), another 403
+:class:`PermissionDeniedError`, 404 :class:`stagegate.errors.NotFoundError`, 400 and 422
+:class:`stagegate.errors.InvalidInputError` with the server's message, and a server that
+cannot be reached :class:`ServiceUnavailableError`, naming the URL.
+
+The token is sent only in the Authorization header: it is not kept in an attribute, not in
+``repr``, and never in a message (httpx masks it in its own reprs and logs no headers).
+"""
+
+import ipaddress
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from client.errors import (
+    AuthenticationError,
+    PermissionDeniedError,
+    ServiceError,
+    ServiceProtocolError,
+    ServiceUnavailableError,
+    StagingDeniedError,
+    WaitTimeoutError,
+)
+from client.service_models import Node, Staging
+from stagegate import __version__
+from stagegate.errors import InvalidInputError, NotFoundError
+
+log = logging.getLogger(__name__)
+
+RETRIES = 3  # further attempts of a request that is safe to repeat
+BACKOFF = 0.5  # seconds before the first retry; doubled each time
+RETRY_STATUSES = frozenset({502, 503, 504})  # a proxy or a restarting server: worth another try
+AUDIT_FILTERS = frozenset({"actor", "action", "job", "since", "until", "limit"})
+
+
+def display_url(url: httpx.URL) -> str:
+    """``url`` without user info, query or fragment: safe for a message."""
+    return str(url.copy_with(username=None, password=None, query=None, fragment=None)).rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_base_url(base_url: str) -> httpx.URL:
+    try:
+        url = httpx.URL(base_url)
+    except (httpx.InvalidURL, TypeError):
+        raise InvalidInputError("the service URL is not a URL (try http://host:8080)") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise InvalidInputError(
+            f"the service URL must be http(s)://host[:port], not {display_url(url) or 'empty'!r}"
+        )
+    if url.username or url.password:
+        raise InvalidInputError("the service URL may not hold credentials: put the token in STAGEGATE_TOKEN")
+    return url
+
+
+def _check_token(token: str | None) -> str | None:
+    if token is None:
+        return None
+    token = token.strip()
+    # Never echo the token: httpx's own errors on a bad header value would quote it.
+    if not token or not token.isascii() or not token.isprintable() or " " in token:
+        raise InvalidInputError("STAGEGATE_TOKEN is not a token: it must be printable ASCII without spaces")
+    return token
+
+
+def detail_message(detail: object) -> str:
+    """The human part of an error body's ``detail``: a string, ``{"message": ...}``, or
+    FastAPI's validation list ``[{"loc": [...], "msg": ...}]``."""
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, Mapping) and isinstance(detail.get("message"), str):
+        return str(detail["message"])
+    if isinstance(detail, list) and detail:
+        parts = []
+        for item in detail:
+            if not isinstance(item, Mapping):
+                parts.append(str(item))
+                continue
+            loc = [str(p) for p in item.get("loc") or ()]
+            if loc and loc[0] in ("body", "query", "path"):
+                loc = loc[1:]
+            msg = str(item.get("msg", "invalid"))
+            parts.append(f"{'.'.join(loc)}: {msg}" if loc else msg)
+        return "; ".join(parts)
+    return ""
+
+
+class ServiceClient:
+    """One connection pool to the service at ``base_url``, authenticated by ``token``.
+
+    GET and DELETE requests (and a submission with an idempotency key, which the server
+    deduplicates) are retried on connection errors and on 502/503/504, ``retries`` times
+    with exponential backoff; any request is retried when the connection could not even be
+    opened, since then nothing was sent. Use it as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        *,
+        retries: int = RETRIES,
+        backoff: float = BACKOFF,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        url = _check_base_url(base_url)
+        token = _check_token(token)
+        self.base_url = display_url(url)
+        self._has_token = token is not None
+        self._timeout = timeout
+        self._retries = max(0, retries)
+        self._backoff = backoff
+        self._sleep = sleep
+        self._clock = clock
+        if token is not None and url.scheme == "http" and not _is_loopback(url.host):
+            log.warning("the token goes over plain http to %s: use https outside a trusted network", url.host)
+        headers = {"User-Agent": f"stagegate/{__version__}", "Accept": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=False,  # a redirect to another host would carry the token there
+        )
+
+    def __repr__(self) -> str:
+        return f"ServiceClient({self.base_url!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "ServiceClient":
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- the API ---------------------------------------------------------------------------
+
+    def submit_staging(
+        self,
+        source: str,
+        nodes: Iterable[str],
+        mode: str = "replicate",
+        job: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Staging:
+        """Ask for ``source`` to be staged onto ``nodes``. Returns at once (the staging runs
+        on the service), except that a policy denial raises :class:`StagingDeniedError`.
+        The same ``idempotency_key`` again returns the first staging instead of a new one."""
+        body = {
+            "source": source,
+            "nodes": list(nodes),
+            "mode": mode,
+            "job": job,
+            "idempotency_key": idempotency_key,
+        }
+        data = self._request("POST", "/v1/stagings", json=body, idempotent=idempotency_key is not None)
+        return Staging.from_json(data)
+
+    def staging(self, id: str) -> Staging:
+        """The staging ``id`` as it is now."""
+        return Staging.from_json(self._request("GET", _staging_path(id)))
+
+    def stagings(self, state: str | None = None, limit: int | None = None) -> list[Staging]:
+        """Your stagings (an auditor's or admin's: everyone's), newest first as the server orders them."""
+        params = {k: v for k, v in (("state", state), ("limit", limit)) if v is not None}
+        data = self._request("GET", "/v1/stagings", params=params)
+        return [Staging.from_json(s) for s in _list_field(data, "stagings")]
+
+    def release(self, id: str) -> Staging:
+        """Release the staging ``id``: its pins are dropped and the nodes may evict it."""
+        return Staging.from_json(self._request("DELETE", _staging_path(id)))
+
+    def nodes(self) -> list[Node]:
+        """Every node that ever registered, with its cache."""
+        return [Node.from_json(n) for n in _list_field(self._request("GET", "/v1/nodes"), "nodes")]
+
+    def audit(self, **filters: str | int | datetime | None) -> list[dict[str, Any]]:
+        """Audit events (auditor or admin) matching ``actor``, ``action``, ``job``, ``since``,
+        ``until`` (datetimes or ISO strings) and ``limit``."""
+        unknown = set(filters) - AUDIT_FILTERS
+        if unknown:
+            raise InvalidInputError(
+                f"unknown audit filter(s): {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(sorted(AUDIT_FILTERS))}"
+            )
+        params = {
+            k: v.isoformat() if isinstance(v, datetime) else v for k, v in filters.items() if v is not None
+        }
+        events = _list_field(self._request("GET", "/v1/audit", params=params), "events")
+        for i, event in enumerate(events):
+            if not isinstance(event, dict):
+                raise ServiceProtocolError(f"unexpected answer from the server: events[{i}] is not an object")
+        return events
+
+    def verify_audit(self) -> dict[str, Any]:
+        """The server's walk of the whole audit chain: ``{"ok", "checked", "head", "problem"}``."""
+        data = self._request("GET", "/v1/audit/verify")
+        if not isinstance(data, dict) or not isinstance(data.get("ok"), bool):
+            raise ServiceProtocolError("unexpected answer from the server: no 'ok' in the audit verdict")
+        return data
+
+    def wait(
+        self,
+        id: str,
+        on_update: Callable[[Staging], None] | None = None,
+        poll: float = 1.0,
+        timeout: float | None = None,
+    ) -> Staging:
+        """Poll the staging ``id`` every ``poll`` seconds until it is ready, failed, denied or
+        released, and return it; ``on_update`` sees every state fetched, the last included.
+        After ``timeout`` seconds raise :class:`WaitTimeoutError` (the staging goes on)."""
+        if poll <= 0:
+            raise InvalidInputError("poll must be positive")
+        deadline = None if timeout is None else self._clock() + timeout
+        while True:
+            staging = self.staging(id)
+            if on_update is not None:
+                on_update(staging)
+            if staging.terminal:
+                return staging
+            if deadline is not None:
+                left = deadline - self._clock()
+                if left <= 0:
+                    raise WaitTimeoutError(
+                        f"staging {id} is still {staging.state} after {timeout:g} s; it continues",
+                        staging,
+                    )
+                self._sleep(min(poll, left))
+            else:
+                self._sleep(poll)
+
+    # -- transport -------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        repeatable = method in ("GET", "DELETE") if idempotent is None else idempotent
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(method, path, params=params, json=json)
+            except httpx.TransportError as exc:
+                # A connection never opened sent nothing: safe to try again whatever the method.
+                sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                if (sent and not repeatable) or attempt >= self._retries:
+                    raise self._unreachable(exc, method, sent) from None
+                log.info("%s %s: %s; trying again", method, path, type(exc).__name__)
+            else:
+                if not (repeatable and response.status_code in RETRY_STATUSES and attempt < self._retries):
+                    return self._decode(response)
+                log.info("%s %s: HTTP %d; trying again", method, path, response.status_code)
+            self._sleep(self._backoff * 2**attempt)
+            attempt += 1
+
+    def _unreachable(self, exc: httpx.TransportError, method: str, sent: bool) -> ServiceUnavailableError:
+        if isinstance(exc, httpx.TimeoutException):
+            why = f"no answer within {self._timeout:g} s"
+        else:
+            why = str(exc) or type(exc).__name__
+        message = f"cannot reach the stagegate service at {self.base_url}: {why}"
+        if sent and method == "POST":
+            message += " (it may have accepted the request: the same --idempotency-key again finds out)"
+        return ServiceUnavailableError(message)
+
+    def _decode(self, response: httpx.Response) -> Any:
+        if response.is_success:
+            try:
+                return response.json()
+            except ValueError:
+                raise ServiceProtocolError(
+                    f"unexpected answer from {self.base_url}: HTTP {response.status_code} but not JSON"
+                ) from None
+        raise self._error(response)
+
+    def _error(self, response: httpx.Response) -> Exception:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        path = response.request.url.path
+        return error_for(response.status_code, body, self.base_url, path, self._has_token)
+
+
+def error_for(status: int, body: object, base_url: str, path: str, has_token: bool) -> Exception:
+    """The exception for an error answer: HTTP ``status`` with the JSON ``body`` (None if it
+    was not JSON) to a request for ``path``. Pure, so the mapping is tested on its own."""
+    detail = body.get("detail") if isinstance(body, Mapping) else None
+    message = detail_message(detail)
+    if status == 401:
+        if not has_token:
+            return AuthenticationError("no token: set STAGEGATE_TOKEN (an admin issues one)", status)
+        return AuthenticationError(
+            f"the service refused the token in STAGEGATE_TOKEN: {message or 'unknown or revoked'}", status
+        )
+    if status == 403:
+        if isinstance(detail, Mapping) and "reasons" in detail:
+            reasons = [str(r) for r in detail.get("reasons") or ()]
+            staging = Staging.from_json(detail["staging"]) if detail.get("staging") else None
+            return StagingDeniedError(message or "denied by the classification policy", staging, reasons)
+        return PermissionDeniedError(f"not permitted: {message or 'your role may not do this'}", status)
+    if status == 404:
+        return NotFoundError(message or f"not found: {path}")
+    if status in (400, 422):
+        return InvalidInputError(message or f"the service refused the request (HTTP {status})")
+    suffix = f": {message}" if message else ""
+    if status in RETRY_STATUSES:
+        return ServiceUnavailableError(
+            f"the service at {base_url} is unavailable (HTTP {status}){suffix}", status
+        )
+    return ServiceError(f"the service at {base_url} answered HTTP {status}{suffix}", status)
+
+
+def _staging_path(id: str) -> str:
+    if not id or not id.strip():
+        raise InvalidInputError("a staging id must not be empty")
+    return "/v1/stagings/" + quote(id, safe="")
+
+
+def _list_field(data: Any, key: str) -> list[Any]:
+    value = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(value, list):
+        raise ServiceProtocolError(f"unexpected answer from the server: no list {key!r}")
+    return value

@@ -1,0 +1,185 @@
+"""Nodes and what their NVMe holds: heartbeats, cached datasets, pins, evictions.
+
+A node worker says hello and heartbeats here; admission (in :mod:`ledger.stagings`) reads
+and changes the cache rows in the same transaction as the staging it admits.
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from ledger.admission import CachedDataset
+from ledger.database import Ledger
+from ledger.models import NodeDatasetRow, NodeRow, PinRow
+
+# A node whose worker has not heartbeated for this long is shown as not alive.
+ALIVE_WITHIN = timedelta(seconds=60)
+# On-disk and in-ledger states of a cached dataset; "writing" and "ready" can be pinned.
+HOLDING = ("writing", "ready", "evicting", "deleting")
+
+
+@dataclass(frozen=True, slots=True)
+class CachedDatasetView:
+    digest: str
+    path: str
+    files: int
+    bytes: int
+    state: str
+    pins: int
+    last_used: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    name: str
+    root: str
+    capacity: int
+    used: int
+    pinned: int
+    last_heartbeat: datetime
+    alive: bool
+    datasets: list[CachedDatasetView]
+
+    @property
+    def free(self) -> int:
+        return max(0, self.capacity - self.used)
+
+
+def dataset_path(root: str, digest: str) -> str:
+    """Where a node keeps the dataset of ``digest``: named by content, so two stagings of the
+    same data find the same directory."""
+    return f"{root.rstrip('/')}/datasets/{digest}"
+
+
+def held_in(session: Session, node: str) -> list[CachedDataset]:
+    """What occupies ``node``'s capacity, for admission (rows locked on PostgreSQL)."""
+    pinned = select(PinRow.digest).where(PinRow.node == node)
+    rows = session.execute(
+        select(NodeDatasetRow, NodeDatasetRow.digest.in_(pinned))
+        .where(NodeDatasetRow.node == node)
+        .with_for_update(of=NodeDatasetRow)
+    ).all()
+    return [
+        CachedDataset(
+            digest=r[0].digest,
+            bytes=r[0].bytes,
+            state=r[0].state,
+            pinned=bool(r[1]),
+            last_used=r[0].last_used,
+        )
+        for r in rows
+    ]
+
+
+class Nodes:
+    """The nodes table and node caches of one ledger."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def heartbeat(self, name: str, root: str, capacity: int, worker: str) -> None:
+        now = datetime.now(UTC)
+        values = {"name": name, "root": root, "capacity": capacity, "worker": worker}
+        insert = postgresql.insert if self._ledger.dialect == "postgresql" else sqlite.insert
+        statement = insert(NodeRow).values(**values, started_at=now, last_heartbeat=now)
+        statement = statement.on_conflict_do_update(
+            index_elements=[NodeRow.name], set_={**values, "last_heartbeat": now}
+        )
+        with self._ledger.sessions.begin() as session:
+            session.execute(statement)
+
+    def names(self) -> set[str]:
+        with self._ledger.read_session() as session, session.begin():
+            return set(session.scalars(select(NodeRow.name)))
+
+    def roots(self, names: list[str]) -> dict[str, str]:
+        with self._ledger.read_session() as session, session.begin():
+            rows = session.execute(select(NodeRow.name, NodeRow.root).where(NodeRow.name.in_(names))).all()
+            return {name: root for name, root in rows}
+
+    def all(self) -> list[NodeView]:
+        now = datetime.now(UTC)
+        with self._ledger.read_session() as session, session.begin():
+            nodes = session.scalars(select(NodeRow).order_by(NodeRow.name)).all()
+            # Keyed by (node, digest) in Python: PostgreSQL text cannot hold the NUL a SQL-side
+            # concatenated key would need.
+            pins = {
+                (node, digest): count
+                for node, digest, count in session.execute(
+                    select(PinRow.node, PinRow.digest, func.count()).group_by(PinRow.node, PinRow.digest)
+                ).all()
+            }
+            datasets: dict[str, list[CachedDatasetView]] = {}
+            for row in session.scalars(select(NodeDatasetRow).order_by(NodeDatasetRow.last_used.desc())):
+                datasets.setdefault(row.node, []).append(
+                    CachedDatasetView(
+                        digest=row.digest,
+                        path=row.path,
+                        files=row.files,
+                        bytes=row.bytes,
+                        state=row.state,
+                        pins=int(pins.get((row.node, row.digest), 0)),
+                        last_used=row.last_used,
+                    )
+                )
+            views = []
+            for node in nodes:
+                held = datasets.get(node.name, [])
+                views.append(
+                    NodeView(
+                        name=node.name,
+                        root=node.root,
+                        capacity=node.capacity,
+                        used=sum(d.bytes for d in held if d.state in HOLDING),
+                        pinned=sum(d.bytes for d in held if d.pins),
+                        last_heartbeat=node.last_heartbeat,
+                        alive=now - node.last_heartbeat < ALIVE_WITHIN,
+                        datasets=held,
+                    )
+                )
+            return views
+
+    def written_by(self, node: str, job_id: str) -> CachedDatasetView | None:
+        """The dataset ``job_id`` is writing (or wrote) on ``node``."""
+        with self._ledger.read_session() as session, session.begin():
+            row = session.scalar(
+                select(NodeDatasetRow).where(NodeDatasetRow.node == node, NodeDatasetRow.writer_job == job_id)
+            )
+            if row is None:
+                return None
+            return CachedDatasetView(row.digest, row.path, row.files, row.bytes, row.state, 0, row.last_used)
+
+    def claim_evictions(self, node: str) -> list[tuple[str, str]]:
+        """(digest, path) of the node's datasets chosen for eviction, now marked ``deleting``:
+        the caller removes the directories, then calls :meth:`evicted`."""
+        with self._ledger.sessions.begin() as session:
+            rows = session.execute(
+                select(NodeDatasetRow.digest, NodeDatasetRow.path)
+                .where(NodeDatasetRow.node == node, NodeDatasetRow.state == "evicting")
+                .with_for_update()
+            ).all()
+            if rows:
+                session.execute(
+                    update(NodeDatasetRow)
+                    .where(NodeDatasetRow.node == node, NodeDatasetRow.digest.in_([r[0] for r in rows]))
+                    .values(state="deleting")
+                )
+            return [(r[0], r[1]) for r in rows]
+
+    def evicted(self, node: str, digest: str) -> None:
+        with self._ledger.sessions.begin() as session:
+            session.execute(
+                delete(NodeDatasetRow).where(
+                    NodeDatasetRow.node == node,
+                    NodeDatasetRow.digest == digest,
+                    NodeDatasetRow.state == "deleting",
+                )
+            )
+
+
+def nodes_json(names: list[str]) -> str:
+    return json.dumps(names)

@@ -1,0 +1,328 @@
+"""Queued work with leases: the ledger decides what must run, the broker only carries it.
+
+A task is sent with a lease; a worker claims it (state ``running``) and renews the lease while
+it works. A task whose lease ran out was lost (the worker died, the broker forgot the
+message), and the reconciler sends it again. A claim is a conditional update, so however
+many copies of a message arrive, one worker at a time runs the task, and a finished task is
+never run again.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import ColumnElement, and_, func, select, update
+from sqlalchemy.orm import Session
+
+from ledger.database import Ledger
+from ledger.models import TaskRow
+from ledger.redact import redact_text
+
+ACTIVE = ("queued", "running")
+# Copy batches of one staging on one node that are queued or running at once. A window, not
+# the whole list: a big staging's thousands of batches would otherwise sit in the broker,
+# each one re-sent by the reconciler whenever its lease ran out while it waited.
+WINDOW = 2
+
+
+class TaskState(StrEnum):
+    WAITING = "waiting"  # created, not yet sent
+    QUEUED = "queued"  # sent to the broker
+    RUNNING = "running"  # claimed by a worker
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskKey:
+    """What a task message carries: identifiers only, never a URL or a credential."""
+
+    job_id: str
+    kind: str  # plan | copy | finalize
+    node: str  # '' for the plan
+    idx: int
+
+    def to_message(self) -> dict[str, object]:
+        return {"job_id": self.job_id, "kind": self.kind, "node": self.node, "idx": self.idx}
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    key: TaskKey
+    state: str
+    key_from: str | None
+    key_to: str | None
+    files: int
+    bytes: int
+    files_done: int
+    bytes_done: int
+    attempts: int
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRange:
+    """A copy batch: a contiguous, inclusive key range of the manifest."""
+
+    key_from: str
+    key_to: str
+    files: int
+    bytes: int
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _where(key: TaskKey) -> list[ColumnElement[bool]]:
+    return [
+        TaskRow.job_id == key.job_id,
+        TaskRow.kind == key.kind,
+        TaskRow.node == key.node,
+        TaskRow.idx == key.idx,
+    ]
+
+
+def _to_task(row: TaskRow) -> Task:
+    return Task(
+        key=TaskKey(row.job_id, row.kind, row.node, row.idx),
+        state=row.state,
+        key_from=row.key_from,
+        key_to=row.key_to,
+        files=row.files,
+        bytes=row.bytes,
+        files_done=row.files_done,
+        bytes_done=row.bytes_done,
+        attempts=row.attempts,
+        error=row.error,
+    )
+
+
+def new_task(key: TaskKey, state: TaskState, batch: BatchRange | None = None, lease: float = 0) -> TaskRow:
+    now = _now()
+    return TaskRow(
+        job_id=key.job_id,
+        kind=key.kind,
+        node=key.node,
+        idx=key.idx,
+        state=state.value,
+        key_from=batch.key_from if batch else None,
+        key_to=batch.key_to if batch else None,
+        files=batch.files if batch else 0,
+        bytes=batch.bytes if batch else 0,
+        files_done=0,
+        bytes_done=0,
+        attempts=0,
+        lease_until=now + timedelta(seconds=lease) if state is TaskState.QUEUED else None,
+        owner=None,
+        error=None,
+        updated_at=now,
+    )
+
+
+class Tasks:
+    """The task table of one ledger."""
+
+    def __init__(self, ledger: Ledger, lease_seconds: float) -> None:
+        self._ledger = ledger
+        self.lease = timedelta(seconds=lease_seconds)
+
+    def get(self, key: TaskKey) -> Task | None:
+        with self._ledger.read_session() as session, session.begin():
+            row = session.scalar(select(TaskRow).where(*_where(key)))
+            return None if row is None else _to_task(row)
+
+    def of_job(self, job_id: str) -> list[Task]:
+        with self._ledger.read_session() as session, session.begin():
+            rows = session.scalars(
+                select(TaskRow)
+                .where(TaskRow.job_id == job_id)
+                .order_by(TaskRow.kind, TaskRow.node, TaskRow.idx)
+            )
+            return [_to_task(r) for r in rows]
+
+    def claim(self, key: TaskKey, owner: str) -> Task | None:
+        """Take ``key`` to run it, or None if it is finished, cancelled, or running elsewhere
+        under a live lease (a duplicate message)."""
+        now = _now()
+        claimable = (TaskRow.state.in_(("waiting", "queued"))) | (
+            (TaskRow.state == "running") & ((TaskRow.lease_until < now) | (TaskRow.owner == owner))
+        )
+        with self._ledger.sessions.begin() as session:
+            result = session.execute(
+                update(TaskRow)
+                .where(*_where(key), claimable)
+                .values(
+                    state="running",
+                    owner=owner,
+                    lease_until=now + self.lease,
+                    attempts=TaskRow.attempts + 1,
+                    updated_at=now,
+                )
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            row = session.scalar(select(TaskRow).where(*_where(key)))
+            assert row is not None
+            return _to_task(row)
+
+    def renew(self, key: TaskKey, owner: str, files_done: int, bytes_done: int) -> bool:
+        """Extend the lease and record progress; False if the task is no longer ours (cancelled,
+        or taken over after our lease ran out): the worker must stop."""
+        now = _now()
+        with self._ledger.sessions.begin() as session:
+            result = session.execute(
+                update(TaskRow)
+                .where(*_where(key), TaskRow.state == "running", TaskRow.owner == owner)
+                .values(
+                    lease_until=now + self.lease, files_done=files_done, bytes_done=bytes_done, updated_at=now
+                )
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def finish_in(session: Session, key: TaskKey, owner: str, files_done: int, bytes_done: int) -> bool:
+        """Mark the task done inside the caller's transaction; False if it was no longer ours."""
+        result = session.execute(
+            update(TaskRow)
+            .where(*_where(key), TaskRow.state == "running", TaskRow.owner == owner)
+            .values(
+                state="done",
+                files_done=files_done,
+                bytes_done=bytes_done,
+                lease_until=None,
+                updated_at=_now(),
+            )
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def finish(self, key: TaskKey, owner: str, files_done: int = 0, bytes_done: int = 0) -> bool:
+        with self._ledger.sessions.begin() as session:
+            return self.finish_in(session, key, owner, files_done, bytes_done)
+
+    def retry_later(self, key: TaskKey, owner: str, error: str, delay: float) -> None:
+        """Give the task back after a failed attempt: the reconciler sends it again once
+        ``delay`` has passed (the lease is the timer)."""
+        now = _now()
+        with self._ledger.sessions.begin() as session:
+            session.execute(
+                update(TaskRow)
+                .where(*_where(key), TaskRow.state == "running", TaskRow.owner == owner)
+                .values(
+                    state="queued",
+                    owner=None,
+                    lease_until=now + timedelta(seconds=delay),
+                    error=redact_text(error),
+                    updated_at=now,
+                )
+            )
+
+    @staticmethod
+    def fail_in(session: Session, key: TaskKey, error: str) -> None:
+        session.execute(
+            update(TaskRow)
+            .where(*_where(key))
+            .values(state="failed", error=redact_text(error), lease_until=None, updated_at=_now())
+        )
+
+    @staticmethod
+    def cancel_in(session: Session, job_id: str, node: str | None = None) -> None:
+        """Cancel the job's unfinished tasks (on one node, or all): a running one stops at its
+        next lease renewal."""
+        conditions = [TaskRow.job_id == job_id, TaskRow.state.in_(("waiting", "queued", "running"))]
+        if node is not None:
+            conditions.append(TaskRow.node == node)
+        session.execute(
+            update(TaskRow).where(*conditions).values(state="cancelled", lease_until=None, updated_at=_now())
+        )
+
+    def mark_sent(self, keys: list[TaskKey]) -> list[TaskKey]:
+        """Move waiting tasks to queued with a fresh lease; returns those this caller moved
+        (and must now send)."""
+        moved = []
+        now = _now()
+        with self._ledger.sessions.begin() as session:
+            for key in keys:
+                result = session.execute(
+                    update(TaskRow)
+                    .where(*_where(key), TaskRow.state == "waiting")
+                    .values(state="queued", lease_until=now + self.lease, updated_at=now)
+                )
+                if result.rowcount == 1:  # type: ignore[attr-defined]
+                    moved.append(key)
+        return moved
+
+    def take_expired(self, limit: int = 500) -> list[TaskKey]:
+        """Queued or running tasks whose lease ran out, each given a fresh lease by this call
+        (so of several reconcilers, exactly one re-sends it)."""
+        now = _now()
+        taken: list[TaskKey] = []
+        with self._ledger.sessions.begin() as session:
+            rows = session.execute(
+                select(TaskRow.job_id, TaskRow.kind, TaskRow.node, TaskRow.idx, TaskRow.lease_until)
+                .where(TaskRow.state.in_(ACTIVE), TaskRow.lease_until < now)
+                .limit(limit)
+            ).all()
+            for row in rows:
+                key = TaskKey(row.job_id, row.kind, row.node, row.idx)
+                result = session.execute(
+                    update(TaskRow)
+                    .where(*_where(key), TaskRow.state.in_(ACTIVE), TaskRow.lease_until == row.lease_until)
+                    .values(state="queued", owner=None, lease_until=now + self.lease, updated_at=now)
+                )
+                if result.rowcount == 1:  # type: ignore[attr-defined]
+                    taken.append(key)
+        return taken
+
+    def next_to_send(self, job_id: str) -> list[TaskKey]:
+        """The waiting tasks of ``job_id`` that may be sent now: copy batches up to the window
+        on each node, and a node's finalize once all its batches are done."""
+        with self._ledger.read_session() as session, session.begin():
+            rows = session.execute(
+                select(TaskRow.kind, TaskRow.node, TaskRow.idx, TaskRow.state)
+                .where(TaskRow.job_id == job_id, TaskRow.kind.in_(("copy", "finalize")))
+                .order_by(TaskRow.node, TaskRow.kind, TaskRow.idx)
+            ).all()
+        by_node: dict[str, list[tuple[str, int, str]]] = {}
+        for kind, node, idx, state in rows:
+            by_node.setdefault(node, []).append((kind, idx, state))
+        ready: list[TaskKey] = []
+        for node, tasks in by_node.items():
+            copies = [(idx, state) for kind, idx, state in tasks if kind == "copy"]
+            in_flight = sum(1 for _, state in copies if state in ACTIVE)
+            waiting = [idx for idx, state in copies if state == "waiting"]
+            room = max(0, WINDOW - in_flight)
+            ready.extend(TaskKey(job_id, "copy", node, idx) for idx in waiting[:room])
+            if all(state == "done" for _, state in copies):
+                ready.extend(
+                    TaskKey(job_id, "finalize", node, idx)
+                    for kind, idx, state in tasks
+                    if kind == "finalize" and state == "waiting"
+                )
+        return ready
+
+    def jobs_with_waiting(self) -> list[str]:
+        """Jobs with tasks not yet sent: what the reconciler tops up after a crash."""
+        with self._ledger.read_session() as session, session.begin():
+            return list(
+                session.scalars(
+                    select(TaskRow.job_id).where(TaskRow.state == "waiting").group_by(TaskRow.job_id)
+                )
+            )
+
+    def progress(self, job_id: str) -> dict[str, tuple[int, int, int, int]]:
+        """Per node: (files_done, files_total, bytes_done, bytes_total) of the job's copy tasks."""
+        with self._ledger.read_session() as session, session.begin():
+            rows = session.execute(
+                select(
+                    TaskRow.node,
+                    func.sum(TaskRow.files_done),
+                    func.sum(TaskRow.files),
+                    func.sum(TaskRow.bytes_done),
+                    func.sum(TaskRow.bytes),
+                )
+                .where(and_(TaskRow.job_id == job_id, TaskRow.kind == "copy"))
+                .group_by(TaskRow.node)
+            ).all()
+        return {r[0]: (int(r[1] or 0), int(r[2] or 0), int(r[3] or 0), int(r[4] or 0)) for r in rows}

@@ -1,0 +1,104 @@
+"""API tokens: shown once when issued, stored only as a SHA-256 hash.
+
+Tokens are 256 random bits, so a plain SHA-256 (no salt, no slow KDF) is enough: nobody can
+guess one, and a fast hash lets every request be checked with one indexed lookup.
+"""
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, get_args
+
+from sqlalchemy import select, update
+
+from ledger.database import Ledger
+from ledger.models import TokenRow
+from stagegate.errors import InvalidInputError, NotFoundError
+
+Role = Literal["job", "scientist", "auditor", "admin"]
+ROLES: tuple[str, ...] = get_args(Role)
+TOKEN_PREFIX = "sg_"  # noqa: S105 (a prefix, not a secret): recognisable in a leaked log or a secret scanner
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request comes from: the token's user, role and project."""
+
+    user: str
+    role: str
+    project: str | None
+    token_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A new token. ``token`` is the secret: it exists only in this object and in the caller's hands."""
+
+    id: str
+    token: str
+    user: str
+    role: str
+    project: str | None
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _check_name(what: str, value: str | None) -> None:
+    if value is None:
+        return
+    if not value or len(value) > 200 or not value.isprintable() or value != value.strip():
+        raise InvalidInputError(f"{what} must be 1-200 printable characters without surrounding spaces")
+
+
+class Tokens:
+    """The token store of one ledger."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def create(self, user: str, role: str, project: str | None = None) -> IssuedToken:
+        if role not in ROLES:
+            raise InvalidInputError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        _check_name("user", user)
+        _check_name("project", project)
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        row = TokenRow(
+            id=str(uuid.uuid4()),
+            token_hash=hash_token(token),
+            user=user,
+            role=role,
+            project=project,
+            created_at=datetime.now(UTC),
+            revoked_at=None,
+        )
+        with self._ledger.sessions.begin() as session:
+            session.add(row)
+        return IssuedToken(id=row.id, token=token, user=user, role=role, project=project)
+
+    def authenticate(self, token: str) -> Principal | None:
+        """The principal ``token`` stands for, or None if it is unknown or revoked."""
+        if not token.startswith(TOKEN_PREFIX):
+            return None
+        with self._ledger.read_session() as session, session.begin():
+            row = session.scalar(
+                select(TokenRow).where(
+                    TokenRow.token_hash == hash_token(token), TokenRow.revoked_at.is_(None)
+                )
+            )
+            if row is None:
+                return None
+            return Principal(user=row.user, role=row.role, project=row.project, token_id=row.id)
+
+    def revoke(self, token_id: str) -> None:
+        with self._ledger.sessions.begin() as session:
+            result = session.execute(
+                update(TokenRow)
+                .where(TokenRow.id == token_id, TokenRow.revoked_at.is_(None))
+                .values(revoked_at=datetime.now(UTC))
+            )
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                raise NotFoundError(f"no active token {token_id}")

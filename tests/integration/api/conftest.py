@@ -1,0 +1,148 @@
+"""API fixtures: the real app, called through Starlette's TestClient (the ASGI path a server
+takes), backed by a fresh PostgreSQL database per test (as the ledger tests make them) and a
+dedicated Redis database for the broker, flushed around each test. Nothing is mocked.
+"""
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import redis
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from ledger import Ledger, Nodes, Principal, Staging, Stagings, Tokens, open_ledger
+from stagegate.queues import PLAN_QUEUE, Dispatcher, make_celery
+
+PG_SERVER_URL = os.environ.get("STAGEGATE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+# Its own Redis database: flushing it cannot disturb other suites or a developer's broker.
+BROKER_URL = os.environ.get("STAGEGATE_TEST_API_BROKER_URL", "redis://127.0.0.1:6379/11")
+FAST_DECISION_WAIT = 0.3
+SOURCE = "s3://bucket/project/data/"
+
+# Who calls: a user per role, and a second scientist to be "someone else".
+USERS = {"job": "jay", "scientist": "sam", "auditor": "ada", "admin": "root", "other": "bob"}
+ROLE_OF = {**{role: role for role in ("job", "scientist", "auditor", "admin")}, "other": "scientist"}
+UNKNOWN_TOKEN = "sg_" + "x" * 43
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[sa.Engine]:
+    engine = sa.create_engine(PG_SERVER_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"the API tests need PostgreSQL at {PG_SERVER_URL}: {exc}")
+    yield engine
+    engine.dispose()
+
+
+@contextmanager
+def fresh_pg_database(pg_admin: sa.Engine) -> Iterator[str]:
+    name = f"sg_test_{uuid.uuid4().hex[:12]}"
+    with pg_admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with pg_admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextmanager
+def flushed_redis() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(BROKER_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        pytest.fail(f"the API tests need Redis at {BROKER_URL}: {exc}")
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.flushdb()
+        client.close()
+
+
+@dataclass
+class World:
+    """A running API with its ledger, broker database and a token per caller."""
+
+    client: TestClient
+    ledger: Ledger
+    redis: redis.Redis
+    dispatcher: Dispatcher
+    tokens: dict[str, str]
+    principals: dict[str, Principal]
+
+    def headers(self, who: str) -> dict[str, str]:
+        if who == "none":
+            return {}
+        token = UNKNOWN_TOKEN if who == "bad" else self.tokens[who]
+        return {"Authorization": f"Bearer {token}"}
+
+    def post(self, who: str, **body: object) -> httpx.Response:
+        body.setdefault("source", SOURCE)
+        body.setdefault("nodes", ["gpu-01"])
+        response: httpx.Response = self.client.post("/v1/stagings", json=body, headers=self.headers(who))
+        return response
+
+    def get(self, who: str, path: str, **params: object) -> httpx.Response:
+        response: httpx.Response = self.client.get(path, params=params, headers=self.headers(who))
+        return response
+
+    def delete(self, who: str, path: str) -> httpx.Response:
+        response: httpx.Response = self.client.delete(path, headers=self.headers(who))
+        return response
+
+    def staging_of(self, who: str, source: str = SOURCE, nodes: tuple[str, ...] = ("gpu-01",)) -> Staging:
+        """A staging submitted straight through the ledger, as ``who``."""
+        staging, _, _ = Stagings(self.ledger).submit(self.principals[who], source=source, nodes=nodes)
+        return staging
+
+    def plan_queue(self) -> int:
+        return int(self.redis.llen(PLAN_QUEUE))
+
+
+@contextmanager
+def open_world(pg_admin: sa.Engine, decision_wait: float = FAST_DECISION_WAIT) -> Iterator[World]:
+    with fresh_pg_database(pg_admin) as url, flushed_redis() as broker, open_ledger(url) as ledger:
+        tokens: dict[str, str] = {}
+        principals: dict[str, Principal] = {}
+        for who, user in USERS.items():
+            issued = Tokens(ledger).create(user=user, role=ROLE_OF[who], project="vision")
+            tokens[who] = issued.token
+            principal = Tokens(ledger).authenticate(issued.token)
+            assert principal is not None
+            principals[who] = principal
+        nodes = Nodes(ledger)
+        nodes.heartbeat("gpu-01", "/nvme/stagegate", 2 * 10**12, "worker-gpu-01")
+        nodes.heartbeat("gpu-02", "/nvme/stagegate", 2 * 10**12, "worker-gpu-02")
+        celery_app = make_celery(BROKER_URL)
+        dispatcher = Dispatcher(celery_app)
+        app = create_app(ledger, dispatcher, decision_wait=decision_wait)
+        try:
+            with TestClient(app) as client:
+                yield World(client, ledger, broker, dispatcher, tokens, principals)
+        finally:
+            celery_app.close()
+
+
+@pytest.fixture
+def world(pg_admin: sa.Engine) -> Iterator[World]:
+    with open_world(pg_admin) as opened:
+        yield opened

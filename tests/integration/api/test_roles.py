@@ -1,0 +1,160 @@
+"""Who may do what: every endpoint against every kind of caller, and stagings kept private."""
+
+import logging
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from ledger import AuditTrail, Stagings, Tokens
+
+from .conftest import UNKNOWN_TOKEN, USERS, World, open_world
+
+pytestmark = pytest.mark.integration
+
+CALLERS = ("none", "bad", "job", "scientist", "auditor", "admin")
+# (method, path) -> expected status per caller, in CALLERS order. "{sams}" is a staging the
+# scientist (sam) owns; the job user is someone else to it.
+MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
+    ("POST", "/v1/stagings"): (401, 401, 202, 202, 403, 202),
+    ("GET", "/v1/stagings"): (401, 401, 200, 200, 200, 200),
+    ("GET", "/v1/stagings/{sams}"): (401, 401, 404, 200, 200, 200),
+    ("DELETE", "/v1/stagings/{sams}"): (401, 401, 404, 200, 403, 200),
+    ("GET", "/v1/nodes"): (401, 401, 200, 200, 200, 200),
+    ("GET", "/v1/audit"): (401, 401, 403, 403, 200, 200),
+    ("GET", "/v1/audit/verify"): (401, 401, 403, 403, 200, 200),
+    ("GET", "/healthz"): (200, 200, 200, 200, 200, 200),
+    ("GET", "/readyz"): (200, 200, 200, 200, 200, 200),
+}
+CASES = [
+    pytest.param(method, path, caller, codes[i], id=f"{method} {path} as {caller}")
+    for (method, path), codes in MATRIX.items()
+    for i, caller in enumerate(CALLERS)
+]
+
+
+@pytest.fixture(scope="module")
+def shared_world(pg_admin: sa.Engine) -> Iterator[World]:
+    """One world for the whole matrix: each case makes the staging it needs."""
+    with open_world(pg_admin) as opened:
+        yield opened
+
+
+@pytest.mark.parametrize(("method", "path", "caller", "expected"), CASES)
+def test_role_matrix(shared_world: World, method: str, path: str, caller: str, expected: int) -> None:
+    w = shared_world
+    target = None
+    if "{sams}" in path:
+        target = w.staging_of("scientist")
+        path = path.replace("{sams}", target.id)
+    if method == "POST":
+        response = w.post(caller)
+    else:
+        response = w.client.request(method, path, headers=w.headers(caller))
+
+    assert response.status_code == expected, response.text
+    if expected == 401:
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        assert "stagegate token create" in response.json()["detail"]
+    if expected == 403:
+        assert "this token's role is" in response.json()["detail"]
+    if target is not None:
+        after = Stagings(w.ledger).view(target.id)
+        released = method == "DELETE" and expected == 200
+        assert after.state == ("released" if released else "pending")
+        if released:
+            assert response.json()["state"] == "released"
+
+
+def test_401_says_how_to_get_a_token(world: World) -> None:
+    issued = Tokens(world.ledger).create(user="gone", role="scientist")
+    Tokens(world.ledger).revoke(issued.id)
+    attempts = {
+        "no header": {},
+        "unknown token": {"Authorization": f"Bearer {UNKNOWN_TOKEN}"},
+        "not a stagegate token": {"Authorization": "Bearer hunter2"},
+        "basic auth": {"Authorization": "Basic c2FtOnB3"},
+        "bearer without token": {"Authorization": "Bearer"},
+        "revoked token": {"Authorization": f"Bearer {issued.token}"},
+    }
+    for name, headers in attempts.items():
+        response = world.client.get("/v1/stagings", headers=headers)
+        assert response.status_code == 401, name
+        assert response.headers["WWW-Authenticate"] == "Bearer", name
+        detail = response.json()["detail"]
+        assert "stagegate token create" in detail, name
+        assert issued.token not in response.text and "hunter2" not in response.text, name
+
+
+def test_others_stagings_are_not_found_not_forbidden(world: World) -> None:
+    sams = world.post("scientist").json()["id"]
+    missing = str(uuid.uuid4())
+    for who in ("job", "other"):
+        # Exactly as for a staging that does not exist: its existence does not leak.
+        seen = world.get(who, f"/v1/stagings/{sams}")
+        nothing = world.get(who, f"/v1/stagings/{missing}")
+        assert (seen.status_code, nothing.status_code) == (404, 404)
+        assert seen.json()["detail"] == nothing.json()["detail"].replace(missing, sams)
+        assert world.delete(who, f"/v1/stagings/{sams}").status_code == 404
+        assert world.get(who, "/v1/stagings").json() == {"stagings": []}
+    assert world.get("scientist", f"/v1/stagings/{sams}").json()["state"] == "pending"
+
+
+def test_auditor_reads_everything_and_changes_nothing(world: World) -> None:
+    sams = world.post("scientist").json()["id"]
+    jays = world.post("job", job="slurm-7").json()["id"]
+
+    listed = world.get("auditor", "/v1/stagings").json()["stagings"]
+    assert {s["id"] for s in listed} == {sams, jays}
+    assert {s["user"] for s in listed} == {USERS["scientist"], USERS["job"]}
+    assert world.get("auditor", f"/v1/stagings/{sams}").json()["user"] == USERS["scientist"]
+    assert world.get("auditor", "/v1/nodes").status_code == 200
+
+    refused = world.delete("auditor", f"/v1/stagings/{sams}")
+    assert refused.status_code == 403
+    assert "job or scientist or admin" in refused.json()["detail"]
+    assert world.post("auditor").status_code == 403
+    assert world.get("admin", f"/v1/stagings/{sams}").json()["state"] == "pending"
+    assert len(world.get("admin", "/v1/stagings").json()["stagings"]) == 2
+    assert [e.action for e in AuditTrail(world.ledger).query()] == ["stage.requested"] * 2
+
+
+def test_owner_and_admin_release(world: World) -> None:
+    sams = world.post("scientist").json()["id"]
+    bobs = world.post("other").json()["id"]
+
+    released = world.delete("admin", f"/v1/stagings/{sams}")
+    assert released.status_code == 200
+    assert released.json()["state"] == "released"
+    again = world.delete("scientist", f"/v1/stagings/{sams}")  # releasing twice is harmless
+    assert (again.status_code, again.json()["state"]) == (200, "released")
+
+    assert world.delete("other", f"/v1/stagings/{bobs}").json()["state"] == "released"
+    events = AuditTrail(world.ledger).query(action="stage.released")
+    assert [(e.job_id, e.details["by"]) for e in events] == [(sams, "root"), (bobs, "bob")]
+
+
+def test_list_filters_by_state(world: World) -> None:
+    first = world.post("scientist").json()["id"]
+    second = world.post("scientist").json()["id"]
+    world.delete("scientist", f"/v1/stagings/{first}")
+
+    assert [s["id"] for s in world.get("scientist", "/v1/stagings").json()["stagings"]] == [second, first]
+    released = world.get("scientist", "/v1/stagings", state="released").json()["stagings"]
+    assert [s["id"] for s in released] == [first]
+    assert len(world.get("scientist", "/v1/stagings", limit=1).json()["stagings"]) == 1
+    assert world.get("scientist", "/v1/stagings", state="lost").status_code == 400
+    assert world.get("scientist", "/v1/stagings", limit=0).status_code == 400
+
+
+def test_tokens_never_reach_the_log(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    for who in ("job", "scientist", "auditor", "admin", "bad"):
+        world.post(who)
+        world.get(who, "/v1/stagings")
+        world.get(who, "/v1/audit")
+    world.client.get("/v1/nodes", headers={"Authorization": "Bearer sg_not-a-real-one"})
+    logged = caplog.text
+    for token in [*world.tokens.values(), UNKNOWN_TOKEN, "sg_not-a-real-one"]:
+        assert token not in logged

@@ -1,0 +1,186 @@
+"""docker-compose.yml, the rehearsal, parsed (no Docker engine here)."""
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from client.units import parse_size
+from unit.deploy.helpers import (
+    AWS_CREDENTIALS,
+    AWS_ENV,
+    BROKER_URL,
+    DATABASE_URL,
+    IMAGE,
+    ROOT,
+    STAGEGATE_ENV,
+    Invocation,
+    compose,
+)
+
+SERVICES = {"postgres", "redis", "s3", "api", "worker-a", "worker-b"}
+STAGEGATE_SERVICES = ("api", "worker-a", "worker-b")
+WORKERS = ("worker-a", "worker-b")
+
+
+def _service(name: str) -> dict[str, Any]:
+    service: dict[str, Any] = compose()["services"][name]
+    return service
+
+
+def _invocation(name: str) -> Invocation:
+    command = _service(name)["command"]
+    # Exec form: a string command would go through a shell's word splitting instead.
+    assert isinstance(command, list), name
+    return Invocation(command)
+
+
+def _environment(name: str) -> dict[str, str]:
+    env = _service(name).get("environment", {})
+    assert isinstance(env, dict), f"{name}: environment as a mapping"
+    return {key: str(value) for key, value in env.items()}
+
+
+def _volume_mounts(name: str) -> list[tuple[str, str]]:
+    mounts = []
+    for entry in _service(name).get("volumes", []):
+        if isinstance(entry, dict):
+            mounts.append((entry.get("source", ""), entry["target"]))
+        else:
+            source, _, rest = entry.partition(":")
+            mounts.append((source, rest.split(":")[0]))
+    return mounts
+
+
+def _container_ports(name: str) -> set[int]:
+    ports = set()
+    for entry in _service(name).get("ports", []):
+        ports.add(int(entry["target"]) if isinstance(entry, dict) else int(str(entry).rsplit(":", 1)[-1]))
+    return ports
+
+
+def test_compose_spec_without_a_version_key() -> None:
+    assert "version" not in compose()
+
+
+def test_exactly_the_rehearsal_services() -> None:
+    assert set(compose()["services"]) == SERVICES
+
+
+def test_backing_service_images_and_healthchecks() -> None:
+    assert _service("postgres")["image"] == "postgres:16"
+    assert "pg_isready" in " ".join(_service("postgres")["healthcheck"]["test"])
+    assert _service("redis")["image"] == "redis:7"
+    assert _service("redis")["healthcheck"]["test"][-2:] == ["redis-cli", "ping"]
+    assert _service("s3")["image"].split(":")[0] == "motoserver/moto"
+    assert 5000 in _container_ports("s3")
+
+
+@pytest.mark.parametrize("name", STAGEGATE_SERVICES)
+def test_stagegate_services_run_the_image_built_here(name: str) -> None:
+    service = _service(name)
+    assert service["image"] == IMAGE
+    assert service["build"] == "."
+    assert (ROOT / "Dockerfile").is_file()
+
+
+def test_api_serves_on_all_interfaces_at_8080() -> None:
+    serve = _invocation("api")
+    assert serve.subcommand == "serve"
+    assert serve.one("--host") == "0.0.0.0"
+    assert serve.one("--port") == "8080"
+    assert 8080 in _container_ports("api")
+
+
+def test_api_healthcheck_asks_healthz() -> None:
+    probe = " ".join(_service("api")["healthcheck"]["test"])
+    assert "http://127.0.0.1:8080/healthz" in probe
+
+
+@pytest.mark.parametrize("name", WORKERS)
+def test_workers_run_worker_with_a_root_on_their_own_volume(name: str) -> None:
+    worker = _invocation(name)
+    assert worker.subcommand == "worker"
+    assert parse_size(worker.one("--capacity")) > 0
+    root = worker.one("--root")
+    sources = [source for source, target in _volume_mounts(name) if target == root]
+    assert len(sources) == 1, f"{name}: --root {root} is not a mounted volume"
+    assert sources[0] in compose()["volumes"], f"{name}: the root must be a named volume"
+
+
+def test_each_worker_has_its_own_node_name_and_volume() -> None:
+    nodes = [_invocation(name).one("--node") for name in WORKERS]
+    assert len(set(nodes)) == len(nodes)
+    roots = [
+        source for name in WORKERS for source, target in _volume_mounts(name)
+        if target == _invocation(name).one("--root")
+    ]
+    assert len(set(roots)) == len(roots), "two workers would share one 'NVMe'"
+
+
+def test_every_depends_on_target_exists_and_is_waited_for_healthy() -> None:
+    services = compose()["services"]
+    for name, service in services.items():
+        depends = service.get("depends_on", {})
+        assert isinstance(depends, dict), f"{name}: depends_on with conditions"
+        for target, how in depends.items():
+            assert target in services, f"{name} depends on unknown {target}"
+            assert how["condition"] == "service_healthy", f"{name} -> {target}"
+            assert "healthcheck" in services[target], f"{name} waits for {target}, which has no healthcheck"
+
+
+@pytest.mark.parametrize("name", STAGEGATE_SERVICES)
+def test_stagegate_services_wait_for_the_ledger_and_broker(name: str) -> None:
+    assert {"postgres", "redis"} <= set(_service(name)["depends_on"])
+
+
+def test_every_named_volume_is_declared_and_used() -> None:
+    declared = set(compose().get("volumes") or {})
+    used = {
+        source for name in compose()["services"] for source, _ in _volume_mounts(name)
+        if source and not source.startswith(("/", ".", "~"))
+    }
+    assert used == declared
+
+
+@pytest.mark.parametrize("name", STAGEGATE_SERVICES)
+def test_stagegate_services_set_only_variables_stagegate_reads(name: str) -> None:
+    env = _environment(name)
+    assert set(env) <= STAGEGATE_ENV | AWS_ENV
+    assert DATABASE_URL.match(env["STAGEGATE_DATABASE_URL"])
+    assert BROKER_URL.match(env["STAGEGATE_BROKER_URL"])
+
+
+def test_ledger_url_matches_the_postgres_service() -> None:
+    postgres = _environment("postgres")
+    for name in STAGEGATE_SERVICES:
+        url = urlsplit(_environment(name)["STAGEGATE_DATABASE_URL"])
+        assert url.hostname == "postgres"
+        assert url.port == 5432
+        assert url.username == postgres["POSTGRES_USER"]
+        assert url.password == postgres["POSTGRES_PASSWORD"]
+        assert url.path == "/" + postgres["POSTGRES_DB"]
+
+
+def test_broker_url_names_the_redis_service() -> None:
+    for name in STAGEGATE_SERVICES:
+        url = urlsplit(_environment(name)["STAGEGATE_BROKER_URL"])
+        assert (url.hostname, url.port) == ("redis", 6379)
+
+
+def test_only_workers_get_s3_settings() -> None:
+    assert not any(key.startswith("AWS_") for key in _environment("api"))
+    for name in WORKERS:
+        env = _environment(name)
+        assert urlsplit(env["AWS_ENDPOINT_URL"]).hostname == "s3"
+        assert urlsplit(env["AWS_ENDPOINT_URL"]).port in _container_ports("s3")
+        assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(env)
+
+
+def test_rehearsal_credentials_do_not_look_like_real_aws_keys() -> None:
+    for name in WORKERS:
+        env = _environment(name)
+        for key in AWS_CREDENTIALS & set(env):
+            assert not re.fullmatch(r"(AKIA|ASIA)[A-Z0-9]{16}", env[key])
+            assert not re.fullmatch(r"[A-Za-z0-9/+]{40}", env[key])

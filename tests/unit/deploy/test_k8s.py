@@ -1,0 +1,383 @@
+"""deploy/k8s, parsed (no cluster here)."""
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from client.units import parse_size
+from unit.deploy.helpers import (
+    AWS_CREDENTIALS,
+    AWS_ENV,
+    COMPOSE,
+    IMAGE,
+    K8S,
+    STAGEGATE_ENV,
+    VERSION,
+    Invocation,
+    compose,
+    containers,
+    dockerfile_instructions,
+    k8s_documents,
+    k8s_files,
+    k8s_object,
+    k8s_objects,
+    pod_specs,
+    stagegate_argv,
+)
+
+NAMESPACE = "stagegate"
+# Downward-API variables the manifests define for command-line expansion, not read by stagegate.
+DOWNWARD_ENV = {"NODE_NAME", "POD_NAME"}
+# Applied by hand (see kustomization.yaml): placeholders to fill in, and a pod for the jobs' namespace.
+NOT_IN_KUSTOMIZATION = {"secret.template.yaml", "example-training-pod.yaml"}
+# The one container allowed to run as root: it chowns the worker's hostPath root for the image's user.
+ROOT_INIT = "prepare-root"
+PLACEHOLDER = "REPLACE_ME"
+
+
+def _image_uid() -> int:
+    user = [rest for keyword, rest in dockerfile_instructions() if keyword == "USER"][-1]
+    return int(user.split(":")[0])
+
+
+def _all_containers() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    return [(where, spec, c) for where, spec in pod_specs() for c in containers(spec)]
+
+
+def _stagegate_containers() -> list[tuple[str, dict[str, Any]]]:
+    return [(where, c) for where, _, c in _all_containers() if c["image"] == IMAGE]
+
+
+def _invocation(container: dict[str, Any]) -> Invocation:
+    argv = stagegate_argv(container.get("command"), container.get("args"), container["image"])
+    assert argv is not None, f"{container['name']} does not run stagegate"
+    return Invocation(argv)
+
+
+def _env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {entry["name"]: entry for entry in container.get("env", [])}
+
+
+def _field_ref(container: dict[str, Any], name: str) -> str:
+    return str(_env(container)[name]["valueFrom"]["fieldRef"]["fieldPath"])
+
+
+def _volume(spec: dict[str, Any], name: str) -> dict[str, Any]:
+    found = [v for v in spec.get("volumes", []) if v["name"] == name]
+    assert len(found) == 1, name
+    return found[0]
+
+
+def _mount_at(
+    spec: dict[str, Any], container: dict[str, Any], path: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    mounts = [m for m in container.get("volumeMounts", []) if m["mountPath"] == path]
+    assert len(mounts) == 1, f"{container['name']}: nothing mounted at {path}"
+    return mounts[0], _volume(spec, mounts[0]["name"])
+
+
+def _pod(kind: str, name: str) -> dict[str, Any]:
+    obj = k8s_object(kind, name)
+    return obj["spec"] if kind == "Pod" else obj["spec"]["template"]["spec"]
+
+
+def _one_container(spec: dict[str, Any], name: str) -> dict[str, Any]:
+    found = [c for c in containers(spec) if c["name"] == name]
+    assert len(found) == 1, name
+    return found[0]
+
+
+# --- every file, every object
+
+
+@pytest.mark.parametrize("path", k8s_files(), ids=lambda p: p.name)
+def test_every_file_parses(path: Path) -> None:
+    assert k8s_documents(path)
+
+
+def test_the_expected_files_are_there() -> None:
+    names = {path.name for path in k8s_files()}
+    assert {"namespace.yaml", "secret.template.yaml", "configmap.yaml", "api.yaml",
+            "worker-daemonset.yaml", "example-training-pod.yaml", "kustomization.yaml"} <= names
+
+
+def test_every_object_has_api_version_kind_and_name() -> None:
+    for path, obj in k8s_objects():
+        assert obj.get("apiVersion"), path.name
+        assert obj.get("kind"), path.name
+        assert obj.get("metadata", {}).get("name"), f"{path.name}: {obj.get('kind')} without a name"
+
+
+def test_kustomization_lists_every_manifest_but_the_hand_applied_ones() -> None:
+    (kustomization,) = k8s_documents(K8S / "kustomization.yaml")
+    listed = set(kustomization["resources"])
+    assert all((K8S / name).is_file() for name in listed)
+    expected = {p.name for p in k8s_files()} - {"kustomization.yaml"} - NOT_IN_KUSTOMIZATION
+    assert listed == expected
+    assert kustomization["namespace"] == NAMESPACE
+
+
+def test_namespaced_objects_live_in_the_stagegate_namespace() -> None:
+    for path, obj in k8s_objects():
+        if path.name == "example-training-pod.yaml" or obj["kind"] == "Namespace":
+            continue  # the example belongs in the namespace of the jobs
+        assert obj["metadata"].get("namespace") == NAMESPACE, f"{path.name}: {obj['kind']}"
+    assert k8s_object("Namespace", NAMESPACE)
+
+
+# --- images
+
+
+def test_one_stagegate_image_everywhere() -> None:
+    """Every image called stagegate, in compose and in the manifests, is the same image."""
+    images = {c["image"] for _, _, c in _all_containers()}
+    images |= {s["image"] for s in compose()["services"].values()}
+    ours = {image for image in images if image.rsplit("/", 1)[-1].split(":")[0] == "stagegate"}
+    assert ours == {IMAGE}
+
+
+def test_kustomization_points_the_image_at_a_registry_with_the_same_tag() -> None:
+    (kustomization,) = k8s_documents(K8S / "kustomization.yaml")
+    (entry,) = kustomization["images"]
+    assert entry["name"] == IMAGE.split(":")[0]
+    assert entry["newTag"] == VERSION
+    assert entry["newName"].rsplit("/", 1)[-1] == "stagegate"
+    assert COMPOSE.is_file()
+
+
+# --- containers: resources, security
+
+
+def test_every_container_has_resource_limits() -> None:
+    for where, _, c in _all_containers():
+        limits = c.get("resources", {}).get("limits", {})
+        assert {"cpu", "memory"} <= set(limits), f"{where}: {c['name']}"
+
+
+def test_every_container_drops_all_capabilities_and_privilege_escalation() -> None:
+    for where, _, c in _all_containers():
+        context = c.get("securityContext", {})
+        assert context.get("capabilities", {}).get("drop") == ["ALL"], f"{where}: {c['name']}"
+        assert context.get("allowPrivilegeEscalation") is False, f"{where}: {c['name']}"
+        assert context.get("privileged") is not True
+
+
+def test_every_container_but_the_chown_step_runs_as_non_root() -> None:
+    for where, spec, c in _all_containers():
+        if c["name"] == ROOT_INIT:
+            continue
+        pod_context, context = spec.get("securityContext", {}), c.get("securityContext", {})
+        assert context.get("runAsNonRoot", pod_context.get("runAsNonRoot")) is True, f"{where}: {c['name']}"
+        assert context.get("runAsUser", pod_context.get("runAsUser")) != 0
+
+
+def test_the_root_step_can_only_chown_the_worker_root() -> None:
+    spec = _pod("DaemonSet", "stagegate-worker")
+    step = _one_container(spec, ROOT_INIT)
+    assert step in spec["initContainers"]
+    context = step["securityContext"]
+    assert context["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN"]}
+    assert context["readOnlyRootFilesystem"] is True
+    uid = _image_uid()
+    worker = _invocation(_one_container(spec, "worker"))
+    assert step["command"] == ["chown", f"{uid}:{uid}", worker.one("--root")]
+    assert [c["name"] for _, _, c in _all_containers() if c["name"] == ROOT_INIT] == [ROOT_INIT]
+
+
+def test_stagegate_pods_run_as_the_images_user() -> None:
+    uid = _image_uid()
+    for where, spec in pod_specs():
+        if any(c["image"] == IMAGE for c in containers(spec)):
+            assert spec["securityContext"]["runAsUser"] == uid, where
+
+
+def test_stagegate_containers_have_read_only_root_filesystems() -> None:
+    for where, c in _stagegate_containers():
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True, f"{where}: {c['name']}"
+
+
+def test_every_mount_names_a_volume_of_its_pod() -> None:
+    for where, spec, c in _all_containers():
+        volumes = {v["name"] for v in spec.get("volumes", [])}
+        for mount in c.get("volumeMounts", []):
+            assert mount["name"] in volumes, f"{where}: {c['name']} mounts {mount['name']}"
+
+
+# --- environment, Secrets, ConfigMap
+
+
+def test_stagegate_containers_set_only_variables_stagegate_reads() -> None:
+    for where, c in _stagegate_containers():
+        assert set(_env(c)) <= STAGEGATE_ENV | AWS_ENV | DOWNWARD_ENV, f"{where}: {c['name']}"
+    configmap = k8s_object("ConfigMap", "stagegate")
+    assert set(configmap["data"]) <= STAGEGATE_ENV | AWS_ENV
+
+
+def test_command_line_variables_are_defined() -> None:
+    """Kubernetes leaves an undefined $(VAR) in the command line as it is, silently."""
+    for where, _, c in _all_containers():
+        words = [*c.get("command", []), *c.get("args", [])]
+        for name in re.findall(r"(?<!\$)\$\(([A-Za-z_][A-Za-z0-9_]*)\)", " ".join(words)):
+            assert name in _env(c), f"{where}: {c['name']} uses $({name})"
+
+
+def test_secret_and_configmap_references_resolve() -> None:
+    secrets = {obj["metadata"]["name"]: obj for _, obj in k8s_objects() if obj["kind"] == "Secret"}
+    configmaps = {obj["metadata"]["name"] for _, obj in k8s_objects() if obj["kind"] == "ConfigMap"}
+    for where, _, c in _all_containers():
+        for entry in c.get("envFrom", []):
+            assert entry["configMapRef"]["name"] in configmaps, where
+        for entry in c.get("env", []):
+            ref = entry.get("valueFrom", {}).get("secretKeyRef")
+            if ref is None:
+                continue
+            assert ref["name"] in secrets, f"{where}: Secret {ref['name']}"
+            assert ref["key"] in secrets[ref["name"]]["stringData"], f"{where}: {ref['name']}/{ref['key']}"
+
+
+_CREDENTIAL_SHAPES = [
+    re.compile(r"(AKIA|ASIA)[A-Z0-9]{16}"),  # AWS access key id
+    re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])"),  # AWS secret key
+    re.compile(r"-----BEGIN"),  # PEM keys
+    re.compile(r"\b(ghp|glpat|xox[bp])[-_][A-Za-z0-9]"),  # common tokens
+]
+
+
+def test_secrets_hold_placeholders_only() -> None:
+    secrets = [(path, obj) for path, obj in k8s_objects() if obj["kind"] == "Secret"]
+    assert secrets
+    for path, secret in secrets:
+        # Base64 `data` cannot be told from a real value at a glance: templates use stringData.
+        assert "data" not in secret, path.name
+        for key, value in secret["stringData"].items():
+            assert PLACEHOLDER in value, f"{path.name}: {key}"
+            assert not any(shape.search(value) for shape in _CREDENTIAL_SHAPES), f"{path.name}: {key}"
+            url = urlsplit(value)
+            if url.scheme and url.password is not None:
+                assert url.password == PLACEHOLDER, f"{path.name}: {key} carries a password"
+
+
+def test_secret_template_covers_what_the_services_need() -> None:
+    secret = k8s_object("Secret", "stagegate")
+    assert {"STAGEGATE_DATABASE_URL", "STAGEGATE_BROKER_URL"} <= set(secret["stringData"])
+    assert set(secret["stringData"]) <= STAGEGATE_ENV | AWS_ENV
+    assert secret["stringData"]["STAGEGATE_DATABASE_URL"].startswith("postgresql+psycopg://")
+    # Marked as a template where a reader starts: the comment above the manifest.
+    header = (K8S / "secret.template.yaml").read_text().split("apiVersion")[0]
+    assert "TEMPLATE" in header
+    assert PLACEHOLDER in header
+
+
+# --- the API
+
+
+def test_api_deployment_serves_with_probes() -> None:
+    deployment = k8s_object("Deployment", "stagegate-api")
+    assert deployment["spec"]["replicas"] == 2
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    (api,) = deployment["spec"]["template"]["spec"]["containers"]
+    serve = _invocation(api)
+    assert serve.subcommand == "serve"
+    assert serve.one("--host") == "0.0.0.0"
+    ports = {p["name"]: p["containerPort"] for p in api["ports"]}
+    assert int(serve.one("--port")) in ports.values()
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+        get = api[probe]["httpGet"]
+        assert get["path"] == path
+        assert ports.get(get["port"], get["port"]) == int(serve.one("--port"))
+
+
+def test_api_gets_no_s3_credentials() -> None:
+    (api,) = _pod("Deployment", "stagegate-api")["containers"]
+    assert not AWS_CREDENTIALS & set(_env(api))
+
+
+def test_service_selects_the_api_pods_and_port() -> None:
+    service = k8s_object("Service", "stagegate-api")
+    template = k8s_object("Deployment", "stagegate-api")["spec"]["template"]
+    assert service["spec"]["selector"]
+    assert service["spec"]["selector"].items() <= template["metadata"]["labels"].items()
+    (api,) = template["spec"]["containers"]
+    names = {p["name"] for p in api["ports"]}
+    numbers = {p["containerPort"] for p in api["ports"]}
+    for port in service["spec"]["ports"]:
+        assert port["targetPort"] in names | numbers
+
+
+def test_disruption_budget_covers_the_api_pods() -> None:
+    budget = k8s_object("PodDisruptionBudget", "stagegate-api")
+    template = k8s_object("Deployment", "stagegate-api")["spec"]["template"]
+    assert budget["spec"]["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
+    assert budget["spec"]["minAvailable"] < k8s_object("Deployment", "stagegate-api")["spec"]["replicas"]
+
+
+# --- the workers
+
+
+def test_workers_run_on_gpu_nodes_named_after_their_node() -> None:
+    daemonset = k8s_object("DaemonSet", "stagegate-worker")
+    spec = daemonset["spec"]["template"]["spec"]
+    assert daemonset["spec"]["selector"]["matchLabels"].items() <= (
+        daemonset["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    worker = _one_container(spec, "worker")
+    assert _field_ref(worker, "NODE_NAME") == "spec.nodeName"
+    invocation = _invocation(worker)
+    assert invocation.subcommand == "worker"
+    assert invocation.one("--node") == "$(NODE_NAME)"
+    assert parse_size(invocation.one("--capacity")) > 0
+
+
+def test_worker_root_is_the_nodes_nvme_at_the_same_path() -> None:
+    spec = _pod("DaemonSet", "stagegate-worker")
+    root = _invocation(_one_container(spec, "worker")).one("--root")
+    mount, volume = _mount_at(spec, _one_container(spec, "worker"), root)
+    assert not mount.get("readOnly", False)
+    assert volume["hostPath"]["type"] == "DirectoryOrCreate"
+    # Same path inside and out, so the dataset paths a worker reports hold on the node too.
+    assert volume["hostPath"]["path"] == root
+
+
+# --- the example training pod
+
+
+def test_training_pod_stages_its_dataset_onto_its_own_node_first() -> None:
+    spec = _pod("Pod", "train-imagenet")
+    (init,) = spec["initContainers"]
+    stage = _invocation(init)
+    assert stage.subcommand == "stage"
+    assert "--wait" in stage.flags
+    assert stage.positionals == ["s3://datasets/imagenet"]
+    assert stage.one("--node") == "$(NODE_NAME)"
+    assert stage.one("--job") == "$(POD_NAME)"
+    assert _field_ref(init, "NODE_NAME") == "spec.nodeName"
+    assert _field_ref(init, "POD_NAME") == "metadata.name"
+    assert spec["restartPolicy"] == "Never"
+
+
+def test_training_pod_reaches_the_api_service_with_a_token_from_a_secret() -> None:
+    (init,) = _pod("Pod", "train-imagenet")["initContainers"]
+    env = _env(init)
+    url = urlsplit(env["STAGEGATE_URL"]["value"])
+    service = k8s_object("Service", "stagegate-api")
+    assert url.hostname is not None
+    assert url.hostname.split(".")[:2] == [service["metadata"]["name"], service["metadata"]["namespace"]]
+    assert url.port in {p["port"] for p in service["spec"]["ports"]}
+    assert "secretKeyRef" in env["STAGEGATE_TOKEN"]["valueFrom"]
+    assert "value" not in env["STAGEGATE_TOKEN"]
+
+
+def test_training_container_reads_the_workers_root_read_only() -> None:
+    workers = _pod("DaemonSet", "stagegate-worker")
+    worker_root = _invocation(_one_container(workers, "worker")).one("--root")
+    spec = _pod("Pod", "train-imagenet")
+    train = _one_container(spec, "train")
+    mount, volume = _mount_at(spec, train, worker_root)
+    assert mount["readOnly"] is True
+    assert volume["hostPath"]["path"] == worker_root
+    assert spec["nodeSelector"] == workers["nodeSelector"]

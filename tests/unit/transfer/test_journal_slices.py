@@ -1,0 +1,86 @@
+"""Tests for the journal helpers the batch path uses: a key-ordered file read from a key on
+(by bisection), atomic replacement, and the newest-wins merge."""
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from transfer.journal import encode_records, newest_per_key, read_records_from, write_atomically
+from transfer.objects import CopiedFile, Verification
+
+
+def record(key: str, tag: str = "") -> CopiedFile:
+    return CopiedFile(key, len(key), f"rev-{key}", None, f"b3-{key}-{tag}", Verification.LOCAL, None, 7)
+
+
+def write(path: Path, records: list[CopiedFile]) -> Path:
+    path.write_bytes(b"".join(encode_records(records)))
+    return path
+
+
+keys = st.text(st.sampled_from("ab/-.0\u00e9\U0001f600"), min_size=1, max_size=6)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stored=st.sets(keys, max_size=40), first=keys)
+def test_read_from_is_the_suffix_from_first_key(tmp_path: Path, stored: set[str], first: str) -> None:
+    records = [record(k) for k in sorted(stored)]
+    path = write(tmp_path / "m.jsonl", records)
+    assert list(read_records_from(path, first)) == [r for r in records if r.key >= first]
+
+
+def test_read_from_examples(tmp_path: Path) -> None:
+    records = [record(k) for k in ["a", "a-c", "a/b", "b", "z"]]
+    path = write(tmp_path / "m.jsonl", records)
+    assert [r.key for r in read_records_from(path, "")] == ["a", "a-c", "a/b", "b", "z"]
+    assert [r.key for r in read_records_from(path, "a/")] == ["a/b", "b", "z"]
+    assert [r.key for r in read_records_from(path, "b")] == ["b", "z"]
+    assert list(read_records_from(path, "zz")) == []
+    assert list(read_records_from(write(tmp_path / "empty.jsonl", []), "a")) == []
+
+
+def test_read_from_stops_at_damage(tmp_path: Path) -> None:
+    path = write(tmp_path / "m.jsonl", [record(k) for k in "abcdef"])
+    data = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(data[:4]) + b'{"key": "e", cut short\n' + data[5])
+    assert [r.key for r in read_records_from(path, "b")] == ["b", "c", "d"]
+
+
+def test_write_atomically_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
+    final = tmp_path / "0000000003.jsonl"
+    final.with_suffix(".tmp").write_bytes(b"a killed writer's")
+    write_atomically(final, [b"one\n", b"two\n"])
+    assert final.read_bytes() == b"one\ntwo\n"
+    write_atomically(final, [b"three\n"])
+    assert final.read_bytes() == b"three\n"
+    assert os.listdir(tmp_path) == [final.name]
+
+
+def test_write_atomically_refuses_a_planted_symlink_as_temp(tmp_path: Path) -> None:
+    final = tmp_path / "x.jsonl"
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"keep")
+    # unlinking the link removes the link itself, never what it points to
+    final.with_suffix(".tmp").symlink_to(target)
+    write_atomically(final, [b"new\n"])
+    assert target.read_bytes() == b"keep"
+    assert final.read_bytes() == b"new\n"
+
+
+def test_newest_per_key_prefers_later_streams() -> None:
+    old = [record("a", "old"), record("c", "old")]
+    new = [record("b", "new"), record("c", "new")]
+    merged = list(newest_per_key([iter(old), iter(new)]))
+    assert merged == [record("a", "old"), record("b", "new"), record("c", "new")]
+    assert list(newest_per_key([])) == []
+
+
+@pytest.mark.parametrize("count", [1, 2, 1000])
+def test_read_from_finds_every_start_in_a_long_file(tmp_path: Path, count: int) -> None:
+    records = [record(f"k{i:05d}") for i in range(count)]
+    path = write(tmp_path / "m.jsonl", records)
+    for i in {0, count // 3, count - 1}:
+        assert next(read_records_from(path, records[i].key)) == records[i]

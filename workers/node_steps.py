@@ -1,0 +1,259 @@
+"""The three steps of a service staging, as a node worker runs them: plan, copy a batch,
+finalize a node's dataset.
+
+Each step first claims its task in the ledger; a duplicate message (the broker redelivered,
+the reconciler re-sent) finds the task done or running elsewhere and returns. Each step is
+idempotent, so running one again after a crash is always safe. Errors never escape to
+Celery: a step either finishes, gives its task back for a later attempt, or fails the staging
+with a reason, and the ledger says which.
+"""
+
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ledger import (
+    CopiedEntry,
+    LabelFileRecord,
+    LabelFiles,
+    Ledger,
+    ManifestEntry,
+    Manifests,
+    Nodes,
+    RetryLaterError,
+    Stagings,
+    TaskKey,
+    Tasks,
+)
+from policies import Policy, PolicyDeniedError, Zone
+from stagegate.errors import InvalidInputError, NotFoundError
+from stagegate.queues import Dispatcher
+from transfer import SourceObject, copy_batch, open_source, plan_dataset, publish_batches, read_manifest
+from transfer.errors import SourceChangedError, UnsafeDestinationError
+from transfer.plan import LabelFile
+from workers.lease import LeaseKeeper, TaskCancelledError
+from workers.portions import split_plan
+from workers.settings import WorkerSettings
+from workers.staging import LABELS, decide_plan, label_resolver
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+# Errors no retry can fix: bad input, a refused destination, a source changed under us.
+PERMANENT = (InvalidInputError, NotFoundError, PolicyDeniedError, SourceChangedError, UnsafeDestinationError)
+
+
+@dataclass
+class NodeContext:
+    """What every step on this node needs; built once when the worker starts."""
+
+    settings: WorkerSettings
+    ledger: Ledger
+    policy: Policy
+    dispatcher: Dispatcher
+
+    def __post_init__(self) -> None:
+        self.tasks = Tasks(self.ledger, self.settings.lease_seconds)
+        self.stagings = Stagings(self.ledger, self.settings.lease_seconds)
+        self.nodes = Nodes(self.ledger)
+        self.manifests = Manifests(self.ledger)
+        self.label_files = LabelFiles(self.ledger)
+        self.owner = self.settings.owner
+
+    def send_ready(self, job_id: str) -> None:
+        """Send the job's tasks that may run now (those this caller moved to queued)."""
+        keys = self.tasks.mark_sent(self.tasks.next_to_send(job_id))
+        self.dispatcher.send(k.to_message() for k in keys)
+
+    def sweep_evictions(self) -> None:
+        """Delete the datasets admission chose to evict on this node."""
+        datasets = self.settings.root / "datasets"
+        for digest, path in self.nodes.claim_evictions(self.settings.node):
+            target = Path(path)
+            if target.parent != datasets:  # never delete outside our own root
+                log.error("refusing to evict %s: not under %s", path, datasets)
+                continue
+            # Renamed first, so a half-deleted tree never sits at a dataset's name.
+            trash = datasets.parent / "trash" / f"{digest}.{self.owner.replace('/', '_')}"
+            trash.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():
+                target.rename(trash)
+            self.nodes.evicted(self.settings.node, digest)
+            shutil.rmtree(trash, ignore_errors=True)
+            log.info("evicted dataset %s from node %s", digest, self.settings.node)
+
+    def dataset_dir(self, job_id: str) -> tuple[str, Path, int, int]:
+        """(digest, path, files, bytes) of the dataset this job writes on this node, checked to
+        lie under this node's root."""
+        dataset = self.nodes.written_by(self.settings.node, job_id)
+        if dataset is None:
+            raise NotFoundError(f"staging {job_id} writes no dataset on node {self.settings.node}")
+        path = Path(dataset.path)
+        if path.parent != self.settings.root / "datasets" or path.name != dataset.digest:
+            raise UnsafeDestinationError(f"{path} is not a dataset directory of this node's root")
+        return dataset.digest, path, dataset.files, dataset.bytes
+
+    # -- error handling shared by the steps ------------------------------------------------
+
+    def _give_back_or_fail(self, key: TaskKey, attempts: int, exc: BaseException) -> None:
+        message = str(exc) or type(exc).__name__
+        if isinstance(exc, RetryLaterError) or (not isinstance(exc, PERMANENT) and attempts < MAX_ATTEMPTS):
+            delay = min(30.0, 2.0**attempts)
+            log.warning(
+                "%s task of %s failed (attempt %d), retrying in %.0fs: %s",
+                key.kind,
+                key.job_id,
+                attempts,
+                delay,
+                message,
+            )
+            self.tasks.retry_later(key, self.owner, message, delay)
+            return
+        log.error("%s task of %s failed: %s", key.kind, key.job_id, message)
+        self.stagings.fail(key.job_id, f"{key.kind} on node {key.node or 'any'}: {message}")
+
+    # -- the steps -----------------------------------------------------------------------------
+
+    def plan(self, key: TaskKey) -> None:
+        task = self.tasks.claim(key, self.owner)
+        if task is None:
+            return
+        if not self.stagings.begin_planning(key.job_id):
+            self.tasks.finish(key, self.owner)
+            return
+        try:
+            self._plan(key)
+        except Exception as exc:
+            self._give_back_or_fail(key, task.attempts, exc)
+
+    def _plan(self, key: TaskKey) -> None:
+        job = self.stagings.job(key.job_id)
+        nodes: list[str] = json.loads(job.nodes or "[]")
+        source = open_source(job.source, max_connections=2 * self.settings.concurrency + 4, labels=LABELS)
+        with tempfile.TemporaryDirectory(prefix="stagegate-plan-") as scratch:
+            plan = plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name)
+            resolver = label_resolver(plan)
+            self.manifests.clear(job.id)
+            self.manifests.add(
+                job.id,
+                (
+                    ManifestEntry(
+                        key=o.key,
+                        size=o.size,
+                        revision=o.revision,
+                        version=o.version,
+                        label=resolver.resolve(o.key, o.label).label,
+                        mtime=o.mtime,
+                        checksum_algorithm=o.checksum_algorithm,
+                        own_label=o.label,
+                    )
+                    for o in plan.entries()
+                ),
+            )
+            self.label_files.replace(
+                job.id,
+                (
+                    LabelFileRecord(
+                        d,
+                        f.object.key,
+                        f.object.size,
+                        f.object.revision,
+                        f.object.version,
+                        f.object.mtime,
+                        f.content,
+                    )
+                    for d, f in plan.label_files.items()
+                ),
+            )
+            self.stagings.record_plan(job.id, plan.digest, plan.files, plan.bytes, self.policy.version)
+            decision = decide_plan(self.policy, plan, Zone.staging(), resolver)
+            details: dict[str, object] = {
+                "offending": decision.offending_count,
+                "highest_label": decision.highest_label,
+            }
+            if not decision.allowed:
+                self.stagings.deny(job.id, key, self.owner, decision.reasons, details)
+                return
+            config = self.settings.transfer_config()
+            portions = split_plan(
+                plan, nodes, job.mode or "replicate", config.batch_max_bytes, config.batch_max_files
+            )
+        outcome = self.stagings.admit(job.id, key, self.owner, portions, details)
+        log.info("staging %s planned: %d files, %d bytes, %s", job.id, plan.files, plan.bytes, outcome.state)
+        self.send_ready(job.id)
+
+    def copy(self, key: TaskKey) -> None:
+        task = self.tasks.claim(key, self.owner)
+        if task is None:
+            return
+        try:
+            self.sweep_evictions()
+            job = self.stagings.job(key.job_id)
+            _, path, _, _ = self.dataset_dir(job.id)
+            objects = [
+                SourceObject(
+                    key=e.key,
+                    size=e.size,
+                    revision=e.revision,
+                    version=e.version,
+                    mtime=e.mtime,
+                    checksum_algorithm=e.checksum_algorithm,
+                    label=e.own_label,
+                )
+                for e in self.manifests.entries(job.id, first=task.key_from, through=task.key_to)
+            ]
+            label_files = {
+                r.directory: LabelFile(
+                    r.directory, SourceObject(r.key, r.size, r.revision, r.version, r.mtime), r.content
+                )
+                for r in self.label_files.of_job(job.id)
+            }
+            source = open_source(job.source, max_connections=2 * self.settings.concurrency + 4, labels=LABELS)
+            with LeaseKeeper(self.tasks, key, self.owner) as lease:
+                result = copy_batch(
+                    source,
+                    path,
+                    key.idx,
+                    objects,
+                    self.settings.transfer_config(),
+                    on_progress=lease.on_progress,
+                    label_file_name=LABELS.file_name,
+                    label_files=label_files,
+                )
+            if not self.tasks.finish(key, self.owner, result.files, result.bytes):
+                return  # cancelled meanwhile; the batch is on disk all the same
+        except TaskCancelledError:
+            log.info("%s batch %d of %s stopped: cancelled", key.node, key.idx, key.job_id)
+            return
+        except Exception as exc:
+            self._give_back_or_fail(key, task.attempts, exc)
+            return
+        self.send_ready(key.job_id)
+
+    def finalize(self, key: TaskKey) -> None:
+        task = self.tasks.claim(key, self.owner)
+        if task is None:
+            return
+        try:
+            job = self.stagings.job(key.job_id)
+            digest, path, files, nbytes = self.dataset_dir(job.id)
+            batches = sum(
+                1 for t in self.tasks.of_job(job.id) if t.key.kind == "copy" and t.key.node == key.node
+            )
+            path.mkdir(parents=True, exist_ok=True)  # an empty share has no batch to create it
+            publish_batches(
+                path, source_url=job.source, digest=digest, batches=batches, files=files, bytes=nbytes
+            )
+            self.manifests.record_copies(
+                job.id,
+                (CopiedEntry(r.key, r.blake3, r.verification.value) for r in read_manifest(path)),
+            )
+            pinning = self.stagings.dataset_ready(job.id, key, self.owner)
+        except Exception as exc:
+            self._give_back_or_fail(key, task.attempts, exc)
+            return
+        for job_id in pinning:
+            self.stagings.complete_if_ready(job_id)

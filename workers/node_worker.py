@@ -1,0 +1,71 @@
+"""``stagegate worker``: one per GPU node. Consumes the node's queue and the shared plan
+queue, one task at a time (each batch copies with many threads of its own), heartbeats,
+reconciles, and deletes evicted datasets when idle."""
+
+import logging
+import threading
+from pathlib import Path
+
+from ledger import open_ledger
+from policies import Policy
+from stagegate.queues import PLAN_QUEUE, Dispatcher, node_queue
+from workers.celery_app import node_app
+from workers.node_steps import NodeContext
+from workers.reconciler import reconcile_once
+from workers.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+HEARTBEAT_S = 5.0
+
+
+def _background(ctx: NodeContext, stop: threading.Event) -> None:
+    """Heartbeat every few seconds, reconcile every ``reconcile_seconds``."""
+    settings = ctx.settings
+    waited = settings.reconcile_seconds  # reconcile at once on start: recover what a crash left
+    while True:
+        try:
+            ctx.nodes.heartbeat(settings.node, str(settings.root), settings.capacity, ctx.owner)
+            if waited >= settings.reconcile_seconds:
+                waited = 0.0
+                reconcile_once(ctx)
+        except Exception as exc:  # the ledger or the broker is briefly away: keep trying
+            log.warning("background pass failed: %s", exc)
+        step = min(HEARTBEAT_S, settings.reconcile_seconds)
+        if stop.wait(step):
+            return
+        waited += step
+
+
+def run_worker(
+    node: str, root: Path, capacity: int | None, concurrency: int, policy: Policy | None = None
+) -> None:
+    """Serve ``node`` until stopped. Blocks."""
+    settings = WorkerSettings.from_env(node, root, capacity, concurrency)
+    (settings.root / "datasets").mkdir(parents=True, exist_ok=True)
+    ledger = open_ledger()
+    from stagegate.queues import make_celery
+
+    ctx = NodeContext(settings, ledger, policy or Policy.default(), Dispatcher(make_celery()))
+    ctx.nodes.heartbeat(settings.node, str(settings.root), settings.capacity, ctx.owner)
+    ctx.sweep_evictions()
+    stop = threading.Event()
+    thread = threading.Thread(target=_background, args=(ctx, stop), name="heartbeat", daemon=True)
+    thread.start()
+    app = node_app(ctx)
+    log.info("node %s serving %s (capacity %d bytes)", node, settings.root, settings.capacity)
+    try:
+        app.worker_main(
+            [
+                "worker",
+                "--pool=solo",  # one task at a time; the copy engine has its own threads
+                f"--queues={node_queue(node)},{PLAN_QUEUE}",
+                f"--hostname={node}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel=INFO",
+            ]
+        )
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        ledger.close()

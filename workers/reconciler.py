@@ -1,0 +1,31 @@
+"""The reconciler: the ledger says what must be running; this makes the broker agree.
+
+Run every few seconds by every node worker. Each pass:
+- re-sends tasks whose lease ran out (a worker died mid-batch, Redis lost its queue);
+- sends tasks that should be in flight but were never sent (a crash between a commit and
+  its send);
+- completes stagings whose every node is ready (a crash between a node's finalize and the
+  staging's completion).
+Several reconcilers may run at once: each re-send is claimed by a conditional update, so a
+task is re-sent once per lease however many run.
+"""
+
+import logging
+
+from workers.node_steps import NodeContext
+
+log = logging.getLogger(__name__)
+
+
+def reconcile_once(ctx: NodeContext) -> int:
+    """One pass; returns how many messages it sent."""
+    expired = ctx.tasks.take_expired()
+    sent = ctx.dispatcher.send(k.to_message() for k in expired)
+    if expired:
+        log.info("re-sent %d tasks whose lease ran out", len(expired))
+    for job_id in ctx.tasks.jobs_with_waiting():
+        keys = ctx.tasks.mark_sent(ctx.tasks.next_to_send(job_id))
+        sent += ctx.dispatcher.send(k.to_message() for k in keys)
+    for job_id in ctx.stagings.transferring():
+        ctx.stagings.complete_if_ready(job_id)
+    return sent
