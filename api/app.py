@@ -86,7 +86,7 @@ def create_app(
         ledger=ledger,
         dispatcher=dispatcher,
         # Dispatcher keeps its Celery app private; readiness needs it to open a connection.
-        celery=dispatcher._app,
+        celery=dispatcher.app,
         stagings=Stagings(ledger, lease_seconds),
         nodes=Nodes(ledger),
         audit=AuditTrail(ledger),

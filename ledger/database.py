@@ -43,13 +43,15 @@ def _configure_sqlite(engine: Engine) -> None:
 
 def create_ledger_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, hide_parameters=True)
         _configure_sqlite(engine)
         return engine
     # READ COMMITTED (PostgreSQL's default, pinned here): each statement sees what committed
     # before it, so the head read after the advisory lock sees the previous append. Under
     # REPEATABLE READ the snapshot could predate the lock and the chain would fork.
-    return create_engine(url, pool_pre_ping=True, isolation_level="READ COMMITTED")
+    # hide_parameters: an error's message (and so a log line) never carries a row's values,
+    # which can be token hashes or source URLs.
+    return create_engine(url, pool_pre_ping=True, isolation_level="READ COMMITTED", hide_parameters=True)
 
 
 @dataclass(frozen=True, slots=True)

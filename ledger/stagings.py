@@ -152,7 +152,7 @@ class Stagings:
         if idempotency_key is not None:
             existing = self._by_idempotency_key(who.user, idempotency_key)
             if existing is not None:
-                return self.view(existing), False, []
+                return self._same_request(existing, source, nodes, mode), False, []
         with self._ledger.read_session() as session, session.begin():
             known = set(session.scalars(select(NodeRow.name).where(NodeRow.name.in_(list(nodes)))))
         unknown = [n for n in nodes if n not in known]
@@ -195,9 +195,19 @@ class Stagings:
             if idempotency_key is not None:
                 existing = self._by_idempotency_key(who.user, idempotency_key)
                 if existing is not None:
-                    return self.view(existing), False, []
+                    return self._same_request(existing, source, nodes, mode), False, []
             raise ExistsError(f"staging {job.id} already exists") from exc
         return self.view(job.id), True, [plan]
+
+    def _same_request(self, job_id: str, source: str, nodes: Sequence[str], mode: str) -> Staging:
+        """The staging a repeated key names, if the request is the same; a different request
+        under a used key is a client bug, refused rather than silently answered."""
+        staging = self.view(job_id)
+        if (staging.source, [n.node for n in staging.nodes], staging.mode) != (source, list(nodes), mode):
+            raise ExistsError(
+                f"idempotency key already used for staging {job_id} with a different source, nodes or mode"
+            )
+        return staging
 
     def _by_idempotency_key(self, user: str, key: str) -> str | None:
         with self._ledger.read_session() as session, session.begin():
@@ -230,8 +240,8 @@ class Stagings:
             raise PermissionError("auditors read; they do not release stagings")
         with self._ledger.sessions.begin() as session:
             job = self._lock(session, job_id)
-            if job.state == "released":
-                return self.view(job_id)
+            if job.state in ("released", "denied", "failed"):
+                return self.view(job_id)  # nothing is pinned or running; its outcome stays on record
             was = job.state
             self._let_go(session, job, keep_for_others=True)
             job.state, job.updated_at = "released", _now()

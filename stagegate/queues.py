@@ -48,6 +48,7 @@ def make_celery(url: str | None = None) -> Celery:
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # a restarting Redis is waited for, not given up on
+        broker_connection_timeout=2.0,  # a send to a dead broker fails fast; the reconciler re-sends
         task_default_queue=PLAN_QUEUE,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
@@ -61,6 +62,10 @@ class Dispatcher:
 
     def __init__(self, app: Celery) -> None:
         self._app = app
+
+    @property
+    def app(self) -> Celery:
+        return self._app
 
     def send(self, messages: Iterable[Mapping[str, object]]) -> int:
         sent = 0

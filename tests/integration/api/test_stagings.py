@@ -35,6 +35,16 @@ def test_same_key_twice_is_one_staging(world: World) -> None:
     assert len(world.get("admin", "/v1/stagings").json()["stagings"]) == 1
 
 
+def test_same_key_with_another_request_is_a_409_and_records_nothing(world: World) -> None:
+    first = world.post("scientist", idempotency_key="run-43")
+    clash = world.post("scientist", idempotency_key="run-43", source="s3://other-bucket/data")
+
+    assert (first.status_code, clash.status_code) == (202, 409)
+    assert first.json()["id"] in clash.json()["detail"]
+    assert requested_events(world) == 1
+    assert world.plan_queue() == 1
+
+
 def test_same_key_from_another_user_is_another_staging(world: World) -> None:
     sams = world.post("scientist", idempotency_key="shared-key")
     jays = world.post("job", idempotency_key="shared-key")
