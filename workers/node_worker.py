@@ -1,6 +1,7 @@
 """``stagegate worker``: one per GPU node. Consumes the node's queue and the shared plan
-queue, one task at a time (each batch copies with many threads of its own), heartbeats,
-reconciles, and deletes evicted datasets when idle."""
+queue, one task at a time (each batch copies with many threads of its own), heartbeats and
+reconciles. Datasets chosen for eviction are deleted at start and before each copy batch:
+eviction only ever happens to admit a dataset this node is about to copy."""
 
 import logging
 import threading
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from ledger import open_ledger
 from policies import Policy
-from stagegate.queues import PLAN_QUEUE, Dispatcher, node_queue
+from stagegate.queues import PLAN_QUEUE, Dispatcher, make_celery, node_queue
 from workers.celery_app import node_app
 from workers.node_steps import NodeContext
 from workers.reconciler import reconcile_once
@@ -43,8 +44,6 @@ def run_worker(
     settings = WorkerSettings.from_env(node, root, capacity, concurrency)
     (settings.root / "datasets").mkdir(parents=True, exist_ok=True)
     ledger = open_ledger()
-    from stagegate.queues import make_celery
-
     ctx = NodeContext(settings, ledger, policy or Policy.default(), Dispatcher(make_celery()))
     ctx.nodes.heartbeat(settings.node, str(settings.root), settings.capacity, ctx.owner)
     ctx.sweep_evictions()
