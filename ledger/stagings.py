@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -372,13 +372,22 @@ class Stagings:
                 # else: another staging is writing it right now; this one waits for it.
                 session.add(PinRow(job_id=job.id, node=node, digest=portion.digest, created_at=now))
             self._tasks.finish_in(session, plan, owner, 0, 0)
+            node_bytes = {q.node: q.bytes for q in portions}
             job.state, job.updated_at, job.started_at = "transferring", now, now
             session.flush()
             AuditTrail.append_in(
                 session.connection(),
-                _event(job, "policy.allowed", decision="allow", details={**details, "cache_hits": hits}),
+                _event(
+                    job,
+                    "policy.allowed",
+                    decision="allow",
+                    # What each node now holds for this staging (pinned from here until release):
+                    # usage reports bill NVMe byte-hours from it.
+                    details={**details, "cache_hits": hits, "node_bytes": node_bytes},
+                ),
             )
-        self.complete_if_ready(job_id)
+            # Every node a hit: ready in the same commit, so nobody ever sees it "transferring".
+            self._complete_locked(session, job)
         return Admitted(self.job(job_id).state, self._tasks.next_to_send(job_id))
 
     def dataset_ready(self, job_id: str, finalize: TaskKey, owner: str) -> list[str]:
@@ -411,29 +420,30 @@ class Stagings:
     def complete_if_ready(self, job_id: str) -> bool:
         """transferring -> ready once every node holds its dataset ready; audited once."""
         with self._ledger.sessions.begin() as session:
-            job = self._lock(session, job_id)
-            if job.state != "transferring":
-                return False
-            nodes = json.loads(job.nodes or "[]")
-            ready = session.execute(
-                select(PinRow.node, NodeDatasetRow.path)
-                .join(
-                    NodeDatasetRow,
-                    (NodeDatasetRow.node == PinRow.node) & (NodeDatasetRow.digest == PinRow.digest),
-                )
-                .where(PinRow.job_id == job_id, NodeDatasetRow.state == "ready")
-            ).all()
-            if len(ready) != len(nodes):
-                return False
-            job.state, job.updated_at = "ready", _now()
-            session.flush()
-            AuditTrail.append_in(
-                session.connection(),
-                _event(
-                    job, "stage.completed", details={"paths": {node: path for node, path in sorted(ready)}}
-                ),
+            return self._complete_locked(session, self._lock(session, job_id))
+
+    @staticmethod
+    def _complete_locked(session: Session, job: JobRow) -> bool:
+        if job.state != "transferring":
+            return False
+        nodes = json.loads(job.nodes or "[]")
+        ready = session.execute(
+            select(PinRow.node, NodeDatasetRow.path)
+            .join(
+                NodeDatasetRow,
+                (NodeDatasetRow.node == PinRow.node) & (NodeDatasetRow.digest == PinRow.digest),
             )
-            return True
+            .where(PinRow.job_id == job.id, NodeDatasetRow.state == "ready")
+        ).all()
+        if len(ready) != len(nodes):
+            return False
+        job.state, job.updated_at = "ready", _now()
+        session.flush()
+        AuditTrail.append_in(
+            session.connection(),
+            _event(job, "stage.completed", details={"paths": {node: path for node, path in sorted(ready)}}),
+        )
+        return True
 
     def fail(self, job_id: str, error: str) -> None:
         with self._ledger.sessions.begin() as session:
@@ -586,13 +596,24 @@ class RetryLaterError(Exception):
 def _copy_progress(
     session: Session, job_id: str, node: str | None = None
 ) -> list[tuple[str, int, int, int, int]]:
-    """(node, files_done, files, bytes_done, bytes) of each of a job's copy batches."""
-    statement = select(
-        TaskRow.node, TaskRow.files_done, TaskRow.files, TaskRow.bytes_done, TaskRow.bytes
-    ).where(TaskRow.job_id == job_id, TaskRow.kind == "copy")
+    """Per node: (node, files_done, files, bytes_done, bytes) summed over a job's copy batches."""
+    statement = (
+        select(
+            TaskRow.node,
+            func.sum(TaskRow.files_done),
+            func.sum(TaskRow.files),
+            func.sum(TaskRow.bytes_done),
+            func.sum(TaskRow.bytes),
+        )
+        .where(TaskRow.job_id == job_id, TaskRow.kind == "copy")
+        .group_by(TaskRow.node)
+    )
     if node is not None:
         statement = statement.where(TaskRow.node == node)
-    return [tuple(row) for row in session.execute(statement).all()]  # type: ignore[misc]
+    return [
+        (n, int(fd or 0), int(ft or 0), int(bd or 0), int(bt or 0))
+        for n, fd, ft, bd, bt in session.execute(statement)
+    ]
 
 
 def _node_state(job_state: str, dataset_state: str | None) -> str:

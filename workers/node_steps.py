@@ -20,7 +20,6 @@ from ledger import (
     LabelFileRecord,
     LabelFiles,
     Ledger,
-    ManifestEntry,
     Manifests,
     Nodes,
     RetryLaterError,
@@ -37,7 +36,7 @@ from transfer.plan import LabelFile
 from workers.lease import LeaseKeeper, TaskCancelledError
 from workers.portions import split_plan
 from workers.settings import WorkerSettings
-from workers.staging import LABELS, decide_plan, label_resolver
+from workers.staging import LABELS, decide_plan, label_resolver, manifest_entries
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +62,10 @@ class NodeContext:
         self.label_files = LabelFiles(self.ledger)
         self.owner = self.settings.owner
 
-    def send_ready(self, job_id: str) -> None:
-        """Send the job's tasks that may run now (those this caller moved to queued)."""
-        keys = self.tasks.mark_sent(self.tasks.next_to_send(job_id))
+    def send_ready(self, job_id: str, node: str | None = None) -> None:
+        """Send the job's tasks (on ``node``, or all) that may run now (those this caller moved
+        to queued)."""
+        keys = self.tasks.mark_sent(self.tasks.next_to_send(job_id, node))
         self.dispatcher.send(k.to_message() for k in keys)
 
     def sweep_evictions(self) -> None:
@@ -137,22 +137,7 @@ class NodeContext:
             plan = plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name)
             resolver = label_resolver(plan)
             self.manifests.clear(job.id)
-            self.manifests.add(
-                job.id,
-                (
-                    ManifestEntry(
-                        key=o.key,
-                        size=o.size,
-                        revision=o.revision,
-                        version=o.version,
-                        label=resolver.resolve(o.key, o.label).label,
-                        mtime=o.mtime,
-                        checksum_algorithm=o.checksum_algorithm,
-                        own_label=o.label,
-                    )
-                    for o in plan.entries()
-                ),
-            )
+            self.manifests.add(job.id, manifest_entries(plan, resolver))
             self.label_files.replace(
                 job.id,
                 (
@@ -231,7 +216,7 @@ class NodeContext:
         except Exception as exc:
             self._give_back_or_fail(key, task.attempts, exc)
             return
-        self.send_ready(key.job_id)
+        self.send_ready(key.job_id, key.node)
 
     def finalize(self, key: TaskKey) -> None:
         task = self.tasks.claim(key, self.owner)

@@ -8,7 +8,7 @@ same steps.
 """
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,6 +94,22 @@ def label_resolver(plan: Plan) -> LabelResolver:
     return LabelResolver({d: f.content for d, f in plan.label_files.items()})
 
 
+def manifest_entries(plan: Plan, resolver: LabelResolver) -> Iterator[ManifestEntry]:
+    """The ledger's manifest rows for ``plan``: each object with its resolved label, and what
+    a node worker needs to read it again without listing (mtime, checksum algorithm, own label)."""
+    for o in plan.entries():
+        yield ManifestEntry(
+            key=o.key,
+            size=o.size,
+            revision=o.revision,
+            version=o.version,
+            label=resolver.resolve(o.key, o.label).label,
+            mtime=o.mtime,
+            checksum_algorithm=o.checksum_algorithm,
+            own_label=o.label,
+        )
+
+
 def decide_plan(policy: Policy, plan: Plan, zone: Zone, resolver: LabelResolver) -> Decision:
     """The policy's decision on every object of ``plan``, streamed from its spill file."""
     return policy.decide(zone, ((o.key, resolver.resolve(o.key, o.label).label) for o in plan.entries()))
@@ -145,19 +161,7 @@ class StagingRun:
         """Between planning and the first byte: record the manifest, ask the policy."""
         self._plan = plan
         resolver = label_resolver(plan)
-        self._manifests.add(
-            self.job.id,
-            (
-                ManifestEntry(
-                    key=o.key,
-                    size=o.size,
-                    revision=o.revision,
-                    version=o.version,
-                    label=resolver.resolve(o.key, o.label).label,
-                )
-                for o in plan.entries()
-            ),
-        )
+        self._manifests.add(self.job.id, manifest_entries(plan, resolver))
         decision = decide_plan(self._policy, plan, Zone.staging(), resolver)
         details = {"offending": decision.offending_count, "highest_label": decision.highest_label}
         if not decision.allowed:

@@ -1,11 +1,10 @@
 """API fixtures: the real app, called through Starlette's TestClient (the ASGI path a server
-takes), backed by a fresh PostgreSQL database per test (as the ledger tests make them) and a
+takes), backed by a fresh PostgreSQL database per test (``integration.postgres``) and a
 dedicated Redis database for the broker, flushed around each test. Nothing is mocked.
 """
 
 import os
 import socket
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,10 +16,10 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from integration.postgres import fresh_pg_database
 from ledger import Ledger, Nodes, Principal, Staging, Stagings, Tokens, open_ledger
 from stagegate.queues import PLAN_QUEUE, Dispatcher, make_celery
 
-PG_SERVER_URL = os.environ.get("STAGEGATE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # Its own Redis database: flushing it cannot disturb other suites or a developer's broker.
 BROKER_URL = os.environ.get("STAGEGATE_TEST_API_BROKER_URL", "redis://127.0.0.1:6379/11")
 FAST_DECISION_WAIT = 0.3
@@ -37,30 +36,6 @@ def closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def pg_admin() -> Iterator[sa.Engine]:
-    engine = sa.create_engine(PG_SERVER_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as exc:
-        pytest.fail(f"the API tests need PostgreSQL at {PG_SERVER_URL}: {exc}")
-    yield engine
-    engine.dispose()
-
-
-@contextmanager
-def fresh_pg_database(pg_admin: sa.Engine) -> Iterator[str]:
-    name = f"sg_test_{uuid.uuid4().hex[:12]}"
-    with pg_admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with pg_admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @contextmanager

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from integration.ledger.conftest import _fresh_pg_database, pg_admin  # noqa: F401 (a fixture)
+from integration.postgres import fresh_pg_database
 from integration.service.cluster import Cluster, RedisServer, env_for
 from ledger import open_ledger
 
@@ -16,39 +16,37 @@ StartCluster = Callable[..., Cluster]
 @pytest.fixture
 def start_cluster(
     tmp_path: Path,
-    pg_admin: sa.Engine,  # noqa: F811 (the fixture imported above)
+    pg_admin: sa.Engine,
     subprocess_env: dict[str, str],
 ) -> Iterator[StartCluster]:
     """``start_cluster(nodes={"a": None, "b": "10M"}, env={...})`` starts Redis, the API and one
     worker per node (with its capacity), and waits until all are ready."""
-    databases = _fresh_pg_database(pg_admin)
-    db_url = next(databases)
-    clusters: list[Cluster] = []
+    with fresh_pg_database(pg_admin) as db_url:
+        clusters: list[Cluster] = []
 
-    def start(nodes: dict[str, str | None], env: dict[str, str] | None = None) -> Cluster:
-        redis = RedisServer(tmp_path)
-        redis.start()
-        ledger = open_ledger(db_url)
-        cluster = Cluster(
-            workdir=tmp_path,
-            env={**env_for(subprocess_env, db_url, redis.url, tmp_path / "home"), **(env or {})},
-            ledger=ledger,
-            redis=redis,
-        )
-        clusters.append(cluster)
-        for node, capacity in nodes.items():
-            cluster.start_worker(node, capacity)
-        cluster.start_api()
-        cluster.wait_nodes_ready()
-        return cluster
+        def start(nodes: dict[str, str | None], env: dict[str, str] | None = None) -> Cluster:
+            redis = RedisServer(tmp_path)
+            redis.start()
+            ledger = open_ledger(db_url)
+            cluster = Cluster(
+                workdir=tmp_path,
+                env={**env_for(subprocess_env, db_url, redis.url, tmp_path / "home"), **(env or {})},
+                ledger=ledger,
+                redis=redis,
+            )
+            clusters.append(cluster)
+            for node, capacity in nodes.items():
+                cluster.start_worker(node, capacity)
+            cluster.start_api()
+            cluster.wait_nodes_ready()
+            return cluster
 
-    try:
-        yield start
-    finally:
-        for cluster in clusters:
-            cluster.stop()
-            cluster.ledger.close()
-        next(databases, None)  # drops the database
+        try:
+            yield start
+        finally:
+            for cluster in clusters:
+                cluster.stop()
+                cluster.ledger.close()
 
 
 @pytest.fixture
