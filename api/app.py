@@ -15,7 +15,9 @@ from fastapi import FastAPI
 
 import stagegate
 from api.errors import install_error_handlers
-from api.routes import audit, health, nodes, stagings
+from api.metrics import build_registry
+from api.metrics import router as metrics_router
+from api.routes import audit, egress, health, nodes, stagings, usage
 from api.services import Services
 from ledger import AuditTrail, Ledger, Nodes, Stagings, Tokens, open_ledger
 from stagegate.errors import InvalidInputError
@@ -110,7 +112,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.metrics_registry = build_registry(ledger)  # GET /metrics, read at scrape time
     install_error_handlers(app)
-    for module in (stagings, nodes, audit, health):
+    for module in (stagings, nodes, audit, health, usage, egress):
         app.include_router(module.router)
+    app.include_router(metrics_router)
     return app

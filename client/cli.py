@@ -15,6 +15,7 @@ import click
 
 from client.audit_commands import audit
 from client.daemon_commands import serve, worker
+from client.egress_command import egress
 from client.errors import (
     EXIT_BAD_INPUT,
     EXIT_DENIED,
@@ -28,6 +29,7 @@ from client.policy_commands import policy
 from client.service_commands import nodes, release, status
 from client.stage_command import stage
 from client.token_commands import token
+from client.usage_commands import usage_command
 from policies import PolicyDeniedError
 from stagegate import __version__
 from stagegate.errors import InvalidInputError, NotFoundError, StagegateError
@@ -65,6 +67,8 @@ cli.add_command(audit)
 cli.add_command(token)
 cli.add_command(serve)
 cli.add_command(worker)
+cli.add_command(usage_command)
+cli.add_command(egress)
 
 _SERVICE_ERROR_PREFIX = {EXIT_BAD_INPUT: "error", EXIT_DENIED: "denied", EXIT_FAILED: "failed"}
 

@@ -11,6 +11,7 @@ from client.errors import EXIT_INTERRUPTED
 from client.stage_command import SIZE
 
 DEFAULT_PORT = 8080
+DEFAULT_METRICS_PORT = 9108  # the worker's Prometheus endpoint
 
 
 @click.command()
@@ -57,7 +58,15 @@ def serve(host: str, port: int) -> None:
     show_default=True,
     help="Files copied at once within a batch (big files: parts read at once).",
 )
-def worker(node: str, root: Path, capacity: int | None, concurrency: int) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=DEFAULT_METRICS_PORT,
+    show_default=True,
+    help="Serve Prometheus metrics at http://0.0.0.0:PORT/metrics (0: do not). No authentication: "
+    "keep the port reachable only from Prometheus.",
+)
+def worker(node: str, root: Path, capacity: int | None, concurrency: int, metrics_port: int) -> None:
     """Run the node worker for this GPU node until stopped: it takes this node's stagings from
     the queue, copies and verifies them into --root, reports a heartbeat, and evicts unpinned
     datasets when the cache is full.
@@ -72,7 +81,14 @@ def worker(node: str, root: Path, capacity: int | None, concurrency: int) -> Non
 
     policy = context.load_policy(None)  # $STAGEGATE_POLICY, as the embedded mode reads it
     try:
-        run_worker(node=node, root=root, capacity=capacity, concurrency=concurrency, policy=policy)
+        run_worker(
+            node=node,
+            root=root,
+            capacity=capacity,
+            concurrency=concurrency,
+            policy=policy,
+            metrics_port=metrics_port,
+        )
     except KeyboardInterrupt:
         click.echo(f"stagegate: worker {node} stopped", err=True)
         raise click.exceptions.Exit(EXIT_INTERRUPTED) from None

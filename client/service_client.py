@@ -186,6 +186,27 @@ class ServiceClient:
         data = self._request("POST", "/v1/stagings", json=body, idempotent=idempotency_key is not None)
         return Staging.from_json(data)
 
+    def submit_egress(self, params: Mapping[str, Any]) -> str:
+        """Ask the node ``params["node"]`` to egress checkpoints of ``params["run_dir"]`` to
+        ``params["destination"]`` (selection: latest, best, mode, names; job, delete_unselected).
+        Returns the egress id at once; follow it with :meth:`egress`."""
+        fields = ("run_dir", "node", "destination", "latest", "best", "mode", "names", "delete_unselected")
+        body = {k: params.get(k) for k in fields}
+        body["job"] = params.get("job", params.get("job_ref"))
+        body["names"] = list(body.get("names") or [])
+        body["delete_unselected"] = bool(body.get("delete_unselected"))
+        data = self._request("POST", "/v1/egress", json=body, idempotent=False)
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            raise ServiceError("the service answered POST /v1/egress without an id")
+        return str(data["id"])
+
+    def egress(self, id: str) -> dict[str, Any]:
+        """The egress ``id``: {id, state, selected, bytes, files, errors, reasons, ...}."""
+        data = self._request("GET", f"/v1/egress/{quote(id, safe='')}")
+        if not isinstance(data, dict):
+            raise ServiceError("the service answered GET /v1/egress/{id} with something else than an object")
+        return data
+
     def staging(self, id: str) -> Staging:
         """The staging ``id`` as it is now."""
         return Staging.from_json(self._request("GET", _staging_path(id)))

@@ -19,6 +19,7 @@ from ledger.settings import ledger_url
 from ledger.stagings import NodePortion, NodeStatus, RetryLaterError, Staging, StagingProgress, Stagings
 from ledger.tasks import BatchRange, Task, TaskKey, Tasks
 from ledger.tokens import ROLES, IssuedToken, Principal, Tokens
+from ledger.usage import UsageRow
 
 
 def open_ledger(url: str | None = None) -> Ledger:
@@ -65,6 +66,7 @@ __all__ = [
     "TaskKey",
     "Tasks",
     "Tokens",
+    "UsageRow",
     "open_ledger",
     "redact_url",
 ]

@@ -14,7 +14,7 @@ from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ledger.database import READ_ONLY, Ledger
-from ledger.models import JobRow, ManifestEntryRow
+from ledger.models import AuditEventRow, JobRow, ManifestEntryRow
 from stagegate.errors import ExistsError, NotFoundError
 
 CHUNK_SIZE = 5000
@@ -177,3 +177,20 @@ class Manifests:
                     select(func.count()).select_from(_entries).where(_entries.c.job_id == job_id)
                 ).scalar_one()
             )
+
+    def labels_for_job_ref(self, job_ref: str) -> set[str]:
+        """The resolved labels of every object staged under ``job_ref``: the entries of stage
+        jobs with that reference that the policy allowed (a ``policy.allowed`` event), whatever
+        became of them after. A checkpoint trained under ``job_ref`` inherits the highest."""
+        allowed = (
+            select(AuditEventRow.job_id)
+            .where(AuditEventRow.action == "policy.allowed", AuditEventRow.job_ref == job_ref)
+        )
+        statement = (
+            select(_entries.c.label)
+            .distinct()
+            .join(JobRow, JobRow.id == _entries.c.job_id)
+            .where(JobRow.job_ref == job_ref, JobRow.kind == "stage", JobRow.id.in_(allowed))
+        )
+        with self._ledger.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            return {row[0] for row in conn.execute(statement) if row[0] is not None}

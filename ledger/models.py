@@ -87,6 +87,8 @@ class JobRow(Base):
     nodes: Mapped[str | None]  # JSON list of node names
     idempotency_key: Mapped[str | None]
     started_at: Mapped[datetime | None]  # the first byte's time, for the rate
+    # Revision 0003: an egress's request as JSON (run dir, node, selection...), for its worker.
+    params: Mapped[str | None]
 
     __table_args__ = (
         CheckConstraint("kind IN ('stage', 'egress')", name="kind"),
@@ -169,7 +171,7 @@ class TaskRow(Base):
     updated_at: Mapped[datetime]
 
     __table_args__ = (
-        CheckConstraint("kind IN ('plan', 'copy', 'finalize')", name="kind"),
+        CheckConstraint("kind IN ('plan', 'copy', 'finalize', 'egress')", name="kind"),
         Index("ix_tasks_state_lease_until", "state", "lease_until"),
     )
 

@@ -5,6 +5,7 @@ and changes the cache rows in the same transaction as the staging it admits.
 """
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 from ledger.admission import CachedDataset
 from ledger.database import Ledger
 from ledger.models import NodeDatasetRow, NodeRow, PinRow
+from stagegate.errors import InvalidInputError
 
 # A node whose worker has not heartbeated for this long is shown as not alive.
 ALIVE_WITHIN = timedelta(seconds=60)
@@ -53,6 +55,14 @@ def dataset_path(root: str, digest: str) -> str:
     """Where a node keeps the dataset of ``digest``: named by content, so two stagings of the
     same data find the same directory."""
     return f"{root.rstrip('/')}/datasets/{digest}"
+
+
+def require_known(session: Session, names: Sequence[str]) -> None:
+    """Refuse node names no worker ever registered: a typo must fail now, not queue forever."""
+    known = set(session.scalars(select(NodeRow.name).where(NodeRow.name.in_(list(names)))))
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InvalidInputError(f"unknown node(s): {', '.join(unknown)} (no worker has registered them)")
 
 
 def held_in(session: Session, node: str) -> list[CachedDataset]:

@@ -22,7 +22,7 @@ from ledger.audit import AuditTrail
 from ledger.database import Ledger
 from ledger.events import NewEvent
 from ledger.models import AuditEventRow, JobRow, NodeDatasetRow, NodeRow, PinRow, TaskRow
-from ledger.nodes import dataset_path, held_in
+from ledger.nodes import dataset_path, held_in, require_known
 from ledger.redact import redact_text, redact_url
 from ledger.tasks import BatchRange, TaskKey, Tasks, TaskState, new_task
 from ledger.tokens import Principal
@@ -154,10 +154,7 @@ class Stagings:
             if existing is not None:
                 return self._same_request(existing, source, nodes, mode), False, []
         with self._ledger.read_session() as session, session.begin():
-            known = set(session.scalars(select(NodeRow.name).where(NodeRow.name.in_(list(nodes)))))
-        unknown = [n for n in nodes if n not in known]
-        if unknown:
-            raise InvalidInputError(f"unknown node(s): {', '.join(unknown)} (no worker has registered them)")
+            require_known(session, nodes)
         now = _now()
         job = JobRow(
             id=str(uuid.uuid4()),

@@ -1,15 +1,24 @@
 """The Celery tasks: thin wrappers that turn a message into a :class:`ledger.TaskKey` and
 hand it to this node's :class:`workers.node_steps.NodeContext`."""
 
+from collections.abc import Callable
+from functools import partial
+
 from celery import Celery
 
 from ledger import TaskKey
 from stagegate.queues import TASK_NAMES, make_celery
+from workers.egress import egress_step
 from workers.node_steps import NodeContext
 
 
 def register_tasks(app: Celery, ctx: NodeContext) -> None:
-    steps = {"plan": ctx.plan, "copy": ctx.copy, "finalize": ctx.finalize}
+    steps: dict[str, Callable[[TaskKey], None]] = {
+        "plan": ctx.plan,
+        "copy": ctx.copy,
+        "finalize": ctx.finalize,
+        "egress": partial(egress_step, ctx),
+    }
     for kind, name in TASK_NAMES.items():
         step = steps[kind]
 

@@ -8,11 +8,13 @@ Celery: a step either finishes, gives its task back for a later attempt, or fail
 with a reason, and the ledger says which.
 """
 
+import functools
 import json
 import logging
 import shutil
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger import (
@@ -34,6 +36,7 @@ from transfer import SourceObject, copy_batch, open_source, plan_dataset, publis
 from transfer.errors import SourceChangedError, UnsafeDestinationError
 from transfer.plan import LabelFile
 from workers.lease import LeaseKeeper, TaskCancelledError
+from workers.metrics import WorkerMetrics
 from workers.portions import split_plan
 from workers.settings import WorkerSettings
 from workers.staging import LABELS, decide_plan, label_resolver, manifest_entries
@@ -43,6 +46,18 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 # Errors no retry can fix: bad input, a refused destination, a source changed under us.
 PERMANENT = (InvalidInputError, NotFoundError, PolicyDeniedError, SourceChangedError, UnsafeDestinationError)
+Step = Callable[["NodeContext", TaskKey], None]
+
+
+def _timed(step: Step) -> Step:
+    """Time the step and count its outcome in the worker's metrics, if it claims its task."""
+
+    @functools.wraps(step)
+    def run(self: "NodeContext", key: TaskKey) -> None:
+        with self.metrics.step(self.settings.node, key.kind):
+            step(self, key)
+
+    return run
 
 
 @dataclass
@@ -53,6 +68,7 @@ class NodeContext:
     ledger: Ledger
     policy: Policy
     dispatcher: Dispatcher
+    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
 
     def __post_init__(self) -> None:
         self.tasks = Tasks(self.ledger, self.settings.lease_seconds)
@@ -82,6 +98,7 @@ class NodeContext:
             if target.exists():
                 target.rename(trash)
             self.nodes.evicted(self.settings.node, digest)
+            self.metrics.evicted(self.settings.node)
             shutil.rmtree(trash, ignore_errors=True)
             log.info("evicted dataset %s from node %s", digest, self.settings.node)
 
@@ -110,17 +127,21 @@ class NodeContext:
                 delay,
                 message,
             )
+            self.metrics.outcome("retried")
             self.tasks.retry_later(key, self.owner, message, delay)
             return
         log.error("%s task of %s failed: %s", key.kind, key.job_id, message)
+        self.metrics.outcome("failed")
         self.stagings.fail(key.job_id, f"{key.kind} on node {key.node or 'any'}: {message}")
 
     # -- the steps -----------------------------------------------------------------------------
 
+    @_timed
     def plan(self, key: TaskKey) -> None:
         task = self.tasks.claim(key, self.owner)
         if task is None:
             return
+        self.metrics.claimed()
         if not self.stagings.begin_planning(key.job_id):
             self.tasks.finish(key, self.owner)
             return
@@ -170,10 +191,12 @@ class NodeContext:
         log.info("staging %s planned: %d files, %d bytes, %s", job.id, plan.files, plan.bytes, outcome.state)
         self.send_ready(job.id)
 
+    @_timed
     def copy(self, key: TaskKey) -> None:
         task = self.tasks.claim(key, self.owner)
         if task is None:
             return
+        self.metrics.claimed()
         try:
             self.sweep_evictions()
             job = self.stagings.job(key.job_id)
@@ -208,9 +231,12 @@ class NodeContext:
                     label_file_name=LABELS.file_name,
                     label_files=label_files,
                 )
+            self.metrics.bytes_copied(self.settings.node, 0 if result.already_done else result.bytes_copied)
             if not self.tasks.finish(key, self.owner, result.files, result.bytes):
+                self.metrics.outcome("cancelled")
                 return  # cancelled meanwhile; the batch is on disk all the same
         except TaskCancelledError:
+            self.metrics.outcome("cancelled")
             log.info("%s batch %d of %s stopped: cancelled", key.node, key.idx, key.job_id)
             return
         except Exception as exc:
@@ -218,10 +244,12 @@ class NodeContext:
             return
         self.send_ready(key.job_id, key.node)
 
+    @_timed
     def finalize(self, key: TaskKey) -> None:
         task = self.tasks.claim(key, self.owner)
         if task is None:
             return
+        self.metrics.claimed()
         try:
             job = self.stagings.job(key.job_id)
             digest, path, files, nbytes = self.dataset_dir(job.id)

@@ -38,14 +38,20 @@ def _background(ctx: NodeContext, stop: threading.Event) -> None:
 
 
 def run_worker(
-    node: str, root: Path, capacity: int | None, concurrency: int, policy: Policy | None = None
+    node: str,
+    root: Path,
+    capacity: int | None,
+    concurrency: int,
+    policy: Policy | None = None,
+    metrics_port: int = 0,
 ) -> None:
-    """Serve ``node`` until stopped. Blocks."""
+    """Serve ``node`` until stopped, and its metrics on ``metrics_port`` (0: none). Blocks."""
     settings = WorkerSettings.from_env(node, root, capacity, concurrency)
     (settings.root / "datasets").mkdir(parents=True, exist_ok=True)
     ledger = open_ledger()
     ctx = NodeContext(settings, ledger, policy or Policy.default(), Dispatcher(make_celery()))
     ctx.nodes.heartbeat(settings.node, str(settings.root), settings.capacity, ctx.owner)
+    ctx.metrics.serve(metrics_port)
     ctx.sweep_evictions()
     stop = threading.Event()
     thread = threading.Thread(target=_background, args=(ctx, stop), name="heartbeat", daemon=True)

@@ -111,9 +111,14 @@ class Cluster:
         )
         wait_for("the API", lambda: httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200)
 
-    def start_worker(self, node: str, capacity: str | None = None, env: dict[str, str] | None = None) -> None:
+    def start_worker(
+        self, node: str, capacity: str | None = None, env: dict[str, str] | None = None, metrics_port: int = 0
+    ) -> None:
+        """Start ``node``'s worker; its metrics on ``metrics_port`` (0, the default here: none, so
+        workers on one machine do not contend for the default port)."""
         root = self.roots.setdefault(node, self.workdir / f"node-{node}")
         args = [STAGEGATE, "worker", "--node", node, "--root", str(root), "--concurrency", "4"]
+        args += ["--metrics-port", str(metrics_port)]
         if capacity is not None:
             args += ["--capacity", capacity]
         self.workers[node] = subprocess.Popen(

@@ -1,0 +1,105 @@
+"""/v1/egress: move selected checkpoints of a run directory on a node to S3 or an on-prem path.
+
+The API records the egress and queues its task on ``node.<node>``; that node's worker
+selects, classifies (own label, else lineage by ``job``), asks the policy, copies, verifies,
+and deletes unselected checkpoints if asked. Poll ``GET /v1/egress/{id}``.
+"""
+
+import os
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, status
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import Authenticated, Submitter
+from api.schemas import NODE_NAME_PATTERN, ErrorOut
+from api.services import ServicesDep
+from ledger.egresses import Egresses
+
+router = APIRouter(prefix="/v1/egress", tags=["egress"])
+
+EgressId = Annotated[str, Path(min_length=1, max_length=200, description="The egress's id.")]
+
+
+class EgressRequestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run_dir: str = Field(
+        min_length=2,
+        max_length=4096,
+        pattern=r"^/",
+        description="Absolute path of the run directory on the node; the worker reads it with its own "
+        "permissions and follows no symlinked component.",
+    )
+    node: str = Field(pattern=NODE_NAME_PATTERN, description="The node whose worker holds run_dir.")
+    destination: str = Field(min_length=1, max_length=4096, description="s3://bucket/prefix or a path.")
+    latest: int | None = Field(default=None, ge=1, le=100000)
+    best: str | None = Field(default=None, min_length=1, max_length=200)
+    mode: Literal["min", "max"] | None = None
+    names: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(
+        default_factory=list, max_length=1000
+    )
+    job: str | None = Field(default=None, min_length=1, max_length=200, description="Lineage job reference.")
+    delete_unselected: bool = False
+
+
+class EgressOut(BaseModel):
+    id: str
+    state: str = Field(description="pending, running, completed, failed or denied")
+    user: str
+    project: str | None
+    job: str | None
+    node: str | None
+    run_dir: str
+    destination: str
+    selected: list[str]
+    bytes: int
+    files: int
+    errors: list[str]
+    reasons: list[str]
+    checksums: dict[str, str]
+    created_at: str
+    updated_at: str
+
+
+def _egresses(services: Any) -> Egresses:
+    return Egresses(services.ledger, float(os.environ.get("STAGEGATE_LEASE_SECONDS") or 120))
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Egress checkpoints from a node",
+    responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}},
+)
+async def create_egress(request: EgressRequestIn, who: Submitter, services: ServicesDep) -> EgressOut:
+    """Record the egress and queue it on the node; 202 with its id (state ``pending``)."""
+    params = {
+        "run_dir": request.run_dir,
+        "node": request.node,
+        "destination": request.destination,
+        "latest": request.latest,
+        "best": request.best,
+        "mode": request.mode,
+        "names": request.names,
+        "job_ref": request.job,
+        "delete_unselected": request.delete_unselected,
+    }
+
+    def submit() -> EgressOut:
+        egress, key = _egresses(services).submit(who, params)
+        services.dispatcher.send([key.to_message()])  # after the commit; the reconciler re-sends
+        return EgressOut(**egress.to_json())
+
+    return await run_in_threadpool(submit)
+
+
+@router.get(
+    "/{egress_id}",
+    summary="Get an egress",
+    responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}},
+)
+def get_egress(egress_id: EgressId, who: Authenticated, services: ServicesDep) -> EgressOut:
+    """The egress; someone else's is 404 unless you are an auditor or admin."""
+    return EgressOut(**_egresses(services).visible(who, egress_id).to_json())

@@ -1,0 +1,63 @@
+"""/v1/usage: chargeback figures per user or project, for auditors and admins.
+
+The shapes live here rather than in ``api.schemas``: only this route serves them.
+"""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from api.auth import Auditor
+from api.schemas import ErrorOut
+from api.services import ServicesDep
+from ledger.usage import UsageRow, usage
+
+router = APIRouter(prefix="/v1/usage", tags=["usage"])
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorOut, "description": "A time without a zone, or since not before until."},
+    401: {"model": ErrorOut},
+    403: {"model": ErrorOut, "description": "Only auditors and admins read usage."},
+}
+
+
+class UsageRowOut(BaseModel):
+    period: str = Field(description='"2026-11" (month), "2026-11-26" (day) or "all".')
+    key: str = Field(description='The user, or the project ("(none)" when there is none).')
+    bytes_staged: int = Field(description="Bytes made available on NVMe by stagings completed in the period.")
+    bytes_egressed: int = Field(description="Bytes of egresses completed in the period.")
+    nvme_gb_hours: float = Field(description="Bytes pinned on nodes / 1e9 x hours, within the period.")
+    stagings: int = Field(description="Stagings completed in the period.")
+    egresses: int = Field(description="Egresses completed in the period.")
+
+
+class UsageOut(BaseModel):
+    rows: list[UsageRowOut]
+
+
+def _row_out(row: UsageRow) -> UsageRowOut:
+    return UsageRowOut.model_validate(row.to_json())
+
+
+@router.get("", summary="Usage for chargeback", responses=_ERRORS)
+def get_usage(
+    _who: Auditor,
+    services: ServicesDep,
+    by: Annotated[Literal["user", "project"], Query(description="Group by user or by project.")] = "user",
+    since: Annotated[datetime | None, Query(description="From this time (inclusive, with a zone).")] = None,
+    until: Annotated[
+        datetime | None, Query(description="Before this time (exclusive, with a zone); default now.")
+    ] = None,
+    period: Annotated[
+        Literal["month", "day", "all"], Query(description="One row per key per UTC month, day, or all.")
+    ] = "month",
+) -> UsageOut:
+    """Bytes staged, bytes egressed and NVMe GB-hours per (period, user or project), from the
+    audit trail. bytes_staged: per staging that completed, the bytes it made available on NVMe
+    (summed over its nodes); bytes_egressed: per completed egress; nvme_gb_hours: per service
+    staging and node, bytes / 1e9 x hours pinned from `policy.allowed` to `stage.released` or
+    `stage.failed` (or now), clipped to [since, until) and split at UTC period boundaries."""
+    rows = usage(services.ledger, by=by, since=since, until=until, period=period)
+    return UsageOut(rows=[_row_out(r) for r in rows])

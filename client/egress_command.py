@@ -1,0 +1,225 @@
+"""``stagegate egress``: copy selected checkpoints of a training run to S3 or an on-prem path,
+under the classification policy; optionally delete the rest once the copies are verified.
+
+Embedded (default): runs here, in this process. With ``--node NAME`` (and a server): the
+node's worker copies, and this command submits and (with ``--wait``) follows it.
+"""
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from client import context
+from client.errors import EXIT_DENIED, EXIT_FAILED, EXIT_OK
+from client.progress_bar import ProgressBar
+from client.service_commands import server_option
+from client.stage_command import SIZE, policy_option
+from client.units import format_bytes
+from workers.egress import EgressConfig, EgressOutcome, EgressRequest, explain, preview_egress, run_egress
+
+POLL_S = 0.5
+TERMINAL = ("completed", "failed", "denied")
+
+
+@click.command(
+    epilog="Exit codes: 0 done (service without --wait: accepted); 1 failed; 2 bad usage or input; "
+    "3 denied by the policy (or your role); 130 interrupted."
+)
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--to", "destination", required=True, help="s3://bucket/prefix, an absolute path or file:///path."
+)
+@click.option(
+    "--latest", type=click.IntRange(1), default=None, help="The N newest checkpoints (by step, else mtime)."
+)
+@click.option("--best", metavar="METRIC", default=None, help="The checkpoint with the best value of METRIC.")
+@click.option(
+    "--mode", type=click.Choice(["min", "max"]), default=None, help="For --best: lower or higher is better."
+)
+@click.option("--name", "names", multiple=True, metavar="NAME", help="This checkpoint (repeatable).")
+@click.option(
+    "--job", "job_ref", default=None, help="The job reference the training run staged its data under."
+)
+@click.option(
+    "--delete-unselected",
+    is_flag=True,
+    help="After every selected checkpoint is verified at the destination, delete the others.",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would be selected and decided; move nothing.")
+@click.option("--node", default=None, metavar="NAME", help="Service: the node whose worker holds RUN_DIR.")
+@click.option("--wait", is_flag=True, help="Service: follow the egress until it ends.")
+@server_option
+@policy_option
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
+@click.option(
+    "--concurrency", type=click.IntRange(1, 256), default=8, show_default=True, help="Files at once."
+)
+@click.option("--part-size", type=SIZE, default="64MiB", show_default=True, help="Multipart part size (S3).")
+@click.option(
+    "--multipart-threshold", type=SIZE, default="128MiB", show_default=True, help="Files above go multipart."
+)
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal)."
+)
+def egress(
+    run_dir: Path,
+    destination: str,
+    latest: int | None,
+    best: str | None,
+    mode: str | None,
+    names: tuple[str, ...],
+    job_ref: str | None,
+    delete_unselected: bool,
+    dry_run: bool,
+    node: str | None,
+    wait: bool,
+    server: str | None,
+    policy_path: Path | None,
+    as_json: bool,
+    concurrency: int,
+    part_size: int,
+    multipart_threshold: int,
+    progress: bool | None,
+) -> int:
+    """Copy the selected checkpoints of RUN_DIR to --to, verified, if the policy allows.
+
+    Select with --latest N, --best METRIC [--mode min|max] and --name NAME (the union of all).
+    A checkpoint's label is its own (xattr user.classification, or a .classification file in
+    a checkpoint directory), else the highest label of the datasets staged under --job.
+    """
+    if best is None and mode is not None:
+        raise click.UsageError("--mode goes with --best METRIC")
+    absolute = run_dir if run_dir.is_absolute() else Path.cwd() / run_dir
+    request = EgressRequest(
+        run_dir=str(absolute),
+        destination=destination,
+        latest=latest,
+        best=best,
+        mode=mode,
+        names=names,
+        job_ref=job_ref,
+        delete_unselected=delete_unselected,
+        node=node,
+    )
+    if node is not None:
+        if dry_run:
+            raise click.UsageError("--dry-run runs here; drop --node to preview")
+        return _on_service(server, request, wait, as_json, progress)
+    if wait:
+        raise click.UsageError("--wait is for --node (the service); here the command always waits")
+    policy = context.load_policy(policy_path)
+    with context.ledger() as ledger:
+        if dry_run:
+            return _dry_run(preview_egress(ledger, policy, request), request, as_json)
+        config = EgressConfig(
+            concurrency=concurrency, part_size=part_size, multipart_threshold=multipart_threshold
+        )
+        show_bar = sys.stderr.isatty() if progress is None else progress
+        bar = ProgressBar() if show_bar else None
+        started = time.monotonic()
+        try:
+            outcome = run_egress(ledger, policy, context.local_requester(), request, config, on_progress=bar)
+        finally:
+            if bar is not None:
+                bar.finish()
+    seconds = time.monotonic() - started
+    if as_json:
+        click.echo(json.dumps(_summary(outcome, request, seconds)))
+    else:
+        _print_summary(outcome, request, seconds)
+    return EXIT_OK
+
+
+def _dry_run(preview: Any, request: EgressRequest, as_json: bool) -> int:
+    decision = preview.decision
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "selected": [c.name for c in preview.selection.selected],
+                    "unselected": [c.name for c in preview.selection.unselected],
+                    "reasons": preview.selection.reasons,
+                    "labels": {c.name: {"label": c.label, "origin": c.origin} for c in preview.labels},
+                    "decision": decision.to_dict(),
+                    "would_delete": [c.name for c in preview.selection.unselected]
+                    if request.delete_unselected
+                    else [],
+                }
+            )
+        )
+    else:
+        for line in explain(preview.selection):
+            click.echo(line)
+        for c in preview.labels:
+            click.echo(f"label {c.name}: {c.label} ({c.origin})")
+        verdict = "allowed" if decision.allowed else "DENIED"
+        click.echo(f"policy {decision.policy_version[:12]}: {verdict} for egress to {request.destination}")
+        for reason in decision.reasons:
+            click.echo(f"  {reason}")
+        if request.delete_unselected:
+            names = ", ".join(c.name for c in preview.selection.unselected) or "none"
+            click.echo(f"would delete after verification: {names}")
+        click.echo("dry run: nothing moved, nothing deleted")
+    return EXIT_OK if decision.allowed else EXIT_DENIED
+
+
+def _summary(outcome: EgressOutcome, request: EgressRequest, seconds: float) -> dict[str, object]:
+    result = outcome.result
+    assert result is not None
+    return {
+        "id": outcome.job_id,
+        "state": "completed",
+        "destination": request.destination,
+        "selected": [c.name for c in outcome.selection.selected],
+        "files": len(result.files),
+        "bytes": result.bytes,
+        "checksums": result.checksums,
+        "deleted": [{"name": n, "bytes": b} for n, b in outcome.deleted],
+        "seconds": round(seconds, 3),
+    }
+
+
+def _print_summary(outcome: EgressOutcome, request: EgressRequest, seconds: float) -> None:
+    result = outcome.result
+    assert result is not None
+    rate = result.bytes / seconds if seconds > 0 else 0.0
+    click.echo(
+        f"egressed {len(outcome.selection.selected)} checkpoint(s), {len(result.files)} files, "
+        f"{format_bytes(result.bytes)} to {request.destination} in {seconds:.1f} s ({format_bytes(rate)}/s)"
+    )
+    for c in outcome.labels:
+        click.echo(f"  {c.name}: {c.label} ({c.origin})")
+    click.echo(f"  every file verified at the destination; egress {outcome.job_id}")
+    if outcome.deleted:
+        freed = sum(b for _, b in outcome.deleted)
+        click.echo(f"  deleted {len(outcome.deleted)} unselected checkpoint(s), {format_bytes(freed)} freed")
+
+
+def _on_service(
+    server: str | None, request: EgressRequest, wait: bool, as_json: bool, progress: bool | None
+) -> int:
+    client = context.service(server)
+    with client:
+        egress_id = client.submit_egress(request.to_params())
+        view = client.egress(egress_id)
+        while wait and view.get("state") not in TERMINAL:
+            time.sleep(POLL_S)
+            view = client.egress(egress_id)
+    if as_json:
+        click.echo(json.dumps(view))
+    else:
+        click.echo(f"egress {egress_id}: {view.get('state')}")
+        for key in ("selected", "bytes", "files"):
+            click.echo(f"  {key:9} {view.get(key)}")
+        for line in [*view.get("reasons", []), *view.get("errors", [])]:
+            click.echo(f"  {line}")
+    state = view.get("state")
+    if state == "denied":
+        return EXIT_DENIED
+    if state == "failed":
+        return EXIT_FAILED
+    return EXIT_OK

@@ -1,0 +1,196 @@
+"""Checkpoint egresses submitted to the service: the job row (kind ``egress``, the request in
+``params``), its one task on the node's queue, and the read model the API answers with.
+
+The API records the egress, its task and ``egress.requested`` in one transaction; the node's
+worker (``workers/egress.py``) runs it and writes the rest of the trail.
+"""
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from ledger.audit import AuditTrail
+from ledger.database import Ledger
+from ledger.events import NewEvent
+from ledger.models import AuditEventRow, JobRow
+from ledger.nodes import require_known
+from ledger.redact import redact_url
+from ledger.tasks import TaskKey, Tasks, TaskState, new_task
+from ledger.tokens import Principal
+from stagegate.errors import InvalidInputError, NotFoundError
+
+SEES_ALL = ("auditor", "admin")
+# What a job's state is called in the egress read model.
+_STATES = {"pending": "pending", "running": "running", "completed": "completed", "failed": "failed"}
+
+
+@dataclass(frozen=True, slots=True)
+class Egress:
+    id: str
+    state: str  # pending | running | completed | failed | denied
+    user: str
+    project: str | None
+    job: str | None
+    node: str | None
+    run_dir: str
+    destination: str
+    selected: list[str]
+    bytes: int
+    files: int
+    created_at: datetime
+    updated_at: datetime
+    errors: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    checksums: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "state": self.state,
+            "user": self.user,
+            "project": self.project,
+            "job": self.job,
+            "node": self.node,
+            "run_dir": self.run_dir,
+            "destination": self.destination,
+            "selected": self.selected,
+            "bytes": self.bytes,
+            "files": self.files,
+            "errors": self.errors,
+            "reasons": self.reasons,
+            "checksums": self.checksums,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+class Egresses:
+    """The service's egresses in one ledger."""
+
+    def __init__(self, ledger: Ledger, lease_seconds: float = 120.0) -> None:
+        self._ledger = ledger
+        self._tasks = Tasks(ledger, lease_seconds)
+
+    def submit(self, who: Principal, params: dict[str, Any]) -> tuple[Egress, TaskKey]:
+        """Record the egress, its task on ``params['node']``'s queue and ``egress.requested``;
+        returns the egress and the task to send (after this commit)."""
+        node = params.get("node")
+        run_dir = str(params.get("run_dir") or "")
+        destination = str(params.get("destination") or "")
+        if not node:
+            raise InvalidInputError("node is required: the node whose worker holds the run directory")
+        if not run_dir.startswith("/"):
+            raise InvalidInputError(f"run_dir must be an absolute path on node {node}")
+        if redact_url(destination) != destination:
+            raise InvalidInputError("the destination URL carries credentials; workers use their own")
+        with self._ledger.read_session() as session, session.begin():
+            require_known(session, [node])
+        now = datetime.now(UTC)
+        params = {**params, "project": who.project}
+        job = JobRow(
+            id=str(uuid.uuid4()),
+            kind="egress",
+            state="pending",
+            actor=who.user,
+            role=who.role,
+            project=who.project,
+            job_ref=params.get("job_ref"),
+            source=f"node:{node}:{run_dir}",
+            destination=destination,
+            manifest_digest=None,
+            files=0,
+            bytes=0,
+            policy_version=None,
+            error=None,
+            created_at=now,
+            updated_at=now,
+            nodes=json.dumps([node]),
+            params=json.dumps(params, sort_keys=True),
+        )
+        key = TaskKey(job.id, "egress", node, 0)
+        details = {k: params.get(k) for k in ("latest", "best", "mode", "names", "delete_unselected", "node")}
+        with self._ledger.sessions.begin() as session:
+            session.add(job)
+            session.add(new_task(key, TaskState.QUEUED, lease=self._tasks.lease.total_seconds()))
+            session.flush()
+            AuditTrail.append_in(
+                session.connection(),
+                NewEvent(
+                    actor=job.actor,
+                    role=job.role,
+                    action="egress.requested",
+                    source=job.source,
+                    destination=job.destination,
+                    job_id=job.id,
+                    job_ref=job.job_ref,
+                    details={**details, "project": who.project},
+                ),
+            )
+        return self.view(job.id), key
+
+    def params(self, job_id: str) -> dict[str, Any]:
+        with self._ledger.read_session() as session, session.begin():
+            job = session.get(JobRow, job_id)
+            if job is None or job.kind != "egress":
+                raise NotFoundError(f"no egress {job_id}")
+            loaded = json.loads(job.params or "{}")
+            return loaded if isinstance(loaded, dict) else {}
+
+    def view(self, job_id: str) -> Egress:
+        with self._ledger.read_session() as session, session.begin():
+            job = session.get(JobRow, job_id)
+            if job is None or job.kind != "egress":
+                raise NotFoundError(f"no egress {job_id}")
+            events = list(
+                session.execute(
+                    select(AuditEventRow.action, AuditEventRow.reasons, AuditEventRow.details)
+                    .where(AuditEventRow.job_id == job_id)
+                    .order_by(AuditEventRow.seq)
+                )
+            )
+        params = json.loads(job.params or "{}")
+        selected: list[str] = []
+        reasons: list[str] = []
+        errors: list[str] = []
+        checksums: dict[str, str] = {}
+        for action, reasons_json, details_json in events:
+            details = json.loads(details_json)
+            if action in ("policy.allowed", "policy.denied"):
+                selected = list(details.get("selected") or selected)
+                if action == "policy.denied":
+                    reasons = list(json.loads(reasons_json))
+            elif action == "egress.completed":
+                selected = list(details.get("selected") or selected)
+                checksums = dict(details.get("checksums") or {})
+            elif action == "egress.failed":
+                errors = list(json.loads(reasons_json))
+        state = "denied" if job.state == "denied" else _STATES.get(job.state, job.state)
+        return Egress(
+            id=job.id,
+            state=state,
+            user=job.actor,
+            project=job.project,
+            job=job.job_ref,
+            node=params.get("node"),
+            run_dir=str(params.get("run_dir") or ""),
+            destination=job.destination,
+            selected=selected,
+            bytes=job.bytes,
+            files=job.files,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            errors=errors,
+            reasons=reasons,
+            checksums=checksums,
+        )
+
+    def visible(self, who: Principal, job_id: str) -> Egress:
+        """The egress if ``who`` may see it (owner, auditor, admin); else NotFound, not Forbidden."""
+        egress = self.view(job_id)
+        if who.role not in SEES_ALL and egress.user != who.user:
+            raise NotFoundError(f"no egress {job_id}")
+        return egress

@@ -1,0 +1,266 @@
+"""Checkpoint egress in embedded mode: real run directories, the loopback S3 server, a SQLite
+ledger; selection, lineage, the policy, verification and deletion, all audited."""
+
+import io
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from integration.helpers import STAGEGATE, payload, write_tree
+from ledger import AuditTrail, Jobs, Ledger, open_ledger
+from policies import Policy, PolicyDeniedError
+from transfer.egress import EgressConfig
+from transfer.errors import ChecksumMismatchError
+from transfer.sources.s3 import make_client
+from workers.egress import EgressRequest, run_egress
+from workers.staging import Requester, StagingRequest, run_staging
+
+pytestmark = pytest.mark.integration
+
+MiB = 1 << 20
+WHO = Requester(actor="alice", role="local")
+# Small parts, so a 7 MiB file goes up as a real multipart upload (S3's parts are >= 5 MiB).
+CONFIG = EgressConfig(concurrency=4, part_size=5 * MiB, multipart_threshold=6 * MiB)
+CONFIDENTIAL_STAGING = (
+    b"version: 1\nstaging: confidential\negress:\n"
+    b'  - prefix: "s3://"\n    max_level: public\n  - prefix: "/"\n    max_level: public\n'
+)
+
+
+@pytest.fixture
+def ledger() -> Any:
+    opened = open_ledger()
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def make_run(root: Path, label: str | None = "public") -> Path:
+    """A Hugging Face style run: three checkpoints, the newest with a multipart-sized file."""
+    run = root / "run"
+    for step in (100, 200, 300):
+        files = {
+            f"checkpoint-{step}/model.safetensors": payload(f"m{step}", 7 * MiB if step == 300 else 3000),
+            f"checkpoint-{step}/optimizer/state.pt": payload(f"o{step}", 2000),
+            f"checkpoint-{step}/trainer_state.json": json.dumps({"global_step": step}).encode(),
+        }
+        if label is not None:
+            files[f"checkpoint-{step}/.classification"] = f"{label}\n".encode()
+        write_tree(run, files)
+    return run
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def objects(s3_client: Any, bucket: str, prefix: str) -> dict[str, bytes]:
+    listed = s3_client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    return {
+        o["Key"].removeprefix(prefix): s3_client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+        for o in listed
+    }
+
+
+def events(ledger: Ledger, job_id: str) -> list[Any]:
+    return [e for e in AuditTrail(ledger).query(job=job_id)]
+
+
+def test_selected_checkpoints_arrive_byte_identical_in_s3(
+    ledger: Ledger, s3_client: Any, bucket: str, tmp_path: Path
+) -> None:
+    run = make_run(tmp_path)
+    before = tree(run)
+    request = EgressRequest(str(run), f"s3://{bucket}/models/r1", latest=2)
+
+    outcome = run_egress(ledger, Policy.default(), WHO, request, CONFIG)
+
+    assert [c.name for c in outcome.selection.selected] == ["checkpoint-200", "checkpoint-300"] or sorted(
+        c.name for c in outcome.selection.selected
+    ) == ["checkpoint-200", "checkpoint-300"]
+    expected = {k: v for k, v in before.items() if not k.startswith("checkpoint-100/")}
+    assert objects(s3_client, bucket, "models/r1/") == expected
+    assert outcome.result is not None
+    assert set(outcome.result.checksums) == set(expected)
+    assert all(v.startswith("crc64nvme:") for v in outcome.result.checksums.values())
+    assert tree(run) == before  # nothing deleted without --delete-unselected
+    actions = [e.action for e in events(ledger, outcome.job_id)]
+    assert actions == ["egress.requested", "policy.allowed", "egress.completed"]
+    job = Jobs(ledger).get(outcome.job_id)
+    assert (job.kind, job.state, job.files, job.bytes) == ("egress", "completed", 8, outcome.result.bytes)
+
+
+def test_selected_checkpoint_arrives_in_a_local_directory(ledger: Ledger, tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    dest = tmp_path / "share" / "models"
+    request = EgressRequest(str(run), f"file://{dest}", names=("checkpoint-100",))
+
+    outcome = run_egress(ledger, Policy.default(), WHO, request, CONFIG)
+
+    got = {k: v for k, v in tree(dest).items() if not k.startswith(".stagegate/")}
+    assert got == {k: v for k, v in tree(run).items() if k.startswith("checkpoint-100/")}
+    assert os.listdir(dest / ".stagegate" / "tmp") == []  # no temporary file left behind
+    assert outcome.result is not None
+    assert all(v.startswith("blake3:") for v in outcome.result.checksums.values())
+
+
+def test_delete_unselected_removes_exactly_the_unselected_after_verification(
+    ledger: Ledger, s3_client: Any, bucket: str, tmp_path: Path
+) -> None:
+    run = make_run(tmp_path)
+    (run / "train.log").write_text("not a checkpoint")
+    kept = {k: v for k, v in tree(run).items() if k.startswith("checkpoint-300/") or k == "train.log"}
+    request = EgressRequest(str(run), f"s3://{bucket}/m", latest=1, delete_unselected=True)
+
+    outcome = run_egress(ledger, Policy.default(), WHO, request, CONFIG)
+
+    assert tree(run) == kept
+    assert sorted(name for name, _ in outcome.deleted) == ["checkpoint-100", "checkpoint-200"]
+    trail = events(ledger, outcome.job_id)
+    actions = [e.action for e in trail]
+    assert actions[:3] == ["egress.requested", "policy.allowed", "egress.completed"]
+    deleted = [e for e in trail if e.action == "checkpoint.deleted"]
+    assert len(deleted) == 2 and actions[3:] == ["checkpoint.deleted"] * 2
+    assert sorted(str(e.details["name"]) for e in deleted) == ["checkpoint-100", "checkpoint-200"]
+    for e in deleted:
+        assert e.details["path"] == str(run / str(e.details["name"]))
+        assert e.details["bytes"] == e.bytes > 0
+    assert set(objects(s3_client, bucket, "m/")) == {k for k in kept if k != "train.log"}
+
+
+def test_a_corrupted_upload_fails_and_deletes_nothing(
+    ledger: Ledger, s3_client: Any, bucket: str, tmp_path: Path
+) -> None:
+    run = make_run(tmp_path)
+    before = tree(run)
+    client = make_client(16)
+
+    def corrupt(request: Any, **_: Any) -> None:
+        # One flipped byte on the wire after our CRC was taken: S3 stores (and its CRC64NVME
+        # describes) other bytes than the file holds. Stands in for a store that damaged data.
+        data = request.body.read() if hasattr(request.body, "read") else bytes(request.body or b"")
+        if data:
+            request.body = io.BytesIO(bytes([data[0] ^ 0xFF]) + data[1:])
+
+    client.meta.events.register("before-send.s3.UploadPart", corrupt)
+    request = EgressRequest(str(run), f"s3://{bucket}/bad", latest=1, delete_unselected=True)
+
+    with pytest.raises(ChecksumMismatchError, match="failed verification"):
+        run_egress(ledger, Policy.default(), WHO, request, CONFIG, s3_client=client)
+
+    assert tree(run) == before
+    (job,) = [j for j in _egress_jobs(ledger)]
+    actions = [e.action for e in events(ledger, job.id)]
+    assert actions == ["egress.requested", "policy.allowed", "egress.failed"]
+    assert job.state == "failed"
+    assert "checkpoint-300/model.safetensors" not in objects(s3_client, bucket, "bad/")
+
+
+def _egress_jobs(ledger: Ledger) -> list[Any]:
+    trail = AuditTrail(ledger).query(action="egress.requested")
+    return [Jobs(ledger).get(str(e.job_id)) for e in trail]
+
+
+def _stage_confidential(ledger: Ledger, tmp_path: Path, job_ref: str) -> None:
+    data = write_tree(
+        tmp_path / "data", {"patients.csv": b"id,diagnosis\n", ".classification": b"confidential\n"}
+    )
+    policy = Policy.parse(CONFIDENTIAL_STAGING)
+    run_staging(ledger, policy, WHO, StagingRequest(str(data), str(tmp_path / "nvme"), job_ref=job_ref))
+
+
+def test_lineage_confidential_is_refused_for_a_public_destination(
+    ledger: Ledger, s3_client: Any, bucket: str, tmp_path: Path
+) -> None:
+    _stage_confidential(ledger, tmp_path, "train-42")
+    run = make_run(tmp_path, label=None)
+    before = tree(run)
+    request = EgressRequest(
+        str(run), f"s3://{bucket}/m", latest=1, job_ref="train-42", delete_unselected=True
+    )
+
+    with pytest.raises(PolicyDeniedError) as denied:
+        run_egress(ledger, Policy.parse(CONFIDENTIAL_STAGING), WHO, request, CONFIG)
+
+    assert "checkpoint checkpoint-300 (lineage:train-42) is confidential" in str(denied.value)
+    assert tree(run) == before
+    assert objects(s3_client, bucket, "m/") == {}
+    (job,) = _egress_jobs(ledger)
+    assert [e.action for e in events(ledger, job.id)] == ["egress.requested", "policy.denied"]
+    assert job.state == "denied"
+
+
+def test_lineage_denial_exits_3_through_the_cli(
+    ledger: Ledger, subprocess_env: dict[str, str], bucket: str, tmp_path: Path
+) -> None:
+    _stage_confidential(ledger, tmp_path, "train-43")
+    run = make_run(tmp_path, label=None)
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_bytes(CONFIDENTIAL_STAGING)
+    args = [STAGEGATE, "egress", str(run), "--to", f"s3://{bucket}/m", "--latest", "1", "--job", "train-43"]
+    args += ["--policy", str(policy_file), "--no-progress"]
+
+    proc = subprocess.run(args, capture_output=True, text=True, env=subprocess_env, timeout=60)
+
+    assert proc.returncode == 3, proc.stderr
+    assert "confidential" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_no_label_and_no_lineage_is_refused_with_the_fix(ledger: Ledger, bucket: str, tmp_path: Path) -> None:
+    run = make_run(tmp_path, label=None)
+    request = EgressRequest(str(run), f"s3://{bucket}/m", names=("checkpoint-200",), job_ref="never-staged")
+
+    with pytest.raises(PolicyDeniedError) as denied:
+        run_egress(ledger, Policy.default(), WHO, request, CONFIG)
+
+    message = str(denied.value)
+    assert "checkpoint-200 has no label and no lineage" in message
+    assert "setfattr -n user.classification -v public" in message
+    assert ".classification file" in message and "--job" in message
+
+
+def test_own_xattr_label_public_is_allowed_even_with_confidential_lineage(
+    ledger: Ledger, s3_client: Any, bucket: str, tmp_path: Path
+) -> None:
+    _stage_confidential(ledger, tmp_path, "train-44")
+    run = make_run(tmp_path, label=None)
+    os.setxattr(run / "checkpoint-100", "user.classification", b"public")
+    request = EgressRequest(str(run), f"s3://{bucket}/x", names=("checkpoint-100",), job_ref="train-44")
+
+    outcome = run_egress(ledger, Policy.default(), WHO, request, CONFIG)
+
+    assert [(c.name, c.label, c.origin) for c in outcome.labels] == [("checkpoint-100", "public", "xattr")]
+    assert set(objects(s3_client, bucket, "x/")) == {k for k in tree(run) if k.startswith("checkpoint-100/")}
+
+
+def test_dry_run_moves_and_deletes_nothing(
+    subprocess_env: dict[str, str], bucket: str, tmp_path: Path
+) -> None:
+    run = make_run(tmp_path)
+    before = tree(run)
+    args = [STAGEGATE, "egress", str(run), "--to", f"s3://{bucket}/m", "--latest", "1"]
+    proc = subprocess.run(
+        [*args, "--delete-unselected", "--dry-run"], capture_output=True, text=True, env=subprocess_env
+    )
+
+    assert proc.returncode == 0, proc.stderr
+    assert "checkpoint-300" in proc.stdout and "allowed" in proc.stdout and "nothing moved" in proc.stdout
+    assert tree(run) == before
+
+
+def test_cli_egress_json_summary(
+    subprocess_env: dict[str, str], s3_client: Any, bucket: str, tmp_path: Path
+) -> None:
+    run = make_run(tmp_path)
+    args = [STAGEGATE, "egress", str(run), "--to", f"s3://{bucket}/c", "--name", "checkpoint-100", "--json"]
+    proc = subprocess.run(args, capture_output=True, text=True, env=subprocess_env, timeout=60)
+
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["state"] == "completed" and summary["selected"] == ["checkpoint-100"]
+    assert set(summary["checksums"]) == set(objects(s3_client, bucket, "c/"))

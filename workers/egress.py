@@ -1,0 +1,485 @@
+"""The egress step: select checkpoints, classify them by lineage, ask the policy, copy, verify,
+then (only then) delete the unselected ones; every step audited.
+
+A checkpoint's label is its own (the xattr ``user.classification`` on the checkpoint file or
+directory, else a ``.classification`` file inside a checkpoint directory), else its lineage:
+the highest label of every dataset staged under the same job reference (``--job``) that the
+policy allowed. A checkpoint with neither is denied, with the fix in the reason.
+
+Audit events (contract: /work/notes/spec5.md): ``egress.requested``, ``policy.allowed`` or
+``policy.denied``, ``egress.completed`` or ``egress.failed``, and one ``checkpoint.deleted``
+per deleted checkpoint. The embedded CLI calls :func:`run_egress` in-process; a node worker
+calls :meth:`EgressRun.resume` for an egress the API recorded (it wrote ``egress.requested``).
+"""
+
+import errno
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ledger import AuditTrail, Jobs, Ledger, Manifests, NewEvent, TaskKey, Tasks
+from ledger.egresses import Egresses
+from policies import (
+    LABEL_FILE_NAME,
+    LABEL_XATTR,
+    UNCLASSIFIED,
+    Decision,
+    LabelFileError,
+    LevelError,
+    Policy,
+    PolicyDeniedError,
+    Zone,
+    parse_label_file,
+)
+from stagegate.errors import InvalidInputError
+from transfer.checkpoints import Checkpoint, Selection, discover, explain
+from transfer.checkpoints import select as select_checkpoints
+from transfer.egress import (
+    EgressConfig,
+    EgressFile,
+    EgressResult,
+    delete_checkpoint,
+    egress,
+    local_path,
+    validate_destination,
+)
+from transfer.progress import Progress, ProgressCallback
+from workers.lease import LeaseKeeper
+from workers.staging import Requester
+
+if TYPE_CHECKING:
+    from workers.node_steps import NodeContext
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "CheckpointLabel",
+    "EgressConfig",
+    "EgressFile",
+    "EgressOutcome",
+    "EgressPreview",
+    "EgressRequest",
+    "EgressRun",
+    "Progress",
+    "classify",
+    "egress_step",
+    "explain",
+    "preview_egress",
+    "run_egress",
+]
+
+NO_LABEL_FIX = (
+    "label it with `setfattr -n user.classification -v public PATH` or a .classification file "
+    "inside it, or pass --job with the job reference the training run staged its data under"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EgressRequest:
+    """What to move where; plain values, so the service can keep it as the job's params."""
+
+    run_dir: str
+    destination: str
+    latest: int | None = None
+    best: str | None = None
+    mode: str | None = None
+    names: tuple[str, ...] = ()
+    job_ref: str | None = None
+    delete_unselected: bool = False
+    node: str | None = None
+    project: str | None = None
+
+    @property
+    def source(self) -> str:
+        """The run directory as the audit trail names it (``node:gpu-a:/path`` on the service)."""
+        return f"node:{self.node}:{self.run_dir}" if self.node else self.run_dir
+
+    def to_params(self) -> dict[str, Any]:
+        return {**asdict(self), "names": list(self.names)}
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "EgressRequest":
+        known: dict[str, Any] = {k: params[k] for k in cls.__dataclass_fields__ if k in params}
+        known["names"] = tuple(known.get("names") or ())
+        known["delete_unselected"] = bool(known.get("delete_unselected"))
+        return cls(**known)
+
+    def normalized(self) -> "EgressRequest":
+        """The request with ``file:///x`` written ``/x``: the policy's prefixes name paths plainly,
+        and ``file:///secret`` must not slip past a rule for ``/``."""
+        path = local_path(self.destination)
+        return replace(self, destination=str(path)) if path is not None else self
+
+    def check(self) -> None:
+        """Refuse what cannot mean one thing before anything is recorded."""
+        if not Path(self.run_dir).is_absolute():
+            raise InvalidInputError(f"the run directory must be an absolute path, not {self.run_dir!r}")
+        validate_destination(self.destination)
+        Zone.egress(self.destination)
+        if self.mode not in (None, "min", "max"):
+            raise InvalidInputError(f"mode must be min or max, not {self.mode!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointLabel:
+    name: str
+    label: str  # 'unclassified' when there is none
+    origin: str  # 'xattr', 'file', 'lineage:<job ref>' or 'none'
+
+
+# -- classification -----------------------------------------------------------------------------
+
+
+def own_label(run_dir: Path, checkpoint: Checkpoint) -> tuple[str, str] | None:
+    """(label, origin) of the checkpoint's own label, or None. Symlinks are never followed."""
+    path = run_dir / checkpoint.name
+    try:
+        raw = os.getxattr(path, LABEL_XATTR, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno not in (errno.ENODATA, errno.ENOTSUP, errno.ENOENT):
+            raise
+    else:
+        return parse_label_file(raw, f"{path} ({LABEL_XATTR})"), "xattr"
+    if checkpoint.is_dir:
+        label_file = path / LABEL_FILE_NAME
+        try:
+            fd = os.open(label_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise LabelFileError(
+                    f"{label_file} is a symlink; a label file must be a plain file"
+                ) from None
+            raise
+        try:
+            content = os.read(fd, 2048)
+        finally:
+            os.close(fd)
+        return parse_label_file(content, str(label_file)), "file"
+    return None
+
+
+def lineage_label(manifests: Manifests, policy: Policy, job_ref: str | None) -> str | None:
+    """The highest label staged under ``job_ref`` (allowed stagings only), or None if none."""
+    if not job_ref:
+        return None
+    labels = manifests.labels_for_job_ref(job_ref)
+    if not labels:
+        return None
+    try:
+        return policy.highest_label(labels)
+    except LevelError:
+        return UNCLASSIFIED  # a label this policy does not know: fail closed
+
+
+def classify(
+    manifests: Manifests,
+    policy: Policy,
+    run_dir: Path,
+    checkpoints: Sequence[Checkpoint],
+    job_ref: str | None,
+) -> list[CheckpointLabel]:
+    lineage: str | None = None
+    looked = False
+    labels = []
+    for c in checkpoints:
+        own = own_label(run_dir, c)
+        if own is not None:
+            labels.append(CheckpointLabel(c.name, own[0], own[1]))
+            continue
+        if not looked:
+            lineage, looked = lineage_label(manifests, policy, job_ref), True
+        if lineage is not None:
+            labels.append(CheckpointLabel(c.name, lineage, f"lineage:{job_ref}"))
+        else:
+            labels.append(CheckpointLabel(c.name, UNCLASSIFIED, "none"))
+    return labels
+
+
+def decide(
+    policy: Policy, destination: str, labels: Sequence[CheckpointLabel], job_ref: str | None
+) -> Decision:
+    """The policy's decision over every selected checkpoint's label; a checkpoint with no
+    label and no lineage is refused with the fix."""
+    zone = Zone.egress(destination)
+    unlabelled = [c for c in labels if c.origin == "none"]
+    if unlabelled:
+        lineage = (
+            f"no dataset was staged under job reference {job_ref!r}" if job_ref else "no --job was given"
+        )
+        reasons = tuple(
+            f"checkpoint {c.name} has no label and no lineage ({lineage}): {NO_LABEL_FIX}" for c in unlabelled
+        )
+        rule = policy.rule_for(destination)
+        return Decision(
+            allowed=False,
+            policy_version=policy.version,
+            zone=zone,
+            max_level=policy.max_level(zone),
+            egress_rule=None if rule is None else rule.prefix,
+            highest_label=UNCLASSIFIED,
+            reasons=reasons[:20],
+            offending_count=len(unlabelled),
+            object_count=len(labels),
+        )
+    return policy.decide(zone, ((f"checkpoint {c.name} ({c.origin})", c.label) for c in labels))
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EgressPreview:
+    selection: Selection
+    labels: list[CheckpointLabel]
+    decision: Decision
+
+
+@dataclass
+class EgressOutcome:
+    job_id: str
+    selection: Selection
+    labels: list[CheckpointLabel]
+    decision: Decision
+    result: EgressResult | None = None
+    deleted: list[tuple[str, int]] = field(default_factory=list)
+
+
+def select_request(request: EgressRequest) -> Selection:
+    checkpoints = discover(Path(request.run_dir))
+    return select_checkpoints(
+        checkpoints,
+        latest=request.latest,
+        best=request.best,
+        mode="max" if request.mode == "max" else "min",
+        names=request.names,
+    )
+
+
+def preview_egress(ledger: Ledger, policy: Policy, request: EgressRequest) -> EgressPreview:
+    """What an egress would select and what the policy would decide; records and moves nothing."""
+    request = request.normalized()
+    request.check()
+    selection = select_request(request)
+    labels = classify(Manifests(ledger), policy, Path(request.run_dir), selection.selected, request.job_ref)
+    return EgressPreview(selection, labels, decide(policy, request.destination, labels, request.job_ref))
+
+
+class EgressRun:
+    """One egress, from request to completed (or denied, or failed), recorded as it goes."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        policy: Policy,
+        requester: Requester,
+        request: EgressRequest,
+        job_id: str | None = None,
+    ) -> None:
+        self._ledger = ledger
+        self._policy = policy
+        self._requester = requester
+        self._request = request
+        self._trail = AuditTrail(ledger)
+        self._jobs = Jobs(ledger)
+        self._files = 0
+        self._bytes = 0
+        if job_id is None:
+            self.job_id = self._jobs.create(
+                kind="egress",
+                actor=requester.actor,
+                role=requester.role,
+                source=request.source,
+                destination=request.destination,
+                job_ref=request.job_ref,
+                state="running",
+                policy_version=policy.version,
+            ).id
+            self._audit("egress.requested", details=self._request_details())
+        else:  # the API recorded the job and wrote egress.requested
+            self.job_id = job_id
+            self._jobs.update(job_id, state="running", policy_version=policy.version)
+
+    def _request_details(self) -> dict[str, object]:
+        r = self._request
+        return {
+            "latest": r.latest,
+            "best": r.best,
+            "mode": r.mode,
+            "names": list(r.names),
+            "delete_unselected": r.delete_unselected,
+            "node": r.node,
+            "project": r.project,
+        }
+
+    def _audit(self, action: str, **fields: Any) -> None:
+        self._trail.append(
+            NewEvent(
+                actor=self._requester.actor,
+                role=self._requester.role,
+                action=action,
+                source=self._request.source,
+                destination=self._request.destination,
+                job_id=self.job_id,
+                job_ref=self._request.job_ref,
+                policy_version=self._policy.version,
+                files=fields.pop("files", self._files),
+                bytes=fields.pop("bytes", self._bytes),
+                **fields,
+            )
+        )
+
+    def decide(self, selection: Selection) -> tuple[list[CheckpointLabel], Decision]:
+        """Classify the selected checkpoints and ask the policy; raises PolicyDeniedError (audited)."""
+        labels = classify(
+            Manifests(self._ledger),
+            self._policy,
+            Path(self._request.run_dir),
+            selection.selected,
+            self._request.job_ref,
+        )
+        decision = decide(self._policy, self._request.destination, labels, self._request.job_ref)
+        self._files = 0
+        self._bytes = sum(c.size for c in selection.selected)
+        details = {
+            "selected": [c.name for c in selection.selected],
+            "labels": {c.name: {"label": c.label, "origin": c.origin} for c in labels},
+            "highest_label": decision.highest_label,
+            "offending": decision.offending_count,
+            "egress_rule": decision.egress_rule,
+        }
+        if not decision.allowed:
+            self._audit("policy.denied", decision="deny", reasons=decision.reasons, details=details)
+            self._jobs.update(
+                self.job_id, state="denied", bytes=self._bytes, error="; ".join(decision.reasons)
+            )
+            raise PolicyDeniedError(decision)
+        self._audit("policy.allowed", decision="allow", details=details)
+        return labels, decision
+
+    def completed(self, selection: Selection, result: EgressResult) -> None:
+        self._files, self._bytes = len(result.files), result.bytes
+        details = {
+            "selected": [c.name for c in selection.selected],
+            "checksums": result.checksums,
+            "project": self._request.project,
+            "node": self._request.node,
+        }
+        self._audit("egress.completed", details=details)
+        self._jobs.update(self.job_id, state="completed", files=self._files, bytes=self._bytes)
+
+    def deleted(self, name: str, held: int) -> None:
+        self._audit(
+            "checkpoint.deleted",
+            files=0,
+            bytes=held,
+            details={"name": name, "bytes": held, "path": str(Path(self._request.run_dir) / name)},
+        )
+
+    def failed(self, error: BaseException) -> None:
+        reason = str(error) or type(error).__name__
+        self._audit("egress.failed", reasons=(reason,), details={"error": type(error).__name__})
+        self._jobs.update(self.job_id, state="failed", error=reason)
+
+
+def run_egress(
+    ledger: Ledger,
+    policy: Policy,
+    requester: Requester,
+    request: EgressRequest,
+    config: EgressConfig | None = None,
+    on_progress: ProgressCallback | None = None,
+    *,
+    job_id: str | None = None,
+    on_selected: Callable[[Selection], None] | None = None,
+    s3_client: Any = None,
+) -> EgressOutcome:
+    """Run ``request`` in this process: select, decide, copy and verify, then delete.
+
+    Raises :class:`PolicyDeniedError` (nothing moved; audited) when the policy refuses, and the
+    copy's own errors when it fails (audited as ``egress.failed``; nothing deleted).
+    """
+    request = request.normalized()
+    request.check()
+    run = EgressRun(ledger, policy, requester, request, job_id)
+    try:
+        selection = select_request(request)
+    except BaseException as exc:
+        run.failed(exc)
+        raise
+    if on_selected is not None:
+        on_selected(selection)
+    labels, decision = run.decide(selection)  # raises PolicyDeniedError, audited
+    outcome = EgressOutcome(run.job_id, selection, labels, decision)
+    try:
+        outcome.result = egress(
+            request.run_dir, selection.selected, request.destination, config, on_progress, client=s3_client
+        )
+    except BaseException as exc:
+        run.failed(exc)
+        raise
+    run.completed(selection, outcome.result)
+    if request.delete_unselected:
+        # Every selected file is verified at the destination (egress() returned): only now.
+        for checkpoint in selection.unselected:
+            held = delete_checkpoint(request.run_dir, checkpoint.name)
+            run.deleted(checkpoint.name, held)
+            outcome.deleted.append((checkpoint.name, held))
+    return outcome
+
+
+def params_json(request: EgressRequest) -> str:
+    return json.dumps(request.to_params(), sort_keys=True)
+
+
+# -- on a node worker ---------------------------------------------------------------------------
+
+
+def egress_step(ctx: "NodeContext", key: TaskKey) -> None:
+    """Run the service egress ``key.job_id`` on this node (task kind ``egress``).
+
+    The worker reads the run directory with its own permissions: the request must name an
+    absolute path, and no symlinked component is followed (see :class:`transfer.egress.RunDir`).
+    A failure is final (audited as ``egress.failed``); a worker that dies mid-copy loses its
+    lease and the reconciler sends the task again, which uploads again from the start.
+    """
+    task = ctx.tasks.claim(key, ctx.owner)
+    if task is None:
+        return
+    egresses = Egresses(ctx.ledger, ctx.settings.lease_seconds)
+    try:
+        job = Jobs(ctx.ledger).get(key.job_id)
+        request = EgressRequest.from_params(egresses.params(key.job_id))
+        if request.node != ctx.settings.node:
+            raise InvalidInputError(
+                f"egress {key.job_id} is for node {request.node}, not {ctx.settings.node}"
+            )
+        config = EgressConfig(concurrency=ctx.settings.concurrency)
+        with LeaseKeeper(ctx.tasks, key, ctx.owner) as lease:
+            run_egress(
+                ctx.ledger,
+                ctx.policy,
+                Requester(actor=job.actor, role=job.role),
+                request,
+                config,
+                on_progress=lease.on_progress,
+                job_id=key.job_id,
+            )
+    except PolicyDeniedError:
+        ctx.tasks.finish(key, ctx.owner)  # denied and audited; nothing more to do
+        return
+    except Exception as exc:
+        message = str(exc) or type(exc).__name__
+        log.error("egress %s failed: %s", key.job_id, message)
+        job_state = Jobs(ctx.ledger).get(key.job_id).state
+        if job_state not in ("failed", "denied"):  # failed before the run could audit it
+            Jobs(ctx.ledger).update(key.job_id, state="failed", error=message)
+        with ctx.ledger.sessions.begin() as session:
+            Tasks.fail_in(session, key, message)
+        return
+    ctx.tasks.finish(key, ctx.owner)
