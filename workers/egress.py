@@ -440,6 +440,17 @@ def params_json(request: EgressRequest) -> str:
 # -- on a node worker ---------------------------------------------------------------------------
 
 
+def check_user_run(allowed: Path, run_dir: str) -> None:
+    """Refuse a service egress of anything but the requester's own runs on this node: the
+    worker reads with its own permissions, so without this any user could ship any path."""
+    path = Path(os.path.normpath(run_dir))
+    if not path.is_absolute() or not path.is_relative_to(allowed) or path == allowed:
+        raise PermissionError(
+            f"{run_dir} is not one of your runs on this node: the service egresses only from "
+            f"{allowed}/<run> (the node's runs root, one directory per user)"
+        )
+
+
 def egress_step(ctx: "NodeContext", key: TaskKey) -> None:
     """Run the service egress ``key.job_id`` on this node (task kind ``egress``).
 
@@ -459,6 +470,7 @@ def egress_step(ctx: "NodeContext", key: TaskKey) -> None:
             raise InvalidInputError(
                 f"egress {key.job_id} is for node {request.node}, not {ctx.settings.node}"
             )
+        check_user_run(ctx.settings.user_runs(job.actor), request.run_dir)
         config = EgressConfig(concurrency=ctx.settings.concurrency)
         with LeaseKeeper(ctx.tasks, key, ctx.owner) as lease:
             run_egress(
@@ -476,9 +488,22 @@ def egress_step(ctx: "NodeContext", key: TaskKey) -> None:
     except Exception as exc:
         message = str(exc) or type(exc).__name__
         log.error("egress %s failed: %s", key.job_id, message)
-        job_state = Jobs(ctx.ledger).get(key.job_id).state
-        if job_state not in ("failed", "denied"):  # failed before the run could audit it
+        job_now = Jobs(ctx.ledger).get(key.job_id)
+        if job_now.state not in ("failed", "denied"):  # failed before the run could audit it
             Jobs(ctx.ledger).update(key.job_id, state="failed", error=message)
+            AuditTrail(ctx.ledger).append(
+                NewEvent(
+                    actor=job_now.actor,
+                    role=job_now.role,
+                    action="egress.failed",
+                    source=job_now.source,
+                    destination=job_now.destination,
+                    job_id=job_now.id,
+                    job_ref=job_now.job_ref,
+                    reasons=(message,),
+                    details={"error": type(exc).__name__},
+                )
+            )
         with ctx.ledger.sessions.begin() as session:
             Tasks.fail_in(session, key, message)
         return

@@ -13,6 +13,7 @@ RECONCILE_ENV = "STAGEGATE_RECONCILE_SECONDS"
 BATCH_FILES_ENV = "STAGEGATE_BATCH_MAX_FILES"
 BATCH_BYTES_ENV = "STAGEGATE_BATCH_MAX_BYTES"
 BANDWIDTH_ENV = "STAGEGATE_BANDWIDTH_LIMIT"
+RUNS_ROOT_ENV = "STAGEGATE_RUNS_ROOT"
 # Without --capacity a node offers this share of its filesystem: the rest stays for the OS,
 # job scratch and checkpoints.
 DEFAULT_CAPACITY_SHARE = 0.8
@@ -42,6 +43,9 @@ class WorkerSettings:
     batch_max_files: int = 1000
     batch_max_bytes: int = 1 << 30
     bandwidth_limit: int | None = None
+    # Where training runs write checkpoints, one directory per user (<runs_root>/<user>/...):
+    # the service egresses only from there, and only a user's own runs.
+    runs_root: Path | None = None
 
     @property
     def owner(self) -> str:
@@ -74,4 +78,9 @@ class WorkerSettings:
             batch_max_files=int(_env_number(BATCH_FILES_ENV, 1000)),
             batch_max_bytes=int(_env_number(BATCH_BYTES_ENV, 1 << 30)),
             bandwidth_limit=int(_env_number(BANDWIDTH_ENV, 1)) if bandwidth else None,
+            runs_root=Path(os.environ.get(RUNS_ROOT_ENV) or root / "runs").resolve(),
         )
+
+    def user_runs(self, user: str) -> Path:
+        """The only directory this node's service egresses for ``user`` may read from."""
+        return (self.runs_root or self.root / "runs") / user

@@ -48,7 +48,7 @@ def test_egress_through_the_service_lands_byte_identical_in_s3(
     start_cluster: Any, s3_client: Any, bucket: str, tmp_path: Path
 ) -> None:
     cluster = start_cluster({"a": None})
-    run = make_run(tmp_path)
+    run = make_run(cluster.roots["a"] / "runs" / "alice")  # the node's runs root, alice's own
     before = tree(run)
     token = cluster.token("alice", "scientist", "vision")
     body = {
@@ -101,7 +101,7 @@ def test_unlabelled_checkpoint_is_denied_on_the_service(
     start_cluster: Any, bucket: str, tmp_path: Path
 ) -> None:
     cluster = start_cluster({"a": None})
-    run = tmp_path / "run"
+    run = cluster.roots["a"] / "runs" / "alice" / "run"
     write_tree(run, {"step_100/model.bin": b"weights"})
     token = cluster.token("alice", "job")
 
@@ -111,3 +111,24 @@ def test_unlabelled_checkpoint_is_denied_on_the_service(
 
     assert proc.returncode == 3, proc.stdout + proc.stderr + cluster.logs()
     assert "no label and no lineage" in proc.stdout
+
+
+def test_a_user_cannot_egress_another_users_run_or_a_path_outside_the_runs_root(
+    start_cluster: Any, s3_client: Any, bucket: str, tmp_path: Path
+) -> None:
+    cluster = start_cluster({"a": None})
+    alices = make_run(cluster.roots["a"] / "runs" / "alice")
+    elsewhere = make_run(tmp_path / "elsewhere")
+    token = cluster.token("bob", "scientist")
+
+    for run_dir in (alices, elsewhere, cluster.roots["a"] / "runs" / "bob" / ".." / "alice" / alices.name):
+        body = {"run_dir": str(run_dir), "node": "a", "destination": f"s3://{bucket}/stolen", "latest": 1}
+        with cluster.http(token) as http:
+            response = http.post("/v1/egress", json=body)
+        assert response.status_code == 202, response.text
+        final = wait_egress(cluster, token, response.json()["id"])
+        assert final["state"] == "failed", dump(final)
+        assert "not one of your runs" in " ".join(final["errors"])
+    assert "Contents" not in s3_client.list_objects_v2(Bucket=bucket)
+    actions = [e.action for e in AuditTrail(cluster.ledger).query(actor="bob")]
+    assert actions.count("egress.failed") == 3
