@@ -15,17 +15,16 @@ from sqlalchemy import select
 
 from ledger.audit import AuditTrail
 from ledger.database import Ledger
-from ledger.events import NewEvent
+from ledger.events import job_event
 from ledger.models import AuditEventRow, JobRow
 from ledger.nodes import require_known
-from ledger.redact import redact_url
+from ledger.redact import redact_text, redact_url
 from ledger.tasks import TaskKey, Tasks, TaskState, new_task
 from ledger.tokens import Principal
 from stagegate.errors import InvalidInputError, NotFoundError
 
 SEES_ALL = ("auditor", "admin")
 # What a job's state is called in the egress read model.
-_STATES = {"pending": "pending", "running": "running", "completed": "completed", "failed": "failed"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,18 +118,25 @@ class Egresses:
             session.flush()
             AuditTrail.append_in(
                 session.connection(),
-                NewEvent(
-                    actor=job.actor,
-                    role=job.role,
-                    action="egress.requested",
-                    source=job.source,
-                    destination=job.destination,
-                    job_id=job.id,
-                    job_ref=job.job_ref,
-                    details={**details, "project": who.project},
-                ),
+                job_event(job, "egress.requested", details={**details, "project": who.project}),
             )
         return self.view(job.id), key
+
+    def fail(self, job_id: str, error: str, error_type: str) -> None:
+        """Fail an egress that ended before its run could audit the outcome: the state and its
+        ``egress.failed`` event commit together. One already failed or denied stays as it is."""
+        with self._ledger.sessions.begin() as session:
+            job = session.get(JobRow, job_id, with_for_update=True)
+            if job is None or job.kind != "egress":
+                raise NotFoundError(f"no egress {job_id}")
+            if job.state in ("failed", "denied"):
+                return
+            job.state, job.error, job.updated_at = "failed", redact_text(error), datetime.now(UTC)
+            session.flush()
+            AuditTrail.append_in(
+                session.connection(),
+                job_event(job, "egress.failed", reasons=(error,), details={"error": error_type}),
+            )
 
     def params(self, job_id: str) -> dict[str, Any]:
         with self._ledger.read_session() as session, session.begin():
@@ -168,10 +174,9 @@ class Egresses:
                 checksums = dict(details.get("checksums") or {})
             elif action == "egress.failed":
                 errors = list(json.loads(reasons_json))
-        state = "denied" if job.state == "denied" else _STATES.get(job.state, job.state)
         return Egress(
             id=job.id,
-            state=state,
+            state=job.state,
             user=job.actor,
             project=job.project,
             job=job.job_ref,

@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, cast
+from typing import Literal, Protocol, cast
 
 from ledger.chain import format_time
 from stagegate.errors import InvalidInputError
@@ -108,3 +108,36 @@ class ChainVerdict:
     first_bad_seq: int | None = None
     problem: str | None = None
     detail: str | None = None
+
+
+class JobLike(Protocol):
+    """What an event about a job copies from it: a ``JobRow`` or a ``Job`` alike."""
+
+    id: str
+    actor: str
+    role: str
+    source: str
+    destination: str
+    job_ref: str | None
+    policy_version: str | None
+    manifest_digest: str | None
+    files: int
+    bytes: int
+
+
+def job_event(job: JobLike, action: str, **fields: object) -> NewEvent:
+    """The event ``action`` about ``job``: who asked, what moves where, under which policy."""
+    return NewEvent(
+        actor=job.actor,
+        role=job.role,
+        action=action,
+        source=job.source,
+        destination=job.destination,
+        job_id=job.id,
+        job_ref=job.job_ref,
+        policy_version=job.policy_version,
+        manifest_digest=job.manifest_digest,
+        files=job.files,
+        bytes=job.bytes,
+        **fields,  # type: ignore[arg-type]
+    )

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from ledger.admission import NoRoomError, choose_evictions
 from ledger.audit import AuditTrail
 from ledger.database import Ledger
-from ledger.events import NewEvent
+from ledger.events import job_event
 from ledger.models import AuditEventRow, JobRow, NodeDatasetRow, NodeRow, PinRow, TaskRow
 from ledger.nodes import dataset_path, held_in, require_known
 from ledger.redact import redact_text, redact_url
@@ -100,23 +100,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _event(job: JobRow, action: str, **fields: object) -> NewEvent:
-    return NewEvent(
-        actor=job.actor,
-        role=job.role,
-        action=action,
-        source=job.source,
-        destination=job.destination,
-        job_id=job.id,
-        job_ref=job.job_ref,
-        policy_version=job.policy_version,
-        manifest_digest=job.manifest_digest,
-        files=job.files,
-        bytes=job.bytes,
-        **fields,  # type: ignore[arg-type]
-    )
-
-
 class Stagings:
     """Stagings submitted to the service, in one ledger."""
 
@@ -185,7 +168,7 @@ class Stagings:
                 session.add(new_task(plan, TaskState.QUEUED, lease=self._tasks.lease.total_seconds()))
                 session.flush()
                 AuditTrail.append_in(
-                    session.connection(), _event(job, "stage.requested", details={"mode": mode})
+                    session.connection(), job_event(job, "stage.requested", details={"mode": mode})
                 )
         except IntegrityError as exc:
             # The same key submitted twice at once: the other request won; answer with its staging.
@@ -245,7 +228,7 @@ class Stagings:
             session.flush()
             AuditTrail.append_in(
                 session.connection(),
-                _event(job, "stage.released", details={"by": who.user, "was": was}),
+                job_event(job, "stage.released", details={"by": who.user, "was": was}),
             )
         return self.view(job_id)
 
@@ -290,7 +273,7 @@ class Stagings:
             session.flush()
             AuditTrail.append_in(
                 session.connection(),
-                _event(job, "policy.denied", decision="deny", reasons=tuple(reasons), details=details),
+                job_event(job, "policy.denied", decision="deny", reasons=tuple(reasons), details=details),
             )
 
     def admit(
@@ -312,7 +295,7 @@ class Stagings:
                 if job.state != "planning":
                     return Admitted(job.state, [])
                 AuditTrail.append_in(
-                    session.connection(), _event(job, "policy.allowed", decision="allow", details=details)
+                    session.connection(), job_event(job, "policy.allowed", decision="allow", details=details)
                 )
                 self._tasks.finish_in(session, plan, owner, 0, 0)
                 self._fail_locked(session, job, f"not admitted: {exc}")
@@ -374,7 +357,7 @@ class Stagings:
             session.flush()
             AuditTrail.append_in(
                 session.connection(),
-                _event(
+                job_event(
                     job,
                     "policy.allowed",
                     decision="allow",
@@ -438,7 +421,7 @@ class Stagings:
         session.flush()
         AuditTrail.append_in(
             session.connection(),
-            _event(job, "stage.completed", details={"paths": {node: path for node, path in sorted(ready)}}),
+            job_event(job, "stage.completed", details={"paths": dict(sorted(ready))}),
         )
         return True
 
@@ -455,7 +438,7 @@ class Stagings:
         session.flush()
         AuditTrail.append_in(
             session.connection(),
-            _event(job, "stage.failed", reasons=(error,), details={"error": redact_text(error)}),
+            job_event(job, "stage.failed", reasons=(error,), details={"error": redact_text(error)}),
         )
         # Stagings waiting for a dataset this one was writing will not get it from this writer.
         waiting = session.scalars(

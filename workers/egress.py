@@ -488,22 +488,7 @@ def egress_step(ctx: "NodeContext", key: TaskKey) -> None:
     except Exception as exc:
         message = str(exc) or type(exc).__name__
         log.error("egress %s failed: %s", key.job_id, message)
-        job_now = Jobs(ctx.ledger).get(key.job_id)
-        if job_now.state not in ("failed", "denied"):  # failed before the run could audit it
-            Jobs(ctx.ledger).update(key.job_id, state="failed", error=message)
-            AuditTrail(ctx.ledger).append(
-                NewEvent(
-                    actor=job_now.actor,
-                    role=job_now.role,
-                    action="egress.failed",
-                    source=job_now.source,
-                    destination=job_now.destination,
-                    job_id=job_now.id,
-                    job_ref=job_now.job_ref,
-                    reasons=(message,),
-                    details={"error": type(exc).__name__},
-                )
-            )
+        egresses.fail(key.job_id, message, type(exc).__name__)  # unless the run audited it already
         with ctx.ledger.sessions.begin() as session:
             Tasks.fail_in(session, key, message)
         return
