@@ -75,7 +75,9 @@ def worker(node: str, root: Path, capacity: int | None, concurrency: int, metric
     step applies; default: the shipped one), STAGEGATE_LEASE_SECONDS,
     STAGEGATE_RECONCILE_SECONDS, STAGEGATE_BANDWIDTH_LIMIT, STAGEGATE_BATCH_MAX_FILES,
     STAGEGATE_BATCH_MAX_BYTES, STAGEGATE_RUNS_ROOT (where users' runs live, one directory per
-    user, that service egresses may read; default: ROOT/runs), and the AWS_* variables
+    user, that service egresses may read; default: ROOT/runs), STAGEGATE_EGRESS_ROOT (where
+    service egresses to a path may write, one directory per user; default: ROOT/egress; it
+    must not overlap ROOT/datasets or the runs root), and the AWS_* variables
     (AWS_ENDPOINT_URL for an S3-compatible store) for reading the sources.
     """
     from workers.node_worker import run_worker

@@ -118,7 +118,9 @@ def egress(
     policy = context.load_policy(policy_path)
     with context.ledger() as ledger:
         if dry_run:
-            return _dry_run(preview_egress(ledger, policy, request), request, as_json)
+            return _dry_run(
+                preview_egress(ledger, policy, request, context.local_requester()), request, as_json
+            )
         config = EgressConfig(
             concurrency=concurrency, part_size=part_size, multipart_threshold=multipart_threshold
         )

@@ -7,7 +7,7 @@ import click
 
 from client import context
 
-ROLES = ("job", "scientist", "auditor", "admin")
+ROLES = ("job", "scientist", "steward", "auditor", "admin")
 
 
 @click.group()

@@ -23,7 +23,7 @@ from ledger.tasks import TaskKey, Tasks, TaskState, new_task
 from ledger.tokens import Principal
 from stagegate.errors import InvalidInputError, NotFoundError
 
-SEES_ALL = ("auditor", "admin")
+SEES_ALL = ("steward", "auditor", "admin")
 # What a job's state is called in the egress read model.
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ledger.database import READ_ONLY, Ledger
@@ -178,19 +178,43 @@ class Manifests:
                 ).scalar_one()
             )
 
-    def labels_for_job_ref(self, job_ref: str) -> set[str]:
-        """The resolved labels of every object staged under ``job_ref``: the entries of stage
-        jobs with that reference that the policy allowed (a ``policy.allowed`` event), whatever
-        became of them after. A checkpoint trained under ``job_ref`` inherits the highest."""
-        allowed = (
-            select(AuditEventRow.job_id)
-            .where(AuditEventRow.action == "policy.allowed", AuditEventRow.job_ref == job_ref)
+    def labels_for_job_ref(self, job_ref: str, actor: str, project: str | None = None) -> set[str]:
+        """The resolved labels of every object the requester staged under ``job_ref``: the
+        entries of stage jobs with that reference, run by ``actor`` (or, if ``project`` is
+        given, by anyone in that project), that the policy allowed (a ``policy.allowed``
+        event), whatever became of them after. A checkpoint trained under ``job_ref``
+        inherits the highest. Someone else's stagings never count: lineage is recorded, not
+        claimed."""
+        allowed = select(AuditEventRow.job_id).where(
+            AuditEventRow.action == "policy.allowed", AuditEventRow.job_ref == job_ref
         )
         statement = (
             select(_entries.c.label)
             .distinct()
             .join(JobRow, JobRow.id == _entries.c.job_id)
-            .where(JobRow.job_ref == job_ref, JobRow.kind == "stage", JobRow.id.in_(allowed))
+            .where(
+                JobRow.job_ref == job_ref,
+                JobRow.kind == "stage",
+                JobRow.id.in_(allowed),
+                _requesters(actor, project),
+            )
         )
         with self._ledger.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             return {row[0] for row in conn.execute(statement) if row[0] is not None}
+
+    def staged_only_by_others(self, job_ref: str, actor: str, project: str | None = None) -> bool:
+        """True if stagings under ``job_ref`` exist but none is the requester's (or their
+        project's): naming that reference claims someone else's lineage."""
+        mine = _requesters(actor, project)
+        statement = select(func.count().filter(mine), func.count()).where(
+            JobRow.job_ref == job_ref, JobRow.kind == "stage"
+        )
+        with self._ledger.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            own, every = conn.execute(statement.select_from(JobRow)).one()
+        return int(own) == 0 and int(every) > 0
+
+
+def _requesters(actor: str, project: str | None) -> ColumnElement[bool]:
+    if project is None:
+        return JobRow.actor == actor
+    return or_(JobRow.actor == actor, JobRow.project == project)

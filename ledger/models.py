@@ -141,7 +141,27 @@ class TokenRow(Base):
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
 
-    __table_args__ = (CheckConstraint("role IN ('job', 'scientist', 'auditor', 'admin')", name="role"),)
+    __table_args__ = (
+        CheckConstraint("role IN ('job', 'scientist', 'steward', 'auditor', 'admin')", name="role"),
+    )
+
+
+class DeclassificationRow(Base):
+    """A recorded decision to lower a checkpoint's label (revision 0004); its egress cites it."""
+
+    __tablename__ = "declassifications"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    node: Mapped[str | None]  # None: embedded mode, a path on this machine
+    run_dir: Mapped[str]
+    checkpoint: Mapped[str]
+    label: Mapped[str]
+    reason: Mapped[str]
+    actor: Mapped[str]
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_declassifications_run_dir_checkpoint", "run_dir", "checkpoint"),)
 
 
 class TaskRow(Base):

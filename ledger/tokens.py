@@ -17,7 +17,8 @@ from ledger.database import Ledger
 from ledger.models import TokenRow
 from stagegate.errors import InvalidInputError, NotFoundError
 
-Role = Literal["job", "scientist", "auditor", "admin"]
+# steward: declassifies checkpoints (lowers a label, with a reason) and reads; submits nothing.
+Role = Literal["job", "scientist", "steward", "auditor", "admin"]
 ROLES: tuple[str, ...] = get_args(Role)
 TOKEN_PREFIX = "sg_"  # noqa: S105 (a prefix, not a secret): recognisable in a leaked log or a secret scanner
 

@@ -17,10 +17,11 @@ file checkpoint's key is its name), below the destination prefix.
   fails (and the bad object is deleted). CRC64NVME rather than per-part SHA-256: it is the
   one full-object checksum both S3 and the moto server used in the tests compute over the
   stored bytes of a multipart object (moto 5.2 reports a wrong full-object CRC32C).
-- a path (``/mnt/share/x`` or ``file:///mnt/share/x``): written under a temporary name in
-  ``DEST/.stagegate/tmp`` through :class:`transfer.sink.DatasetDir` (nothing below the
-  destination is followed), fsynced, read back from disk and compared with the BLAKE3 taken
-  while reading the source, then renamed into place; the filesystem is synced at the end.
+- a path (``/mnt/share/x`` or ``file:///mnt/share/x``): walked from ``/`` by descriptor with
+  ``O_NOFOLLOW`` (:mod:`transfer.egress_dir`), written under a temporary name in
+  ``DEST/.stagegate/tmp``, fsynced, read back from disk and compared with the BLAKE3 taken
+  while reading the source, then linked to its final name, which must not exist: an egress
+  never overwrites. Every final name is checked before the first byte is written.
 
 Pure of SQL, HTTP and policy: the caller decides whether the egress may happen at all.
 """
@@ -40,10 +41,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from stagegate.errors import InvalidInputError, NotFoundError
 from transfer.checksums import hex_from_base64, new_local_hasher, new_source_hasher
+from transfer.egress_dir import EgressDir, path_segments
 from transfer.errors import ChecksumMismatchError, TransferError, UnsafeDestinationError
 from transfer.keys import STATE_DIR
 from transfer.progress import Progress, ProgressCallback, ProgressTracker
-from transfer.sink import DatasetDir, Durability, TempFile
 from transfer.sources.s3 import make_client, split_s3_url
 
 if TYPE_CHECKING:
@@ -188,6 +189,29 @@ class RunDir:
         finally:
             os.close(fd)
 
+    def newest_change_ns(self, name: str) -> int:
+        """The latest ``st_ctime_ns`` of the entry ``name`` and of everything below it, found
+        without following a symlink: a file or directory changed since a time shows here, and
+        ctime cannot be set back by its owner."""
+        st = os.stat(name, dir_fd=self._fd, follow_symlinks=False)
+        if not stat.S_ISDIR(st.st_mode):
+            return st.st_ctime_ns
+        return max(st.st_ctime_ns, self._newest_below(self._fd, (name,)))
+
+    def _newest_below(self, parent_fd: int, parts: tuple[str, ...]) -> int:
+        fd = _open_dir_at(parent_fd, parts[-1], self.path.joinpath(*parts))
+        newest = 0
+        try:
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    st = entry.stat(follow_symlinks=False)
+                    newest = max(newest, st.st_ctime_ns)
+                    if stat.S_ISDIR(st.st_mode):
+                        newest = max(newest, self._newest_below(fd, (*parts, entry.name)))
+        finally:
+            os.close(fd)
+        return newest
+
     @contextlib.contextmanager
     def open(self, f: _SourceFile) -> Iterator[int]:
         """A read descriptor for ``f``, reached without following any symlink."""
@@ -236,6 +260,8 @@ def _read_chunks(fd: int, size: int, chunk: int = CHUNK) -> Iterator[bytes]:
 class Destination(Protocol):
     url: str
 
+    def prepare(self, keys: list[str]) -> None: ...
+
     def put(self, run: RunDir, f: _SourceFile, key: str, tracker: ProgressTracker) -> EgressFile: ...
 
     def finish(self) -> None: ...
@@ -263,6 +289,9 @@ class S3Destination:
         self._parts = ThreadPoolExecutor(
             max_workers=max(1, config.concurrency * config.part_concurrency), thread_name_prefix="egress-part"
         )
+
+    def prepare(self, keys: list[str]) -> None:
+        pass  # S3 destinations are governed by the policy's egress rules; a key may be rewritten
 
     def _object_key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -398,39 +427,54 @@ def _b64(hex_digest: str) -> str:
 
 
 class LocalDestination:
-    """An on-prem directory: temporary name, fsync, read back and compare, rename."""
+    """An on-prem directory: temporary name, fsync, read back and compare, then a new name
+    (never replacing a file that is there); see :mod:`transfer.egress_dir`."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         path = local_path(url)
         if path is None:
             raise InvalidInputError(f"not a local destination: {url}")
-        self._dir = DatasetDir(path)
+        self._dir = EgressDir(str(path))
+
+    def prepare(self, keys: list[str]) -> None:
+        for key in keys:
+            if key.split("/")[0] == STATE_DIR:
+                raise InvalidInputError(f"a checkpoint cannot be named {STATE_DIR}")
+        self._dir.refuse_existing(keys)
 
     def put(self, run: RunDir, f: _SourceFile, key: str, tracker: ProgressTracker) -> EgressFile:
         parts = tuple(key.split("/"))
-        if parts[0] == STATE_DIR:
-            raise InvalidInputError(f"a checkpoint cannot be named {STATE_DIR}")
-        temp = self._dir.create_temp(f.size)
+        fd, name = self._dir.create_temp()
         try:
+            try:
+                if f.size > 0:
+                    os.posix_fallocate(fd, 0, f.size)  # a full disk fails the file at once
+            except OSError as exc:
+                if exc.errno != errno.EOPNOTSUPP:
+                    raise
             hasher = new_local_hasher()
-            with run.open(f) as fd:
-                for data in _read_chunks(fd, f.size):
+            with run.open(f) as source_fd:
+                for data in _read_chunks(source_fd, f.size):
                     hasher.update(data)
                     view = memoryview(data)
                     while view:
-                        view = view[os.write(temp.fd, view) :]
+                        view = view[os.write(fd, view) :]
                     tracker.bytes_moved(len(data))
-            os.fsync(temp.fd)
+            os.fsync(fd)
             wanted = hasher.hexdigest()
-            written = _hash_fd(temp)
+            written = _hash_fd(fd)
             if written != wanted:
                 raise ChecksumMismatchError(
                     f"{key}: written {LOCAL_ALGORITHM} {written} differs from the file read ({wanted})"
                 )
-            self._dir.commit(temp, parts, Durability.FILE)
+            os.close(fd)
+            fd = -1
+            self._dir.commit_new(name, parts)
         except BaseException:
-            self._dir.discard(temp)
+            if fd >= 0:
+                os.close(fd)
+            self._dir.discard(name)
             raise
         return EgressFile(key, f.size, f"{LOCAL_ALGORITHM}:{wanted}")
 
@@ -441,21 +485,24 @@ class LocalDestination:
         self._dir.close()
 
 
-def _hash_fd(temp: TempFile) -> str:
+def _hash_fd(fd: int) -> str:
     hasher = new_local_hasher()
     offset = 0
-    while data := os.pread(temp.fd, CHUNK, offset):
+    while data := os.pread(fd, CHUNK, offset):
         hasher.update(data)
         offset += len(data)
     return hasher.hexdigest()
 
 
 def local_path(url: str) -> Path | None:
-    """The directory a local destination names (``/x`` or ``file:///x``), else None."""
-    if url.startswith("file://"):
-        rest = url.removeprefix("file://")
-        return Path(rest) if rest.startswith("/") else None
-    return Path(url) if url.startswith("/") else None
+    """The directory a local destination names (``/x`` or ``file:///x``), else None.
+
+    Raises :class:`InvalidInputError` for an empty, ``.`` or ``..`` segment: the path is taken
+    as written, so what the policy matches is exactly the directory that is written."""
+    rest = url.removeprefix("file://") if url.startswith("file://") else url
+    if not rest.startswith("/"):
+        return None
+    return Path("/", *path_segments(rest))
 
 
 def validate_destination(url: str) -> str:
@@ -520,6 +567,7 @@ def egress(
             on_start(tracker.state)
         target = open_destination(destination, config, client)
         try:
+            target.prepare([f.key for f in plan.files])
             records: list[EgressFile] = []
             with ThreadPoolExecutor(
                 max_workers=max(1, config.concurrency), thread_name_prefix="egress"

@@ -1,42 +1,31 @@
-"""The egress step: select checkpoints, classify them by lineage, ask the policy, copy, verify,
-then (only then) delete the unselected ones; every step audited.
+"""The egress step: select checkpoints, classify them, ask the policy, copy, verify, then
+(only then) delete the unselected ones; every step audited.
 
-A checkpoint's label is its own (the xattr ``user.classification`` on the checkpoint file or
-directory, else a ``.classification`` file inside a checkpoint directory), else its lineage:
-the highest label of every dataset staged under the same job reference (``--job``) that the
-policy allowed. A checkpoint with neither is denied, with the fix in the reason.
+A checkpoint's label only rises: the highest of its own, the nearest ``.classification`` up
+to the run root, and its lineage from the requester's own stagings under ``--job`` (see
+:mod:`workers.egress_labels`); a recorded declassification is the only way down. A
+checkpoint with no label at all is denied, with the fix in the reason.
 
 Audit events (contract: /work/notes/spec5.md): ``egress.requested``, ``policy.allowed`` or
 ``policy.denied``, ``egress.completed`` or ``egress.failed``, and one ``checkpoint.deleted``
 per deleted checkpoint. The embedded CLI calls :func:`run_egress` in-process; a node worker
 calls :meth:`EgressRun.resume` for an egress the API recorded (it wrote ``egress.requested``).
+On the service, the worker reads only ``<runs root>/<user>/`` and writes a path destination
+only below ``<egress root>/<user>/`` (:func:`check_user_run`, :func:`check_user_destination`).
 """
 
-import errno
 import json
 import logging
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ledger import AuditTrail, Jobs, Ledger, Manifests, NewEvent, TaskKey, Tasks
+from ledger import AuditTrail, Jobs, Ledger, NewEvent, TaskKey, Tasks
 from ledger.egresses import Egresses
-from policies import (
-    LABEL_FILE_NAME,
-    LABEL_XATTR,
-    UNCLASSIFIED,
-    Decision,
-    LabelFileError,
-    LevelError,
-    Policy,
-    PolicyDeniedError,
-    Zone,
-    parse_label_file,
-)
+from policies import UNCLASSIFIED, Decision, Policy, PolicyDeniedError, Zone
 from stagegate.errors import InvalidInputError
-from transfer.checkpoints import Checkpoint, Selection, discover, explain
+from transfer.checkpoints import Selection, discover, explain
 from transfer.checkpoints import select as select_checkpoints
 from transfer.egress import (
     EgressConfig,
@@ -47,7 +36,9 @@ from transfer.egress import (
     local_path,
     validate_destination,
 )
+from transfer.egress_dir import is_within, path_segments
 from transfer.progress import Progress, ProgressCallback
+from workers.egress_labels import CheckpointLabel, Classification, LabelScope, classify
 from workers.lease import LeaseKeeper
 from workers.staging import Requester
 
@@ -124,110 +115,45 @@ class EgressRequest:
             raise InvalidInputError(f"mode must be min or max, not {self.mode!r}")
 
 
-@dataclass(frozen=True, slots=True)
-class CheckpointLabel:
-    name: str
-    label: str  # 'unclassified' when there is none
-    origin: str  # 'xattr', 'file', 'lineage:<job ref>' or 'none'
-
-
-# -- classification -----------------------------------------------------------------------------
-
-
-def own_label(run_dir: Path, checkpoint: Checkpoint) -> tuple[str, str] | None:
-    """(label, origin) of the checkpoint's own label, or None. Symlinks are never followed."""
-    path = run_dir / checkpoint.name
-    try:
-        raw = os.getxattr(path, LABEL_XATTR, follow_symlinks=False)
-    except OSError as exc:
-        if exc.errno not in (errno.ENODATA, errno.ENOTSUP, errno.ENOENT):
-            raise
-    else:
-        return parse_label_file(raw, f"{path} ({LABEL_XATTR})"), "xattr"
-    if checkpoint.is_dir:
-        label_file = path / LABEL_FILE_NAME
-        try:
-            fd = os.open(label_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise LabelFileError(
-                    f"{label_file} is a symlink; a label file must be a plain file"
-                ) from None
-            raise
-        try:
-            content = os.read(fd, 2048)
-        finally:
-            os.close(fd)
-        return parse_label_file(content, str(label_file)), "file"
-    return None
-
-
-def lineage_label(manifests: Manifests, policy: Policy, job_ref: str | None) -> str | None:
-    """The highest label staged under ``job_ref`` (allowed stagings only), or None if none."""
-    if not job_ref:
-        return None
-    labels = manifests.labels_for_job_ref(job_ref)
-    if not labels:
-        return None
-    try:
-        return policy.highest_label(labels)
-    except LevelError:
-        return UNCLASSIFIED  # a label this policy does not know: fail closed
-
-
-def classify(
-    manifests: Manifests,
-    policy: Policy,
-    run_dir: Path,
-    checkpoints: Sequence[Checkpoint],
-    job_ref: str | None,
-) -> list[CheckpointLabel]:
-    lineage: str | None = None
-    looked = False
-    labels = []
-    for c in checkpoints:
-        own = own_label(run_dir, c)
-        if own is not None:
-            labels.append(CheckpointLabel(c.name, own[0], own[1]))
-            continue
-        if not looked:
-            lineage, looked = lineage_label(manifests, policy, job_ref), True
-        if lineage is not None:
-            labels.append(CheckpointLabel(c.name, lineage, f"lineage:{job_ref}"))
-        else:
-            labels.append(CheckpointLabel(c.name, UNCLASSIFIED, "none"))
-    return labels
-
-
-def decide(
-    policy: Policy, destination: str, labels: Sequence[CheckpointLabel], job_ref: str | None
-) -> Decision:
+def decide(policy: Policy, destination: str, classification: Classification, job_ref: str | None) -> Decision:
     """The policy's decision over every selected checkpoint's label; a checkpoint with no
-    label and no lineage is refused with the fix."""
-    zone = Zone.egress(destination)
+    label at all, or a job reference that is someone else's, is refused with the fix."""
+    labels = classification.labels
+    if classification.lineage_refused is not None:
+        return _refused(policy, destination, len(labels), [classification.lineage_refused])
     unlabelled = [c for c in labels if c.origin == "none"]
     if unlabelled:
         lineage = (
-            f"no dataset was staged under job reference {job_ref!r}" if job_ref else "no --job was given"
+            f"you staged no dataset under job reference {job_ref!r}" if job_ref else "no --job was given"
         )
-        reasons = tuple(
-            f"checkpoint {c.name} has no label and no lineage ({lineage}): {NO_LABEL_FIX}" for c in unlabelled
+        return _refused(
+            policy,
+            destination,
+            len(labels),
+            [
+                f"checkpoint {c.name} has no label and no lineage ({lineage}): {NO_LABEL_FIX}"
+                for c in unlabelled
+            ],
         )
-        rule = policy.rule_for(destination)
-        return Decision(
-            allowed=False,
-            policy_version=policy.version,
-            zone=zone,
-            max_level=policy.max_level(zone),
-            egress_rule=None if rule is None else rule.prefix,
-            highest_label=UNCLASSIFIED,
-            reasons=reasons[:20],
-            offending_count=len(unlabelled),
-            object_count=len(labels),
-        )
-    return policy.decide(zone, ((f"checkpoint {c.name} ({c.origin})", c.label) for c in labels))
+    return policy.decide(
+        Zone.egress(destination), ((f"checkpoint {c.name} ({c.origin})", c.label) for c in labels)
+    )
+
+
+def _refused(policy: Policy, destination: str, count: int, reasons: list[str]) -> Decision:
+    rule = policy.rule_for(destination)
+    zone = Zone.egress(destination)
+    return Decision(
+        allowed=False,
+        policy_version=policy.version,
+        zone=zone,
+        max_level=policy.max_level(zone),
+        egress_rule=None if rule is None else rule.prefix,
+        highest_label=UNCLASSIFIED,
+        reasons=tuple(reasons[:20]),
+        offending_count=len(reasons) if len(reasons) > 1 else count,
+        object_count=count,
+    )
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -261,13 +187,32 @@ def select_request(request: EgressRequest) -> Selection:
     )
 
 
-def preview_egress(ledger: Ledger, policy: Policy, request: EgressRequest) -> EgressPreview:
+def label_scope(request: EgressRequest, requester: Requester, label_root: Path | None) -> LabelScope:
+    """Where ``request``'s labels come from: ``label_root`` (default: the run directory itself)."""
+    run_dir = Path(request.run_dir)
+    return LabelScope(
+        run_dir=run_dir,
+        label_root=label_root or run_dir,
+        actor=requester.actor,
+        project=request.project,
+        node=request.node,
+        job_ref=request.job_ref,
+    )
+
+
+def preview_egress(
+    ledger: Ledger,
+    policy: Policy,
+    request: EgressRequest,
+    requester: Requester,
+    label_root: Path | None = None,
+) -> EgressPreview:
     """What an egress would select and what the policy would decide; records and moves nothing."""
     request = request.normalized()
     request.check()
     selection = select_request(request)
-    labels = classify(Manifests(ledger), policy, Path(request.run_dir), selection.selected, request.job_ref)
-    return EgressPreview(selection, labels, decide(policy, request.destination, labels, request.job_ref))
+    found = classify(ledger, policy, label_scope(request, requester, label_root), selection.selected)
+    return EgressPreview(selection, found.labels, decide(policy, request.destination, found, request.job_ref))
 
 
 class EgressRun:
@@ -334,21 +279,21 @@ class EgressRun:
             )
         )
 
-    def decide(self, selection: Selection) -> tuple[list[CheckpointLabel], Decision]:
+    def decide(
+        self, selection: Selection, label_root: Path | None = None
+    ) -> tuple[list[CheckpointLabel], Decision]:
         """Classify the selected checkpoints and ask the policy; raises PolicyDeniedError (audited)."""
-        labels = classify(
-            Manifests(self._ledger),
-            self._policy,
-            Path(self._request.run_dir),
-            selection.selected,
-            self._request.job_ref,
-        )
-        decision = decide(self._policy, self._request.destination, labels, self._request.job_ref)
+        scope = label_scope(self._request, self._requester, label_root)
+        found = classify(self._ledger, self._policy, scope, selection.selected)
+        labels = found.labels
+        decision = decide(self._policy, self._request.destination, found, self._request.job_ref)
         self._files = 0
         self._bytes = sum(c.size for c in selection.selected)
         details = {
             "selected": [c.name for c in selection.selected],
-            "labels": {c.name: {"label": c.label, "origin": c.origin} for c in labels},
+            "labels": {c.name: c.to_details() for c in labels},
+            "declassified": {c.name: c.declassified for c in labels if c.declassified is not None},
+            "notes": [note for c in labels for note in c.notes],
             "highest_label": decision.highest_label,
             "offending": decision.offending_count,
             "egress_rule": decision.egress_rule,
@@ -398,11 +343,14 @@ def run_egress(
     job_id: str | None = None,
     on_selected: Callable[[Selection], None] | None = None,
     s3_client: Any = None,
+    label_root: Path | None = None,
 ) -> EgressOutcome:
     """Run ``request`` in this process: select, decide, copy and verify, then delete.
 
     Raises :class:`PolicyDeniedError` (nothing moved; audited) when the policy refuses, and the
     copy's own errors when it fails (audited as ``egress.failed``; nothing deleted).
+    ``label_root``: the highest directory whose ``.classification`` counts (default: the run
+    directory).
     """
     request = request.normalized()
     request.check()
@@ -414,7 +362,13 @@ def run_egress(
         raise
     if on_selected is not None:
         on_selected(selection)
-    labels, decision = run.decide(selection)  # raises PolicyDeniedError, audited
+    try:
+        labels, decision = run.decide(selection, label_root)  # raises PolicyDeniedError, audited
+    except PolicyDeniedError:
+        raise
+    except BaseException as exc:  # a label that cannot be read: fail closed, audited
+        run.failed(exc)
+        raise
     outcome = EgressOutcome(run.job_id, selection, labels, decision)
     try:
         outcome.result = egress(
@@ -443,11 +397,29 @@ def params_json(request: EgressRequest) -> str:
 def check_user_run(allowed: Path, run_dir: str) -> None:
     """Refuse a service egress of anything but the requester's own runs on this node: the
     worker reads with its own permissions, so without this any user could ship any path."""
-    path = Path(os.path.normpath(run_dir))
-    if not path.is_absolute() or not path.is_relative_to(allowed) or path == allowed:
+    try:
+        path = path_segments(run_dir)
+    except InvalidInputError:
+        path = ()  # '..', '.' or '//' in it: not a plain path, so not one of theirs
+    root = path_segments(str(allowed))
+    if not is_within(path, root) or path == root:
         raise PermissionError(
             f"{run_dir} is not one of your runs on this node: the service egresses only from "
             f"{allowed}/<run> (the node's runs root, one directory per user)"
+        )
+
+
+def check_user_destination(allowed: Path, destination: str) -> None:
+    """Refuse a service egress to a path outside the requester's own egress root on this node:
+    the worker writes with its own permissions, so without this any user could write into the
+    node cache, another user's runs, or /etc. S3 destinations are the policy's to govern."""
+    path = local_path(destination)
+    if path is None:
+        return
+    if not is_within(path_segments(str(path)), path_segments(str(allowed))):
+        raise PermissionError(
+            f"{destination} is outside your egress root on this node: the service writes a path "
+            f"destination only below {allowed}/ (the node's egress root, one directory per user)"
         )
 
 
@@ -470,7 +442,9 @@ def egress_step(ctx: "NodeContext", key: TaskKey) -> None:
             raise InvalidInputError(
                 f"egress {key.job_id} is for node {request.node}, not {ctx.settings.node}"
             )
-        check_user_run(ctx.settings.user_runs(job.actor), request.run_dir)
+        runs = ctx.settings.user_runs(job.actor)
+        check_user_run(runs, request.run_dir)
+        check_user_destination(ctx.settings.user_egress(job.actor), request.normalized().destination)
         config = EgressConfig(concurrency=ctx.settings.concurrency)
         with LeaseKeeper(ctx.tasks, key, ctx.owner) as lease:
             run_egress(
@@ -481,6 +455,7 @@ def egress_step(ctx: "NodeContext", key: TaskKey) -> None:
                 config,
                 on_progress=lease.on_progress,
                 job_id=key.job_id,
+                label_root=runs,  # a .classification anywhere from the user's runs dir down counts
             )
     except PolicyDeniedError:
         ctx.tasks.finish(key, ctx.owner)  # denied and audited; nothing more to do

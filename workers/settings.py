@@ -6,6 +6,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from stagegate.errors import InvalidInputError
 from transfer import TransferConfig
 
 LEASE_ENV = "STAGEGATE_LEASE_SECONDS"
@@ -14,6 +15,7 @@ BATCH_FILES_ENV = "STAGEGATE_BATCH_MAX_FILES"
 BATCH_BYTES_ENV = "STAGEGATE_BATCH_MAX_BYTES"
 BANDWIDTH_ENV = "STAGEGATE_BANDWIDTH_LIMIT"
 RUNS_ROOT_ENV = "STAGEGATE_RUNS_ROOT"
+EGRESS_ROOT_ENV = "STAGEGATE_EGRESS_ROOT"
 # Without --capacity a node offers this share of its filesystem: the rest stays for the OS,
 # job scratch and checkpoints.
 DEFAULT_CAPACITY_SHARE = 0.8
@@ -46,6 +48,8 @@ class WorkerSettings:
     # Where training runs write checkpoints, one directory per user (<runs_root>/<user>/...):
     # the service egresses only from there, and only a user's own runs.
     runs_root: Path | None = None
+    # Where service egresses to a path may write, one directory per user (<egress_root>/<user>/).
+    egress_root: Path | None = None
 
     @property
     def owner(self) -> str:
@@ -79,8 +83,38 @@ class WorkerSettings:
             batch_max_bytes=int(_env_number(BATCH_BYTES_ENV, 1 << 30)),
             bandwidth_limit=int(_env_number(BANDWIDTH_ENV, 1)) if bandwidth else None,
             runs_root=Path(os.environ.get(RUNS_ROOT_ENV) or root / "runs").resolve(),
-        )
+            egress_root=Path(os.environ.get(EGRESS_ROOT_ENV) or root / "egress").resolve(),
+        ).checked()
+
+    def checked(self) -> "WorkerSettings":
+        """These settings, if no two of the node cache, the runs root and the egress root
+        overlap: an egress must never write into the cache or into anyone's runs."""
+        named = {
+            "the node cache": self.root / "datasets",
+            RUNS_ROOT_ENV: self.runs_root or self.root / "runs",
+            EGRESS_ROOT_ENV: self.egress_root or self.root / "egress",
+        }
+        items = list(named.items())
+        for i, (what, path) in enumerate(items):
+            for other, other_path in items[i + 1 :]:
+                if path.is_relative_to(other_path) or other_path.is_relative_to(path):
+                    raise InvalidInputError(
+                        f"{what} ({path}) and {other} ({other_path}) overlap; "
+                        "give each a directory of its own"
+                    )
+        return self
 
     def user_runs(self, user: str) -> Path:
         """The only directory this node's service egresses for ``user`` may read from."""
-        return (self.runs_root or self.root / "runs") / user
+        return (self.runs_root or self.root / "runs") / user_segment(user)
+
+    def user_egress(self, user: str) -> Path:
+        """The only directory this node's service egresses for ``user`` may write to."""
+        return (self.egress_root or self.root / "egress") / user_segment(user)
+
+
+def user_segment(user: str) -> str:
+    """``user`` as one path segment; a name that is not one (``..``, ``a/b``) has no directory."""
+    if not user or user in (".", "..") or "/" in user or "\0" in user:
+        raise PermissionError(f"user name {user!r} cannot name a directory on this node")
+    return user

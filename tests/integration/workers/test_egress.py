@@ -1,6 +1,7 @@
 """Checkpoint egress in embedded mode: real run directories, the loopback S3 server, a SQLite
 ledger; selection, lineage, the policy, verification and deletion, all audited."""
 
+import getpass
 import io
 import json
 import os
@@ -166,12 +167,12 @@ def _egress_jobs(ledger: Ledger) -> list[Any]:
     return [Jobs(ledger).get(str(e.job_id)) for e in trail]
 
 
-def _stage_confidential(ledger: Ledger, tmp_path: Path, job_ref: str) -> None:
+def _stage_confidential(ledger: Ledger, tmp_path: Path, job_ref: str, who: Requester = WHO) -> None:
     data = write_tree(
         tmp_path / "data", {"patients.csv": b"id,diagnosis\n", ".classification": b"confidential\n"}
     )
     policy = Policy.parse(CONFIDENTIAL_STAGING)
-    run_staging(ledger, policy, WHO, StagingRequest(str(data), str(tmp_path / "nvme"), job_ref=job_ref))
+    run_staging(ledger, policy, who, StagingRequest(str(data), str(tmp_path / "nvme"), job_ref=job_ref))
 
 
 def test_lineage_confidential_is_refused_for_a_public_destination(
@@ -198,7 +199,8 @@ def test_lineage_confidential_is_refused_for_a_public_destination(
 def test_lineage_denial_exits_3_through_the_cli(
     ledger: Ledger, subprocess_env: dict[str, str], bucket: str, tmp_path: Path
 ) -> None:
-    _stage_confidential(ledger, tmp_path, "train-43")
+    # The CLI's requester is the operating-system user: lineage is theirs only if they staged it.
+    _stage_confidential(ledger, tmp_path, "train-43", Requester(getpass.getuser(), "local"))
     run = make_run(tmp_path, label=None)
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_bytes(CONFIDENTIAL_STAGING)
@@ -224,18 +226,29 @@ def test_no_label_and_no_lineage_is_refused_with_the_fix(ledger: Ledger, bucket:
     assert ".classification file" in message and "--job" in message
 
 
-def test_own_xattr_label_public_is_allowed_even_with_confidential_lineage(
-    ledger: Ledger, s3_client: Any, bucket: str, tmp_path: Path
+@pytest.mark.parametrize("how", ["xattr", "file"])
+def test_an_own_public_label_does_not_lower_confidential_lineage(
+    ledger: Ledger, s3_client: Any, bucket: str, tmp_path: Path, how: str
 ) -> None:
+    # Labels only rise: a model trained on confidential data stays confidential, whatever
+    # label its owner gives it (lowering one is a declassification).
     _stage_confidential(ledger, tmp_path, "train-44")
     run = make_run(tmp_path, label=None)
-    os.setxattr(run / "checkpoint-100", "user.classification", b"public")
+    if how == "xattr":
+        os.setxattr(run / "checkpoint-100", "user.classification", b"public")
+    else:
+        (run / "checkpoint-100" / ".classification").write_text("public\n")
     request = EgressRequest(str(run), f"s3://{bucket}/x", names=("checkpoint-100",), job_ref="train-44")
 
-    outcome = run_egress(ledger, Policy.default(), WHO, request, CONFIG)
+    with pytest.raises(PolicyDeniedError) as denied:
+        run_egress(ledger, Policy.default(), WHO, request, CONFIG)
 
-    assert [(c.name, c.label, c.origin) for c in outcome.labels] == [("checkpoint-100", "public", "xattr")]
-    assert set(objects(s3_client, bucket, "x/")) == {k for k in tree(run) if k.startswith("checkpoint-100/")}
+    assert "checkpoint checkpoint-100 (lineage:train-44) is confidential" in str(denied.value)
+    assert objects(s3_client, bucket, "x/") == {}
+    (job,) = _egress_jobs(ledger)
+    denial = next(e for e in events(ledger, job.id) if e.action == "policy.denied")
+    labels = denial.details["labels"]["checkpoint-100"]  # type: ignore[index]
+    assert labels["sources"] == {how: "public", "lineage:train-44": "confidential"}
 
 
 def test_dry_run_moves_and_deletes_nothing(
