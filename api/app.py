@@ -17,7 +17,7 @@ import stagegate
 from api.errors import install_error_handlers
 from api.metrics import build_registry
 from api.metrics import router as metrics_router
-from api.routes import audit, egress, health, nodes, stagings, usage
+from api.routes import audit, declassifications, egress, health, nodes, stagings, usage
 from api.services import Services
 from ledger import AuditTrail, Ledger, Nodes, Stagings, Tokens, open_ledger
 from stagegate.errors import InvalidInputError
@@ -41,7 +41,8 @@ so the nodes may evict the data.
 **Authentication.** Every `/v1` call needs `Authorization: Bearer <token>`; an admin issues
 tokens with `stagegate token create --user USER --role ROLE`. Roles: `job` and `scientist`
 submit, see and release their own stagings; `auditor` reads everything (stagings, nodes, the
-audit trail) and changes nothing; `admin` does everything. Someone else's staging is a 404.
+audit trail) and changes nothing; `steward` declassifies checkpoints and reads the audit trail;
+`admin` does everything. Someone else's staging is a 404.
 
 **Errors.** `{"detail": ...}`: 400 bad input, 401 no or unknown token, 403 role not allowed or
 policy denied, 404 not found, 422 a body not of the documented shape, 503 a dependency down.
@@ -114,7 +115,7 @@ def create_app(
     app.state.services = services
     app.state.metrics_registry = build_registry(ledger)  # GET /metrics, read at scrape time
     install_error_handlers(app)
-    for module in (stagings, nodes, audit, health, usage, egress):
+    for module in (stagings, nodes, audit, health, usage, egress, declassifications):
         app.include_router(module.router)
     app.include_router(metrics_router)
     return app

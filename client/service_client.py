@@ -200,6 +200,13 @@ class ServiceClient:
             raise ServiceError("the service answered POST /v1/egress without an id")
         return str(data["id"])
 
+    def declassify(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Record a declassification (node, run_dir, checkpoint, label, reason); returns it."""
+        data = self._request("POST", "/v1/declassifications", json=dict(body), idempotent=False)
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            raise ServiceError("the service answered POST /v1/declassifications without an id")
+        return data
+
     def egress(self, id: str) -> dict[str, Any]:
         """The egress ``id``: {id, state, selected, bytes, files, errors, reasons, ...}."""
         data = self._request("GET", f"/v1/egress/{quote(id, safe='')}")
