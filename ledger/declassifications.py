@@ -70,15 +70,15 @@ def _view(row: DeclassificationRow) -> Declassification:
     )
 
 
-def plain_run_dir(run_dir: str) -> str:
-    """``run_dir`` as one spelling (no trailing ``/``); refuses relative paths and ``.``,
-    ``..`` or empty segments, so one checkpoint has one key."""
-    if not run_dir.startswith("/") or "\0" in run_dir:
-        raise InvalidInputError(f"the run directory must be an absolute path, not {run_dir!r}")
-    body = run_dir[1:].removesuffix("/")
+def plain_path(path: str, what: str = "the run directory") -> str:
+    """``path`` as one spelling (no trailing ``/``); refuses relative paths and ``.``, ``..``
+    or empty segments, so one directory has one name."""
+    if not path.startswith("/") or "\0" in path:
+        raise InvalidInputError(f"{what} must be an absolute path, not {path!r}")
+    body = path[1:].removesuffix("/")
     if not body or any(s in ("", ".", "..") for s in body.split("/")):
         raise InvalidInputError(
-            f"run directory {run_dir!r} has an empty, '.' or '..' segment; give the plain absolute path"
+            f"{what} {path!r} has an empty, '.' or '..' segment; give the plain absolute path"
         )
     return "/" + body
 
@@ -115,7 +115,7 @@ class Declassifications:
         reason: str,
     ) -> Declassification:
         """Record the declassification and its ``label.declassified`` event in one transaction."""
-        run_dir = plain_run_dir(run_dir)
+        run_dir = plain_path(run_dir)
         _check_checkpoint(checkpoint)
         word = normalize_label(label)
         if not is_label_word(word):
@@ -164,7 +164,7 @@ class Declassifications:
     def latest(self, node: str | None, run_dir: str, checkpoint: str) -> Declassification | None:
         """The newest declassification of ``checkpoint`` in ``run_dir`` on ``node`` (None: here)."""
         statement = select(DeclassificationRow).where(
-            DeclassificationRow.run_dir == plain_run_dir(run_dir),
+            DeclassificationRow.run_dir == plain_path(run_dir),
             DeclassificationRow.checkpoint == checkpoint,
             DeclassificationRow.node.is_(None) if node is None else DeclassificationRow.node == node,
         )

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from ledger.audit import AuditTrail
 from ledger.database import Ledger
+from ledger.declassifications import plain_path
 from ledger.events import job_event
 from ledger.models import AuditEventRow, JobRow
 from ledger.nodes import require_known
@@ -86,6 +87,9 @@ class Egresses:
             raise InvalidInputError(f"run_dir must be an absolute path on node {node}")
         if redact_url(destination) != destination:
             raise InvalidInputError("the destination URL carries credentials; workers use their own")
+        if destination.startswith(("/", "file://")):
+            # A path is written exactly as named (the worker follows no link): one spelling only.
+            plain_path(destination.removeprefix("file://"), "the destination")
         with self._ledger.read_session() as session, session.begin():
             require_known(session, [node])
         now = datetime.now(UTC)

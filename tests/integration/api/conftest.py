@@ -26,8 +26,18 @@ FAST_DECISION_WAIT = 0.3
 SOURCE = "s3://bucket/project/data/"
 
 # Who calls: a user per role, and a second scientist to be "someone else".
-USERS = {"job": "jay", "scientist": "sam", "auditor": "ada", "admin": "root", "other": "bob"}
-ROLE_OF = {**{role: role for role in ("job", "scientist", "auditor", "admin")}, "other": "scientist"}
+USERS = {
+    "job": "jay",
+    "scientist": "sam",
+    "steward": "sue",
+    "auditor": "ada",
+    "admin": "root",
+    "other": "bob",
+}
+ROLE_OF = {
+    **{role: role for role in ("job", "scientist", "steward", "auditor", "admin")},
+    "other": "scientist",
+}
 UNKNOWN_TOKEN = "sg_" + "x" * 43
 
 

@@ -8,30 +8,51 @@ import pytest
 import sqlalchemy as sa
 
 from ledger import AuditTrail, Stagings, Tokens
+from ledger.egresses import Egresses
 
 from .conftest import UNKNOWN_TOKEN, USERS, World, open_world
 
 pytestmark = pytest.mark.integration
 
-CALLERS = ("none", "bad", "job", "scientist", "auditor", "admin")
-# (method, path) -> expected status per caller, in CALLERS order. "{sams}" is a staging the
-# scientist (sam) owns; the job user is someone else to it.
+CALLERS = ("none", "bad", "job", "scientist", "steward", "auditor", "admin")
+# (method, path) -> expected status per caller, in CALLERS order. "{sams}" is a staging (or an
+# egress) the scientist (sam) owns; the job user is someone else to it.
 MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
-    ("POST", "/v1/stagings"): (401, 401, 202, 202, 403, 202),
-    ("GET", "/v1/stagings"): (401, 401, 200, 200, 200, 200),
-    ("GET", "/v1/stagings/{sams}"): (401, 401, 404, 200, 200, 200),
-    ("DELETE", "/v1/stagings/{sams}"): (401, 401, 404, 200, 403, 200),
-    ("GET", "/v1/nodes"): (401, 401, 200, 200, 200, 200),
-    ("GET", "/v1/audit"): (401, 401, 403, 403, 200, 200),
-    ("GET", "/v1/audit/verify"): (401, 401, 403, 403, 200, 200),
-    ("GET", "/healthz"): (200, 200, 200, 200, 200, 200),
-    ("GET", "/readyz"): (200, 200, 200, 200, 200, 200),
+    ("POST", "/v1/stagings"): (401, 401, 202, 202, 403, 403, 202),
+    ("GET", "/v1/stagings"): (401, 401, 200, 200, 200, 200, 200),
+    ("GET", "/v1/stagings/{sams}"): (401, 401, 404, 200, 404, 200, 200),
+    ("DELETE", "/v1/stagings/{sams}"): (401, 401, 404, 200, 403, 403, 200),
+    ("GET", "/v1/nodes"): (401, 401, 200, 200, 200, 200, 200),
+    ("GET", "/v1/audit"): (401, 401, 403, 403, 200, 200, 200),
+    ("GET", "/v1/audit/verify"): (401, 401, 403, 403, 200, 200, 200),
+    ("GET", "/healthz"): (200, 200, 200, 200, 200, 200, 200),
+    ("GET", "/readyz"): (200, 200, 200, 200, 200, 200, 200),
+    # Egress: submitters only; a local destination is taken exactly as written (no '.', '..'
+    # or empty segment; the node's worker further confines it to the user's egress root).
+    ("POST", "/v1/egress"): (401, 401, 202, 202, 403, 403, 202),
+    ("POST", "/v1/egress to /out/../etc"): (401, 401, 400, 400, 403, 403, 400),
+    ("GET", "/v1/egress/{sams}"): (401, 401, 404, 200, 200, 200, 200),
+    # Lowering a label is a steward's (or admin's) act, never the requester's own.
+    ("POST", "/v1/declassifications"): (401, 401, 403, 403, 201, 403, 201),
 }
 CASES = [
     pytest.param(method, path, caller, codes[i], id=f"{method} {path} as {caller}")
     for (method, path), codes in MATRIX.items()
     for i, caller in enumerate(CALLERS)
 ]
+EGRESS = {
+    "run_dir": "/nvme/runs/sam/run-1",
+    "node": "gpu-01",
+    "destination": "s3://models/run-1",
+    "latest": 1,
+}
+DECLASSIFICATION = {
+    "node": "gpu-01",
+    "run_dir": "/nvme/runs/sam/run-1",
+    "checkpoint": "checkpoint-100",
+    "label": "public",
+    "reason": "reviewed: synthetic data only",
+}
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +66,19 @@ def shared_world(pg_admin: sa.Engine) -> Iterator[World]:
 def test_role_matrix(shared_world: World, method: str, path: str, caller: str, expected: int) -> None:
     w = shared_world
     target = None
-    if "{sams}" in path:
+    egress_target = None
+    if path == "/v1/egress/{sams}":
+        egress_target, _ = Egresses(w.ledger).submit(w.principals["scientist"], {**EGRESS, "job_ref": None})
+        path = path.replace("{sams}", egress_target.id)
+    elif "{sams}" in path:
         target = w.staging_of("scientist")
         path = path.replace("{sams}", target.id)
-    if method == "POST":
+    if method == "POST" and path.startswith("/v1/egress"):
+        body = {**EGRESS, "destination": "/out/../etc"} if path.endswith("/etc") else EGRESS
+        response = w.client.post("/v1/egress", json=body, headers=w.headers(caller))
+    elif method == "POST" and path == "/v1/declassifications":
+        response = w.client.post(path, json=DECLASSIFICATION, headers=w.headers(caller))
+    elif method == "POST":
         response = w.post(caller)
     else:
         response = w.client.request(method, path, headers=w.headers(caller))
@@ -59,6 +89,17 @@ def test_role_matrix(shared_world: World, method: str, path: str, caller: str, e
         assert "stagegate token create" in response.json()["detail"]
     if expected == 403:
         assert "this token's role is" in response.json()["detail"]
+    if expected == 400:
+        assert "segment" in response.json()["detail"]
+    if egress_target is not None and expected == 200:
+        assert response.json()["user"] == USERS["scientist"]
+    if path == "/v1/declassifications":
+        made = [
+            e for e in AuditTrail(w.ledger).query(action="label.declassified") if e.actor == USERS[caller]
+        ]
+        assert len(made) == (1 if expected == 201 else 0)
+        if made:
+            assert made[0].role == caller and made[0].details["to"] == "public"
     if target is not None:
         after = Stagings(w.ledger).view(target.id)
         released = method == "DELETE" and expected == 200
