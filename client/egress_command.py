@@ -90,8 +90,9 @@ def egress(
     """Copy the selected checkpoints of RUN_DIR to --to, verified, if the policy allows.
 
     Select with --latest N, --best METRIC [--mode min|max] and --name NAME (the union of all).
-    A checkpoint's label is its own (xattr user.classification, or a .classification file in
-    a checkpoint directory), else the highest label of the datasets staged under --job.
+    A checkpoint's label only rises: the highest of its own (xattr user.classification, or a
+    .classification file in a checkpoint directory), the nearest .classification in the run
+    directory, and the datasets you staged under --job. `stagegate declassify` lowers one.
     """
     if best is None and mode is not None:
         raise click.UsageError("--mode goes with --best METRIC")

@@ -1,8 +1,10 @@
 """/v1/egress: move selected checkpoints of a run directory on a node to S3 or an on-prem path.
 
 The API records the egress and queues its task on ``node.<node>``; that node's worker
-selects, classifies (own label, else lineage by ``job``), asks the policy, copies, verifies,
-and deletes unselected checkpoints if asked. Poll ``GET /v1/egress/{id}``.
+selects, classifies (the highest of own label, run directory label and the requester's own
+lineage by ``job``), asks the policy, copies, verifies, and deletes unselected checkpoints
+if asked; a path destination only below the requester's egress root on that node.
+Poll ``GET /v1/egress/{id}``.
 """
 
 import os
