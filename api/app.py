@@ -41,7 +41,7 @@ so the nodes may evict the data.
 **Authentication.** Every `/v1` call needs `Authorization: Bearer <token>`; an admin issues
 tokens with `stagegate token create --user USER --role ROLE`. Roles: `job` and `scientist`
 submit, see and release their own stagings; `auditor` reads everything (stagings, nodes, the
-audit trail) and changes nothing; `steward` declassifies checkpoints and reads the audit trail;
+audit trail) and changes nothing; `steward` declassifies checkpoints and reads every egress;
 `admin` does everything. Someone else's staging is a 404.
 
 **Errors.** `{"detail": ...}`: 400 bad input, 401 no or unknown token, 403 role not allowed or

@@ -71,5 +71,5 @@ def require(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
 
 # Roles that change stagings (submit, release); auditors only read.
 Submitter = Annotated[Principal, Depends(require("job", "scientist", "admin"))]
-# Roles that read the audit trail (a steward reads it to judge what it declassifies).
-Auditor = Annotated[Principal, Depends(require("auditor", "steward", "admin"))]
+# Roles that read the audit trail.
+Auditor = Annotated[Principal, Depends(require("auditor", "admin"))]

@@ -23,8 +23,8 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET", "/v1/stagings/{sams}"): (401, 401, 404, 200, 404, 200, 200),
     ("DELETE", "/v1/stagings/{sams}"): (401, 401, 404, 200, 403, 403, 200),
     ("GET", "/v1/nodes"): (401, 401, 200, 200, 200, 200, 200),
-    ("GET", "/v1/audit"): (401, 401, 403, 403, 200, 200, 200),
-    ("GET", "/v1/audit/verify"): (401, 401, 403, 403, 200, 200, 200),
+    ("GET", "/v1/audit"): (401, 401, 403, 403, 403, 200, 200),
+    ("GET", "/v1/audit/verify"): (401, 401, 403, 403, 403, 200, 200),
     ("GET", "/healthz"): (200, 200, 200, 200, 200, 200, 200),
     ("GET", "/readyz"): (200, 200, 200, 200, 200, 200, 200),
     # Egress: submitters only; a local destination is taken exactly as written (no '.', '..'

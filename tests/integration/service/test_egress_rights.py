@@ -154,3 +154,22 @@ def test_lineage_is_the_requesters_and_only_a_steward_lowers_a_label(
     )
     origin = allowed.details["labels"]["checkpoint-100"]["origin"]  # type: ignore[index]
     assert origin == f"declassified:{cited['id']} by sue"
+
+
+def test_a_fifo_label_file_fails_the_egress_and_leaves_the_worker_serving(
+    start_cluster: Any, s3_client: Any, bucket: str
+) -> None:
+    cluster = start_cluster({"a": None})
+    run = write_tree(cluster.roots["a"] / "runs" / "alice" / "run", {"checkpoint-1/model.bin": b"w"})
+    os.mkfifo(run / "checkpoint-1" / ".classification")  # read blocking, it would wedge the worker
+    good = write_tree(cluster.roots["a"] / "runs" / "alice" / "good", {"checkpoint-2/model.bin": b"w2"})
+    (good / "checkpoint-2" / ".classification").write_text("public\n")
+    token = cluster.token("alice", "scientist")
+
+    final = egress(cluster, token, run_dir=str(run), destination=f"s3://{bucket}/x")
+    assert final["state"] == "failed", dump(final) + cluster.logs()
+    assert f"{run}/checkpoint-1/.classification is a FIFO" in " ".join(final["errors"])
+
+    final = egress(cluster, token, run_dir=str(good), destination=f"s3://{bucket}/y")
+    assert final["state"] == "completed", dump(final) + cluster.logs()
+    assert "Contents" not in s3_client.list_objects_v2(Bucket=bucket, Prefix="x/")
