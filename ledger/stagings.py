@@ -26,6 +26,7 @@ from ledger.nodes import dataset_path, held_in, require_known
 from ledger.redact import redact_text, redact_url
 from ledger.tasks import BatchRange, TaskKey, Tasks, TaskState, new_task
 from ledger.tokens import Principal
+from stagegate.confinement import SourceRules
 from stagegate.errors import ExistsError, InvalidInputError, NotFoundError
 
 Mode = Literal["replicate", "shard"]
@@ -103,8 +104,12 @@ def _now() -> datetime:
 class Stagings:
     """Stagings submitted to the service, in one ledger."""
 
-    def __init__(self, ledger: Ledger, lease_seconds: float = 120.0) -> None:
+    def __init__(
+        self, ledger: Ledger, lease_seconds: float = 120.0, sources: SourceRules | None = None
+    ) -> None:
         self._ledger = ledger
+        # What requesters may have the workers read; by default S3 only (see stagegate.confinement).
+        self._sources = sources or SourceRules()
         self._tasks = Tasks(ledger, lease_seconds)
 
     # -- the API's side ------------------------------------------------------------------
@@ -128,6 +133,7 @@ class Stagings:
                 "the source URL carries credentials; workers use their own (AWS_* environment, "
                 "instance roles), so leave them out of the URL"
             )
+        self._sources.check(source, who.user, who.project)
         if mode not in ("replicate", "shard"):
             raise InvalidInputError(f"mode must be replicate or shard, not {mode!r}")
         if not nodes or len(set(nodes)) != len(nodes):

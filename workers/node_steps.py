@@ -14,6 +14,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,12 +30,16 @@ from ledger import (
     TaskKey,
     Tasks,
 )
+from ledger.models import JobRow
 from policies import Policy, PolicyDeniedError, Zone
+from stagegate.confinement import SourceNotPermittedError
 from stagegate.errors import InvalidInputError, NotFoundError
 from stagegate.queues import Dispatcher
-from transfer import SourceObject, copy_batch, open_source, plan_dataset, publish_batches, read_manifest
+from transfer import SourceObject, copy_batch, plan_dataset, publish_batches, read_manifest
 from transfer.errors import SourceChangedError, UnsafeDestinationError
 from transfer.plan import LabelFile
+from transfer.sources import Source
+from workers.confined_sources import confined_source
 from workers.lease import LeaseKeeper, TaskCancelledError
 from workers.metrics import WorkerMetrics
 from workers.portions import split_plan
@@ -45,7 +50,14 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 # Errors no retry can fix: bad input, a refused destination, a source changed under us.
-PERMANENT = (InvalidInputError, NotFoundError, PolicyDeniedError, SourceChangedError, UnsafeDestinationError)
+PERMANENT = (
+    InvalidInputError,
+    NotFoundError,
+    PolicyDeniedError,
+    SourceChangedError,
+    SourceNotPermittedError,
+    UnsafeDestinationError,
+)
 Step = Callable[["NodeContext", TaskKey], None]
 
 
@@ -102,6 +114,18 @@ class NodeContext:
             shutil.rmtree(trash, ignore_errors=True)
             log.info("evicted dataset %s from node %s", digest, self.settings.node)
 
+    def source_of(self, job: JobRow) -> AbstractContextManager[Source]:
+        """The staging's source, as its requester may read it (checked again here: the API's
+        check is not proof, and this node may be configured more strictly)."""
+        return confined_source(
+            job.source,
+            self.settings.source_rules,
+            job.actor,
+            job.project,
+            max_connections=2 * self.settings.concurrency + 4,
+            labels=LABELS,
+        )
+
     def dataset_dir(self, job_id: str) -> tuple[str, Path, int, int]:
         """(digest, path, files, bytes) of the dataset this job writes on this node, checked to
         lie under this node's root."""
@@ -153,8 +177,10 @@ class NodeContext:
     def _plan(self, key: TaskKey) -> None:
         job = self.stagings.job(key.job_id)
         nodes: list[str] = json.loads(job.nodes or "[]")
-        source = open_source(job.source, max_connections=2 * self.settings.concurrency + 4, labels=LABELS)
-        with tempfile.TemporaryDirectory(prefix="stagegate-plan-") as scratch:
+        with (
+            self.source_of(job) as source,
+            tempfile.TemporaryDirectory(prefix="stagegate-plan-") as scratch,
+        ):
             plan = plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name)
             resolver = label_resolver(plan)
             self.manifests.clear(job.id)
@@ -219,8 +245,7 @@ class NodeContext:
                 )
                 for r in self.label_files.of_job(job.id)
             }
-            source = open_source(job.source, max_connections=2 * self.settings.concurrency + 4, labels=LABELS)
-            with LeaseKeeper(self.tasks, key, self.owner) as lease:
+            with self.source_of(job) as source, LeaseKeeper(self.tasks, key, self.owner) as lease:
                 result = copy_batch(
                     source,
                     path,

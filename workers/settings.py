@@ -3,9 +3,10 @@
 import os
 import shutil
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from stagegate.confinement import SourceRules
 from transfer import TransferConfig
 
 LEASE_ENV = "STAGEGATE_LEASE_SECONDS"
@@ -46,6 +47,9 @@ class WorkerSettings:
     # Where training runs write checkpoints, one directory per user (<runs_root>/<user>/...):
     # the service egresses only from there, and only a user's own runs.
     runs_root: Path | None = None
+    # What a service staging may read (STAGEGATE_SOURCE_ROOTS, STAGEGATE_SOURCE_SCHEMES): S3
+    # only unless the operator names local roots or more schemes.
+    source_rules: SourceRules = field(default_factory=SourceRules)
 
     @property
     def owner(self) -> str:
@@ -79,6 +83,7 @@ class WorkerSettings:
             batch_max_bytes=int(_env_number(BATCH_BYTES_ENV, 1 << 30)),
             bandwidth_limit=int(_env_number(BANDWIDTH_ENV, 1)) if bandwidth else None,
             runs_root=Path(os.environ.get(RUNS_ROOT_ENV) or root / "runs").resolve(),
+            source_rules=SourceRules.from_environment(os.environ),
         )
 
     def user_runs(self, user: str) -> Path:

@@ -79,7 +79,12 @@ async def _decision(services: Services, staging: Staging) -> Staging:
         200: {"model": StagingOut, "description": "The same idempotency key again: the first staging."},
         400: {"model": ErrorOut, "description": "Bad input: credentials in the URL, an unknown node..."},
         **_AUTH_ERRORS,
-        403: {"model": DeniedOut, "description": "The policy denied it (or the role may not submit)."},
+        403: {
+            "model": DeniedOut,
+            "description": "The policy denied it (the reasons), or (a message) the role may not submit or "
+            "the source is not one the service may read for you: a local path outside your source roots, "
+            "or a scheme the operator has not allowed.",
+        },
         422: {"description": "The body does not have the documented shape (e.g. an unknown field)."},
     },
 )
