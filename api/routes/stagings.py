@@ -59,10 +59,16 @@ def _submit(services: Services, who: Principal, request: StagingRequest) -> tupl
     return staging, created
 
 
+def _only_checking_hits(staging: Staging) -> bool:
+    """Every node is a cache hit its worker is still checking: ready in a moment, so wait for it
+    (a staging of cached data answers ready, not transferring)."""
+    return staging.state == "transferring" and all(n.cache_hit for n in staging.nodes)
+
+
 async def _decision(services: Services, staging: Staging) -> Staging:
     """The staging once the plan step decided, or as it is when the wait runs out."""
     deadline = time.monotonic() + services.decision_wait
-    while staging.state in DECIDING:
+    while staging.state in DECIDING or _only_checking_hits(staging):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
