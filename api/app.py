@@ -20,6 +20,7 @@ from api.metrics import router as metrics_router
 from api.routes import audit, declassifications, egress, health, nodes, stagings, usage
 from api.services import Services
 from ledger import AuditTrail, Ledger, Nodes, Stagings, Tokens, open_ledger
+from stagegate.confinement import SourceRules
 from stagegate.errors import InvalidInputError
 from stagegate.queues import Dispatcher, broker_url, make_celery
 
@@ -70,13 +71,17 @@ def create_app(
     *,
     lease_seconds: float | None = None,
     decision_wait: float | None = None,
+    source_rules: SourceRules | None = None,
 ) -> FastAPI:
     """The API app. Unset arguments come from the environment: ``STAGEGATE_DATABASE_URL``,
-    ``STAGEGATE_BROKER_URL``, ``STAGEGATE_LEASE_SECONDS`` (120) and ``STAGEGATE_DECISION_WAIT`` (10)."""
+    ``STAGEGATE_BROKER_URL``, ``STAGEGATE_LEASE_SECONDS`` (120), ``STAGEGATE_DECISION_WAIT`` (10) and
+    ``STAGEGATE_SOURCE_ROOTS`` / ``STAGEGATE_SOURCE_SCHEMES`` (none: S3 sources only)."""
     if lease_seconds is None:
         lease_seconds = _seconds(LEASE_SECONDS_ENV, DEFAULT_LEASE_SECONDS, positive=True)
     if decision_wait is None:
         decision_wait = _seconds(DECISION_WAIT_ENV, DEFAULT_DECISION_WAIT, positive=False)
+    if source_rules is None:
+        source_rules = SourceRules.from_environment(os.environ)
     owned: list[Callable[[], object]] = []  # what this app opened, closed in reverse at shutdown
     if ledger is None:
         ledger = open_ledger()
@@ -90,7 +95,7 @@ def create_app(
         dispatcher=dispatcher,
         # Dispatcher keeps its Celery app private; readiness needs it to open a connection.
         celery=dispatcher.app,
-        stagings=Stagings(ledger, lease_seconds),
+        stagings=Stagings(ledger, lease_seconds, source_rules),
         nodes=Nodes(ledger),
         audit=AuditTrail(ledger),
         tokens=Tokens(ledger),

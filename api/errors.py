@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
 from ledger.redact import redact_text
+from stagegate.confinement import SourceNotPermittedError
 from stagegate.errors import ExistsError, InvalidInputError, NotFoundError
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ def _status_of(exc: Exception) -> int:
         return status.HTTP_400_BAD_REQUEST
     if isinstance(exc, NotFoundError):
         return status.HTTP_404_NOT_FOUND
+    if isinstance(exc, SourceNotPermittedError):
+        return status.HTTP_403_FORBIDDEN
     if isinstance(exc, ExistsError):
         return status.HTTP_409_CONFLICT
     return status.HTTP_500_INTERNAL_SERVER_ERROR
@@ -114,7 +117,7 @@ async def _internal_error(_request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for error in (InvalidInputError, NotFoundError, ExistsError):
+    for error in (InvalidInputError, NotFoundError, ExistsError, SourceNotPermittedError):
         app.add_exception_handler(error, _stagegate_error)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(Exception, _internal_error)

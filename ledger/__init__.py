@@ -7,6 +7,7 @@ from sqlalchemy.orm import sessionmaker
 
 from ledger.admission import NoRoomError
 from ledger.audit import AuditTrail
+from ledger.cache_integrity import CacheIntegrity, HitToVerify, ToScrub
 from ledger.database import Ledger, create_ledger_engine
 from ledger.events import AuditEvent, ChainVerdict, NewEvent
 from ledger.jobs import KEEP, Job, Jobs
@@ -40,9 +41,11 @@ __all__ = [
     "AuditEvent",
     "AuditTrail",
     "BatchRange",
+    "CacheIntegrity",
     "CachedDatasetView",
     "ChainVerdict",
     "CopiedEntry",
+    "HitToVerify",
     "IssuedToken",
     "Job",
     "Jobs",
@@ -65,6 +68,7 @@ __all__ = [
     "Task",
     "TaskKey",
     "Tasks",
+    "ToScrub",
     "Tokens",
     "UsageRow",
     "open_ledger",

@@ -191,7 +191,7 @@ class TaskRow(Base):
     updated_at: Mapped[datetime]
 
     __table_args__ = (
-        CheckConstraint("kind IN ('plan', 'copy', 'finalize', 'egress')", name="kind"),
+        CheckConstraint("kind IN ('plan', 'copy', 'finalize', 'egress', 'verify')", name="kind"),
         Index("ix_tasks_state_lease_until", "state", "lease_until"),
     )
 
@@ -221,6 +221,26 @@ class NodeDatasetRow(Base):
     writer_job: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime]
     last_used: Mapped[datetime]
+    # Revision 0005: the published tree's fingerprint (inode, size, mtime, ctime, mode of every
+    # entry), checked before a cache hit counts; and when the scrub last re-hashed it.
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    scrubbed_at: Mapped[datetime | None]
+
+
+class QuarantinedDatasetRow(Base):
+    """A cached copy found altered: moved aside, never a hit again, deleted once the stagings
+    that held it (``holders``, a JSON list of job ids) have let go of it."""
+
+    __tablename__ = "quarantined_datasets"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    node: Mapped[str] = mapped_column(index=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str]  # where it lies now, beside the datasets
+    bytes: Mapped[int]
+    reason: Mapped[str]
+    holders: Mapped[str]
+    quarantined_at: Mapped[datetime]
 
 
 class PinRow(Base):

@@ -26,6 +26,7 @@ from ledger.nodes import dataset_path, held_in, require_known
 from ledger.redact import redact_text, redact_url
 from ledger.tasks import BatchRange, TaskKey, Tasks, TaskState, new_task
 from ledger.tokens import Principal
+from stagegate.confinement import SourceRules
 from stagegate.errors import ExistsError, InvalidInputError, NotFoundError
 
 Mode = Literal["replicate", "shard"]
@@ -103,8 +104,12 @@ def _now() -> datetime:
 class Stagings:
     """Stagings submitted to the service, in one ledger."""
 
-    def __init__(self, ledger: Ledger, lease_seconds: float = 120.0) -> None:
+    def __init__(
+        self, ledger: Ledger, lease_seconds: float = 120.0, sources: SourceRules | None = None
+    ) -> None:
         self._ledger = ledger
+        # What requesters may have the workers read; by default S3 only (see stagegate.confinement).
+        self._sources = sources or SourceRules()
         self._tasks = Tasks(ledger, lease_seconds)
 
     # -- the API's side ------------------------------------------------------------------
@@ -128,6 +133,7 @@ class Stagings:
                 "the source URL carries credentials; workers use their own (AWS_* environment, "
                 "instance roles), so leave them out of the URL"
             )
+        self._sources.check(source, who.user, who.project)
         if mode not in ("replicate", "shard"):
             raise InvalidInputError(f"mode must be replicate or shard, not {mode!r}")
         if not nodes or len(set(nodes)) != len(nodes):
@@ -325,6 +331,11 @@ class Stagings:
                 if existing is not None and existing.state in ("ready", "evicting"):
                     existing.state, existing.last_used = "ready", now  # a hit saves it from eviction
                     hits.append(node)
+                    # It counts once the node's worker has checked the copy against its
+                    # fingerprint; the share's key range lets it copy afresh if the check fails.
+                    session.add(
+                        new_task(TaskKey(job.id, "verify", node, 0), TaskState.WAITING, share(portion))
+                    )
                 elif existing is None:
                     evict = choose_evictions(node, capacities[node], held_in(session, node), portion.bytes)
                     if evict:
@@ -370,9 +381,11 @@ class Stagings:
             self._complete_locked(session, job)
         return Admitted(self.job(job_id).state, self._tasks.next_to_send(job_id))
 
-    def dataset_ready(self, job_id: str, finalize: TaskKey, owner: str) -> list[str]:
-        """A node finished writing: its dataset is ready. Returns the stagings that pin it (they
-        may now be complete)."""
+    def dataset_ready(
+        self, job_id: str, finalize: TaskKey, owner: str, fingerprint: str | None = None
+    ) -> list[str]:
+        """A node finished writing: its dataset is ready, sealed with ``fingerprint``. Returns the
+        stagings that pin it (they may now be complete)."""
         with self._ledger.sessions.begin() as session:
             pin = session.scalar(select(PinRow).where(PinRow.job_id == job_id, PinRow.node == finalize.node))
             digest = pin.digest if pin is not None else None
@@ -389,7 +402,7 @@ class Stagings:
                 update(NodeDatasetRow)
                 .where(NodeDatasetRow.node == finalize.node, NodeDatasetRow.digest == digest)
                 .where(NodeDatasetRow.state == "writing")
-                .values(state="ready", last_used=_now())
+                .values(state="ready", last_used=_now(), fingerprint=fingerprint, scrubbed_at=None)
             )
             return list(
                 session.scalars(
@@ -415,7 +428,7 @@ class Stagings:
             )
             .where(PinRow.job_id == job.id, NodeDatasetRow.state == "ready")
         ).all()
-        if len(ready) != len(nodes):
+        if len(ready) != len(nodes) or unverified_hits(session, job.id):
             return False
         job.state, job.updated_at = "ready", _now()
         session.flush()
@@ -509,6 +522,7 @@ class Stagings:
                 if pins.get(d.node) == d.digest
             }
             progress_rows = _copy_progress(session, job_id)
+            verifying = set(unverified_hits(session, job_id))
             # A node whose dataset another staging is writing shows that staging's progress.
             for node, dataset in datasets.items():
                 if dataset.state == "writing" and dataset.writer_job not in (None, job_id):
@@ -532,6 +546,8 @@ class Stagings:
         for node in nodes:
             held = datasets.get(node)
             state = _node_state(job.state, held.state if held else None)
+            if state == "ready" and node in verifying:
+                state = "transferring"  # a hit not yet checked on its node
             fd, ft, bd, bt = done.get(node, [0, 0, 0, 0])
             if held is not None:
                 ft, bt = held.files, held.bytes
@@ -594,6 +610,25 @@ def _copy_progress(
         (n, int(fd or 0), int(ft or 0), int(bd or 0), int(bt or 0))
         for n, fd, ft, bd, bt in session.execute(statement)
     ]
+
+
+def share(portion: NodePortion) -> BatchRange | None:
+    """The key range and totals of a node's whole share, or None for an empty one."""
+    if not portion.batches:
+        return None
+    first, last = portion.batches[0], portion.batches[-1]
+    return BatchRange(first.key_from, last.key_to, portion.files, portion.bytes)
+
+
+def unverified_hits(session: Session, job_id: str) -> list[str]:
+    """The nodes where the job's cache hit is not yet checked."""
+    return list(
+        session.scalars(
+            select(TaskRow.node).where(
+                TaskRow.job_id == job_id, TaskRow.kind == "verify", TaskRow.state != "done"
+            )
+        )
+    )
 
 
 def _node_state(job_state: str, dataset_state: str | None) -> str:

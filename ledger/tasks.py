@@ -39,7 +39,7 @@ class TaskKey:
     """What a task message carries: identifiers only, never a URL or a credential."""
 
     job_id: str
-    kind: str  # plan | copy | finalize
+    kind: str  # plan | copy | finalize | verify | egress
     node: str  # '' for the plan
     idx: int
 
@@ -304,6 +304,12 @@ class Tasks:
                         .limit(room)
                     )
                     ready.extend(TaskKey(job_id, "copy", task_node, idx) for idx in idxs)
+            ready.extend(
+                TaskKey(job_id, "verify", n, 0)
+                for n in session.scalars(
+                    select(TaskRow.node).where(*mine, TaskRow.kind == "verify", TaskRow.state == "waiting")
+                )
+            )
             for task_node in session.scalars(
                 select(TaskRow.node).where(*mine, TaskRow.kind == "finalize", TaskRow.state == "waiting")
             ):

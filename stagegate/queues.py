@@ -18,6 +18,7 @@ DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 PLAN_QUEUE = "stagegate.plan"  # every node worker plans; any idle one takes a staging's plan
 TASK_NAMES = {"plan": "stagegate.plan", "copy": "stagegate.copy_batch", "finalize": "stagegate.finalize"}
 TASK_NAMES["egress"] = "stagegate.egress"  # a checkpoint egress, on the node holding the run dir
+TASK_NAMES["verify"] = "stagegate.verify"  # a cache hit checked on its node before it counts
 # Redis redelivers an unacknowledged message after this long. A batch (about 1 GiB or 1,000
 # files) takes seconds to minutes; the ledger's leases, not this timer, recover lost work.
 VISIBILITY_TIMEOUT_S = 6 * 3600

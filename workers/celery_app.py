@@ -8,6 +8,7 @@ from celery import Celery
 
 from ledger import TaskKey
 from stagegate.queues import TASK_NAMES, make_celery
+from workers.cache_integrity import verify_step
 from workers.egress import egress_step
 from workers.node_steps import NodeContext
 
@@ -18,6 +19,7 @@ def register_tasks(app: Celery, ctx: NodeContext) -> None:
         "copy": ctx.copy,
         "finalize": ctx.finalize,
         "egress": partial(egress_step, ctx),
+        "verify": partial(verify_step, ctx),
     }
     for kind, name in TASK_NAMES.items():
         step = steps[kind]

@@ -13,11 +13,14 @@ import json
 import logging
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger import (
+    CacheIntegrity,
     CopiedEntry,
     LabelFileRecord,
     LabelFiles,
@@ -29,12 +32,17 @@ from ledger import (
     TaskKey,
     Tasks,
 )
+from ledger.models import JobRow
 from policies import Policy, PolicyDeniedError, Zone
+from stagegate.confinement import SourceNotPermittedError
 from stagegate.errors import InvalidInputError, NotFoundError
 from stagegate.queues import Dispatcher
-from transfer import SourceObject, copy_batch, open_source, plan_dataset, publish_batches, read_manifest
+from transfer import SourceObject, copy_batch, plan_dataset, publish_batches, read_manifest
 from transfer.errors import SourceChangedError, UnsafeDestinationError
 from transfer.plan import LabelFile
+from transfer.sealed import fingerprint, is_sealed, seal, unseal
+from transfer.sources import Source
+from workers.confined_sources import confined_source
 from workers.lease import LeaseKeeper, TaskCancelledError
 from workers.metrics import WorkerMetrics
 from workers.portions import split_plan
@@ -45,7 +53,14 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 # Errors no retry can fix: bad input, a refused destination, a source changed under us.
-PERMANENT = (InvalidInputError, NotFoundError, PolicyDeniedError, SourceChangedError, UnsafeDestinationError)
+PERMANENT = (
+    InvalidInputError,
+    NotFoundError,
+    PolicyDeniedError,
+    SourceChangedError,
+    SourceNotPermittedError,
+    UnsafeDestinationError,
+)
 Step = Callable[["NodeContext", TaskKey], None]
 
 
@@ -76,6 +91,9 @@ class NodeContext:
         self.nodes = Nodes(self.ledger)
         self.manifests = Manifests(self.ledger)
         self.label_files = LabelFiles(self.ledger)
+        self.integrity = CacheIntegrity(self.ledger, self.settings.lease_seconds)
+        # Held while a cached dataset is checked or moved aside: the scrub runs in its own thread.
+        self.cache_lock = threading.Lock()
         self.owner = self.settings.owner
 
     def send_ready(self, job_id: str, node: str | None = None) -> None:
@@ -96,11 +114,25 @@ class NodeContext:
             trash = datasets.parent / "trash" / f"{digest}.{self.owner.replace('/', '_')}"
             trash.parent.mkdir(parents=True, exist_ok=True)
             if target.exists():
+                target.chmod(0o755)  # sealed: a directory moved to another parent must be writable
                 target.rename(trash)
             self.nodes.evicted(self.settings.node, digest)
             self.metrics.evicted(self.settings.node)
+            unseal(trash)
             shutil.rmtree(trash, ignore_errors=True)
             log.info("evicted dataset %s from node %s", digest, self.settings.node)
+
+    def source_of(self, job: JobRow) -> AbstractContextManager[Source]:
+        """The staging's source, as its requester may read it (checked again here: the API's
+        check is not proof, and this node may be configured more strictly)."""
+        return confined_source(
+            job.source,
+            self.settings.source_rules,
+            job.actor,
+            job.project,
+            max_connections=2 * self.settings.concurrency + 4,
+            labels=LABELS,
+        )
 
     def dataset_dir(self, job_id: str) -> tuple[str, Path, int, int]:
         """(digest, path, files, bytes) of the dataset this job writes on this node, checked to
@@ -112,6 +144,10 @@ class NodeContext:
         if path.parent != self.settings.root / "datasets" or path.name != dataset.digest:
             raise UnsafeDestinationError(f"{path} is not a dataset directory of this node's root")
         return dataset.digest, path, dataset.files, dataset.bytes
+
+    def _still_writing(self, job_id: str) -> bool:
+        dataset = self.nodes.written_by(self.settings.node, job_id)
+        return dataset is not None and dataset.state == "writing"
 
     # -- error handling shared by the steps ------------------------------------------------
 
@@ -153,8 +189,10 @@ class NodeContext:
     def _plan(self, key: TaskKey) -> None:
         job = self.stagings.job(key.job_id)
         nodes: list[str] = json.loads(job.nodes or "[]")
-        source = open_source(job.source, max_connections=2 * self.settings.concurrency + 4, labels=LABELS)
-        with tempfile.TemporaryDirectory(prefix="stagegate-plan-") as scratch:
+        with (
+            self.source_of(job) as source,
+            tempfile.TemporaryDirectory(prefix="stagegate-plan-") as scratch,
+        ):
             plan = plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name)
             resolver = label_resolver(plan)
             self.manifests.clear(job.id)
@@ -201,6 +239,9 @@ class NodeContext:
             self.sweep_evictions()
             job = self.stagings.job(key.job_id)
             _, path, _, _ = self.dataset_dir(job.id)
+            if not self._still_writing(job.id):
+                self.tasks.finish(key, self.owner)  # never write into a ready (sealed) dataset
+                return
             objects = [
                 SourceObject(
                     key=e.key,
@@ -219,8 +260,7 @@ class NodeContext:
                 )
                 for r in self.label_files.of_job(job.id)
             }
-            source = open_source(job.source, max_connections=2 * self.settings.concurrency + 4, labels=LABELS)
-            with LeaseKeeper(self.tasks, key, self.owner) as lease:
+            with self.source_of(job) as source, LeaseKeeper(self.tasks, key, self.owner) as lease:
                 result = copy_batch(
                     source,
                     path,
@@ -253,6 +293,11 @@ class NodeContext:
         try:
             job = self.stagings.job(key.job_id)
             digest, path, files, nbytes = self.dataset_dir(job.id)
+            if not self._still_writing(job.id):
+                self.tasks.finish(key, self.owner)
+                return
+            if is_sealed(path):
+                unseal(path)  # sealed by a run that died before the ledger heard: publish again
             batches = sum(
                 1 for t in self.tasks.of_job(job.id) if t.key.kind == "copy" and t.key.node == key.node
             )
@@ -264,7 +309,10 @@ class NodeContext:
                 job.id,
                 (CopiedEntry(r.key, r.blake3, r.verification.value) for r in read_manifest(path)),
             )
-            pinning = self.stagings.dataset_ready(job.id, key, self.owner)
+            # Read-only to jobs from here on, and fingerprinted: a cache hit checks the copy
+            # against it before anyone is handed this directory again.
+            seal(path)
+            pinning = self.stagings.dataset_ready(job.id, key, self.owner, fingerprint(path))
         except Exception as exc:
             self._give_back_or_fail(key, task.attempts, exc)
             return

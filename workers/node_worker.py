@@ -1,7 +1,8 @@
 """``stagegate worker``: one per GPU node. Consumes the node's queue and the shared plan
 queue, one task at a time (each batch copies with many threads of its own), heartbeats and
-reconciles. Datasets chosen for eviction are deleted at start and before each copy batch:
-eviction only ever happens to admit a dataset this node is about to copy."""
+reconciles, and scrubs its cached datasets in the background. Datasets chosen for eviction are
+deleted at start and before each copy batch: eviction only ever happens to admit a dataset this
+node is about to copy; quarantined copies once no staging holds them."""
 
 import logging
 import threading
@@ -10,6 +11,7 @@ from pathlib import Path
 from ledger import open_ledger
 from policies import Policy
 from stagegate.queues import PLAN_QUEUE, Dispatcher, make_celery, node_queue
+from workers.cache_integrity import scrub_forever, sweep_quarantine
 from workers.celery_app import node_app
 from workers.node_steps import NodeContext
 from workers.reconciler import reconcile_once
@@ -26,6 +28,7 @@ def _background(ctx: NodeContext, stop: threading.Event) -> None:
     while True:
         try:
             ctx.nodes.heartbeat(settings.node, str(settings.root), settings.capacity, ctx.owner)
+            sweep_quarantine(ctx)
             if waited >= settings.reconcile_seconds:
                 waited = 0.0
                 reconcile_once(ctx)
@@ -56,6 +59,8 @@ def run_worker(
     stop = threading.Event()
     thread = threading.Thread(target=_background, args=(ctx, stop), name="heartbeat", daemon=True)
     thread.start()
+    scrub = threading.Thread(target=scrub_forever, args=(ctx, stop), name="scrub", daemon=True)
+    scrub.start()
     app = node_app(ctx)
     log.info("node %s serving %s (capacity %d bytes)", node, settings.root, settings.capacity)
     try:
@@ -73,4 +78,5 @@ def run_worker(
     finally:
         stop.set()
         thread.join(timeout=10)
+        scrub.join(timeout=10)
         ledger.close()

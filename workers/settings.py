@@ -3,9 +3,10 @@
 import os
 import shutil
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from stagegate.confinement import SourceRules
 from stagegate.errors import InvalidInputError
 from transfer import TransferConfig
 
@@ -16,6 +17,12 @@ BATCH_BYTES_ENV = "STAGEGATE_BATCH_MAX_BYTES"
 BANDWIDTH_ENV = "STAGEGATE_BANDWIDTH_LIMIT"
 RUNS_ROOT_ENV = "STAGEGATE_RUNS_ROOT"
 EGRESS_ROOT_ENV = "STAGEGATE_EGRESS_ROOT"
+SCRUB_RATE_ENV = "STAGEGATE_SCRUB_RATE"
+SCRUB_INTERVAL_ENV = "STAGEGATE_SCRUB_INTERVAL"
+# The scrub re-reads cached datasets in the background: slow enough not to compete with
+# staging for the NVMe, and each dataset at most once a day.
+DEFAULT_SCRUB_RATE = 20 << 20
+DEFAULT_SCRUB_INTERVAL = 86400.0
 # Without --capacity a node offers this share of its filesystem: the rest stays for the OS,
 # job scratch and checkpoints.
 DEFAULT_CAPACITY_SHARE = 0.8
@@ -31,6 +38,20 @@ def _env_number(name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number, not {raw!r}") from None
     if value <= 0:
         raise ValueError(f"{name} must be positive")
+    return value
+
+
+def _env_rate(name: str, default: int) -> int:
+    """Bytes per second; 0 turns the thing off."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number of bytes per second (0: off), not {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative (0 turns it off)")
     return value
 
 
@@ -50,6 +71,13 @@ class WorkerSettings:
     runs_root: Path | None = None
     # Where service egresses to a path may write, one directory per user (<egress_root>/<user>/).
     egress_root: Path | None = None
+    # What a service staging may read (STAGEGATE_SOURCE_ROOTS, STAGEGATE_SOURCE_SCHEMES): S3
+    # only unless the operator names local roots or more schemes.
+    source_rules: SourceRules = field(default_factory=SourceRules)
+    # The background scrub: bytes/s it re-hashes cached datasets at (0: off), and how long a
+    # dataset stays trusted after its last scrub.
+    scrub_rate: int = DEFAULT_SCRUB_RATE
+    scrub_interval: float = DEFAULT_SCRUB_INTERVAL
 
     @property
     def owner(self) -> str:
@@ -84,6 +112,9 @@ class WorkerSettings:
             bandwidth_limit=int(_env_number(BANDWIDTH_ENV, 1)) if bandwidth else None,
             runs_root=Path(os.environ.get(RUNS_ROOT_ENV) or root / "runs").resolve(),
             egress_root=Path(os.environ.get(EGRESS_ROOT_ENV) or root / "egress").resolve(),
+            source_rules=SourceRules.from_environment(os.environ),
+            scrub_rate=_env_rate(SCRUB_RATE_ENV, DEFAULT_SCRUB_RATE),
+            scrub_interval=_env_number(SCRUB_INTERVAL_ENV, DEFAULT_SCRUB_INTERVAL),
         ).checked()
 
     def checked(self) -> "WorkerSettings":
@@ -91,6 +122,8 @@ class WorkerSettings:
         overlap: an egress must never write into the cache or into anyone's runs."""
         named = {
             "the node cache": self.root / "datasets",
+            "the quarantine": self.root / "quarantine",
+            "the trash": self.root / "trash",
             RUNS_ROOT_ENV: self.runs_root or self.root / "runs",
             EGRESS_ROOT_ENV: self.egress_root or self.root / "egress",
         }

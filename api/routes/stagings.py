@@ -59,10 +59,16 @@ def _submit(services: Services, who: Principal, request: StagingRequest) -> tupl
     return staging, created
 
 
+def _only_checking_hits(staging: Staging) -> bool:
+    """Every node is a cache hit its worker is still checking: ready in a moment, so wait for it
+    (a staging of cached data answers ready, not transferring)."""
+    return staging.state == "transferring" and all(n.cache_hit for n in staging.nodes)
+
+
 async def _decision(services: Services, staging: Staging) -> Staging:
     """The staging once the plan step decided, or as it is when the wait runs out."""
     deadline = time.monotonic() + services.decision_wait
-    while staging.state in DECIDING:
+    while staging.state in DECIDING or _only_checking_hits(staging):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
@@ -79,7 +85,12 @@ async def _decision(services: Services, staging: Staging) -> Staging:
         200: {"model": StagingOut, "description": "The same idempotency key again: the first staging."},
         400: {"model": ErrorOut, "description": "Bad input: credentials in the URL, an unknown node..."},
         **_AUTH_ERRORS,
-        403: {"model": DeniedOut, "description": "The policy denied it (or the role may not submit)."},
+        403: {
+            "model": DeniedOut,
+            "description": "The policy denied it (the reasons), or (a message) the role may not submit or "
+            "the source is not one the service may read for you: a local path outside your source roots, "
+            "or a scheme the operator has not allowed.",
+        },
         422: {"description": "The body does not have the documented shape (e.g. an unknown field)."},
     },
 )

@@ -251,7 +251,7 @@ def test_the_embedded_sqlite_ledger_serves_too(tmp_path: Path, world: World) -> 
         Nodes(ledger).heartbeat("gpu-01", "/nvme", 10**12, "worker-1")
         with TestClient(create_app(ledger, world.dispatcher, decision_wait=0)) as client:
             auth = {"Authorization": f"Bearer {token}"}
-            body = {"source": "/data/set", "nodes": ["gpu-01"]}
+            body = {"source": "s3://bucket/data/set", "nodes": ["gpu-01"]}
             created = client.post("/v1/stagings", json=body, headers=auth)
             assert created.status_code == 202
             staging_id = created.json()["id"]

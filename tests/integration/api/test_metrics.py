@@ -15,6 +15,7 @@ from integration.api.conftest import World
 from ledger import (
     AuditTrail,
     BatchRange,
+    CacheIntegrity,
     Jobs,
     Ledger,
     NewEvent,
@@ -67,6 +68,14 @@ def admit(world: World, job_id: str, plan: TaskKey, batches: int = 3) -> str:
     return Stagings(world.ledger, 30).admit(job_id, plan, "planner", [portion], details).state
 
 
+def verified_hit(world: World, job_id: str) -> str:
+    """The node's worker checks the hit (the fingerprint matches, as finalize recorded it)."""
+    key = TaskKey(job_id, "verify", "gpu-01", 0)
+    assert Tasks(world.ledger, 30).claim(key, "worker") is not None
+    assert CacheIntegrity(world.ledger).confirm_hit(key, "worker", DIGEST, "fp")
+    return Stagings(world.ledger).view(job_id).state
+
+
 def copy_and_finish(world: World, job_id: str) -> None:
     stagings, tasks = Stagings(world.ledger, 30), Tasks(world.ledger, 30)
     for task in tasks.of_job(job_id):
@@ -75,7 +84,7 @@ def copy_and_finish(world: World, job_id: str) -> None:
             assert tasks.finish(task.key, "worker", task.files, task.bytes)
     final = TaskKey(job_id, "finalize", "gpu-01", 0)
     assert tasks.claim(final, "worker") is not None
-    assert stagings.dataset_ready(job_id, final, "worker") == [job_id]
+    assert stagings.dataset_ready(job_id, final, "worker", "fp") == [job_id]
     assert stagings.complete_if_ready(job_id)
 
 
@@ -127,7 +136,8 @@ def test_metrics_move_when_work_happens(world: World) -> None:
     # Copied and completed; then another user stages the same share: a cache hit, ready at once.
     copy_and_finish(world, first)
     second, plan2 = planned(world, "other")
-    assert admit(world, second, plan2) == "ready"
+    assert admit(world, second, plan2) == "transferring"  # until its node checked the copy
+    assert verified_hit(world, second) == "ready"
     # A third staging is denied: confidential data, staging allows public only.
     third, plan3 = planned(world, "job")
     Stagings(world.ledger, 30).deny(
@@ -189,7 +199,8 @@ def test_totals_read_in_pages_equal_one_pass(world: World) -> None:
     copy_and_finish(world, first)
     for who in ("other", "job"):
         job_id, plan = planned(world, who)
-        assert admit(world, job_id, plan) == "ready"
+        assert admit(world, job_id, plan) == "transferring"
+        assert verified_hit(world, job_id) == "ready"
     denied, plan = planned(world, "scientist")
     Stagings(world.ledger, 30).deny(denied, plan, "planner", ["no"], {"highest_label": None})
     one_pass = catch_up(world.ledger, EventTotals())

@@ -1,0 +1,65 @@
+"""Sealing and fingerprinting a published dataset (transfer.sealed), on a real directory."""
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from transfer.sealed import file_hashes, fingerprint, is_sealed, seal, unseal
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "ds"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b" / "x.bin").write_bytes(b"x" * 100)
+    (root / "y.bin").write_bytes(b"y" * 10)
+    (root / ".stagegate").mkdir()
+    (root / ".stagegate" / "READY").write_text("{}")
+    return root
+
+
+def test_seal_makes_everything_read_only_and_unseal_lets_it_be_removed(tree: Path) -> None:
+    seal(tree)
+    modes = {p.relative_to(tree).as_posix(): stat.S_IMODE(p.lstat().st_mode) for p in tree.rglob("*")}
+    assert is_sealed(tree)
+    assert all(m == (0o555 if (tree / k).is_dir() else 0o444) for k, m in modes.items()), modes
+    unseal(tree)
+    assert not is_sealed(tree)
+
+
+def test_the_fingerprint_is_stable_and_sees_every_kind_of_change(tree: Path) -> None:
+    seal(tree)
+    before = fingerprint(tree)
+    assert fingerprint(tree) == before
+    target = tree / "a" / "b" / "x.bin"
+    st = target.stat()
+    # Rewritten at the same size, mode and mtime put back: the ctime still moved.
+    target.chmod(0o644)
+    with target.open("r+b") as f:
+        f.write(b"E")
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    target.chmod(0o444)
+    assert fingerprint(tree) != before
+
+
+@pytest.mark.parametrize("change", ["add", "remove", "rename", "chmod"])
+def test_added_removed_renamed_or_rechmodded_entries_change_it(tree: Path, change: str) -> None:
+    before = fingerprint(tree)
+    if change == "add":
+        (tree / "a" / "new.bin").write_bytes(b"")
+    elif change == "remove":
+        (tree / "y.bin").unlink()
+    elif change == "rename":
+        (tree / "y.bin").rename(tree / "z.bin")
+    else:
+        (tree / "y.bin").chmod(0o666)
+    assert fingerprint(tree) != before
+
+
+def test_file_hashes_skip_the_state_directory_and_come_in_key_order(tree: Path) -> None:
+    keys = [k for k, _ in file_hashes(tree)]
+    assert keys == ["a/b/x.bin", "y.bin"]
+    os.mkfifo(tree / "fifo")
+    assert dict(file_hashes(tree))["fifo"] is None
