@@ -15,6 +15,7 @@ import click
 
 from client.audit_commands import audit
 from client.daemon_commands import serve, worker
+from client.db_commands import db
 from client.egress_command import egress
 from client.errors import (
     EXIT_BAD_INPUT,
@@ -69,6 +70,7 @@ cli.add_command(serve)
 cli.add_command(worker)
 cli.add_command(usage_command)
 cli.add_command(egress)
+cli.add_command(db)
 
 _SERVICE_ERROR_PREFIX = {EXIT_BAD_INPUT: "error", EXIT_DENIED: "denied", EXIT_FAILED: "failed"}
 
