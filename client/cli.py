@@ -53,7 +53,8 @@ def cli(verbose: int) -> None:
 
     With a server (--server or STAGEGATE_URL, and a token in STAGEGATE_TOKEN), `stage --node`,
     `status`, `release` and `nodes` talk to the stagegate service; `serve` and `worker` run
-    its processes, and `token create` issues its tokens.
+    its processes, `token create` issues its tokens, and `db upgrade` migrates its PostgreSQL
+    ledger as the owner role and grants the role the service runs as.
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="stagegate: %(levelname)s: %(message)s", stream=sys.stderr)
