@@ -80,6 +80,10 @@ def stage(
     destination is left as it was found. Files named ``label_file_name`` label their
     directory and are not staged; with ``config.recheck_labels`` they are re-read before
     each batch, and every object's own label right before it is copied.
+
+    ``destination`` must be new, empty or an earlier staging's (else
+    :class:`DestinationNotEmptyError`); its lock is held throughout, and a staging already
+    holding it fails this one at once (:class:`DestinationBusyError`).
     """
     config = config or TransferConfig()
     started = clock()
