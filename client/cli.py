@@ -15,6 +15,7 @@ import click
 
 from client.audit_commands import audit
 from client.daemon_commands import serve, worker
+from client.db_commands import db
 from client.declassify_command import declassify
 from client.egress_command import egress
 from client.errors import (
@@ -53,7 +54,8 @@ def cli(verbose: int) -> None:
 
     With a server (--server or STAGEGATE_URL, and a token in STAGEGATE_TOKEN), `stage --node`,
     `status`, `release` and `nodes` talk to the stagegate service; `serve` and `worker` run
-    its processes, and `token create` issues its tokens.
+    its processes, `token create` issues its tokens, and `db upgrade` migrates its PostgreSQL
+    ledger as the owner role and grants the role the service runs as.
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="stagegate: %(levelname)s: %(message)s", stream=sys.stderr)
@@ -71,6 +73,7 @@ cli.add_command(worker)
 cli.add_command(usage_command)
 cli.add_command(egress)
 cli.add_command(declassify)
+cli.add_command(db)
 
 _SERVICE_ERROR_PREFIX = {EXIT_BAD_INPUT: "error", EXIT_DENIED: "denied", EXIT_FAILED: "failed"}
 

@@ -33,6 +33,18 @@ class SizeParam(click.ParamType):  # type: ignore[type-arg]  # generic only in c
 
 
 SIZE = SizeParam()
+
+
+class DestinationParam(click.Path):
+    """``--to DIR``, refusing an empty name: ``--to "$UNSET"`` would mean the current
+    directory, and stage over whatever is there (a home directory's dotfiles)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("is empty: name the directory to stage into (a new or empty one)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 policy_option = click.option(
     "--policy",
     "policy_path",
@@ -121,8 +133,9 @@ def choose_mode(
     "--to",
     "destination",
     default=None,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Stage here, in this process: the directory the dataset lands in (created if missing).",
+    type=DestinationParam(file_okay=False, path_type=Path),
+    help="Stage here, in this process: the directory the dataset lands in (created if missing); an "
+    "existing one must be empty or hold an earlier staging of it.",
 )
 @click.option(
     "--node",

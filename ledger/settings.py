@@ -1,4 +1,5 @@
-"""Where the ledger lives. The only reader of ``STAGEGATE_DATABASE_URL`` and ``STAGEGATE_HOME``.
+"""Where the ledger lives, and who may change its schema. The only reader of
+``STAGEGATE_DATABASE_URL``, ``STAGEGATE_HOME`` and ``STAGEGATE_DB_RUNTIME_ROLE``.
 
 A deployment points every node and the API at one PostgreSQL database; a single workstation
 needs nothing configured and gets a SQLite file in its data directory.
@@ -9,6 +10,7 @@ from pathlib import Path
 
 DATABASE_URL_ENV = "STAGEGATE_DATABASE_URL"
 HOME_ENV = "STAGEGATE_HOME"
+RUNTIME_ROLE_ENV = "STAGEGATE_DB_RUNTIME_ROLE"
 DEFAULT_HOME = Path("~/.local/share/stagegate")
 SQLITE_FILE = "ledger.db"
 
@@ -26,3 +28,9 @@ def ledger_url() -> str:
     if url:
         return url
     return f"sqlite:///{stagegate_home() / SQLITE_FILE}"
+
+
+def runtime_role() -> str | None:
+    """The PostgreSQL role the API and workers connect as, which ``stagegate db upgrade``
+    grants to; None when not configured."""
+    return os.environ.get(RUNTIME_ROLE_ENV) or None

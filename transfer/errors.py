@@ -36,6 +36,18 @@ class UnsafeDestinationError(TransferError):
     """Writing would follow a symlink or leave the destination root."""
 
 
+class DestinationNotEmptyError(InvalidInputError):
+    """The destination directory holds files that no earlier staging put there."""
+
+
+class DestinationBusyError(TransferError):
+    """Another staging holds the destination's lock; ``pid`` is its process, when it recorded one."""
+
+    def __init__(self, message: str, pid: int | None) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+
 class SourceReadError(TransferError):
     """Reading from the source failed in a way worth retrying (reset connection, timeout)."""
 

@@ -11,6 +11,7 @@ into place only once verified, so a reader never sees a partial file at a final 
 import contextlib
 import ctypes
 import errno
+import fcntl
 import json
 import os
 import stat
@@ -21,12 +22,18 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from transfer.errors import TransferError, UnsafeDestinationError
+from transfer.errors import (
+    DestinationBusyError,
+    DestinationNotEmptyError,
+    TransferError,
+    UnsafeDestinationError,
+)
 from transfer.keys import STATE_DIR
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 READY_MARKER = "READY"
 MANIFEST = "manifest.jsonl"
+LOCK_FILE = "lock"  # in the state directory; holds the pid of the staging that has it
 
 
 class Durability(StrEnum):
@@ -82,6 +89,32 @@ def _open_dir(parent_fd: int, name: str, create: bool) -> int:
     return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
 
 
+def refuse_foreign_directory(path: Path) -> None:
+    """Refuse to stage into ``path`` if it holds anything but no state of an earlier staging:
+    those files are someone else's (a home directory, another tool's output), and a staging
+    would silently replace any of them that the source also holds. Missing or empty is fine,
+    and so is an earlier staging's directory (a rerun resumes it)."""
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        if stat.S_ISDIR(os.lstat(path / STATE_DIR).st_mode):
+            return
+    try:
+        with os.scandir(path) as entries:
+            # A state dir that is no directory (a planted symlink) is DatasetDir's to refuse.
+            occupied = any(entry.name != STATE_DIR for entry in entries)
+    except (FileNotFoundError, NotADirectoryError):
+        return  # made new, or refused as not a directory, by DatasetDir
+    if occupied:
+        raise DestinationNotEmptyError(
+            f"{path} is not empty and holds no earlier staging (no {STATE_DIR}/ in it): stagegate will "
+            "not stage over files it did not put there; choose an empty or new directory"
+        )
+
+
+def _lock_holder(fd: int) -> int | None:
+    text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    return int(text) if text.isdigit() else None
+
+
 class DatasetDir:
     """A dataset's directory. The directory itself is the root nothing escapes."""
 
@@ -96,10 +129,44 @@ class DatasetDir:
         self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._state_fd = self._walk_dir((STATE_DIR,), create=True)
         self._tmp_fd = _open_dir(self._state_fd, "tmp", create=True)
+        self._lock_fd: int | None = None
 
     def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = None
         for fd in (self._tmp_fd, self._state_fd, self._fd):
             os.close(fd)
+
+    def lock_exclusive(self) -> None:
+        """Take this directory's staging lock until :meth:`close`, or fail at once with
+        :class:`DestinationBusyError` naming the staging that holds it. Two stagings into one
+        place would each report success over the other's bytes."""
+        fd = os.open(
+            LOCK_FILE,
+            os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+            0o644,
+            dir_fd=self._state_fd,
+        )
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                where = self.state_path / LOCK_FILE
+                raise UnsafeDestinationError(f"{where} is not a regular file; refusing to use it as the lock")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = _lock_holder(fd)
+                who = f"another staging (pid {pid})" if pid is not None else "another staging"
+                raise DestinationBusyError(
+                    f"{who} is writing into {self.path}; wait for it to finish, or stage elsewhere",
+                    pid,
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._lock_fd = fd
 
     def __enter__(self) -> "DatasetDir":
         return self

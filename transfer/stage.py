@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
+from stagegate.errors import InvalidInputError
 from transfer.engine import CopyEngine, TransferConfig
 from transfer.journal import Journal, encode_records, read_records
 from transfer.keys import STATE_DIR
@@ -21,7 +22,7 @@ from transfer.objects import CopiedFile, SourceObject, Verification
 from transfer.parts import batched_by_weight
 from transfer.plan import LabelFile, Plan, check_label_files, directories_of, plan_dataset
 from transfer.progress import ProgressCallback, ProgressTracker
-from transfer.sink import MANIFEST, READY_MARKER, DatasetDir, Durability
+from transfer.sink import MANIFEST, READY_MARKER, DatasetDir, Durability, refuse_foreign_directory
 from transfer.sources.base import Source
 
 PLAN_FILE = "plan.jsonl"
@@ -79,12 +80,21 @@ def stage(
     destination is left as it was found. Files named ``label_file_name`` label their
     directory and are not staged; with ``config.recheck_labels`` they are re-read before
     each batch, and every object's own label right before it is copied.
+
+    ``destination`` must be new, empty or an earlier staging's (else
+    :class:`DestinationNotEmptyError`); its lock is held throughout, and a staging already
+    holding it fails this one at once (:class:`DestinationBusyError`).
     """
     config = config or TransferConfig()
     started = clock()
+    if not str(destination).strip():
+        # Path("") is the current directory: an unset variable must not stage over a home.
+        raise InvalidInputError("the destination is empty: name the directory to stage into")
     destination = Path(destination)
+    refuse_foreign_directory(destination)
     existed, had_state = destination.exists(), (destination / STATE_DIR).exists()
     with DatasetDir(destination) as dataset:
+        dataset.lock_exclusive()  # held until the dataset is closed: for the whole staging
         try:
             plan = plan_dataset(source, dataset.state_path / PLAN_FILE, label_file_name)
             if on_plan is not None:

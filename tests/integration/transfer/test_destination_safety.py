@@ -44,6 +44,14 @@ def outside(tmp_path: Path) -> Path:
     return out
 
 
+def earlier_staging(dest: Path) -> Path:
+    """``dest`` as an earlier staging left it (its state dir), so stagegate stages into it again
+    even though something is planted there: a directory holding files but no state is refused
+    before any of the checks below (test_destination_ownership.py)."""
+    (dest / STATE).mkdir(parents=True)
+    return dest
+
+
 def _stage(source: Path, dest: Path):  # type: ignore[no-untyped-def]
     return stage(open_source(str(source)), dest, small_config(concurrency=2))
 
@@ -63,8 +71,7 @@ def _assert_refused_as_symlink(error: StagegateError) -> None:
 
 
 def test_symlinked_directory_in_destination_is_refused(source, outside, tmp_path):
-    dest = tmp_path / "dest"
-    dest.mkdir()
+    dest = earlier_staging(tmp_path / "dest")
     (dest / "a").symlink_to(outside, target_is_directory=True)
     before = snapshot(outside)
 
@@ -78,8 +85,8 @@ def test_symlinked_directory_in_destination_is_refused(source, outside, tmp_path
 
 
 def test_symlinked_directory_deeper_in_destination_is_refused(source, outside, tmp_path):
-    dest = tmp_path / "dest"
-    (dest / "a").mkdir(parents=True)
+    dest = earlier_staging(tmp_path / "dest")
+    (dest / "a").mkdir()
     (dest / "a" / "deeper").symlink_to(outside, target_is_directory=True)
     before = snapshot(outside)
     error = _stage_expecting_failure(source, dest)
@@ -89,8 +96,8 @@ def test_symlinked_directory_deeper_in_destination_is_refused(source, outside, t
 
 
 def test_symlink_at_a_file_path_is_replaced_not_followed(source, outside, tmp_path):
-    dest = tmp_path / "dest"
-    (dest / "c").mkdir(parents=True)
+    dest = earlier_staging(tmp_path / "dest")
+    (dest / "c").mkdir()
     (dest / "c" / "d.txt").symlink_to(outside / "keep.txt")
     before = snapshot(outside)
     _stage(source, dest)
@@ -100,8 +107,7 @@ def test_symlink_at_a_file_path_is_replaced_not_followed(source, outside, tmp_pa
 
 
 def test_file_where_a_directory_should_be_gives_a_clear_error(source, tmp_path):
-    dest = tmp_path / "dest"
-    dest.mkdir()
+    dest = earlier_staging(tmp_path / "dest")
     (dest / "a").write_bytes(b"i am a file")
     with pytest.raises(StagegateError, match="not a directory") as info:
         _stage(source, dest)
@@ -112,7 +118,7 @@ def test_file_where_a_directory_should_be_gives_a_clear_error(source, tmp_path):
 
 
 def test_directory_where_a_file_should_be_gives_a_clear_error(source, tmp_path):
-    dest = tmp_path / "dest"
+    dest = earlier_staging(tmp_path / "dest")
     (dest / "b.txt" / "inner").mkdir(parents=True)
     with pytest.raises(StagegateError, match="directory") as info:
         _stage(source, dest)

@@ -31,9 +31,18 @@ CLI_OPTIONS: dict[str, set[str]] = {
     "serve": {"--host", "--port"},
     "worker": {"--node", "--root", "--capacity", "--concurrency"},
     "stage": {"--node", "--mode", "--job", "--idempotency-key", "--wait", "--json", "--server"},
+    "db upgrade": {"--runtime-role"},
 }
-CLI_REQUIRED: dict[str, set[str]] = {"serve": set(), "worker": {"--node", "--root"}, "stage": {"--node"}}
-CLI_POSITIONALS = {"serve": 0, "worker": 0, "stage": 1}  # stage SOURCE
+# Deployments always name the runtime role: without it the API and workers would have no grants.
+CLI_REQUIRED: dict[str, set[str]] = {
+    "serve": set(),
+    "worker": {"--node", "--root"},
+    "stage": {"--node"},
+    "db upgrade": {"--runtime-role"},
+}
+CLI_POSITIONALS = {"serve": 0, "worker": 0, "stage": 1, "db upgrade": 0}  # stage SOURCE
+# Subcommands that are groups: their first argument names the command.
+CLI_GROUPS = {"db"}
 CLI_FLAGS = {"--wait", "--json"}
 
 # Environment variables stagegate reads, as the contract names them.
@@ -47,6 +56,7 @@ STAGEGATE_ENV = {
     "STAGEGATE_RECONCILE_SECONDS",
     "STAGEGATE_DECISION_WAIT",
     "STAGEGATE_HOME",
+    "STAGEGATE_DB_RUNTIME_ROLE",
 }
 # The AWS_* settings boto3's standard chain reads, for the workers' S3 access.
 AWS_ENV = {
@@ -72,12 +82,13 @@ class Invocation:
         if argv and argv[0] == "stagegate":
             argv = argv[1:]
         assert argv, "no stagegate subcommand"
-        self.subcommand = argv[0]
+        words = 2 if argv[0] in CLI_GROUPS else 1
+        self.subcommand = " ".join(argv[:words])
         assert self.subcommand in CLI_OPTIONS, f"{self.subcommand!r} is not a stagegate subcommand we deploy"
         self.options: dict[str, list[str]] = {}
         self.flags: set[str] = set()
         self.positionals: list[str] = []
-        rest = iter(argv[1:])
+        rest = iter(argv[words:])
         for token in rest:
             if not token.startswith("--"):
                 self.positionals.append(token)

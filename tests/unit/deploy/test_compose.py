@@ -19,9 +19,12 @@ from unit.deploy.helpers import (
     compose,
 )
 
-SERVICES = {"postgres", "redis", "s3", "api", "worker-a", "worker-b"}
-STAGEGATE_SERVICES = ("api", "worker-a", "worker-b")
+SERVICES = {"postgres", "redis", "s3", "migrate", "api", "worker-a", "worker-b"}
+# The long-running services, connected as the runtime role; `migrate` runs once, as the owner.
+RUNTIME_SERVICES = ("api", "worker-a", "worker-b")
+STAGEGATE_SERVICES = (*RUNTIME_SERVICES, "migrate")
 WORKERS = ("worker-a", "worker-b")
+INIT_ROLES = ROOT / "deploy" / "postgres" / "init-roles.sql"
 
 
 def _service(name: str) -> dict[str, Any]:
@@ -113,24 +116,30 @@ def test_each_worker_has_its_own_node_name_and_volume() -> None:
     nodes = [_invocation(name).one("--node") for name in WORKERS]
     assert len(set(nodes)) == len(nodes)
     roots = [
-        source for name in WORKERS for source, target in _volume_mounts(name)
+        source
+        for name in WORKERS
+        for source, target in _volume_mounts(name)
         if target == _invocation(name).one("--root")
     ]
     assert len(set(roots)) == len(roots), "two workers would share one 'NVMe'"
 
 
-def test_every_depends_on_target_exists_and_is_waited_for_healthy() -> None:
+def test_every_depends_on_target_exists_and_is_waited_for() -> None:
+    """Long-running services are waited for healthy; the one-shot `migrate` for its success."""
     services = compose()["services"]
     for name, service in services.items():
         depends = service.get("depends_on", {})
         assert isinstance(depends, dict), f"{name}: depends_on with conditions"
         for target, how in depends.items():
             assert target in services, f"{name} depends on unknown {target}"
+            if services[target].get("restart") == "no":
+                assert how["condition"] == "service_completed_successfully", f"{name} -> {target}"
+                continue
             assert how["condition"] == "service_healthy", f"{name} -> {target}"
             assert "healthcheck" in services[target], f"{name} waits for {target}, which has no healthcheck"
 
 
-@pytest.mark.parametrize("name", STAGEGATE_SERVICES)
+@pytest.mark.parametrize("name", RUNTIME_SERVICES)
 def test_stagegate_services_wait_for_the_ledger_and_broker(name: str) -> None:
     assert {"postgres", "redis"} <= set(_service(name)["depends_on"])
 
@@ -138,7 +147,9 @@ def test_stagegate_services_wait_for_the_ledger_and_broker(name: str) -> None:
 def test_every_named_volume_is_declared_and_used() -> None:
     declared = set(compose().get("volumes") or {})
     used = {
-        source for name in compose()["services"] for source, _ in _volume_mounts(name)
+        source
+        for name in compose()["services"]
+        for source, _ in _volume_mounts(name)
         if source and not source.startswith(("/", ".", "~"))
     }
     assert used == declared
@@ -149,22 +160,74 @@ def test_stagegate_services_set_only_variables_stagegate_reads(name: str) -> Non
     env = _environment(name)
     assert set(env) <= STAGEGATE_ENV | AWS_ENV
     assert DATABASE_URL.match(env["STAGEGATE_DATABASE_URL"])
-    assert BROKER_URL.match(env["STAGEGATE_BROKER_URL"])
+    if name in RUNTIME_SERVICES:
+        assert BROKER_URL.match(env["STAGEGATE_BROKER_URL"])
 
 
-def test_ledger_url_matches_the_postgres_service() -> None:
+def _init_roles() -> dict[str, str]:
+    """The login roles deploy/postgres/init-roles.sql creates, with their passwords."""
+    found = re.findall(r"CREATE ROLE (\w+) LOGIN\b[^;]*PASSWORD '([^']*)'", INIT_ROLES.read_text())
+    return dict(found)
+
+
+def _owner_and_runtime() -> tuple[str, str]:
+    owner = urlsplit(_environment("migrate")["STAGEGATE_DATABASE_URL"]).username
+    assert owner is not None
+    return owner, _invocation("migrate").one("--runtime-role")
+
+
+def test_the_postgres_init_script_makes_an_owner_and_a_runtime_role_that_owns_nothing() -> None:
+    assert (str(INIT_ROLES.relative_to(ROOT)), "/docker-entrypoint-initdb.d/10-init-roles.sql") in [
+        (source.removeprefix("./"), target) for source, target in _volume_mounts("postgres")
+    ]
+    sql = INIT_ROLES.read_text()
+    owner, runtime = _owner_and_runtime()
+    assert owner != runtime
+    assert {owner, runtime} <= set(_init_roles())
+    assert f"ALTER DATABASE {_environment('postgres')['POSTGRES_DB']} OWNER TO {owner};" in sql
+    (runtime_line,) = [line for line in sql.splitlines() if line.startswith(f"CREATE ROLE {runtime} ")]
+    assert "NOSUPERUSER" in runtime_line
+    # It gets everything else from `stagegate db upgrade`, which grants it no ownership.
+    assert f"OWNER TO {runtime}" not in sql
+    assert re.findall(rf"^(GRANT [^;]*) TO {runtime};", sql, re.MULTILINE) == [
+        f"GRANT CONNECT ON DATABASE {_environment('postgres')['POSTGRES_DB']}"
+    ]
+
+
+def test_migrate_runs_db_upgrade_once_as_the_owner_before_the_service_starts() -> None:
+    migrate = _service("migrate")
+    assert migrate["restart"] == "no"
+    assert _invocation("migrate").subcommand == "db upgrade"
+    assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    for name in RUNTIME_SERVICES:
+        assert _service(name)["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+
+
+@pytest.mark.parametrize("name", RUNTIME_SERVICES)
+def test_api_and_workers_never_get_the_owner_url(name: str) -> None:
+    owner, runtime = _owner_and_runtime()
+    env = _environment(name)
+    assert urlsplit(env["STAGEGATE_DATABASE_URL"]).username == runtime
+    owner_password = _init_roles()[owner]
+    for key, value in env.items():
+        assert owner not in value and owner_password not in value, f"{name}: {key} carries the owner's login"
+
+
+def test_ledger_urls_match_the_postgres_service_and_the_roles_made_for_them() -> None:
     postgres = _environment("postgres")
+    passwords = _init_roles()
     for name in STAGEGATE_SERVICES:
         url = urlsplit(_environment(name)["STAGEGATE_DATABASE_URL"])
         assert url.hostname == "postgres"
         assert url.port == 5432
-        assert url.username == postgres["POSTGRES_USER"]
-        assert url.password == postgres["POSTGRES_PASSWORD"]
+        assert url.username in passwords, f"{name}: a role the init script does not make"
+        assert url.username != postgres["POSTGRES_USER"], f"{name}: never the superuser"
+        assert url.password == passwords[url.username]
         assert url.path == "/" + postgres["POSTGRES_DB"]
 
 
 def test_broker_url_names_the_redis_service() -> None:
-    for name in STAGEGATE_SERVICES:
+    for name in RUNTIME_SERVICES:
         url = urlsplit(_environment(name)["STAGEGATE_BROKER_URL"])
         assert (url.hostname, url.port) == ("redis", 6379)
 

@@ -36,6 +36,8 @@ NOT_IN_KUSTOMIZATION = {"secret.template.yaml", "example-training-pod.yaml"}
 # The one container allowed to run as root: it chowns the worker's hostPath root for the image's user.
 ROOT_INIT = "prepare-root"
 PLACEHOLDER = "REPLACE_ME"
+# The ledger as its schema's owner: for the db-upgrade Job only.
+OWNER_SECRET = "stagegate-db-owner"
 
 
 def _image_uid() -> int:
@@ -100,8 +102,15 @@ def test_every_file_parses(path: Path) -> None:
 
 def test_the_expected_files_are_there() -> None:
     names = {path.name for path in k8s_files()}
-    assert {"namespace.yaml", "secret.template.yaml", "configmap.yaml", "api.yaml",
-            "worker-daemonset.yaml", "example-training-pod.yaml", "kustomization.yaml"} <= names
+    assert {
+        "namespace.yaml",
+        "secret.template.yaml",
+        "configmap.yaml",
+        "api.yaml",
+        "worker-daemonset.yaml",
+        "example-training-pod.yaml",
+        "kustomization.yaml",
+    } <= names
 
 
 def test_every_object_has_api_version_kind_and_name() -> None:
@@ -265,6 +274,9 @@ def test_secret_template_covers_what_the_services_need() -> None:
     assert {"STAGEGATE_DATABASE_URL", "STAGEGATE_BROKER_URL"} <= set(secret["stringData"])
     assert set(secret["stringData"]) <= STAGEGATE_ENV | AWS_ENV
     assert secret["stringData"]["STAGEGATE_DATABASE_URL"].startswith("postgresql+psycopg://")
+    owner = k8s_object("Secret", OWNER_SECRET)
+    assert set(owner["stringData"]) == {"STAGEGATE_DATABASE_URL"}, "the owner's URL and nothing else"
+    assert owner["stringData"]["STAGEGATE_DATABASE_URL"].startswith("postgresql+psycopg://")
     # Marked as a template where a reader starts: the comment above the manifest.
     header = (K8S / "secret.template.yaml").read_text().split("apiVersion")[0]
     assert "TEMPLATE" in header
@@ -381,3 +393,48 @@ def test_training_container_reads_the_workers_root_read_only() -> None:
     assert mount["readOnly"] is True
     assert volume["hostPath"]["path"] == worker_root
     assert spec["nodeSelector"] == workers["nodeSelector"]
+
+
+# --- the database roles
+
+
+def _secret_refs(container: dict[str, Any]) -> set[str]:
+    """Every Secret a container reads, by env entry or envFrom."""
+    refs = {
+        entry["valueFrom"]["secretKeyRef"]["name"]
+        for entry in container.get("env", [])
+        if "secretKeyRef" in entry.get("valueFrom", {})
+    }
+    refs |= {entry["secretRef"]["name"] for entry in container.get("envFrom", []) if "secretRef" in entry}
+    return refs
+
+
+def _username(secret: str) -> str | None:
+    return urlsplit(k8s_object("Secret", secret)["stringData"]["STAGEGATE_DATABASE_URL"]).username
+
+
+def test_the_db_upgrade_job_migrates_as_the_owner_and_grants_the_services_role() -> None:
+    job = k8s_object("Job", "stagegate-db-upgrade")
+    spec = job["spec"]["template"]["spec"]
+    assert spec["restartPolicy"] in ("OnFailure", "Never")
+    (container,) = spec["containers"]
+    upgrade = _invocation(container)
+    assert upgrade.subcommand == "db upgrade"
+    ref = _env(container)["STAGEGATE_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    assert (ref["name"], ref["key"]) == (OWNER_SECRET, "STAGEGATE_DATABASE_URL")
+    runtime = _username("stagegate")
+    assert upgrade.one("--runtime-role") == runtime, "it grants the role the API and workers connect as"
+    assert _username(OWNER_SECRET) != runtime
+    assert _secret_refs(container) == {OWNER_SECRET}
+
+
+def test_api_and_workers_never_get_the_owner_url() -> None:
+    for where, c in _stagegate_containers():
+        if where.endswith("Job/stagegate-db-upgrade"):
+            continue
+        assert OWNER_SECRET not in _secret_refs(c), f"{where}: {c['name']} reads the owner's URL"
+        ref = _env(c).get("STAGEGATE_DATABASE_URL", {}).get("valueFrom", {}).get("secretKeyRef")
+        if ref is not None:
+            assert ref["name"] == "stagegate", f"{where}: {c['name']}"
+    for kind, name in (("Deployment", "stagegate-api"), ("DaemonSet", "stagegate-worker")):
+        assert any("STAGEGATE_DATABASE_URL" in _env(c) for c in containers(_pod(kind, name))), name

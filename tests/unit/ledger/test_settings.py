@@ -25,3 +25,14 @@ def test_default_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     assert ledger_url() == f"sqlite:///{tmp_path / '.local/share/stagegate/ledger.db'}"
     assert (tmp_path / ".local/share/stagegate").is_dir()
+
+
+def test_runtime_role_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ledger.settings import runtime_role
+
+    monkeypatch.setenv("STAGEGATE_DB_RUNTIME_ROLE", "stagegate_app")
+    assert runtime_role() == "stagegate_app"
+    monkeypatch.setenv("STAGEGATE_DB_RUNTIME_ROLE", "")
+    assert runtime_role() is None
+    monkeypatch.delenv("STAGEGATE_DB_RUNTIME_ROLE")
+    assert runtime_role() is None
