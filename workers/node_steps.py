@@ -156,7 +156,7 @@ class NodeContext:
         source = open_source(job.source, max_connections=2 * self.settings.concurrency + 4, labels=LABELS)
         with tempfile.TemporaryDirectory(prefix="stagegate-plan-") as scratch:
             plan = plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name)
-            resolver = label_resolver(plan)
+            resolver = label_resolver(plan, self.policy)
             self.manifests.clear(job.id)
             self.manifests.add(job.id, manifest_entries(plan, resolver))
             self.label_files.replace(
