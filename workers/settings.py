@@ -6,6 +6,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from stagegate.errors import InvalidInputError
+from stagegate.sizes import parse_size
 from transfer import TransferConfig
 
 LEASE_ENV = "STAGEGATE_LEASE_SECONDS"
@@ -29,6 +31,20 @@ def _env_number(name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number, not {raw!r}") from None
     if value <= 0:
         raise ValueError(f"{name} must be positive")
+    return value
+
+
+def _env_size(name: str) -> int | None:
+    """A size from the environment, written as for the command line (``600KB``, ``4MiB``)."""
+    raw = os.environ.get(name)
+    if not raw:
+        return None
+    try:
+        value = parse_size(raw)
+    except ValueError:
+        raise InvalidInputError(f"{name} must be a size such as 600KB or 4MiB, not {raw!r}") from None
+    if value < 1:
+        raise InvalidInputError(f"{name} must be positive, not {raw!r}")
     return value
 
 
@@ -67,7 +83,6 @@ class WorkerSettings:
         root.mkdir(parents=True, exist_ok=True)
         if capacity is None:
             capacity = int(shutil.disk_usage(root).total * DEFAULT_CAPACITY_SHARE)
-        bandwidth = os.environ.get(BANDWIDTH_ENV)
         return cls(
             node=node,
             root=root,
@@ -77,7 +92,7 @@ class WorkerSettings:
             reconcile_seconds=_env_number(RECONCILE_ENV, 10.0),
             batch_max_files=int(_env_number(BATCH_FILES_ENV, 1000)),
             batch_max_bytes=int(_env_number(BATCH_BYTES_ENV, 1 << 30)),
-            bandwidth_limit=int(_env_number(BANDWIDTH_ENV, 1)) if bandwidth else None,
+            bandwidth_limit=_env_size(BANDWIDTH_ENV),  # bytes per second, as --bandwidth
             runs_root=Path(os.environ.get(RUNS_ROOT_ENV) or root / "runs").resolve(),
         )
 
