@@ -221,3 +221,12 @@ def check_label_files(
             raise LabelChangedError(f"{key}: changed since planning ({exc})") from exc
         if content != planned.content:
             raise LabelChangedError(f"{key}: its label changed since planning")
+
+
+def check_labels_before_ready(
+    source: Source, label_files: Mapping[str, LabelFile], label_file_name: str, keys: Iterable[str]
+) -> None:
+    """:func:`check_label_files` over every directory of ``keys`` and every planned label file:
+    run once after the last batch, before READY. Each batch checks the label files only as
+    it begins, so one rewritten while the last (or only) batch copied is caught here."""
+    check_label_files(source, label_files, label_file_name, directories_of(keys) | set(label_files))

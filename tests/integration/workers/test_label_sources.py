@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from integration.helpers import payload
+from integration.helpers import is_ready, payload
 from integration.workers.test_staging_policy import (
+    OPTIONS,
+    REQUESTER,
     Dataset,
     PosixDataset,
     S3Dataset,
@@ -19,8 +21,11 @@ from integration.workers.test_staging_policy import (
     nothing_written,
     stage_with,
 )
-from policies import LABEL_FILE_NAME, PolicyDeniedError
+from ledger import open_ledger
+from policies import LABEL_FILE_NAME, Policy, PolicyDeniedError
 from stagegate.errors import InvalidInputError
+from transfer import LabelChangedError
+from workers.staging import StagingRequest, run_staging
 
 pytestmark = pytest.mark.integration
 
@@ -195,3 +200,36 @@ def test_oversized_label_file_is_bad_input(dataset: Dataset, tmp_path: Path) -> 
 
     assert not isinstance(raised.value, PolicyDeniedError)
     nothing_written(tmp_path / "dest", existed=False)
+
+
+# -- a label file rewritten while the only batch copies ------------------------------------------
+
+
+def test_label_file_rewritten_during_the_only_batch_stops_the_staging(
+    dataset: Dataset, tmp_path: Path
+) -> None:
+    # One batch: its label files were checked as it began. The root label file turns
+    # confidential while it copies; the re-read before READY catches it.
+    files = {f"f{i}.bin": payload(f"f{i}", 20_000) for i in range(6)}
+    fill(dataset, files)
+    dataset.label_file("", b"public\n")
+    dest = tmp_path / "dest"
+    rewritten: list[int] = []
+
+    def on_progress(progress: Any) -> None:
+        if progress.files_done >= 1 and not rewritten:
+            dataset.label_file("", b"confidential\n")
+            rewritten.append(progress.files_done)
+
+    request = StagingRequest(
+        source=dataset.url, destination=str(dest), job_ref="job-relabel", options=OPTIONS
+    )
+    with pytest.raises(LabelChangedError, match=r"\.classification"), open_ledger() as ledger:
+        run_staging(ledger, Policy.default(), REQUESTER, request, on_progress=on_progress)
+
+    assert rewritten, "the label file was never rewritten mid-copy"
+    assert not is_ready(dest)
+    events = events_of("job-relabel")
+    assert [e.action for e in events] == ["stage.requested", "policy.allowed", "stage.failed"]
+    assert events[2].details["error"] == "LabelChangedError"
+    assert any(LABEL_FILE_NAME in r for r in events[2].reasons)
