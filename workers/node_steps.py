@@ -34,7 +34,7 @@ from stagegate.errors import InvalidInputError, NotFoundError
 from stagegate.queues import Dispatcher
 from transfer import SourceObject, copy_batch, open_source, plan_dataset, publish_batches, read_manifest
 from transfer.errors import SourceChangedError, UnsafeDestinationError
-from transfer.plan import LabelFile
+from transfer.plan import LabelFile, check_labels_before_ready
 from workers.lease import LeaseKeeper, TaskCancelledError
 from workers.metrics import WorkerMetrics
 from workers.portions import split_plan
@@ -112,6 +112,15 @@ class NodeContext:
         if path.parent != self.settings.root / "datasets" or path.name != dataset.digest:
             raise UnsafeDestinationError(f"{path} is not a dataset directory of this node's root")
         return dataset.digest, path, dataset.files, dataset.bytes
+
+    def _planned_label_files(self, job_id: str) -> dict[str, LabelFile]:
+        """The label files the plan read, by directory, as the ledger recorded them."""
+        return {
+            r.directory: LabelFile(
+                r.directory, SourceObject(r.key, r.size, r.revision, r.version, r.mtime), r.content
+            )
+            for r in self.label_files.of_job(job_id)
+        }
 
     # -- error handling shared by the steps ------------------------------------------------
 
@@ -213,12 +222,7 @@ class NodeContext:
                 )
                 for e in self.manifests.entries(job.id, first=task.key_from, through=task.key_to)
             ]
-            label_files = {
-                r.directory: LabelFile(
-                    r.directory, SourceObject(r.key, r.size, r.revision, r.version, r.mtime), r.content
-                )
-                for r in self.label_files.of_job(job.id)
-            }
+            label_files = self._planned_label_files(job.id)
             source = open_source(job.source, max_connections=2 * self.settings.concurrency + 4, labels=LABELS)
             with LeaseKeeper(self.tasks, key, self.owner) as lease:
                 result = copy_batch(
@@ -253,10 +257,21 @@ class NodeContext:
         try:
             job = self.stagings.job(key.job_id)
             digest, path, files, nbytes = self.dataset_dir(job.id)
-            batches = sum(
-                1 for t in self.tasks.of_job(job.id) if t.key.kind == "copy" and t.key.node == key.node
-            )
+            copies = [t for t in self.tasks.of_job(job.id) if t.key.kind == "copy" and t.key.node == key.node]
+            batches = len(copies)
             path.mkdir(parents=True, exist_ok=True)  # an empty share has no batch to create it
+            # Each batch checked the label files as it began: one rewritten while the last
+            # batch copied is caught here, before READY (LabelChangedError fails the staging).
+            check_labels_before_ready(
+                open_source(job.source, labels=LABELS),
+                self._planned_label_files(job.id),
+                LABELS.file_name,
+                (
+                    e.key
+                    for t in copies
+                    for e in self.manifests.entries(job.id, first=t.key_from, through=t.key_to)
+                ),
+            )
             publish_batches(
                 path, source_url=job.source, digest=digest, batches=batches, files=files, bytes=nbytes
             )
