@@ -233,3 +233,50 @@ def test_label_file_rewritten_during_the_only_batch_stops_the_staging(
     assert [e.action for e in events] == ["stage.requested", "policy.allowed", "stage.failed"]
     assert events[2].details["error"] == "LabelChangedError"
     assert any(LABEL_FILE_NAME in r for r in events[2].reasons)
+
+
+def _stage_aside(ds: PosixDataset, dest: Path, job: str, on_plan: Any) -> BaseException | None:
+    """Stage in a thread; fail the test if it blocks (a FIFO opened for reading waits for a
+    writer), else return what it raised."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            stage_with(ds, dest, job, on_plan=on_plan)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(30)
+    if worker.is_alive():
+        for fifo in ds.root.rglob(LABEL_FILE_NAME):
+            if fifo.is_fifo():
+                with open(fifo, "wb"):  # let the blocked reader go
+                    pass
+        worker.join(30)
+        pytest.fail("the staging blocked on a FIFO")
+    return outcome[0]
+
+
+@pytest.mark.parametrize("where", ["replaces-the-planned-file", "appears-in-a-directory"])
+def test_fifo_label_file_after_planning_stops_the_staging_without_blocking(
+    tmp_path: Path, where: str
+) -> None:
+    ds = PosixDataset(tmp_path / "src")
+    fill(ds, FILES)
+    ds.label_file("", b"public\n")
+    dest = tmp_path / "dest"
+    fifo = ds.root / (LABEL_FILE_NAME if where == "replaces-the-planned-file" else f"sub/{LABEL_FILE_NAME}")
+
+    def swap(plan: Any) -> None:
+        fifo.unlink(missing_ok=True)
+        os.mkfifo(fifo)
+
+    error = _stage_aside(ds, dest, "job-fifo", swap)
+
+    assert isinstance(error, LabelChangedError), error
+    assert LABEL_FILE_NAME in str(error)
+    assert not is_ready(dest)
+    assert [e.action for e in events_of("job-fifo")] == ["stage.requested", "policy.allowed", "stage.failed"]
