@@ -10,6 +10,8 @@ word, which every policy denies, naming them.
 
 from collections.abc import Iterable
 
+from transfer.errors import LabelSourceError
+
 CONFLICT_SEPARATOR = ", "  # joins disagreeing values: never part of a label word
 
 
@@ -40,3 +42,13 @@ def combined_label(values: Iterable[str]) -> str | None:
     if not distinct:
         return None
     return CONFLICT_SEPARATOR.join(distinct[k] for k in sorted(distinct))
+
+
+def not_a_label_file(key: str, what: str) -> LabelSourceError:
+    """The error for the label file at ``key`` that is ``what`` (``"a symlink"``,
+    ``"a directory"``): skipping it would leave its directory unlabelled, or under a parent's
+    lower label, so it is refused instead."""
+    return LabelSourceError(
+        f"{key}: a label file must be a regular file holding one word, but this is {what}; "
+        "replace it with a file such as 'public'"
+    )

@@ -15,6 +15,7 @@ from transfer.errors import (
     UnsafeKeyError,
 )
 from transfer.keys import NormalizationGuard, is_directory_marker, key_parts
+from transfer.label_sources import not_a_label_file
 from transfer.manifest import ManifestDigest
 from transfer.objects import SourceObject
 from transfer.sink import open_nofollow
@@ -62,14 +63,6 @@ def _encode(obj: SourceObject) -> bytes:
         "label": obj.label,
     }
     return json.dumps(fields, separators=(",", ":")).encode() + b"\n"
-
-
-def not_a_label_file(key: str, what: str) -> LabelSourceError:
-    """The error for a label file at ``key`` that is ``what`` ("a symlink", "a directory")."""
-    return LabelSourceError(
-        f"{key}: a label file must be a regular file holding one word, but this is {what}; "
-        "replace it with a file such as 'public'"
-    )
 
 
 class FileAsDirectoryGuard:

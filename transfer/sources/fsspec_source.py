@@ -11,7 +11,8 @@ from typing import Any
 
 import fsspec
 
-from transfer.errors import LabelSourceError, SourceChangedError, SourceNotFoundError
+from transfer.errors import SourceChangedError, SourceNotFoundError
+from transfer.label_sources import not_a_label_file
 from transfer.objects import LabelSpec, SourceObject
 from transfer.sources.base import DirEntry, PublishedChecksum, walk_sorted
 
@@ -83,10 +84,7 @@ class FsspecSource:
             if name == self._label_file and info["type"] != "file":
                 # Skipped, it would leave its directory unlabelled: fail closed instead.
                 key = f"{rel}/{name}" if rel else name
-                raise LabelSourceError(
-                    f"{key}: a label file must be a regular file holding one word, but this is "
-                    f"a {info['type']}; replace it with a file such as 'public'"
-                )
+                raise not_a_label_file(key, f"a {info['type']}")
             yield DirEntry(name, info["type"] == "directory", info)
 
     @staticmethod

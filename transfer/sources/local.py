@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
-from transfer.errors import LabelChangedError, LabelSourceError, SourceChangedError, SourceNotFoundError
-from transfer.label_sources import combined_label, is_label_name
+from transfer.errors import LabelChangedError, SourceChangedError, SourceNotFoundError
+from transfer.label_sources import combined_label, is_label_name, not_a_label_file
 from transfer.objects import LabelSpec, SourceObject
 from transfer.sources.base import DirEntry, PublishedChecksum, walk_sorted
 
@@ -31,13 +31,6 @@ def describe_file_type(mode: int) -> str:
         (stat.S_ISBLK, "a block device"),
     )
     return next((what for test, what in kinds if test(mode)), "not a regular file")
-
-
-def _label_file_error(key: str, mode: int) -> LabelSourceError:
-    return LabelSourceError(
-        f"{key}: a label file must be a regular file holding one word, but this is "
-        f"{describe_file_type(mode)}; replace it with a file such as 'public'"
-    )
 
 
 _NO_XATTR = (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP)
@@ -128,9 +121,8 @@ class LocalSource:
         with os.scandir(self.root / rel if rel else self.root) as it:
             for e in it:
                 if e.name == self._label_file and not e.is_file(follow_symlinks=False):
-                    raise _label_file_error(
-                        f"{rel}/{e.name}" if rel else e.name, e.stat(follow_symlinks=False).st_mode
-                    )
+                    what = describe_file_type(e.stat(follow_symlinks=False).st_mode)
+                    raise not_a_label_file(f"{rel}/{e.name}" if rel else e.name, what)
                 if e.is_symlink():
                     self.skipped_symlinks += 1
                     continue
@@ -193,5 +185,5 @@ class LocalSource:
         if stat.S_ISREG(st.st_mode):
             return self._object(key, st, path)
         if path.name == self._label_file:
-            raise _label_file_error(key, st.st_mode)
+            raise not_a_label_file(key, describe_file_type(st.st_mode))
         return None
