@@ -13,7 +13,8 @@ from click.core import ParameterSource
 from client import context
 from client.progress_bar import ProgressBar
 from client.service_commands import server_option, stage_on_service
-from client.units import format_bytes, parse_size
+from client.units import format_bytes
+from stagegate.sizes import parse_size
 from workers.staging import Durability, StageResult, StagingOptions, StagingRequest, run_staging
 
 

@@ -1,37 +1,4 @@
-"""Human sizes and durations, both ways."""
-
-import re
-from decimal import Decimal
-
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 10**3,
-    "kb": 10**3,
-    "m": 10**6,
-    "mb": 10**6,
-    "g": 10**9,
-    "gb": 10**9,
-    "t": 10**12,
-    "tb": 10**12,
-    "ki": 2**10,
-    "kib": 2**10,
-    "mi": 2**20,
-    "mib": 2**20,
-    "gi": 2**30,
-    "gib": 2**30,
-    "ti": 2**40,
-    "tib": 2**40,
-}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
-
-
-def parse_size(text: str) -> int:
-    """``"64MiB"`` -> 67108864, ``"1.5G"`` -> 1500000000, ``"4096"`` -> 4096."""
-    match = _SIZE.match(text)
-    if not match or match.group(2).lower() not in _UNITS:
-        raise ValueError(f"not a size: {text!r} (try 4096, 64MiB, 1.5GB)")
-    return int(Decimal(match.group(1)) * _UNITS[match.group(2).lower()])  # exact, unlike float
+"""Human sizes and durations for output (sizes are parsed by :mod:`stagegate.sizes`)."""
 
 
 def format_bytes(n: float) -> str:

@@ -1,25 +1,29 @@
-"""Where an object's label comes from: its own tag, else the nearest ``.classification`` file.
+"""Where an object's label comes from: the higher of its own label and the nearest
+``.classification`` file.
 
-Resolution order for an object with key ``a/b/c.bin``:
+For an object with key ``a/b/c.bin`` two sources count:
 
 1. its own label: the S3 object tag ``classification`` or the POSIX xattr
    ``user.classification`` (the transfer engine reads it and passes the raw string, or None);
-2. else the word in the nearest label file: ``a/b/.classification``, then
-   ``a/.classification``, then ``.classification`` at the dataset root;
-3. else ``unclassified``, which every policy denies.
+2. the word in the nearest label file: ``a/b/.classification``, then ``a/.classification``,
+   then ``.classification`` at the dataset root.
 
-A deeper file overrides a shallower one, and an own label overrides every file. The own
-label is passed through normalised but not validated: a malformed or unknown own label is
-the policy's to deny (with a reason), not a reason to abort a listing of millions. Label
-files, on the other hand, are few and parsed up front, so a malformed one is reported at
-once as :class:`LabelFileError` naming the file.
+A deeper file overrides a shallower one (the directory's owner refines its label), but an
+own label only ever raises the file's: labels only rise, so tagging one file ``public``
+cannot carry it out of a ``confidential`` directory. Ordering uses the policy's levels.
+With neither, the label is ``unclassified``, which every policy denies.
+
+The own label is passed through normalised but not validated: a malformed or unknown own
+label (or label file word) is the result, for the policy to deny with a reason, never
+dropped in favour of a lower known one. Label files are few and parsed up front, so a
+malformed one is reported at once as :class:`LabelFileError` naming the file.
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from policies.errors import LabelFileError
-from policies.levels import UNCLASSIFIED, is_label_word, normalize_label
+from policies.levels import DEFAULT_LEVELS, UNCLASSIFIED, Levels, is_label_word, normalize_label
 
 LABEL_FILE_NAME = ".classification"
 LABEL_TAG = "classification"  # S3 object tag key
@@ -83,7 +87,8 @@ _NO_LABEL = ResolvedLabel(UNCLASSIFIED, ORIGIN_NONE)
 
 
 class LabelResolver:
-    """Resolves object labels from own labels and a dataset's label files.
+    """Resolves object labels from own labels and a dataset's label files, ordered by ``levels``
+    (the policy's).
 
     ``label_files`` maps a directory key (``''`` for the dataset root, ``'a/b'`` for a
     subdirectory; no leading, trailing or doubled ``/``) to the content of the
@@ -91,9 +96,9 @@ class LabelResolver:
     here; :meth:`resolve` then costs one dict lookup per directory level of the key.
     """
 
-    __slots__ = ("_by_directory",)
+    __slots__ = ("_by_directory", "_levels")
 
-    def __init__(self, label_files: Mapping[str, str | bytes]) -> None:
+    def __init__(self, label_files: Mapping[str, str | bytes], levels: Levels = DEFAULT_LEVELS) -> None:
         """Raise :class:`LabelFileError` for a malformed directory key or label file."""
         by_directory: dict[str, ResolvedLabel] = {}
         for directory, content in label_files.items():
@@ -104,17 +109,33 @@ class LabelResolver:
             where = label_file_key(directory)
             by_directory[directory] = ResolvedLabel(parse_label_file(content, where), f"file:{where}")
         self._by_directory = by_directory
+        self._levels = levels
 
     def resolve(self, key: str, own: str | None = None) -> ResolvedLabel:
         """The label of the object at ``key`` whose own label (tag or xattr) is ``own``.
 
-        An own label that is not None wins, normalised (stripped, lowercased) but otherwise
-        as given, even if empty or malformed, so that the policy denies it rather than
-        silently falling back to a directory's label. Otherwise the nearest label file in the
-        key's directory or an ancestor applies; otherwise ``unclassified``.
+        The nearest label file in the key's directory or an ancestor applies, unless ``own``
+        (normalised: stripped, lowercased) is a higher level; with neither, ``unclassified``.
+        An own label or label file word that is not a level wins over a known one, even if
+        empty or malformed, so that the policy denies it rather than the object falling back
+        to a lower label: the result is never below either input.
         """
-        if own is not None:
-            return ResolvedLabel(normalize_label(own), ORIGIN_OWN)
+        nearest = self._nearest(key)
+        if own is None:
+            return nearest
+        mine = ResolvedLabel(normalize_label(own), ORIGIN_OWN)
+        if nearest is _NO_LABEL:
+            return mine
+        my_rank = self._levels.rank_or_none(mine.label)
+        if my_rank is None:
+            return mine
+        file_rank = self._levels.rank_or_none(nearest.label)
+        if file_rank is None or file_rank > my_rank:
+            return nearest
+        return mine
+
+    def _nearest(self, key: str) -> ResolvedLabel:
+        """The label of the nearest label file above ``key``, or ``unclassified``."""
         if not self._by_directory:
             return _NO_LABEL
         # Walk up the parents: 'a/b/c.bin' looks in 'a/b', then 'a', then ''.

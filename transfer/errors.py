@@ -28,6 +28,12 @@ class LabelChangedError(SourceChangedError):
     """An object's classification label changed between planning and copying."""
 
 
+class LabelSourceError(InvalidInputError):
+    """A label source that cannot be trusted as one: a label file that is not a regular file
+    (a link, a FIFO, a directory) or too big for one word. Label sources fail closed: the
+    staging stops before a byte moves, and the person who labelled the data must fix it."""
+
+
 class ChecksumMismatchError(TransferError):
     """The bytes received do not match the checksum the source published."""
 

@@ -7,8 +7,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transfer.errors import LabelChangedError, PlanRejectedError, TransferError, UnsafeKeyError
+from transfer.errors import (
+    LabelChangedError,
+    LabelSourceError,
+    PlanRejectedError,
+    TransferError,
+    UnsafeKeyError,
+)
 from transfer.keys import NormalizationGuard, is_directory_marker, key_parts
+from transfer.label_sources import not_a_label_file
 from transfer.manifest import ManifestDigest
 from transfer.objects import SourceObject
 from transfer.sink import open_nofollow
@@ -58,10 +65,38 @@ def _encode(obj: SourceObject) -> bytes:
     return json.dumps(fields, separators=(",", ":")).encode() + b"\n"
 
 
+class FileAsDirectoryGuard:
+    """Finds a key under another key, as ``a/b`` under ``a``: an object store holds both, a
+    directory cannot (``a`` cannot be a file and a directory), so the dataset cannot be staged.
+
+    Keys arrive in ascending order, and every key starting with ``a`` follows ``a`` before
+    any key that does not: only the chain of earlier keys that are prefixes of the current
+    one is held, at most one per character of a key, whatever the listing's length.
+    """
+
+    __slots__ = ("_chain",)
+
+    def __init__(self) -> None:
+        self._chain: list[str] = []
+
+    def add(self, key: str) -> None:
+        """Raise :class:`UnsafeKeyError` if ``key`` lies under a key added before."""
+        while self._chain and not key.startswith(self._chain[-1]):
+            self._chain.pop()
+        for earlier in self._chain:
+            if key.startswith(earlier + "/"):
+                raise UnsafeKeyError(key, f"{earlier!r} is a file, so it cannot also be a directory")
+        self._chain.append(key)
+
+
 def read_small(source: Source, obj: SourceObject, limit: int) -> bytes:
-    """The whole content of a small object (a label file), refusing anything bigger."""
+    """The whole content of a small object (a label file), refusing anything bigger
+    (:class:`LabelSourceError`): a label file holds one word."""
     if obj.size > limit:
-        raise TransferError(f"{obj.key}: {obj.size} bytes, more than the {limit} a label file may hold")
+        raise LabelSourceError(
+            f"{obj.key}: {obj.size} bytes, more than the {limit} a label file may hold; "
+            "it must hold one word such as 'public'"
+        )
     reader = source.open(obj)
     try:
         chunks = []
@@ -79,10 +114,14 @@ def plan_dataset(source: Source, spill: Path, label_file_name: str | None = None
     directory, and they are in ``Plan.label_files``. They count in the digest, so a
     relabelled dataset is a different dataset.
 
-    Raises :class:`PlanRejectedError` naming the unsafe keys (the first 20 and a count),
-    :class:`transfer.errors.SourceNotFoundError` if the source holds nothing.
+    Raises :class:`PlanRejectedError` naming the unsafe keys (the first 20 and a count), among
+    them a key under another (``a/b`` under the file ``a``);
+    :class:`LabelSourceError` for a label file that is a "directory" (a marker, or objects
+    under its name) or too big; :class:`transfer.errors.SourceNotFoundError` if the source
+    holds nothing.
     """
     guard = NormalizationGuard()
+    nesting = FileAsDirectoryGuard()
     digest = ManifestDigest()
     label_files: dict[str, LabelFile] = {}
     problems: list[str] = []
@@ -90,16 +129,21 @@ def plan_dataset(source: Source, spill: Path, label_file_name: str | None = None
     with os.fdopen(open_nofollow(spill, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb") as f:
         for obj in source.list():
             if is_directory_marker(obj.key, obj.size):
+                if label_file_name is not None:
+                    _no_label_directory(obj.key.rstrip("/") + "/", label_file_name)
                 markers += 1
                 continue
             try:
-                key_parts(obj.key)
+                parts = key_parts(obj.key)
                 guard.add(obj.key)
+                nesting.add(obj.key)
             except UnsafeKeyError as exc:
                 problem_count += 1
                 if len(problems) < MAX_PROBLEMS_SHOWN:
                     problems.append(str(exc))
                 continue
+            if label_file_name is not None and label_file_name in parts[:-1]:
+                _no_label_directory(obj.key, label_file_name)
             digest.add(obj)
             directory, _, name = obj.key.rpartition("/")
             if label_file_name is not None and name == label_file_name:
@@ -119,6 +163,14 @@ def plan_dataset(source: Source, spill: Path, label_file_name: str | None = None
     if problems:
         raise PlanRejectedError(problems, problem_count)
     return plan
+
+
+def _no_label_directory(key: str, label_file_name: str) -> None:
+    """Raise :class:`LabelSourceError` if a directory on ``key``'s path is named like a label file."""
+    parts = key.split("/")[:-1]
+    if label_file_name in parts:
+        where = "/".join(parts[: parts.index(label_file_name) + 1])
+        raise not_a_label_file(where, "a directory")
 
 
 def directories_of(keys: Iterable[str]) -> set[str]:
@@ -149,12 +201,25 @@ def check_label_files(
         key = f"{directory}/{label_file_name}" if directory else label_file_name
         planned = label_files.get(directory)
         if planned is None:
-            if source.find(key) is not None:
+            try:
+                appeared = source.find(key) is not None
+            except LabelSourceError as exc:  # something that is no regular file appeared
+                raise LabelChangedError(f"{key}: changed since planning ({exc})") from exc
+            if appeared:
                 raise LabelChangedError(f"{key}: a label file appeared since planning")
             continue
         try:  # a removed or replaced file fails the read itself (If-Match, revision checks)
             content = read_small(source, planned.object, MAX_LABEL_FILE_BYTES)
-        except (TransferError, OSError) as exc:
+        except (TransferError, LabelSourceError, OSError) as exc:
             raise LabelChangedError(f"{key}: changed since planning ({exc})") from exc
         if content != planned.content:
             raise LabelChangedError(f"{key}: its label changed since planning")
+
+
+def check_labels_before_ready(
+    source: Source, label_files: Mapping[str, LabelFile], label_file_name: str, keys: Iterable[str]
+) -> None:
+    """:func:`check_label_files` over every directory of ``keys`` and every planned label file:
+    run once after the last batch, before READY. Each batch checks the label files only as
+    it begins, so one rewritten while the last (or only) batch copied is caught here."""
+    check_label_files(source, label_files, label_file_name, directories_of(keys) | set(label_files))

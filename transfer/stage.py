@@ -20,7 +20,14 @@ from transfer.journal import Journal, encode_records, read_records
 from transfer.keys import STATE_DIR
 from transfer.objects import CopiedFile, SourceObject, Verification
 from transfer.parts import batched_by_weight
-from transfer.plan import LabelFile, Plan, check_label_files, directories_of, plan_dataset
+from transfer.plan import (
+    LabelFile,
+    Plan,
+    check_label_files,
+    check_labels_before_ready,
+    directories_of,
+    plan_dataset,
+)
 from transfer.progress import ProgressCallback, ProgressTracker
 from transfer.sink import MANIFEST, READY_MARKER, DatasetDir, Durability, refuse_foreign_directory
 from transfer.sources.base import Source
@@ -79,7 +86,8 @@ def stage(
     ``on_plan`` sees the plan before any byte moves; if it raises (a policy denial), the
     destination is left as it was found. Files named ``label_file_name`` label their
     directory and are not staged; with ``config.recheck_labels`` they are re-read before
-    each batch, and every object's own label right before it is copied.
+    each batch and once more before READY (a change raises :class:`transfer.errors.LabelChangedError`, and
+    the dataset is not published), and every object's own label right before it is copied.
 
     ``destination`` must be new, empty or an earlier staging's (else
     :class:`DestinationNotEmptyError`); its lock is held throughout, and a staging already
@@ -130,6 +138,10 @@ def stage(
                     finish(*in_flight.popleft())
             while in_flight:
                 finish(*in_flight.popleft())
+        if config.recheck_labels and label_file_name is not None:
+            check_labels_before_ready(
+                source, plan.label_files, label_file_name, (obj.key for obj in plan.entries())
+            )
         progress = tracker.state
         result = publish_records(
             dataset,

@@ -39,7 +39,7 @@ from stagegate.errors import InvalidInputError, NotFoundError
 from stagegate.queues import Dispatcher
 from transfer import SourceObject, copy_batch, plan_dataset, publish_batches, read_manifest
 from transfer.errors import SourceChangedError, UnsafeDestinationError
-from transfer.plan import LabelFile
+from transfer.plan import LabelFile, check_labels_before_ready
 from transfer.sealed import fingerprint, is_sealed, seal, unseal
 from transfer.sources import Source
 from workers.confined_sources import confined_source
@@ -149,6 +149,15 @@ class NodeContext:
         dataset = self.nodes.written_by(self.settings.node, job_id)
         return dataset is not None and dataset.state == "writing"
 
+    def _planned_label_files(self, job_id: str) -> dict[str, LabelFile]:
+        """The label files the plan read, by directory, as the ledger recorded them."""
+        return {
+            r.directory: LabelFile(
+                r.directory, SourceObject(r.key, r.size, r.revision, r.version, r.mtime), r.content
+            )
+            for r in self.label_files.of_job(job_id)
+        }
+
     # -- error handling shared by the steps ------------------------------------------------
 
     def _give_back_or_fail(self, key: TaskKey, attempts: int, exc: BaseException) -> None:
@@ -194,7 +203,7 @@ class NodeContext:
             tempfile.TemporaryDirectory(prefix="stagegate-plan-") as scratch,
         ):
             plan = plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name)
-            resolver = label_resolver(plan)
+            resolver = label_resolver(plan, self.policy)
             self.manifests.clear(job.id)
             self.manifests.add(job.id, manifest_entries(plan, resolver))
             self.label_files.replace(
@@ -254,12 +263,7 @@ class NodeContext:
                 )
                 for e in self.manifests.entries(job.id, first=task.key_from, through=task.key_to)
             ]
-            label_files = {
-                r.directory: LabelFile(
-                    r.directory, SourceObject(r.key, r.size, r.revision, r.version, r.mtime), r.content
-                )
-                for r in self.label_files.of_job(job.id)
-            }
+            label_files = self._planned_label_files(job.id)
             with self.source_of(job) as source, LeaseKeeper(self.tasks, key, self.owner) as lease:
                 result = copy_batch(
                     source,
@@ -298,10 +302,22 @@ class NodeContext:
                 return
             if is_sealed(path):
                 unseal(path)  # sealed by a run that died before the ledger heard: publish again
-            batches = sum(
-                1 for t in self.tasks.of_job(job.id) if t.key.kind == "copy" and t.key.node == key.node
-            )
+            copies = [t for t in self.tasks.of_job(job.id) if t.key.kind == "copy" and t.key.node == key.node]
+            batches = len(copies)
             path.mkdir(parents=True, exist_ok=True)  # an empty share has no batch to create it
+            # Each batch checked the label files as it began: one rewritten while the last
+            # batch copied is caught here, before READY (LabelChangedError fails the staging).
+            with self.source_of(job) as source:
+                check_labels_before_ready(
+                    source,
+                    self._planned_label_files(job.id),
+                    LABELS.file_name,
+                    (
+                        e.key
+                        for t in copies
+                        for e in self.manifests.entries(job.id, first=t.key_from, through=t.key_to)
+                    ),
+                )
             publish_batches(
                 path, source_url=job.source, digest=digest, batches=batches, files=files, bytes=nbytes
             )

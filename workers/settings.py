@@ -8,6 +8,7 @@ from pathlib import Path
 
 from stagegate.confinement import SourceRules
 from stagegate.errors import InvalidInputError
+from stagegate.sizes import parse_size
 from transfer import TransferConfig
 
 LEASE_ENV = "STAGEGATE_LEASE_SECONDS"
@@ -41,18 +42,31 @@ def _env_number(name: str, default: float) -> float:
     return value
 
 
+def _env_size(name: str) -> int | None:
+    """A size from the environment, written as for the command line (``600KB``, ``4MiB``)."""
+    raw = os.environ.get(name)
+    if not raw:
+        return None
+    try:
+        value = parse_size(raw)
+    except ValueError:
+        raise InvalidInputError(f"{name} must be a size such as 600KB or 4MiB, not {raw!r}") from None
+    if value < 1:
+        raise InvalidInputError(f"{name} must be positive, not {raw!r}")
+    return value
+
+
 def _env_rate(name: str, default: int) -> int:
-    """Bytes per second; 0 turns the thing off."""
+    """Bytes per second, written as for ``--bandwidth`` (``20MiB``); 0 turns the thing off."""
     raw = os.environ.get(name)
     if raw is None or not raw.strip():
         return default
     try:
-        value = int(raw)
+        return parse_size(raw)
     except ValueError:
-        raise ValueError(f"{name} must be a whole number of bytes per second (0: off), not {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"{name} must not be negative (0 turns it off)")
-    return value
+        raise InvalidInputError(
+            f"{name} must be a size per second such as 20MiB (0: off), not {raw!r}"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +113,6 @@ class WorkerSettings:
         root.mkdir(parents=True, exist_ok=True)
         if capacity is None:
             capacity = int(shutil.disk_usage(root).total * DEFAULT_CAPACITY_SHARE)
-        bandwidth = os.environ.get(BANDWIDTH_ENV)
         return cls(
             node=node,
             root=root,
@@ -109,7 +122,7 @@ class WorkerSettings:
             reconcile_seconds=_env_number(RECONCILE_ENV, 10.0),
             batch_max_files=int(_env_number(BATCH_FILES_ENV, 1000)),
             batch_max_bytes=int(_env_number(BATCH_BYTES_ENV, 1 << 30)),
-            bandwidth_limit=int(_env_number(BANDWIDTH_ENV, 1)) if bandwidth else None,
+            bandwidth_limit=_env_size(BANDWIDTH_ENV),  # bytes per second, as --bandwidth
             runs_root=Path(os.environ.get(RUNS_ROOT_ENV) or root / "runs").resolve(),
             egress_root=Path(os.environ.get(EGRESS_ROOT_ENV) or root / "egress").resolve(),
             source_rules=SourceRules.from_environment(os.environ),

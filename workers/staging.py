@@ -89,9 +89,10 @@ class StagingRequest:
     options: StagingOptions = field(default_factory=StagingOptions)
 
 
-def label_resolver(plan: Plan) -> LabelResolver:
-    """The resolver for a plan's objects, from the label files it read."""
-    return LabelResolver({d: f.content for d, f in plan.label_files.items()})
+def label_resolver(plan: Plan, policy: Policy) -> LabelResolver:
+    """The resolver for a plan's objects, from the label files it read, ordered by the
+    policy's levels (an own label may only raise its directory's)."""
+    return LabelResolver({d: f.content for d, f in plan.label_files.items()}, policy.levels)
 
 
 def manifest_entries(plan: Plan, resolver: LabelResolver) -> Iterator[ManifestEntry]:
@@ -160,7 +161,7 @@ class StagingRun:
     def on_plan(self, plan: Plan) -> None:
         """Between planning and the first byte: record the manifest, ask the policy."""
         self._plan = plan
-        resolver = label_resolver(plan)
+        resolver = label_resolver(plan, self._policy)
         self._manifests.add(self.job.id, manifest_entries(plan, resolver))
         decision = decide_plan(self._policy, plan, Zone.staging(), resolver)
         details = {"offending": decision.offending_count, "highest_label": decision.highest_label}
@@ -246,4 +247,4 @@ def check_policy(policy: Policy, source_url: str) -> tuple[Plan, Decision]:
     source = open_source(source_url, labels=LABELS)
     with tempfile.TemporaryDirectory(prefix="stagegate-plan-") as scratch:
         plan = plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name)
-        return plan, decide_plan(policy, plan, Zone.staging(), label_resolver(plan))
+        return plan, decide_plan(policy, plan, Zone.staging(), label_resolver(plan, policy))

@@ -31,6 +31,6 @@ def open_source(url: str, max_connections: int = 64, labels: LabelSpec | None = 
     from transfer.sources.fsspec_source import FsspecSource
 
     try:
-        return FsspecSource(url)
+        return FsspecSource(url, labels=labels)
     except (ValueError, ImportError) as exc:
         raise InvalidInputError(f"unsupported source URL {url!r}: {exc}") from None

@@ -12,7 +12,8 @@ from typing import Any
 import fsspec
 
 from transfer.errors import SourceChangedError, SourceNotFoundError
-from transfer.objects import SourceObject
+from transfer.label_sources import not_a_label_file
+from transfer.objects import LabelSpec, SourceObject
 from transfer.sources.base import DirEntry, PublishedChecksum, walk_sorted
 
 
@@ -55,10 +56,11 @@ class _FsspecReader:
 class FsspecSource:
     prefers_ranged_reads = False  # the generic path: simple and correct over fast
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, labels: LabelSpec | None = None) -> None:
         self.url = url
         self._fs, path = fsspec.core.url_to_fs(url)
         self._root = path.rstrip("/")
+        self._label_file = labels.file_name if labels else None
 
     @cached_property
     def _is_single_file(self) -> bool:
@@ -79,6 +81,10 @@ class FsspecSource:
         path = f"{self._root}/{rel}" if rel else self._root
         for info in self._fs.ls(path, detail=True):
             name = info["name"].rstrip("/").rsplit("/", 1)[-1]
+            if name == self._label_file and info["type"] != "file":
+                # Skipped, it would leave its directory unlabelled: fail closed instead.
+                key = f"{rel}/{name}" if rel else name
+                raise not_a_label_file(key, f"a {info['type']}")
             yield DirEntry(name, info["type"] == "directory", info)
 
     @staticmethod

@@ -7,27 +7,54 @@ from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
-from transfer.errors import SourceChangedError, SourceNotFoundError
+from transfer.errors import LabelChangedError, SourceChangedError, SourceNotFoundError
+from transfer.label_sources import combined_label, is_label_name, not_a_label_file
 from transfer.objects import LabelSpec, SourceObject
 from transfer.sources.base import DirEntry, PublishedChecksum, walk_sorted
 
 
 def posix_revision(st: os.stat_result) -> str:
-    return f"{st.st_mtime_ns}:{st.st_size}"
+    """What identifies a file's bytes: mtime and size, which a writer can put back (``touch
+    -d``, ``os.utime``), and ctime and inode, which it cannot (a rewrite in place moves ctime,
+    a replacement is a new inode)."""
+    return f"{st.st_mtime_ns}:{st.st_size}:{st.st_ctime_ns}:{st.st_ino}"
+
+
+def describe_file_type(mode: int) -> str:
+    """``"a symlink"``, ``"a FIFO"``...: what a non-regular file is, for messages."""
+    kinds = (
+        (stat.S_ISLNK, "a symlink"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
+    return next((what for test, what in kinds if test(mode)), "not a regular file")
+
+
+_NO_XATTR = (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP)
 
 
 def read_xattr(target: int | Path, name: str) -> str | None:
-    """The text of extended attribute ``name`` of a path (not followed) or descriptor."""
+    """The own label in the extended attributes of a path (not followed) or descriptor: every
+    attribute whose name is ``name`` but for case and surrounding space, combined (see
+    :func:`transfer.label_sources.combined_label`)."""
+    follow = {} if isinstance(target, int) else {"follow_symlinks": False}
     try:
-        if isinstance(target, int):
-            value = os.getxattr(target, name)
-        else:
-            value = os.getxattr(target, name, follow_symlinks=False)
+        names = [n for n in os.listxattr(target, **follow) if is_label_name(n, name)]
     except OSError as exc:
-        if exc.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
+        if exc.errno in _NO_XATTR:
             return None
         raise
-    return value.decode("utf-8", errors="replace").strip()
+    values = []
+    for found in names:
+        try:
+            values.append(os.getxattr(target, found, **follow).decode("utf-8", errors="replace"))
+        except OSError as exc:
+            if exc.errno != errno.ENODATA:  # removed since listed: that one is gone
+                raise
+    return combined_label(values)
 
 
 class _FileReader:
@@ -58,7 +85,11 @@ class _FileReader:
 
 class LocalSource:
     """Files under a directory, or one file. Symlinks are not followed: a link could lead
-    outside the dataset the policy was asked about; they are counted in ``skipped_symlinks``."""
+    outside the dataset the policy was asked about; they are counted in ``skipped_symlinks``.
+    Other entries that are not regular files (FIFOs, sockets, devices) are skipped, except
+    that a label file (``labels.file_name``) that is not a regular file is an error
+    (:class:`LabelSourceError`): skipping it would stage its directory unlabelled or under a
+    parent's lower label. Files are opened non-blocking, so a FIFO never blocks a reader."""
 
     # Measured (README): from a local disk or page cache, one stream per file written and
     # hashed in one pass beats ranged parts that must be hashed again after assembly.
@@ -71,6 +102,7 @@ class LocalSource:
         self.url = url or str(self.root)
         self.skipped_symlinks = 0
         self._xattr = labels.xattr if labels else None
+        self._label_file = labels.file_name if labels else None
 
     def list(self) -> Iterator[SourceObject]:
         try:
@@ -88,6 +120,9 @@ class LocalSource:
     def _list_dir(self, rel: str) -> Iterator[DirEntry]:
         with os.scandir(self.root / rel if rel else self.root) as it:
             for e in it:
+                if e.name == self._label_file and not e.is_file(follow_symlinks=False):
+                    what = describe_file_type(e.stat(follow_symlinks=False).st_mode)
+                    raise not_a_label_file(f"{rel}/{e.name}" if rel else e.name, what)
                 if e.is_symlink():
                     self.skipped_symlinks += 1
                     continue
@@ -111,12 +146,25 @@ class LocalSource:
 
     def open(self, obj: SourceObject, offset: int = 0, length: int | None = None) -> _FileReader:
         try:
-            fd = os.open(self._path(obj), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            # O_NONBLOCK: a FIFO put in a file's place opens at once (and is refused below)
+            # instead of blocking until a writer comes; on a regular file it changes nothing.
+            fd = os.open(self._path(obj), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             raise SourceChangedError(f"{obj.key}: deleted since it was listed") from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink
+                raise SourceChangedError(f"{obj.key}: replaced by a symlink since it was listed") from None
+            raise
         st = os.fstat(fd)
-        if posix_revision(st) != obj.revision:
-            os.close(fd)
+        if not stat.S_ISREG(st.st_mode) or posix_revision(st) != obj.revision:
+            try:  # a new label moves ctime too: say the more useful of the two
+                label = read_xattr(fd, self._xattr) if self._xattr else obj.label
+            finally:
+                os.close(fd)
+            if label != obj.label:
+                raise LabelChangedError(
+                    f"{obj.key}: its label changed since planning ({obj.label!r} -> {label!r})"
+                )
             raise SourceChangedError(f"{obj.key}: modified since it was listed")
         if offset == 0 and length is None:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
@@ -134,4 +182,8 @@ class LocalSource:
             st = path.lstat()
         except (FileNotFoundError, NotADirectoryError):
             return None
-        return self._object(key, st, path) if stat.S_ISREG(st.st_mode) else None
+        if stat.S_ISREG(st.st_mode):
+            return self._object(key, st, path)
+        if path.name == self._label_file:
+            raise not_a_label_file(key, describe_file_type(st.st_mode))
+        return None

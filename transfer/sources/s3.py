@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from stagegate.errors import InvalidInputError
 from transfer.checksums import hex_from_base64, md5_from_etag
 from transfer.errors import SourceChangedError, SourceNotFoundError, TransferError
+from transfer.label_sources import combined_label, is_label_name
 from transfer.objects import LabelSpec, SourceObject
 from transfer.sources.base import PublishedChecksum
 
@@ -212,13 +213,14 @@ class S3Source:
         return TransferError(f"cannot list {self.url}: {code or exc}")
 
     def _label_of(self, full_key: str) -> str | None:
+        assert self._tag is not None  # asked only with a label spec
         try:
             tags = self._client.get_object_tagging(Bucket=self.bucket, Key=full_key)["TagSet"]
         except ClientError as exc:
             if _error_code(exc) in ("NoSuchKey", "404"):
                 raise SourceChangedError(f"{full_key}: deleted while being listed") from None
             raise TransferError(f"cannot read the tags of {full_key}: {_error_code(exc) or exc}") from None
-        return next((t["Value"].strip() for t in tags if t["Key"] == self._tag), None)
+        return combined_label(t["Value"] for t in tags if is_label_name(t["Key"], self._tag))
 
     def own_label(self, obj: SourceObject) -> str | None:
         return self._label_of(self._full_key(obj)) if self._tag else None

@@ -8,11 +8,13 @@ import pytest
 from integration.helpers import (
     MiB,
     assert_staged,
+    is_ready,
     payload,
     small_config,
     write_tree,
 )
 from transfer import open_source, stage
+from transfer.errors import SourceChangedError
 
 pytestmark = pytest.mark.integration
 
@@ -100,3 +102,46 @@ def test_durability_file_mode(source, tmp_path):
     dest = tmp_path / "dest"
     stage(open_source(str(source)), dest, small_config(durability=Durability.FILE))
     assert_staged(dest, FILES)
+
+
+def _rewrite_keeping_size_and_mtime(path: Path, data: bytes) -> None:
+    """Rewrite ``path`` in place with ``data`` (same size) and put its mtime back, as a careless
+    or hostile writer can: only ctime (and, for a replacement, the inode) can tell."""
+    before = path.stat()
+    assert len(data) == before.st_size
+    # The kernel stamps ctime at tick granularity: rewrite until the clock has moved on.
+    for _ in range(10_000):
+        path.write_bytes(data)
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        if path.stat().st_ctime_ns != before.st_ctime_ns:
+            break
+    after = path.stat()
+    assert (after.st_mtime_ns, after.st_size, after.st_ino) == (
+        before.st_mtime_ns,
+        before.st_size,
+        before.st_ino,
+    )
+    assert after.st_ctime_ns != before.st_ctime_ns
+
+
+def test_file_rewritten_with_its_mtime_put_back_is_copied_again(source, tmp_path):
+    dest = tmp_path / "dest"
+    stage(open_source(str(source)), dest, small_config())
+    changed = payload("changed", 70_000)
+    _rewrite_keeping_size_and_mtime(source / "a/b/c.bin", changed)
+
+    again = stage(open_source(str(source)), dest, small_config())
+
+    assert again.files_copied == 1  # the rewritten file, not vouched for by the old record
+    assert_staged(dest, {**FILES, "a/b/c.bin": changed})
+
+
+def test_file_rewritten_with_its_mtime_put_back_after_planning_fails_the_staging(source, tmp_path):
+    dest = tmp_path / "dest"
+
+    def rewrite(plan):
+        _rewrite_keeping_size_and_mtime(source / "a/b/c.bin", payload("changed", 70_000))
+
+    with pytest.raises(SourceChangedError, match=r"a/b/c\.bin"):
+        stage(open_source(str(source)), dest, small_config(), on_plan=rewrite)
+    assert not is_ready(dest)

@@ -210,20 +210,24 @@ def test_public_dataset_stages_and_every_step_is_audited(dataset: Dataset, tmp_p
     assert chain_intact()
 
 
-def test_own_label_overrides_label_files(dataset: Dataset, tmp_path: Path) -> None:
-    # sub/ is confidential by its label file, but sub/b.bin is tagged public itself: an own
-    # label wins over every label file. The rest of sub/ stays confidential.
+def test_own_lower_label_never_lowers_its_directorys(dataset: Dataset, tmp_path: Path) -> None:
+    # sub/ is confidential by its label file; sub/b.bin tagged public itself stays
+    # confidential (labels only rise), so the public-only policy refuses it. A higher own
+    # label does raise: a.txt, tagged internal in a public root, is internal.
     files = {"a.txt": b"alpha", "sub/b.bin": payload("b", 1000)}
-    fill(dataset, files, labels={"sub/b.bin": "public"})
+    fill(dataset, files, labels={"sub/b.bin": "public", "a.txt": "internal"})
     dataset.label_file("", b"public\n")
     dataset.label_file("sub", b"confidential\n")
     dest = tmp_path / "dest"
 
-    stage_with(dataset, dest, "job-own")
+    with pytest.raises(PolicyDeniedError) as denied:
+        stage_with(dataset, dest, "job-own")
 
-    assert_staged(dest, files)
+    nothing_written(dest, existed=False)
+    assert any(r.startswith("sub/b.bin ") and "confidential" in r for r in denied.value.decision.reasons)
     entries = manifest_of(job_of(events_of("job-own")).id)
-    assert {e.key: e.label for e in entries} == {"a.txt": "public", "sub/b.bin": "public"}
+    assert {e.key: e.label for e in entries} == {"a.txt": "internal", "sub/b.bin": "confidential"}
+    assert {e.key: e.own_label for e in entries} == {"a.txt": "internal", "sub/b.bin": "public"}
 
 
 def test_custom_policy_stages_a_confidential_dataset(dataset: Dataset, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from client.units import parse_size
+from stagegate.sizes import parse_size
 from unit.deploy.helpers import (
     AWS_CREDENTIALS,
     AWS_ENV,

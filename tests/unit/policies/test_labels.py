@@ -15,7 +15,7 @@ from policies.labels import (
     label_file_key,
     parse_label_file,
 )
-from policies.levels import UNCLASSIFIED
+from policies.levels import DEFAULT_LEVELS, UNCLASSIFIED, Levels, normalize_label
 from stagegate.errors import InvalidInputError
 
 
@@ -80,6 +80,11 @@ def test_resolution_examples() -> None:
     # 'ab' is not under 'a': parents are whole segments.
     assert resolver.resolve("ab/x", None) == ResolvedLabel("public", "file:.classification")
     assert resolver.resolve("a/b/c/d.bin", " Restricted") == ResolvedLabel("restricted", "own")
+    # An own label only raises: a file tagged public in a confidential directory is confidential.
+    assert resolver.resolve("a/b/c/d.bin", "public") == ResolvedLabel(
+        "confidential", "file:a/b/.classification"
+    )
+    assert resolver.resolve("a/x", "internal") == ResolvedLabel("internal", "own")  # a tie: its own
     # A label file is an object too; it takes its own directory's label.
     assert resolver.resolve("a/b/.classification", None).label == "confidential"
 
@@ -91,20 +96,43 @@ def test_no_label_files_means_unclassified() -> None:
 
 def test_own_label_wins_even_when_empty_or_malformed() -> None:
     # No silent fall-back to a (possibly lower) directory label: the policy denies these.
-    resolver = LabelResolver({"": "public"})
+    resolver = LabelResolver({"": "restricted"})
     assert resolver.resolve("x", "") == ResolvedLabel("", "own")
     assert resolver.resolve("x", "Top Secret") == ResolvedLabel("top secret", "own")
+    assert resolver.resolve("x", "unclassified") == ResolvedLabel(UNCLASSIFIED, "own")
+
+
+def test_label_file_word_that_is_no_level_wins_over_a_known_own_label() -> None:
+    resolver = LabelResolver({"": "secret"})
+    assert resolver.resolve("x", "restricted") == ResolvedLabel("secret", "file:.classification")
+
+
+def test_ordering_follows_the_policys_levels() -> None:
+    levels = Levels(["green", "amber", "red"])
+    resolver = LabelResolver({"": "amber"}, levels)
+    assert resolver.resolve("x", "green").label == "amber"
+    assert resolver.resolve("x", "red").label == "red"
+    # Under the default levels 'amber' is unknown: it is the result, for the policy to deny.
+    assert LabelResolver({"": "amber"}).resolve("x", "public").label == "amber"
 
 
 def brute_force(files: dict[str, str], key: str, own: str | None) -> ResolvedLabel:
-    """The rule as stated: own label, else the deepest file whose directory contains the key."""
-    if own is not None:
-        return ResolvedLabel(own.strip().lower(), "own")
+    """The rule as stated: the deepest file whose directory contains the key, raised by the own
+    label; an input that is not a level wins (own first), so the policy denies it."""
     containing = [d for d in files if d == "" or key.startswith(d + "/")]
-    if not containing:
-        return ResolvedLabel(UNCLASSIFIED, "none")
-    deepest = max(containing, key=lambda d: 0 if d == "" else d.count("/") + 1)
-    return ResolvedLabel(files[deepest].strip().lower(), f"file:{label_file_key(deepest)}")
+    nearest = ResolvedLabel(UNCLASSIFIED, "none")
+    if containing:
+        deepest = max(containing, key=lambda d: 0 if d == "" else d.count("/") + 1)
+        nearest = ResolvedLabel(files[deepest].strip().lower(), f"file:{label_file_key(deepest)}")
+    if own is None:
+        return nearest
+    mine = ResolvedLabel(own.strip().lower(), "own")
+    order = list(DEFAULT_LEVELS.names)
+    if not containing or mine.label not in order:
+        return mine
+    if nearest.label not in order or order.index(nearest.label) > order.index(mine.label):
+        return nearest
+    return mine
 
 
 segments = st.sampled_from(["a", "b", "ab", "c-1"])
@@ -113,15 +141,33 @@ keys = st.tuples(st.lists(segments, max_size=5), st.sampled_from(["f", "g.bin", 
     lambda t: "/".join([*t[0], t[1]])
 )
 labels = st.sampled_from(["public", "Internal", "confidential\n", "restricted", "custom_x"])
-
-
-@given(
-    files=st.dictionaries(directories, labels, max_size=8),
-    key=keys,
-    own=st.none() | st.sampled_from(["public", " Restricted ", "weird word", ""]),
+own_labels = st.none() | st.sampled_from(
+    ["public", " Internal", "confidential", " Restricted ", "weird word", "", "unclassified", "custom_x"]
 )
+
+
+@given(files=st.dictionaries(directories, labels, max_size=8), key=keys, own=own_labels)
 def test_resolution_matches_brute_force(files: dict[str, str], key: str, own: str | None) -> None:
     assert LabelResolver(files).resolve(key, own) == brute_force(files, key, own)
+
+
+@given(files=st.dictionaries(directories, labels, max_size=8), key=keys, own=own_labels)
+def test_resolved_label_is_never_below_either_input(files: dict[str, str], key: str, own: str | None) -> None:
+    resolver = LabelResolver(files)
+    result = resolver.resolve(key, own).label
+    nearest = resolver.resolve(key, None)
+    inputs = [nearest.label] if nearest.origin != "none" else []  # no label file is no input
+    inputs += [normalize_label(own)] if own is not None else []
+    if not inputs:
+        assert result == UNCLASSIFIED
+        return
+    known = [label for label in inputs if DEFAULT_LEVELS.is_known(label)]
+    if len(known) < len(inputs):
+        # Some input is no level (unknown, malformed, unclassified): so is the result, and
+        # every policy denies it.
+        assert not DEFAULT_LEVELS.is_known(result)
+    else:
+        assert DEFAULT_LEVELS.rank(result) == max(DEFAULT_LEVELS.rank(label) for label in known)
 
 
 @given(files=st.dictionaries(directories, labels, min_size=1, max_size=8), key=keys, label=labels)
