@@ -133,8 +133,11 @@ def test_grants_are_exactly_what_the_service_needs(upgraded: TwoRoles) -> None:
         engine.dispose()
     held = dict(rows)
     assert held.pop("audit_events") == "INSERT,SELECT"
+    assert held.pop("declassifications") == "INSERT,SELECT", "a recorded declassification is never edited"
     assert held.pop("alembic_version") == "SELECT"
-    assert set(held) == tables - {"audit_events", "alembic_version"}, "every other table, none missed"
+    assert set(held) == tables - {"audit_events", "declassifications", "alembic_version"}, (
+        "every other table, none missed"
+    )
     assert set(held.values()) == {"DELETE,INSERT,SELECT,UPDATE"}
 
 
