@@ -182,8 +182,9 @@ class Manifests:
         """The resolved labels of every object staged under ``job_ref``: the entries of stage
         jobs with that reference that the policy allowed (a ``policy.allowed`` event), whatever
         became of them after. A checkpoint trained under ``job_ref`` inherits the highest."""
-        allowed = select(AuditEventRow.job_id).where(
-            AuditEventRow.action == "policy.allowed", AuditEventRow.job_ref == job_ref
+        allowed = (
+            select(AuditEventRow.job_id)
+            .where(AuditEventRow.action == "policy.allowed", AuditEventRow.job_ref == job_ref)
         )
         statement = (
             select(_entries.c.label)
