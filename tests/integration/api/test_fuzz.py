@@ -71,3 +71,6 @@ def test_no_role_gets_a_500_or_sees_what_it_may_not(fuzz_world: tuple[World, lis
         except AssertionError as exc:
             failures.append(f"{operation.label}: {exc}")
     assert not failures, "\n".join(failures)
+    # The markers are real: those who may see bob's things do.
+    seen = world.get("admin", "/v1/stagings").text + world.get("auditor", f"/v1/egress/{bobs[1]}").text
+    assert all(marker in seen for marker in bobs), seen
