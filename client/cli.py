@@ -13,6 +13,7 @@ import sys
 
 import click
 
+from client import log_redaction
 from client.audit_commands import audit
 from client.daemon_commands import serve, worker
 from client.egress_command import egress
@@ -82,6 +83,7 @@ def _error(prefix: str | None, exc: BaseException) -> None:
 
 def main() -> None:
     """Console entry point: maps errors to exit codes, never to tracebacks."""
+    log_redaction.install()  # before anything logs: the API and the workers run under main too
     try:
         # Without standalone mode click returns (not raises) a command's Exit code.
         code = cli.main(standalone_mode=False)
