@@ -67,17 +67,19 @@ class RequestGuard:
             await self._refuse(self._too_large(), scope, receive, send)
             return
         body, tail = await self._read_body(receive)
+        if tail is not None:
+            return  # the client went away mid-body: nothing to answer, a partial body to drop
         if body is None:
             await self._refuse(self._too_large(), scope, receive, send)
             return
         if b"\x00" in body or _JSON_NUL.search(body):
             await self._refuse(InvalidInputError(_nul_message("the body")), scope, receive, send)
             return
-        await self.app(scope, _replay(body, tail, receive), send)
+        await self.app(scope, _replay(body, receive), send)
 
     async def _read_body(self, receive: Receive) -> tuple[bytes | None, Message | None]:
-        """The whole body, or None once it passes the limit; and a non-body message that
-        ended it early (a disconnect), to hand on."""
+        """The whole body, or None once it passes the limit; and the message that ended it
+        early (a disconnect), if one did."""
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -106,7 +108,8 @@ def _nul_message(where: str) -> str:
     return f"{where} holds a NUL character (\\x00 or %00); remove it: no name, URL or key may contain one"
 
 
-def _replay(body: bytes, tail: Message | None, receive: Receive) -> Receive:
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` for the app: the body read already, then whatever comes next (a disconnect)."""
     sent = False
 
     async def replayed() -> Message:
@@ -114,8 +117,6 @@ def _replay(body: bytes, tail: Message | None, receive: Receive) -> Receive:
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
-        if tail is not None:
-            return tail
         return await receive()
 
     return replayed
