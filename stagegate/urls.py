@@ -68,11 +68,6 @@ def _secret_param(segment: str) -> bool:
     return looks_secret(name) or unquote(name).strip().lower().startswith(_PRESIGN_PREFIXES)
 
 
-def _has_secret_param(text: str) -> bool:
-    start = _PARAM_START.search(text)
-    return start is not None and any(_secret_param(s) for s in _PARAM_SEP.split(text[start.start() :]))
-
-
 def _secret_param_at(text: str) -> int | None:
     """Where in ``text`` (what follows ``scheme://``, user-info gone) the separator before its
     first secret or presign parameter is, if it has one."""
@@ -87,6 +82,10 @@ def _secret_param_at(text: str) -> int | None:
             return pos
         pos = end
     return None
+
+
+def _has_secret_param(text: str) -> bool:
+    return _secret_param_at(text) is not None
 
 
 def _strip_secret_params(text: str) -> str:
@@ -117,8 +116,8 @@ def refuse_credentials(url: str, what: str) -> None:
     if scheme is None:
         if _scp_userinfo(url) is not None:
             raise InvalidInputError(
-                f"the {what} starts with user-info (USER[:PASSWORD]@HOST:); {_HOW_TO_FIX}; "
-                "a local path is given as a plain path"
+                f"the {what} starts with user-info (USER[:PASSWORD]@HOST:); {_HOW_TO_FIX} (a "
+                "local directory named like that is refused too: rename it)"
             )
         return
     rest = url[scheme.end() :]
