@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import stagegate
+from api.edge import DEFAULT_MAX_BODY_BYTES, RequestGuard
 from api.errors import install_error_handlers
 from api.metrics import build_registry
 from api.metrics import router as metrics_router
@@ -46,7 +47,8 @@ audit trail) and changes nothing; `steward` declassifies checkpoints and reads e
 `admin` does everything. Someone else's staging is a 404.
 
 **Errors.** `{"detail": ...}`: 400 bad input, 401 no or unknown token, 403 role not allowed or
-policy denied, 404 not found, 422 a body not of the documented shape, 503 a dependency down.
+policy denied, 404 not found, 413 a body over 1 MiB, 422 a body not of the documented shape,
+503 a dependency down. A NUL character anywhere (path, query, JSON string) is a 400.
 """
 
 
@@ -72,10 +74,12 @@ def create_app(
     lease_seconds: float | None = None,
     decision_wait: float | None = None,
     source_rules: SourceRules | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """The API app. Unset arguments come from the environment: ``STAGEGATE_DATABASE_URL``,
     ``STAGEGATE_BROKER_URL``, ``STAGEGATE_LEASE_SECONDS`` (120), ``STAGEGATE_DECISION_WAIT`` (10) and
-    ``STAGEGATE_SOURCE_ROOTS`` / ``STAGEGATE_SOURCE_SCHEMES`` (none: S3 sources only)."""
+    ``STAGEGATE_SOURCE_ROOTS`` / ``STAGEGATE_SOURCE_SCHEMES`` (none: S3 sources only).
+    Request bodies over ``max_body_bytes`` are refused before any route or token check."""
     if lease_seconds is None:
         lease_seconds = _seconds(LEASE_SECONDS_ENV, DEFAULT_LEASE_SECONDS, positive=True)
     if decision_wait is None:
@@ -120,6 +124,7 @@ def create_app(
     app.state.services = services
     app.state.metrics_registry = build_registry(ledger)  # GET /metrics, read at scrape time
     install_error_handlers(app)
+    app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes)  # outermost of ours: runs first
     for module in (stagings, nodes, audit, health, usage, egress, declassifications):
         app.include_router(module.router)
     app.include_router(metrics_router)

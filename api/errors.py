@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from ledger.redact import redact_text
 from stagegate.confinement import SourceNotPermittedError
-from stagegate.errors import ExistsError, InvalidInputError, NotFoundError
+from stagegate.errors import ExistsError, InvalidInputError, NotFoundError, TooLargeError
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,8 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 def _status_of(exc: Exception) -> int:
+    if isinstance(exc, TooLargeError):
+        return status.HTTP_413_CONTENT_TOO_LARGE
     if isinstance(exc, InvalidInputError):
         return status.HTTP_400_BAD_REQUEST
     if isinstance(exc, NotFoundError):
@@ -87,9 +89,15 @@ def _status_of(exc: Exception) -> int:
     return status.HTTP_500_INTERNAL_SERVER_ERROR
 
 
-async def _stagegate_error(_request: Request, exc: Exception) -> JSONResponse:
+def error_response(exc: Exception) -> JSONResponse:
+    """The answer for one of our errors; also for the ASGI guard in front of the app, which
+    answers before any exception handler could."""
     # Our own errors' messages are written for the caller (and the ledger redacts URLs in them).
     return JSONResponse(status_code=_status_of(exc), content={"detail": str(exc)})
+
+
+async def _stagegate_error(_request: Request, exc: Exception) -> JSONResponse:
+    return error_response(exc)
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:

@@ -13,6 +13,7 @@ import sys
 
 import click
 
+from client import log_redaction
 from client.audit_commands import audit
 from client.daemon_commands import serve, worker
 from client.db_commands import db
@@ -35,6 +36,7 @@ from client.usage_commands import usage_command
 from policies import PolicyDeniedError
 from stagegate import __version__
 from stagegate.errors import InvalidInputError, NotFoundError, StagegateError
+from stagegate.urls import redact_text
 
 
 @click.group(
@@ -78,8 +80,15 @@ cli.add_command(db)
 _SERVICE_ERROR_PREFIX = {EXIT_BAD_INPUT: "error", EXIT_DENIED: "denied", EXIT_FAILED: "failed"}
 
 
+def _error(prefix: str | None, exc: BaseException) -> None:
+    # Errors quote what they failed on, URLs included: redacted, so no credential is echoed.
+    message = redact_text(str(exc))
+    click.echo(f"stagegate: {prefix}: {message}" if prefix else f"stagegate: {message}", err=True)
+
+
 def main() -> None:
     """Console entry point: maps errors to exit codes, never to tracebacks."""
+    log_redaction.install()  # before anything logs: the API and the workers run under main too
     try:
         # Without standalone mode click returns (not raises) a command's Exit code.
         code = cli.main(standalone_mode=False)
@@ -88,7 +97,11 @@ def main() -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        message = exc.format_message()  # "Invalid value for SOURCE: ..." may quote a credential
+        if redact_text(message) == message:
+            exc.show()
+        else:
+            click.echo(f"Error: {redact_text(message)}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     except click.Abort:
         click.echo("stagegate: aborted", err=True)
@@ -98,26 +111,26 @@ def main() -> None:
         sys.exit(EXIT_INTERRUPTED)
     except ServiceError as exc:
         code = service_exit_code(exc)
-        click.echo(f"stagegate: {_SERVICE_ERROR_PREFIX.get(code, 'failed')}: {exc}", err=True)
+        _error(_SERVICE_ERROR_PREFIX.get(code, "failed"), exc)
         sys.exit(code)
     except PolicyDeniedError as exc:
-        click.echo(f"stagegate: {exc}", err=True)
+        _error(None, exc)
         sys.exit(EXIT_DENIED)
     except (InvalidInputError, NotFoundError) as exc:
-        click.echo(f"stagegate: error: {exc}", err=True)
+        _error("error", exc)
         sys.exit(EXIT_BAD_INPUT)
     except StagegateError as exc:
-        click.echo(f"stagegate: failed: {exc}", err=True)
+        _error("failed", exc)
         sys.exit(EXIT_FAILED)
     except OSError as exc:
         # A full disk, a permission problem, an unreachable endpoint: the transfer failed.
-        click.echo(f"stagegate: failed: {exc}", err=True)
+        _error("failed", exc)
         sys.exit(EXIT_FAILED)
     except Exception as exc:
         # A bug or an SDK error we do not know yet: one line, no traceback (it may quote
         # credentials); -vv logs the traceback for a bug report.
         logging.getLogger("stagegate").debug("unexpected error", exc_info=True)
-        click.echo(f"stagegate: failed: unexpected {type(exc).__name__}: {exc}", err=True)
+        _error(f"failed: unexpected {type(exc).__name__}", exc)
         sys.exit(EXIT_FAILED)
     sys.exit(EXIT_OK)
 

@@ -19,6 +19,7 @@ from client.progress_bar import ProgressBar
 from client.service_commands import server_option
 from client.stage_command import SIZE, policy_option
 from client.units import format_bytes
+from stagegate.urls import refuse_credentials
 
 if TYPE_CHECKING:  # imported when the command runs: boto3 would add ~0.3 s to every stagegate call
     from workers.egress import EgressOutcome, EgressRequest
@@ -96,6 +97,7 @@ def egress(
     """
     if best is None and mode is not None:
         raise click.UsageError("--mode goes with --best METRIC")
+    refuse_credentials(destination, "--to destination")  # before it reaches the service or the ledger
     from workers.egress import EgressConfig, EgressRequest, preview_egress, run_egress
 
     absolute = run_dir if run_dir.is_absolute() else Path.cwd() / run_dir

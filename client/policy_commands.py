@@ -8,6 +8,7 @@ import click
 from client import context
 from client.errors import EXIT_DENIED
 from client.stage_command import policy_option
+from stagegate.urls import refuse_credentials
 from workers.staging import check_policy
 
 
@@ -22,6 +23,7 @@ def policy() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
 def check(source: str, policy_path: Path | None, as_json: bool) -> None:
     """Show whether SOURCE may be staged, and why; exit 0 if allowed, 3 if denied."""
+    refuse_credentials(source, "SOURCE")
     chosen = context.load_policy(policy_path)
     plan, decision = check_policy(chosen, source)
     if as_json:

@@ -37,6 +37,7 @@ from client.errors import (
 from client.service_models import Node, Staging
 from stagegate import __version__
 from stagegate.errors import InvalidInputError, NotFoundError
+from stagegate.urls import has_credentials
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ def _is_loopback(host: str) -> bool:
 
 
 def _check_base_url(base_url: str) -> httpx.URL:
+    if has_credentials(base_url):  # before parsing: httpx's host ends at a "/" inside a password
+        raise InvalidInputError("the service URL may not hold credentials: put the token in STAGEGATE_TOKEN")
     try:
         url = httpx.URL(base_url)
     except (httpx.InvalidURL, TypeError):

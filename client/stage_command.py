@@ -15,6 +15,7 @@ from client.progress_bar import ProgressBar
 from client.service_commands import server_option, stage_on_service
 from client.units import format_bytes
 from stagegate.sizes import parse_size
+from stagegate.urls import refuse_credentials
 from workers.staging import Durability, StageResult, StagingOptions, StagingRequest, run_staging
 
 
@@ -248,6 +249,7 @@ def stage(
     directory is complete when DIR/.stagegate/READY exists; DIR/.stagegate/manifest.jsonl
     holds the BLAKE3 checksum of every file.
     """
+    refuse_credentials(source, "SOURCE")  # before it reaches the service or the ledger
     ctx = click.get_current_context()
     given = {name for name in ctx.params if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE}
     if choose_mode(destination, nodes, server, "server" in given, given) == "service":

@@ -19,10 +19,11 @@ from ledger.declassifications import plain_path
 from ledger.events import job_event
 from ledger.models import AuditEventRow, JobRow
 from ledger.nodes import require_known
-from ledger.redact import redact_text, redact_url
+from ledger.redact import redact_text
 from ledger.tasks import TaskKey, Tasks, TaskState, new_task
 from ledger.tokens import Principal
 from stagegate.errors import InvalidInputError, NotFoundError
+from stagegate.urls import refuse_credentials
 
 SEES_ALL = ("steward", "auditor", "admin")
 # What a job's state is called in the egress read model.
@@ -85,8 +86,7 @@ class Egresses:
             raise InvalidInputError("node is required: the node whose worker holds the run directory")
         if not run_dir.startswith("/"):
             raise InvalidInputError(f"run_dir must be an absolute path on node {node}")
-        if redact_url(destination) != destination:
-            raise InvalidInputError("the destination URL carries credentials; workers use their own")
+        refuse_credentials(destination, "destination URL")
         if destination.startswith(("/", "file://")):
             # A path is written exactly as named (the worker follows no link): one spelling only.
             plain_path(destination.removeprefix("file://"), "the destination")

@@ -23,11 +23,12 @@ from ledger.database import Ledger
 from ledger.events import job_event
 from ledger.models import AuditEventRow, JobRow, NodeDatasetRow, NodeRow, PinRow, TaskRow
 from ledger.nodes import dataset_path, held_in, require_known
-from ledger.redact import redact_text, redact_url
+from ledger.redact import redact_text
 from ledger.tasks import BatchRange, TaskKey, Tasks, TaskState, new_task
 from ledger.tokens import Principal
 from stagegate.confinement import SourceRules
 from stagegate.errors import ExistsError, InvalidInputError, NotFoundError
+from stagegate.urls import refuse_credentials
 
 Mode = Literal["replicate", "shard"]
 TERMINAL = ("ready", "failed", "denied", "released")
@@ -128,11 +129,7 @@ class Stagings:
 
         The same ``idempotency_key`` from the same user returns the first staging, created False.
         """
-        if redact_url(source) != source:
-            raise InvalidInputError(
-                "the source URL carries credentials; workers use their own (AWS_* environment, "
-                "instance roles), so leave them out of the URL"
-            )
+        refuse_credentials(source, "source URL")
         self._sources.check(source, who.user, who.project)
         if mode not in ("replicate", "shard"):
             raise InvalidInputError(f"mode must be replicate or shard, not {mode!r}")

@@ -20,3 +20,7 @@ class NotFoundError(StagegateError, LookupError):
 
 class ExistsError(StagegateError):
     """A thing that must be new already exists."""
+
+
+class TooLargeError(InvalidInputError):
+    """An input is larger than stagegate accepts (a request body, a file that should be small)."""

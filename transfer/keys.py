@@ -1,9 +1,11 @@
 """Pure rules that turn an object key into a path under a dataset root, or refuse it.
 
 A key is accepted only if it is a plain relative POSIX path: no absolute path, no ``.`` or
-``..`` segment, no empty segment, no NUL or other control character, no backslash (which
-some consumers treat as a separator), valid Unicode, and not inside stagegate's own state
-directory. Collisions after Unicode normalisation are found by :class:`NormalizationGuard`.
+``..`` segment, no empty segment, no NUL or other control character, no bidirectional
+control character (a right-to-left override makes ``gpj.exe`` read as ``exe.jpg``), no
+backslash (which some consumers treat as a separator), valid Unicode, and not inside
+stagegate's own state directory. Collisions after Unicode normalisation are found by
+:class:`NormalizationGuard`.
 """
 
 import unicodedata
@@ -15,6 +17,19 @@ from transfer.errors import UnsafeKeyError
 STATE_DIR = ".stagegate"
 MAX_SEGMENT_BYTES = 255  # NAME_MAX on Linux filesystems
 MAX_KEY_BYTES = 4095  # PATH_MAX minus the terminator
+
+
+# Embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069), the implicit marks
+# (U+200E, U+200F) and the Arabic letter mark (U+061C): they reorder how a name is displayed.
+BIDI_CONTROLS = frozenset(
+    chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)
+)
+
+
+def _bidi_control(key: str) -> str | None:
+    if key.isascii():
+        return None
+    return next((c for c in key if c in BIDI_CONTROLS), None)
 
 
 def _has_control_character(key: str) -> bool:
@@ -34,6 +49,9 @@ def key_parts(key: str) -> tuple[str, ...]:
         raise UnsafeKeyError(key, "backslash in key")
     if _has_control_character(key):
         raise UnsafeKeyError(key, "NUL or control character in key")
+    bidi = _bidi_control(key)
+    if bidi is not None:
+        raise UnsafeKeyError(key, f"bidirectional control character U+{ord(bidi):04X} in key")
     try:
         encoded = key.encode("utf-8")
     except UnicodeEncodeError:

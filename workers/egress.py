@@ -25,6 +25,7 @@ from ledger import AuditTrail, Jobs, Ledger, NewEvent, TaskKey, Tasks
 from ledger.egresses import Egresses
 from policies import UNCLASSIFIED, Decision, Policy, PolicyDeniedError, Zone
 from stagegate.errors import InvalidInputError
+from stagegate.urls import refuse_credentials
 from transfer.checkpoints import Selection, discover, explain
 from transfer.checkpoints import select as select_checkpoints
 from transfer.egress import (
@@ -109,6 +110,7 @@ class EgressRequest:
         """Refuse what cannot mean one thing before anything is recorded."""
         if not Path(self.run_dir).is_absolute():
             raise InvalidInputError(f"the run directory must be an absolute path, not {self.run_dir!r}")
+        refuse_credentials(self.destination, "destination URL")
         validate_destination(self.destination)
         Zone.egress(self.destination)
         if self.mode not in (None, "min", "max"):

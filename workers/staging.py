@@ -23,6 +23,7 @@ from policies import (
     PolicyDeniedError,
     Zone,
 )
+from stagegate.urls import refuse_credentials
 from transfer import (
     Durability,
     LabelSpec,
@@ -214,6 +215,7 @@ def run_staging(
     Raises :class:`policies.PolicyDeniedError` (nothing moved) when the policy refuses any
     object, and the transfer's own errors when the copy fails; each outcome is audited.
     """
+    refuse_credentials(request.source, "source URL")  # before the ledger records anything
     run = StagingRun(ledger, policy, requester, request)
 
     def planned(plan: Plan) -> None:
@@ -244,6 +246,7 @@ def run_staging(
 
 def check_policy(policy: Policy, source_url: str) -> tuple[Plan, Decision]:
     """What the policy would decide on staging ``source_url``, without moving a byte."""
+    refuse_credentials(source_url, "source URL")
     source = open_source(source_url, labels=LABELS)
     with tempfile.TemporaryDirectory(prefix="stagegate-plan-") as scratch:
         plan = plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name)

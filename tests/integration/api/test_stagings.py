@@ -60,6 +60,8 @@ def test_same_key_from_another_user_is_another_staging(world: World) -> None:
 
 AWS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 AWS_SECRET = "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"
+# About half of real AWS secret keys hold "/" or "+": urlsplit's host ends at the first "/".
+SLASHED_SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCY/EXAMPLEKEY"
 BAD_BODIES: dict[str, tuple[dict[str, Any], str]] = {
     "unknown mode": ({"mode": "mirror"}, "mode"),
     "no nodes": ({"nodes": []}, "nodes"),
@@ -73,6 +75,8 @@ BAD_BODIES: dict[str, tuple[dict[str, Any], str]] = {
     "huge idempotency key": ({"idempotency_key": "k" * 201}, "idempotency_key"),
     "s3 URL with credentials": ({"source": f"s3://{AWS_KEY_ID}:{AWS_SECRET}@bucket/x"}, "credentials"),
     "https URL with a password": ({"source": "https://user:hunter2pw@data.example.org/x"}, "credentials"),
+    "s3 secret holding a slash": ({"source": f"s3://{AWS_KEY_ID}:{SLASHED_SECRET}@bucket/x"}, "credentials"),
+    "secret holding a space and a ?": ({"source": "s3://AK:hunter2pw ?x#y@bucket/x"}, "credentials"),
     "presigned URL": (
         {"source": f"https://h.example/x?X-Amz-Credential={AWS_KEY_ID}&X-Amz-Signature={AWS_SECRET}"},
         "credentials",
@@ -87,7 +91,7 @@ def test_bad_input_is_400_and_nothing_is_recorded(world: World, body: dict[str, 
     assert response.status_code == 400, response.text
     detail = response.json()["detail"]
     assert isinstance(detail, str) and says in detail
-    for secret in (AWS_SECRET, AWS_KEY_ID, "hunter2pw"):
+    for secret in (AWS_SECRET, AWS_KEY_ID, "hunter2pw", SLASHED_SECRET, *SLASHED_SECRET.split("/")):
         assert secret not in response.text
     assert AuditTrail(world.ledger).query() == []
     assert world.get("admin", "/v1/stagings").json() == {"stagings": []}

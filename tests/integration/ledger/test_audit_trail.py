@@ -72,7 +72,7 @@ def test_credentials_never_reach_the_trail(ledger: Ledger) -> None:
         )
     )
     (event,) = trail.query()
-    assert event.source == "https://minio.local:9000/bucket/k?versionId=3"
+    assert event.source == "https://minio.local:9000/bucket/k"  # nothing after a secret parameter
     assert event.destination == "s3://out/x"
     assert event.details == {
         "password": "[redacted]",

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from stagegate.errors import InvalidInputError
 from transfer.errors import UnsafeKeyError
 from transfer.keys import (
+    BIDI_CONTROLS,
     MAX_KEY_BYTES,
     MAX_SEGMENT_BYTES,
     STATE_DIR,
@@ -21,8 +22,9 @@ from transfer.keys import (
 ROOT = "/srv/datasets/root"
 
 # Characters a safe segment may hold: anything printable-ish except separators, control
-# characters (Cc) and lone surrogates (Cs).
-segment_chars = st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="/\\")
+# characters (Cc), lone surrogates (Cs) and bidirectional controls.
+BIDI = sorted(BIDI_CONTROLS)
+segment_chars = st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters=["/", "\\", *BIDI])
 segments = st.text(segment_chars, min_size=1, max_size=12).filter(lambda s: s not in (".", ".."))
 valid_keys = (
     st.lists(segments, min_size=1, max_size=6).map("/".join).filter(lambda k: k.split("/")[0] != STATE_DIR)
@@ -54,6 +56,7 @@ def assert_safe_segments(key: str, parts: tuple[str, ...]) -> None:
         assert "\x00" not in part
         assert all(ord(c) >= 0x20 and ord(c) != 0x7F for c in part)
         assert not any(unicodedata.category(c) == "Cs" for c in part)
+        assert not BIDI_CONTROLS.intersection(part)
         assert len(part.encode("utf-8")) <= MAX_SEGMENT_BYTES
     assert parts[0] != STATE_DIR
 
@@ -231,6 +234,23 @@ def test_empty_segment_anywhere_is_refused(key: str, data: st.DataObject) -> Non
 def test_control_char_or_backslash_anywhere_is_refused(key: str, data: st.DataObject, bad: str) -> None:
     at = data.draw(st.integers(0, len(key)), label="at")
     refused(key[:at] + bad + key[at:])
+
+
+def test_the_bidirectional_controls_are_exactly_these() -> None:
+    expected = {*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C}
+    assert {ord(c) for c in BIDI_CONTROLS} == expected
+
+
+def test_right_to_left_override_is_refused_and_named() -> None:
+    exc = refused("invoices/report\u202egpj.exe")
+    assert "U+202E" in exc.reason and "bidirectional" in exc.reason
+
+
+@given(valid_keys, st.data(), st.sampled_from(BIDI))
+def test_bidi_control_anywhere_is_refused(key: str, data: st.DataObject, bad: str) -> None:
+    at = data.draw(st.integers(0, len(key)), label="at")
+    exc = refused(key[:at] + bad + key[at:])
+    assert f"U+{ord(bad):04X}" in exc.reason
 
 
 @given(valid_keys, st.data(), st.integers(0xD800, 0xDFFF).map(chr))
