@@ -20,6 +20,7 @@ from ledger.models import DeclassificationRow
 from ledger.nodes import require_known
 from policies import is_label_word, normalize_label
 from stagegate.errors import InvalidInputError
+from stagegate.paths import plain_path
 
 MAX_REASON = 2000
 DECLASSIFIED = "label.declassified"
@@ -70,19 +71,6 @@ def _view(row: DeclassificationRow) -> Declassification:
     )
 
 
-def plain_path(path: str, what: str = "the run directory") -> str:
-    """``path`` as one spelling (no trailing ``/``); refuses relative paths and ``.``, ``..``
-    or empty segments, so one directory has one name."""
-    if not path.startswith("/") or "\0" in path:
-        raise InvalidInputError(f"{what} must be an absolute path, not {path!r}")
-    body = path[1:].removesuffix("/")
-    if not body or any(s in ("", ".", "..") for s in body.split("/")):
-        raise InvalidInputError(
-            f"{what} {path!r} has an empty, '.' or '..' segment; give the plain absolute path"
-        )
-    return "/" + body
-
-
 def _check_checkpoint(name: str) -> None:
     if not name or name in (".", "..") or "/" in name or "\0" in name or len(name) > 255:
         raise InvalidInputError(f"checkpoint {name!r} must be the name of one entry of the run directory")
@@ -115,7 +103,7 @@ class Declassifications:
         reason: str,
     ) -> Declassification:
         """Record the declassification and its ``label.declassified`` event in one transaction."""
-        run_dir = plain_path(run_dir)
+        run_dir = plain_path(run_dir, "the run directory")
         _check_checkpoint(checkpoint)
         word = normalize_label(label)
         if not is_label_word(word):
@@ -164,7 +152,7 @@ class Declassifications:
     def latest(self, node: str | None, run_dir: str, checkpoint: str) -> Declassification | None:
         """The newest declassification of ``checkpoint`` in ``run_dir`` on ``node`` (None: here)."""
         statement = select(DeclassificationRow).where(
-            DeclassificationRow.run_dir == plain_path(run_dir),
+            DeclassificationRow.run_dir == plain_path(run_dir, "the run directory"),
             DeclassificationRow.checkpoint == checkpoint,
             DeclassificationRow.node.is_(None) if node is None else DeclassificationRow.node == node,
         )

@@ -15,7 +15,6 @@ from sqlalchemy import select
 
 from ledger.audit import AuditTrail
 from ledger.database import Ledger
-from ledger.declassifications import plain_path
 from ledger.events import job_event
 from ledger.models import AuditEventRow, JobRow
 from ledger.nodes import require_known
@@ -23,6 +22,7 @@ from ledger.redact import redact_text
 from ledger.tasks import TaskKey, Tasks, TaskState, new_task
 from ledger.tokens import Principal
 from stagegate.errors import InvalidInputError, NotFoundError
+from stagegate.paths import plain_path
 from stagegate.urls import refuse_credentials
 
 SEES_ALL = ("steward", "auditor", "admin")

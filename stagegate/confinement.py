@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from stagegate.errors import InvalidInputError, StagegateError
+from stagegate.paths import plain_segments
 
 SOURCE_ROOTS_ENV = "STAGEGATE_SOURCE_ROOTS"
 SOURCE_SCHEMES_ENV = "STAGEGATE_SOURCE_SCHEMES"
@@ -46,23 +47,8 @@ def _safe_segment(value: str) -> bool:
 
 
 def split_local(path: str) -> tuple[str, ...]:
-    """The segments of an absolute local path; a path that needs normalising is refused, so
-    what is checked is exactly what the worker opens."""
-    if "\0" in path:
-        raise InvalidInputError("the source path contains a NUL character")
-    if not path.startswith("/"):
-        raise InvalidInputError("a local source on the service must be an absolute path (start with /)")
-    body = path[1:]
-    if body.endswith("/"):
-        body = body[:-1]  # one trailing slash: the directory itself
-    segments = tuple(body.split("/")) if body else ()
-    bad = [s for s in segments if s in ("", ".", "..")]
-    if bad:
-        raise InvalidInputError(
-            "the source path has empty, '.' or '..' segments; give it in its plain form, "
-            "e.g. /mnt/nfs/home/USER/dataset"
-        )
-    return segments
+    """The segments of an absolute local source path, refused if it needs normalising."""
+    return plain_segments(path, "the source path")
 
 
 def local_path_of(url: str) -> LocalSourcePath | None:

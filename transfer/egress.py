@@ -40,8 +40,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from stagegate.errors import InvalidInputError, NotFoundError
+from stagegate.paths import plain_segments
 from transfer.checksums import hex_from_base64, new_local_hasher, new_source_hasher
-from transfer.egress_dir import EgressDir, path_segments
+from transfer.egress_dir import EgressDir
 from transfer.errors import ChecksumMismatchError, TransferError, UnsafeDestinationError
 from transfer.keys import STATE_DIR
 from transfer.progress import Progress, ProgressCallback, ProgressTracker
@@ -502,7 +503,7 @@ def local_path(url: str) -> Path | None:
     rest = url.removeprefix("file://") if url.startswith("file://") else url
     if not rest.startswith("/"):
         return None
-    return Path("/", *path_segments(rest))
+    return Path("/", *plain_segments(rest))
 
 
 def validate_destination(url: str) -> str:

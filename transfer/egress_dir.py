@@ -15,40 +15,13 @@ import stat
 import uuid
 from pathlib import PurePosixPath
 
-from stagegate.errors import ExistsError, InvalidInputError
+from stagegate.errors import ExistsError
+from stagegate.paths import plain_segments
 from transfer.errors import UnsafeDestinationError
 from transfer.keys import STATE_DIR
 from transfer.sink import syncfs
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def path_segments(path: str) -> tuple[str, ...]:
-    """The segments of the absolute ``path``; refuses ``.``, ``..``, empty segments and NUL.
-
-    One trailing ``/`` is allowed (``/out/`` is ``/out``): it names the same directory.
-    """
-    if not path.startswith("/"):
-        raise InvalidInputError(f"a local destination must be an absolute path, not {path!r}")
-    if "\0" in path:
-        raise InvalidInputError("a local destination cannot contain a NUL character")
-    body = path[1:]
-    if body.endswith("/"):
-        body = body[:-1]
-    if not body:
-        return ()
-    segments = tuple(body.split("/"))
-    if any(s in ("", ".", "..") for s in segments):
-        raise InvalidInputError(
-            f"local destination {path!r} has an empty, '.' or '..' segment; give the plain absolute path"
-        )
-    return segments
-
-
-def is_within(path: tuple[str, ...], root: tuple[str, ...]) -> bool:
-    """True if ``path`` is ``root`` or below it, compared segment by segment
-    (``/data/pub`` does not contain ``/data/public``)."""
-    return path[: len(root)] == root
 
 
 def _where(segments: tuple[str, ...]) -> str:
@@ -93,7 +66,7 @@ class EgressDir:
     """The destination directory of a local egress, held open by descriptor."""
 
     def __init__(self, path: str) -> None:
-        self.segments = path_segments(path)
+        self.segments = plain_segments(path, "a local destination")
         self.path = _where(self.segments)
         self._fd = open_walked(self.segments, create=True)
         try:

@@ -25,6 +25,7 @@ from ledger import AuditTrail, Jobs, Ledger, NewEvent, TaskKey, Tasks
 from ledger.egresses import Egresses
 from policies import UNCLASSIFIED, Decision, Policy, PolicyDeniedError, Zone
 from stagegate.errors import InvalidInputError
+from stagegate.paths import is_within, plain_segments
 from stagegate.urls import refuse_credentials
 from transfer.checkpoints import Selection, discover, explain
 from transfer.checkpoints import select as select_checkpoints
@@ -37,7 +38,6 @@ from transfer.egress import (
     local_path,
     validate_destination,
 )
-from transfer.egress_dir import is_within, path_segments
 from transfer.progress import Progress, ProgressCallback
 from workers.egress_labels import CheckpointLabel, Classification, LabelScope, classify
 from workers.lease import LeaseKeeper
@@ -400,10 +400,10 @@ def check_user_run(allowed: Path, run_dir: str) -> None:
     """Refuse a service egress of anything but the requester's own runs on this node: the
     worker reads with its own permissions, so without this any user could ship any path."""
     try:
-        path = path_segments(run_dir)
+        path = plain_segments(run_dir)
     except InvalidInputError:
         path = ()  # '..', '.' or '//' in it: not a plain path, so not one of theirs
-    root = path_segments(str(allowed))
+    root = plain_segments(str(allowed))
     if not is_within(path, root) or path == root:
         raise PermissionError(
             f"{run_dir} is not one of your runs on this node: the service egresses only from "
@@ -418,7 +418,7 @@ def check_user_destination(allowed: Path, destination: str) -> None:
     path = local_path(destination)
     if path is None:
         return
-    if not is_within(path_segments(str(path)), path_segments(str(allowed))):
+    if not is_within(plain_segments(str(path)), plain_segments(str(allowed))):
         raise PermissionError(
             f"{destination} is outside your egress root on this node: the service writes a path "
             f"destination only below {allowed}/ (the node's egress root, one directory per user)"

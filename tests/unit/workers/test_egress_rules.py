@@ -7,7 +7,7 @@ import pytest
 
 from policies import Policy
 from stagegate.errors import InvalidInputError
-from transfer.egress_dir import is_within, path_segments
+from stagegate.paths import is_within, plain_segments
 from workers.egress_labels import highest
 from workers.settings import WorkerSettings, user_segment
 
@@ -15,12 +15,12 @@ from workers.settings import WorkerSettings, user_segment
 @pytest.mark.parametrize("path", ["/a/../b", "/a/./b", "//a", "/a//b", "relative/x", "/a\0b"])
 def test_a_path_that_is_not_written_plainly_is_refused(path: str) -> None:
     with pytest.raises(InvalidInputError):
-        path_segments(path)
+        plain_segments(path)
 
 
 def test_plain_paths_split_into_their_segments() -> None:
-    assert path_segments("/") == ()
-    assert path_segments("/data/pub/") == ("data", "pub")
+    assert plain_segments("/") == ()
+    assert plain_segments("/data/pub/") == ("data", "pub")
 
 
 def test_containment_is_by_whole_components() -> None:
