@@ -6,6 +6,7 @@ import stat
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
+from typing import cast
 
 from transfer.errors import LabelChangedError, SourceChangedError, SourceNotFoundError
 from transfer.label_sources import combined_label, is_label_name, not_a_label_file
@@ -34,6 +35,13 @@ def describe_file_type(mode: int) -> str:
 
 
 _NO_XATTR = (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP)
+_DIR_NOFOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _below(dir_fd: int, name: str) -> Path:
+    """A path naming ``name`` in the directory held open as ``dir_fd``: no component of it can
+    be swapped for a link (the xattr calls that take it do not follow the last one)."""
+    return Path(f"/proc/self/fd/{dir_fd}") / name
 
 
 def read_xattr(target: int | Path, name: str) -> str | None:
@@ -115,11 +123,20 @@ class LocalSource:
         if not stat.S_ISDIR(st.st_mode):
             raise SourceNotFoundError(f"not a regular file or directory: {self.root}")
         for key, entry in walk_sorted(self._list_dir):
-            yield self._object(key, entry.payload, self.root / key)  # type: ignore[arg-type]
+            st, own = cast(tuple[os.stat_result, str | None], entry.payload)
+            yield SourceObject(
+                key=key, size=st.st_size, revision=posix_revision(st), mtime=st.st_mtime, label=own
+            )
 
     def _list_dir(self, rel: str) -> Iterator[DirEntry]:
-        with os.scandir(self.root / rel if rel else self.root) as it:
-            for e in it:
+        # The directory is reached by descriptor, segment by segment without following links,
+        # and listed through that descriptor: a directory swapped for a symlink between two
+        # listings (or before a read) cannot make another tree's files look like this one's.
+        fd = self._open_dir(tuple(rel.split("/")) if rel else ())
+        try:
+            with os.scandir(fd) as it:
+                entries = list(it)
+            for e in entries:
                 if e.name == self._label_file and not e.is_file(follow_symlinks=False):
                     what = describe_file_type(e.stat(follow_symlinks=False).st_mode)
                     raise not_a_label_file(f"{rel}/{e.name}" if rel else e.name, what)
@@ -129,7 +146,10 @@ class LocalSource:
                 if e.is_dir(follow_symlinks=False):
                     yield DirEntry(e.name, True, None)
                 elif e.is_file(follow_symlinks=False):
-                    yield DirEntry(e.name, False, e.stat(follow_symlinks=False))
+                    label = read_xattr(_below(fd, e.name), self._xattr) if self._xattr else None
+                    yield DirEntry(e.name, False, (e.stat(follow_symlinks=False), label))
+        finally:
+            os.close(fd)
 
     def _object(self, key: str, st: os.stat_result, path: Path) -> SourceObject:
         label = read_xattr(path, self._xattr) if self._xattr else None
@@ -141,14 +161,47 @@ class LocalSource:
     def _is_single_file(self) -> bool:
         return self.root.is_file()
 
-    def _path(self, obj: SourceObject) -> Path:
-        return self.root if self._is_single_file else self.root / obj.key
+    def _open_dir(self, segments: tuple[str, ...]) -> int:
+        """A descriptor of the directory ``segments`` below the root, no link followed below
+        it (the root itself is the caller's choice and may be one)."""
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for depth, name in enumerate(segments):
+                try:
+                    child = os.open(name, _DIR_NOFOLLOW, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                        where = "/".join(segments[: depth + 1])
+                        raise SourceChangedError(
+                            f"{where}: no longer a directory (a symlink?) since it was listed"
+                        ) from None
+                    raise
+                os.close(fd)
+                fd = child
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _open_file(self, key: str, flags: int) -> int:
+        """``os.open`` of the file at ``key``, reached without following any link below the root."""
+        if self._is_single_file:
+            return os.open(self.root, flags)
+        *parents, name = key.split("/")
+        try:
+            dir_fd = self._open_dir(tuple(parents))
+        except FileNotFoundError:
+            raise SourceChangedError(f"{key}: deleted since it was listed") from None
+        try:
+            return os.open(name, flags, dir_fd=dir_fd)
+        finally:
+            os.close(dir_fd)
 
     def open(self, obj: SourceObject, offset: int = 0, length: int | None = None) -> _FileReader:
         try:
             # O_NONBLOCK: a FIFO put in a file's place opens at once (and is refused below)
             # instead of blocking until a writer comes; on a regular file it changes nothing.
-            fd = os.open(self._path(obj), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = self._open_file(obj.key, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             raise SourceChangedError(f"{obj.key}: deleted since it was listed") from None
         except OSError as exc:
@@ -174,16 +227,36 @@ class LocalSource:
         return None
 
     def own_label(self, obj: SourceObject) -> str | None:
-        return read_xattr(self._path(obj), self._xattr) if self._xattr else None
+        if not self._xattr:
+            return None
+        try:
+            fd = self._open_file(obj.key, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise SourceChangedError(f"{obj.key}: deleted since it was listed") from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise SourceChangedError(f"{obj.key}: replaced by a symlink since it was listed") from None
+            raise
+        try:
+            return read_xattr(fd, self._xattr)
+        finally:
+            os.close(fd)
 
     def find(self, key: str) -> SourceObject | None:
-        path = self.root / key
+        *parents, name = key.split("/")
         try:
-            st = path.lstat()
-        except (FileNotFoundError, NotADirectoryError):
+            dir_fd = self._open_dir(tuple(parents))
+        except (FileNotFoundError, SourceChangedError):
+            return None  # gone, or no longer a plain directory: nothing there to find
+        try:
+            try:
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            if stat.S_ISREG(st.st_mode):
+                return self._object(key, st, _below(dir_fd, name))
+            if name == self._label_file:
+                raise not_a_label_file(key, describe_file_type(st.st_mode))
             return None
-        if stat.S_ISREG(st.st_mode):
-            return self._object(key, st, path)
-        if path.name == self._label_file:
-            raise not_a_label_file(key, describe_file_type(st.st_mode))
-        return None
+        finally:
+            os.close(dir_fd)

@@ -145,3 +145,29 @@ def test_file_rewritten_with_its_mtime_put_back_after_planning_fails_the_staging
     with pytest.raises(SourceChangedError, match=r"a/b/c\.bin"):
         stage(open_source(str(source)), dest, small_config(), on_plan=rewrite)
     assert not is_ready(dest)
+
+
+def test_a_directory_swapped_for_a_symlink_mid_listing_lists_nothing_of_the_other_tree(tmp_path):
+    """The listing reaches each directory by descriptor, never through a link: a directory
+    replaced by a symlink to someone else's tree between two listings fails the plan instead
+    of listing that tree's files under this source's keys."""
+    src = write_tree(tmp_path / "src", {"a/one.bin": b"1", "b/two.bin": b"2"})
+    other = write_tree(tmp_path / "bob", {"secret.bin": b"bob's"})
+    listing = open_source(str(src)).list()
+    assert next(listing).key == "a/one.bin"  # 'a' listed; 'b' not yet
+    os.rename(src / "b", tmp_path / "b-moved")
+    os.symlink(other, src / "b")
+    with pytest.raises(SourceChangedError, match="symlink"):
+        list(listing)
+
+
+def test_a_read_never_goes_through_a_directory_swapped_for_a_symlink(tmp_path):
+    src = write_tree(tmp_path / "src", {"a/f.bin": b"mine"})
+    source = open_source(str(src))
+    [obj] = list(source.list())
+    # The same inode reached through a symlinked directory: the revision would still match.
+    elsewhere = tmp_path / "elsewhere"
+    os.rename(src / "a", elsewhere)
+    os.symlink(elsewhere, src / "a")
+    with pytest.raises(SourceChangedError, match="symlink"):
+        source.open(obj)
