@@ -57,7 +57,8 @@ CHUNK = 1 << 20
 MIN_PART_SIZE = 5 << 20  # S3's smallest part (all but the last)
 MAX_PARTS = 10_000
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: a FIFO swapped in for a checkpoint file after the walk is refused, not waited on.
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 class CheckpointLike(Protocol):

@@ -47,6 +47,7 @@ from transfer.checkpoints import Checkpoint
 from transfer.egress import RunDir
 from transfer.egress_dir import open_dir_at
 from transfer.errors import UnsafeDestinationError
+from transfer.sources.local import read_xattr
 
 # A declassification made at T holds while every ctime of the checkpoint is at most T minus
 # this: file times come from a coarse clock, and the API's clock is not the node's.
@@ -137,8 +138,10 @@ def read_label_file_at(dir_fd: int, name: str, where: str) -> str | None:
 
 
 def own_labels(run: RunDir, checkpoint: Checkpoint) -> list[tuple[str, str]]:
-    """The checkpoint's own labels as (origin, label): its xattr and, for a directory, the
-    ``.classification`` inside it. The entry is reached by descriptor, never through a link."""
+    """The checkpoint's own labels as (origin, label): its xattr (any spelling of the name) and,
+    for a directory, every ``.classification`` inside it, at any depth: a label file deeper
+    down labels files that go out with the checkpoint, so it counts too. The entry is reached
+    by descriptor, never through a link."""
     name = checkpoint.name
     where = run.path / name
     mode = os.stat(name, dir_fd=run.fd, follow_symlinks=False).st_mode
@@ -151,12 +154,8 @@ def own_labels(run: RunDir, checkpoint: Checkpoint) -> list[tuple[str, str]]:
     try:
         if not stat.S_IFMT(os.fstat(fd).st_mode) == stat.S_IFMT(mode):
             raise UnsafeDestinationError(f"checkpoint {where} changed while it was read")
-        try:
-            raw = os.getxattr(fd, LABEL_XATTR)
-        except OSError as exc:
-            if exc.errno not in (errno.ENODATA, errno.ENOTSUP):
-                raise
-        else:
+        raw = read_xattr(fd, LABEL_XATTR)  # 'user.Classification' counts as much as the lower case
+        if raw is not None:
             found.append(("xattr", parse_label_file(raw, f"{where} ({LABEL_XATTR})")))
         if stat.S_ISDIR(mode):
             label = read_label_file_at(fd, LABEL_FILE_NAME, str(where / LABEL_FILE_NAME))
@@ -164,6 +163,21 @@ def own_labels(run: RunDir, checkpoint: Checkpoint) -> list[tuple[str, str]]:
                 found.append(("file", label))
     finally:
         os.close(fd)
+    if stat.S_ISDIR(mode):
+        found += _deeper_label_files(run, checkpoint)
+    return found
+
+
+def _deeper_label_files(run: RunDir, checkpoint: Checkpoint) -> list[tuple[str, str]]:
+    """(origin, label) of every ``.classification`` below the checkpoint's top directory."""
+    found = []
+    for f in run.files(checkpoint):  # regular files only, reached without following a link
+        if f.parts[-1] != LABEL_FILE_NAME or len(f.parts) <= 2:
+            continue
+        where = str(run.path / f.key)
+        with run.open(f) as fd:
+            content = os.read(fd, MAX_LABEL_FILE_BYTES + 1)
+        found.append((f"file:{f.key}", parse_label_file(content, where)))
     return found
 
 

@@ -82,6 +82,37 @@ def test_a_run_directory_label_is_not_lowered_by_the_checkpoints_own(
     assert objects(s3_client, bucket) == []
 
 
+def test_a_label_file_deeper_inside_a_checkpoint_counts(
+    ledger: Ledger, s3_client: Any, bucket: str, tmp_path: Path
+) -> None:
+    run = make_run(tmp_path, own="public")
+    write_tree(run / "checkpoint-100", {"eval/.classification": b"confidential\n", "eval/preds.csv": b"1"})
+    request = EgressRequest(str(run), f"s3://{bucket}/m", latest=1)
+
+    with pytest.raises(PolicyDeniedError) as denied:
+        run_egress(ledger, Policy.default(), ALICE, request, CONFIG)
+
+    assert "(file:checkpoint-100/eval/.classification) is confidential" in str(denied.value)
+    assert objects(s3_client, bucket) == []
+
+
+def test_an_xattr_spelt_with_capitals_still_labels_the_checkpoint(
+    ledger: Ledger, s3_client: Any, bucket: str, tmp_path: Path
+) -> None:
+    run = make_run(tmp_path, own="public")
+    try:
+        os.setxattr(run / "checkpoint-100", "user.Classification", b"confidential")
+    except OSError as exc:
+        pytest.fail(f"this filesystem must support user xattrs for the test: {exc}")
+    request = EgressRequest(str(run), f"s3://{bucket}/m", latest=1)
+
+    with pytest.raises(PolicyDeniedError) as denied:
+        run_egress(ledger, Policy.default(), ALICE, request, CONFIG)
+
+    assert "(xattr) is confidential" in str(denied.value)
+    assert objects(s3_client, bucket) == []
+
+
 def test_an_unknown_label_word_fails_closed(
     ledger: Ledger, s3_client: Any, bucket: str, tmp_path: Path
 ) -> None:
