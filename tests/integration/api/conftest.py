@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from integration.postgres import fresh_pg_database
 from ledger import Ledger, Nodes, Principal, Staging, Stagings, Tokens, open_ledger
+from stagegate.confinement import SourceRules
 from stagegate.queues import PLAN_QUEUE, Dispatcher, make_celery
 
 # Its own Redis database: flushing it cannot disturb other suites or a developer's broker.
@@ -104,7 +105,9 @@ class World:
 
 
 @contextmanager
-def open_world(pg_admin: sa.Engine, decision_wait: float = FAST_DECISION_WAIT) -> Iterator[World]:
+def open_world(
+    pg_admin: sa.Engine, decision_wait: float = FAST_DECISION_WAIT, source_rules: SourceRules | None = None
+) -> Iterator[World]:
     with fresh_pg_database(pg_admin) as url, flushed_redis() as broker, open_ledger(url) as ledger:
         tokens: dict[str, str] = {}
         principals: dict[str, Principal] = {}
@@ -119,7 +122,7 @@ def open_world(pg_admin: sa.Engine, decision_wait: float = FAST_DECISION_WAIT) -
         nodes.heartbeat("gpu-02", "/nvme/stagegate", 2 * 10**12, "worker-gpu-02")
         celery_app = make_celery(BROKER_URL)
         dispatcher = Dispatcher(celery_app)
-        app = create_app(ledger, dispatcher, decision_wait=decision_wait)
+        app = create_app(ledger, dispatcher, decision_wait=decision_wait, source_rules=source_rules)
         try:
             with TestClient(app) as client:
                 yield World(client, ledger, broker, dispatcher, tokens, principals)

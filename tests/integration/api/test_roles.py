@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from ledger import AuditTrail, Stagings, Tokens
 from ledger.egresses import Egresses
+from stagegate.confinement import SourceRules
 
 from .conftest import UNKNOWN_TOKEN, USERS, World, open_world
 
@@ -32,6 +33,11 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/v1/egress"): (401, 401, 202, 202, 403, 403, 202),
     ("POST", "/v1/egress to /out/../etc"): (401, 401, 400, 400, 403, 403, 400),
     ("GET", "/v1/egress/{sams}"): (401, 401, 404, 200, 200, 200, 200),
+    # Local sources: only under the caller's own source root (here /srv/home/{user}); the worker
+    # reads with its own rights, so nobody, admin included, has it read another user's home.
+    ("POST", "/v1/stagings from your own home"): (401, 401, 202, 202, 403, 403, 202),
+    ("POST", "/v1/stagings from bob's home"): (401, 401, 403, 403, 403, 403, 403),
+    ("POST", "/v1/stagings from outside every root"): (401, 401, 403, 403, 403, 403, 403),
     # Lowering a label is a steward's (or admin's) act, never the requester's own.
     ("POST", "/v1/declassifications"): (401, 401, 403, 403, 201, 403, 201),
 }
@@ -46,6 +52,7 @@ EGRESS = {
     "destination": "s3://models/run-1",
     "latest": 1,
 }
+SOURCE_ROOTS = "/srv/home/{user}"
 DECLASSIFICATION = {
     "node": "gpu-01",
     "run_dir": "/nvme/runs/sam/run-1",
@@ -58,8 +65,16 @@ DECLASSIFICATION = {
 @pytest.fixture(scope="module")
 def shared_world(pg_admin: sa.Engine) -> Iterator[World]:
     """One world for the whole matrix: each case makes the staging it needs."""
-    with open_world(pg_admin) as opened:
+    with open_world(pg_admin, source_rules=SourceRules.parse(SOURCE_ROOTS)) as opened:
         yield opened
+
+
+def local_source(path: str, caller: str) -> str:
+    if path.endswith("your own home"):
+        return f"/srv/home/{USERS.get(caller, 'nobody')}/dataset"
+    if path.endswith("bob's home"):
+        return f"/srv/home/{USERS['other']}/dataset"
+    return "/etc/ssl/private"
 
 
 @pytest.mark.parametrize(("method", "path", "caller", "expected"), CASES)
@@ -78,6 +93,8 @@ def test_role_matrix(shared_world: World, method: str, path: str, caller: str, e
         response = w.client.post("/v1/egress", json=body, headers=w.headers(caller))
     elif method == "POST" and path == "/v1/declassifications":
         response = w.client.post(path, json=DECLASSIFICATION, headers=w.headers(caller))
+    elif method == "POST" and " from " in path:
+        response = w.post(caller, source=local_source(path, caller))
     elif method == "POST":
         response = w.post(caller)
     else:
@@ -88,7 +105,12 @@ def test_role_matrix(shared_world: World, method: str, path: str, caller: str, e
         assert response.headers["WWW-Authenticate"] == "Bearer"
         assert "stagegate token create" in response.json()["detail"]
     if expected == 403:
-        assert "this token's role is" in response.json()["detail"]
+        detail = response.json()["detail"]
+        if caller in ("steward", "auditor") or " from " not in path:
+            assert "this token's role is" in detail
+        else:  # a submitter refused the source: says why, names only the caller's own root
+            assert "local paths" in detail and f"/srv/home/{USERS[caller]}" in detail
+            assert USERS["other"] not in detail.replace(f"/srv/home/{USERS['other']}/dataset", "")
     if expected == 400:
         assert "segment" in response.json()["detail"]
     if egress_target is not None and expected == 200:
