@@ -6,6 +6,7 @@ node's worker copies, and this command submits and (with ``--wait``) follows it.
 """
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,13 @@ if TYPE_CHECKING:  # imported when the command runs: boto3 would add ~0.3 s to e
 
 POLL_S = 0.5
 TERMINAL = ("completed", "failed", "denied")
+
+
+def _real_local(destination: str) -> str:
+    """A local ``--to`` (a path, ``file:///path``) as the real absolute path; URLs as given."""
+    if "://" in destination and not destination.startswith("file://"):
+        return destination
+    return os.path.realpath(destination.removeprefix("file://"))
 
 
 @click.command(
@@ -91,15 +99,22 @@ def egress(
     """Copy the selected checkpoints of RUN_DIR to --to, verified, if the policy allows.
 
     Select with --latest N, --best METRIC [--mode min|max] and --name NAME (the union of all).
-    A checkpoint's label only rises: the highest of its own (xattr user.classification, or a
-    .classification file in a checkpoint directory), the nearest .classification in the run
-    directory, and the datasets you staged under --job. `stagegate declassify` lowers one.
+    A checkpoint's label only rises: the highest of its own (xattr user.classification, and
+    every .classification file inside a checkpoint directory), the nearest .classification in
+    the run directory, and the datasets you staged under --job. `stagegate declassify` lowers
+    one. Here (without --node) paths through your own links are resolved first; below the
+    resolved destination nothing is followed and no file is ever overwritten.
     """
     if best is None and mode is not None:
         raise click.UsageError("--mode goes with --best METRIC")
     refuse_credentials(destination, "--to destination")  # before it reaches the service or the ledger
     from workers.egress import EgressConfig, EgressRequest, preview_egress, run_egress
 
+    if node is None:
+        # Here the command acts with the user's own rights, so paths through links the user
+        # keeps (/home -> /mnt/home) are resolved first: the policy then decides about the real
+        # directories, and the walk that follows (which refuses every link) meets none.
+        run_dir, destination = Path(os.path.realpath(run_dir)), _real_local(destination)
     absolute = run_dir if run_dir.is_absolute() else Path.cwd() / run_dir
     request = EgressRequest(
         run_dir=str(absolute),

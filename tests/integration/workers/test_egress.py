@@ -277,3 +277,24 @@ def test_cli_egress_json_summary(
     summary = json.loads(proc.stdout)
     assert summary["state"] == "completed" and summary["selected"] == ["checkpoint-100"]
     assert set(summary["checksums"]) == set(objects(s3_client, bucket, "c/"))
+
+
+def test_cli_egress_resolves_the_users_own_links_then_writes_the_real_directory(
+    subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Embedded, the command runs with the user's rights: a run directory and a destination
+    reached through links the user keeps (a home on another mount) are resolved first, so the
+    policy decides about the real path and the no-link walk below it goes through."""
+    run = make_run(tmp_path)
+    (tmp_path / "home-link").symlink_to(tmp_path)
+    real_out = tmp_path / "out"
+    args = [
+        STAGEGATE, "egress", str(tmp_path / "home-link" / "run"), "--to",
+        str(tmp_path / "home-link" / "out"), "--name", "checkpoint-100", "--json",
+    ]  # fmt: skip
+    proc = subprocess.run(args, capture_output=True, text=True, env=subprocess_env, timeout=60)
+
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["destination"] == str(real_out)
+    assert (real_out / "checkpoint-100").is_dir()
+    assert run.is_dir()
