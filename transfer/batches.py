@@ -4,10 +4,10 @@ The service plans once, then a task per batch (a contiguous, ascending key range
 plan) copies it into the node's dataset directory, and a last task publishes the dataset.
 Tasks are delivered at least once and may be killed at any point; the batches of one
 dataset on one node run one after another, never at the same time. So every step is
-idempotent: a finished batch leaves a durable record, ``.stagegate/batches/<index>.jsonl``,
-written only after its bytes are durable, and running the batch again returns that record
-without touching the source. Publishing joins the records (index order is key order) into
-the manifest, exactly as :func:`transfer.stage.stage` does in one process.
+idempotent: a finished batch leaves a durable record, ``batches/<index>.jsonl`` in the
+dataset's state directory, written only after its bytes are durable, and running the batch
+again returns that record without touching the source. Publishing joins the records (index
+order is key order) into the manifest, exactly as :func:`transfer.stage.stage` does in one process.
 """
 
 import itertools
@@ -23,7 +23,7 @@ from pathlib import Path
 from transfer.engine import CopyEngine, TransferConfig, is_intact
 from transfer.errors import TransferError
 from transfer.journal import encode_records, newest_per_key, read_records_from, write_atomically
-from transfer.keys import STATE_DIR
+from transfer.layout import state_dir_of
 from transfer.objects import CopiedFile, SourceObject, Verification
 from transfer.plan import LabelFile
 from transfer.progress import ProgressCallback, ProgressTracker
@@ -72,7 +72,7 @@ class BatchResult:
 
 def batch_record_path(destination: str | Path, index: int) -> Path:
     """Where batch ``index``'s record lies once the batch is complete."""
-    return Path(destination) / STATE_DIR / BATCHES_DIR / f"{index:010d}.jsonl"
+    return state_dir_of(destination) / BATCHES_DIR / f"{index:010d}.jsonl"
 
 
 def copy_batch(

@@ -18,8 +18,6 @@ from pathlib import Path
 
 import blake3
 
-from transfer.keys import STATE_DIR
-
 FILE_MODE = 0o444
 DIR_MODE = 0o555
 WRITABLE_DIR_MODE = 0o755
@@ -90,14 +88,13 @@ def unseal(root: str | os.PathLike[str]) -> None:
 def file_hashes(
     root: str | os.PathLike[str], on_bytes: Callable[[int], None] | None = None
 ) -> Iterator[tuple[str, str | None]]:
-    """(key, BLAKE3 hex) of every file of the dataset at ``root`` (its state directory aside), in
-    key order; anything not a regular file gives None. ``on_bytes`` is told of every chunk read
-    (a scrub's rate limit)."""
+    """(key, BLAKE3 hex) of every file of the dataset at ``root``, in key order; anything not
+    a regular file gives None. The state directory lies beside ``root`` (:mod:`transfer.layout`),
+    so whatever is inside is the dataset's, and a file no manifest lists shows. ``on_bytes`` is
+    told of every chunk read (a scrub's rate limit)."""
     root = Path(root)
     found = sorted(
-        (key, stat.S_ISREG(st.st_mode))
-        for key, st in _entries(root)
-        if key != STATE_DIR and not key.startswith(STATE_DIR + "/") and not stat.S_ISDIR(st.st_mode)
+        (key, stat.S_ISREG(st.st_mode)) for key, st in _entries(root) if not stat.S_ISDIR(st.st_mode)
     )
     for key, regular in found:
         if not regular:

@@ -4,8 +4,9 @@ Every path below the dataset root is walked one segment at a time with ``O_NOFOL
 relative to its parent's descriptor, so a symlink planted anywhere in the tree (by a
 previous dataset, a user, an attacker) is refused rather than followed, and ``..`` never
 reaches the kernel (the key rules in :mod:`transfer.keys` refuse it first). Files are
-written under a temporary name in ``.stagegate/tmp`` on the same filesystem and renamed
-into place only once verified, so a reader never sees a partial file at a final name.
+written under a temporary name in the ``tmp/`` of the dataset's state directory (beside the
+dataset, on the same filesystem: :mod:`transfer.layout`) and renamed into place only once
+verified, so a reader never sees a partial file at a final name.
 """
 
 import contextlib
@@ -14,6 +15,7 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import stat
 import uuid
 from collections.abc import Iterable
@@ -28,7 +30,7 @@ from transfer.errors import (
     TransferError,
     UnsafeDestinationError,
 )
-from transfer.keys import STATE_DIR
+from transfer.layout import LEGACY_STATE_DIR, state_dir_of
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 READY_MARKER = "READY"
@@ -90,23 +92,24 @@ def _open_dir(parent_fd: int, name: str, create: bool) -> int:
 
 
 def refuse_foreign_directory(path: Path) -> None:
-    """Refuse to stage into ``path`` if it holds anything but no state of an earlier staging:
-    those files are someone else's (a home directory, another tool's output), and a staging
-    would silently replace any of them that the source also holds. Missing or empty is fine,
-    and so is an earlier staging's directory (a rerun resumes it)."""
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-        if stat.S_ISDIR(os.lstat(path / STATE_DIR).st_mode):
-            return
+    """Refuse to stage into ``path`` if it holds anything and no earlier staging's state is
+    beside it: those files are someone else's (a home directory, another tool's output), and
+    a staging would silently replace any of them that the source also holds. Missing or empty
+    is fine, and so is an earlier staging's directory (a rerun resumes it), in this layout or
+    the older one with the state inside (:class:`DatasetDir` moves it out)."""
+    for state in (state_dir_of(path), path / LEGACY_STATE_DIR):
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            if stat.S_ISDIR(os.lstat(state).st_mode):
+                return
     try:
         with os.scandir(path) as entries:
-            # A state dir that is no directory (a planted symlink) is DatasetDir's to refuse.
-            occupied = any(entry.name != STATE_DIR for entry in entries)
+            occupied = next(entries, None) is not None
     except (FileNotFoundError, NotADirectoryError):
         return  # made new, or refused as not a directory, by DatasetDir
     if occupied:
         raise DestinationNotEmptyError(
-            f"{path} is not empty and holds no earlier staging (no {STATE_DIR}/ in it): stagegate will "
-            "not stage over files it did not put there; choose an empty or new directory"
+            f"{path} is not empty and holds no earlier staging (no {state_dir_of(path)} beside it): "
+            "stagegate will not stage over files it did not put there; choose an empty or new directory"
         )
 
 
@@ -116,10 +119,12 @@ def _lock_holder(fd: int) -> int | None:
 
 
 class DatasetDir:
-    """A dataset's directory. The directory itself is the root nothing escapes."""
+    """A dataset's directory and its state directory beside it. The dataset directory itself
+    is the root nothing escapes."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self.state_path = state_dir_of(self.path)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except FileExistsError:
@@ -127,9 +132,64 @@ class DatasetDir:
         # The root may itself be a symlink the operator chose (/nvme -> /mnt/nvme0); below it
         # nothing is followed.
         self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        self._state_fd = self._walk_dir((STATE_DIR,), create=True)
+        try:
+            self._state_fd = self._open_state()
+        except BaseException:
+            os.close(self._fd)
+            raise
         self._tmp_fd = _open_dir(self._state_fd, "tmp", create=True)
         self._lock_fd: int | None = None
+
+    def _open_state(self) -> int:
+        """Open (making it if missing) the state directory, after moving an older layout's
+        ``DIR/.stagegate`` out to it, and insist it shares the dataset's filesystem."""
+        parent = os.open(self.state_path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            self._move_legacy_state(parent)
+            try:
+                fd = _open_dir(parent, self.state_path.name, create=True)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.EEXIST):
+                    raise
+                raise UnsafeDestinationError(
+                    f"{self.state_path} is not a directory (a symlink?); refusing to keep the state there"
+                ) from None
+        finally:
+            os.close(parent)
+        if os.fstat(fd).st_dev != os.fstat(self._fd).st_dev:
+            os.close(fd)
+            raise UnsafeDestinationError(
+                f"{self.path} is on another filesystem than {self.path.parent} (a mount point?), "
+                f"so files cannot be renamed atomically from its state directory {self.state_path}; "
+                "stage into a directory below it"
+            )
+        return fd
+
+    def _move_legacy_state(self, parent: int) -> None:
+        """An older stagegate kept the state in ``DIR/.stagegate``: move it out, so a rerun
+        resumes from it and the dataset directory ends up holding only the dataset. If a state
+        directory is already beside the dataset, the older one is stale and goes."""
+        try:
+            st = os.stat(LEGACY_STATE_DIR, dir_fd=self._fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            return  # no state of ours; refuse_foreign_directory judged the directory
+        try:
+            os.rename(LEGACY_STATE_DIR, self.state_path.name, src_dir_fd=self._fd, dst_dir_fd=parent)
+        except FileNotFoundError:
+            return  # another staging moved it first
+        except OSError as exc:
+            if exc.errno == errno.EXDEV:
+                raise UnsafeDestinationError(
+                    f"{self.path} is on another filesystem than {self.path.parent} (a mount point?); "
+                    "stage into a directory below it"
+                ) from None
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            shutil.rmtree(self.path / LEGACY_STATE_DIR, ignore_errors=True)
+        os.fsync(parent)
+        os.fsync(self._fd)
 
     def close(self) -> None:
         if self._lock_fd is not None:
@@ -173,10 +233,6 @@ class DatasetDir:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    @property
-    def state_path(self) -> Path:
-        return self.path / STATE_DIR
 
     def _walk_dir(self, parts: tuple[str, ...], create: bool) -> int:
         fd = os.dup(self._fd)
@@ -277,7 +333,7 @@ class DatasetDir:
     # -- state files (manifest, ready marker) ------------------------------------------
 
     def write_state_file(self, name: str, chunks: Iterable[bytes]) -> None:
-        """Atomically replace ``.stagegate/<name>`` with ``chunks``, durably."""
+        """Atomically replace the state directory's ``name`` with ``chunks``, durably."""
         temp = f".{name}.{uuid.uuid4().hex}"
         fd = os.open(
             temp,

@@ -17,7 +17,7 @@ from pathlib import Path
 from stagegate.errors import InvalidInputError
 from transfer.engine import CopyEngine, TransferConfig
 from transfer.journal import Journal, encode_records, read_records
-from transfer.keys import STATE_DIR
+from transfer.layout import LEGACY_STATE_DIR, state_dir_of
 from transfer.objects import CopiedFile, SourceObject, Verification
 from transfer.parts import batched_by_weight
 from transfer.plan import (
@@ -56,7 +56,7 @@ class StageResult:
 
 def read_manifest(destination: str | Path) -> Iterator[CopiedFile]:
     """The manifest of a ready dataset: every file's record, in key order."""
-    return read_records(Path(destination) / STATE_DIR / MANIFEST)
+    return read_records(state_dir_of(destination) / MANIFEST)
 
 
 def pair_with_prior(
@@ -82,7 +82,8 @@ def stage(
     """Copy every object of ``source`` into ``destination`` and mark it ready.
 
     Files already there from an earlier run, unchanged and verified, are kept. The dataset
-    is ready (``.stagegate/READY`` exists) only when every file is verified and durable.
+    is ready (``READY`` exists in its state directory beside it,
+    :func:`transfer.layout.state_dir_of`) only when every file is verified and durable.
     ``on_plan`` sees the plan before any byte moves; if it raises (a policy denial), the
     destination is left as it was found. Files named ``label_file_name`` label their
     directory and are not staged; with ``config.recheck_labels`` they are re-read before
@@ -100,7 +101,8 @@ def stage(
         raise InvalidInputError("the destination is empty: name the directory to stage into")
     destination = Path(destination)
     refuse_foreign_directory(destination)
-    existed, had_state = destination.exists(), (destination / STATE_DIR).exists()
+    existed = destination.exists()
+    had_state = state_dir_of(destination).exists() or (destination / LEGACY_STATE_DIR).is_dir()
     with DatasetDir(destination) as dataset:
         dataset.lock_exclusive()  # held until the dataset is closed: for the whole staging
         try:
@@ -112,7 +114,7 @@ def stage(
             (dataset.state_path / PLAN_FILE).unlink(missing_ok=True)
             if not existed:
                 shutil.rmtree(destination, ignore_errors=True)
-            elif not had_state:
+            if not had_state:
                 shutil.rmtree(dataset.state_path, ignore_errors=True)
             raise
         begin_rewrite(dataset)

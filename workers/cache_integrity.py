@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from ledger import BatchRange, ManifestEntry, RetryLaterError, TaskKey
+from transfer.layout import LEGACY_STATE_DIR, state_dir_of
 from transfer.sealed import file_hashes, fingerprint, unseal
 from transfer.throttle import BandwidthLimiter
 from workers.node_steps import NodeContext
@@ -29,6 +30,8 @@ FINGERPRINT_CHANGED = (
     "fingerprint: the inode, size, mode, mtime or ctime of some entry differs from what was "
     "recorded when the dataset was sealed"
 )
+# An older stagegate kept the state inside the dataset, where a job would see it as data.
+LEGACY_LAYOUT = f"staged by an older stagegate: its state ({LEGACY_STATE_DIR}/) is inside the dataset"
 
 
 def quarantine_dir(ctx: NodeContext) -> Path:
@@ -43,14 +46,25 @@ def _own_dataset(ctx: NodeContext, path: str) -> Path:
 
 
 def move_aside(ctx: NodeContext, path: Path, digest: str) -> str | None:
-    """Move an altered copy out of the datasets; where it went, or None if it was not there."""
+    """Move an altered copy out of the datasets, its state beside it too (its manifest and
+    READY vouch for the copy as it was); where the copy went, or None if it was not there."""
+    state = state_dir_of(path)
     if not path.exists():
+        shutil.rmtree(state, ignore_errors=True)
         return None
     target = quarantine_dir(ctx) / f"{digest}.{uuid.uuid4().hex[:12]}"
     target.parent.mkdir(parents=True, exist_ok=True)
     path.chmod(0o755)  # a sealed directory cannot be moved to another parent (its '..' changes)
     path.rename(target)
+    if state.exists():
+        state.rename(target.with_name(target.name + ".state"))
     return str(target)
+
+
+def remove_quarantined(path: Path) -> None:
+    """Delete a quarantined copy and the state moved aside with it."""
+    remove_tree(path)
+    shutil.rmtree(path.with_name(path.name + ".state"), ignore_errors=True)
 
 
 def remove_tree(path: Path) -> None:
@@ -123,7 +137,8 @@ def _verify(ctx: NodeContext, key: TaskKey) -> None:
     if hit.state == "ready" and hit.path is not None:
         path = _own_dataset(ctx, hit.path)
         seen = fingerprint(path) if path.is_dir() else None
-        if seen is not None and seen == hit.fingerprint:
+        legacy = seen is not None and (path / LEGACY_STATE_DIR).exists()
+        if seen is not None and seen == hit.fingerprint and not legacy:
             if integrity.confirm_hit(key, ctx.owner, hit.digest, seen):
                 log.info("cache hit of %s on %s verified", key.job_id, key.node)
                 return
@@ -132,6 +147,8 @@ def _verify(ctx: NodeContext, key: TaskKey) -> None:
             mismatch = "fingerprint: none on record (cached before fingerprints were kept)"
         elif seen is None:
             mismatch = "the dataset directory is missing"
+        elif legacy:
+            mismatch = LEGACY_LAYOUT
         else:
             mismatch = FINGERPRINT_CHANGED
         moved = move_aside(ctx, path, hit.digest)
@@ -159,7 +176,7 @@ def sweep_quarantine(ctx: NodeContext) -> None:
     for quarantine_id, path in ctx.integrity.releasable(ctx.settings.node):
         target = Path(path) if path else None
         if target is not None and target.parent == quarantine_dir(ctx):
-            remove_tree(target)
+            remove_quarantined(target)
         ctx.integrity.deleted(quarantine_id)
         log.info("deleted quarantined copy %s", path or "(already gone)")
 
@@ -189,7 +206,7 @@ def scrub_once(ctx: NodeContext) -> bool:
         moved = move_aside(ctx, path, due.digest)
         if not ctx.integrity.quarantine(settings.node, due.digest, due.fingerprint, moved or "", mismatch):
             if moved:  # evicted or rewritten meanwhile: what was moved is not a dataset any more
-                remove_tree(Path(moved))
+                remove_quarantined(Path(moved))
             return True
     log.warning("scrub: cached dataset %s on %s quarantined (%s)", due.digest, settings.node, mismatch)
     return True

@@ -39,6 +39,7 @@ from stagegate.errors import InvalidInputError, NotFoundError
 from stagegate.queues import Dispatcher
 from transfer import SourceObject, copy_batch, plan_dataset, publish_batches, read_manifest
 from transfer.errors import SourceChangedError, UnsafeDestinationError
+from transfer.layout import state_dir_of
 from transfer.plan import LabelFile, check_labels_before_ready
 from transfer.sealed import fingerprint, is_sealed, seal, unseal
 from transfer.sources import Source
@@ -113,6 +114,10 @@ class NodeContext:
             # Renamed first, so a half-deleted tree never sits at a dataset's name.
             trash = datasets.parent / "trash" / f"{digest}.{self.owner.replace('/', '_')}"
             trash.parent.mkdir(parents=True, exist_ok=True)
+            # The state first: a READY left beside a missing dataset would vouch for nothing.
+            state = state_dir_of(target)
+            if state.exists():
+                state.rename(trash.with_name(trash.name + ".state"))
             if target.exists():
                 target.chmod(0o755)  # sealed: a directory moved to another parent must be writable
                 target.rename(trash)
@@ -120,6 +125,7 @@ class NodeContext:
             self.metrics.evicted(self.settings.node)
             unseal(trash)
             shutil.rmtree(trash, ignore_errors=True)
+            shutil.rmtree(trash.with_name(trash.name + ".state"), ignore_errors=True)
             log.info("evicted dataset %s from node %s", digest, self.settings.node)
 
     def source_of(self, job: JobRow) -> AbstractContextManager[Source]:

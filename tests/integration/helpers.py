@@ -11,9 +11,9 @@ from typing import Any
 import blake3
 
 from transfer import TransferConfig
+from transfer.layout import state_dir_of
 
 MiB = 1 << 20
-STATE = ".stagegate"
 # The console script of the venv running the tests: the CLI exactly as a user runs it.
 STAGEGATE = str(Path(sys.executable).with_name("stagegate"))
 
@@ -62,13 +62,12 @@ def write_tree(root: Path, files: Mapping[str, bytes]) -> Path:
 
 
 def data_files(dest: Path) -> dict[str, bytes]:
-    """Every regular file under ``dest`` outside the state dir, key -> bytes. Fails on
-    anything that is neither a regular file nor a directory (e.g. a symlink)."""
+    """Every regular file under ``dest``, key -> bytes (the state lies beside it, so
+    everything inside counts). Fails on anything that is neither a regular file nor a
+    directory (e.g. a symlink)."""
     found: dict[str, bytes] = {}
     for dirpath, dirnames, filenames in os.walk(dest):
         rel_dir = Path(dirpath).relative_to(dest)
-        if rel_dir == Path("."):
-            dirnames[:] = [d for d in dirnames if d != STATE]
         for name in [*filenames, *dirnames]:
             path = Path(dirpath) / name
             assert not path.is_symlink(), f"unexpected symlink in destination: {path}"
@@ -79,7 +78,7 @@ def data_files(dest: Path) -> dict[str, bytes]:
 
 
 def read_manifest(dest: Path) -> dict[str, dict[str, Any]]:
-    lines = (dest / STATE / "manifest.jsonl").read_bytes().splitlines()
+    lines = (state_dir_of(dest) / "manifest.jsonl").read_bytes().splitlines()
     records = [json.loads(line) for line in lines]
     keys = [r["key"] for r in records]
     assert keys == sorted(keys), "manifest is not in key order"
@@ -88,12 +87,12 @@ def read_manifest(dest: Path) -> dict[str, dict[str, Any]]:
 
 
 def temp_files(dest: Path) -> list[str]:
-    tmp = dest / STATE / "tmp"
+    tmp = state_dir_of(dest) / "tmp"
     return sorted(os.listdir(tmp)) if tmp.exists() else []
 
 
 def is_ready(dest: Path) -> bool:
-    return (dest / STATE / "READY").exists()
+    return (state_dir_of(dest) / "READY").exists()
 
 
 def assert_staged(dest: Path, expected: Mapping[str, bytes]) -> dict[str, dict[str, Any]]:

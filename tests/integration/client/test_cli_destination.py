@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from integration.helpers import STAGEGATE, STATE, assert_staged, payload, snapshot, write_tree
+from integration.helpers import STAGEGATE, assert_staged, payload, snapshot, write_tree
+from transfer.layout import state_dir_of
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +66,7 @@ def test_a_rerun_into_an_earlier_stagings_directory_still_resumes(source: Path, 
 def _wait_until_copying(dest: Path, first: subprocess.Popen[str]) -> None:
     """Until the first staging holds the lock and is copying: past planning, so stopping it
     leaves no ledger transaction open that the second would queue behind."""
-    lock, tmp = dest / STATE / "lock", dest / STATE / "tmp"
+    lock, tmp = state_dir_of(dest) / "lock", state_dir_of(dest) / "tmp"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert first.poll() is None, f"the first staging ended early: {first.communicate()}"
@@ -88,7 +89,7 @@ def test_a_second_staging_into_the_same_place_fails_at_once_naming_the_first(
         text=True,
     )
     try:
-        lock = dest / STATE / "lock"
+        lock = state_dir_of(dest) / "lock"
         _wait_until_copying(dest, first)
         os.kill(first.pid, signal.SIGSTOP)
         fd = os.open(lock, os.O_RDONLY)

@@ -12,7 +12,6 @@ import pytest
 
 from integration.helpers import (
     STAGEGATE,
-    STATE,
     MiB,
     assert_staged,
     data_files,
@@ -20,6 +19,7 @@ from integration.helpers import (
     payload,
     write_tree,
 )
+from transfer.layout import state_dir_of
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ def _dataset() -> dict[str, bytes]:
 
 
 def _journaled_batches(dest: Path) -> list[Path]:
-    return list((dest / STATE / "journal").glob("*/*.jsonl"))
+    return list((state_dir_of(dest) / "journal").glob("*/*.jsonl"))
 
 
 def test_kill_9_mid_run_then_rerun(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 
 from integration.helpers import payload
 from integration.service.cluster import audit_actions, dump, iter_files, wait_for
+from transfer.layout import STATE_PREFIX
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +54,10 @@ def test_labels_only_rise_on_the_service(
 
 def copied_files(root: Path) -> list[Path]:
     datasets = root / "datasets"
-    return [p for d in datasets.iterdir() for p in iter_files(d)] if datasets.is_dir() else []
+    if not datasets.is_dir():
+        return []
+    # Each dataset's state directory (lock, tmp, batch records) sits beside it: not data.
+    return [p for d in datasets.iterdir() if not d.name.startswith(STATE_PREFIX) for p in iter_files(d)]
 
 
 def test_label_file_rewritten_during_the_only_batch_fails_the_staging(
@@ -74,6 +78,6 @@ def test_label_file_rewritten_during_the_only_batch_fails_the_staging(
     final = cluster.wait_terminal(token, staging_id, timeout=120)
     assert final["state"] == "failed", dump(final) + cluster.logs()
     assert any(".classification" in e and "changed" in e for e in final["errors"]), dump(final)
-    assert not list((cluster.roots["a"] / "datasets").glob("*/.stagegate/READY")), "published anyway"
+    assert not list((cluster.roots["a"] / "datasets").glob(".stagegate-*/READY")), "published anyway"
     actions = audit_actions(cluster.ledger, staging_id)
     assert actions == ["stage.requested", "policy.allowed", "stage.failed"], actions

@@ -11,6 +11,7 @@ import pytest
 from integration.helpers import payload
 from integration.service.cluster import audit_actions, dump, iter_files, wait_for
 from ledger import Tasks
+from transfer.layout import state_dir_of
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,7 @@ def assert_complete(cluster, final: dict) -> None:  # type: ignore[no-untyped-de
         root = Path(node["path"])
         got = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in iter_files(root)}
         assert got == {k: hashlib.sha256(v).hexdigest() for k, v in FILES.items()}
-        assert not list((root / ".stagegate" / "tmp").glob("*")), "no temporary file left"
+        assert not list((state_dir_of(root) / "tmp").glob("*")), "no temporary file left"
     assert Counter(audit_actions(cluster.ledger, final["id"]))["stage.completed"] == 1
 
 

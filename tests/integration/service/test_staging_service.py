@@ -11,6 +11,7 @@ import pytest
 from integration.helpers import payload
 from integration.service.cluster import audit_actions, dump, iter_files
 from ledger import Tasks
+from transfer.layout import state_dir_of
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +49,7 @@ def test_replicate_lands_byte_identical_on_both_nodes(start_cluster, dataset) ->
     for node in final["nodes"]:
         assert Path(node["path"]).is_relative_to(cluster.roots[node["node"]])
         assert relative_files(node["path"]) == expected(FILES)
-        assert (Path(node["path"]) / ".stagegate" / "READY").is_file()
+        assert (state_dir_of(node["path"]) / "READY").is_file()
     assert final["progress"]["files_done"] == final["progress"]["files_total"] == 2 * len(FILES)
     copies = [t for t in Tasks(cluster.ledger, 60).of_job(body["id"]) if t.key.kind == "copy"]
     assert len(copies) == 2 * 3  # 12 files in batches of 5, on each node

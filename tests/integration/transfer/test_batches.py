@@ -12,7 +12,6 @@ import fsspec
 import pytest
 
 from integration.helpers import (
-    STATE,
     MiB,
     assert_staged,
     blake3_hex,
@@ -42,6 +41,7 @@ from transfer import (
 )
 from transfer.batches import batch_record_path
 from transfer.errors import TransferError
+from transfer.layout import state_dir_of
 from transfer.parts import batched_by_weight
 from transfer.sources.base import ObjectReader, PublishedChecksum, Source
 
@@ -169,7 +169,7 @@ def test_batches_in_any_order_publish_the_dataset_in_key_order(s3_url, tmp_path)
 
     manifest = assert_staged(dest, FILES)
     assert list(manifest) == sorted(FILES)
-    assert not (dest / STATE / "batches").exists(), "batch records outlive publishing"
+    assert not (state_dir_of(dest) / "batches").exists(), "batch records outlive publishing"
     assert (published.files, published.bytes, published.digest) == (plan.files, plan.bytes, plan.digest)
     assert (published.files_copied, published.files_skipped) == (len(FILES), 0)
     assert published.verified_source + published.verified_local == len(FILES)
@@ -179,8 +179,8 @@ def test_batches_in_any_order_publish_the_dataset_in_key_order(s3_url, tmp_path)
     embedded = tmp_path / "embedded"
     stage(open_source(s3_url), embedded, small_config())
     assert without_mtimes(read_manifest(embedded)) == without_mtimes(manifest)
-    ready = json.loads((dest / STATE / "READY").read_bytes())
-    assert ready.keys() == json.loads((embedded / STATE / "READY").read_bytes()).keys()
+    ready = json.loads((state_dir_of(dest) / "READY").read_bytes())
+    assert ready.keys() == json.loads((state_dir_of(embedded) / "READY").read_bytes()).keys()
     assert ready["digest"] == plan.digest
 
     # Published again (a redelivered task): the same result, nothing rewritten.
@@ -241,7 +241,7 @@ def test_an_interrupted_batch_completes_when_run_again(s3_url, tmp_path):
     landed = data_files(dest)
     assert 0 < len(landed) < len(FILES), "expected an interruption half way through"
     # What a kill -9 leaves besides: a temporary file, a batch record never renamed.
-    (dest / STATE / "tmp" / "killed.part").write_bytes(b"partial")
+    (state_dir_of(dest) / "tmp" / "killed.part").write_bytes(b"partial")
     batch_record_path(dest, 0).with_suffix(".tmp").write_bytes(b'{"batch":0')
 
     progress: list[Progress] = []
@@ -267,7 +267,7 @@ def test_publishing_with_a_batch_missing_names_it(s3_url, tmp_path):
     with pytest.raises(TransferError, match=missing):
         publish(dest, plan, len(batches))
     assert not is_ready(dest)
-    assert not (dest / STATE / "manifest.jsonl").exists()
+    assert not (state_dir_of(dest) / "manifest.jsonl").exists()
 
     run_batch(s3_url, dest, 1, batches[1])
     # A damaged record (cut short) counts as missing: publishing never trusts it.
@@ -302,7 +302,7 @@ def test_a_batch_delivered_after_publishing_keeps_the_dataset_ready(s3_client, b
     assert is_ready(dest)
     assert late.files_skipped == late.files
     assert publish(dest, plan, len(batches)) == published
-    assert not (dest / STATE / "batches").exists()
+    assert not (state_dir_of(dest) / "batches").exists()
 
     # The source changes; the new plan's batches reuse what is unchanged, and the batch
     # that rewrites a file takes READY away until the new dataset is published.

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from integration.helpers import STATE, assert_staged, small_config, snapshot, write_tree
+from integration.helpers import assert_staged, small_config, snapshot, write_tree
 from stagegate.errors import InvalidInputError
 from transfer import open_source, stage
 from transfer.errors import DestinationBusyError, DestinationNotEmptyError, UnsafeDestinationError
+from transfer.layout import state_dir_of
 from transfer.sink import LOCK_FILE, DatasetDir
 
 pytestmark = pytest.mark.integration
@@ -40,7 +41,7 @@ def test_a_single_hidden_file_is_enough_to_refuse(source: Path, tmp_path: Path) 
     dest = write_tree(tmp_path / "dest", {".keep": b""})
     with pytest.raises(DestinationNotEmptyError):
         _stage(source, dest)
-    assert not (dest / STATE).exists()
+    assert not state_dir_of(dest).exists()
 
 
 def test_new_empty_and_earlier_staging_directories_are_staged_into(source: Path, tmp_path: Path) -> None:
@@ -63,14 +64,14 @@ def test_an_empty_destination_name_is_refused(
     with pytest.raises(InvalidInputError, match="destination is empty"):
         _stage(source, "")
     assert (cwd / ".bashrc").read_bytes() == b"mine\n"
-    assert not (cwd / STATE).exists()
+    assert not state_dir_of(cwd).exists()
 
 
 def test_a_staging_fails_at_once_while_another_holds_the_lock(source: Path, tmp_path: Path) -> None:
     dest = tmp_path / "dest"
     with DatasetDir(dest) as holder:
         holder.lock_exclusive()
-        assert (dest / STATE / LOCK_FILE).read_text() == f"{os.getpid()}\n"
+        assert (state_dir_of(dest) / LOCK_FILE).read_text() == f"{os.getpid()}\n"
         with pytest.raises(DestinationBusyError, match=f"pid {os.getpid()}") as busy:
             _stage(source, dest)
         assert busy.value.pid == os.getpid()
@@ -84,7 +85,7 @@ def test_the_lock_is_held_for_the_whole_staging(source: Path, tmp_path: Path) ->
     seen: list[bool] = []
 
     def during(_plan: object) -> None:
-        fd = os.open(dest / STATE / LOCK_FILE, os.O_RDONLY)
+        fd = os.open(state_dir_of(dest) / LOCK_FILE, os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -100,7 +101,7 @@ def test_the_lock_is_held_for_the_whole_staging(source: Path, tmp_path: Path) ->
 
 def test_a_planted_lock_that_is_not_a_regular_file_is_refused(source: Path, tmp_path: Path) -> None:
     dest = tmp_path / "dest"
-    (dest / STATE).mkdir(parents=True)
-    os.mkfifo(dest / STATE / LOCK_FILE)  # opened blocking, a FIFO would hang the staging
+    state_dir_of(dest).mkdir(parents=True)
+    os.mkfifo(state_dir_of(dest) / LOCK_FILE)  # opened blocking, a FIFO would hang the staging
     with pytest.raises(UnsafeDestinationError, match="not a regular file"):
         _stage(source, dest)

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from integration.helpers import (
-    STATE,
     assert_staged,
     data_files,
     is_ready,
@@ -20,6 +19,7 @@ from integration.helpers import (
 from stagegate.errors import StagegateError
 from transfer import open_source, stage
 from transfer.errors import UnsafeDestinationError
+from transfer.layout import state_dir_of
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,8 @@ def earlier_staging(dest: Path) -> Path:
     """``dest`` as an earlier staging left it (its state dir), so stagegate stages into it again
     even though something is planted there: a directory holding files but no state is refused
     before any of the checks below (test_destination_ownership.py)."""
-    (dest / STATE).mkdir(parents=True)
+    dest.mkdir(parents=True)
+    state_dir_of(dest).mkdir()
     return dest
 
 
@@ -139,7 +140,7 @@ def test_destination_that_is_a_file_gives_a_clear_error(source, tmp_path):
 def test_symlinked_state_dir_is_refused(source, outside, tmp_path):
     dest = tmp_path / "dest"
     dest.mkdir()
-    (dest / STATE).symlink_to(outside, target_is_directory=True)
+    state_dir_of(dest).symlink_to(outside, target_is_directory=True)
     before = snapshot(outside)
     error = _stage_expecting_failure(source, dest)
     assert snapshot(outside) == before
@@ -152,8 +153,8 @@ def test_symlinked_directory_inside_the_state_dir_is_not_followed(source, outsid
     """A symlink at .stagegate/tmp or .stagegate/journal must not make stagegate write
     to, or delete from, the directory it points at."""
     dest = tmp_path / "dest"
-    (dest / STATE).mkdir(parents=True)
-    (dest / STATE / name).symlink_to(outside, target_is_directory=True)
+    state_dir_of(dest).mkdir(parents=True)
+    (state_dir_of(dest) / name).symlink_to(outside, target_is_directory=True)
     before = snapshot(outside)
     with contextlib.suppress(Exception):  # refusing (in any way) is fine; following is not
         _stage(source, dest)
@@ -164,8 +165,8 @@ def test_symlinked_directory_inside_the_state_dir_is_not_followed(source, outsid
 def test_symlinked_state_file_is_not_followed(source, outside, tmp_path, name):
     """A symlink at a state file's name must not make stagegate overwrite its target."""
     dest = tmp_path / "dest"
-    (dest / STATE).mkdir(parents=True)
-    (dest / STATE / name).symlink_to(outside / "keep.txt")
+    state_dir_of(dest).mkdir(parents=True)
+    (state_dir_of(dest) / name).symlink_to(outside / "keep.txt")
     before = snapshot(outside)
     with contextlib.suppress(Exception):  # refusing (in any way) is fine; following is not
         _stage(source, dest)
@@ -180,7 +181,9 @@ def test_destination_root_may_itself_be_a_symlink(source, tmp_path):
     link = tmp_path / "dest-link"
     link.symlink_to(real, target_is_directory=True)
     _stage(source, link)
-    assert_staged(real, FILES)
+    # The state lies beside the name the dataset was staged as (the link), the bytes in its target.
+    assert_staged(link, FILES)
+    assert data_files(real) == FILES
     assert os.path.islink(link)
 
 
@@ -189,7 +192,7 @@ def test_corrupt_manifest_from_an_earlier_run_does_not_crash(source, tmp_path):
     end the run with an unhandled exception: recopying, or a StagegateError, are fine."""
     dest = tmp_path / "dest"
     _stage(source, dest)
-    manifest = dest / STATE / "manifest.jsonl"
+    manifest = state_dir_of(dest) / "manifest.jsonl"
     manifest.write_bytes(manifest.read_bytes()[:25])  # cut mid-record
     try:
         _stage(source, dest)

@@ -15,8 +15,6 @@ def tree(tmp_path: Path) -> Path:
     (root / "a" / "b").mkdir(parents=True)
     (root / "a" / "b" / "x.bin").write_bytes(b"x" * 100)
     (root / "y.bin").write_bytes(b"y" * 10)
-    (root / ".stagegate").mkdir()
-    (root / ".stagegate" / "READY").write_text("{}")
     return root
 
 
@@ -58,8 +56,12 @@ def test_added_removed_renamed_or_rechmodded_entries_change_it(tree: Path, chang
     assert fingerprint(tree) != before
 
 
-def test_file_hashes_skip_the_state_directory_and_come_in_key_order(tree: Path) -> None:
+def test_file_hashes_come_in_key_order_and_leave_nothing_inside_out(tree: Path) -> None:
+    # The state lives beside the dataset now: an older layout's state dir inside is not the
+    # dataset's, so the scrub must see it (and quarantine the copy), not skip it.
+    (tree / ".stagegate").mkdir()
+    (tree / ".stagegate" / "READY").write_text("{}")
     keys = [k for k, _ in file_hashes(tree)]
-    assert keys == ["a/b/x.bin", "y.bin"]
+    assert keys == [".stagegate/READY", "a/b/x.bin", "y.bin"]
     os.mkfifo(tree / "fifo")
     assert dict(file_hashes(tree))["fifo"] is None
