@@ -245,9 +245,10 @@ def stage(
     nearest `.classification` file) is checked against the policy; a denial names the
     objects and exits 3. Every staging is recorded in the audit trail.
 
-    Running the same command again resumes: files already there and verified are kept. The
-    directory is complete when DIR/.stagegate/READY exists; DIR/.stagegate/manifest.jsonl
-    holds the BLAKE3 checksum of every file.
+    Running the same command again resumes: files already there and verified are kept. DIR
+    holds exactly the source's files; the staging's state lies beside it, in
+    .stagegate-NAME next to DIR (NAME is DIR's name). DIR is complete when READY exists
+    there; manifest.jsonl there holds the BLAKE3 checksum of every file.
     """
     refuse_credentials(source, "SOURCE")  # before it reaches the service or the ledger
     ctx = click.get_current_context()
@@ -283,6 +284,7 @@ def _summary(result: StageResult) -> dict[str, object]:
     summary = result.to_json()
     seconds = max(result.seconds, 1e-9)
     summary["throughput_bytes_per_second"] = round(result.bytes_copied / seconds)
+    summary["state_dir"] = result.state_dir
     return summary
 
 
@@ -298,3 +300,4 @@ def _print_summary(r: StageResult) -> None:
         f"hashed locally only (source publishes none): {r.verified_local}"
     )
     click.echo(f"  manifest digest {r.digest}")
+    click.echo(f"  manifest and READY in {r.state_dir}")

@@ -50,6 +50,11 @@ class StageResult:
     verified_local: int
     seconds: float
 
+    @property
+    def state_dir(self) -> str:
+        """Where the manifest and READY of the dataset lie: beside it, not in it."""
+        return str(state_dir_of(self.destination))
+
     def to_json(self) -> dict[str, object]:
         return asdict(self)
 
