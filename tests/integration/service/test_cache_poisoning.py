@@ -11,6 +11,7 @@ import pytest
 
 from integration.service.cluster import audit_actions, dump, iter_files, wait_for
 from ledger import AuditTrail, CacheIntegrity
+from transfer.layout import state_dir_of
 
 pytestmark = pytest.mark.integration
 
@@ -79,9 +80,13 @@ def test_a_tampered_cache_hit_is_quarantined_and_copied_afresh(start_cluster, da
     # The altered copy lies aside until mallory's staging lets go of it, then it is deleted.
     [quarantined] = CacheIntegrity(cluster.ledger).quarantined("a")
     assert Path(quarantined.path).is_dir() and "EVIL" in (Path(quarantined.path) / "part-2.bin").read_text()
+    # Its state (the manifest that vouched for it) went aside with it; the fresh copy has its own.
+    moved_state = Path(quarantined.path + ".state")
+    assert (moved_state / "READY").is_file() and (state_dir_of(path) / "READY").is_file()
     with cluster.http(mallory) as http:
         assert http.delete(f"/v1/stagings/{first['id']}").status_code == 200
     wait_for("the quarantined copy deleted", lambda: not Path(quarantined.path).exists(), timeout=30)
+    wait_for("its state deleted with it", lambda: not moved_state.exists(), timeout=30)
     wait_for("its ledger row gone", lambda: CacheIntegrity(cluster.ledger).quarantined("a") == [], timeout=30)
 
 

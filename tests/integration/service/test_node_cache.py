@@ -1,11 +1,13 @@
 """Admission and eviction on a node with a small capacity, end to end."""
 
+import os
 from pathlib import Path
 
 import pytest
 
 from integration.helpers import payload
 from integration.service.cluster import dump
+from transfer.layout import state_dir_of
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +46,11 @@ def test_eviction_takes_unpinned_datasets_never_pinned_ones_and_refuses_what_can
     assert third["state"] == "ready", dump(third) + cluster.logs()
     assert not path1.exists(), "the unpinned dataset was evicted"
     assert (path2 / "x.bin").read_bytes() == payload("d2", 120_000), "the pinned one is untouched"
+    # Each dataset's state lies beside it, and an evicted one's goes with it.
+    path3 = Path(third["nodes"][0]["path"])
+    assert sorted(os.listdir(path3.parent)) == sorted(
+        p.name for d in (path2, path3) for p in (d, state_dir_of(d))
+    ), "an evicted dataset's state left behind"
 
     with cluster.http(token) as http:
         nodes = http.get("/v1/nodes").json()["nodes"]
