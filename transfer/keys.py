@@ -4,7 +4,7 @@ A key is accepted only if it is a plain relative POSIX path: no absolute path, n
 ``..`` segment, no empty segment, no NUL or other control character, no bidirectional
 control character (a right-to-left override makes ``gpj.exe`` read as ``exe.jpg``), no
 backslash (which some consumers treat as a separator), valid Unicode, and not inside
-stagegate's own state directory. Collisions after Unicode normalisation are found by
+``.stagegate/`` (reserved, see :data:`STATE_DIR`). Collisions after Unicode normalisation are found by
 :class:`NormalizationGuard`.
 """
 
@@ -13,7 +13,8 @@ from collections.abc import Iterable
 
 from transfer.errors import UnsafeKeyError
 
-# stagegate keeps its state (temporary files, journal, manifest) here, inside the dataset root.
+# Reserved as a key's first segment: a staging's state once lived here, inside the dataset (a
+# rerun moves it out, transfer.layout), and an egress keeps its temporary files in DEST/.stagegate.
 STATE_DIR = ".stagegate"
 MAX_SEGMENT_BYTES = 255  # NAME_MAX on Linux filesystems
 MAX_KEY_BYTES = 4095  # PATH_MAX minus the terminator
