@@ -4,8 +4,8 @@ A key is accepted only if it is a plain relative POSIX path: no absolute path, n
 ``..`` segment, no empty segment, no NUL or other control character, no bidirectional
 control character (a right-to-left override makes ``gpj.exe`` read as ``exe.jpg``), no
 backslash (which some consumers treat as a separator), valid Unicode, and not inside
-``.stagegate/`` (reserved, see :data:`STATE_DIR`). Collisions after Unicode normalisation are found by
-:class:`NormalizationGuard`.
+``.stagegate/`` (reserved, see :data:`STATE_DIR`). Collisions after Unicode normalisation
+are found by :class:`NormalizationGuard`.
 """
 
 import unicodedata
