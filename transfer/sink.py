@@ -145,6 +145,7 @@ class DatasetDir:
         ``DIR/.stagegate`` out to it, and insist it shares the dataset's filesystem."""
         parent = os.open(self.state_path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
+            self._refuse_another_filesystem(parent)  # before anything is made there
             self._move_legacy_state(parent)
             try:
                 fd = _open_dir(parent, self.state_path.name, create=True)
@@ -156,14 +157,20 @@ class DatasetDir:
                 ) from None
         finally:
             os.close(parent)
-        if os.fstat(fd).st_dev != os.fstat(self._fd).st_dev:
+        try:
+            self._refuse_another_filesystem(fd)
+        except BaseException:
             os.close(fd)
+            raise
+        return fd
+
+    def _refuse_another_filesystem(self, fd: int) -> None:
+        if os.fstat(fd).st_dev != os.fstat(self._fd).st_dev:
             raise UnsafeDestinationError(
-                f"{self.path} is on another filesystem than {self.path.parent} (a mount point?), "
-                f"so files cannot be renamed atomically from its state directory {self.state_path}; "
+                f"{self.path} is on another filesystem than {self.state_path.parent} (a mount point?), "
+                f"so files could not be renamed atomically from its state directory {self.state_path}; "
                 "stage into a directory below it"
             )
-        return fd
 
     def _move_legacy_state(self, parent: int) -> None:
         """An older stagegate kept the state in ``DIR/.stagegate``: move it out, so a rerun
@@ -180,11 +187,6 @@ class DatasetDir:
         except FileNotFoundError:
             return  # another staging moved it first
         except OSError as exc:
-            if exc.errno == errno.EXDEV:
-                raise UnsafeDestinationError(
-                    f"{self.path} is on another filesystem than {self.path.parent} (a mount point?); "
-                    "stage into a directory below it"
-                ) from None
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
             shutil.rmtree(self.path / LEGACY_STATE_DIR, ignore_errors=True)

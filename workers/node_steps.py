@@ -115,9 +115,10 @@ class NodeContext:
             trash = datasets.parent / "trash" / f"{digest}.{self.owner.replace('/', '_')}"
             trash.parent.mkdir(parents=True, exist_ok=True)
             # The state first: a READY left beside a missing dataset would vouch for nothing.
-            state = state_dir_of(target)
+            state, trashed_state = state_dir_of(target), trash.with_name(trash.name + ".state")
             if state.exists():
-                state.rename(trash.with_name(trash.name + ".state"))
+                shutil.rmtree(trashed_state, ignore_errors=True)  # an eviction that died half way
+                state.rename(trashed_state)
             if target.exists():
                 target.chmod(0o755)  # sealed: a directory moved to another parent must be writable
                 target.rename(trash)
@@ -125,7 +126,7 @@ class NodeContext:
             self.metrics.evicted(self.settings.node)
             unseal(trash)
             shutil.rmtree(trash, ignore_errors=True)
-            shutil.rmtree(trash.with_name(trash.name + ".state"), ignore_errors=True)
+            shutil.rmtree(trashed_state, ignore_errors=True)
             log.info("evicted dataset %s from node %s", digest, self.settings.node)
 
     def source_of(self, job: JobRow) -> AbstractContextManager[Source]:

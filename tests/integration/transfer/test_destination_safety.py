@@ -20,6 +20,7 @@ from stagegate.errors import StagegateError
 from transfer import open_source, stage
 from transfer.errors import UnsafeDestinationError
 from transfer.layout import state_dir_of
+from transfer.sink import DatasetDir
 
 pytestmark = pytest.mark.integration
 
@@ -199,3 +200,12 @@ def test_corrupt_manifest_from_an_earlier_run_does_not_crash(source, tmp_path):
     except StagegateError:
         return
     assert_staged(dest, FILES)
+
+
+def test_a_mount_point_as_the_destination_is_refused_before_anything_is_made() -> None:
+    """The state lies in the destination's parent; across a mount its renames into the dataset
+    could not be atomic. /proc is a mount point on every Linux, so nothing of it is touched."""
+    with pytest.raises(UnsafeDestinationError, match="another filesystem") as refused:
+        DatasetDir(Path("/proc"))
+    assert "stage into a directory below it" in str(refused.value)
+    assert not state_dir_of("/proc").exists()
