@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.datasets import count_files
+from transfer.layout import state_dir_of
 
 # GNU time reports the tool's peak RSS. Linux carries a process's RSS high-water mark over
 # fork and exec, so a tool forked straight from this (100 MB) Python process would report
@@ -54,6 +55,12 @@ class _Exit:
     stderr: str
 
 
+def _clear(dest: Path) -> None:
+    """Remove ``dest`` and stagegate's state beside it: a leftover would make the next round resume."""
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.rmtree(state_dir_of(dest), ignore_errors=True)
+
+
 def run_once(
     tool: str,
     round_: int,
@@ -65,7 +72,7 @@ def run_once(
     timeout_s: float,
 ) -> Run:
     """Time `argv` copying into an empty `dest`, then check it copied `expected` (files, bytes)."""
-    shutil.rmtree(dest, ignore_errors=True)
+    _clear(dest)
     dest.mkdir(parents=True)
     try:
         # Flush what earlier runs (and the rmtree above) left dirty, so it is not billed here.
@@ -80,7 +87,7 @@ def run_once(
         sync_s = time.perf_counter() - synced
         files, size = count_files(dest)
     finally:
-        shutil.rmtree(dest, ignore_errors=True)
+        _clear(dest)
 
     run = Run(
         tool,
