@@ -187,6 +187,10 @@ class DatasetDir:
         except FileNotFoundError:
             return  # another staging moved it first
         except OSError as exc:
+            if exc.errno == errno.ENOTDIR:  # a file or symlink planted at the state's name
+                raise UnsafeDestinationError(
+                    f"{self.state_path} is not a directory (a symlink?); refusing to keep the state there"
+                ) from None
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
             shutil.rmtree(self.path / LEGACY_STATE_DIR, ignore_errors=True)

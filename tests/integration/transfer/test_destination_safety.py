@@ -209,3 +209,13 @@ def test_a_mount_point_as_the_destination_is_refused_before_anything_is_made() -
         DatasetDir(Path("/proc"))
     assert "stage into a directory below it" in str(refused.value)
     assert not state_dir_of("/proc").exists()
+
+
+def test_an_older_layouts_state_is_not_moved_onto_a_planted_symlink(source, outside, tmp_path):
+    dest = tmp_path / "dest"
+    (dest / ".stagegate").mkdir(parents=True)  # as an older stagegate left it
+    state_dir_of(dest).symlink_to(outside, target_is_directory=True)
+    before = snapshot(outside)
+    error = _stage_expecting_failure(source, dest)
+    assert snapshot(outside) == before
+    _assert_refused_as_symlink(error)
