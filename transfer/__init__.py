@@ -5,7 +5,6 @@ and reports through a callback.
 """
 
 from transfer.batches import BatchResult, copy_batch, publish_batches
-from transfer.checkpoints import Checkpoint, RunScan, Selection, discover, explain, scan_run, select
 from transfer.engine import CopyEngine, TransferConfig
 from transfer.errors import LabelChangedError
 from transfer.objects import CopiedFile, LabelSpec, SourceObject, Verification
@@ -17,7 +16,6 @@ from transfer.stage import StageResult, read_manifest, stage
 
 __all__ = [
     "BatchResult",
-    "Checkpoint",
     "CopiedFile",
     "CopyEngine",
     "DatasetDir",
@@ -28,20 +26,14 @@ __all__ = [
     "Plan",
     "Progress",
     "ProgressCallback",
-    "RunScan",
-    "Selection",
     "SourceObject",
     "StageResult",
     "TransferConfig",
     "Verification",
     "copy_batch",
-    "discover",
-    "explain",
     "open_source",
     "plan_dataset",
     "publish_batches",
     "read_manifest",
-    "scan_run",
-    "select",
     "stage",
 ]

@@ -21,14 +21,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from checkpoints import Selection, discover, explain
+from checkpoints import select as select_checkpoints
 from ledger import AuditTrail, Jobs, Ledger, NewEvent, TaskKey, Tasks
 from ledger.egresses import Egresses
 from policies import UNCLASSIFIED, Decision, Policy, PolicyDeniedError, Zone
 from stagegate.errors import InvalidInputError
 from stagegate.paths import is_within, plain_segments
 from stagegate.urls import refuse_credentials
-from transfer.checkpoints import Selection, discover, explain
-from transfer.checkpoints import select as select_checkpoints
 from transfer.egress import (
     EgressConfig,
     EgressFile,

@@ -1,4 +1,4 @@
-"""Tests for transfer.checkpoints: real run directories in each convention, and what gets selected."""
+"""Tests for the checkpoints package: real run directories in each convention, and what gets selected."""
 
 import json
 import os
@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stagegate.errors import InvalidInputError
-from transfer.checkpoints import (
+from checkpoints import (
     Checkpoint,
     Mode,
     Selection,
@@ -20,6 +19,7 @@ from transfer.checkpoints import (
     scan_run,
     select,
 )
+from stagegate.errors import InvalidInputError
 
 T0 = 1_700_000_000.0  # a fixed epoch so mtime orderings do not depend on the clock
 
