@@ -68,6 +68,20 @@ def _discovery_order(c: Checkpoint) -> tuple[bool, int, float, str]:
     return (c.step is None, c.step if c.step is not None else 0, c.mtime, c.name)
 
 
+def _unparsed_reason(name: str, is_dir: bool, state: object, notes: list[str]) -> str | None:
+    """Why an entry whose name is no checkpoint's is left out; None if nothing suggests it is one.
+
+    A directory holding a trainer_state.json is one by its content (the Trainer's ``best/``), so
+    a broken or stepless one is reported even under a name that says nothing.
+    """
+    reasons = [why] if (why := look_alike_reason(name, is_dir=is_dir)) else []
+    if notes:  # the trainer_state.json is there but could not be read
+        reasons += notes
+    elif state is not None:
+        reasons.append(f"its {TRAINER_STATE} has no integer global_step")
+    return "; ".join(reasons) or None
+
+
 def _no_checkpoint_message(run_dir: Path, skipped: Mapping[str, str]) -> str:
     message = (
         f"no checkpoints in {run_dir}: expected entries such as checkpoint-500/ (Hugging Face), "
@@ -103,7 +117,7 @@ def _scan_entry(
     if info is None:
         global_step = state.get("global_step") if isinstance(state, dict) else None
         if not (isinstance(global_step, int) and not isinstance(global_step, bool)):
-            return look_alike_reason(name, is_dir=is_dir)
+            return _unparsed_reason(name, is_dir, state, notes)
         info = NameInfo("trainer_state", global_step)  # e.g. best/ or final/ saved by the Trainer
     elif info.step is not None and isinstance(state, dict):
         global_step = state.get("global_step")

@@ -5,7 +5,7 @@ from checkpoints.wording import size, when
 
 
 def explain(selection: Selection, scan: RunScan | None = None) -> list[str]:
-    """Lines for ``--dry-run``: what would be selected and why, what would be left, what was ignored."""
+    """Lines for ``--dry-run``: what would be selected and why, left, skipped and why."""
     chosen, left = selection.selected, selection.unselected
     total = len(chosen) + len(left)
     lines = [f"would select {len(chosen)} of {total} checkpoint(s), {size(sum(c.size for c in chosen))}:"]
@@ -19,9 +19,7 @@ def explain(selection: Selection, scan: RunScan | None = None) -> list[str]:
     lines += [f"note: {c.name}: {note}" for c in (*chosen, *left) for note in c.notes]
     if scan is not None:
         lines += [f"note: {note}" for note in scan.notes]
-        if scan.skipped:
-            lines.append(f"not taken as checkpoints ({len(scan.skipped)}):")
-            lines += [f"  {name}: {why}" for name, why in scan.skipped.items()]
+        lines += [f"skipped {name}: {why}" for name, why in scan.skipped.items()]
     return lines
 
 

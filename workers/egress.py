@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from checkpoints import Selection, discover, explain
+from checkpoints import RunScan, Selection, explain, scan_run
 from checkpoints import select as select_checkpoints
 from ledger import AuditTrail, Jobs, Ledger, NewEvent, TaskKey, Tasks
 from ledger.egresses import Egresses
@@ -59,7 +59,6 @@ __all__ = [
     "Progress",
     "classify",
     "egress_step",
-    "explain",
     "preview_egress",
     "run_egress",
 ]
@@ -163,9 +162,21 @@ def _refused(policy: Policy, destination: str, count: int, reasons: list[str]) -
 
 @dataclass(frozen=True, slots=True)
 class EgressPreview:
+    """What ``--dry-run`` shows: the selection, the entries discovery skipped, labels, decision."""
+
     selection: Selection
+    scan: RunScan
     labels: list[CheckpointLabel]
     decision: Decision
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """Entries that looked like checkpoints but were left out -> why."""
+        return dict(self.scan.skipped)
+
+    def explanation(self) -> list[str]:
+        """The selection in words: what would be chosen and why, left, skipped, noted."""
+        return explain(self.selection, self.scan)
 
 
 @dataclass
@@ -179,9 +190,12 @@ class EgressOutcome:
 
 
 def select_request(request: EgressRequest) -> Selection:
-    checkpoints = discover(Path(request.run_dir))
+    return _select_in(scan_run(Path(request.run_dir)), request)
+
+
+def _select_in(scan: RunScan, request: EgressRequest) -> Selection:
     return select_checkpoints(
-        checkpoints,
+        scan.checkpoints,
         latest=request.latest,
         best=request.best,
         mode="max" if request.mode == "max" else "min",
@@ -212,9 +226,11 @@ def preview_egress(
     """What an egress would select and what the policy would decide; records and moves nothing."""
     request = request.normalized()
     request.check()
-    selection = select_request(request)
+    scan = scan_run(Path(request.run_dir))
+    selection = _select_in(scan, request)
     found = classify(ledger, policy, label_scope(request, requester, label_root), selection.selected)
-    return EgressPreview(selection, found.labels, decide(policy, request.destination, found, request.job_ref))
+    decision = decide(policy, request.destination, found, request.job_ref)
+    return EgressPreview(selection, scan, found.labels, decision)
 
 
 class EgressRun:

@@ -266,6 +266,27 @@ def test_dry_run_moves_and_deletes_nothing(
     assert tree(run) == before
 
 
+def test_dry_run_says_which_look_alikes_were_skipped_and_why(
+    subprocess_env: dict[str, str], bucket: str, tmp_path: Path
+) -> None:
+    run = make_run(tmp_path)
+    write_tree(run, {"tmp-checkpoint-400/model.safetensors": b"half", "best/trainer_state.json": b"{cut"})
+    args = [STAGEGATE, "egress", str(run), "--to", f"s3://{bucket}/m", "--latest", "1", "--dry-run"]
+
+    text = subprocess.run(args, capture_output=True, text=True, env=subprocess_env, timeout=60)
+    as_json = subprocess.run(
+        [*args, "--json"], capture_output=True, text=True, env=subprocess_env, timeout=60
+    )
+
+    assert text.returncode == 0, text.stderr
+    assert "skipped tmp-checkpoint-400: an unfinished save" in text.stdout
+    assert "skipped best: best/trainer_state.json is not valid JSON" in text.stdout
+    assert as_json.returncode == 0, as_json.stderr
+    skipped = json.loads(as_json.stdout)["skipped"]
+    assert sorted(skipped) == ["best", "tmp-checkpoint-400"]
+    assert skipped["tmp-checkpoint-400"].startswith("an unfinished save")
+
+
 def test_cli_egress_json_summary(
     subprocess_env: dict[str, str], s3_client: Any, bucket: str, tmp_path: Path
 ) -> None:
