@@ -108,7 +108,7 @@ def egress(
     if best is None and mode is not None:
         raise click.UsageError("--mode goes with --best METRIC")
     refuse_credentials(destination, "--to destination")  # before it reaches the service or the ledger
-    from workers.egress import EgressConfig, EgressRequest, preview_egress, run_egress
+    from workers.egress import EgressOptions, EgressRequest, preview_egress, run_egress
 
     if node is None:
         # Here the command acts with the user's own rights, so paths through links the user
@@ -139,14 +139,14 @@ def egress(
             return _dry_run(
                 preview_egress(ledger, policy, request, context.local_requester()), request, as_json
             )
-        config = EgressConfig(
+        options = EgressOptions(
             concurrency=concurrency, part_size=part_size, multipart_threshold=multipart_threshold
         )
         show_bar = sys.stderr.isatty() if progress is None else progress
         bar = ProgressBar() if show_bar else None
         started = time.monotonic()
         try:
-            outcome = run_egress(ledger, policy, context.local_requester(), request, config, on_progress=bar)
+            outcome = run_egress(ledger, policy, context.local_requester(), request, options, on_progress=bar)
         finally:
             if bar is not None:
                 bar.finish()

@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from stagegate.durability import Durability
 from stagegate.errors import StagegateError
 from transfer.checksums import Hasher, new_local_hasher, new_source_hasher
 from transfer.errors import (
@@ -28,7 +29,7 @@ from transfer.keys import key_parts
 from transfer.objects import CopiedFile, SourceObject, Verification
 from transfer.parts import Part, part_size_for, split_parts
 from transfer.progress import ProgressTracker
-from transfer.sink import DatasetDir, Durability, TempFile
+from transfer.sink import DatasetDir, TempFile
 from transfer.sources.base import ObjectReader, PublishedChecksum, Source
 from transfer.throttle import BandwidthLimiter
 

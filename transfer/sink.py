@@ -18,10 +18,10 @@ import stat
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from stagegate.durability import Durability as Durability  # the kernel's; named here for the engine
 from transfer.errors import (
     DestinationBusyError,
     DestinationNotEmptyError,
@@ -34,13 +34,6 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 READY_MARKER = "READY"
 MANIFEST = "manifest.jsonl"
 LOCK_FILE = "lock"  # in the state directory; holds the pid of the staging that has it
-
-
-class Durability(StrEnum):
-    """When written data is forced to stable storage."""
-
-    FILE = "file"  # fsync every file before it is renamed into place
-    BATCH = "batch"  # one syncfs() after each batch, before the batch is journaled
 
 
 _libc = ctypes.CDLL(None, use_errno=True)  # libc is already loaded; find_library would run ldconfig

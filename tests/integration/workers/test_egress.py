@@ -14,10 +14,9 @@ import pytest
 from integration.helpers import STAGEGATE, payload, write_tree
 from ledger import AuditTrail, Jobs, Ledger, open_ledger
 from policies import Policy, PolicyDeniedError
-from transfer.egress import EgressConfig
 from transfer.errors import ChecksumMismatchError
 from transfer.sources.s3 import make_client
-from workers.egress import EgressRequest, run_egress
+from workers.egress import EgressOptions, EgressRequest, run_egress
 from workers.staging import Requester, StagingRequest, run_staging
 
 pytestmark = pytest.mark.integration
@@ -25,7 +24,7 @@ pytestmark = pytest.mark.integration
 MiB = 1 << 20
 WHO = Requester(actor="alice", role="local")
 # Small parts, so a 7 MiB file goes up as a real multipart upload (S3's parts are >= 5 MiB).
-CONFIG = EgressConfig(concurrency=4, part_size=5 * MiB, multipart_threshold=6 * MiB)
+CONFIG = EgressOptions(concurrency=4, part_size=5 * MiB, multipart_threshold=6 * MiB)
 CONFIDENTIAL_STAGING = (
     b"version: 1\nstaging: confidential\negress:\n"
     b'  - prefix: "s3://"\n    max_level: public\n  - prefix: "/"\n    max_level: public\n'
