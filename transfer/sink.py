@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stagegate.durability import Durability as Durability  # the kernel's; named here for the engine
+from stagegate.durability import Durability as Durability  # the kernel's; transfer.stage takes it from here
 from transfer.errors import (
     DestinationBusyError,
     DestinationNotEmptyError,
@@ -225,11 +225,10 @@ class DatasetDir:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp.name, dir_fd=self._tmp_fd)
 
-    def commit(self, temp: TempFile, parts: tuple[str, ...], durability: Durability) -> int:
-        """Rename ``temp`` to its final place; returns the final file's ``mtime_ns``."""
+    def commit(self, temp: TempFile, parts: tuple[str, ...]) -> int:
+        """Rename ``temp`` to its final place; returns the final file's ``mtime_ns``. Making its
+        bytes durable first, when the durability asks for it, is the engine's part."""
         try:
-            if durability is Durability.FILE:
-                os.fsync(temp.fd)
             mtime_ns = os.fstat(temp.fd).st_mtime_ns
         finally:
             os.close(temp.fd)
