@@ -10,6 +10,7 @@ MAX_JSON_BYTES = 64 << 20  # a trainer_state.json of a very long run is tens of 
 
 
 def inside(run_dir: Path, path: str) -> bool:
+    """Whether ``path``, its links resolved, lies within ``run_dir``."""
     root = os.path.realpath(run_dir)
     return os.path.commonpath([root, os.path.realpath(path)]) == root
 
