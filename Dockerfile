@@ -17,6 +17,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY stagegate ./stagegate
 COPY transfer ./transfer
+COPY checkpoints ./checkpoints
 COPY policies ./policies
 COPY ledger ./ledger
 COPY workers ./workers

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,7 +23,7 @@ from client.units import format_bytes
 from stagegate.urls import refuse_credentials
 
 if TYPE_CHECKING:  # imported when the command runs: boto3 would add ~0.3 s to every stagegate call
-    from workers.egress import EgressOutcome, EgressRequest
+    from workers.egress import EgressOutcome, EgressPreview, EgressRequest
 
 POLL_S = 0.5
 TERMINAL = ("completed", "failed", "denied")
@@ -108,7 +108,7 @@ def egress(
     if best is None and mode is not None:
         raise click.UsageError("--mode goes with --best METRIC")
     refuse_credentials(destination, "--to destination")  # before it reaches the service or the ledger
-    from workers.egress import EgressConfig, EgressRequest, preview_egress, run_egress
+    from workers.egress import EgressOptions, EgressRequest, preview_egress, run_egress
 
     if node is None:
         # Here the command acts with the user's own rights, so paths through links the user
@@ -139,14 +139,14 @@ def egress(
             return _dry_run(
                 preview_egress(ledger, policy, request, context.local_requester()), request, as_json
             )
-        config = EgressConfig(
+        options = EgressOptions(
             concurrency=concurrency, part_size=part_size, multipart_threshold=multipart_threshold
         )
         show_bar = sys.stderr.isatty() if progress is None else progress
         bar = ProgressBar() if show_bar else None
         started = time.monotonic()
         try:
-            outcome = run_egress(ledger, policy, context.local_requester(), request, config, on_progress=bar)
+            outcome = run_egress(ledger, policy, context.local_requester(), request, options, on_progress=bar)
         finally:
             if bar is not None:
                 bar.finish()
@@ -158,9 +158,7 @@ def egress(
     return EXIT_OK
 
 
-def _dry_run(preview: Any, request: "EgressRequest", as_json: bool) -> int:
-    from workers.egress import explain
-
+def _dry_run(preview: "EgressPreview", request: "EgressRequest", as_json: bool) -> int:
     decision = preview.decision
     if as_json:
         click.echo(
@@ -169,6 +167,7 @@ def _dry_run(preview: Any, request: "EgressRequest", as_json: bool) -> int:
                     "selected": [c.name for c in preview.selection.selected],
                     "unselected": [c.name for c in preview.selection.unselected],
                     "reasons": preview.selection.reasons,
+                    "skipped": preview.skipped,
                     "labels": {c.name: {"label": c.label, "origin": c.origin} for c in preview.labels},
                     "decision": decision.to_dict(),
                     "would_delete": [c.name for c in preview.selection.unselected]
@@ -178,7 +177,7 @@ def _dry_run(preview: Any, request: "EgressRequest", as_json: bool) -> int:
             )
         )
     else:
-        for line in explain(preview.selection):
+        for line in preview.explanation():
             click.echo(line)
         for c in preview.labels:
             click.echo(f"label {c.name}: {c.label} ({c.origin})")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from client.units import format_bytes, format_duration
-from workers.staging import Progress
+from stagegate.progress import Progress
 
 REDRAW_EVERY = 0.1  # seconds
 RATE_WINDOW = 5.0  # seconds of history behind the rate and the ETA

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from client.service_models import Node, NodeStaging, Staging
 from client.units import format_bytes, format_duration
-from workers.staging import Progress
+from stagegate.progress import Progress
 
 
 def format_age(seconds: float | None) -> str:

@@ -5,7 +5,7 @@ import json
 import sys
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import click
 from click.core import ParameterSource
@@ -14,9 +14,39 @@ from client import context
 from client.progress_bar import ProgressBar
 from client.service_commands import server_option, stage_on_service
 from client.units import format_bytes
+from stagegate.durability import Durability
 from stagegate.sizes import parse_size
 from stagegate.urls import refuse_credentials
-from workers.staging import Durability, StageResult, StagingOptions, StagingRequest, run_staging
+from workers.staging import StagingOptions, StagingRequest, run_staging
+
+
+class StagedDataset(Protocol):
+    """What this command reads of a finished staging (the engine's result has it): a shape,
+    so the client names nothing of the engine."""
+
+    @property
+    def destination(self) -> str: ...
+    @property
+    def digest(self) -> str: ...
+    @property
+    def state_dir(self) -> str: ...
+    @property
+    def files(self) -> int: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def files_copied(self) -> int: ...
+    @property
+    def bytes_copied(self) -> int: ...
+    @property
+    def files_skipped(self) -> int: ...
+    @property
+    def verified_source(self) -> int: ...
+    @property
+    def verified_local(self) -> int: ...
+    @property
+    def seconds(self) -> float: ...
+    def to_json(self) -> dict[str, object]: ...
 
 
 class SizeParam(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.3
@@ -280,7 +310,7 @@ def stage(
         _print_summary(result)
 
 
-def _summary(result: StageResult) -> dict[str, object]:
+def _summary(result: StagedDataset) -> dict[str, object]:
     summary = result.to_json()
     seconds = max(result.seconds, 1e-9)
     summary["throughput_bytes_per_second"] = round(result.bytes_copied / seconds)
@@ -288,7 +318,7 @@ def _summary(result: StageResult) -> dict[str, object]:
     return summary
 
 
-def _print_summary(r: StageResult) -> None:
+def _print_summary(r: StagedDataset) -> None:
     rate = r.bytes_copied / r.seconds if r.seconds > 0 else 0.0
     click.echo(
         f"staged {r.files} files, {format_bytes(r.bytes)} into {r.destination} "

@@ -4,20 +4,19 @@ It knows nothing of Celery, SQL or HTTP: it takes a plan, a source, a sink and a
 and reports through a callback.
 """
 
+from stagegate.durability import Durability
+from stagegate.progress import Progress, ProgressCallback
 from transfer.batches import BatchResult, copy_batch, publish_batches
-from transfer.checkpoints import Checkpoint, RunScan, Selection, discover, explain, scan_run, select
 from transfer.engine import CopyEngine, TransferConfig
 from transfer.errors import LabelChangedError
 from transfer.objects import CopiedFile, LabelSpec, SourceObject, Verification
 from transfer.plan import LabelFile, Plan, plan_dataset
-from transfer.progress import Progress, ProgressCallback
-from transfer.sink import DatasetDir, Durability
+from transfer.sink import DatasetDir
 from transfer.sources import open_source
 from transfer.stage import StageResult, read_manifest, stage
 
 __all__ = [
     "BatchResult",
-    "Checkpoint",
     "CopiedFile",
     "CopyEngine",
     "DatasetDir",
@@ -28,20 +27,14 @@ __all__ = [
     "Plan",
     "Progress",
     "ProgressCallback",
-    "RunScan",
-    "Selection",
     "SourceObject",
     "StageResult",
     "TransferConfig",
     "Verification",
     "copy_batch",
-    "discover",
-    "explain",
     "open_source",
     "plan_dataset",
     "publish_batches",
     "read_manifest",
-    "scan_run",
-    "select",
     "stage",
 ]

@@ -62,7 +62,7 @@ _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 class CheckpointLike(Protocol):
-    """What egress needs of a checkpoint (``transfer.checkpoints.Checkpoint`` has it)."""
+    """What egress needs of a checkpoint (``checkpoints.Checkpoint`` has it)."""
 
     @property
     def name(self) -> str: ...

@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from stagegate.durability import Durability
 from stagegate.errors import StagegateError
 from transfer.checksums import Hasher, new_local_hasher, new_source_hasher
 from transfer.errors import (
@@ -28,7 +29,7 @@ from transfer.keys import key_parts
 from transfer.objects import CopiedFile, SourceObject, Verification
 from transfer.parts import Part, part_size_for, split_parts
 from transfer.progress import ProgressTracker
-from transfer.sink import DatasetDir, Durability, TempFile
+from transfer.sink import DatasetDir, TempFile
 from transfer.sources.base import ObjectReader, PublishedChecksum, Source
 from transfer.throttle import BandwidthLimiter
 
@@ -108,8 +109,10 @@ class CopyEngine:
         config: TransferConfig,
         tracker: ProgressTracker,
         limiter: BandwidthLimiter | None = None,
+        fsync: Callable[[int], None] = os.fsync,
     ) -> None:
         self._source = source
+        self._fsync = fsync
         self._dataset = dataset
         self._config = config
         self._tracker = tracker
@@ -235,7 +238,7 @@ class CopyEngine:
                 reader.close()
             self._check_size(obj, moved)
             verification = self._verify(obj, published, check)
-            mtime_ns = self._dataset.commit(temp, parts, self._config.durability)  # type: ignore[arg-type]
+            mtime_ns = self._commit(temp, parts)  # type: ignore[arg-type]
             temp = None
         except BaseException:
             self._tracker.bytes_retracted(moved)
@@ -244,6 +247,11 @@ class CopyEngine:
             if temp is not None:
                 self._dataset.discard(temp)
         return self._record(obj, local, verification, published, mtime_ns)
+
+    def _commit(self, temp: TempFile, parts: tuple[str, ...]) -> int:
+        if self._config.durability is Durability.FILE:
+            self._fsync(temp.fd)  # before the rename: a final name never points at unwritten bytes
+        return self._dataset.commit(temp, parts)
 
     def _copy_in_parts(self, obj: SourceObject) -> CopiedFile:
         parts = key_parts(obj.key)
@@ -271,7 +279,7 @@ class CopyEngine:
             self._check_size(obj, moved[0])
             local, check = self._hash_file(temp.fd, obj.size, published)  # type: ignore[union-attr]
             verification = self._verify(obj, published, check)
-            mtime_ns = self._dataset.commit(temp, parts, self._config.durability)  # type: ignore[arg-type]
+            mtime_ns = self._commit(temp, parts)  # type: ignore[arg-type]
             temp = None
         except BaseException:
             self._tracker.bytes_retracted(moved[0])

@@ -1,21 +1,11 @@
 """Progress leaves the engine only through a callback receiving immutable snapshots."""
 
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
+from stagegate.progress import Progress, ProgressCallback
 
-@dataclass(frozen=True, slots=True)
-class Progress:
-    files_total: int
-    bytes_total: int
-    files_done: int = 0  # copied, or found already present and verified
-    bytes_done: int = 0
-    files_skipped: int = 0  # of files_done, those found already present
-    bytes_skipped: int = 0
-
-
-ProgressCallback = Callable[[Progress], None]
+__all__ = ["Progress", "ProgressCallback", "ProgressTracker"]
 
 
 class ProgressTracker:

@@ -20,10 +20,10 @@ import stat
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from stagegate.durability import Durability as Durability  # the kernel's; transfer.stage takes it from here
 from transfer.errors import (
     DestinationBusyError,
     DestinationNotEmptyError,
@@ -36,13 +36,6 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 READY_MARKER = "READY"
 MANIFEST = "manifest.jsonl"
 LOCK_FILE = "lock"  # in the state directory; holds the pid of the staging that has it
-
-
-class Durability(StrEnum):
-    """When written data is forced to stable storage."""
-
-    FILE = "file"  # fsync every file before it is renamed into place
-    BATCH = "batch"  # one syncfs() after each batch, before the batch is journaled
 
 
 _libc = ctypes.CDLL(None, use_errno=True)  # libc is already loaded; find_library would run ldconfig
@@ -294,11 +287,10 @@ class DatasetDir:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp.name, dir_fd=self._tmp_fd)
 
-    def commit(self, temp: TempFile, parts: tuple[str, ...], durability: Durability) -> int:
-        """Rename ``temp`` to its final place; returns the final file's ``mtime_ns``."""
+    def commit(self, temp: TempFile, parts: tuple[str, ...]) -> int:
+        """Rename ``temp`` to its final place; returns the final file's ``mtime_ns``. Making its
+        bytes durable first, when the durability asks for it, is the engine's part."""
         try:
-            if durability is Durability.FILE:
-                os.fsync(temp.fd)
             mtime_ns = os.fstat(temp.fd).st_mtime_ns
         finally:
             os.close(temp.fd)

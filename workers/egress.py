@@ -21,24 +21,23 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from checkpoints import RunScan, Selection, explain, scan_run
+from checkpoints import select as select_checkpoints
 from ledger import AuditTrail, Jobs, Ledger, NewEvent, TaskKey, Tasks
 from ledger.egresses import Egresses
 from policies import UNCLASSIFIED, Decision, Policy, PolicyDeniedError, Zone
 from stagegate.errors import InvalidInputError
 from stagegate.paths import is_within, plain_segments
+from stagegate.progress import ProgressCallback
 from stagegate.urls import refuse_credentials
-from transfer.checkpoints import Selection, discover, explain
-from transfer.checkpoints import select as select_checkpoints
 from transfer.egress import (
     EgressConfig,
-    EgressFile,
     EgressResult,
     delete_checkpoint,
     egress,
     local_path,
     validate_destination,
 )
-from transfer.progress import Progress, ProgressCallback
 from workers.egress_labels import CheckpointLabel, Classification, LabelScope, classify
 from workers.lease import LeaseKeeper
 from workers.staging import Requester
@@ -50,16 +49,13 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "CheckpointLabel",
-    "EgressConfig",
-    "EgressFile",
+    "EgressOptions",
     "EgressOutcome",
     "EgressPreview",
     "EgressRequest",
     "EgressRun",
-    "Progress",
     "classify",
     "egress_step",
-    "explain",
     "preview_egress",
     "run_egress",
 ]
@@ -68,6 +64,22 @@ NO_LABEL_FIX = (
     "label it with `setfattr -n user.classification -v public PATH` or a .classification file "
     "inside it, or pass --job with the job reference the training run staged its data under"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class EgressOptions:
+    """The tunables a caller may set (``--concurrency``, ``--part-size``, ...); plain values."""
+
+    concurrency: int = 8
+    part_size: int = 64 << 20
+    multipart_threshold: int = 128 << 20
+
+    def egress_config(self) -> EgressConfig:
+        return EgressConfig(
+            concurrency=self.concurrency,
+            part_size=self.part_size,
+            multipart_threshold=self.multipart_threshold,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,9 +175,21 @@ def _refused(policy: Policy, destination: str, count: int, reasons: list[str]) -
 
 @dataclass(frozen=True, slots=True)
 class EgressPreview:
+    """What ``--dry-run`` shows: the selection, the entries discovery skipped, labels, decision."""
+
     selection: Selection
+    scan: RunScan
     labels: list[CheckpointLabel]
     decision: Decision
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """Entries that looked like checkpoints but were left out -> why."""
+        return dict(self.scan.skipped)
+
+    def explanation(self) -> list[str]:
+        """The selection in words: what would be chosen and why, left, skipped, noted."""
+        return explain(self.selection, self.scan)
 
 
 @dataclass
@@ -179,9 +203,12 @@ class EgressOutcome:
 
 
 def select_request(request: EgressRequest) -> Selection:
-    checkpoints = discover(Path(request.run_dir))
+    return _select_in(scan_run(Path(request.run_dir)), request)
+
+
+def _select_in(scan: RunScan, request: EgressRequest) -> Selection:
     return select_checkpoints(
-        checkpoints,
+        scan.checkpoints,
         latest=request.latest,
         best=request.best,
         mode="max" if request.mode == "max" else "min",
@@ -212,9 +239,11 @@ def preview_egress(
     """What an egress would select and what the policy would decide; records and moves nothing."""
     request = request.normalized()
     request.check()
-    selection = select_request(request)
+    scan = scan_run(Path(request.run_dir))
+    selection = _select_in(scan, request)
     found = classify(ledger, policy, label_scope(request, requester, label_root), selection.selected)
-    return EgressPreview(selection, found.labels, decide(policy, request.destination, found, request.job_ref))
+    decision = decide(policy, request.destination, found, request.job_ref)
+    return EgressPreview(selection, scan, found.labels, decision)
 
 
 class EgressRun:
@@ -339,7 +368,7 @@ def run_egress(
     policy: Policy,
     requester: Requester,
     request: EgressRequest,
-    config: EgressConfig | None = None,
+    options: EgressOptions | None = None,
     on_progress: ProgressCallback | None = None,
     *,
     job_id: str | None = None,
@@ -374,7 +403,12 @@ def run_egress(
     outcome = EgressOutcome(run.job_id, selection, labels, decision)
     try:
         outcome.result = egress(
-            request.run_dir, selection.selected, request.destination, config, on_progress, client=s3_client
+            request.run_dir,
+            selection.selected,
+            request.destination,
+            (options or EgressOptions()).egress_config(),
+            on_progress,
+            client=s3_client,
         )
     except BaseException as exc:
         run.failed(exc)
@@ -447,14 +481,14 @@ def egress_step(ctx: "NodeContext", key: TaskKey) -> None:
         runs = ctx.settings.user_runs(job.actor)
         check_user_run(runs, request.run_dir)
         check_user_destination(ctx.settings.user_egress(job.actor), request.normalized().destination)
-        config = EgressConfig(concurrency=ctx.settings.concurrency)
+        options = EgressOptions(concurrency=ctx.settings.concurrency)
         with LeaseKeeper(ctx.tasks, key, ctx.owner) as lease:
             run_egress(
                 ctx.ledger,
                 ctx.policy,
                 Requester(actor=job.actor, role=job.role),
                 request,
-                config,
+                options,
                 on_progress=lease.on_progress,
                 job_id=key.job_id,
                 label_root=runs,  # a .classification anywhere from the user's runs dir down counts

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from checkpoints import Checkpoint
 from ledger import Ledger, Manifests
 from ledger.declassifications import Declassification, Declassifications
 from policies import (
@@ -43,7 +44,6 @@ from policies import (
     parse_label_file,
 )
 from policies.labels import MAX_LABEL_FILE_BYTES
-from transfer.checkpoints import Checkpoint
 from transfer.egress import RunDir
 from transfer.egress_dir import open_dir_at
 from transfer.errors import UnsafeDestinationError

@@ -23,13 +23,12 @@ from policies import (
     PolicyDeniedError,
     Zone,
 )
+from stagegate.durability import Durability
+from stagegate.progress import ProgressCallback
 from stagegate.urls import refuse_credentials
 from transfer import (
-    Durability,
     LabelSpec,
     Plan,
-    Progress,
-    ProgressCallback,
     StageResult,
     TransferConfig,
     open_source,
@@ -39,11 +38,7 @@ from transfer import (
 )
 
 __all__ = [
-    "Durability",
-    "Plan",
-    "Progress",
     "Requester",
-    "StageResult",
     "StagingOptions",
     "StagingRequest",
     "check_policy",

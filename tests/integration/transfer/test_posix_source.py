@@ -13,8 +13,9 @@ from integration.helpers import (
     small_config,
     write_tree,
 )
-from transfer import open_source, stage
+from transfer import CopyEngine, DatasetDir, Durability, open_source, stage
 from transfer.errors import SourceChangedError
+from transfer.progress import ProgressTracker
 
 pytestmark = pytest.mark.integration
 
@@ -96,12 +97,28 @@ def test_local_resume_after_deleting_files(source, tmp_path):
     assert_staged(dest, FILES)
 
 
-def test_durability_file_mode(source, tmp_path):
-    from transfer import Durability
+@pytest.mark.parametrize("durability", [Durability.FILE, Durability.BATCH])
+def test_durability_file_mode(source, tmp_path, durability):
+    """FILE forces each file's bytes to disk, once, before its rename; BATCH leaves that to one
+    syncfs per batch, so the engine fsyncs no file. (test_s3_stage.py: a file copied in parts.)"""
+    synced: list[int] = []  # the inode behind each descriptor the engine fsynced
 
-    dest = tmp_path / "dest"
-    stage(open_source(str(source)), dest, small_config(durability=Durability.FILE))
-    assert_staged(dest, FILES)
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        os.fsync(fd)
+
+    src, dest = open_source(str(source)), tmp_path / "dest"
+    tracker = ProgressTracker(len(FILES), sum(map(len, FILES.values())), None)
+    config = small_config(durability=durability)
+    with (
+        DatasetDir(dest) as dataset,
+        CopyEngine(src, dataset, config, tracker, fsync=recording_fsync) as engine,
+    ):
+        for obj in src.list():
+            engine.copy_file(obj)
+
+    staged = sorted(os.stat(dest / key).st_ino for key in FILES)  # a rename keeps the inode
+    assert sorted(synced) == (staged if durability is Durability.FILE else [])
 
 
 def _rewrite_keeping_size_and_mtime(path: Path, data: bytes) -> None:

@@ -2,6 +2,7 @@
 verified, corrupted bytes are refused, reruns resume."""
 
 import logging
+import os
 import tempfile
 import zlib
 from pathlib import Path
@@ -21,8 +22,9 @@ from integration.helpers import (
     small_config,
     temp_files,
 )
-from transfer import open_source, stage
+from transfer import CopyEngine, DatasetDir, Durability, open_source, stage
 from transfer.errors import ChecksumMismatchError
+from transfer.progress import ProgressTracker
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +40,30 @@ def _upload_multipart(s3_client, bucket: str, key: str, data: bytes, tmp_path: P
     config = Boto3TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
     s3_client.upload_file(f.name, bucket, key, Config=config)
     Path(f.name).unlink()
+
+
+def test_durability_file_fsyncs_a_file_copied_in_parts_once_before_its_rename(s3_client, bucket, tmp_path):
+    files = {"big.bin": payload("big", 3 * MiB + 5), "small.txt": b"small"}  # parts, and whole
+    put_objects(s3_client, bucket, {f"ds/{k}": v for k, v in files.items()})
+    synced: list[int] = []
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        os.fsync(fd)
+
+    src, dest = open_source(f"s3://{bucket}/ds"), tmp_path / "dest"
+    tracker = ProgressTracker(len(files), sum(map(len, files.values())), None)
+    config = small_config(durability=Durability.FILE)
+    assert src.prefers_ranged_reads and len(files["big.bin"]) > config.multipart_threshold
+    with (
+        DatasetDir(dest) as dataset,
+        CopyEngine(src, dataset, config, tracker, fsync=recording_fsync) as engine,
+    ):
+        for obj in src.list():
+            engine.copy_file(obj)
+
+    assert data_files(dest) == files
+    assert sorted(synced) == sorted(os.stat(dest / key).st_ino for key in files)
 
 
 def test_mixed_dataset_arrives_byte_identical(s3_client, bucket, tmp_path):

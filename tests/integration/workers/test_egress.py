@@ -14,10 +14,9 @@ import pytest
 from integration.helpers import STAGEGATE, payload, write_tree
 from ledger import AuditTrail, Jobs, Ledger, open_ledger
 from policies import Policy, PolicyDeniedError
-from transfer.egress import EgressConfig
 from transfer.errors import ChecksumMismatchError
 from transfer.sources.s3 import make_client
-from workers.egress import EgressRequest, run_egress
+from workers.egress import EgressOptions, EgressRequest, run_egress
 from workers.staging import Requester, StagingRequest, run_staging
 
 pytestmark = pytest.mark.integration
@@ -25,7 +24,7 @@ pytestmark = pytest.mark.integration
 MiB = 1 << 20
 WHO = Requester(actor="alice", role="local")
 # Small parts, so a 7 MiB file goes up as a real multipart upload (S3's parts are >= 5 MiB).
-CONFIG = EgressConfig(concurrency=4, part_size=5 * MiB, multipart_threshold=6 * MiB)
+CONFIG = EgressOptions(concurrency=4, part_size=5 * MiB, multipart_threshold=6 * MiB)
 CONFIDENTIAL_STAGING = (
     b"version: 1\nstaging: confidential\negress:\n"
     b'  - prefix: "s3://"\n    max_level: public\n  - prefix: "/"\n    max_level: public\n'
@@ -264,6 +263,27 @@ def test_dry_run_moves_and_deletes_nothing(
     assert proc.returncode == 0, proc.stderr
     assert "checkpoint-300" in proc.stdout and "allowed" in proc.stdout and "nothing moved" in proc.stdout
     assert tree(run) == before
+
+
+def test_dry_run_says_which_look_alikes_were_skipped_and_why(
+    subprocess_env: dict[str, str], bucket: str, tmp_path: Path
+) -> None:
+    run = make_run(tmp_path)
+    write_tree(run, {"tmp-checkpoint-400/model.safetensors": b"half", "best/trainer_state.json": b"{cut"})
+    args = [STAGEGATE, "egress", str(run), "--to", f"s3://{bucket}/m", "--latest", "1", "--dry-run"]
+
+    text = subprocess.run(args, capture_output=True, text=True, env=subprocess_env, timeout=60)
+    as_json = subprocess.run(
+        [*args, "--json"], capture_output=True, text=True, env=subprocess_env, timeout=60
+    )
+
+    assert text.returncode == 0, text.stderr
+    assert "skipped tmp-checkpoint-400: an unfinished save" in text.stdout
+    assert "skipped best: best/trainer_state.json is not valid JSON" in text.stdout
+    assert as_json.returncode == 0, as_json.stderr
+    skipped = json.loads(as_json.stdout)["skipped"]
+    assert sorted(skipped) == ["best", "tmp-checkpoint-400"]
+    assert skipped["tmp-checkpoint-400"].startswith("an unfinished save")
 
 
 def test_cli_egress_json_summary(

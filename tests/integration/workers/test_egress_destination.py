@@ -11,15 +11,14 @@ from integration.helpers import write_tree
 from ledger import AuditTrail, Ledger, open_ledger
 from policies import Policy
 from stagegate.errors import ExistsError, InvalidInputError
-from transfer.egress import EgressConfig
 from transfer.errors import UnsafeDestinationError
-from workers.egress import EgressRequest, run_egress
+from workers.egress import EgressOptions, EgressRequest, run_egress
 from workers.staging import Requester
 
 pytestmark = pytest.mark.integration
 
 WHO = Requester(actor="alice", role="local")
-CONFIG = EgressConfig(concurrency=2)
+CONFIG = EgressOptions(concurrency=2)
 
 
 @pytest.fixture

@@ -16,8 +16,7 @@ import pytest
 from integration.helpers import STAGEGATE, write_tree
 from ledger import AuditTrail, Ledger, open_ledger
 from policies import LabelFileError, Policy, PolicyDeniedError
-from transfer.egress import EgressConfig
-from workers.egress import EgressRequest, run_egress
+from workers.egress import EgressOptions, EgressRequest, run_egress
 from workers.egress_labels import DECLASSIFICATION_MARGIN_NS
 from workers.staging import Requester, StagingRequest, run_staging
 
@@ -25,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 ALICE = Requester(actor="alice", role="local")
 BOB = Requester(actor="bob", role="local")
-CONFIG = EgressConfig(concurrency=2)
+CONFIG = EgressOptions(concurrency=2)
 CONFIDENTIAL_STAGING = (
     b"version: 1\nstaging: confidential\negress:\n"
     b'  - prefix: "s3://"\n    max_level: public\n  - prefix: "/"\n    max_level: public\n'

@@ -5,7 +5,7 @@ import io
 import pytest
 
 from client.progress_bar import REDRAW_EVERY, ProgressBar
-from workers.staging import Progress
+from stagegate.progress import Progress
 
 WIDTH = 200
 

@@ -1,4 +1,4 @@
-"""Tests for transfer.checkpoints: real run directories in each convention, and what gets selected."""
+"""Tests for the checkpoints package: real run directories in each convention, and what gets selected."""
 
 import json
 import os
@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stagegate.errors import InvalidInputError
-from transfer.checkpoints import (
+from checkpoints import (
     Checkpoint,
     Mode,
     Selection,
@@ -20,6 +19,7 @@ from transfer.checkpoints import (
     scan_run,
     select,
 )
+from stagegate.errors import InvalidInputError
 
 T0 = 1_700_000_000.0  # a fixed epoch so mtime orderings do not depend on the clock
 
@@ -193,6 +193,26 @@ def test_broken_trainer_state_is_noted_not_fatal(tmp_path: Path) -> None:
     assert c.metrics == {}
     assert any("not valid JSON" in note for note in c.notes)
     assert any("not valid JSON" in line for line in explain(select([c], latest=1)))
+
+
+def test_a_directory_with_an_unusable_trainer_state_is_skipped_and_says_why(tmp_path: Path) -> None:
+    """A trainer_state.json makes a directory look like a checkpoint whatever its name, so a
+    broken or stepless one is reported, naming the file, instead of silently ignored."""
+    run = tmp_path / "run"
+    write_json(run / "checkpoint-5" / "trainer_state.json", {"global_step": 5})
+    write(run / "best" / "trainer_state.json", "{not json")
+    write_json(run / "checkpoint-final" / "trainer_state.json", {"log_history": []})
+    write_json(run / "logs" / "events.json", {"global_step": 5})  # no trainer_state.json: unrelated
+    scan = scan_run(run)
+    assert [c.name for c in scan.checkpoints] == ["checkpoint-5"]
+    assert sorted(scan.skipped) == ["best", "checkpoint-final"]
+    assert scan.skipped["best"].startswith("best/trainer_state.json is not valid JSON")
+    assert scan.skipped["checkpoint-final"] == (
+        "the name mentions checkpoints but follows no known convention; "
+        "its trainer_state.json has no integer global_step"
+    )
+    lines = explain(select(scan.checkpoints, latest=1), scan)
+    assert "skipped best: best/trainer_state.json is not valid JSON" in "\n".join(lines)
 
 
 # --- Lightning ----------------------------------------------------------------------------------
@@ -478,8 +498,7 @@ def test_explain_says_what_would_be_selected_left_and_ignored(hf_run: Path) -> N
     assert "latest 1 of 3 by step (step 1500)" in text
     assert "would leave 1 unselected" in text
     assert "  checkpoint-500 (step 500, " in text
-    assert "not taken as checkpoints (1):" in text
-    assert "  tmp-checkpoint-2000: an unfinished save" in text
+    assert "skipped tmp-checkpoint-2000: an unfinished save" in text
     assert "config.json" not in text
 
 

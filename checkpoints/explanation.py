@@ -1,0 +1,28 @@
+"""The lines ``--dry-run`` prints: what would be selected and why, what left, what skipped; pure."""
+
+from checkpoints.checkpoint import Checkpoint, RunScan, Selection
+from checkpoints.wording import size, when
+
+
+def explain(selection: Selection, scan: RunScan | None = None) -> list[str]:
+    """Lines for ``--dry-run``: what would be selected and why, left, skipped and why."""
+    chosen, left = selection.selected, selection.unselected
+    total = len(chosen) + len(left)
+    lines = [f"would select {len(chosen)} of {total} checkpoint(s), {size(sum(c.size for c in chosen))}:"]
+    lines += [f"  {c.name} ({_describe(c)}): {selection.reasons.get(c.name, 'selected')}" for c in chosen]
+    if left:
+        lines.append(f"would leave {len(left)} unselected, {size(sum(c.size for c in left))}:")
+        lines += [f"  {c.name} ({_describe(c)})" for c in left]
+    else:
+        lines.append("would leave none unselected")
+    lines += [f"note: {note}" for note in selection.notes]
+    lines += [f"note: {c.name}: {note}" for c in (*chosen, *left) for note in c.notes]
+    if scan is not None:
+        lines += [f"note: {note}" for note in scan.notes]
+        lines += [f"skipped {name}: {why}" for name, why in scan.skipped.items()]
+    return lines
+
+
+def _describe(c: Checkpoint) -> str:
+    step = f"step {c.step}" if c.step is not None else "no step"
+    return f"{step}, {size(c.size)}, modified {when(c.mtime)}"

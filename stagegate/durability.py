@@ -1,0 +1,11 @@
+"""When written data is forced to stable storage: a choice the caller makes (``--durability``)
+and the engine carries out, so it lives here, where both may name it."""
+
+from enum import StrEnum
+
+
+class Durability(StrEnum):
+    """When written data is forced to stable storage."""
+
+    FILE = "file"  # fsync every file before it is renamed into place
+    BATCH = "batch"  # one syncfs() after each batch, before the batch is journaled
