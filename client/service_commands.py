@@ -26,6 +26,7 @@ from client.service_render import (
     render_submitted,
     verdict,
 )
+from stagegate.settings import load_settings
 from stagegate.states import StagingState
 
 if TYPE_CHECKING:
@@ -42,9 +43,8 @@ EXIT_CODES_HELP = (
 server_option = click.option(
     "--server",
     metavar="URL",
-    envvar=context.SERVER_ENV,
-    show_envvar=True,
-    default=None,
+    default=lambda: load_settings().url,
+    show_default=f"${context.SERVER_ENV}",
     help="The stagegate service, e.g. http://stagegate:8080 (the token comes from $STAGEGATE_TOKEN).",
 )
 

@@ -7,7 +7,6 @@ if asked; a path destination only below the requester's egress root on that node
 Poll ``GET /v1/egress/{id}``.
 """
 
-import os
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, status
@@ -66,7 +65,7 @@ class EgressOut(BaseModel):
 
 
 def _egresses(services: Any) -> Egresses:
-    return Egresses(services.ledger, float(os.environ.get("STAGEGATE_LEASE_SECONDS") or 120))
+    return Egresses(services.ledger, services.lease_seconds)
 
 
 @router.post(
