@@ -17,6 +17,7 @@ from api.auth import Authenticated, Submitter
 from api.schemas import NODE_NAME_PATTERN, ErrorOut
 from api.services import ServicesDep
 from ledger.egresses import Egresses
+from stagegate.states import EgressState
 
 router = APIRouter(prefix="/v1/egress", tags=["egress"])
 
@@ -47,7 +48,9 @@ class EgressRequestIn(BaseModel):
 
 class EgressOut(BaseModel):
     id: str
-    state: str = Field(description="pending, running, completed, failed or denied")
+    state: str = Field(
+        description=f"one of {', '.join(EgressState)}", json_schema_extra={"enum": list(EgressState)}
+    )
     user: str
     project: str | None
     job: str | None
