@@ -20,14 +20,14 @@ from client.progress_bar import ProgressBar
 from client.service_commands import server_option
 from client.stage_command import SIZE, policy_option
 from client.units import format_bytes
-from stagegate.states import EgressState
+from stagegate.states import EGRESS_TERMINAL, EgressState
 from stagegate.urls import refuse_credentials
 
 if TYPE_CHECKING:  # imported when the command runs: boto3 would add ~0.3 s to every stagegate call
     from workers.egress import EgressOutcome, EgressRequest
 
 POLL_S = 0.5
-TERMINAL = (EgressState.COMPLETED, EgressState.FAILED, EgressState.DENIED)
+TERMINAL = EGRESS_TERMINAL
 
 
 def _real_local(destination: str) -> str:

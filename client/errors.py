@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from stagegate.errors import StagegateError
-from stagegate.states import StagingState
+from stagegate.states import STAGING_TERMINAL, StagingState
 
 if TYPE_CHECKING:  # the models import nothing heavy, but errors.py stays a leaf at run time
     from client.service_models import Staging
@@ -28,9 +28,7 @@ EXIT_TAMPERED = 4  # the audit chain is broken
 EXIT_INTERRUPTED = 130
 
 # A staging in one of these states will not change any more.
-TERMINAL_STATES = frozenset(
-    {StagingState.READY, StagingState.FAILED, StagingState.DENIED, StagingState.RELEASED}
-)
+TERMINAL_STATES = STAGING_TERMINAL
 
 
 def state_exit_code(state: str) -> int:

@@ -29,11 +29,11 @@ from ledger.tokens import Principal
 from stagegate.actions import AuditAction
 from stagegate.confinement import SourceRules
 from stagegate.errors import ExistsError, InvalidInputError, NotFoundError
-from stagegate.states import DatasetState, NodeStagingState, StagingState, TaskState
+from stagegate.states import STAGING_TERMINAL, DatasetState, NodeStagingState, StagingState, TaskState
 from stagegate.urls import refuse_credentials
 
 Mode = Literal["replicate", "shard"]
-TERMINAL = (StagingState.READY, StagingState.FAILED, StagingState.DENIED, StagingState.RELEASED)
+TERMINAL = STAGING_TERMINAL
 SEES_ALL = ("auditor", "admin")
 
 
