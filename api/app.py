@@ -6,8 +6,6 @@ by ``STAGEGATE_DATABASE_URL`` (bringing its schema up to date) and a Celery clie
 ledger and dispatcher, which stay theirs to close.
 """
 
-import math
-import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -22,13 +20,8 @@ from api.routes import audit, declassifications, egress, health, nodes, stagings
 from api.services import Services
 from ledger import AuditTrail, Ledger, Nodes, Stagings, Tokens, open_ledger
 from stagegate.confinement import SourceRules
-from stagegate.errors import InvalidInputError
-from stagegate.queues import Dispatcher, broker_url, make_celery
-
-LEASE_SECONDS_ENV = "STAGEGATE_LEASE_SECONDS"
-DECISION_WAIT_ENV = "STAGEGATE_DECISION_WAIT"
-DEFAULT_LEASE_SECONDS = 120.0
-DEFAULT_DECISION_WAIT = 10.0
+from stagegate.queues import Dispatcher, make_celery
+from stagegate.settings import load_settings
 
 DESCRIPTION = """\
 Stages datasets from S3 and on-prem storage onto GPU nodes' local NVMe, verified, under a
@@ -52,21 +45,6 @@ policy denied, 404 not found, 413 a body over 1 MiB, 422 a body not of the docum
 """
 
 
-def _seconds(name: str, default: float, *, positive: bool) -> float:
-    text = os.environ.get(name)
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise InvalidInputError(
-            f"{name} must be a {'positive' if positive else 'non-negative'} number of seconds, not {text!r}"
-        )
-    return value
-
-
 def create_app(
     ledger: Ledger | None = None,
     dispatcher: Dispatcher | None = None,
@@ -80,18 +58,19 @@ def create_app(
     ``STAGEGATE_BROKER_URL``, ``STAGEGATE_LEASE_SECONDS`` (120), ``STAGEGATE_DECISION_WAIT`` (10) and
     ``STAGEGATE_SOURCE_ROOTS`` / ``STAGEGATE_SOURCE_SCHEMES`` (none: S3 sources only).
     Request bodies over ``max_body_bytes`` are refused before any route or token check."""
+    env = load_settings()
     if lease_seconds is None:
-        lease_seconds = _seconds(LEASE_SECONDS_ENV, DEFAULT_LEASE_SECONDS, positive=True)
+        lease_seconds = env.lease_seconds
     if decision_wait is None:
-        decision_wait = _seconds(DECISION_WAIT_ENV, DEFAULT_DECISION_WAIT, positive=False)
+        decision_wait = env.decision_wait
     if source_rules is None:
-        source_rules = SourceRules.from_environment(os.environ)
+        source_rules = env.source_rules()
     owned: list[Callable[[], object]] = []  # what this app opened, closed in reverse at shutdown
     if ledger is None:
         ledger = open_ledger()
         owned.append(ledger.close)
     if dispatcher is None:
-        celery_app = make_celery(broker_url())
+        celery_app = make_celery(env.broker_url.get_secret_value())
         owned.append(celery_app.close)
         dispatcher = Dispatcher(celery_app)
     services = Services(
@@ -104,6 +83,7 @@ def create_app(
         audit=AuditTrail(ledger),
         tokens=Tokens(ledger),
         decision_wait=decision_wait,
+        lease_seconds=lease_seconds,
     )
 
     @asynccontextmanager

@@ -14,15 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from pydantic_core import PydanticCustomError
 
 from ledger import AuditEvent, ChainVerdict, NodeView, Staging
+from stagegate.states import DatasetState, NodeStagingState, StagingState
 
 NODE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 MAX_NODES = 64
-STAGING_STATES = ("pending", "planning", "transferring", "ready", "failed", "denied", "released")
-NODE_STAGING_STATES = ("pending", "transferring", "ready", "failed", "released")
-DATASET_STATES = ("writing", "ready", "evicting", "deleting")
+STAGING_STATES = tuple(StagingState)
+NODE_STAGING_STATES = tuple(NodeStagingState)
+DATASET_STATES = tuple(DatasetState)
 
 Mode = Literal["replicate", "shard"]
-StagingState = Literal["pending", "planning", "transferring", "ready", "failed", "denied", "released"]
 NodeName = Annotated[str, StringConstraints(pattern=NODE_NAME_PATTERN)]
 
 

@@ -23,6 +23,7 @@ class Services:
     audit: AuditTrail
     tokens: Tokens
     decision_wait: float  # seconds POST /v1/stagings waits for the plan step's decision
+    lease_seconds: float  # how long a task's lease lasts before the reconciler re-sends it
 
 
 async def get_services(request: Request) -> Services:

@@ -15,6 +15,7 @@ import click
 
 from client import log_redaction
 from client.audit_commands import audit
+from client.config_command import config
 from client.daemon_commands import serve, worker
 from client.db_commands import db
 from client.declassify_command import declassify
@@ -76,6 +77,7 @@ cli.add_command(usage_command)
 cli.add_command(egress)
 cli.add_command(declassify)
 cli.add_command(db)
+cli.add_command(config)
 
 _SERVICE_ERROR_PREFIX = {EXIT_BAD_INPUT: "error", EXIT_DENIED: "denied", EXIT_FAILED: "failed"}
 

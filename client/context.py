@@ -1,10 +1,9 @@
 """What every command needs from its surroundings: who is asking, the policy, the ledger.
 
-The environment is read here (and, for the ledger's location, in ``ledger.settings``).
+Settings from the environment come from :mod:`stagegate.settings`, the only reader of it.
 """
 
 import getpass
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,20 +11,21 @@ import click
 
 from ledger import Ledger, open_ledger
 from policies import Policy
+from stagegate.settings import env_name, load_settings
 from workers.staging import Requester
 
 if TYPE_CHECKING:  # httpx is imported only by commands that talk to the service
     from client.service_client import ServiceClient
 
-POLICY_ENV = "STAGEGATE_POLICY"
-SERVER_ENV = "STAGEGATE_URL"
-TOKEN_ENV = "STAGEGATE_TOKEN"  # noqa: S105  # the variable's name, not a secret
+POLICY_ENV = env_name("policy")
+SERVER_ENV = env_name("url")
+TOKEN_ENV = env_name("token")
 EMBEDDED_ROLE = "local"
 
 
 def load_policy(path: Path | None) -> Policy:
     """``--policy FILE``, else ``$STAGEGATE_POLICY``, else the shipped default (public only)."""
-    chosen = path or (Path(os.environ[POLICY_ENV]) if os.environ.get(POLICY_ENV) else None)
+    chosen = path or load_settings().policy
     return Policy.from_file(chosen) if chosen else Policy.default()
 
 
@@ -46,9 +46,9 @@ def service(server: str | None) -> "ServiceClient":
 
     if not server:
         raise click.UsageError(f"no server: pass --server URL or set {SERVER_ENV}")
-    token = os.environ.get(TOKEN_ENV, "").strip()
-    if not token:
+    secret = load_settings().token
+    if secret is None:
         raise click.UsageError(
             f"the service needs a token: set {TOKEN_ENV} (an admin issues one with `stagegate token create`)"
         )
-    return ServiceClient(server, token)
+    return ServiceClient(server, secret.get_secret_value())

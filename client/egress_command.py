@@ -20,13 +20,14 @@ from client.progress_bar import ProgressBar
 from client.service_commands import server_option
 from client.stage_command import SIZE, policy_option
 from client.units import format_bytes
+from stagegate.states import EGRESS_TERMINAL, EgressState
 from stagegate.urls import refuse_credentials
 
 if TYPE_CHECKING:  # imported when the command runs: boto3 would add ~0.3 s to every stagegate call
     from workers.egress import EgressOutcome, EgressPreview, EgressRequest
 
 POLL_S = 0.5
-TERMINAL = ("completed", "failed", "denied")
+TERMINAL = EGRESS_TERMINAL
 
 
 def _real_local(destination: str) -> str:
@@ -197,7 +198,7 @@ def _summary(outcome: "EgressOutcome", request: "EgressRequest", seconds: float)
     assert result is not None
     return {
         "id": outcome.job_id,
-        "state": "completed",
+        "state": EgressState.COMPLETED,
         "destination": request.destination,
         "selected": [c.name for c in outcome.selection.selected],
         "files": len(result.files),
@@ -243,8 +244,8 @@ def _on_service(
         for line in [*view.get("reasons", []), *view.get("errors", [])]:
             click.echo(f"  {line}")
     state = view.get("state")
-    if state == "denied":
+    if state == EgressState.DENIED:
         return EXIT_DENIED
-    if state == "failed":
+    if state == EgressState.FAILED:
         return EXIT_FAILED
     return EXIT_OK

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from stagegate.errors import StagegateError
+from stagegate.states import STAGING_TERMINAL, StagingState
 
 if TYPE_CHECKING:  # the models import nothing heavy, but errors.py stays a leaf at run time
     from client.service_models import Staging
@@ -27,14 +28,14 @@ EXIT_TAMPERED = 4  # the audit chain is broken
 EXIT_INTERRUPTED = 130
 
 # A staging in one of these states will not change any more.
-TERMINAL_STATES = frozenset({"ready", "failed", "denied", "released"})
+TERMINAL_STATES = STAGING_TERMINAL
 
 
 def state_exit_code(state: str) -> int:
     """The exit code for a staging last seen in ``state``: still running counts as ok."""
-    if state == "denied":
+    if state == StagingState.DENIED:
         return EXIT_DENIED
-    if state in ("failed", "released"):
+    if state in (StagingState.FAILED, StagingState.RELEASED):
         return EXIT_FAILED
     return EXIT_OK
 

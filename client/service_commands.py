@@ -26,6 +26,8 @@ from client.service_render import (
     render_submitted,
     verdict,
 )
+from stagegate.settings import load_settings
+from stagegate.states import StagingState
 
 if TYPE_CHECKING:
     from client.service_client import ServiceClient
@@ -41,9 +43,8 @@ EXIT_CODES_HELP = (
 server_option = click.option(
     "--server",
     metavar="URL",
-    envvar=context.SERVER_ENV,
-    show_envvar=True,
-    default=None,
+    default=lambda: load_settings().url,
+    show_default=f"${context.SERVER_ENV}",
     help="The stagegate service, e.g. http://stagegate:8080 (the token comes from $STAGEGATE_TOKEN).",
 )
 
@@ -90,7 +91,9 @@ class Follower:
                 click.echo(line, err=True)
         drawn = bar_progress(staging)
         # Ready only completes a bar already drawn: one first drawn at 100 % says nothing.
-        if staging.state != "transferring" and (self.last is None or self.last.state != "transferring"):
+        if staging.state != StagingState.TRANSFERRING and (
+            self.last is None or self.last.state != StagingState.TRANSFERRING
+        ):
             drawn = None
         if self._bar is not None and drawn is not None:
             progress, note = drawn
@@ -176,7 +179,7 @@ def stage_on_service(
 def _denied_at_submit(exc: StagingDeniedError, as_json: bool) -> NoReturn:
     reasons = exc.reasons or (exc.staging.reasons if exc.staging else ())
     if as_json:
-        data = exc.staging.to_json() if exc.staging else {"state": "denied"}
+        data = exc.staging.to_json() if exc.staging else {"state": StagingState.DENIED}
         click.echo(json.dumps({**data, "reasons": list(reasons)}))
     else:
         what = f"staging {exc.staging.id} was" if exc.staging else "the staging was"

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from client.errors import TERMINAL_STATES, ServiceProtocolError
+from stagegate.states import DatasetState, NodeStagingState
 
 
 class _Fields:
@@ -144,7 +145,7 @@ class NodeStaging:
     def parse(cls, f: _Fields) -> "NodeStaging":
         return cls(
             node=f.required_text("node"),
-            state=f.text("state", "pending"),
+            state=f.text("state", NodeStagingState.PENDING),
             path=f.opt_text("path"),
             files_done=f.integer("files_done"),
             files_total=f.integer("files_total"),
@@ -181,7 +182,7 @@ class Staging:
 
     @property
     def nodes_ready(self) -> int:
-        return sum(1 for n in self.nodes if n.state == "ready")
+        return sum(1 for n in self.nodes if n.state == NodeStagingState.READY)
 
     @classmethod
     def from_json(cls, data: object) -> "Staging":
@@ -252,7 +253,7 @@ class CachedDataset:
     path: str = ""
     bytes: int = 0
     files: int = 0
-    state: str = "ready"
+    state: str = DatasetState.READY
     pins: int = 0
     last_used: datetime | None = None
 
@@ -263,7 +264,7 @@ class CachedDataset:
             path=f.text("path"),
             bytes=f.integer("bytes"),
             files=f.integer("files"),
-            state=f.text("state", "ready"),
+            state=f.text("state", DatasetState.READY),
             pins=f.integer("pins"),
             last_used=f.time("last_used"),
         )

@@ -7,6 +7,7 @@ from datetime import datetime
 from client.service_models import Node, NodeStaging, Staging
 from client.units import format_bytes, format_duration
 from stagegate.progress import Progress
+from stagegate.states import NodeStagingState, StagingState
 
 
 def format_age(seconds: float | None) -> str:
@@ -45,7 +46,7 @@ def progress_line(s: Staging) -> str:
         f"{format_bytes(p.bytes_done)} / {format_bytes(p.bytes_total)}",
         f"files {p.files_done}/{p.files_total}",
     ]
-    if s.state == "transferring":
+    if s.state == StagingState.TRANSFERRING:
         if p.rate_bytes_per_s is not None:
             parts.append(f"{format_bytes(p.rate_bytes_per_s)}/s")
         if p.eta_seconds is not None:
@@ -132,18 +133,20 @@ def changes(before: Staging | None, after: Staging) -> list[str]:
     seen = {n.node: n for n in before.nodes} if before else {}
     for n in after.nodes:
         old = seen.get(n.node)
-        if (old is None and n.state != "pending") or (old is not None and node_state(old) != node_state(n)):
-            where = f" at {n.path}" if n.path and n.state == "ready" else ""
+        if (old is None and n.state != NodeStagingState.PENDING) or (
+            old is not None and node_state(old) != node_state(n)
+        ):
+            where = f" at {n.path}" if n.path and n.state == NodeStagingState.READY else ""
             lines.append(f"  {n.node}: {node_state(n)}{where}")
     return lines
 
 
 def verdict(s: Staging) -> list[str]:
     """Why a finished staging is not ready, for stderr; nothing when it is ready."""
-    if s.state == "denied":
+    if s.state == StagingState.DENIED:
         return [f"stagegate: staging {s.id} was denied by the policy:", *(f"  {r}" for r in s.reasons)]
-    if s.state in ("failed", "released"):
-        failed_nodes = [f"  {n.node}: {n.state}" for n in s.nodes if n.state == "failed"]
+    if s.state in (StagingState.FAILED, StagingState.RELEASED):
+        failed_nodes = [f"  {n.node}: {n.state}" for n in s.nodes if n.state == NodeStagingState.FAILED]
         return [f"stagegate: staging {s.id} {s.state}", *(f"  {e}" for e in s.errors), *failed_nodes]
     return []
 
@@ -152,7 +155,7 @@ def bar_progress(s: Staging) -> tuple[Progress, str] | None:
     """What the progress bar draws for ``s``, with its note (nodes ready); None while there is
     nothing to measure yet (planning: no total, so a bar would read 100 %)."""
     p = s.progress
-    if p.bytes_total <= 0 or s.state not in ("transferring", "ready"):
+    if p.bytes_total <= 0 or s.state not in (StagingState.TRANSFERRING, StagingState.READY):
         return None
     progress = Progress(
         files_total=p.files_total, bytes_total=p.bytes_total, files_done=p.files_done, bytes_done=p.bytes_done

@@ -1,8 +1,6 @@
 """``stagegate token``: issue API tokens. Talks to the ledger directly (an admin on a host
 that can reach the service's database), not to the service."""
 
-import os
-
 import click
 
 from client import context
@@ -37,6 +35,7 @@ def create(user: str, role: str, project: str | None) -> None:
     """
     from ledger import Tokens
     from ledger.settings import DATABASE_URL_ENV, ledger_url
+    from stagegate.settings import load_settings
 
     with context.ledger() as ledger:
         issued = Tokens(ledger).create(user, role, project)
@@ -46,7 +45,7 @@ def create(user: str, role: str, project: str | None) -> None:
         f"token {issued.id} for {issued.user} ({scope}). It cannot be shown again: store it now.",
         err=True,
     )
-    if not os.environ.get(DATABASE_URL_ENV):
+    if load_settings().database_url is None:
         click.echo(
             f"note: {DATABASE_URL_ENV} is not set, so the token went into the local ledger "
             f"{ledger_url()}; a service only accepts it if it uses that same database",

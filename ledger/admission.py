@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from stagegate.errors import StagegateError
+from stagegate.states import DatasetState
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,9 @@ def choose_evictions(node: str, capacity: int, held: Iterable[CachedDataset], ne
     free = capacity - used
     if need <= free:
         return []
-    evictable = sorted((d for d in held if d.state == "ready" and not d.pinned), key=lambda d: d.last_used)
+    evictable = sorted(
+        (d for d in held if d.state == DatasetState.READY and not d.pinned), key=lambda d: d.last_used
+    )
     chosen: list[str] = []
     for dataset in evictable:
         chosen.append(dataset.digest)
@@ -51,7 +54,7 @@ def choose_evictions(node: str, capacity: int, held: Iterable[CachedDataset], ne
         if need <= free:
             return chosen
     pinned = sum(d.bytes for d in held if d.pinned)
-    busy = sum(d.bytes for d in held if not d.pinned and d.state != "ready")
+    busy = sum(d.bytes for d in held if not d.pinned and d.state != DatasetState.READY)
     raise NoRoomError(
         f"node {node} cannot hold {_size(need)}: capacity {_size(capacity)}, "
         f"{_size(pinned)} pinned by running jobs, {_size(busy)} being written or evicted, "

@@ -22,9 +22,11 @@ from ledger.events import NewEvent, job_event
 from ledger.models import JobRow, NodeDatasetRow, NodeRow, PinRow, QuarantinedDatasetRow, TaskRow
 from ledger.nodes import dataset_path, held_in
 from ledger.stagings import Stagings
-from ledger.tasks import BatchRange, TaskKey, Tasks, TaskState, new_task
+from ledger.tasks import BatchRange, TaskKey, Tasks, new_task
+from stagegate.actions import AuditAction
+from stagegate.states import DatasetState, StagingState, TaskState
 
-QUARANTINED = "dataset.quarantined"
+QUARANTINED = AuditAction.DATASET_QUARANTINED
 
 
 def _now() -> datetime:
@@ -84,7 +86,7 @@ class CacheIntegrity:
                 state=row.state if row is not None else None,
                 fingerprint=row.fingerprint if row is not None else None,
                 written_by_other=row is not None
-                and row.state == "writing"
+                and row.state == DatasetState.WRITING
                 and row.writer_job not in (None, key.job_id),
                 share=share,
             )
@@ -95,7 +97,7 @@ class CacheIntegrity:
         with self._ledger.sessions.begin() as session:
             job = session.get(JobRow, key.job_id, with_for_update=True)
             row = session.get(NodeDatasetRow, (key.node, digest), with_for_update=True)
-            if row is None or row.state != "ready" or row.fingerprint != fingerprint:
+            if row is None or row.state != DatasetState.READY or row.fingerprint != fingerprint:
                 return False
             Tasks.finish_in(session, key, owner, row.files, row.bytes)
             if job is not None:
@@ -122,11 +124,11 @@ class CacheIntegrity:
         try:
             with self._ledger.sessions.begin() as session:
                 job = session.get(JobRow, key.job_id, with_for_update=True)
-                if job is None or job.state != "transferring":
+                if job is None or job.state != StagingState.TRANSFERRING:
                     Tasks.finish_in(session, key, owner, 0, 0)
                     return
                 row = session.get(NodeDatasetRow, (key.node, digest), with_for_update=True)
-                if row is not None and row.state not in ("ready", "evicting"):
+                if row is not None and row.state not in (DatasetState.READY, DatasetState.EVICTING):
                     # Being written (or deleted) by someone else since the check: wait for it.
                     Tasks.finish_in(session, key, owner, 0, 0)
                     return
@@ -141,12 +143,17 @@ class CacheIntegrity:
                         path=dataset_path(root, digest),
                         files=totals[0],
                         bytes=totals[1],
-                        state="writing",
+                        state=DatasetState.WRITING,
                         created_at=_now(),
                         last_used=_now(),
                     )
                     session.add(row)
-                row.state, row.writer_job, row.fingerprint, row.scrubbed_at = "writing", job.id, None, None
+                row.state, row.writer_job, row.fingerprint, row.scrubbed_at = (
+                    DatasetState.WRITING,
+                    job.id,
+                    None,
+                    None,
+                )
                 row.created_at = row.last_used = _now()
                 session.flush()
                 _make_room(session, key.node)
@@ -165,7 +172,7 @@ class CacheIntegrity:
         with self._ledger.read_session() as session, session.begin():
             row = session.scalar(
                 select(NodeDatasetRow)
-                .where(NodeDatasetRow.node == node, NodeDatasetRow.state == "ready")
+                .where(NodeDatasetRow.node == node, NodeDatasetRow.state == DatasetState.READY)
                 .where(NodeDatasetRow.scrubbed_at.is_(None) | (NodeDatasetRow.scrubbed_at < due))
                 .order_by(NodeDatasetRow.scrubbed_at.is_not(None), NodeDatasetRow.scrubbed_at)
                 .limit(1)
@@ -187,7 +194,7 @@ class CacheIntegrity:
     def scrubbed(self, node: str, digest: str) -> None:
         with self._ledger.sessions.begin() as session:
             row = session.get(NodeDatasetRow, (node, digest), with_for_update=True)
-            if row is not None and row.state == "ready":
+            if row is not None and row.state == DatasetState.READY:
                 row.scrubbed_at = _now()
 
     def quarantine(
@@ -197,7 +204,7 @@ class CacheIntegrity:
         it again. False if the ledger's dataset is no longer the one scrubbed."""
         with self._ledger.sessions.begin() as session:
             row = session.get(NodeDatasetRow, (node, digest), with_for_update=True)
-            if row is None or row.state != "ready" or row.fingerprint != fingerprint:
+            if row is None or row.state != DatasetState.READY or row.fingerprint != fingerprint:
                 return False
             _quarantine_in(session, row, moved_to, mismatch, "scrub", None)
             session.delete(row)
@@ -303,5 +310,5 @@ def _make_room(session: Session, node: str) -> None:
         session.execute(
             NodeDatasetRow.__table__.update()  # type: ignore[attr-defined]
             .where(NodeDatasetRow.node == node, NodeDatasetRow.digest.in_(evict))
-            .values(state="evicting")
+            .values(state=DatasetState.EVICTING)
         )

@@ -19,11 +19,12 @@ from ledger.events import NewEvent
 from ledger.models import DeclassificationRow
 from ledger.nodes import require_known
 from policies import is_label_word, normalize_label
+from stagegate.actions import AuditAction
 from stagegate.errors import InvalidInputError
 from stagegate.paths import plain_path
 
 MAX_REASON = 2000
-DECLASSIFIED = "label.declassified"
+DECLASSIFIED = AuditAction.LABEL_DECLASSIFIED
 
 
 @dataclass(frozen=True, slots=True)

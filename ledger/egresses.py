@@ -19,10 +19,12 @@ from ledger.events import job_event
 from ledger.models import AuditEventRow, JobRow
 from ledger.nodes import require_known
 from ledger.redact import redact_text
-from ledger.tasks import TaskKey, Tasks, TaskState, new_task
+from ledger.tasks import TaskKey, Tasks, new_task
 from ledger.tokens import Principal
+from stagegate.actions import AuditAction
 from stagegate.errors import InvalidInputError, NotFoundError
 from stagegate.paths import plain_path
+from stagegate.states import EgressState, TaskState
 from stagegate.urls import refuse_credentials
 
 SEES_ALL = ("steward", "auditor", "admin")
@@ -97,7 +99,7 @@ class Egresses:
         job = JobRow(
             id=str(uuid.uuid4()),
             kind="egress",
-            state="pending",
+            state=EgressState.PENDING,
             actor=who.user,
             role=who.role,
             project=who.project,
@@ -122,7 +124,7 @@ class Egresses:
             session.flush()
             AuditTrail.append_in(
                 session.connection(),
-                job_event(job, "egress.requested", details={**details, "project": who.project}),
+                job_event(job, AuditAction.EGRESS_REQUESTED, details={**details, "project": who.project}),
             )
         return self.view(job.id), key
 
@@ -133,13 +135,13 @@ class Egresses:
             job = session.get(JobRow, job_id, with_for_update=True)
             if job is None or job.kind != "egress":
                 raise NotFoundError(f"no egress {job_id}")
-            if job.state in ("failed", "denied"):
+            if job.state in (EgressState.FAILED, EgressState.DENIED):
                 return
-            job.state, job.error, job.updated_at = "failed", redact_text(error), datetime.now(UTC)
+            job.state, job.error, job.updated_at = EgressState.FAILED, redact_text(error), datetime.now(UTC)
             session.flush()
             AuditTrail.append_in(
                 session.connection(),
-                job_event(job, "egress.failed", reasons=(error,), details={"error": error_type}),
+                job_event(job, AuditAction.EGRESS_FAILED, reasons=(error,), details={"error": error_type}),
             )
 
     def params(self, job_id: str) -> dict[str, Any]:
@@ -169,14 +171,14 @@ class Egresses:
         checksums: dict[str, str] = {}
         for action, reasons_json, details_json in events:
             details = json.loads(details_json)
-            if action in ("policy.allowed", "policy.denied"):
+            if action in (AuditAction.POLICY_ALLOWED, AuditAction.POLICY_DENIED):
                 selected = list(details.get("selected") or selected)
-                if action == "policy.denied":
+                if action == AuditAction.POLICY_DENIED:
                     reasons = list(json.loads(reasons_json))
-            elif action == "egress.completed":
+            elif action == AuditAction.EGRESS_COMPLETED:
                 selected = list(details.get("selected") or selected)
                 checksums = dict(details.get("checksums") or {})
-            elif action == "egress.failed":
+            elif action == AuditAction.EGRESS_FAILED:
                 errors = list(json.loads(reasons_json))
         return Egress(
             id=job.id,

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ledger.database import READ_ONLY, Ledger
 from ledger.models import AuditEventRow, JobRow, ManifestEntryRow
+from stagegate.actions import AuditAction
 from stagegate.errors import ExistsError, NotFoundError
 
 CHUNK_SIZE = 5000
@@ -186,7 +187,7 @@ class Manifests:
         inherits the highest. Someone else's stagings never count: lineage is recorded, not
         claimed."""
         allowed = select(AuditEventRow.job_id).where(
-            AuditEventRow.action == "policy.allowed", AuditEventRow.job_ref == job_ref
+            AuditEventRow.action == AuditAction.POLICY_ALLOWED, AuditEventRow.job_ref == job_ref
         )
         statement = (
             select(_entries.c.label)

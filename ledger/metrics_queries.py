@@ -23,15 +23,22 @@ from sqlalchemy import func, select
 
 from ledger.database import Ledger
 from ledger.models import AuditEventRow, JobRow, TaskRow
+from stagegate.actions import AuditAction
+from stagegate.states import StagingState, TaskState
 
 # Every state a service staging can be in, so each series exists (at 0) before its first staging.
-STAGING_STATES = ("pending", "planning", "transferring", "ready", "failed", "denied", "released")
+STAGING_STATES = tuple(StagingState)
 # Task states that mean "not started": queued = sent to the broker, waiting = not yet sent
 # (beyond the per-node window of batches in flight).
-QUEUE_STATES = ("waiting", "queued")
+QUEUE_STATES = (TaskState.WAITING, TaskState.QUEUED)
 # The only events the totals read; everything else in the trail is skipped by the query.
-COUNTED_ACTIONS = ("stage.completed", "egress.completed", "policy.allowed", "policy.denied")
-DIRECTIONS = {"stage.completed": "stage", "egress.completed": "egress"}
+COUNTED_ACTIONS = (
+    AuditAction.STAGE_COMPLETED,
+    AuditAction.EGRESS_COMPLETED,
+    AuditAction.POLICY_ALLOWED,
+    AuditAction.POLICY_DENIED,
+)
+DIRECTIONS: dict[str, str] = {AuditAction.STAGE_COMPLETED: "stage", AuditAction.EGRESS_COMPLETED: "egress"}
 ZONES = {"stage": "staging", "egress": "egress"}
 PAGE_SIZE = 5000
 # A denial with no highest label: data without label or lineage, or a destination no rule covers.
@@ -67,11 +74,11 @@ class EventTotals:
             project = event.project or _text(event.details.get("project")) or ""
             moved = (direction, event.actor, project)
             self.bytes_moved[moved] = self.bytes_moved.get(moved, 0) + event.bytes
-        elif event.action == "policy.allowed":
+        elif event.action == AuditAction.POLICY_ALLOWED:
             hits = event.details.get("cache_hits")
             for node in hits if isinstance(hits, list) else []:
                 self.cache_hits[str(node)] = self.cache_hits.get(str(node), 0) + 1
-        elif event.action == "policy.denied":
+        elif event.action == AuditAction.POLICY_DENIED:
             denied = (ZONES.get(event.job_kind or "", "staging"), denial_reason(event.details))
             self.denials[denied] = self.denials.get(denied, 0) + 1
 

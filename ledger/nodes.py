@@ -17,11 +17,12 @@ from ledger.admission import CachedDataset
 from ledger.database import Ledger
 from ledger.models import NodeDatasetRow, NodeRow, PinRow
 from stagegate.errors import InvalidInputError
+from stagegate.states import DatasetState
 
 # A node whose worker has not heartbeated for this long is shown as not alive.
 ALIVE_WITHIN = timedelta(seconds=60)
 # On-disk and in-ledger states of a cached dataset; "writing" and "ready" can be pinned.
-HOLDING = ("writing", "ready", "evicting", "deleting")
+HOLDING = (DatasetState.WRITING, DatasetState.READY, DatasetState.EVICTING, DatasetState.DELETING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,14 +170,14 @@ class Nodes:
         with self._ledger.sessions.begin() as session:
             rows = session.execute(
                 select(NodeDatasetRow.digest, NodeDatasetRow.path)
-                .where(NodeDatasetRow.node == node, NodeDatasetRow.state == "evicting")
+                .where(NodeDatasetRow.node == node, NodeDatasetRow.state == DatasetState.EVICTING)
                 .with_for_update()
             ).all()
             if rows:
                 session.execute(
                     update(NodeDatasetRow)
                     .where(NodeDatasetRow.node == node, NodeDatasetRow.digest.in_([r[0] for r in rows]))
-                    .values(state="deleting")
+                    .values(state=DatasetState.DELETING)
                 )
             return [(r[0], r[1]) for r in rows]
 
@@ -186,7 +187,7 @@ class Nodes:
                 delete(NodeDatasetRow).where(
                     NodeDatasetRow.node == node,
                     NodeDatasetRow.digest == digest,
-                    NodeDatasetRow.state == "deleting",
+                    NodeDatasetRow.state == DatasetState.DELETING,
                 )
             )
 

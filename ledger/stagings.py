@@ -24,14 +24,16 @@ from ledger.events import job_event
 from ledger.models import AuditEventRow, JobRow, NodeDatasetRow, NodeRow, PinRow, TaskRow
 from ledger.nodes import dataset_path, held_in, require_known
 from ledger.redact import redact_text
-from ledger.tasks import BatchRange, TaskKey, Tasks, TaskState, new_task
+from ledger.tasks import BatchRange, TaskKey, Tasks, new_task
 from ledger.tokens import Principal
+from stagegate.actions import AuditAction
 from stagegate.confinement import SourceRules
 from stagegate.errors import ExistsError, InvalidInputError, NotFoundError
+from stagegate.states import STAGING_TERMINAL, DatasetState, NodeStagingState, StagingState, TaskState
 from stagegate.urls import refuse_credentials
 
 Mode = Literal["replicate", "shard"]
-TERMINAL = ("ready", "failed", "denied", "released")
+TERMINAL = STAGING_TERMINAL
 SEES_ALL = ("auditor", "admin")
 
 
@@ -145,7 +147,7 @@ class Stagings:
         job = JobRow(
             id=str(uuid.uuid4()),
             kind="stage",
-            state="pending",
+            state=StagingState.PENDING,
             actor=who.user,
             role=who.role,
             project=who.project,
@@ -171,7 +173,7 @@ class Stagings:
                 session.add(new_task(plan, TaskState.QUEUED, lease=self._tasks.lease.total_seconds()))
                 session.flush()
                 AuditTrail.append_in(
-                    session.connection(), job_event(job, "stage.requested", details={"mode": mode})
+                    session.connection(), job_event(job, AuditAction.STAGE_REQUESTED, details={"mode": mode})
                 )
         except IntegrityError as exc:
             # The same key submitted twice at once: the other request won; answer with its staging.
@@ -223,15 +225,15 @@ class Stagings:
             raise PermissionError("auditors read; they do not release stagings")
         with self._ledger.sessions.begin() as session:
             job = self._lock(session, job_id)
-            if job.state in ("released", "denied", "failed"):
+            if job.state in (StagingState.RELEASED, StagingState.DENIED, StagingState.FAILED):
                 return self.view(job_id)  # nothing is pinned or running; its outcome stays on record
             was = job.state
             self._let_go(session, job, keep_for_others=True)
-            job.state, job.updated_at = "released", _now()
+            job.state, job.updated_at = StagingState.RELEASED, _now()
             session.flush()
             AuditTrail.append_in(
                 session.connection(),
-                job_event(job, "stage.released", details={"by": who.user, "was": was}),
+                job_event(job, AuditAction.STAGE_RELEASED, details={"by": who.user, "was": was}),
             )
         return self.view(job_id)
 
@@ -250,8 +252,8 @@ class Stagings:
         with self._ledger.sessions.begin() as session:
             result = session.execute(
                 update(JobRow)
-                .where(JobRow.id == job_id, JobRow.state.in_(("pending", "planning")))
-                .values(state="planning", updated_at=_now())
+                .where(JobRow.id == job_id, JobRow.state.in_((StagingState.PENDING, StagingState.PLANNING)))
+                .values(state=StagingState.PLANNING, updated_at=_now())
             )
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
@@ -268,15 +270,17 @@ class Stagings:
     ) -> None:
         with self._ledger.sessions.begin() as session:
             job = self._lock(session, job_id)
-            if job.state != "planning":
+            if job.state != StagingState.PLANNING:
                 return
-            job.state, job.updated_at = "denied", _now()
+            job.state, job.updated_at = StagingState.DENIED, _now()
             job.error = redact_text("; ".join(reasons))
             self._tasks.finish_in(session, plan, owner, 0, 0)
             session.flush()
             AuditTrail.append_in(
                 session.connection(),
-                job_event(job, "policy.denied", decision="deny", reasons=tuple(reasons), details=details),
+                job_event(
+                    job, AuditAction.POLICY_DENIED, decision="deny", reasons=tuple(reasons), details=details
+                ),
             )
 
     def admit(
@@ -295,14 +299,15 @@ class Stagings:
         except NoRoomError as exc:
             with self._ledger.sessions.begin() as session:
                 job = self._lock(session, job_id)
-                if job.state != "planning":
+                if job.state != StagingState.PLANNING:
                     return Admitted(job.state, [])
                 AuditTrail.append_in(
-                    session.connection(), job_event(job, "policy.allowed", decision="allow", details=details)
+                    session.connection(),
+                    job_event(job, AuditAction.POLICY_ALLOWED, decision="allow", details=details),
                 )
                 self._tasks.finish_in(session, plan, owner, 0, 0)
                 self._fail_locked(session, job, f"not admitted: {exc}")
-            return Admitted("failed", [], str(exc))
+            return Admitted(StagingState.FAILED, [], str(exc))
 
     def _admit(
         self,
@@ -315,7 +320,7 @@ class Stagings:
         now = _now()
         with self._ledger.sessions.begin() as session:
             job = self._lock(session, job_id)
-            if job.state != "planning":
+            if job.state != StagingState.PLANNING:
                 return Admitted(job.state, [])
             roots = dict(session.execute(select(NodeRow.name, NodeRow.root)).all())
             capacities = dict(session.execute(select(NodeRow.name, NodeRow.capacity)).all())
@@ -323,10 +328,13 @@ class Stagings:
             for portion in portions:
                 node = portion.node
                 existing = session.get(NodeDatasetRow, (node, portion.digest), with_for_update=True)
-                if existing is not None and existing.state == "deleting":
+                if existing is not None and existing.state == DatasetState.DELETING:
                     raise RetryLaterError(f"node {node} is deleting this dataset right now")
-                if existing is not None and existing.state in ("ready", "evicting"):
-                    existing.state, existing.last_used = "ready", now  # a hit saves it from eviction
+                if existing is not None and existing.state in (DatasetState.READY, DatasetState.EVICTING):
+                    existing.state, existing.last_used = (
+                        DatasetState.READY,
+                        now,
+                    )  # a hit saves it from eviction
                     hits.append(node)
                     # It counts once the node's worker has checked the copy against its
                     # fingerprint; the share's key range lets it copy afresh if the check fails.
@@ -339,7 +347,7 @@ class Stagings:
                         session.execute(
                             update(NodeDatasetRow)
                             .where(NodeDatasetRow.node == node, NodeDatasetRow.digest.in_(evict))
-                            .values(state="evicting")
+                            .values(state=DatasetState.EVICTING)
                         )
                     session.add(
                         NodeDatasetRow(
@@ -348,7 +356,7 @@ class Stagings:
                             path=dataset_path(roots[node], portion.digest),
                             files=portion.files,
                             bytes=portion.bytes,
-                            state="writing",
+                            state=DatasetState.WRITING,
                             writer_job=job.id,
                             created_at=now,
                             last_used=now,
@@ -361,13 +369,13 @@ class Stagings:
                 session.add(PinRow(job_id=job.id, node=node, digest=portion.digest, created_at=now))
             self._tasks.finish_in(session, plan, owner, 0, 0)
             node_bytes = {q.node: q.bytes for q in portions}
-            job.state, job.updated_at, job.started_at = "transferring", now, now
+            job.state, job.updated_at, job.started_at = StagingState.TRANSFERRING, now, now
             session.flush()
             AuditTrail.append_in(
                 session.connection(),
                 job_event(
                     job,
-                    "policy.allowed",
+                    AuditAction.POLICY_ALLOWED,
                     decision="allow",
                     # What each node now holds for this staging (pinned from here until release):
                     # usage reports bill NVMe byte-hours from it.
@@ -398,8 +406,8 @@ class Stagings:
             session.execute(
                 update(NodeDatasetRow)
                 .where(NodeDatasetRow.node == finalize.node, NodeDatasetRow.digest == digest)
-                .where(NodeDatasetRow.state == "writing")
-                .values(state="ready", last_used=_now(), fingerprint=fingerprint, scrubbed_at=None)
+                .where(NodeDatasetRow.state == DatasetState.WRITING)
+                .values(state=DatasetState.READY, last_used=_now(), fingerprint=fingerprint, scrubbed_at=None)
             )
             return list(
                 session.scalars(
@@ -414,7 +422,7 @@ class Stagings:
 
     @staticmethod
     def _complete_locked(session: Session, job: JobRow) -> bool:
-        if job.state != "transferring":
+        if job.state != StagingState.TRANSFERRING:
             return False
         nodes = json.loads(job.nodes or "[]")
         ready = session.execute(
@@ -423,15 +431,15 @@ class Stagings:
                 NodeDatasetRow,
                 (NodeDatasetRow.node == PinRow.node) & (NodeDatasetRow.digest == PinRow.digest),
             )
-            .where(PinRow.job_id == job.id, NodeDatasetRow.state == "ready")
+            .where(PinRow.job_id == job.id, NodeDatasetRow.state == DatasetState.READY)
         ).all()
         if len(ready) != len(nodes) or unverified_hits(session, job.id):
             return False
-        job.state, job.updated_at = "ready", _now()
+        job.state, job.updated_at = StagingState.READY, _now()
         session.flush()
         AuditTrail.append_in(
             session.connection(),
-            job_event(job, "stage.completed", details={"paths": dict(sorted(ready))}),
+            job_event(job, AuditAction.STAGE_COMPLETED, details={"paths": dict(sorted(ready))}),
         )
         return True
 
@@ -444,11 +452,11 @@ class Stagings:
 
     def _fail_locked(self, session: Session, job: JobRow, error: str) -> None:
         self._let_go(session, job, keep_for_others=False)
-        job.state, job.updated_at, job.error = "failed", _now(), redact_text(error)
+        job.state, job.updated_at, job.error = StagingState.FAILED, _now(), redact_text(error)
         session.flush()
         AuditTrail.append_in(
             session.connection(),
-            job_event(job, "stage.failed", reasons=(error,), details={"error": redact_text(error)}),
+            job_event(job, AuditAction.STAGE_FAILED, reasons=(error,), details={"error": redact_text(error)}),
         )
         # Stagings waiting for a dataset this one was writing will not get it from this writer.
         waiting = session.scalars(
@@ -459,7 +467,7 @@ class Stagings:
             )
             .where(
                 NodeDatasetRow.writer_job == job.id,
-                NodeDatasetRow.state == "evicting",
+                NodeDatasetRow.state == DatasetState.EVICTING,
                 PinRow.job_id != job.id,
             )
         ).all()
@@ -478,14 +486,14 @@ class Stagings:
         session.execute(delete(PinRow).where(PinRow.job_id == job.id))
         for pin in pins:
             dataset = session.get(NodeDatasetRow, (pin.node, pin.digest), with_for_update=True)
-            if dataset is None or dataset.writer_job != job.id or dataset.state != "writing":
+            if dataset is None or dataset.writer_job != job.id or dataset.state != DatasetState.WRITING:
                 continue
             waited_for = session.scalar(
                 select(PinRow.job_id).where(PinRow.node == pin.node, PinRow.digest == pin.digest).limit(1)
             )
             if keep_for_others and waited_for is not None:
                 continue
-            dataset.state = "evicting"
+            dataset.state = DatasetState.EVICTING
             Tasks.cancel_in(session, job.id, pin.node)
         Tasks.cancel_in(session, job.id, "")  # the plan, if it has not run yet
 
@@ -498,7 +506,7 @@ class Stagings:
 
     def transferring(self) -> list[str]:
         with self._ledger.read_session() as session, session.begin():
-            return list(session.scalars(select(JobRow.id).where(JobRow.state == "transferring")))
+            return list(session.scalars(select(JobRow.id).where(JobRow.state == StagingState.TRANSFERRING)))
 
     # -- the read model ------------------------------------------------------------------
 
@@ -522,13 +530,13 @@ class Stagings:
             verifying = set(unverified_hits(session, job_id))
             # A node whose dataset another staging is writing shows that staging's progress.
             for node, dataset in datasets.items():
-                if dataset.state == "writing" and dataset.writer_job not in (None, job_id):
+                if dataset.state == DatasetState.WRITING and dataset.writer_job not in (None, job_id):
                     progress_rows += _copy_progress(session, str(dataset.writer_job), node)
             reasons: list[str] = []
-            if job.state == "denied":
+            if job.state == StagingState.DENIED:
                 denied = session.scalar(
                     select(AuditEventRow.reasons)
-                    .where(AuditEventRow.job_id == job_id, AuditEventRow.action == "policy.denied")
+                    .where(AuditEventRow.job_id == job_id, AuditEventRow.action == AuditAction.POLICY_DENIED)
                     .limit(1)
                 )
                 reasons = [str(r) for r in json.loads(denied)] if denied else []
@@ -543,12 +551,12 @@ class Stagings:
         for node in nodes:
             held = datasets.get(node)
             state = _node_state(job.state, held.state if held else None)
-            if state == "ready" and node in verifying:
-                state = "transferring"  # a hit not yet checked on its node
+            if state == NodeStagingState.READY and node in verifying:
+                state = NodeStagingState.TRANSFERRING  # a hit not yet checked on its node
             fd, ft, bd, bt = done.get(node, [0, 0, 0, 0])
             if held is not None:
                 ft, bt = held.files, held.bytes
-                if held.state == "ready":
+                if held.state == DatasetState.READY:
                     fd, bd = ft, bt
             hit = held is not None and held.writer_job != job_id
             statuses.append(
@@ -577,7 +585,7 @@ class Stagings:
             digest=job.manifest_digest,
             progress=_progress(statuses, job.started_at, job.state),
             nodes=statuses,
-            errors=[job.error] if job.error and job.state != "denied" else [],
+            errors=[job.error] if job.error and job.state != StagingState.DENIED else [],
             reasons=reasons,
         )
 
@@ -622,20 +630,20 @@ def unverified_hits(session: Session, job_id: str) -> list[str]:
     return list(
         session.scalars(
             select(TaskRow.node).where(
-                TaskRow.job_id == job_id, TaskRow.kind == "verify", TaskRow.state != "done"
+                TaskRow.job_id == job_id, TaskRow.kind == "verify", TaskRow.state != TaskState.DONE
             )
         )
     )
 
 
 def _node_state(job_state: str, dataset_state: str | None) -> str:
-    if job_state in ("failed", "released", "denied"):
-        return "failed" if job_state == "denied" else job_state
-    if dataset_state == "ready":
-        return "ready"
-    if dataset_state == "writing":
-        return "transferring"
-    return "pending"
+    if job_state in (StagingState.FAILED, StagingState.RELEASED, StagingState.DENIED):
+        return NodeStagingState.FAILED if job_state == StagingState.DENIED else job_state
+    if dataset_state == DatasetState.READY:
+        return NodeStagingState.READY
+    if dataset_state == DatasetState.WRITING:
+        return NodeStagingState.TRANSFERRING
+    return NodeStagingState.PENDING
 
 
 def _progress(nodes: Sequence[NodeStatus], started_at: datetime | None, state: str) -> StagingProgress:
@@ -644,7 +652,7 @@ def _progress(nodes: Sequence[NodeStatus], started_at: datetime | None, state: s
     bd = sum(n.bytes_done for n in nodes)
     bt = sum(n.bytes_total for n in nodes)
     rate = eta = None
-    if started_at is not None and state == "transferring":
+    if started_at is not None and state == StagingState.TRANSFERRING:
         elapsed = (_now() - started_at) / timedelta(seconds=1)
         if elapsed > 0 and bd > 0:
             rate = bd / elapsed

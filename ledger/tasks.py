@@ -9,7 +9,6 @@ never run again.
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
@@ -17,21 +16,13 @@ from sqlalchemy.orm import Session
 from ledger.database import Ledger
 from ledger.models import TaskRow
 from ledger.redact import redact_text
+from stagegate.states import TaskState
 
-ACTIVE = ("queued", "running")
+ACTIVE = (TaskState.QUEUED, TaskState.RUNNING)
 # Copy batches of one staging on one node that are queued or running at once. A window, not
 # the whole list: a big staging's thousands of batches would otherwise sit in the broker,
 # each one re-sent by the reconciler whenever its lease ran out while it waited.
 WINDOW = 2
-
-
-class TaskState(StrEnum):
-    WAITING = "waiting"  # created, not yet sent
-    QUEUED = "queued"  # sent to the broker
-    RUNNING = "running"  # claimed by a worker
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,15 +137,15 @@ class Tasks:
         """Take ``key`` to run it, or None if it is finished, cancelled, or running elsewhere
         under a live lease (a duplicate message)."""
         now = _now()
-        claimable = (TaskRow.state.in_(("waiting", "queued"))) | (
-            (TaskRow.state == "running") & ((TaskRow.lease_until < now) | (TaskRow.owner == owner))
+        claimable = (TaskRow.state.in_((TaskState.WAITING, TaskState.QUEUED))) | (
+            (TaskRow.state == TaskState.RUNNING) & ((TaskRow.lease_until < now) | (TaskRow.owner == owner))
         )
         with self._ledger.sessions.begin() as session:
             result = session.execute(
                 update(TaskRow)
                 .where(*_where(key), claimable)
                 .values(
-                    state="running",
+                    state=TaskState.RUNNING,
                     owner=owner,
                     lease_until=now + self.lease,
                     attempts=TaskRow.attempts + 1,
@@ -174,7 +165,7 @@ class Tasks:
         with self._ledger.sessions.begin() as session:
             result = session.execute(
                 update(TaskRow)
-                .where(*_where(key), TaskRow.state == "running", TaskRow.owner == owner)
+                .where(*_where(key), TaskRow.state == TaskState.RUNNING, TaskRow.owner == owner)
                 .values(
                     lease_until=now + self.lease, files_done=files_done, bytes_done=bytes_done, updated_at=now
                 )
@@ -186,9 +177,9 @@ class Tasks:
         """Mark the task done inside the caller's transaction; False if it was no longer ours."""
         result = session.execute(
             update(TaskRow)
-            .where(*_where(key), TaskRow.state == "running", TaskRow.owner == owner)
+            .where(*_where(key), TaskRow.state == TaskState.RUNNING, TaskRow.owner == owner)
             .values(
-                state="done",
+                state=TaskState.DONE,
                 files_done=files_done,
                 bytes_done=bytes_done,
                 lease_until=None,
@@ -208,9 +199,9 @@ class Tasks:
         with self._ledger.sessions.begin() as session:
             session.execute(
                 update(TaskRow)
-                .where(*_where(key), TaskRow.state == "running", TaskRow.owner == owner)
+                .where(*_where(key), TaskRow.state == TaskState.RUNNING, TaskRow.owner == owner)
                 .values(
-                    state="queued",
+                    state=TaskState.QUEUED,
                     owner=None,
                     lease_until=now + timedelta(seconds=delay),
                     error=redact_text(error),
@@ -223,18 +214,23 @@ class Tasks:
         session.execute(
             update(TaskRow)
             .where(*_where(key))
-            .values(state="failed", error=redact_text(error), lease_until=None, updated_at=_now())
+            .values(state=TaskState.FAILED, error=redact_text(error), lease_until=None, updated_at=_now())
         )
 
     @staticmethod
     def cancel_in(session: Session, job_id: str, node: str | None = None) -> None:
         """Cancel the job's unfinished tasks (on one node, or all): a running one stops at its
         next lease renewal."""
-        conditions = [TaskRow.job_id == job_id, TaskRow.state.in_(("waiting", "queued", "running"))]
+        conditions = [
+            TaskRow.job_id == job_id,
+            TaskRow.state.in_((TaskState.WAITING, TaskState.QUEUED, TaskState.RUNNING)),
+        ]
         if node is not None:
             conditions.append(TaskRow.node == node)
         session.execute(
-            update(TaskRow).where(*conditions).values(state="cancelled", lease_until=None, updated_at=_now())
+            update(TaskRow)
+            .where(*conditions)
+            .values(state=TaskState.CANCELLED, lease_until=None, updated_at=_now())
         )
 
     def mark_sent(self, keys: list[TaskKey]) -> list[TaskKey]:
@@ -246,8 +242,8 @@ class Tasks:
             for key in keys:
                 result = session.execute(
                     update(TaskRow)
-                    .where(*_where(key), TaskRow.state == "waiting")
-                    .values(state="queued", lease_until=now + self.lease, updated_at=now)
+                    .where(*_where(key), TaskRow.state == TaskState.WAITING)
+                    .values(state=TaskState.QUEUED, lease_until=now + self.lease, updated_at=now)
                 )
                 if result.rowcount == 1:  # type: ignore[attr-defined]
                     moved.append(key)
@@ -269,7 +265,7 @@ class Tasks:
                 result = session.execute(
                     update(TaskRow)
                     .where(*_where(key), TaskRow.state.in_(ACTIVE), TaskRow.lease_until == row.lease_until)
-                    .values(state="queued", owner=None, lease_until=now + self.lease, updated_at=now)
+                    .values(state=TaskState.QUEUED, owner=None, lease_until=now + self.lease, updated_at=now)
                 )
                 if result.rowcount == 1:  # type: ignore[attr-defined]
                     taken.append(key)
@@ -291,14 +287,14 @@ class Tasks:
                 counts.setdefault(task_node, {})[state] = int(n)
             for task_node, by_state in counts.items():
                 room = WINDOW - sum(by_state.get(state, 0) for state in ACTIVE)
-                if room > 0 and by_state.get("waiting"):
+                if room > 0 and by_state.get(TaskState.WAITING):
                     idxs = session.scalars(
                         select(TaskRow.idx)
                         .where(
                             TaskRow.job_id == job_id,
                             TaskRow.kind == "copy",
                             TaskRow.node == task_node,
-                            TaskRow.state == "waiting",
+                            TaskRow.state == TaskState.WAITING,
                         )
                         .order_by(TaskRow.idx)
                         .limit(room)
@@ -307,14 +303,18 @@ class Tasks:
             ready.extend(
                 TaskKey(job_id, "verify", n, 0)
                 for n in session.scalars(
-                    select(TaskRow.node).where(*mine, TaskRow.kind == "verify", TaskRow.state == "waiting")
+                    select(TaskRow.node).where(
+                        *mine, TaskRow.kind == "verify", TaskRow.state == TaskState.WAITING
+                    )
                 )
             )
             for task_node in session.scalars(
-                select(TaskRow.node).where(*mine, TaskRow.kind == "finalize", TaskRow.state == "waiting")
+                select(TaskRow.node).where(
+                    *mine, TaskRow.kind == "finalize", TaskRow.state == TaskState.WAITING
+                )
             ):
                 by_state = counts.get(task_node, {})
-                if all(state == "done" for state in by_state):
+                if all(state == TaskState.DONE for state in by_state):
                     ready.append(TaskKey(job_id, "finalize", task_node, 0))
         return ready
 
@@ -323,6 +323,6 @@ class Tasks:
         with self._ledger.read_session() as session, session.begin():
             return list(
                 session.scalars(
-                    select(TaskRow.job_id).where(TaskRow.state == "waiting").group_by(TaskRow.job_id)
+                    select(TaskRow.job_id).where(TaskRow.state == TaskState.WAITING).group_by(TaskRow.job_id)
                 )
             )

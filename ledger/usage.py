@@ -37,6 +37,7 @@ from ledger.audit import AuditTrail
 from ledger.database import Ledger
 from ledger.events import AuditEvent
 from ledger.models import JobRow
+from stagegate.actions import AuditAction
 from stagegate.errors import InvalidInputError
 
 By = Literal["user", "project"]
@@ -47,8 +48,8 @@ GB = 1e9
 # Events are resolved to projects a chunk at a time: one jobs query per chunk, not per event.
 CHUNK = 1000
 
-PIN_ACTIONS = ("policy.allowed", "stage.released", "stage.failed")
-COUNTED_ACTIONS = ("stage.completed", "egress.completed")
+PIN_ACTIONS = (AuditAction.POLICY_ALLOWED, AuditAction.STAGE_RELEASED, AuditAction.STAGE_FAILED)
+COUNTED_ACTIONS = (AuditAction.STAGE_COMPLETED, AuditAction.EGRESS_COMPLETED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,20 +178,20 @@ class _Report:
 
     def take(self, event: AuditEvent, key: str) -> None:
         action, job = event.action, event.job_id
-        if action == "policy.allowed":
+        if action == AuditAction.POLICY_ALLOWED:
             held = _node_bytes(event.details)
             if job is not None and held is not None:
                 self.pins[job] = _Pin(key, event.time, held)
-        elif action in ("stage.released", "stage.failed"):
+        elif action in (AuditAction.STAGE_RELEASED, AuditAction.STAGE_FAILED):
             pin = self.pins.pop(job, None) if job is not None else None
             if pin is not None:
                 self._hold(pin, event.time)
-        elif action == "stage.completed":
+        elif action == AuditAction.STAGE_COMPLETED:
             pin = self.pins.get(job) if job is not None else None
             tally = self._tally(period_of(event.time, self.period), key)
             tally.bytes_staged += pin.node_bytes if pin is not None else event.bytes
             tally.stagings += 1
-        elif action == "egress.completed":
+        elif action == AuditAction.EGRESS_COMPLETED:
             tally = self._tally(period_of(event.time, self.period), key)
             tally.bytes_egressed += event.bytes
             tally.egresses += 1

@@ -14,13 +14,13 @@ then walks the path without following links, which only it can do).
 """
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from stagegate.errors import InvalidInputError, StagegateError
 from stagegate.paths import plain_segments
 
+# The settings these rules are parsed from (read by stagegate.settings), named in errors.
 SOURCE_ROOTS_ENV = "STAGEGATE_SOURCE_ROOTS"
 SOURCE_SCHEMES_ENV = "STAGEGATE_SOURCE_SCHEMES"
 ALWAYS_ALLOWED = frozenset({"s3"})
@@ -142,10 +142,6 @@ class SourceRules:
                 f"list local directories in {SOURCE_ROOTS_ENV} instead"
             )
         return cls(templates, names)
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str]) -> "SourceRules":
-        return cls.parse(environ.get(SOURCE_ROOTS_ENV), environ.get(SOURCE_SCHEMES_ENV))
 
     def roots_for(self, user: str, project: str | None) -> list[str]:
         """The roots that apply to this requester, as paths: what an error may show them."""

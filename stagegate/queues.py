@@ -6,15 +6,14 @@ identifiers (see :class:`ledger.TaskKey`), never a URL, a path or a credential.
 """
 
 import logging
-import os
 from collections.abc import Iterable, Mapping
 
 from celery import Celery
 
+from stagegate.settings import load_settings
+
 log = logging.getLogger(__name__)
 
-BROKER_URL_ENV = "STAGEGATE_BROKER_URL"
-DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 PLAN_QUEUE = "stagegate.plan"  # every node worker plans; any idle one takes a staging's plan
 TASK_NAMES = {"plan": "stagegate.plan", "copy": "stagegate.copy_batch", "finalize": "stagegate.finalize"}
 TASK_NAMES["egress"] = "stagegate.egress"  # a checkpoint egress, on the node holding the run dir
@@ -25,7 +24,7 @@ VISIBILITY_TIMEOUT_S = 6 * 3600
 
 
 def broker_url() -> str:
-    return os.environ.get(BROKER_URL_ENV) or DEFAULT_BROKER_URL
+    return load_settings().broker_url.get_secret_value()
 
 
 def node_queue(node: str) -> str:

@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from ledger import BatchRange, ManifestEntry, RetryLaterError, TaskKey
+from stagegate.states import DatasetState
 from transfer.layout import LEGACY_STATE_DIR, state_dir_of
 from transfer.sealed import file_hashes, fingerprint, unseal
 from transfer.throttle import BandwidthLimiter
@@ -130,11 +131,11 @@ def _verify(ctx: NodeContext, key: TaskKey) -> None:
     if hit.written_by_other:
         integrity.wait_for_writer(key, ctx.owner)
         return
-    if hit.state in ("evicting", "deleting"):
+    if hit.state in (DatasetState.EVICTING, DatasetState.DELETING):
         raise RetryLaterError(f"the dataset on node {key.node} is being {hit.state[:-3]}ed right now")
     mismatch: str | None = None
     moved: str | None = None
-    if hit.state == "ready" and hit.path is not None:
+    if hit.state == DatasetState.READY and hit.path is not None:
         path = _own_dataset(ctx, hit.path)
         seen = fingerprint(path) if path.is_dir() else None
         legacy = seen is not None and (path / LEGACY_STATE_DIR).exists()

@@ -26,9 +26,11 @@ from checkpoints import select as select_checkpoints
 from ledger import AuditTrail, Jobs, Ledger, NewEvent, TaskKey, Tasks
 from ledger.egresses import Egresses
 from policies import UNCLASSIFIED, Decision, Policy, PolicyDeniedError, Zone
+from stagegate.actions import AuditAction
 from stagegate.errors import InvalidInputError
 from stagegate.paths import is_within, plain_segments
 from stagegate.progress import ProgressCallback
+from stagegate.states import EgressState
 from stagegate.urls import refuse_credentials
 from transfer.egress import (
     EgressConfig,
@@ -273,13 +275,13 @@ class EgressRun:
                 source=request.source,
                 destination=request.destination,
                 job_ref=request.job_ref,
-                state="running",
+                state=EgressState.RUNNING,
                 policy_version=policy.version,
             ).id
-            self._audit("egress.requested", details=self._request_details())
+            self._audit(AuditAction.EGRESS_REQUESTED, details=self._request_details())
         else:  # the API recorded the job and wrote egress.requested
             self.job_id = job_id
-            self._jobs.update(job_id, state="running", policy_version=policy.version)
+            self._jobs.update(job_id, state=EgressState.RUNNING, policy_version=policy.version)
 
     def _request_details(self) -> dict[str, object]:
         r = self._request
@@ -330,12 +332,12 @@ class EgressRun:
             "egress_rule": decision.egress_rule,
         }
         if not decision.allowed:
-            self._audit("policy.denied", decision="deny", reasons=decision.reasons, details=details)
+            self._audit(AuditAction.POLICY_DENIED, decision="deny", reasons=decision.reasons, details=details)
             self._jobs.update(
-                self.job_id, state="denied", bytes=self._bytes, error="; ".join(decision.reasons)
+                self.job_id, state=EgressState.DENIED, bytes=self._bytes, error="; ".join(decision.reasons)
             )
             raise PolicyDeniedError(decision)
-        self._audit("policy.allowed", decision="allow", details=details)
+        self._audit(AuditAction.POLICY_ALLOWED, decision="allow", details=details)
         return labels, decision
 
     def completed(self, selection: Selection, result: EgressResult) -> None:
@@ -346,12 +348,12 @@ class EgressRun:
             "project": self._request.project,
             "node": self._request.node,
         }
-        self._audit("egress.completed", details=details)
-        self._jobs.update(self.job_id, state="completed", files=self._files, bytes=self._bytes)
+        self._audit(AuditAction.EGRESS_COMPLETED, details=details)
+        self._jobs.update(self.job_id, state=EgressState.COMPLETED, files=self._files, bytes=self._bytes)
 
     def deleted(self, name: str, held: int) -> None:
         self._audit(
-            "checkpoint.deleted",
+            AuditAction.CHECKPOINT_DELETED,
             files=0,
             bytes=held,
             details={"name": name, "bytes": held, "path": str(Path(self._request.run_dir) / name)},
@@ -359,8 +361,8 @@ class EgressRun:
 
     def failed(self, error: BaseException) -> None:
         reason = str(error) or type(error).__name__
-        self._audit("egress.failed", reasons=(reason,), details={"error": type(error).__name__})
-        self._jobs.update(self.job_id, state="failed", error=reason)
+        self._audit(AuditAction.EGRESS_FAILED, reasons=(reason,), details={"error": type(error).__name__})
+        self._jobs.update(self.job_id, state=EgressState.FAILED, error=reason)
 
 
 def run_egress(

@@ -37,6 +37,7 @@ from policies import Policy, PolicyDeniedError, Zone
 from stagegate.confinement import SourceNotPermittedError
 from stagegate.errors import InvalidInputError, NotFoundError
 from stagegate.queues import Dispatcher
+from stagegate.states import DatasetState
 from transfer import SourceObject, copy_batch, plan_dataset, publish_batches, read_manifest
 from transfer.errors import SourceChangedError, UnsafeDestinationError
 from transfer.layout import state_dir_of
@@ -154,7 +155,7 @@ class NodeContext:
 
     def _still_writing(self, job_id: str) -> bool:
         dataset = self.nodes.written_by(self.settings.node, job_id)
-        return dataset is not None and dataset.state == "writing"
+        return dataset is not None and dataset.state == DatasetState.WRITING
 
     def _planned_label_files(self, job_id: str) -> dict[str, LabelFile]:
         """The label files the plan read, by directory, as the ledger recorded them."""

@@ -1,4 +1,4 @@
-"""A node worker's settings, from its command line and environment."""
+"""A node worker's settings, from its command line and :mod:`stagegate.settings`."""
 
 import os
 import shutil
@@ -8,65 +8,15 @@ from pathlib import Path
 
 from stagegate.confinement import SourceRules
 from stagegate.errors import InvalidInputError
-from stagegate.sizes import parse_size
+from stagegate.settings import DEFAULT_SCRUB_INTERVAL, DEFAULT_SCRUB_RATE, env_name, load_settings
 from transfer import TransferConfig
 
-LEASE_ENV = "STAGEGATE_LEASE_SECONDS"
-RECONCILE_ENV = "STAGEGATE_RECONCILE_SECONDS"
-BATCH_FILES_ENV = "STAGEGATE_BATCH_MAX_FILES"
-BATCH_BYTES_ENV = "STAGEGATE_BATCH_MAX_BYTES"
-BANDWIDTH_ENV = "STAGEGATE_BANDWIDTH_LIMIT"
-RUNS_ROOT_ENV = "STAGEGATE_RUNS_ROOT"
-EGRESS_ROOT_ENV = "STAGEGATE_EGRESS_ROOT"
-SCRUB_RATE_ENV = "STAGEGATE_SCRUB_RATE"
-SCRUB_INTERVAL_ENV = "STAGEGATE_SCRUB_INTERVAL"
-# The scrub re-reads cached datasets in the background: slow enough not to compete with
-# staging for the NVMe, and each dataset at most once a day.
-DEFAULT_SCRUB_RATE = 20 << 20
-DEFAULT_SCRUB_INTERVAL = 86400.0
+RUNS_ROOT_ENV = env_name("runs_root")
+EGRESS_ROOT_ENV = env_name("egress_root")
+BANDWIDTH_ENV = env_name("bandwidth_limit")
 # Without --capacity a node offers this share of its filesystem: the rest stays for the OS,
 # job scratch and checkpoints.
 DEFAULT_CAPACITY_SHARE = 0.8
-
-
-def _env_number(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, not {raw!r}") from None
-    if value <= 0:
-        raise ValueError(f"{name} must be positive")
-    return value
-
-
-def _env_size(name: str) -> int | None:
-    """A size from the environment, written as for the command line (``600KB``, ``4MiB``)."""
-    raw = os.environ.get(name)
-    if not raw:
-        return None
-    try:
-        value = parse_size(raw)
-    except ValueError:
-        raise InvalidInputError(f"{name} must be a size such as 600KB or 4MiB, not {raw!r}") from None
-    if value < 1:
-        raise InvalidInputError(f"{name} must be positive, not {raw!r}")
-    return value
-
-
-def _env_rate(name: str, default: int) -> int:
-    """Bytes per second, written as for ``--bandwidth`` (``20MiB``); 0 turns the thing off."""
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        return parse_size(raw)
-    except ValueError:
-        raise InvalidInputError(
-            f"{name} must be a size per second such as 20MiB (0: off), not {raw!r}"
-        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,21 +63,22 @@ class WorkerSettings:
         root.mkdir(parents=True, exist_ok=True)
         if capacity is None:
             capacity = int(shutil.disk_usage(root).total * DEFAULT_CAPACITY_SHARE)
+        env = load_settings()
         return cls(
             node=node,
             root=root,
             capacity=capacity,
             concurrency=concurrency,
-            lease_seconds=_env_number(LEASE_ENV, 120.0),
-            reconcile_seconds=_env_number(RECONCILE_ENV, 10.0),
-            batch_max_files=int(_env_number(BATCH_FILES_ENV, 1000)),
-            batch_max_bytes=int(_env_number(BATCH_BYTES_ENV, 1 << 30)),
-            bandwidth_limit=_env_size(BANDWIDTH_ENV),  # bytes per second, as --bandwidth
-            runs_root=Path(os.environ.get(RUNS_ROOT_ENV) or root / "runs").resolve(),
-            egress_root=Path(os.environ.get(EGRESS_ROOT_ENV) or root / "egress").resolve(),
-            source_rules=SourceRules.from_environment(os.environ),
-            scrub_rate=_env_rate(SCRUB_RATE_ENV, DEFAULT_SCRUB_RATE),
-            scrub_interval=_env_number(SCRUB_INTERVAL_ENV, DEFAULT_SCRUB_INTERVAL),
+            lease_seconds=env.lease_seconds,
+            reconcile_seconds=env.reconcile_seconds,
+            batch_max_files=env.batch_max_files,
+            batch_max_bytes=env.batch_max_bytes,
+            bandwidth_limit=env.bandwidth_limit,  # bytes per second, as --bandwidth
+            runs_root=(env.runs_root or root / "runs").resolve(),
+            egress_root=(env.egress_root or root / "egress").resolve(),
+            source_rules=env.source_rules(),
+            scrub_rate=env.scrub_rate,
+            scrub_interval=env.scrub_interval,
         ).checked()
 
     def checked(self) -> "WorkerSettings":

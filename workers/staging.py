@@ -23,8 +23,10 @@ from policies import (
     PolicyDeniedError,
     Zone,
 )
+from stagegate.actions import AuditAction
 from stagegate.durability import Durability
 from stagegate.progress import ProgressCallback
+from stagegate.states import StagingState
 from stagegate.urls import refuse_credentials
 from transfer import (
     LabelSpec,
@@ -130,10 +132,10 @@ class StagingRun:
             source=request.source,
             destination=str(request.destination),
             job_ref=request.job_ref,
-            state="planning",
+            state=StagingState.PLANNING,
             policy_version=policy.version,
         )
-        self._audit("stage.requested")
+        self._audit(AuditAction.STAGE_REQUESTED)
 
     def _audit(self, action: str, **fields: object) -> None:
         plan = self._plan
@@ -162,11 +164,11 @@ class StagingRun:
         decision = decide_plan(self._policy, plan, Zone.staging(), resolver)
         details = {"offending": decision.offending_count, "highest_label": decision.highest_label}
         if not decision.allowed:
-            self._audit("policy.denied", decision="deny", reasons=decision.reasons, details=details)
-            self._update_job(plan, "denied")
+            self._audit(AuditAction.POLICY_DENIED, decision="deny", reasons=decision.reasons, details=details)
+            self._update_job(plan, StagingState.DENIED)
             raise PolicyDeniedError(decision)
-        self._audit("policy.allowed", decision="allow", details=details)
-        self._update_job(plan, "transferring")
+        self._audit(AuditAction.POLICY_ALLOWED, decision="allow", details=details)
+        self._update_job(plan, StagingState.TRANSFERRING)
 
     def _update_job(self, plan: Plan, state: str) -> None:
         self._jobs.update(
@@ -188,13 +190,13 @@ class StagingRun:
             "verified_local": result.verified_local,
             "seconds": result.seconds,
         }
-        self._audit("stage.completed", details=details)
-        self._jobs.update(self.job.id, state="ready")
+        self._audit(AuditAction.STAGE_COMPLETED, details=details)
+        self._jobs.update(self.job.id, state=StagingState.READY)
 
     def failed(self, error: BaseException) -> None:
         reason = str(error) or type(error).__name__
-        self._audit("stage.failed", reasons=(reason,), details={"error": type(error).__name__})
-        self._jobs.update(self.job.id, state="failed", error=reason)
+        self._audit(AuditAction.STAGE_FAILED, reasons=(reason,), details={"error": type(error).__name__})
+        self._jobs.update(self.job.id, state=StagingState.FAILED, error=reason)
 
 
 def run_staging(

@@ -7,7 +7,6 @@ if asked; a path destination only below the requester's egress root on that node
 Poll ``GET /v1/egress/{id}``.
 """
 
-import os
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, status
@@ -18,6 +17,7 @@ from api.auth import Authenticated, Submitter
 from api.schemas import NODE_NAME_PATTERN, ErrorOut
 from api.services import ServicesDep
 from ledger.egresses import Egresses
+from stagegate.states import EgressState
 
 router = APIRouter(prefix="/v1/egress", tags=["egress"])
 
@@ -48,7 +48,9 @@ class EgressRequestIn(BaseModel):
 
 class EgressOut(BaseModel):
     id: str
-    state: str = Field(description="pending, running, completed, failed or denied")
+    state: str = Field(
+        description=f"one of {', '.join(EgressState)}", json_schema_extra={"enum": list(EgressState)}
+    )
     user: str
     project: str | None
     job: str | None
@@ -66,7 +68,7 @@ class EgressOut(BaseModel):
 
 
 def _egresses(services: Any) -> Egresses:
-    return Egresses(services.ledger, float(os.environ.get("STAGEGATE_LEASE_SECONDS") or 120))
+    return Egresses(services.ledger, services.lease_seconds)
 
 
 @router.post(

@@ -20,17 +20,17 @@ from api.schemas import (
     StagingList,
     StagingOut,
     StagingRequest,
-    StagingState,
     denied_detail,
     staging_out,
 )
 from api.services import Services, ServicesDep
 from ledger import Principal, Staging
+from stagegate.states import StagingState
 
 router = APIRouter(prefix="/v1/stagings", tags=["stagings"])
 
 # While a staging is in one of these states the policy has not decided yet.
-DECIDING = ("pending", "planning")
+DECIDING = (StagingState.PENDING, StagingState.PLANNING)
 POLL_INTERVAL_S = 0.2
 
 StagingId = Annotated[str, Path(min_length=1, max_length=200, description="The staging's id.")]
@@ -62,7 +62,7 @@ def _submit(services: Services, who: Principal, request: StagingRequest) -> tupl
 def _only_checking_hits(staging: Staging) -> bool:
     """Every node is a cache hit its worker is still checking: ready in a moment, so wait for it
     (a staging of cached data answers ready, not transferring)."""
-    return staging.state == "transferring" and all(n.cache_hit for n in staging.nodes)
+    return staging.state == StagingState.TRANSFERRING and all(n.cache_hit for n in staging.nodes)
 
 
 async def _decision(services: Services, staging: Staging) -> Staging:
@@ -103,7 +103,7 @@ async def create_staging(
     ``idempotency_key``."""
     staging, created = await run_in_threadpool(_submit, services, who, request)
     staging = await _decision(services, staging)
-    if staging.state == "denied":
+    if staging.state == StagingState.DENIED:
         raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=denied_detail(staging))
     if not created:
         response.status_code = status.HTTP_200_OK

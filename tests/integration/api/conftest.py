@@ -106,7 +106,10 @@ class World:
 
 @contextmanager
 def open_world(
-    pg_admin: sa.Engine, decision_wait: float = FAST_DECISION_WAIT, source_rules: SourceRules | None = None
+    pg_admin: sa.Engine,
+    decision_wait: float = FAST_DECISION_WAIT,
+    source_rules: SourceRules | None = None,
+    lease_seconds: float | None = None,
 ) -> Iterator[World]:
     with fresh_pg_database(pg_admin) as url, flushed_redis() as broker, open_ledger(url) as ledger:
         tokens: dict[str, str] = {}
@@ -122,7 +125,13 @@ def open_world(
         nodes.heartbeat("gpu-02", "/nvme/stagegate", 2 * 10**12, "worker-gpu-02")
         celery_app = make_celery(BROKER_URL)
         dispatcher = Dispatcher(celery_app)
-        app = create_app(ledger, dispatcher, decision_wait=decision_wait, source_rules=source_rules)
+        app = create_app(
+            ledger,
+            dispatcher,
+            decision_wait=decision_wait,
+            source_rules=source_rules,
+            lease_seconds=lease_seconds,
+        )
         try:
             with TestClient(app) as client:
                 yield World(client, ledger, broker, dispatcher, tokens, principals)

@@ -1,0 +1,218 @@
+"""Every ``STAGEGATE_*`` setting, read from the environment in one place.
+
+:func:`load_settings` is the only reader of these variables: the API, the node workers and
+the CLI each take what they need from the :class:`Settings` it returns. An empty variable
+counts as unset. A bad value is an :class:`~stagegate.errors.InvalidInputError` naming the
+variable and what it should look like. Settings are read afresh on every call (cheap), so a
+process always sees its environment as it is.
+"""
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from stagegate.confinement import SourceRules
+from stagegate.errors import InvalidInputError
+from stagegate.sizes import parse_size
+from stagegate.urls import REDACTED
+
+PREFIX = "STAGEGATE_"
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_HOME = Path("~/.local/share/stagegate")
+# The scrub re-reads cached datasets in the background: slow enough not to compete with
+# staging for the NVMe, and each dataset at most once a day.
+DEFAULT_SCRUB_RATE = 20 << 20
+DEFAULT_SCRUB_INTERVAL = 86400.0
+
+Reader = Literal["API", "worker", "CLI"]
+
+
+def env_name(field: str) -> str:
+    return PREFIX + field.upper()
+
+
+def _number(value: Any, info: ValidationInfo, *, zero_ok: bool = False) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number < 0 or (number == 0 and not zero_ok):
+        sign = "non-negative" if zero_ok else "positive"
+        raise ValueError(f"{env_name(str(info.field_name))} must be a {sign} number, not {value!r}")
+    return number
+
+
+class Settings(BaseSettings):
+    """The effective settings. Field ``x`` is the variable ``STAGEGATE_X``."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, env_ignore_empty=True, extra="ignore")
+
+    # Where the ledger lives (everyone): PostgreSQL in a deployment, else SQLite under home.
+    database_url: SecretStr | None = None
+    home: Path = DEFAULT_HOME
+    db_runtime_role: str | None = None
+    broker_url: SecretStr = SecretStr(DEFAULT_BROKER_URL)
+    # The control plane's timing.
+    lease_seconds: float = 120.0
+    decision_wait: float = 10.0
+    reconcile_seconds: float = 10.0
+    # A node worker's batches, bandwidth and directories.
+    batch_max_files: int = 1000
+    batch_max_bytes: int = 1 << 30
+    bandwidth_limit: int | None = None
+    runs_root: Path | None = None
+    egress_root: Path | None = None
+    scrub_rate: int = DEFAULT_SCRUB_RATE
+    scrub_interval: float = DEFAULT_SCRUB_INTERVAL
+    # What a service staging may read (see stagegate.confinement).
+    source_roots: str | None = None
+    source_schemes: str | None = None
+    # The CLI's policy file and service.
+    policy: Path | None = None
+    url: str | None = None
+    token: SecretStr | None = Field(default=None, repr=False)
+
+    @field_validator("lease_seconds", "reconcile_seconds", "scrub_interval", mode="before")
+    @classmethod
+    def _positive_seconds(cls, value: Any, info: ValidationInfo) -> Any:
+        return _number(value, info)
+
+    @field_validator("decision_wait", mode="before")
+    @classmethod
+    def _wait(cls, value: Any, info: ValidationInfo) -> Any:
+        return _number(value, info, zero_ok=True)
+
+    @field_validator("batch_max_files", "batch_max_bytes", mode="before")
+    @classmethod
+    def _count(cls, value: Any, info: ValidationInfo) -> Any:
+        number = _number(value, info)
+        return int(number) if isinstance(number, float) else number
+
+    @field_validator("bandwidth_limit", mode="before")
+    @classmethod
+    def _size(cls, value: Any, info: ValidationInfo) -> Any:
+        """Written as for ``--bandwidth``: ``600KB``, ``4MiB`` (bytes per second)."""
+        if not isinstance(value, str):
+            return value
+        try:
+            size = parse_size(value)
+        except ValueError:
+            size = 0
+        if size < 1:
+            raise ValueError(
+                f"{env_name(str(info.field_name))} must be a size such as 600KB or 4MiB, not {value!r}"
+            )
+        return size
+
+    @field_validator("scrub_rate", mode="before")
+    @classmethod
+    def _rate(cls, value: Any, info: ValidationInfo) -> Any:
+        """Bytes per second such as ``20MiB``; 0 turns the scrub off."""
+        if not isinstance(value, str):
+            return value
+        try:
+            return parse_size(value)
+        except ValueError:
+            name = env_name(str(info.field_name))
+            example = "a size per second such as 20MiB (0: off)"
+            raise ValueError(f"{name} must be {example}, not {value!r}") from None
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _stripped(cls, value: Any) -> Any:
+        return value.strip() or None if isinstance(value, str) else value
+
+    def source_rules(self) -> SourceRules:
+        return SourceRules.parse(self.source_roots, self.source_schemes)
+
+    def from_environment(self, field: str) -> bool:
+        """True if ``field`` was set by its variable, False if it has its default."""
+        return field in self.model_fields_set
+
+
+def load_settings() -> Settings:
+    """The settings as the environment gives them now."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise InvalidInputError("; ".join(_message(e) for e in exc.errors())) from None
+
+
+def _message(error: Any) -> str:
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, ValueError):
+        return str(cause)
+    name = env_name(str(error["loc"][0])) if error.get("loc") else "a STAGEGATE_ variable"
+    return f"{name}: {error['msg']} (got {error.get('input')!r})"
+
+
+# -- what `stagegate config` shows ------------------------------------------------------------
+
+READERS: dict[str, tuple[Reader, ...]] = {
+    "database_url": ("API", "worker", "CLI"),
+    "home": ("API", "worker", "CLI"),
+    "db_runtime_role": ("CLI",),
+    "broker_url": ("API", "worker"),
+    "lease_seconds": ("API", "worker"),
+    "decision_wait": ("API",),
+    "reconcile_seconds": ("worker",),
+    "batch_max_files": ("worker",),
+    "batch_max_bytes": ("worker",),
+    "bandwidth_limit": ("worker",),
+    "runs_root": ("worker",),
+    "egress_root": ("worker",),
+    "scrub_rate": ("worker",),
+    "scrub_interval": ("worker",),
+    "source_roots": ("API", "worker"),
+    "source_schemes": ("API", "worker"),
+    "policy": ("worker", "CLI"),
+    "url": ("CLI",),
+    "token": ("CLI",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ShownSetting:
+    name: str  # the variable
+    value: str  # secrets masked; "" for unset
+    source: Literal["environment", "default"]
+    readers: tuple[Reader, ...]
+
+
+def shown(settings: Settings) -> list[ShownSetting]:
+    """Every setting as ``stagegate config`` prints it, with no secret in it: the token is
+    masked whole, a URL loses its password."""
+    out = []
+    for field in Settings.model_fields:
+        value = getattr(settings, field)
+        if field == "token":
+            text = REDACTED if value is not None else ""
+        elif isinstance(value, SecretStr):
+            text = mask_password(value.get_secret_value())
+        elif field == "url" and value is not None:
+            text = mask_password(value)  # the client refuses one with credentials; never echo them
+        else:
+            text = "" if value is None else str(value)
+        source: Literal["environment", "default"] = (
+            "environment" if settings.from_environment(field) else "default"
+        )
+        out.append(ShownSetting(env_name(field), text, source, READERS[field]))
+    return out
+
+
+def mask_password(url: str) -> str:
+    """``url`` with the password in its user-info (``user:secret@host``) replaced."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    userinfo, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user, colon, _password = userinfo.partition(":")
+    return f"{scheme}://{user}{':' + REDACTED if colon else ''}@{host}"

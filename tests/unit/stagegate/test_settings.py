@@ -1,0 +1,132 @@
+"""stagegate.settings: every STAGEGATE_* variable read once, with today's names, formats
+and defaults, and errors that name the variable."""
+
+from pathlib import Path
+
+import pytest
+
+from stagegate.errors import InvalidInputError
+from stagegate.settings import PREFIX, READERS, Settings, load_settings, mask_password, shown
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in [n for n in os.environ if n.startswith(PREFIX)]:
+        monkeypatch.delenv(name)
+
+
+def test_defaults_are_todays() -> None:
+    s = load_settings()
+    assert s.database_url is None
+    assert s.home == Path("~/.local/share/stagegate")
+    assert s.broker_url.get_secret_value() == "redis://127.0.0.1:6379/0"
+    assert (s.lease_seconds, s.decision_wait, s.reconcile_seconds) == (120.0, 10.0, 10.0)
+    assert (s.batch_max_files, s.batch_max_bytes, s.bandwidth_limit) == (1000, 1 << 30, None)
+    assert (s.scrub_rate, s.scrub_interval) == (20 << 20, 86400.0)
+    assert (s.policy, s.url, s.token, s.source_roots, s.source_schemes) == (None, None, None, None, None)
+    assert s.source_rules().roots == ()
+
+
+def test_each_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    values = {
+        "DATABASE_URL": "postgresql+psycopg://u:pw@db/ledger",
+        "HOME": "/srv/sg",
+        "DB_RUNTIME_ROLE": "stagegate_app",
+        "BROKER_URL": "redis://redis:6379/1",
+        "LEASE_SECONDS": "30",
+        "DECISION_WAIT": "0",
+        "RECONCILE_SECONDS": "2.5",
+        "BATCH_MAX_FILES": "10",
+        "BATCH_MAX_BYTES": "4096",
+        "BANDWIDTH_LIMIT": "600KB",
+        "RUNS_ROOT": "/runs",
+        "EGRESS_ROOT": "/egress",
+        "SCRUB_RATE": "0",
+        "SCRUB_INTERVAL": "60",
+        "SOURCE_ROOTS": "/mnt/home/{user}",
+        "SOURCE_SCHEMES": "gcs",
+        "POLICY": "/etc/sg/policy.yaml",
+        "URL": "http://stagegate:8080",
+        "TOKEN": " sg_abc \n",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(PREFIX + name, value)
+    s = load_settings()
+    assert s.database_url is not None and s.database_url.get_secret_value() == values["DATABASE_URL"]
+    assert (s.home, s.db_runtime_role, s.broker_url.get_secret_value()) == (
+        Path("/srv/sg"),
+        "stagegate_app",
+        "redis://redis:6379/1",
+    )
+    assert (s.lease_seconds, s.decision_wait, s.reconcile_seconds) == (30.0, 0.0, 2.5)
+    assert (s.batch_max_files, s.batch_max_bytes, s.bandwidth_limit) == (10, 4096, 600_000)
+    assert (s.runs_root, s.egress_root, s.scrub_rate, s.scrub_interval) == (
+        Path("/runs"),
+        Path("/egress"),
+        0,
+        60.0,
+    )
+    assert s.source_rules().roots_for("alice", None) == ["/mnt/home/alice"]
+    assert s.source_rules().schemes == frozenset({"gcs"})
+    assert (s.policy, s.url) == (Path("/etc/sg/policy.yaml"), "http://stagegate:8080")
+    assert s.token is not None and s.token.get_secret_value() == "sg_abc"
+    assert all(s.from_environment(field) for field in Settings.model_fields)
+
+
+def test_an_empty_variable_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STAGEGATE_LEASE_SECONDS", "")
+    monkeypatch.setenv("STAGEGATE_DATABASE_URL", "")
+    monkeypatch.setenv("STAGEGATE_TOKEN", "  ")
+    s = load_settings()
+    assert (s.lease_seconds, s.database_url, s.token) == (120.0, None, None)
+    assert not s.from_environment("lease_seconds")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("LEASE_SECONDS", "banana"),
+        ("LEASE_SECONDS", "0"),
+        ("LEASE_SECONDS", "inf"),
+        ("DECISION_WAIT", "-1"),
+        ("BATCH_MAX_FILES", "many"),
+        ("BANDWIDTH_LIMIT", "5 parsecs"),
+        ("BANDWIDTH_LIMIT", "0"),
+        ("SCRUB_RATE", "fast"),
+        ("SOURCE_SCHEMES", "file"),
+    ],
+)
+def test_a_bad_value_names_its_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(PREFIX + name, value)
+    with pytest.raises(InvalidInputError, match=PREFIX + name):
+        load_settings().source_rules()
+
+
+def test_shown_masks_every_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STAGEGATE_DATABASE_URL", "postgresql+psycopg://owner:pl4nted-pw@db:5432/ledger")
+    monkeypatch.setenv("STAGEGATE_BROKER_URL", "redis://:br0ker-pw@redis:6379/0")
+    monkeypatch.setenv("STAGEGATE_TOKEN", "sg_pl4nted-token")
+    rows = {row.name: row for row in shown(load_settings())}
+    text = repr(rows) + repr(load_settings())
+    for secret in ("pl4nted-pw", "br0ker-pw", "sg_pl4nted-token"):
+        assert secret not in text
+    assert rows["STAGEGATE_DATABASE_URL"].value == "postgresql+psycopg://owner:[redacted]@db:5432/ledger"
+    assert rows["STAGEGATE_DATABASE_URL"].source == "environment"
+    assert rows["STAGEGATE_HOME"].source == "default"
+    assert set(rows) == {PREFIX + field.upper() for field in READERS}
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("postgresql://u:p@h/db", "postgresql://u:[redacted]@h/db"),
+        ("postgresql://u:p@ss@h/db", "postgresql://u:[redacted]@h/db"),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
+        ("redis://h:6379/0", "redis://h:6379/0"),
+        ("sqlite:///x.db", "sqlite:///x.db"),
+    ],
+)
+def test_mask_password(url: str, masked: str) -> None:
+    assert mask_password(url) == masked
