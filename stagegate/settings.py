@@ -25,6 +25,10 @@ DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_HOME = Path("~/.local/share/stagegate")
 # The scrub re-reads cached datasets in the background: slow enough not to compete with
 # staging for the NVMe, and each dataset at most once a day.
+DEFAULT_LEASE_SECONDS = 120.0
+DEFAULT_RECONCILE_SECONDS = 10.0
+DEFAULT_BATCH_MAX_FILES = 1000
+DEFAULT_BATCH_MAX_BYTES = 1 << 30
 DEFAULT_SCRUB_RATE = 20 << 20
 DEFAULT_SCRUB_INTERVAL = 86400.0
 
@@ -59,12 +63,12 @@ class Settings(BaseSettings):
     db_runtime_role: str | None = None
     broker_url: SecretStr = SecretStr(DEFAULT_BROKER_URL)
     # The control plane's timing.
-    lease_seconds: float = 120.0
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
     decision_wait: float = 10.0
-    reconcile_seconds: float = 10.0
+    reconcile_seconds: float = DEFAULT_RECONCILE_SECONDS
     # A node worker's batches, bandwidth and directories.
-    batch_max_files: int = 1000
-    batch_max_bytes: int = 1 << 30
+    batch_max_files: int = DEFAULT_BATCH_MAX_FILES
+    batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES
     bandwidth_limit: int | None = None
     runs_root: Path | None = None
     egress_root: Path | None = None

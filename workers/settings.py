@@ -8,7 +8,16 @@ from pathlib import Path
 
 from stagegate.confinement import SourceRules
 from stagegate.errors import InvalidInputError
-from stagegate.settings import DEFAULT_SCRUB_INTERVAL, DEFAULT_SCRUB_RATE, env_name, load_settings
+from stagegate.settings import (
+    DEFAULT_BATCH_MAX_BYTES,
+    DEFAULT_BATCH_MAX_FILES,
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_RECONCILE_SECONDS,
+    DEFAULT_SCRUB_INTERVAL,
+    DEFAULT_SCRUB_RATE,
+    env_name,
+    load_settings,
+)
 from transfer import TransferConfig
 
 RUNS_ROOT_ENV = env_name("runs_root")
@@ -25,10 +34,11 @@ class WorkerSettings:
     root: Path
     capacity: int
     concurrency: int = 16
-    lease_seconds: float = 120.0
-    reconcile_seconds: float = 10.0
-    batch_max_files: int = 1000
-    batch_max_bytes: int = 1 << 30
+    # The defaults are the settings object's: one place says what an unset variable means.
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    reconcile_seconds: float = DEFAULT_RECONCILE_SECONDS
+    batch_max_files: int = DEFAULT_BATCH_MAX_FILES
+    batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES
     bandwidth_limit: int | None = None
     # Where training runs write checkpoints, one directory per user (<runs_root>/<user>/...):
     # the service egresses only from there, and only a user's own runs.
