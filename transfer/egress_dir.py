@@ -19,7 +19,7 @@ from stagegate.errors import ExistsError
 from stagegate.paths import plain_segments
 from transfer.errors import UnsafeDestinationError
 from transfer.keys import STATE_DIR
-from transfer.sink import syncfs
+from transfer.sink import open_or_make_dir, syncfs
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -30,22 +30,15 @@ def _where(segments: tuple[str, ...]) -> str:
 
 def open_dir_at(parent_fd: int, name: str, where: str, *, create: bool) -> int:
     """The directory ``name`` below ``parent_fd``, made if missing and ``create``; never a symlink."""
-    for _attempt in range(2):
-        try:
-            return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
-        except FileNotFoundError:
-            if not create:
-                raise
-            with contextlib.suppress(FileExistsError):  # another writer made it first
-                os.mkdir(name, 0o777, dir_fd=parent_fd)
-        except OSError as exc:
-            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
-                raise
-            # Linux reports a symlink opened with O_DIRECTORY|O_NOFOLLOW as ENOTDIR.
-            if stat.S_ISLNK(os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode):
-                raise UnsafeDestinationError(f"refusing to follow the symlink at {where}") from None
-            raise UnsafeDestinationError(f"{where} exists and is not a directory") from None
-    return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    try:
+        return open_or_make_dir(parent_fd, name, create)
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
+        # Linux reports a symlink opened with O_DIRECTORY|O_NOFOLLOW as ENOTDIR.
+        if stat.S_ISLNK(os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode):
+            raise UnsafeDestinationError(f"refusing to follow the symlink at {where}") from None
+        raise UnsafeDestinationError(f"{where} exists and is not a directory") from None
 
 
 def open_walked(segments: tuple[str, ...], *, create: bool) -> int:

@@ -73,7 +73,9 @@ def real_directory(path: Path) -> Path:
     return path
 
 
-def _open_dir(parent_fd: int, name: str, create: bool) -> int:
+def open_or_make_dir(parent_fd: int, name: str, create: bool) -> int:
+    """The directory ``name`` below ``parent_fd`` (made if missing and ``create``), opened with
+    ``O_NOFOLLOW``: a symlink there raises ``OSError`` (ELOOP, or ENOTDIR on Linux)."""
     try:
         return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
     except FileNotFoundError:
@@ -130,7 +132,7 @@ class DatasetDir:
         except BaseException:
             os.close(self._fd)
             raise
-        self._tmp_fd = _open_dir(self._state_fd, "tmp", create=True)
+        self._tmp_fd = open_or_make_dir(self._state_fd, "tmp", create=True)
         self._lock_fd: int | None = None
 
     def _open_state(self) -> int:
@@ -141,7 +143,7 @@ class DatasetDir:
             self._refuse_another_filesystem(parent)  # before anything is made there
             self._move_legacy_state(parent)
             try:
-                fd = _open_dir(parent, self.state_path.name, create=True)
+                fd = open_or_make_dir(parent, self.state_path.name, create=True)
             except OSError as exc:
                 if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.EEXIST):
                     raise
@@ -238,7 +240,7 @@ class DatasetDir:
         try:
             for depth, part in enumerate(parts):
                 try:
-                    child = _open_dir(fd, part, create)
+                    child = open_or_make_dir(fd, part, create)
                 except OSError as exc:
                     if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.EEXIST):
                         raise
