@@ -16,7 +16,7 @@ from api.auth import require
 from api.schemas import NODE_NAME_PATTERN, ErrorOut
 from api.services import ServicesDep
 from ledger import Principal
-from ledger.declassifications import Declassifications
+from ledger.declassifications import MAX_REASON, Declassifications
 
 router = APIRouter(prefix="/v1/declassifications", tags=["declassifications"])
 
@@ -30,7 +30,9 @@ class DeclassificationIn(BaseModel):
     run_dir: str = Field(min_length=2, max_length=4096, pattern=r"^/", description="The run directory.")
     checkpoint: str = Field(min_length=1, max_length=255, description="The checkpoint's name in run_dir.")
     label: str = Field(min_length=1, max_length=64, description="The label it may go out at, e.g. public.")
-    reason: str = Field(min_length=1, max_length=2000, description="Why it may: kept in the audit trail.")
+    reason: str = Field(
+        min_length=1, max_length=MAX_REASON, description="Why it may: kept in the audit trail."
+    )
 
 
 class DeclassificationOut(BaseModel):
