@@ -12,14 +12,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import stagegate
-from api.edge import DEFAULT_MAX_BODY_BYTES, RequestGuard
-from api.errors import install_error_handlers
-from api.metrics import build_registry
-from api.metrics import router as metrics_router
-from api.routes import audit, declassifications, egress, health, nodes, stagings, usage
-from api.services import Services
-from ledger import AuditTrail, Ledger, Nodes, Stagings, Tokens, open_ledger
+from stagegate.api.edge import DEFAULT_MAX_BODY_BYTES, RequestGuard
+from stagegate.api.errors import install_error_handlers
+from stagegate.api.metrics import build_registry
+from stagegate.api.metrics import router as metrics_router
+from stagegate.api.routes import audit, declassifications, egress, health, nodes, stagings, usage
+from stagegate.api.services import Services
 from stagegate.confinement import SourceRules
+from stagegate.ledger import AuditTrail, Ledger, Nodes, Stagings, Tokens, open_ledger
 from stagegate.queues import Dispatcher, make_celery
 from stagegate.settings import load_settings
 

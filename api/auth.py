@@ -11,8 +11,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.services import ServicesDep
-from ledger import ROLES, Principal
+from stagegate.api.services import ServicesDep
+from stagegate.ledger import ROLES, Principal
 
 ISSUE_HINT = "an admin issues one with `stagegate token create --user USER --role ROLE`"
 

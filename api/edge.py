@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from api.errors import error_response
+from stagegate.api.errors import error_response
 from stagegate.errors import InvalidInputError, TooLargeError
 
 Scope = MutableMapping[str, Any]

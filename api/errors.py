@@ -14,9 +14,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
-from ledger.redact import redact_text
 from stagegate.confinement import SourceNotPermittedError
 from stagegate.errors import ExistsError, InvalidInputError, NotFoundError, TooLargeError
+from stagegate.ledger.redact import redact_text
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCol
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ledger import Ledger, Nodes
-from ledger.metrics_queries import (
+from stagegate.ledger import Ledger, Nodes
+from stagegate.ledger.metrics_queries import (
     QUEUE_STATES,
     STAGING_STATES,
     EventTotals,
@@ -28,7 +28,7 @@ from ledger.metrics_queries import (
     jobs_by_state,
     queue_depth,
 )
-from ledger.redact import redact_text
+from stagegate.ledger.redact import redact_text
 from stagegate.queues import PLAN_QUEUE, node_queue
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic_core import PydanticCustomError
 
-from ledger import AuditEvent, ChainVerdict, NodeView, Staging
+from stagegate.ledger import AuditEvent, ChainVerdict, NodeView, Staging
 from stagegate.states import DatasetState, NodeStagingState, StagingState
 
 NODE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from ledger import AuditTrail, Ledger, Nodes, Stagings, Tokens
+from stagegate.ledger import AuditTrail, Ledger, Nodes, Stagings, Tokens
 from stagegate.queues import Dispatcher
 
 

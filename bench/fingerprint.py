@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from transfer.sealed import fingerprint, seal, unseal
+from stagegate.transfer.sealed import fingerprint, seal, unseal
 
 PER_DIR = 1000
 

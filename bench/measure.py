@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.datasets import count_files
-from transfer.layout import state_dir_of
+from stagegate.transfer.layout import state_dir_of
 
 # GNU time reports the tool's peak RSS. Linux carries a process's RSS high-water mark over
 # fork and exec, so a tool forked straight from this (100 MB) Python process would report

@@ -21,11 +21,11 @@ The package imports nothing of ours but the ``stagegate`` kernel; the engine (``
 imports it: egress takes any object with a checkpoint's name, path and kind.
 """
 
-from checkpoints.checkpoint import Checkpoint, Mode, NameInfo, RunScan, Selection
-from checkpoints.discover import discover, scan_run
-from checkpoints.explanation import explain
-from checkpoints.names import parse_name
-from checkpoints.selection import select
+from stagegate.checkpoints.checkpoint import Checkpoint, Mode, NameInfo, RunScan, Selection
+from stagegate.checkpoints.discover import discover, scan_run
+from stagegate.checkpoints.explanation import explain
+from stagegate.checkpoints.names import parse_name
+from stagegate.checkpoints.selection import select
 
 __all__ = [
     "Checkpoint",

@@ -10,11 +10,11 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
-from checkpoints.checkpoint import Checkpoint, NameInfo, RunScan
-from checkpoints.metrics import METRICS_FILE, TRAINER_STATE, history_by_step, numbers
-from checkpoints.names import look_alike_reason, parse_name
-from checkpoints.run_files import inside, read_json, tree_size_mtime
-from checkpoints.wording import SHOWN
+from stagegate.checkpoints.checkpoint import Checkpoint, NameInfo, RunScan
+from stagegate.checkpoints.metrics import METRICS_FILE, TRAINER_STATE, history_by_step, numbers
+from stagegate.checkpoints.names import look_alike_reason, parse_name
+from stagegate.checkpoints.run_files import inside, read_json, tree_size_mtime
+from stagegate.checkpoints.wording import SHOWN
 from stagegate.errors import InvalidInputError
 
 

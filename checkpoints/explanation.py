@@ -1,7 +1,7 @@
 """The lines ``--dry-run`` prints: what would be selected and why, what left, what skipped; pure."""
 
-from checkpoints.checkpoint import Checkpoint, RunScan, Selection
-from checkpoints.wording import size, when
+from stagegate.checkpoints.checkpoint import Checkpoint, RunScan, Selection
+from stagegate.checkpoints.wording import size, when
 
 
 def explain(selection: Selection, scan: RunScan | None = None) -> list[str]:

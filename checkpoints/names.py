@@ -4,7 +4,7 @@ import math
 import re
 from pathlib import Path
 
-from checkpoints.checkpoint import NameInfo
+from stagegate.checkpoints.checkpoint import NameInfo
 
 # Suffixes of weights files; a file with one of these but no step in its name is reported, not taken.
 WEIGHT_SUFFIXES = frozenset({".pt", ".pth", ".ckpt", ".safetensors", ".bin", ".h5", ".pkl", ".msgpack"})

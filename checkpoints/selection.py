@@ -4,9 +4,9 @@ import difflib
 import math
 from collections.abc import Iterable, Sequence
 
-from checkpoints.checkpoint import Checkpoint, Mode, Selection
-from checkpoints.metrics import METRICS_FILE, TRAINER_STATE
-from checkpoints.wording import SHOWN, listing, number, when
+from stagegate.checkpoints.checkpoint import Checkpoint, Mode, Selection
+from stagegate.checkpoints.metrics import METRICS_FILE, TRAINER_STATE
+from stagegate.checkpoints.wording import SHOWN, listing, number, when
 from stagegate.errors import InvalidInputError
 
 

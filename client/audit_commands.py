@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
-from client import context
-from client.errors import EXIT_TAMPERED
-from ledger import AuditEvent, AuditTrail
+from stagegate.client import context
+from stagegate.client.errors import EXIT_TAMPERED
+from stagegate.ledger import AuditEvent, AuditTrail
 
 
 class WhenParam(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.3

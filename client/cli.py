@@ -13,14 +13,15 @@ import sys
 
 import click
 
-from client import log_redaction
-from client.audit_commands import audit
-from client.config_command import config
-from client.daemon_commands import serve, worker
-from client.db_commands import db
-from client.declassify_command import declassify
-from client.egress_command import egress
-from client.errors import (
+from stagegate import __version__
+from stagegate.client import log_redaction
+from stagegate.client.audit_commands import audit
+from stagegate.client.config_command import config
+from stagegate.client.daemon_commands import serve, worker
+from stagegate.client.db_commands import db
+from stagegate.client.declassify_command import declassify
+from stagegate.client.egress_command import egress
+from stagegate.client.errors import (
     EXIT_BAD_INPUT,
     EXIT_DENIED,
     EXIT_FAILED,
@@ -29,14 +30,13 @@ from client.errors import (
     ServiceError,
     service_exit_code,
 )
-from client.policy_commands import policy
-from client.service_commands import nodes, release, status
-from client.stage_command import stage
-from client.token_commands import token
-from client.usage_commands import usage_command
-from policies import PolicyDeniedError
-from stagegate import __version__
+from stagegate.client.policy_commands import policy
+from stagegate.client.service_commands import nodes, release, status
+from stagegate.client.stage_command import stage
+from stagegate.client.token_commands import token
+from stagegate.client.usage_commands import usage_command
 from stagegate.errors import InvalidInputError, NotFoundError, StagegateError
+from stagegate.policies import PolicyDeniedError
 from stagegate.urls import redact_text
 
 

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ledger import Ledger, open_ledger
-from policies import Policy
+from stagegate.ledger import Ledger, open_ledger
+from stagegate.policies import Policy
 from stagegate.settings import env_name, load_settings
-from workers.staging import Requester
+from stagegate.workers.staging import Requester
 
 if TYPE_CHECKING:  # httpx is imported only by commands that talk to the service
-    from client.service_client import ServiceClient
+    from stagegate.client.service_client import ServiceClient
 
 POLICY_ENV = env_name("policy")
 SERVER_ENV = env_name("url")
@@ -42,7 +42,7 @@ def service(server: str | None) -> "ServiceClient":
     """A client for the service at ``server`` (``--server``, which click fills from
     $STAGEGATE_URL), authenticated by $STAGEGATE_TOKEN. The token is read from the
     environment only, never from a flag, so it stays out of shell history and ``ps``."""
-    from client.service_client import ServiceClient
+    from stagegate.client.service_client import ServiceClient
 
     if not server:
         raise click.UsageError(f"no server: pass --server URL or set {SERVER_ENV}")

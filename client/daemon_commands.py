@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from client import context
-from client.errors import EXIT_INTERRUPTED
-from client.stage_command import SIZE
+from stagegate.client import context
+from stagegate.client.errors import EXIT_INTERRUPTED
+from stagegate.client.stage_command import SIZE
 
 DEFAULT_PORT = 8080
 DEFAULT_METRICS_PORT = 9108  # the worker's Prometheus endpoint
@@ -32,7 +32,7 @@ def serve(host: str, port: int) -> None:
     """
     import uvicorn
 
-    from api.app import create_app
+    from stagegate.api.app import create_app
 
     uvicorn.run(create_app(), host=host, port=port, log_level="info")
 
@@ -80,7 +80,7 @@ def worker(node: str, root: Path, capacity: int | None, concurrency: int, metric
     must not overlap ROOT/datasets or the runs root), and the AWS_* variables
     (AWS_ENDPOINT_URL for an S3-compatible store) for reading the sources.
     """
-    from workers.node_worker import run_worker
+    from stagegate.workers.node_worker import run_worker
 
     policy = context.load_policy(None)  # $STAGEGATE_POLICY, as the embedded mode reads it
     try:

@@ -3,9 +3,9 @@ service's runtime role what it needs (and no right to alter the audit trail)."""
 
 import click
 
-from ledger.database import create_ledger_engine
-from ledger.migrate import HEAD_REVISION, upgrade_schema
-from ledger.settings import RUNTIME_ROLE_ENV, ledger_url, runtime_role
+from stagegate.ledger.database import create_ledger_engine
+from stagegate.ledger.migrate import HEAD_REVISION, upgrade_schema
+from stagegate.ledger.settings import RUNTIME_ROLE_ENV, ledger_url, runtime_role
 
 
 @click.group()

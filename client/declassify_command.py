@@ -15,9 +15,9 @@ from pathlib import Path
 
 import click
 
-from client import context
-from client.errors import EXIT_OK
-from client.service_commands import server_option
+from stagegate.client import context
+from stagegate.client.errors import EXIT_OK
+from stagegate.client.service_commands import server_option
 
 
 @click.command(epilog="Exit codes: 0 recorded; 2 bad usage or input; 3 your role may not declassify.")
@@ -44,7 +44,7 @@ def declassify(
         with context.service(server) as client:
             made = client.declassify(body)
     else:
-        from ledger.declassifications import Declassifications
+        from stagegate.ledger.declassifications import Declassifications
 
         who = context.local_requester()
         with context.ledger() as ledger:

@@ -14,17 +14,17 @@ from typing import TYPE_CHECKING
 
 import click
 
-from client import context
-from client.errors import EXIT_DENIED, EXIT_FAILED, EXIT_OK
-from client.progress_bar import ProgressBar
-from client.service_commands import server_option
-from client.stage_command import SIZE, policy_option
-from client.units import format_bytes
+from stagegate.client import context
+from stagegate.client.errors import EXIT_DENIED, EXIT_FAILED, EXIT_OK
+from stagegate.client.progress_bar import ProgressBar
+from stagegate.client.service_commands import server_option
+from stagegate.client.stage_command import SIZE, policy_option
+from stagegate.client.units import format_bytes
 from stagegate.states import EGRESS_TERMINAL, EgressState
 from stagegate.urls import refuse_credentials
 
 if TYPE_CHECKING:  # imported when the command runs: boto3 would add ~0.3 s to every stagegate call
-    from workers.egress import EgressOutcome, EgressPreview, EgressRequest
+    from stagegate.workers.egress import EgressOutcome, EgressPreview, EgressRequest
 
 POLL_S = 0.5
 TERMINAL = EGRESS_TERMINAL
@@ -109,7 +109,7 @@ def egress(
     if best is None and mode is not None:
         raise click.UsageError("--mode goes with --best METRIC")
     refuse_credentials(destination, "--to destination")  # before it reaches the service or the ledger
-    from workers.egress import EgressOptions, EgressRequest, preview_egress, run_egress
+    from stagegate.workers.egress import EgressOptions, EgressRequest, preview_egress, run_egress
 
     if node is None:
         # Here the command acts with the user's own rights, so paths through links the user

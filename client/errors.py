@@ -18,7 +18,7 @@ from stagegate.errors import StagegateError
 from stagegate.states import STAGING_TERMINAL, StagingState
 
 if TYPE_CHECKING:  # the models import nothing heavy, but errors.py stays a leaf at run time
-    from client.service_models import Staging
+    from stagegate.client.service_models import Staging
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the transfer failed; the service could not be reached or failed

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import click
 
-from client import context
-from client.errors import EXIT_DENIED
-from client.stage_command import policy_option
+from stagegate.client import context
+from stagegate.client.errors import EXIT_DENIED
+from stagegate.client.stage_command import policy_option
 from stagegate.urls import refuse_credentials
-from workers.staging import check_policy
+from stagegate.workers.staging import check_policy
 
 
 @click.group()

@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TextIO
 
-from client.units import format_bytes, format_duration
+from stagegate.client.units import format_bytes, format_duration
 from stagegate.progress import Progress
 
 REDRAW_EVERY = 0.1  # seconds

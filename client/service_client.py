@@ -25,7 +25,8 @@ from urllib.parse import quote
 
 import httpx
 
-from client.errors import (
+from stagegate import __version__
+from stagegate.client.errors import (
     AuthenticationError,
     PermissionDeniedError,
     ServiceError,
@@ -34,8 +35,7 @@ from client.errors import (
     StagingDeniedError,
     WaitTimeoutError,
 )
-from client.service_models import Node, Staging
-from stagegate import __version__
+from stagegate.client.service_models import Node, Staging
 from stagegate.errors import InvalidInputError, NotFoundError
 from stagegate.urls import has_credentials
 

@@ -14,11 +14,17 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from client import context
-from client.errors import EXIT_DENIED, EXIT_INTERRUPTED, EXIT_OK, StagingDeniedError, state_exit_code
-from client.progress_bar import ProgressBar
-from client.service_models import Staging
-from client.service_render import (
+from stagegate.client import context
+from stagegate.client.errors import (
+    EXIT_DENIED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    StagingDeniedError,
+    state_exit_code,
+)
+from stagegate.client.progress_bar import ProgressBar
+from stagegate.client.service_models import Staging
+from stagegate.client.service_render import (
     bar_progress,
     changes,
     render_nodes,
@@ -30,7 +36,7 @@ from stagegate.settings import load_settings
 from stagegate.states import StagingState
 
 if TYPE_CHECKING:
-    from client.service_client import ServiceClient
+    from stagegate.client.service_client import ServiceClient
 
 POLL_SECONDS = 1.0
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from client.errors import TERMINAL_STATES, ServiceProtocolError
+from stagegate.client.errors import TERMINAL_STATES, ServiceProtocolError
 from stagegate.states import DatasetState, NodeStagingState
 
 

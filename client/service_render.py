@@ -4,8 +4,8 @@ current time is passed in, so every line can be tested."""
 from collections.abc import Sequence
 from datetime import datetime
 
-from client.service_models import Node, NodeStaging, Staging
-from client.units import format_bytes, format_duration
+from stagegate.client.service_models import Node, NodeStaging, Staging
+from stagegate.client.units import format_bytes, format_duration
 from stagegate.progress import Progress
 from stagegate.states import NodeStagingState, StagingState
 

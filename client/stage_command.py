@@ -10,14 +10,14 @@ from typing import Any, Literal, Protocol
 import click
 from click.core import ParameterSource
 
-from client import context
-from client.progress_bar import ProgressBar
-from client.service_commands import server_option, stage_on_service
-from client.units import format_bytes
+from stagegate.client import context
+from stagegate.client.progress_bar import ProgressBar
+from stagegate.client.service_commands import server_option, stage_on_service
+from stagegate.client.units import format_bytes
 from stagegate.durability import Durability
 from stagegate.sizes import parse_size
 from stagegate.urls import refuse_credentials
-from workers.staging import StagingOptions, StagingRequest, run_staging
+from stagegate.workers.staging import StagingOptions, StagingRequest, run_staging
 
 
 class StagedDataset(Protocol):

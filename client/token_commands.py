@@ -3,7 +3,7 @@ that can reach the service's database), not to the service."""
 
 import click
 
-from client import context
+from stagegate.client import context
 
 ROLES = ("job", "scientist", "steward", "auditor", "admin")
 
@@ -33,8 +33,8 @@ def create(user: str, role: str, project: str | None) -> None:
     token goes into the local SQLite ledger under $STAGEGATE_HOME, which only a service
     using that same file would accept.
     """
-    from ledger import Tokens
-    from ledger.settings import DATABASE_URL_ENV, ledger_url
+    from stagegate.ledger import Tokens
+    from stagegate.ledger.settings import DATABASE_URL_ENV, ledger_url
     from stagegate.settings import load_settings
 
     with context.ledger() as ledger:

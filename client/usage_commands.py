@@ -8,10 +8,10 @@ from typing import cast
 
 import click
 
-from client import context
-from client.audit_commands import WHEN
-from client.units import format_bytes
-from ledger.usage import By, Period, UsageRow, usage
+from stagegate.client import context
+from stagegate.client.audit_commands import WHEN
+from stagegate.client.units import format_bytes
+from stagegate.ledger.usage import By, Period, UsageRow, usage
 
 COLUMNS = ("period", "key", "bytes_staged", "bytes_egressed", "nvme_gb_hours", "stagings", "egresses")
 

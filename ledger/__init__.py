@@ -5,22 +5,29 @@ Built in the issue "Classification policy, the ledger, and a tamper-evident audi
 
 from sqlalchemy.orm import sessionmaker
 
-from ledger.admission import NoRoomError
-from ledger.audit import AuditTrail
-from ledger.cache_integrity import CacheIntegrity, HitToVerify, ToScrub
-from ledger.database import Ledger, create_ledger_engine
-from ledger.events import AuditEvent, ChainVerdict, NewEvent
-from ledger.jobs import KEEP, Job, Jobs
-from ledger.label_files import LabelFileRecord, LabelFiles
-from ledger.manifests import CopiedEntry, ManifestEntry, Manifests
-from ledger.migrate import upgrade_to_head
-from ledger.nodes import CachedDatasetView, Nodes, NodeView
-from ledger.redact import redact_url
-from ledger.settings import ledger_url
-from ledger.stagings import NodePortion, NodeStatus, RetryLaterError, Staging, StagingProgress, Stagings
-from ledger.tasks import BatchRange, Task, TaskKey, Tasks
-from ledger.tokens import ROLES, IssuedToken, Principal, Tokens
-from ledger.usage import UsageRow
+from stagegate.ledger.admission import NoRoomError
+from stagegate.ledger.audit import AuditTrail
+from stagegate.ledger.cache_integrity import CacheIntegrity, HitToVerify, ToScrub
+from stagegate.ledger.database import Ledger, create_ledger_engine
+from stagegate.ledger.events import AuditEvent, ChainVerdict, NewEvent
+from stagegate.ledger.jobs import KEEP, Job, Jobs
+from stagegate.ledger.label_files import LabelFileRecord, LabelFiles
+from stagegate.ledger.manifests import CopiedEntry, ManifestEntry, Manifests
+from stagegate.ledger.migrate import upgrade_to_head
+from stagegate.ledger.nodes import CachedDatasetView, Nodes, NodeView
+from stagegate.ledger.redact import redact_url
+from stagegate.ledger.settings import ledger_url
+from stagegate.ledger.stagings import (
+    NodePortion,
+    NodeStatus,
+    RetryLaterError,
+    Staging,
+    StagingProgress,
+    Stagings,
+)
+from stagegate.ledger.tasks import BatchRange, Task, TaskKey, Tasks
+from stagegate.ledger.tokens import ROLES, IssuedToken, Principal, Tokens
+from stagegate.ledger.usage import UsageRow
 
 
 def open_ledger(url: str | None = None) -> Ledger:

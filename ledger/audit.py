@@ -15,15 +15,15 @@ from typing import TextIO, TypedDict, Unpack, cast
 from sqlalchemy import Connection, Select, Table, insert, or_, select
 from sqlalchemy.orm import Session
 
-from ledger.chain import GENESIS_HASH, canonical_json, event_hash
-from ledger.database import Ledger
-from ledger.events import AuditEvent, ChainVerdict, NewEvent
-from ledger.export import ExportFormat, write_events
-from ledger.locks import AUDIT_APPEND_LOCK, lock_writers
-from ledger.models import AuditEventRow
-from ledger.redact import redact_details, redact_text, redact_url
-from ledger.verify import ChainChecker
 from stagegate.errors import InvalidInputError
+from stagegate.ledger.chain import GENESIS_HASH, canonical_json, event_hash
+from stagegate.ledger.database import Ledger
+from stagegate.ledger.events import AuditEvent, ChainVerdict, NewEvent
+from stagegate.ledger.export import ExportFormat, write_events
+from stagegate.ledger.locks import AUDIT_APPEND_LOCK, lock_writers
+from stagegate.ledger.models import AuditEventRow
+from stagegate.ledger.redact import redact_details, redact_text, redact_url
+from stagegate.ledger.verify import ChainChecker
 
 PAGE_SIZE = 1000
 

@@ -15,15 +15,15 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from ledger.admission import NoRoomError, choose_evictions
-from ledger.audit import AuditTrail
-from ledger.database import Ledger
-from ledger.events import NewEvent, job_event
-from ledger.models import JobRow, NodeDatasetRow, NodeRow, PinRow, QuarantinedDatasetRow, TaskRow
-from ledger.nodes import dataset_path, held_in
-from ledger.stagings import Stagings
-from ledger.tasks import BatchRange, TaskKey, Tasks, new_task
 from stagegate.actions import AuditAction
+from stagegate.ledger.admission import NoRoomError, choose_evictions
+from stagegate.ledger.audit import AuditTrail
+from stagegate.ledger.database import Ledger
+from stagegate.ledger.events import NewEvent, job_event
+from stagegate.ledger.models import JobRow, NodeDatasetRow, NodeRow, PinRow, QuarantinedDatasetRow, TaskRow
+from stagegate.ledger.nodes import dataset_path, held_in
+from stagegate.ledger.stagings import Stagings
+from stagegate.ledger.tasks import BatchRange, TaskKey, Tasks, new_task
 from stagegate.states import DatasetState, StagingState, TaskState
 
 QUARANTINED = AuditAction.DATASET_QUARANTINED

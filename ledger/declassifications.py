@@ -13,15 +13,15 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from ledger.audit import AuditTrail
-from ledger.database import Ledger
-from ledger.events import NewEvent
-from ledger.models import DeclassificationRow
-from ledger.nodes import require_known
-from policies import is_label_word, normalize_label
 from stagegate.actions import AuditAction
 from stagegate.errors import InvalidInputError
+from stagegate.ledger.audit import AuditTrail
+from stagegate.ledger.database import Ledger
+from stagegate.ledger.events import NewEvent
+from stagegate.ledger.models import DeclassificationRow
+from stagegate.ledger.nodes import require_known
 from stagegate.paths import plain_path
+from stagegate.policies import is_label_word, normalize_label
 
 MAX_REASON = 2000
 DECLASSIFIED = AuditAction.LABEL_DECLASSIFIED

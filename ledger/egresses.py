@@ -13,16 +13,16 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ledger.audit import AuditTrail
-from ledger.database import Ledger
-from ledger.events import job_event
-from ledger.models import AuditEventRow, JobRow
-from ledger.nodes import require_known
-from ledger.redact import redact_text
-from ledger.tasks import TaskKey, Tasks, new_task
-from ledger.tokens import Principal
 from stagegate.actions import AuditAction
 from stagegate.errors import InvalidInputError, NotFoundError
+from stagegate.ledger.audit import AuditTrail
+from stagegate.ledger.database import Ledger
+from stagegate.ledger.events import job_event
+from stagegate.ledger.models import AuditEventRow, JobRow
+from stagegate.ledger.nodes import require_known
+from stagegate.ledger.redact import redact_text
+from stagegate.ledger.tasks import TaskKey, Tasks, new_task
+from stagegate.ledger.tokens import Principal
 from stagegate.paths import plain_path
 from stagegate.states import EgressState, TaskState
 from stagegate.urls import refuse_credentials

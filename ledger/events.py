@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol, cast
 
-from ledger.chain import format_time
 from stagegate.errors import InvalidInputError
+from stagegate.ledger.chain import format_time
 
 Decision = Literal["allow", "deny"]
 DECISIONS: tuple[str, ...] = ("allow", "deny")

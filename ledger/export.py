@@ -4,9 +4,9 @@ import csv
 from collections.abc import Iterable
 from typing import Literal, TextIO
 
-from ledger.chain import canonical_json
-from ledger.events import AuditEvent
 from stagegate.errors import InvalidInputError
+from stagegate.ledger.chain import canonical_json
+from stagegate.ledger.events import AuditEvent
 
 ExportFormat = Literal["jsonl", "csv"]
 CSV_COLUMNS = (

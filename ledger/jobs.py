@@ -9,10 +9,10 @@ from typing import Literal, get_args
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from ledger.database import Ledger
-from ledger.models import JobRow
-from ledger.redact import redact_text, redact_url
 from stagegate.errors import ExistsError, InvalidInputError, NotFoundError
+from stagegate.ledger.database import Ledger
+from stagegate.ledger.models import JobRow
+from stagegate.ledger.redact import redact_text, redact_url
 
 JobKind = Literal["stage", "egress"]
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 
-from ledger.database import Ledger
-from ledger.models import LabelFileRow
+from stagegate.ledger.database import Ledger
+from stagegate.ledger.models import LabelFileRow
 
 
 @dataclass(frozen=True, slots=True)

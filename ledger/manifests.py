@@ -13,10 +13,10 @@ from typing import TypeVar, cast
 from sqlalchemy import ColumnElement, Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ledger.database import READ_ONLY, Ledger
-from ledger.models import AuditEventRow, JobRow, ManifestEntryRow
 from stagegate.actions import AuditAction
 from stagegate.errors import ExistsError, NotFoundError
+from stagegate.ledger.database import READ_ONLY, Ledger
+from stagegate.ledger.models import AuditEventRow, JobRow, ManifestEntryRow
 
 CHUNK_SIZE = 5000
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
-from ledger.database import Ledger
-from ledger.models import AuditEventRow, JobRow, TaskRow
 from stagegate.actions import AuditAction
+from stagegate.ledger.database import Ledger
+from stagegate.ledger.models import AuditEventRow, JobRow, TaskRow
 from stagegate.states import StagingState, TaskState
 
 # Every state a service staging can be in, so each series exists (at 0) before its first staging.

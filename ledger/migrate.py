@@ -17,9 +17,15 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from ledger.locks import MIGRATION_LOCK, lock_writers
-from ledger.roles import RuntimeRoleError, TableGrant, check_runtime_role, grant_runtime_role, may_migrate
 from stagegate.errors import StagegateError
+from stagegate.ledger.locks import MIGRATION_LOCK, lock_writers
+from stagegate.ledger.roles import (
+    RuntimeRoleError,
+    TableGrant,
+    check_runtime_role,
+    grant_runtime_role,
+    may_migrate,
+)
 
 if TYPE_CHECKING:
     from alembic.config import Config

@@ -13,10 +13,10 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ledger.admission import CachedDataset
-from ledger.database import Ledger
-from ledger.models import NodeDatasetRow, NodeRow, PinRow
 from stagegate.errors import InvalidInputError
+from stagegate.ledger.admission import CachedDataset
+from stagegate.ledger.database import Ledger
+from stagegate.ledger.models import NodeDatasetRow, NodeRow, PinRow
 from stagegate.states import DatasetState
 
 # A node whose worker has not heartbeated for this long is shown as not alive.

@@ -17,18 +17,18 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ledger.admission import NoRoomError, choose_evictions
-from ledger.audit import AuditTrail
-from ledger.database import Ledger
-from ledger.events import job_event
-from ledger.models import AuditEventRow, JobRow, NodeDatasetRow, NodeRow, PinRow, TaskRow
-from ledger.nodes import dataset_path, held_in, require_known
-from ledger.redact import redact_text
-from ledger.tasks import BatchRange, TaskKey, Tasks, new_task
-from ledger.tokens import Principal
 from stagegate.actions import AuditAction
 from stagegate.confinement import SourceRules
 from stagegate.errors import ExistsError, InvalidInputError, NotFoundError
+from stagegate.ledger.admission import NoRoomError, choose_evictions
+from stagegate.ledger.audit import AuditTrail
+from stagegate.ledger.database import Ledger
+from stagegate.ledger.events import job_event
+from stagegate.ledger.models import AuditEventRow, JobRow, NodeDatasetRow, NodeRow, PinRow, TaskRow
+from stagegate.ledger.nodes import dataset_path, held_in, require_known
+from stagegate.ledger.redact import redact_text
+from stagegate.ledger.tasks import BatchRange, TaskKey, Tasks, new_task
+from stagegate.ledger.tokens import Principal
 from stagegate.states import STAGING_TERMINAL, DatasetState, NodeStagingState, StagingState, TaskState
 from stagegate.urls import refuse_credentials
 

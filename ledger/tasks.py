@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
-from ledger.database import Ledger
-from ledger.models import TaskRow
-from ledger.redact import redact_text
+from stagegate.ledger.database import Ledger
+from stagegate.ledger.models import TaskRow
+from stagegate.ledger.redact import redact_text
 from stagegate.states import TaskState
 
 ACTIVE = (TaskState.QUEUED, TaskState.RUNNING)

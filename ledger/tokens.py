@@ -13,9 +13,9 @@ from typing import Literal, get_args
 
 from sqlalchemy import select, update
 
-from ledger.database import Ledger
-from ledger.models import TokenRow
 from stagegate.errors import InvalidInputError, NotFoundError
+from stagegate.ledger.database import Ledger
+from stagegate.ledger.models import TokenRow
 
 # steward: declassifies checkpoints (lowers a label, with a reason) and reads; submits nothing.
 Role = Literal["job", "scientist", "steward", "auditor", "admin"]

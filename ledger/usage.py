@@ -33,12 +33,12 @@ from typing import Literal, get_args
 
 from sqlalchemy import select
 
-from ledger.audit import AuditTrail
-from ledger.database import Ledger
-from ledger.events import AuditEvent
-from ledger.models import JobRow
 from stagegate.actions import AuditAction
 from stagegate.errors import InvalidInputError
+from stagegate.ledger.audit import AuditTrail
+from stagegate.ledger.database import Ledger
+from stagegate.ledger.events import AuditEvent
+from stagegate.ledger.models import JobRow
 
 By = Literal["user", "project"]
 Period = Literal["month", "day", "all"]

@@ -1,7 +1,7 @@
 """Walking the hash chain: the checks, independent of where the events come from."""
 
-from ledger.chain import GENESIS_HASH, event_hash
-from ledger.events import AuditEvent, ChainVerdict
+from stagegate.ledger.chain import GENESIS_HASH, event_hash
+from stagegate.ledger.events import AuditEvent, ChainVerdict
 
 ALTERED = "altered row"
 MISSING = "missing row"

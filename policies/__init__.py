@@ -10,9 +10,9 @@ Typical use by the staging flow::
     decision = Policy.from_file(path).decide(Zone.staging(), labels)
 """
 
-from policies.decision import MAX_REASONS, Decision
-from policies.errors import LabelFileError, LevelError, PolicyDeniedError, PolicyFileError
-from policies.labels import (
+from stagegate.policies.decision import MAX_REASONS, Decision
+from stagegate.policies.errors import LabelFileError, LevelError, PolicyDeniedError, PolicyFileError
+from stagegate.policies.labels import (
     LABEL_FILE_NAME,
     LABEL_TAG,
     LABEL_XATTR,
@@ -21,7 +21,7 @@ from policies.labels import (
     label_file_key,
     parse_label_file,
 )
-from policies.levels import (
+from stagegate.policies.levels import (
     DEFAULT_LEVELS,
     UNCLASSIFIED,
     Levels,
@@ -29,8 +29,8 @@ from policies.levels import (
     is_label_word,
     normalize_label,
 )
-from policies.policy import EgressRule, Policy
-from policies.zones import Zone
+from stagegate.policies.policy import EgressRule, Policy
+from stagegate.policies.zones import Zone
 
 __all__ = [
     "DEFAULT_LEVELS",

@@ -8,8 +8,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from policies.levels import UNCLASSIFIED, Levels, is_label_word, normalize_label
-from policies.zones import Zone
+from stagegate.policies.levels import UNCLASSIFIED, Levels, is_label_word, normalize_label
+from stagegate.policies.zones import Zone
 
 MAX_REASONS = 20
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from stagegate.errors import InvalidInputError, StagegateError
 
 if TYPE_CHECKING:
-    from policies.decision import Decision
+    from stagegate.policies.decision import Decision
 
 
 class LevelError(InvalidInputError):

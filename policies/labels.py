@@ -22,8 +22,8 @@ malformed one is reported at once as :class:`LabelFileError` naming the file.
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from policies.errors import LabelFileError
-from policies.levels import DEFAULT_LEVELS, UNCLASSIFIED, Levels, is_label_word, normalize_label
+from stagegate.policies.errors import LabelFileError
+from stagegate.policies.levels import DEFAULT_LEVELS, UNCLASSIFIED, Levels, is_label_word, normalize_label
 
 LABEL_FILE_NAME = ".classification"
 LABEL_TAG = "classification"  # S3 object tag key

@@ -12,7 +12,7 @@ must match ``^[a-z][a-z0-9_-]*$``. Raw non-ASCII text is never lowercased into a
 import re
 from collections.abc import Iterable
 
-from policies.errors import LevelError
+from stagegate.policies.errors import LevelError
 
 UNCLASSIFIED = "unclassified"
 DEFAULT_LEVEL_NAMES = ("public", "internal", "confidential", "restricted")

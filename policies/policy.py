@@ -37,11 +37,11 @@ from typing import Any
 
 import yaml
 
-from policies.decision import Decision, Tally
-from policies.errors import LevelError, PolicyFileError
-from policies.levels import DEFAULT_LEVEL_NAMES, Levels
-from policies.zones import Zone
 from stagegate.errors import NotFoundError
+from stagegate.policies.decision import Decision, Tally
+from stagegate.policies.errors import LevelError, PolicyFileError
+from stagegate.policies.levels import DEFAULT_LEVEL_NAMES, Levels
+from stagegate.policies.zones import Zone
 
 SCHEMA_VERSION = 1
 DEFAULT_POLICY_RESOURCE = "default_policy.yaml"
@@ -222,7 +222,7 @@ class Policy:
     @classmethod
     def default(cls) -> "Policy":
         """The policy shipped as ``policies/default_policy.yaml``: everything public-only."""
-        data = resources.files("policies").joinpath(DEFAULT_POLICY_RESOURCE).read_bytes()
+        data = resources.files("stagegate.policies").joinpath(DEFAULT_POLICY_RESOURCE).read_bytes()
         return cls.parse(data)
 
     def rule_for(self, url: str) -> EgressRule | None:

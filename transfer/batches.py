@@ -20,16 +20,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from transfer.engine import CopyEngine, TransferConfig, is_intact
-from transfer.errors import TransferError
-from transfer.journal import encode_records, newest_per_key, read_records_from, write_atomically
-from transfer.layout import state_dir_of
-from transfer.objects import CopiedFile, SourceObject, Verification
-from transfer.plan import LabelFile
-from transfer.progress import ProgressCallback, ProgressTracker
-from transfer.sink import MANIFEST, DatasetDir, open_nofollow, real_directory
-from transfer.sources.base import Source
-from transfer.stage import (
+from stagegate.transfer.engine import CopyEngine, TransferConfig, is_intact
+from stagegate.transfer.errors import TransferError
+from stagegate.transfer.journal import encode_records, newest_per_key, read_records_from, write_atomically
+from stagegate.transfer.layout import state_dir_of
+from stagegate.transfer.objects import CopiedFile, SourceObject, Verification
+from stagegate.transfer.plan import LabelFile
+from stagegate.transfer.progress import ProgressCallback, ProgressTracker
+from stagegate.transfer.sink import MANIFEST, DatasetDir, open_nofollow, real_directory
+from stagegate.transfer.sources.base import Source
+from stagegate.transfer.stage import (
     StageResult,
     begin_rewrite,
     finish_batch,

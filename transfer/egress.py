@@ -41,12 +41,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from stagegate.errors import InvalidInputError, NotFoundError
 from stagegate.paths import plain_segments
-from transfer.checksums import hex_from_base64, new_local_hasher, new_source_hasher
-from transfer.egress_dir import EgressDir
-from transfer.errors import ChecksumMismatchError, TransferError, UnsafeDestinationError
-from transfer.keys import STATE_DIR
-from transfer.progress import Progress, ProgressCallback, ProgressTracker
-from transfer.sources.s3 import make_client, split_s3_url
+from stagegate.transfer.checksums import hex_from_base64, new_local_hasher, new_source_hasher
+from stagegate.transfer.egress_dir import EgressDir
+from stagegate.transfer.errors import ChecksumMismatchError, TransferError, UnsafeDestinationError
+from stagegate.transfer.keys import STATE_DIR
+from stagegate.transfer.progress import Progress, ProgressCallback, ProgressTracker
+from stagegate.transfer.sources.s3 import make_client, split_s3_url
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -17,9 +17,9 @@ from pathlib import PurePosixPath
 
 from stagegate.errors import ExistsError
 from stagegate.paths import plain_segments
-from transfer.errors import UnsafeDestinationError
-from transfer.keys import STATE_DIR
-from transfer.sink import open_or_make_dir, syncfs
+from stagegate.transfer.errors import UnsafeDestinationError
+from stagegate.transfer.keys import STATE_DIR
+from stagegate.transfer.sink import open_or_make_dir, syncfs
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 

@@ -17,21 +17,21 @@ from typing import Any, TypeVar
 
 from stagegate.durability import Durability
 from stagegate.errors import StagegateError
-from transfer.checksums import Hasher, new_local_hasher, new_source_hasher
-from transfer.errors import (
+from stagegate.transfer.checksums import Hasher, new_local_hasher, new_source_hasher
+from stagegate.transfer.errors import (
     ChecksumMismatchError,
     LabelChangedError,
     SourceChangedError,
     SourceReadError,
     TransferError,
 )
-from transfer.keys import key_parts
-from transfer.objects import CopiedFile, SourceObject, Verification
-from transfer.parts import Part, part_size_for, split_parts
-from transfer.progress import ProgressTracker
-from transfer.sink import DatasetDir, TempFile
-from transfer.sources.base import ObjectReader, PublishedChecksum, Source
-from transfer.throttle import BandwidthLimiter
+from stagegate.transfer.keys import key_parts
+from stagegate.transfer.objects import CopiedFile, SourceObject, Verification
+from stagegate.transfer.parts import Part, part_size_for, split_parts
+from stagegate.transfer.progress import ProgressTracker
+from stagegate.transfer.sink import DatasetDir, TempFile
+from stagegate.transfer.sources.base import ObjectReader, PublishedChecksum, Source
+from stagegate.transfer.throttle import BandwidthLimiter
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from transfer.objects import CopiedFile
-from transfer.sink import open_nofollow, real_directory
+from stagegate.transfer.objects import CopiedFile
+from stagegate.transfer.sink import open_nofollow, real_directory
 
 log = logging.getLogger(__name__)
 

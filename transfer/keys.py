@@ -11,7 +11,7 @@ are found by :class:`NormalizationGuard`.
 import unicodedata
 from collections.abc import Iterable
 
-from transfer.errors import UnsafeKeyError
+from stagegate.transfer.errors import UnsafeKeyError
 
 # Reserved as a key's first segment: a staging's state once lived here, inside the dataset (a
 # rerun moves it out, transfer.layout), and an egress keeps its temporary files in DEST/.stagegate.

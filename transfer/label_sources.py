@@ -10,7 +10,7 @@ word, which every policy denies, naming them.
 
 from collections.abc import Iterable
 
-from transfer.errors import LabelSourceError
+from stagegate.transfer.errors import LabelSourceError
 
 CONFLICT_SEPARATOR = ", "  # joins disagreeing values: never part of a label word
 

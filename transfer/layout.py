@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from stagegate.errors import InvalidInputError
-from transfer.keys import MAX_SEGMENT_BYTES, STATE_DIR
+from stagegate.transfer.keys import MAX_SEGMENT_BYTES, STATE_DIR
 
 STATE_PREFIX = STATE_DIR + "-"
 # Where the state sat before it moved out: a directory staged by an older stagegate has it.

@@ -9,8 +9,8 @@ one hash per level, so a listing of millions of objects costs a few KiB.
 import hashlib
 import json
 
-from transfer.errors import TransferError
-from transfer.objects import SourceObject
+from stagegate.transfer.errors import TransferError
+from stagegate.transfer.objects import SourceObject
 
 
 def entry_bytes(obj: SourceObject) -> bytes:

@@ -7,19 +7,19 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transfer.errors import (
+from stagegate.transfer.errors import (
     LabelChangedError,
     LabelSourceError,
     PlanRejectedError,
     TransferError,
     UnsafeKeyError,
 )
-from transfer.keys import NormalizationGuard, is_directory_marker, key_parts
-from transfer.label_sources import not_a_label_file
-from transfer.manifest import ManifestDigest
-from transfer.objects import SourceObject
-from transfer.sink import open_nofollow
-from transfer.sources.base import Source
+from stagegate.transfer.keys import NormalizationGuard, is_directory_marker, key_parts
+from stagegate.transfer.label_sources import not_a_label_file
+from stagegate.transfer.manifest import ManifestDigest
+from stagegate.transfer.objects import SourceObject
+from stagegate.transfer.sink import open_nofollow
+from stagegate.transfer.sources.base import Source
 
 MAX_PROBLEMS_SHOWN = 20
 MAX_LABEL_FILE_BYTES = 4096  # a label file holds one word

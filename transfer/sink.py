@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from stagegate.durability import Durability as Durability  # the kernel's; transfer.stage takes it from here
-from transfer.errors import (
+from stagegate.transfer.errors import (
     DestinationBusyError,
     DestinationNotEmptyError,
     TransferError,
     UnsafeDestinationError,
 )
-from transfer.layout import LEGACY_STATE_DIR, state_dir_of
+from stagegate.transfer.layout import LEGACY_STATE_DIR, state_dir_of
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 READY_MARKER = "READY"

@@ -15,12 +15,12 @@ from functools import partial
 from pathlib import Path
 
 from stagegate.errors import InvalidInputError
-from transfer.engine import CopyEngine, TransferConfig
-from transfer.journal import Journal, encode_records, read_records
-from transfer.layout import LEGACY_STATE_DIR, state_dir_of
-from transfer.objects import CopiedFile, SourceObject, Verification
-from transfer.parts import batched_by_weight
-from transfer.plan import (
+from stagegate.transfer.engine import CopyEngine, TransferConfig
+from stagegate.transfer.journal import Journal, encode_records, read_records
+from stagegate.transfer.layout import LEGACY_STATE_DIR, state_dir_of
+from stagegate.transfer.objects import CopiedFile, SourceObject, Verification
+from stagegate.transfer.parts import batched_by_weight
+from stagegate.transfer.plan import (
     LabelFile,
     Plan,
     check_label_files,
@@ -28,9 +28,9 @@ from transfer.plan import (
     directories_of,
     plan_dataset,
 )
-from transfer.progress import ProgressCallback, ProgressTracker
-from transfer.sink import MANIFEST, READY_MARKER, DatasetDir, Durability, refuse_foreign_directory
-from transfer.sources.base import Source
+from stagegate.transfer.progress import ProgressCallback, ProgressTracker
+from stagegate.transfer.sink import MANIFEST, READY_MARKER, DatasetDir, Durability, refuse_foreign_directory
+from stagegate.transfer.sources.base import Source
 
 PLAN_FILE = "plan.jsonl"
 BATCHES_IN_FLIGHT = 2  # while one batch is synced and journaled, the next one copies

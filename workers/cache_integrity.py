@@ -17,12 +17,12 @@ from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
-from ledger import BatchRange, ManifestEntry, RetryLaterError, TaskKey
+from stagegate.ledger import BatchRange, ManifestEntry, RetryLaterError, TaskKey
 from stagegate.states import DatasetState
-from transfer.layout import LEGACY_STATE_DIR, state_dir_of
-from transfer.sealed import file_hashes, fingerprint, unseal
-from transfer.throttle import BandwidthLimiter
-from workers.node_steps import NodeContext
+from stagegate.transfer.layout import LEGACY_STATE_DIR, state_dir_of
+from stagegate.transfer.sealed import file_hashes, fingerprint, unseal
+from stagegate.transfer.throttle import BandwidthLimiter
+from stagegate.workers.node_steps import NodeContext
 
 log = logging.getLogger(__name__)
 

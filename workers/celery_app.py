@@ -6,11 +6,11 @@ from functools import partial
 
 from celery import Celery
 
-from ledger import TaskKey
+from stagegate.ledger import TaskKey
 from stagegate.queues import TASK_NAMES, make_celery
-from workers.cache_integrity import verify_step
-from workers.egress import egress_step
-from workers.node_steps import NodeContext
+from stagegate.workers.cache_integrity import verify_step
+from stagegate.workers.egress import egress_step
+from stagegate.workers.node_steps import NodeContext
 
 
 def register_tasks(app: Celery, ctx: NodeContext) -> None:

@@ -17,11 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from stagegate.confinement import SourceNotPermittedError, SourceRules
-from transfer import open_source
-from transfer.errors import SourceNotFoundError
-from transfer.objects import LabelSpec
-from transfer.sources import Source
-from transfer.sources.local import LocalSource
+from stagegate.transfer import open_source
+from stagegate.transfer.errors import SourceNotFoundError
+from stagegate.transfer.objects import LabelSpec
+from stagegate.transfer.sources import Source
+from stagegate.transfer.sources.local import LocalSource
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 # O_NONBLOCK: a FIFO planted as the dataset must not block the worker on open.

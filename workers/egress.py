@@ -21,18 +21,17 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from checkpoints import RunScan, Selection, explain, scan_run
-from checkpoints import select as select_checkpoints
-from ledger import AuditTrail, Jobs, Ledger, NewEvent, TaskKey, Tasks
-from ledger.egresses import Egresses
-from policies import UNCLASSIFIED, Decision, Policy, PolicyDeniedError, Zone
 from stagegate.actions import AuditAction
+from stagegate.checkpoints import RunScan, Selection, explain, scan_run
+from stagegate.checkpoints import select as select_checkpoints
 from stagegate.errors import InvalidInputError
+from stagegate.ledger import AuditTrail, Jobs, Ledger, NewEvent, TaskKey, Tasks
+from stagegate.ledger.egresses import Egresses
 from stagegate.paths import is_within, plain_segments
+from stagegate.policies import UNCLASSIFIED, Decision, Policy, PolicyDeniedError, Zone
 from stagegate.progress import ProgressCallback
 from stagegate.states import EgressState
-from stagegate.urls import refuse_credentials
-from transfer.egress import (
+from stagegate.transfer.egress import (
     EgressConfig,
     EgressResult,
     delete_checkpoint,
@@ -40,12 +39,13 @@ from transfer.egress import (
     local_path,
     validate_destination,
 )
-from workers.egress_labels import CheckpointLabel, Classification, LabelScope, classify
-from workers.lease import LeaseKeeper
-from workers.staging import Requester
+from stagegate.urls import refuse_credentials
+from stagegate.workers.egress_labels import CheckpointLabel, Classification, LabelScope, classify
+from stagegate.workers.lease import LeaseKeeper
+from stagegate.workers.staging import Requester
 
 if TYPE_CHECKING:
-    from workers.node_steps import NodeContext
+    from stagegate.workers.node_steps import NodeContext
 
 log = logging.getLogger(__name__)
 

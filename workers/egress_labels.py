@@ -30,10 +30,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from checkpoints import Checkpoint
-from ledger import Ledger, Manifests
-from ledger.declassifications import Declassification, Declassifications
-from policies import (
+from stagegate.checkpoints import Checkpoint
+from stagegate.ledger import Ledger, Manifests
+from stagegate.ledger.declassifications import Declassification, Declassifications
+from stagegate.policies import (
     LABEL_FILE_NAME,
     LABEL_XATTR,
     UNCLASSIFIED,
@@ -43,11 +43,11 @@ from policies import (
     normalize_label,
     parse_label_file,
 )
-from policies.labels import MAX_LABEL_FILE_BYTES
-from transfer.egress import RunDir
-from transfer.egress_dir import open_dir_at
-from transfer.errors import UnsafeDestinationError
-from transfer.sources.local import read_xattr
+from stagegate.policies.labels import MAX_LABEL_FILE_BYTES
+from stagegate.transfer.egress import RunDir
+from stagegate.transfer.egress_dir import open_dir_at
+from stagegate.transfer.errors import UnsafeDestinationError
+from stagegate.transfer.sources.local import read_xattr
 
 # A declassification made at T holds while every ctime of the checkpoint is at most T minus
 # this: file times come from a coarse clock, and the API's clock is not the node's.

@@ -4,8 +4,8 @@ import logging
 import threading
 from types import TracebackType
 
-from ledger import TaskKey, Tasks
-from transfer import Progress
+from stagegate.ledger import TaskKey, Tasks
+from stagegate.transfer import Progress
 
 log = logging.getLogger(__name__)
 

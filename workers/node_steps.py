@@ -19,7 +19,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ledger import (
+from stagegate.confinement import SourceNotPermittedError
+from stagegate.errors import InvalidInputError, NotFoundError
+from stagegate.ledger import (
     CacheIntegrity,
     CopiedEntry,
     LabelFileRecord,
@@ -32,24 +34,22 @@ from ledger import (
     TaskKey,
     Tasks,
 )
-from ledger.models import JobRow
-from policies import Policy, PolicyDeniedError, Zone
-from stagegate.confinement import SourceNotPermittedError
-from stagegate.errors import InvalidInputError, NotFoundError
+from stagegate.ledger.models import JobRow
+from stagegate.policies import Policy, PolicyDeniedError, Zone
 from stagegate.queues import Dispatcher
 from stagegate.states import DatasetState
-from transfer import SourceObject, copy_batch, plan_dataset, publish_batches, read_manifest
-from transfer.errors import SourceChangedError, UnsafeDestinationError
-from transfer.layout import state_dir_of
-from transfer.plan import LabelFile, check_labels_before_ready
-from transfer.sealed import fingerprint, is_sealed, seal, unseal
-from transfer.sources import Source
-from workers.confined_sources import confined_source
-from workers.lease import LeaseKeeper, TaskCancelledError
-from workers.metrics import WorkerMetrics
-from workers.portions import split_plan
-from workers.settings import WorkerSettings
-from workers.staging import LABELS, decide_plan, label_resolver, manifest_entries
+from stagegate.transfer import SourceObject, copy_batch, plan_dataset, publish_batches, read_manifest
+from stagegate.transfer.errors import SourceChangedError, UnsafeDestinationError
+from stagegate.transfer.layout import state_dir_of
+from stagegate.transfer.plan import LabelFile, check_labels_before_ready
+from stagegate.transfer.sealed import fingerprint, is_sealed, seal, unseal
+from stagegate.transfer.sources import Source
+from stagegate.workers.confined_sources import confined_source
+from stagegate.workers.lease import LeaseKeeper, TaskCancelledError
+from stagegate.workers.metrics import WorkerMetrics
+from stagegate.workers.portions import split_plan
+from stagegate.workers.settings import WorkerSettings
+from stagegate.workers.staging import LABELS, decide_plan, label_resolver, manifest_entries
 
 log = logging.getLogger(__name__)
 

@@ -8,14 +8,14 @@ import logging
 import threading
 from pathlib import Path
 
-from ledger import open_ledger
-from policies import Policy
+from stagegate.ledger import open_ledger
+from stagegate.policies import Policy
 from stagegate.queues import PLAN_QUEUE, Dispatcher, make_celery, node_queue
-from workers.cache_integrity import scrub_forever, sweep_quarantine
-from workers.celery_app import node_app
-from workers.node_steps import NodeContext
-from workers.reconciler import reconcile_once
-from workers.settings import WorkerSettings
+from stagegate.workers.cache_integrity import scrub_forever, sweep_quarantine
+from stagegate.workers.celery_app import node_app
+from stagegate.workers.node_steps import NodeContext
+from stagegate.workers.reconciler import reconcile_once
+from stagegate.workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 5.0

@@ -11,9 +11,9 @@ import heapq
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from ledger import BatchRange, NodePortion
-from transfer import Plan, SourceObject
-from transfer.manifest import ManifestDigest
+from stagegate.ledger import BatchRange, NodePortion
+from stagegate.transfer import Plan, SourceObject
+from stagegate.transfer.manifest import ManifestDigest
 
 
 @dataclass(slots=True)

@@ -12,7 +12,7 @@ task is re-sent once per lease however many run.
 
 import logging
 
-from workers.node_steps import NodeContext
+from stagegate.workers.node_steps import NodeContext
 
 log = logging.getLogger(__name__)
 

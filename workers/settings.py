@@ -18,7 +18,7 @@ from stagegate.settings import (
     env_name,
     load_settings,
 )
-from transfer import TransferConfig
+from stagegate.transfer import TransferConfig
 
 RUNS_ROOT_ENV = env_name("runs_root")
 EGRESS_ROOT_ENV = env_name("egress_root")

@@ -12,8 +12,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ledger import AuditTrail, CopiedEntry, Jobs, Ledger, ManifestEntry, Manifests, NewEvent
-from policies import (
+from stagegate.actions import AuditAction
+from stagegate.durability import Durability
+from stagegate.ledger import AuditTrail, CopiedEntry, Jobs, Ledger, ManifestEntry, Manifests, NewEvent
+from stagegate.policies import (
     LABEL_FILE_NAME,
     LABEL_TAG,
     LABEL_XATTR,
@@ -23,12 +25,9 @@ from policies import (
     PolicyDeniedError,
     Zone,
 )
-from stagegate.actions import AuditAction
-from stagegate.durability import Durability
 from stagegate.progress import ProgressCallback
 from stagegate.states import StagingState
-from stagegate.urls import refuse_credentials
-from transfer import (
+from stagegate.transfer import (
     LabelSpec,
     Plan,
     StageResult,
@@ -38,6 +37,7 @@ from transfer import (
     read_manifest,
     stage,
 )
+from stagegate.urls import refuse_credentials
 
 __all__ = [
     "Requester",

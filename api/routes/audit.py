@@ -5,9 +5,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.auth import Auditor
-from api.schemas import AuditEventList, ErrorOut, VerifyOut, audit_event_out, verify_out
-from api.services import ServicesDep
+from stagegate.api.auth import Auditor
+from stagegate.api.schemas import AuditEventList, ErrorOut, VerifyOut, audit_event_out, verify_out
+from stagegate.api.services import ServicesDep
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 

@@ -12,11 +12,11 @@ from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import require
-from api.schemas import NODE_NAME_PATTERN, ErrorOut
-from api.services import ServicesDep
-from ledger import Principal
-from ledger.declassifications import MAX_REASON, Declassifications
+from stagegate.api.auth import require
+from stagegate.api.schemas import NODE_NAME_PATTERN, ErrorOut
+from stagegate.api.services import ServicesDep
+from stagegate.ledger import Principal
+from stagegate.ledger.declassifications import MAX_REASON, Declassifications
 
 router = APIRouter(prefix="/v1/declassifications", tags=["declassifications"])
 

@@ -13,10 +13,10 @@ from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Authenticated, Submitter
-from api.schemas import NODE_NAME_PATTERN, ErrorOut
-from api.services import ServicesDep
-from ledger.egresses import Egresses
+from stagegate.api.auth import Authenticated, Submitter
+from stagegate.api.schemas import NODE_NAME_PATTERN, ErrorOut
+from stagegate.api.services import ServicesDep
+from stagegate.ledger.egresses import Egresses
 from stagegate.states import EgressState
 
 router = APIRouter(prefix="/v1/egress", tags=["egress"])

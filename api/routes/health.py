@@ -13,10 +13,10 @@ from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
-from api.schemas import Health, Readiness
-from api.services import ServicesDep
-from ledger import Ledger
-from ledger.redact import redact_text
+from stagegate.api.schemas import Health, Readiness
+from stagegate.api.services import ServicesDep
+from stagegate.ledger import Ledger
+from stagegate.ledger.redact import redact_text
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])

@@ -2,9 +2,9 @@
 
 from fastapi import APIRouter
 
-from api.auth import Authenticated
-from api.schemas import ErrorOut, NodeList, node_out
-from api.services import ServicesDep
+from stagegate.api.auth import Authenticated
+from stagegate.api.schemas import ErrorOut, NodeList, node_out
+from stagegate.api.services import ServicesDep
 
 router = APIRouter(prefix="/v1/nodes", tags=["nodes"])
 

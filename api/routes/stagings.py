@@ -13,8 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Authenticated, Submitter
-from api.schemas import (
+from stagegate.api.auth import Authenticated, Submitter
+from stagegate.api.schemas import (
     DeniedOut,
     ErrorOut,
     StagingList,
@@ -23,8 +23,8 @@ from api.schemas import (
     denied_detail,
     staging_out,
 )
-from api.services import Services, ServicesDep
-from ledger import Principal, Staging
+from stagegate.api.services import Services, ServicesDep
+from stagegate.ledger import Principal, Staging
 from stagegate.states import StagingState
 
 router = APIRouter(prefix="/v1/stagings", tags=["stagings"])

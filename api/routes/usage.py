@@ -9,10 +9,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from api.auth import Auditor
-from api.schemas import ErrorOut
-from api.services import ServicesDep
-from ledger.usage import UsageRow, usage
+from stagegate.api.auth import Auditor
+from stagegate.api.schemas import ErrorOut
+from stagegate.api.services import ServicesDep
+from stagegate.ledger.usage import UsageRow, usage
 
 router = APIRouter(prefix="/v1/usage", tags=["usage"])
 

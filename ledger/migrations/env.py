@@ -4,7 +4,7 @@ already holds the writer lock inside an open transaction."""
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from ledger.models import Base
+from stagegate.ledger.models import Base
 
 connection = context.config.attributes.get("connection")
 if not isinstance(connection, Connection):

@@ -10,8 +10,8 @@ from typing import Any
 
 import blake3
 
-from transfer import TransferConfig
-from transfer.layout import state_dir_of
+from stagegate.transfer import TransferConfig
+from stagegate.transfer.layout import state_dir_of
 
 MiB = 1 << 20
 # The console script of the venv running the tests: the CLI exactly as a user runs it.

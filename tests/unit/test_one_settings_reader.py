@@ -5,7 +5,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("stagegate", "ledger", "policies", "transfer", "workers", "api", "client")
+PACKAGES = ("stagegate", "checkpoints", "ledger", "policies", "transfer", "workers", "api", "client")
 READER = Path("stagegate/settings.py")
 
 

@@ -4,9 +4,9 @@ POSIX directories, anything else fsspec knows through one generic fsspec source.
 from urllib.parse import unquote, urlsplit
 
 from stagegate.errors import InvalidInputError
-from transfer.objects import LabelSpec
-from transfer.sources.base import ObjectReader, PublishedChecksum, Source
-from transfer.sources.local import LocalSource
+from stagegate.transfer.objects import LabelSpec
+from stagegate.transfer.sources.base import ObjectReader, PublishedChecksum, Source
+from stagegate.transfer.sources.local import LocalSource
 
 __all__ = ["ObjectReader", "PublishedChecksum", "Source", "open_source"]
 
@@ -18,7 +18,7 @@ def open_source(url: str, max_connections: int = 64, labels: LabelSpec | None = 
     scheme = urlsplit(url).scheme if "://" in url else ""
     # boto3 and fsspec are imported only when used: a third of a second saved on startup.
     if scheme == "s3":
-        from transfer.sources.s3 import S3Source
+        from stagegate.transfer.sources.s3 import S3Source
 
         return S3Source(url, max_connections=max_connections, labels=labels)
     if scheme == "":
@@ -28,7 +28,7 @@ def open_source(url: str, max_connections: int = 64, labels: LabelSpec | None = 
         if parts.netloc not in ("", "localhost"):
             raise InvalidInputError(f"file URL with a remote host is not supported: {url!r}")
         return LocalSource(unquote(parts.path), url=url, labels=labels)
-    from transfer.sources.fsspec_source import FsspecSource
+    from stagegate.transfer.sources.fsspec_source import FsspecSource
 
     try:
         return FsspecSource(url, labels=labels)

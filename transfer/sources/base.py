@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from transfer.objects import SourceObject
+from stagegate.transfer.objects import SourceObject
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,10 +11,10 @@ from typing import Any
 
 import fsspec
 
-from transfer.errors import SourceChangedError, SourceNotFoundError
-from transfer.label_sources import not_a_label_file
-from transfer.objects import LabelSpec, SourceObject
-from transfer.sources.base import DirEntry, PublishedChecksum, walk_sorted
+from stagegate.transfer.errors import SourceChangedError, SourceNotFoundError
+from stagegate.transfer.label_sources import not_a_label_file
+from stagegate.transfer.objects import LabelSpec, SourceObject
+from stagegate.transfer.sources.base import DirEntry, PublishedChecksum, walk_sorted
 
 
 def _revision(info: dict[str, Any]) -> str | None:

@@ -8,10 +8,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import cast
 
-from transfer.errors import LabelChangedError, SourceChangedError, SourceNotFoundError
-from transfer.label_sources import combined_label, is_label_name, not_a_label_file
-from transfer.objects import LabelSpec, SourceObject
-from transfer.sources.base import DirEntry, PublishedChecksum, walk_sorted
+from stagegate.transfer.errors import LabelChangedError, SourceChangedError, SourceNotFoundError
+from stagegate.transfer.label_sources import combined_label, is_label_name, not_a_label_file
+from stagegate.transfer.objects import LabelSpec, SourceObject
+from stagegate.transfer.sources.base import DirEntry, PublishedChecksum, walk_sorted
 
 
 def posix_revision(st: os.stat_result) -> str:

@@ -18,11 +18,11 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from stagegate.errors import InvalidInputError
-from transfer.checksums import hex_from_base64, md5_from_etag
-from transfer.errors import SourceChangedError, SourceNotFoundError, TransferError
-from transfer.label_sources import combined_label, is_label_name
-from transfer.objects import LabelSpec, SourceObject
-from transfer.sources.base import PublishedChecksum
+from stagegate.transfer.checksums import hex_from_base64, md5_from_etag
+from stagegate.transfer.errors import SourceChangedError, SourceNotFoundError, TransferError
+from stagegate.transfer.label_sources import combined_label, is_label_name
+from stagegate.transfer.objects import LabelSpec, SourceObject
+from stagegate.transfer.sources.base import PublishedChecksum
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from ledger.models import KeyText, UTCDateTime
+from stagegate.ledger.models import KeyText, UTCDateTime
 
 revision: str = "0001"
 down_revision: str | None = None

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from ledger.models import UTCDateTime
+from stagegate.ledger.models import UTCDateTime
 
 revision: str = "0004"
 down_revision: str | None = "0003"

@@ -15,10 +15,10 @@ import redis
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from integration.postgres import fresh_pg_database
-from ledger import Ledger, Nodes, Principal, Staging, Stagings, Tokens, open_ledger
+from stagegate.api.app import create_app
 from stagegate.confinement import SourceRules
+from stagegate.ledger import Ledger, Nodes, Principal, Staging, Stagings, Tokens, open_ledger
 from stagegate.queues import PLAN_QUEUE, Dispatcher, make_celery
 
 # Its own Redis database: flushing it cannot disturb other suites or a developer's broker.

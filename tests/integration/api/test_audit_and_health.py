@@ -9,11 +9,21 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import sessionmaker
 
-from api.app import create_app
-from ledger import BatchRange, Ledger, NodePortion, Nodes, Stagings, TaskKey, Tasks, Tokens, open_ledger
-from ledger.chain import event_hash
-from ledger.database import create_ledger_engine
+from stagegate.api.app import create_app
 from stagegate.errors import InvalidInputError
+from stagegate.ledger import (
+    BatchRange,
+    Ledger,
+    NodePortion,
+    Nodes,
+    Stagings,
+    TaskKey,
+    Tasks,
+    Tokens,
+    open_ledger,
+)
+from stagegate.ledger.chain import event_hash
+from stagegate.ledger.database import create_ledger_engine
 from stagegate.queues import Dispatcher, make_celery
 
 from ..ledger.helpers import tamper

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ledger import AuditTrail
+from stagegate.ledger import AuditTrail
 
 from .conftest import SOURCE, World
 

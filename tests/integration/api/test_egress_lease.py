@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy import select
 
 from integration.api.conftest import open_world
-from ledger.models import TaskRow
+from stagegate.ledger.models import TaskRow
 
 
 def test_an_egress_task_is_leased_for_the_apps_lease_seconds(

@@ -12,7 +12,7 @@ import schemathesis
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 
-from ledger.egresses import Egresses
+from stagegate.ledger.egresses import Egresses
 
 from .conftest import World, open_world
 

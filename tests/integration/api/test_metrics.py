@@ -9,10 +9,10 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import sessionmaker
 
-from api.app import create_app
-from api.metrics import LedgerCollector
 from integration.api.conftest import World
-from ledger import (
+from stagegate.api.app import create_app
+from stagegate.api.metrics import LedgerCollector
+from stagegate.ledger import (
     AuditTrail,
     BatchRange,
     CacheIntegrity,
@@ -25,7 +25,7 @@ from ledger import (
     Tasks,
     create_ledger_engine,
 )
-from ledger.metrics_queries import EventTotals, catch_up
+from stagegate.ledger.metrics_queries import EventTotals, catch_up
 
 pytestmark = pytest.mark.integration
 

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from ledger import AuditTrail, Stagings, Tokens
-from ledger.egresses import Egresses
 from stagegate.confinement import SourceRules
+from stagegate.ledger import AuditTrail, Stagings, Tokens
+from stagegate.ledger.egresses import Egresses
 
 from .conftest import UNKNOWN_TOKEN, USERS, World, open_world
 

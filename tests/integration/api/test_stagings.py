@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from ledger import AuditTrail, Ledger, Stagings, TaskKey, Tasks
+from stagegate.ledger import AuditTrail, Ledger, Stagings, TaskKey, Tasks
 from stagegate.queues import PLAN_QUEUE
 
 from .conftest import SOURCE, World, open_world

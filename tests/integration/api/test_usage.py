@@ -2,7 +2,7 @@
 
 import pytest
 
-from ledger import AuditTrail, Principal, Stagings
+from stagegate.ledger import AuditTrail, Principal, Stagings
 
 from ..ledger.test_usage import GB, HOUR, complete, egress, service_staging
 from .conftest import World

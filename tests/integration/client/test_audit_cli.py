@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from integration.helpers import STAGEGATE, assert_staged, payload, write_tree
-from ledger.chain import GENESIS_HASH, event_hash
+from stagegate.ledger.chain import GENESIS_HASH, event_hash
 
 pytestmark = pytest.mark.integration
 

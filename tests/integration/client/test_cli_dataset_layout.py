@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from integration.helpers import STAGEGATE, assert_staged, payload, write_tree
-from transfer.layout import LEGACY_STATE_DIR, state_dir_of
+from stagegate.transfer.layout import LEGACY_STATE_DIR, state_dir_of
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from integration.helpers import STAGEGATE, assert_staged, payload, snapshot, write_tree
-from transfer.layout import state_dir_of
+from stagegate.transfer.layout import state_dir_of
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from integration.helpers import (
     payload,
     write_tree,
 )
-from transfer.layout import state_dir_of
+from stagegate.transfer.layout import state_dir_of
 
 pytestmark = pytest.mark.integration
 

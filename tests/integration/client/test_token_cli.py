@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from integration.helpers import STAGEGATE
-from ledger import Tokens, open_ledger
+from stagegate.ledger import Tokens, open_ledger
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ import pytest
 
 from integration.helpers import STAGEGATE
 from integration.ledger.test_usage import GB, HOUR, complete, egress, embedded_staging, service_staging
-from ledger import AuditTrail, Principal, Stagings, open_ledger
-from ledger.settings import DATABASE_URL_ENV, SQLITE_FILE
+from stagegate.ledger import AuditTrail, Principal, Stagings, open_ledger
+from stagegate.ledger.settings import DATABASE_URL_ENV, SQLITE_FILE
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from integration.postgres import fresh_pg_database
-from ledger import Ledger, open_ledger
+from stagegate.ledger import Ledger, open_ledger
 
 BACKENDS = ("sqlite", "postgresql")
 

@@ -4,7 +4,7 @@ import multiprocessing.synchronize
 
 import sqlalchemy as sa
 
-from ledger import AuditTrail, NewEvent, open_ledger
+from stagegate.ledger import AuditTrail, NewEvent, open_ledger
 
 
 def tamper(url: str, statement: str, params: dict[str, object] | None = None) -> None:

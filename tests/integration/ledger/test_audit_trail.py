@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from ledger import AuditEvent, AuditTrail, Ledger, NewEvent
-from ledger.chain import GENESIS_HASH, event_hash
 from stagegate.errors import InvalidInputError
+from stagegate.ledger import AuditEvent, AuditTrail, Ledger, NewEvent
+from stagegate.ledger.chain import GENESIS_HASH, event_hash
 
 
 def _event(**overrides: object) -> NewEvent:

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from integration.ledger.helpers import append_many
-from ledger import AuditTrail, NewEvent, open_ledger
+from stagegate.ledger import AuditTrail, NewEvent, open_ledger
 
 WRITERS = 8
 EACH = 200

@@ -8,10 +8,10 @@ import sqlalchemy as sa
 from alembic import command
 
 from integration.postgres import TwoRoles, database_with_two_roles
-from ledger import AuditTrail, NewEvent, open_ledger
-from ledger.database import create_ledger_engine
-from ledger.migrate import HEAD_REVISION, SchemaNotCurrentError, alembic_config, upgrade_schema
-from ledger.roles import RuntimeRoleError, grant_runtime_role
+from stagegate.ledger import AuditTrail, NewEvent, open_ledger
+from stagegate.ledger.database import create_ledger_engine
+from stagegate.ledger.migrate import HEAD_REVISION, SchemaNotCurrentError, alembic_config, upgrade_schema
+from stagegate.ledger.roles import RuntimeRoleError, grant_runtime_role
 
 INSUFFICIENT_PRIVILEGE = "42501"
 

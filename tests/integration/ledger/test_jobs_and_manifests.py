@@ -2,8 +2,8 @@
 
 import pytest
 
-from ledger import KEEP, CopiedEntry, Jobs, Ledger, ManifestEntry, Manifests
 from stagegate.errors import ExistsError, InvalidInputError, NotFoundError
+from stagegate.ledger import KEEP, CopiedEntry, Jobs, Ledger, ManifestEntry, Manifests
 
 
 def _job(ledger: Ledger, **overrides: object) -> str:

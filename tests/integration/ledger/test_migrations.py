@@ -8,9 +8,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from ledger import AuditTrail, NewEvent, open_ledger
-from ledger.migrate import HEAD_REVISION, alembic_config
-from ledger.models import Base
+from stagegate.ledger import AuditTrail, NewEvent, open_ledger
+from stagegate.ledger.migrate import HEAD_REVISION, alembic_config
+from stagegate.ledger.models import Base
 
 
 def test_open_ledger_migrates_to_head_and_is_idempotent(ledger_url: str) -> None:

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from ledger import (
+from stagegate.ledger import (
     AuditTrail,
     BatchRange,
     Ledger,
@@ -18,7 +18,7 @@ from ledger import (
     TaskKey,
     Tasks,
 )
-from ledger.tasks import WINDOW
+from stagegate.ledger.tasks import WINDOW
 
 WHO = Principal("alice", "scientist", "vision", "token-id")
 OTHER = Principal("bob", "job", None, "token-id-2")

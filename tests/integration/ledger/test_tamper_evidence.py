@@ -8,9 +8,9 @@ import pytest
 import sqlalchemy as sa
 
 from integration.ledger.helpers import tamper
-from ledger import AuditTrail, Ledger, NewEvent, open_ledger
-from ledger.chain import event_hash
-from ledger.verify import ALTERED, BROKEN_LINK, HEAD_MISMATCH, MISSING
+from stagegate.ledger import AuditTrail, Ledger, NewEvent, open_ledger
+from stagegate.ledger.chain import event_hash
+from stagegate.ledger.verify import ALTERED, BROKEN_LINK, HEAD_MISMATCH, MISSING
 
 
 def _trail_of_five(ledger: Ledger) -> AuditTrail:

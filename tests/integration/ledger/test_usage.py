@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ledger import (
+from stagegate.errors import InvalidInputError
+from stagegate.ledger import (
     AuditTrail,
     BatchRange,
     Jobs,
@@ -25,9 +26,8 @@ from ledger import (
     TaskKey,
     Tasks,
 )
-from ledger import usage as usage_module
-from ledger.usage import UsageRow, next_boundary, period_of, usage
-from stagegate.errors import InvalidInputError
+from stagegate.ledger import usage as usage_module
+from stagegate.ledger.usage import UsageRow, next_boundary, period_of, usage
 
 pytestmark = pytest.mark.integration
 

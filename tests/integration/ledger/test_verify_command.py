@@ -6,7 +6,7 @@ import subprocess
 
 from integration.helpers import STAGEGATE
 from integration.ledger.helpers import tamper
-from ledger import AuditTrail, NewEvent, open_ledger
+from stagegate.ledger import AuditTrail, NewEvent, open_ledger
 
 
 def _verify(url: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from integration.helpers import STAGEGATE
-from ledger import Ledger, Tokens
+from stagegate.ledger import Ledger, Tokens
 
 TERMINAL = ("ready", "failed", "denied", "released")
 
@@ -184,7 +184,7 @@ class Cluster:
 
 
 def audit_actions(ledger: Ledger, job_id: str) -> list[str]:
-    from ledger import AuditTrail
+    from stagegate.ledger import AuditTrail
 
     return [e.action for e in AuditTrail(ledger).query(job=job_id)]
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from integration.postgres import fresh_pg_database
 from integration.service.cluster import Cluster, RedisServer, env_for
-from ledger import open_ledger
+from stagegate.ledger import open_ledger
 
 StartCluster = Callable[..., Cluster]
 

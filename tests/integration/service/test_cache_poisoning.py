@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from integration.service.cluster import audit_actions, dump, iter_files, wait_for
-from ledger import AuditTrail, CacheIntegrity
-from transfer.layout import state_dir_of
+from stagegate.ledger import AuditTrail, CacheIntegrity
+from stagegate.transfer.layout import state_dir_of
 
 pytestmark = pytest.mark.integration
 

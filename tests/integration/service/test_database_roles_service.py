@@ -14,7 +14,7 @@ from integration.helpers import STAGEGATE
 from integration.postgres import database_with_two_roles
 from integration.service.cluster import Cluster, RedisServer, audit_actions, dump, env_for
 from integration.service.test_egress_service import make_run, wait_egress
-from ledger import open_ledger
+from stagegate.ledger import open_ledger
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ import sqlalchemy as sa
 
 from integration.helpers import payload
 from integration.service.cluster import audit_actions, dump, iter_files
-from ledger import AuditTrail
-from transfer.layout import LEGACY_STATE_DIR, state_dir_of
-from transfer.sealed import fingerprint, seal, unseal
+from stagegate.ledger import AuditTrail
+from stagegate.transfer.layout import LEGACY_STATE_DIR, state_dir_of
+from stagegate.transfer.sealed import fingerprint, seal, unseal
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ import pytest
 from integration.helpers import STAGEGATE, write_tree
 from integration.service.cluster import dump
 from integration.service.test_egress_service import wait_egress
-from ledger import AuditTrail
-from workers.egress_labels import DECLASSIFICATION_MARGIN_NS
+from stagegate.ledger import AuditTrail
+from stagegate.workers.egress_labels import DECLASSIFICATION_MARGIN_NS
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import pytest
 
 from integration.helpers import payload, write_tree
 from integration.service.cluster import audit_actions, dump, wait_for
-from ledger import AuditTrail
+from stagegate.ledger import AuditTrail
 
 pytestmark = pytest.mark.integration
 

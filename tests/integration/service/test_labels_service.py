@@ -8,7 +8,7 @@ import pytest
 
 from integration.helpers import payload
 from integration.service.cluster import audit_actions, dump, iter_files, wait_for
-from transfer.layout import STATE_PREFIX
+from stagegate.transfer.layout import STATE_PREFIX
 
 pytestmark = pytest.mark.integration
 

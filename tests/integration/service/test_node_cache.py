@@ -7,7 +7,7 @@ import pytest
 
 from integration.helpers import payload
 from integration.service.cluster import dump
-from transfer.layout import state_dir_of
+from stagegate.transfer.layout import state_dir_of
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ import pytest
 
 from integration.helpers import payload
 from integration.service.cluster import audit_actions, dump, iter_files, wait_for
-from ledger import Tasks
-from transfer.layout import state_dir_of
+from stagegate.ledger import Tasks
+from stagegate.transfer.layout import state_dir_of
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,7 @@ from integration.helpers import (
     temp_files,
     write_tree,
 )
-from transfer import (
+from stagegate.transfer import (
     BatchResult,
     LabelChangedError,
     LabelFile,
@@ -39,11 +39,11 @@ from transfer import (
     publish_batches,
     stage,
 )
-from transfer.batches import batch_record_path
-from transfer.errors import TransferError
-from transfer.layout import state_dir_of
-from transfer.parts import batched_by_weight
-from transfer.sources.base import ObjectReader, PublishedChecksum, Source
+from stagegate.transfer.batches import batch_record_path
+from stagegate.transfer.errors import TransferError
+from stagegate.transfer.layout import state_dir_of
+from stagegate.transfer.parts import batched_by_weight
+from stagegate.transfer.sources.base import ObjectReader, PublishedChecksum, Source
 
 pytestmark = pytest.mark.integration
 

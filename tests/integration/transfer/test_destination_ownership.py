@@ -9,10 +9,10 @@ import pytest
 
 from integration.helpers import assert_staged, small_config, snapshot, write_tree
 from stagegate.errors import InvalidInputError
-from transfer import open_source, stage
-from transfer.errors import DestinationBusyError, DestinationNotEmptyError, UnsafeDestinationError
-from transfer.layout import state_dir_of
-from transfer.sink import LOCK_FILE, DatasetDir
+from stagegate.transfer import open_source, stage
+from stagegate.transfer.errors import DestinationBusyError, DestinationNotEmptyError, UnsafeDestinationError
+from stagegate.transfer.layout import state_dir_of
+from stagegate.transfer.sink import LOCK_FILE, DatasetDir
 
 pytestmark = pytest.mark.integration
 

@@ -18,10 +18,10 @@ from integration.helpers import (
     write_tree,
 )
 from stagegate.errors import StagegateError
-from transfer import open_source, stage
-from transfer.errors import UnsafeDestinationError
-from transfer.layout import state_dir_of
-from transfer.sink import DatasetDir
+from stagegate.transfer import open_source, stage
+from stagegate.transfer.errors import UnsafeDestinationError
+from stagegate.transfer.layout import state_dir_of
+from stagegate.transfer.sink import DatasetDir
 
 pytestmark = pytest.mark.integration
 

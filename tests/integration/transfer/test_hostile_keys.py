@@ -4,9 +4,9 @@ anything is written: the plan is rejected and names them."""
 import pytest
 
 from integration.helpers import put_objects, small_config, snapshot
-from transfer import open_source, stage
-from transfer.errors import PlanRejectedError
-from transfer.layout import state_dir_of
+from stagegate.transfer import open_source, stage
+from stagegate.transfer.errors import PlanRejectedError
+from stagegate.transfer.layout import state_dir_of
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,9 @@ from integration.helpers import (
     small_config,
     write_tree,
 )
-from transfer import CopyEngine, DatasetDir, Durability, open_source, stage
-from transfer.errors import SourceChangedError
-from transfer.progress import ProgressTracker
+from stagegate.transfer import CopyEngine, DatasetDir, Durability, open_source, stage
+from stagegate.transfer.errors import SourceChangedError
+from stagegate.transfer.progress import ProgressTracker
 
 pytestmark = pytest.mark.integration
 

@@ -22,9 +22,9 @@ from integration.helpers import (
     small_config,
     temp_files,
 )
-from transfer import CopyEngine, DatasetDir, Durability, open_source, stage
-from transfer.errors import ChecksumMismatchError
-from transfer.progress import ProgressTracker
+from stagegate.transfer import CopyEngine, DatasetDir, Durability, open_source, stage
+from stagegate.transfer.errors import ChecksumMismatchError
+from stagegate.transfer.progress import ProgressTracker
 
 pytestmark = pytest.mark.integration
 
@@ -139,7 +139,7 @@ def test_corrupted_source_byte_is_refused(s3_client, bucket, tmp_path, caplog, s
     assert stored.value != original
 
     dest = tmp_path / "dest"
-    with caplog.at_level(logging.WARNING, logger="transfer.engine"), \
+    with caplog.at_level(logging.WARNING, logger="stagegate.transfer.engine"), \
             pytest.raises(ChecksumMismatchError, match=r"victim\.bin"):
         stage(open_source(f"s3://{bucket}/ds"), dest, small_config(max_attempts=3))
 

@@ -13,8 +13,8 @@ import fsspec
 import pytest
 
 from integration.helpers import MiB, payload, put_objects, write_tree
-from transfer import SourceObject, open_source
-from transfer.errors import SourceChangedError, SourceNotFoundError
+from stagegate.transfer import SourceObject, open_source
+from stagegate.transfer.errors import SourceChangedError, SourceNotFoundError
 
 pytestmark = pytest.mark.integration
 
@@ -201,7 +201,7 @@ class TestSourceContract:
 def test_memory_url_stages_end_to_end(tmp_path):
     """The generic fsspec source through the whole pipeline."""
     from integration.helpers import assert_staged, small_config
-    from transfer import stage
+    from stagegate.transfer import stage
 
     backend = MemoryBackend()
     try:

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from integration.helpers import STAGEGATE, payload, write_tree
-from ledger import AuditTrail, Jobs, Ledger, open_ledger
-from policies import Policy, PolicyDeniedError
-from transfer.errors import ChecksumMismatchError
-from transfer.sources.s3 import make_client
-from workers.egress import EgressOptions, EgressRequest, run_egress
-from workers.staging import Requester, StagingRequest, run_staging
+from stagegate.ledger import AuditTrail, Jobs, Ledger, open_ledger
+from stagegate.policies import Policy, PolicyDeniedError
+from stagegate.transfer.errors import ChecksumMismatchError
+from stagegate.transfer.sources.s3 import make_client
+from stagegate.workers.egress import EgressOptions, EgressRequest, run_egress
+from stagegate.workers.staging import Requester, StagingRequest, run_staging
 
 pytestmark = pytest.mark.integration
 

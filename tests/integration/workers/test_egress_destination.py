@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from integration.helpers import write_tree
-from ledger import AuditTrail, Ledger, open_ledger
-from policies import Policy
 from stagegate.errors import ExistsError, InvalidInputError
-from transfer.errors import UnsafeDestinationError
-from workers.egress import EgressOptions, EgressRequest, run_egress
-from workers.staging import Requester
+from stagegate.ledger import AuditTrail, Ledger, open_ledger
+from stagegate.policies import Policy
+from stagegate.transfer.errors import UnsafeDestinationError
+from stagegate.workers.egress import EgressOptions, EgressRequest, run_egress
+from stagegate.workers.staging import Requester
 
 pytestmark = pytest.mark.integration
 

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from integration.helpers import STAGEGATE, write_tree
-from ledger import AuditTrail, Ledger, open_ledger
-from policies import LabelFileError, Policy, PolicyDeniedError
-from workers.egress import EgressOptions, EgressRequest, run_egress
-from workers.egress_labels import DECLASSIFICATION_MARGIN_NS
-from workers.staging import Requester, StagingRequest, run_staging
+from stagegate.ledger import AuditTrail, Ledger, open_ledger
+from stagegate.policies import LabelFileError, Policy, PolicyDeniedError
+from stagegate.workers.egress import EgressOptions, EgressRequest, run_egress
+from stagegate.workers.egress_labels import DECLASSIFICATION_MARGIN_NS
+from stagegate.workers.staging import Requester, StagingRequest, run_staging
 
 pytestmark = pytest.mark.integration
 

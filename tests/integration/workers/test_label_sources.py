@@ -21,11 +21,11 @@ from integration.workers.test_staging_policy import (
     nothing_written,
     stage_with,
 )
-from ledger import open_ledger
-from policies import LABEL_FILE_NAME, Policy, PolicyDeniedError
 from stagegate.errors import InvalidInputError
-from transfer import LabelChangedError
-from workers.staging import StagingRequest, run_staging
+from stagegate.ledger import open_ledger
+from stagegate.policies import LABEL_FILE_NAME, Policy, PolicyDeniedError
+from stagegate.transfer import LabelChangedError
+from stagegate.workers.staging import StagingRequest, run_staging
 
 pytestmark = pytest.mark.integration
 

@@ -22,11 +22,11 @@ from integration.helpers import (
     payload,
     snapshot,
 )
-from ledger import AuditEvent, AuditTrail, Job, Jobs, ManifestEntry, Manifests, open_ledger
-from policies import LABEL_FILE_NAME, LABEL_TAG, LABEL_XATTR, Policy, PolicyDeniedError
 from stagegate.errors import InvalidInputError
-from transfer import LabelChangedError, Plan, StageResult
-from workers.staging import Requester, StagingOptions, StagingRequest, check_policy, run_staging
+from stagegate.ledger import AuditEvent, AuditTrail, Job, Jobs, ManifestEntry, Manifests, open_ledger
+from stagegate.policies import LABEL_FILE_NAME, LABEL_TAG, LABEL_XATTR, Policy, PolicyDeniedError
+from stagegate.transfer import LabelChangedError, Plan, StageResult
+from stagegate.workers.staging import Requester, StagingOptions, StagingRequest, check_policy, run_staging
 
 pytestmark = pytest.mark.integration
 

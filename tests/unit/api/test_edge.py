@@ -4,7 +4,7 @@ import asyncio
 import json
 from typing import Any
 
-from api.edge import RequestGuard
+from stagegate.api.edge import RequestGuard
 
 LIMIT = 100
 

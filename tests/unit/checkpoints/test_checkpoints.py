@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from checkpoints import (
+from stagegate.checkpoints import (
     Checkpoint,
     Mode,
     Selection,

@@ -6,7 +6,7 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from client.cli import cli
+from stagegate.client.cli import cli
 from stagegate.settings import PREFIX
 
 PASSWORD = "pl4nted-db-pw"  # planted to prove it never appears

@@ -18,12 +18,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 
 
+def _layer(module: str) -> str:
+    """The layer a module belongs to: ``stagegate.workers.egress`` -> ``workers``."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "stagegate" and len(parts) > 1 else parts[0]
+
+
 def _imports_from_workers(path: Path) -> list[tuple[str, str, int]]:
     """``(module, name, line)`` for every ``from workers... import name`` in ``path``, at any depth
     (inside functions and ``if TYPE_CHECKING:`` blocks too)."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "workers":
+        if isinstance(node, ast.ImportFrom) and _layer(node.module or "") == "workers":
             found += [(node.module, alias.name, node.lineno) for alias in node.names]
     return found
 
@@ -40,7 +46,7 @@ def _bound_by_import(module: str) -> dict[str, str]:
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 bound[alias.asname or alias.name.split(".")[0]] = alias.name
-    return {name: origin for name, origin in bound.items() if origin.split(".")[0] != "workers"}
+    return {name: origin for name, origin in bound.items() if _layer(origin) != "workers"}
 
 
 def re_exports_used_by(client_dir: Path) -> list[str]:
@@ -67,16 +73,17 @@ def test_a_re_export_taken_through_workers_is_caught(tmp_path: Path) -> None:
     (client / "leaky.py").write_text(
         "from typing import TYPE_CHECKING\n"
         "if TYPE_CHECKING:\n"
-        "    from workers.staging import StagingRequest\n"
+        "    from stagegate.workers.staging import StagingRequest\n"
         "def f():\n"
-        "    from workers.node_steps import SourceObject\n"
+        "    from stagegate.workers.node_steps import SourceObject\n"
     )
     assert re_exports_used_by(client) == [
-        "client/leaky.py:5 takes SourceObject from workers.node_steps, which only re-exports it from transfer"
+        "client/leaky.py:5 takes SourceObject from stagegate.workers.node_steps, which only re-exports it "
+        "from stagegate.transfer"
     ]
 
 
-@pytest.mark.parametrize("module", ["workers.staging", "workers.egress"])
+@pytest.mark.parametrize("module", ["stagegate.workers.staging", "stagegate.workers.egress"])
 def test_the_steps_the_client_calls_re_export_nothing_of_the_engine(module: str) -> None:
     """``__all__`` of the modules the client calls lists only their own names."""
     exported = set(importlib.import_module(module).__all__)

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from client import log_redaction
+from stagegate.client import log_redaction
 
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCY/EXAMPLEKEY"
 

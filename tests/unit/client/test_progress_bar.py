@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from client.progress_bar import REDRAW_EVERY, ProgressBar
+from stagegate.client.progress_bar import REDRAW_EVERY, ProgressBar
 from stagegate.progress import Progress
 
 WIDTH = 200

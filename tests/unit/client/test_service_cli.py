@@ -11,17 +11,17 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from client import cli as cli_module
-from client import context
-from client.cli import cli
-from client.errors import (
+from stagegate.client import cli as cli_module
+from stagegate.client import context
+from stagegate.client.cli import cli
+from stagegate.client.errors import (
     AuthenticationError,
     PermissionDeniedError,
     ServiceUnavailableError,
     StagingDeniedError,
 )
-from client.service_models import Node, Staging
-from client.stage_command import choose_mode
+from stagegate.client.service_models import Node, Staging
+from stagegate.client.stage_command import choose_mode
 from unit.client.service_samples import node_json, node_part, staging_json
 
 SERVER = "http://stagegate.test"

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from client.errors import (
+from stagegate.client.errors import (
     EXIT_BAD_INPUT,
     EXIT_DENIED,
     EXIT_FAILED,
@@ -19,8 +19,8 @@ from client.errors import (
     service_exit_code,
     state_exit_code,
 )
-from client.service_client import ServiceClient, detail_message, error_for
-from client.service_models import Staging
+from stagegate.client.service_client import ServiceClient, detail_message, error_for
+from stagegate.client.service_models import Staging
 from stagegate.errors import InvalidInputError, NotFoundError
 from unit.client.service_samples import staging_json
 

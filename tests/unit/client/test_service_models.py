@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from client.errors import ServiceProtocolError
-from client.service_models import Node, NodeStaging, Staging, StagingProgress
+from stagegate.client.errors import ServiceProtocolError
+from stagegate.client.service_models import Node, NodeStaging, Staging, StagingProgress
 from unit.client.service_samples import node_json, node_part, staging_json
 
 

@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from client.service_models import Node, Staging
-from client.service_render import (
+from stagegate.client.service_models import Node, Staging
+from stagegate.client.service_render import (
     bar_progress,
     changes,
     format_age,

@@ -6,9 +6,9 @@ from collections.abc import Iterable
 import httpx
 import pytest
 
-from client.errors import ServiceUnavailableError, WaitTimeoutError
-from client.service_client import ServiceClient
-from client.service_models import Staging
+from stagegate.client.errors import ServiceUnavailableError, WaitTimeoutError
+from stagegate.client.service_client import ServiceClient
+from stagegate.client.service_models import Staging
 from stagegate.errors import InvalidInputError, NotFoundError
 from unit.client.service_samples import staging_json
 

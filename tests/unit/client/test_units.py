@@ -4,7 +4,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from client.units import format_bytes, format_duration
+from stagegate.client.units import format_bytes, format_duration
 from stagegate.sizes import parse_size
 
 

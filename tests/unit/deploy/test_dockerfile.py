@@ -52,9 +52,12 @@ def test_entrypoint_is_the_stagegate_command() -> None:
 
 
 def test_copies_exactly_the_packages_pyproject_installs() -> None:
-    packages = {name.split(".")[0] for name in PYPROJECT["tool"]["setuptools"]["packages"]}
+    # pyproject installs the namespace stagegate/, whose layers are links to top-level folders:
+    # the build context needs the links and the folders they point to.
+    assert PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"] == ["stagegate", "stagegate.*"]
+    layers = {link.name for link in (ROOT / "stagegate").iterdir() if link.is_symlink()}
     copied = set(_copied_sources())
-    assert copied == packages | {"pyproject.toml", PYPROJECT["project"]["readme"]}
+    assert copied == {"stagegate", *layers, "pyproject.toml", PYPROJECT["project"]["readme"]}
     for source in copied:
         assert (ROOT / source).exists(), source
 

@@ -9,10 +9,10 @@ import pytest
 from prometheus_client.core import Metric
 from sqlalchemy.orm import sessionmaker
 
-from api.metrics import LedgerCollector
-from ledger import Ledger, create_ledger_engine
+from stagegate.api.metrics import LedgerCollector
+from stagegate.ledger import Ledger, create_ledger_engine
+from stagegate.workers.metrics import WorkerMetrics
 from unit.deploy.helpers import ROOT
-from workers.metrics import WorkerMetrics
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "stagegate.json"
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ledger.admission import CachedDataset, NoRoomError, choose_evictions
+from stagegate.ledger.admission import CachedDataset, NoRoomError, choose_evictions
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

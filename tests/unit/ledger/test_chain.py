@@ -4,10 +4,10 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from ledger.chain import GENESIS_HASH, canonical_json, event_hash, format_time, parse_time
-from ledger.events import AuditEvent, NewEvent
-from ledger.verify import ALTERED, BROKEN_LINK, HEAD_MISMATCH, MISSING, ChainChecker
 from stagegate.errors import InvalidInputError
+from stagegate.ledger.chain import GENESIS_HASH, canonical_json, event_hash, format_time, parse_time
+from stagegate.ledger.events import AuditEvent, NewEvent
+from stagegate.ledger.verify import ALTERED, BROKEN_LINK, HEAD_MISMATCH, MISSING, ChainChecker
 
 
 def test_canonical_json_is_sorted_compact_and_keeps_unicode() -> None:

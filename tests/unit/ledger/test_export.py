@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ledger.events import AuditEvent
-from ledger.export import CSV_COLUMNS, write_events
 from stagegate.errors import InvalidInputError
+from stagegate.ledger.events import AuditEvent
+from stagegate.ledger.export import CSV_COLUMNS, write_events
 
 EVENT = AuditEvent(
     seq=1, time=datetime(2024, 1, 1, tzinfo=UTC), actor="alice", role="operator", action="egress",

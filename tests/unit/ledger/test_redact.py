@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.redact import REDACTED, looks_secret, redact_details, redact_url
+from stagegate.ledger.redact import REDACTED, looks_secret, redact_details, redact_url
 
 
 @pytest.mark.parametrize(
@@ -82,7 +82,7 @@ def test_no_credential_survives(user: str, password: str, signature: str, path: 
 
 
 def test_redact_text_cleans_urls_and_scp_userinfo_inside_messages() -> None:
-    from ledger.redact import redact_text
+    from stagegate.ledger.redact import redact_text
 
     messages = {
         "nothing under s3://b/ds?X-Amz-Credential=AKIA&X-Amz-Signature=hunter2": "s3://b/ds?",

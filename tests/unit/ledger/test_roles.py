@@ -1,6 +1,6 @@
 """The runtime role's grants, as SQL: what each table gets, and that re-running converges."""
 
-from ledger.roles import APPEND_ONLY, READ_ONLY, READ_WRITE, grant_statements, table_privileges
+from stagegate.ledger.roles import APPEND_ONLY, READ_ONLY, READ_WRITE, grant_statements, table_privileges
 
 
 def _quote(name: str) -> str:

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.settings import ledger_url
+from stagegate.ledger.settings import ledger_url
 
 
 def test_database_url_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -28,7 +28,7 @@ def test_default_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_runtime_role_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ledger.settings import runtime_role
+    from stagegate.ledger.settings import runtime_role
 
     monkeypatch.setenv("STAGEGATE_DB_RUNTIME_ROLE", "stagegate_app")
     assert runtime_role() == "stagegate_app"

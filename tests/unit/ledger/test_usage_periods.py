@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.usage import clip, next_boundary, period_of, split_hours
 from stagegate.errors import InvalidInputError
+from stagegate.ledger.usage import clip, next_boundary, period_of, split_hours
 
 
 def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:

@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from policies.decision import MAX_REASONS
-from policies.levels import UNCLASSIFIED
-from policies.policy import EgressRule, Policy
-from policies.zones import Zone
 from stagegate.errors import InvalidInputError
+from stagegate.policies.decision import MAX_REASONS
+from stagegate.policies.levels import UNCLASSIFIED
+from stagegate.policies.policy import EgressRule, Policy
+from stagegate.policies.zones import Zone
 
 POLICY = Policy.parse(
     b"""\

@@ -5,8 +5,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from policies.errors import LabelFileError
-from policies.labels import (
+from stagegate.errors import InvalidInputError
+from stagegate.policies.errors import LabelFileError
+from stagegate.policies.labels import (
     LABEL_FILE_NAME,
     LABEL_TAG,
     LABEL_XATTR,
@@ -15,8 +16,7 @@ from policies.labels import (
     label_file_key,
     parse_label_file,
 )
-from policies.levels import DEFAULT_LEVELS, UNCLASSIFIED, Levels, normalize_label
-from stagegate.errors import InvalidInputError
+from stagegate.policies.levels import DEFAULT_LEVELS, UNCLASSIFIED, Levels, normalize_label
 
 
 def test_names_the_engine_reads() -> None:

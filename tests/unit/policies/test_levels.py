@@ -4,8 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from policies.errors import LevelError
-from policies.levels import (
+from stagegate.errors import InvalidInputError
+from stagegate.policies.errors import LevelError
+from stagegate.policies.levels import (
     DEFAULT_LEVELS,
     UNCLASSIFIED,
     Levels,
@@ -13,7 +14,6 @@ from policies.levels import (
     is_label_word,
     normalize_label,
 )
-from stagegate.errors import InvalidInputError
 
 NAMES = DEFAULT_LEVELS.names
 

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from policies.errors import PolicyFileError
-from policies.policy import EgressRule, Policy
-from policies.zones import Zone
 from stagegate.errors import InvalidInputError, NotFoundError
+from stagegate.policies.errors import PolicyFileError
+from stagegate.policies.policy import EgressRule, Policy
+from stagegate.policies.zones import Zone
 
 SHIPPED = Path(__file__).parents[3] / "policies" / "default_policy.yaml"
 

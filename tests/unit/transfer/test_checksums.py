@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transfer.checksums import (
+from stagegate.transfer.checksums import (
     SOURCE_ALGORITHMS,
     hex_from_base64,
     md5_from_etag,

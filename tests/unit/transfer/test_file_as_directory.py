@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transfer.errors import UnsafeKeyError
-from transfer.plan import FileAsDirectoryGuard
+from stagegate.transfer.errors import UnsafeKeyError
+from stagegate.transfer.plan import FileAsDirectoryGuard
 
 
 def first_nested(keys: list[str]) -> str | None:

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from transfer.journal import JOURNAL_DIR, Journal, encode_records, read_records
-from transfer.objects import CopiedFile, Verification
+from stagegate.transfer.journal import JOURNAL_DIR, Journal, encode_records, read_records
+from stagegate.transfer.objects import CopiedFile, Verification
 
 
 def record(key: str, tag: str = "", size: int = 1) -> CopiedFile:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from transfer.journal import encode_records, newest_per_key, read_records_from, write_atomically
-from transfer.objects import CopiedFile, Verification
+from stagegate.transfer.journal import encode_records, newest_per_key, read_records_from, write_atomically
+from stagegate.transfer.objects import CopiedFile, Verification
 
 
 def record(key: str, tag: str = "") -> CopiedFile:

@@ -8,8 +8,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from stagegate.errors import InvalidInputError
-from transfer.errors import UnsafeKeyError
-from transfer.keys import (
+from stagegate.transfer.errors import UnsafeKeyError
+from stagegate.transfer.keys import (
     BIDI_CONTROLS,
     MAX_KEY_BYTES,
     MAX_SEGMENT_BYTES,

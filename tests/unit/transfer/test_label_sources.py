@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transfer.label_sources import combined_label, is_label_name
+from stagegate.transfer.label_sources import combined_label, is_label_name
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stagegate.errors import InvalidInputError
-from transfer.layout import STATE_PREFIX, state_dir_of
+from stagegate.transfer.layout import STATE_PREFIX, state_dir_of
 
 
 def test_the_state_lies_beside_the_dataset_in_the_same_parent() -> None:

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transfer.errors import TransferError
-from transfer.manifest import ManifestDigest, entry_bytes
-from transfer.objects import SourceObject
+from stagegate.transfer.errors import TransferError
+from stagegate.transfer.manifest import ManifestDigest, entry_bytes
+from stagegate.transfer.objects import SourceObject
 
 
 def reference_mth(leaves: list[bytes]) -> bytes:

@@ -5,8 +5,8 @@ from collections.abc import Iterator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transfer.objects import CopiedFile, SourceObject, Verification
-from transfer.stage import pair_with_prior
+from stagegate.transfer.objects import CopiedFile, SourceObject, Verification
+from stagegate.transfer.stage import pair_with_prior
 
 
 def copied(key: str) -> CopiedFile:

@@ -7,7 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transfer.parts import MAX_PARTS, MIN_PART_SIZE, Part, batched_by_weight, part_size_for, split_parts
+from stagegate.transfer.parts import (
+    MAX_PARTS,
+    MIN_PART_SIZE,
+    Part,
+    batched_by_weight,
+    part_size_for,
+    split_parts,
+)
 
 MiB = 1 << 20
 

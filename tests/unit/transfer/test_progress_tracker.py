@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from transfer.progress import Progress, ProgressTracker
+from stagegate.transfer.progress import Progress, ProgressTracker
 
 
 def test_starts_at_zero() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from transfer.sealed import file_hashes, fingerprint, is_sealed, seal, unseal
+from stagegate.transfer.sealed import file_hashes, fingerprint, is_sealed, seal, unseal
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transfer.throttle import BandwidthLimiter
+from stagegate.transfer.throttle import BandwidthLimiter
 
 
 class FakeTime:

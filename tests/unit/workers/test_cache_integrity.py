@@ -3,8 +3,8 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger import BatchRange, ManifestEntry
-from workers.cache_integrity import batches_of, first_mismatch
+from stagegate.ledger import BatchRange, ManifestEntry
+from stagegate.workers.cache_integrity import batches_of, first_mismatch
 
 MANIFEST = [("a", "h1"), ("b/c", "h2"), ("d", "h3")]
 

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from policies import Policy
 from stagegate.errors import InvalidInputError
 from stagegate.paths import is_within, plain_segments
-from workers.egress_labels import highest
-from workers.settings import WorkerSettings, user_segment
+from stagegate.policies import Policy
+from stagegate.workers.egress_labels import highest
+from stagegate.workers.settings import WorkerSettings, user_segment
 
 
 @pytest.mark.parametrize("path", ["/a/../b", "/a/./b", "//a", "/a//b", "relative/x", "/a\0b"])

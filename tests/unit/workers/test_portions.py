@@ -7,9 +7,9 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transfer import Plan, SourceObject
-from transfer.manifest import ManifestDigest
-from workers.portions import shard_of, split_plan
+from stagegate.transfer import Plan, SourceObject
+from stagegate.transfer.manifest import ManifestDigest
+from stagegate.workers.portions import shard_of, split_plan
 
 
 def make_plan(tmp: Path, sizes: list[int]) -> Plan:

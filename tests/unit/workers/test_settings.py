@@ -6,7 +6,7 @@ import pytest
 
 from stagegate.errors import InvalidInputError
 from stagegate.sizes import parse_size
-from workers.settings import BANDWIDTH_ENV, WorkerSettings
+from stagegate.workers.settings import BANDWIDTH_ENV, WorkerSettings
 
 
 def settings(tmp_path: Path) -> WorkerSettings:

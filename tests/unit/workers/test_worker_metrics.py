@@ -7,7 +7,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from workers.metrics import DURATION_BUCKETS, WorkerMetrics
+from stagegate.workers.metrics import DURATION_BUCKETS, WorkerMetrics
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -103,6 +103,6 @@ def test_port_zero_serves_nothing_and_a_busy_port_is_logged_not_fatal(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with caplog.at_level(logging.ERROR, logger="workers.metrics"):
+        with caplog.at_level(logging.ERROR, logger="stagegate.workers.metrics"):
             assert metrics.serve(port, "127.0.0.1") is False
     assert "metrics not served" in caplog.text

@@ -7,10 +7,10 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from transfer.errors import LabelSourceError
-from transfer.objects import LabelSpec
-from transfer.plan import plan_dataset
-from transfer.sources import open_source
+from stagegate.transfer.errors import LabelSourceError
+from stagegate.transfer.objects import LabelSpec
+from stagegate.transfer.plan import plan_dataset
+from stagegate.transfer.sources import open_source
 
 LABELS = LabelSpec(tag="classification", xattr="user.classification", file_name=".classification")
 

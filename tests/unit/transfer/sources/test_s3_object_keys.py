@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from transfer.objects import SourceObject
-from transfer.sources.s3 import S3Source
+from stagegate.transfer.objects import SourceObject
+from stagegate.transfer.sources.s3 import S3Source
 
 
 class FakeClient:

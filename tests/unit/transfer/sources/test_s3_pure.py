@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stagegate.errors import InvalidInputError
-from transfer.errors import SourceNotFoundError
-from transfer.sources.base import PublishedChecksum
-from transfer.sources.s3 import published_from_response, split_s3_url
+from stagegate.transfer.errors import SourceNotFoundError
+from stagegate.transfer.sources.base import PublishedChecksum
+from stagegate.transfer.sources.s3 import published_from_response, split_s3_url
 
 MD5 = hashlib.md5(b"data").hexdigest()
 ETAG = f'"{MD5}"'

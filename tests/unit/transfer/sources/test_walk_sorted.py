@@ -6,7 +6,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transfer.sources.base import DirEntry, walk_sorted
+from stagegate.transfer.sources.base import DirEntry, walk_sorted
 
 # A tree is a dict: name -> None (a file) or a nested dict (a directory).
 Tree = dict[str, Any]
