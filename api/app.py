@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 import stagegate
 from stagegate.api.edge import DEFAULT_MAX_BODY_BYTES, RequestGuard
@@ -94,7 +95,10 @@ def create_app(
             for close in reversed(owned):
                 close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from assets the app serves itself (under /static-offline-docs), not
+    # from a CDN: clusters are often air-gapped, and a page pulling scripts from outside is a
+    # supply-chain risk on the auditor's own browser.
+    app = FastAPIOffline(
         title="stagegate",
         summary="Verified dataset staging onto GPU nodes' NVMe, under a classification policy.",
         description=DESCRIPTION,

@@ -5,6 +5,7 @@ import math
 from collections.abc import Iterable, Sequence
 
 from stagegate.checkpoints.checkpoint import Checkpoint, Mode, Selection
+from stagegate.checkpoints.metric_direction import best_mode
 from stagegate.checkpoints.metrics import METRICS_FILE, TRAINER_STATE
 from stagegate.checkpoints.wording import SHOWN, listing, number, when
 from stagegate.errors import InvalidInputError
@@ -15,7 +16,7 @@ def select(
     *,
     latest: int | None = None,
     best: str | None = None,
-    mode: Mode = "min",
+    mode: Mode | None = None,
     names: Sequence[str] = (),
 ) -> Selection:
     """Choose checkpoints; several criteria select the union of what each selects.
@@ -23,14 +24,17 @@ def select(
     ``latest``: the N newest, by step when every checkpoint has one, else by modification time
     for all (the reason says which). ``best``: the one checkpoint with the lowest (``mode="min"``)
     or highest value of that metric; those without it are passed over (and noted), a tie is an
-    error. ``names``: exactly these entries.
+    error. Without ``mode`` the metric's name must say which is better (``loss``, ``accuracy``:
+    :func:`best_mode`). ``names``: exactly these entries.
     """
     items = list(checkpoints)
     if isinstance(names, str):
         names = (names,)  # one name, not its characters
     if latest is None and best is None and not names:
         raise InvalidInputError("no checkpoints chosen: pass --latest N, --best METRIC or --name NAME")
-    if mode not in ("min", "max"):
+    if best is None and mode is not None:
+        raise InvalidInputError("--mode goes with --best METRIC")
+    if mode not in (None, "min", "max"):
         raise InvalidInputError(f"--mode must be min or max, not {mode!r}")
     if latest is not None and (isinstance(latest, bool) or latest < 1):
         raise InvalidInputError(f"--latest must be at least 1, not {latest!r}")
@@ -91,10 +95,13 @@ def _latest(items: Sequence[Checkpoint], count: int, notes: list[str]) -> list[t
     ]
 
 
-def _best(items: Sequence[Checkpoint], metric: str, mode: Mode, notes: list[str]) -> tuple[Checkpoint, str]:
+def _best(
+    items: Sequence[Checkpoint], metric: str, asked: Mode | None, notes: list[str]
+) -> tuple[Checkpoint, str]:
     having = [c for c in items if metric in c.metrics and not math.isnan(c.metrics[metric])]
     if not having:
         raise InvalidInputError(_no_metric_message(items, metric))
+    mode = best_mode(metric, asked)  # after the look-up: a misspelt metric is the error to show
     having_names = {c.name for c in having}
     missing = [c.name for c in items if c.name not in having_names]
     if missing:

@@ -11,7 +11,10 @@ from stagegate.client.errors import EXIT_INTERRUPTED
 from stagegate.client.stage_command import SIZE
 
 DEFAULT_PORT = 8080
-DEFAULT_METRICS_PORT = 9108  # the worker's Prometheus endpoint
+# The worker's Prometheus endpoint: the same defaults as workers.metrics (a test keeps them equal),
+# repeated so that the CLI starts without importing prometheus_client.
+DEFAULT_METRICS_PORT = 9108
+DEFAULT_METRICS_HOST = "127.0.0.1"
 
 
 @click.command()
@@ -63,10 +66,19 @@ def serve(host: str, port: int) -> None:
     type=click.IntRange(0, 65535),
     default=DEFAULT_METRICS_PORT,
     show_default=True,
-    help="Serve Prometheus metrics at http://0.0.0.0:PORT/metrics (0: do not). No authentication: "
-    "keep the port reachable only from Prometheus.",
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics (0: do not).",
 )
-def worker(node: str, root: Path, capacity: int | None, concurrency: int, metrics_port: int) -> None:
+@click.option(
+    "--metrics-host",
+    default=DEFAULT_METRICS_HOST,
+    show_default=True,
+    metavar="ADDRESS",
+    help="Address the metrics listen on. They have no authentication: loopback by default; in a "
+    "cluster give the pod's IP (deploy/k8s does) and let a NetworkPolicy admit only Prometheus.",
+)
+def worker(
+    node: str, root: Path, capacity: int | None, concurrency: int, metrics_port: int, metrics_host: str
+) -> None:
     """Run the node worker for this GPU node until stopped: it takes this node's stagings from
     the queue, copies and verifies them into --root, reports a heartbeat, and evicts unpinned
     datasets when the cache is full.
@@ -91,6 +103,7 @@ def worker(node: str, root: Path, capacity: int | None, concurrency: int, metric
             concurrency=concurrency,
             policy=policy,
             metrics_port=metrics_port,
+            metrics_host=metrics_host,
         )
     except KeyboardInterrupt:
         click.echo(f"stagegate: worker {node} stopped", err=True)

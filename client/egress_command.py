@@ -20,6 +20,7 @@ from stagegate.client.progress_bar import ProgressBar
 from stagegate.client.service_commands import server_option
 from stagegate.client.stage_command import SIZE, policy_option
 from stagegate.client.units import format_bytes
+from stagegate.errors import InvalidInputError
 from stagegate.states import EGRESS_TERMINAL, EgressState
 from stagegate.urls import refuse_credentials
 
@@ -50,7 +51,11 @@ def _real_local(destination: str) -> str:
 )
 @click.option("--best", metavar="METRIC", default=None, help="The checkpoint with the best value of METRIC.")
 @click.option(
-    "--mode", type=click.Choice(["min", "max"]), default=None, help="For --best: lower or higher is better."
+    "--mode",
+    type=click.Choice(["min", "max"]),
+    default=None,
+    help="For --best: lower (min) or higher (max) is better. Needed unless METRIC's name says so "
+    "(loss, error, perplexity: min; accuracy, f1, bleu, reward: max).",
 )
 @click.option("--name", "names", multiple=True, metavar="NAME", help="This checkpoint (repeatable).")
 @click.option(
@@ -131,6 +136,10 @@ def egress(
     if node is not None:
         if dry_run:
             raise click.UsageError("--dry-run runs here; drop --node to preview")
+        try:
+            request.check_selection()  # before the service is asked: its worker applies the same rule
+        except InvalidInputError as exc:
+            raise click.UsageError(str(exc)) from None
         return _on_service(server, request, wait, as_json, progress)
     if wait:
         raise click.UsageError("--wait is for --node (the service); here the command always waits")

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from stagegate.actions import AuditAction
 from stagegate.checkpoints import RunScan, Selection, explain, scan_run
 from stagegate.checkpoints import select as select_checkpoints
+from stagegate.checkpoints.metric_direction import best_mode
 from stagegate.errors import InvalidInputError
 from stagegate.ledger import AuditTrail, Jobs, Ledger, NewEvent, TaskKey, Tasks
 from stagegate.ledger.egresses import Egresses
@@ -130,6 +131,13 @@ class EgressRequest:
         if self.mode not in (None, "min", "max"):
             raise InvalidInputError(f"mode must be min or max, not {self.mode!r}")
 
+    def check_selection(self) -> None:
+        """What can be refused without the run directory: ``best`` naming a metric whose
+        direction is unknown, without a ``mode`` (the service's client asks before submitting;
+        here selection itself refuses it, after checking the metric exists)."""
+        if self.best is not None:
+            best_mode(self.best, self.mode)
+
 
 def decide(policy: Policy, destination: str, classification: Classification, job_ref: str | None) -> Decision:
     """The policy's decision over every selected checkpoint's label; a checkpoint with no
@@ -213,7 +221,7 @@ def _select_in(scan: RunScan, request: EgressRequest) -> Selection:
         scan.checkpoints,
         latest=request.latest,
         best=request.best,
-        mode="max" if request.mode == "max" else "min",
+        mode="max" if request.mode == "max" else "min" if request.mode == "min" else None,
         names=request.names,
     )
 

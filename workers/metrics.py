@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessColl
 log = logging.getLogger(__name__)
 
 DEFAULT_METRICS_PORT = 9108
+DEFAULT_METRICS_HOST = "127.0.0.1"  # unauthenticated: reachable from other hosts only when asked
 # A step runs from milliseconds (a finalize, a cache-hit plan) to many minutes (a 1 GiB batch
 # over a slow link).
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
@@ -96,16 +97,20 @@ class WorkerMetrics:
     def evicted(self, node: str) -> None:
         self.evictions.labels(node).inc()
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> bool:  # noqa: S104 - scraped from other hosts
-        """Serve ``/metrics`` on ``port`` (0: not at all) from a daemon thread; True if serving. A
-        port in use is logged and the worker goes on without metrics: staging matters more than
-        its figures."""
+    def serve(self, port: int, addr: str = DEFAULT_METRICS_HOST) -> bool:
+        """Serve ``/metrics`` on ``addr``:``port`` (0: not at all) from a daemon thread; True if
+        serving. The endpoint has no authentication, so it listens on loopback unless the
+        operator names an address Prometheus can reach (the pod IP in deploy/k8s). A port in use
+        is logged and the worker goes on without metrics: staging matters more than its figures."""
         if port == 0:
             return False
         try:
             start_http_server(port, addr, registry=self.registry)
         except OSError as exc:
-            log.error("metrics not served: cannot listen on %s:%d (%s); pass --metrics-port", addr, port, exc)
+            log.error(
+                "metrics not served: cannot listen on %s:%d (%s); pass --metrics-host/--metrics-port",
+                addr, port, exc,
+            )
             return False
         if not self._process_collected:  # this process's CPU, memory and file descriptors
             ProcessCollector(registry=self.registry)

@@ -13,6 +13,7 @@ from stagegate.policies import Policy
 from stagegate.queues import PLAN_QUEUE, Dispatcher, make_celery, node_queue
 from stagegate.workers.cache_integrity import scrub_forever, sweep_quarantine
 from stagegate.workers.celery_app import node_app
+from stagegate.workers.metrics import DEFAULT_METRICS_HOST
 from stagegate.workers.node_steps import NodeContext
 from stagegate.workers.reconciler import reconcile_once
 from stagegate.workers.settings import WorkerSettings
@@ -47,14 +48,16 @@ def run_worker(
     concurrency: int,
     policy: Policy | None = None,
     metrics_port: int = 0,
+    metrics_host: str = DEFAULT_METRICS_HOST,
 ) -> None:
-    """Serve ``node`` until stopped, and its metrics on ``metrics_port`` (0: none). Blocks."""
+    """Serve ``node`` until stopped, and its metrics on ``metrics_host``:``metrics_port`` (port 0:
+    none). Blocks."""
     settings = WorkerSettings.from_env(node, root, capacity, concurrency)
     (settings.root / "datasets").mkdir(parents=True, exist_ok=True)
     ledger = open_ledger()
     ctx = NodeContext(settings, ledger, policy or Policy.default(), Dispatcher(make_celery()))
     ctx.nodes.heartbeat(settings.node, str(settings.root), settings.capacity, ctx.owner)
-    ctx.metrics.serve(metrics_port)
+    ctx.metrics.serve(metrics_port, metrics_host)
     ctx.sweep_evictions()
     stop = threading.Event()
     thread = threading.Thread(target=_background, args=(ctx, stop), name="heartbeat", daemon=True)

@@ -1,5 +1,6 @@
 """The audit endpoints, the probes, the app built from the environment, and error hygiene."""
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -270,3 +271,16 @@ def test_the_embedded_sqlite_ledger_serves_too(tmp_path: Path, world: World) -> 
             verdict = client.get("/v1/audit/verify", headers={"Authorization": f"Bearer {admin}"}).json()
             assert verdict["ok"] is True and verdict["checked"] == 2
             assert client.get("/readyz").status_code == 200
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_docs_pages_load_nothing_from_outside(world: World, page: str) -> None:
+    """/docs and /redoc work on an air-gapped cluster: every script, style sheet and icon they
+    name is served by the API itself (FastAPI's defaults load them from a CDN)."""
+    html = world.client.get(page).text
+    assets = re.findall(r"""(?:src|href)\s*[:=]\s*['"]([^'"]+)['"]""", html)
+    assert assets, html
+    for asset in assets:
+        assert not re.match(r"^(https?:)?//", asset), f"{page} loads {asset} from outside"
+        served = world.client.get(asset)
+        assert served.status_code == 200 and len(served.content) > 1000, asset

@@ -29,7 +29,7 @@ IMAGE = f"stagegate:{VERSION}"
 # The CLI contract: subcommand -> the options it takes. Flags take no value.
 CLI_OPTIONS: dict[str, set[str]] = {
     "serve": {"--host", "--port"},
-    "worker": {"--node", "--root", "--capacity", "--concurrency"},
+    "worker": {"--node", "--root", "--capacity", "--concurrency", "--metrics-host", "--metrics-port"},
     "stage": {"--node", "--mode", "--job", "--idempotency-key", "--wait", "--json", "--server"},
     "db upgrade": {"--runtime-role"},
 }

@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
 from stagegate.sizes import parse_size
 from unit.deploy.helpers import (
@@ -30,7 +31,7 @@ from unit.deploy.helpers import (
 
 NAMESPACE = "stagegate"
 # Downward-API variables the manifests define for command-line expansion, not read by stagegate.
-DOWNWARD_ENV = {"NODE_NAME", "POD_NAME"}
+DOWNWARD_ENV = {"NODE_NAME", "POD_NAME", "POD_IP"}
 # Applied by hand (see kustomization.yaml): placeholders to fill in, and a pod for the jobs' namespace.
 NOT_IN_KUSTOMIZATION = {"secret.template.yaml", "example-training-pod.yaml"}
 # The one container allowed to run as root: it chowns the worker's hostPath root for the image's user.
@@ -438,3 +439,72 @@ def test_api_and_workers_never_get_the_owner_url() -> None:
             assert ref["name"] == "stagegate", f"{where}: {c['name']}"
     for kind, name in (("Deployment", "stagegate-api"), ("DaemonSet", "stagegate-worker")):
         assert any("STAGEGATE_DATABASE_URL" in _env(c) for c in containers(_pod(kind, name))), name
+
+
+# --- metrics and network policy
+
+
+MONITORING = K8S / "monitoring"
+
+
+def _worker_container() -> dict[str, Any]:
+    return _one_container(_pod("DaemonSet", "stagegate-worker"), "worker")
+
+
+def test_worker_metrics_listen_on_the_pod_ip_at_a_declared_port() -> None:
+    worker = _worker_container()
+    invocation = _invocation(worker)
+    assert invocation.one("--metrics-host") == "$(POD_IP)"
+    assert _field_ref(worker, "POD_IP") == "status.podIP"
+    declared = {p["name"]: p["containerPort"] for p in worker["ports"]}
+    assert declared == {"metrics": int(invocation.one("--metrics-port"))}
+
+
+def _policies() -> dict[str, dict[str, Any]]:
+    objects = k8s_objects()
+    return {doc["metadata"]["name"]: doc["spec"] for _, doc in objects if doc["kind"] == "NetworkPolicy"}
+
+
+def _selects(policy: dict[str, Any], labels: dict[str, str]) -> bool:
+    wanted = policy["podSelector"].get("matchLabels", {})
+    return all(labels.get(k) == v for k, v in wanted.items())
+
+
+def test_ingress_is_denied_but_for_what_each_component_serves() -> None:
+    policies = _policies()
+    deny = [s for s in policies.values() if s["podSelector"] == {} and "Ingress" in s["policyTypes"]]
+    assert deny and all(not s.get("ingress") for s in deny), "a default deny of every pod's ingress"
+    pod_labels = {
+        "worker": k8s_object("DaemonSet", "stagegate-worker")["spec"]["template"]["metadata"]["labels"],
+        "api": k8s_object("Deployment", "stagegate-api")["spec"]["template"]["metadata"]["labels"],
+    }
+    opened: dict[str, list[dict[str, Any]]] = {"worker": [], "api": []}
+    for spec in policies.values():
+        for component, labels in pod_labels.items():
+            if spec["podSelector"] != {} and _selects(spec, labels):
+                opened[component] += spec.get("ingress", [])
+    # Workers: only the metrics port, only from a named source (never "from anywhere").
+    assert opened["worker"], "Prometheus could not scrape the workers"
+    for rule in opened["worker"]:
+        assert [p["port"] for p in rule["ports"]] == ["metrics"]
+        assert rule.get("from"), "worker metrics open to every pod"
+        for peer in rule["from"]:
+            assert peer.get("namespaceSelector") and peer.get("podSelector"), peer
+    # The API: only its HTTP port.
+    assert opened["api"] and all([p["port"] for p in rule["ports"]] == ["http"] for rule in opened["api"])
+
+
+def test_the_service_monitor_scrapes_the_workers_metrics_port() -> None:
+    kustomization = yaml.safe_load((MONITORING / "kustomization.yaml").read_text())
+    docs = [doc for name in kustomization["resources"] for doc in k8s_documents(MONITORING / name)]
+    (service,) = [d for d in docs if d["kind"] == "Service"]
+    (monitor,) = [d for d in docs if d["kind"] == "ServiceMonitor"]
+    pod_labels = k8s_object("DaemonSet", "stagegate-worker")["spec"]["template"]["metadata"]["labels"]
+    assert all(pod_labels.get(k) == v for k, v in service["spec"]["selector"].items())
+    assert service["spec"]["clusterIP"] == "None", "headless: one target per worker pod"
+    assert {p["name"]: p["targetPort"] for p in service["spec"]["ports"]} == {"metrics": "metrics"}
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
+    # Not in the main kustomization: a cluster without the Prometheus Operator has no ServiceMonitor kind.
+    main = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    assert not any("monitoring" in r for r in main["resources"])

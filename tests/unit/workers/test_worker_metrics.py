@@ -106,3 +106,36 @@ def test_port_zero_serves_nothing_and_a_busy_port_is_logged_not_fatal(
         with caplog.at_level(logging.ERROR, logger="stagegate.workers.metrics"):
             assert metrics.serve(port, "127.0.0.1") is False
     assert "metrics not served" in caplog.text
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(("host", "other"), [(None, "127.0.0.2"), ("127.0.0.2", "127.0.0.1")])
+def test_metrics_listen_only_on_the_address_asked_for(host: str | None, other: str) -> None:
+    """Unauthenticated metrics listen on loopback unless told otherwise. 127.0.0.2 is loopback
+    too (all of 127/8 is), so a server on every interface would answer there: one on 127.0.0.1
+    alone does not."""
+    metrics, port = WorkerMetrics(), _free_port()
+    assert metrics.serve(port) if host is None else metrics.serve(port, host)
+    assert _answers(host or "127.0.0.1", port)
+    assert not _answers(other, port)
+
+
+def test_the_cli_defaults_match_the_workers() -> None:
+    from stagegate.client import daemon_commands
+    from stagegate.workers import metrics
+
+    assert daemon_commands.DEFAULT_METRICS_HOST == metrics.DEFAULT_METRICS_HOST
+    assert daemon_commands.DEFAULT_METRICS_PORT == metrics.DEFAULT_METRICS_PORT
