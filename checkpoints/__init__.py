@@ -24,6 +24,7 @@ imports it: egress takes any object with a checkpoint's name, path and kind.
 from stagegate.checkpoints.checkpoint import Checkpoint, Mode, NameInfo, RunScan, Selection
 from stagegate.checkpoints.discover import discover, scan_run
 from stagegate.checkpoints.explanation import explain
+from stagegate.checkpoints.metric_direction import best_mode, direction_of
 from stagegate.checkpoints.names import parse_name
 from stagegate.checkpoints.selection import select
 
@@ -33,6 +34,8 @@ __all__ = [
     "NameInfo",
     "RunScan",
     "Selection",
+    "best_mode",
+    "direction_of",
     "discover",
     "explain",
     "parse_name",

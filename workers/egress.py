@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagegate.actions import AuditAction
-from stagegate.checkpoints import RunScan, Selection, explain, scan_run
+from stagegate.checkpoints import RunScan, Selection, best_mode, explain, scan_run
 from stagegate.checkpoints import select as select_checkpoints
-from stagegate.checkpoints.metric_direction import best_mode
 from stagegate.errors import InvalidInputError
 from stagegate.ledger import AuditTrail, Jobs, Ledger, NewEvent, TaskKey, Tasks
 from stagegate.ledger.egresses import Egresses
