@@ -2,14 +2,23 @@
 
 import json
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from stagegate.client import context
 from stagegate.client.errors import EXIT_TAMPERED
 from stagegate.ledger import AuditEvent, AuditTrail
+from stagegate.ledger.export import write_events
+from stagegate.settings import load_settings
+
+if TYPE_CHECKING:
+    from stagegate.client.service_client import ServiceClient
+
+# What one request to the service returns at most (the API's cap on GET /v1/audit).
+SERVICE_EVENT_LIMIT = 10_000
 
 
 class WhenParam(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.3
@@ -30,6 +39,29 @@ class WhenParam(click.ParamType):  # type: ignore[type-arg]  # generic only in c
 WHEN = WhenParam()
 
 
+def where_from(f: Any) -> Any:
+    """``--server`` / ``--local``: the service's trail when a server is named (or $STAGEGATE_URL
+    is set), else the ledger this machine reaches; never the local one silently in its place."""
+    f = click.option(
+        "--local",
+        is_flag=True,
+        help="Read the ledger directly ($STAGEGATE_DATABASE_URL, else the SQLite file under "
+        "$STAGEGATE_HOME) even when a server is set.",
+    )(f)
+    return click.option(
+        "--server",
+        metavar="URL",
+        default=lambda: load_settings().url,
+        show_default=f"${context.SERVER_ENV}",
+        help="Ask the stagegate service (an auditor's or admin's token in $STAGEGATE_TOKEN).",
+    )(f)
+
+
+def service_or_local(server: str | None, local: bool) -> "ServiceClient | None":
+    """The service client to read from, or None for the local ledger."""
+    return None if local or not server else context.service(server)
+
+
 def filters(f: Any) -> Any:
     f = click.option("--until", type=WHEN, default=None, help="Only events before this time.")(f)
     f = click.option("--since", type=WHEN, default=None, help="Only events at or after this time (UTC).")(f)
@@ -47,12 +79,30 @@ def audit() -> None:
 
 @audit.command()
 @filters
+@where_from
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def query(as_json: bool, **where: Any) -> None:
-    """Events matching the filters, oldest first."""
-    with context.ledger() as ledger:
-        for event in AuditTrail(ledger).events(**where):
-            click.echo(json.dumps(event.to_json()) if as_json else _line(event))
+def query(as_json: bool, server: str | None, local: bool, **where: Any) -> None:
+    """Events matching the filters, oldest first: the service's when a server is set, else the
+    local ledger's."""
+    for event in _events(server, local, where):
+        click.echo(json.dumps(event.to_json()) if as_json else _line(event))
+
+
+def _events(server: str | None, local: bool, where: dict[str, Any]) -> Iterator[AuditEvent]:
+    client = service_or_local(server, local)
+    if client is None:
+        with context.ledger() as ledger:
+            yield from AuditTrail(ledger).events(**where)
+        return
+    with client:
+        events = client.audit(**where, limit=SERVICE_EVENT_LIMIT)
+    yield from events
+    if len(events) == SERVICE_EVENT_LIMIT:
+        click.echo(
+            f"stagegate: the service returns at most {SERVICE_EVENT_LIMIT:,} events at once; these are "
+            "the oldest: narrow the query with --since/--until for the rest",
+            err=True,
+        )
 
 
 def _line(e: AuditEvent) -> str:
@@ -73,9 +123,26 @@ def _line(e: AuditEvent) -> str:
     metavar="SEQ:HASH",
     help="A head exported earlier (`stagegate audit head`): also catches rows cut off the end.",
 )
-def verify(anchor: str | None) -> None:
-    """Walk the whole chain; exit 0 if intact, 4 naming the first bad row if not."""
+@where_from
+def verify(anchor: str | None, server: str | None, local: bool) -> None:
+    """Walk the whole chain; exit 0 if intact, 4 naming the first bad row if not. With a server,
+    the service walks its own ledger and says what it found."""
     expected = _parse_head(anchor) if anchor else None
+    client = service_or_local(server, local)
+    if client is not None:
+        if expected is not None:
+            raise click.UsageError(
+                "--head is checked against the ledger itself: run with --local where the database is "
+                "reachable ($STAGEGATE_DATABASE_URL)"
+            )
+        with client:
+            answer = client.verify_audit()
+        if answer["ok"]:
+            click.echo(f"intact: {answer.get('checked')} events (walked by the service at {client.base_url})")
+            return
+        where = f"reported by the service at {client.base_url}"
+        click.echo(f"TAMPERED: {answer.get('problem')} ({where})", err=True)
+        raise click.exceptions.Exit(EXIT_TAMPERED)
     with context.ledger() as ledger:
         verdict = AuditTrail(ledger).verify(expected_head=expected)
     if verdict.intact:
@@ -99,11 +166,11 @@ def _parse_head(text: str) -> tuple[int, str]:
 
 @audit.command()
 @filters
+@where_from
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
-def export(fmt: str, **where: Any) -> None:
+def export(fmt: str, server: str | None, local: bool, **where: Any) -> None:
     """Write the matching events to stdout, with their hashes, for archiving."""
-    with context.ledger() as ledger:
-        AuditTrail(ledger).export(fmt, sys.stdout, **where)  # type: ignore[arg-type]
+    write_events(fmt, _events(server, local, where), sys.stdout)  # type: ignore[arg-type]
 
 
 @audit.command()

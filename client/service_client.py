@@ -35,8 +35,10 @@ from stagegate.client.errors import (
     StagingDeniedError,
     WaitTimeoutError,
 )
-from stagegate.client.service_models import Node, Staging
+from stagegate.client.service_models import Node, Staging, audit_event, usage_row
 from stagegate.errors import InvalidInputError, NotFoundError
+from stagegate.ledger import AuditEvent
+from stagegate.ledger.usage import UsageRow
 from stagegate.urls import has_credentials
 
 log = logging.getLogger(__name__)
@@ -235,9 +237,9 @@ class ServiceClient:
         """Every node that ever registered, with its cache."""
         return [Node.from_json(n) for n in _list_field(self._request("GET", "/v1/nodes"), "nodes")]
 
-    def audit(self, **filters: str | int | datetime | None) -> list[dict[str, Any]]:
+    def audit(self, **filters: str | int | datetime | None) -> list[AuditEvent]:
         """Audit events (auditor or admin) matching ``actor``, ``action``, ``job``, ``since``,
-        ``until`` (datetimes or ISO strings) and ``limit``."""
+        ``until`` (datetimes or ISO strings) and ``limit``, oldest first."""
         unknown = set(filters) - AUDIT_FILTERS
         if unknown:
             raise InvalidInputError(
@@ -248,10 +250,16 @@ class ServiceClient:
             k: v.isoformat() if isinstance(v, datetime) else v for k, v in filters.items() if v is not None
         }
         events = _list_field(self._request("GET", "/v1/audit", params=params), "events")
-        for i, event in enumerate(events):
-            if not isinstance(event, dict):
-                raise ServiceProtocolError(f"unexpected answer from the server: events[{i}] is not an object")
-        return events
+        return [audit_event(event, f"events[{i}]") for i, event in enumerate(events)]
+
+    def usage(
+        self, by: str, period: str, since: datetime | None = None, until: datetime | None = None
+    ) -> list[UsageRow]:
+        """Chargeback rows (auditor or admin), as ``stagegate usage`` computes them locally."""
+        params = {"by": by, "period": period}
+        params |= {k: v.isoformat() for k, v in (("since", since), ("until", until)) if v is not None}
+        rows = _list_field(self._request("GET", "/v1/usage", params=params), "rows")
+        return [usage_row(row, f"rows[{i}]") for i, row in enumerate(rows)]
 
     def verify_audit(self) -> dict[str, Any]:
         """The server's walk of the whole audit chain: ``{"ok", "checked", "head", "problem"}``."""

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stagegate.client.errors import TERMINAL_STATES, ServiceProtocolError
+from stagegate.ledger import AuditEvent
+from stagegate.ledger.usage import UsageRow
 from stagegate.states import DatasetState, NodeStagingState
 
 
@@ -325,3 +327,49 @@ class Node:
             ],
         }
         return {**built, **self.raw}
+
+
+def audit_event(data: object, where: str) -> AuditEvent:
+    """One event of ``GET /v1/audit``: every field the chain hashes, and the hash, so the
+    client shows (and exports) exactly what a local ledger would."""
+    f = _Fields(data, where)
+    moment = f.time("time")
+    if moment is None:
+        raise f._bad("time", "an ISO-8601 time")
+    details = f.data.get("details") or {}
+    if not isinstance(details, Mapping):
+        raise f._bad("details", "a JSON object")
+    return AuditEvent(
+        seq=f.integer("seq"),
+        time=moment,
+        actor=f.required_text("actor"),
+        role=f.text("role"),
+        action=f.required_text("action"),
+        job_id=f.opt_text("job_id"),
+        job_ref=f.opt_text("job_ref"),
+        source=f.text("source"),
+        destination=f.text("destination"),
+        bytes=f.integer("bytes"),
+        files=f.integer("files"),
+        manifest_digest=f.opt_text("manifest_digest"),
+        policy_version=f.opt_text("policy_version"),
+        decision=f.opt_text("decision"),
+        reasons=f.texts("reasons"),
+        details=dict(details),
+        prev_hash=f.text("prev_hash"),
+        hash=f.text("hash"),
+    )
+
+
+def usage_row(data: object, where: str) -> UsageRow:
+    """One row of ``GET /v1/usage``."""
+    f = _Fields(data, where)
+    return UsageRow(
+        period=f.required_text("period"),
+        key=f.required_text("key"),
+        bytes_staged=f.integer("bytes_staged"),
+        bytes_egressed=f.integer("bytes_egressed"),
+        nvme_gb_hours=f.opt_number("nvme_gb_hours") or 0.0,
+        stagings=f.integer("stagings"),
+        egresses=f.integer("egresses"),
+    )

@@ -1,4 +1,5 @@
-"""``stagegate usage``: chargeback figures per user or project, read from the ledger directly."""
+"""``stagegate usage``: chargeback figures per user or project, from the service when a server is
+set, else from the ledger directly."""
 
 import csv
 import json
@@ -9,7 +10,7 @@ from typing import cast
 import click
 
 from stagegate.client import context
-from stagegate.client.audit_commands import WHEN
+from stagegate.client.audit_commands import WHEN, service_or_local, where_from
 from stagegate.client.units import format_bytes
 from stagegate.ledger.usage import By, Period, UsageRow, usage
 
@@ -29,13 +30,22 @@ COLUMNS = ("period", "key", "bytes_staged", "bytes_egressed", "nvme_gb_hours", "
 )
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of objects.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
+@where_from
 def usage_command(
-    by: str, since: datetime | None, until: datetime | None, period: str, as_json: bool, as_csv: bool
+    by: str,
+    since: datetime | None,
+    until: datetime | None,
+    period: str,
+    as_json: bool,
+    as_csv: bool,
+    server: str | None,
+    local: bool,
 ) -> None:
     """Bytes staged, bytes egressed and NVMe GB-hours per user or project, for chargeback.
 
-    Read from the ledger ($STAGEGATE_DATABASE_URL, else the SQLite file under $STAGEGATE_HOME),
-    like `stagegate audit`. Periods are UTC.
+    Asked of the service when a server is set (--server or $STAGEGATE_URL; an auditor's or
+    admin's token), else read from the ledger ($STAGEGATE_DATABASE_URL, else the SQLite file
+    under $STAGEGATE_HOME; --local forces that), like `stagegate audit`. Periods are UTC.
 
     \b
     bytes_staged    for each staging that completed: the bytes it made available on NVMe
@@ -50,8 +60,13 @@ def usage_command(
     """
     if as_json and as_csv:
         raise click.UsageError("--json and --csv are exclusive")
-    with context.ledger() as ledger:
-        rows = usage(ledger, by=cast(By, by), since=since, until=until, period=cast(Period, period))
+    client = service_or_local(server, local)
+    if client is not None:
+        with client:
+            rows = client.usage(by, period, since=since, until=until)
+    else:
+        with context.ledger() as ledger:
+            rows = usage(ledger, by=cast(By, by), since=since, until=until, period=cast(Period, period))
     if as_json:
         click.echo(json.dumps([row.to_json() for row in rows], indent=2))
     elif as_csv:
