@@ -138,9 +138,7 @@ def test_grants_are_exactly_what_the_service_needs(upgraded: TwoRoles) -> None:
     assert held.pop("audit_tree_nodes") == "INSERT,SELECT", "nor a subtree a checkpoint signed"
     assert held.pop("alembic_version") == "SELECT"
     append_only = {"audit_events", "declassifications", "audit_checkpoints", "audit_tree_nodes"}
-    assert set(held) == tables - append_only - {"alembic_version"}, (
-        "every other table, none missed"
-    )
+    assert set(held) == tables - append_only - {"alembic_version"}, "every other table, none missed"
     assert set(held.values()) == {"DELETE,INSERT,SELECT,UPDATE"}
 
 
