@@ -1,8 +1,9 @@
 """``stagegate worker``: one per GPU node. Consumes the node's queue and the shared plan
 queue, one task at a time (each batch copies with many threads of its own), heartbeats and
 reconciles, signs audit checkpoints when due, and scrubs its cached datasets in the
-background. Datasets chosen for eviction are deleted at start and before each copy batch: eviction only ever happens to admit a dataset this
-node is about to copy; quarantined copies once no staging holds them."""
+background. Datasets chosen for eviction are deleted at start and before each copy batch:
+eviction only ever happens to admit a dataset this node is about to copy; quarantined copies
+once no staging holds them."""
 
 import logging
 import threading
