@@ -182,6 +182,9 @@ class Checkpoints:
             last = _latest_in(conn)
             made = last if last is not None and last.size >= size else self._sign_in(conn, key, size, last)
         if self.publisher is not None:
+            if last is not None and last.size != made.size:
+                # The one before may have failed to publish (S3 away): each signing retries it.
+                self.publisher.ensure(last.size, last.note)
             self.publisher.ensure(made.size, made.note)
         return made
 

@@ -100,3 +100,19 @@ def test_the_setting_picks_the_place(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert isinstance(chosen, ObjectLockBucket) and chosen.where == "s3://audit-lock/cp/"
     monkeypatch.setenv("STAGEGATE_CHECKPOINT_PUBLISH", str(tmp_path / "cp.log"))
     assert isinstance(publisher_from(load_settings()), AppendOnlyFile)
+
+
+def test_a_checkpoint_that_failed_to_publish_goes_out_with_the_next(
+    ledger: Ledger, s3_client: Any, locked_bucket: str
+) -> None:
+    away = ObjectLockBucket(locked_bucket, "", retention_days=1, client=s3_client)
+    away.bucket = "no-such-bucket"  # S3 refuses: the checkpoint stays in the ledger only
+    checkpoints = Checkpoints(ledger, origin=ORIGIN, signer=lambda: KEY, publisher=away)
+    append(ledger, 2)
+    with pytest.raises(PublishError):
+        checkpoints.sign()
+    checkpoints.publisher = ObjectLockBucket(locked_bucket, "", retention_days=1, client=s3_client)
+    append(ledger, 1)
+    checkpoints.sign()
+    keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=locked_bucket)["Contents"]]
+    assert keys == [f"{2:020d}.checkpoint", f"{3:020d}.checkpoint"]
