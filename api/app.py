@@ -21,6 +21,7 @@ from stagegate.api.routes import audit, declassifications, egress, health, nodes
 from stagegate.api.services import Services
 from stagegate.confinement import SourceRules
 from stagegate.ledger import AuditTrail, Ledger, Nodes, Stagings, Tokens, open_ledger
+from stagegate.ledger.checkpoints import Checkpoints
 from stagegate.queues import Dispatcher, make_celery
 from stagegate.settings import load_settings
 
@@ -82,6 +83,7 @@ def create_app(
         stagings=Stagings(ledger, lease_seconds, source_rules),
         nodes=Nodes(ledger),
         audit=AuditTrail(ledger),
+        checkpoints=Checkpoints(ledger, origin=env.checkpoint_origin),
         tokens=Tokens(ledger),
         decision_wait=decision_wait,
         lease_seconds=lease_seconds,

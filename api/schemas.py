@@ -215,6 +215,31 @@ class VerifyOut(BaseModel):
     problem: str | None = Field(description="The first problem found, and where; null when ok.")
 
 
+class CheckpointOut(BaseModel):
+    """A signed checkpoint of the audit trail (C2SP tlog-checkpoint in a signed note)."""
+
+    size: int = Field(description="Events 1 to size are covered.")
+    root: str = Field(description="The RFC 6962 Merkle root of those events, hex.")
+    time: str = Field(description="When it was signed, UTC.")
+    origin: str = Field(description="The log's name, the note's first line.")
+    key: str = Field(description="NAME+ID of the key that signed it.")
+    public_key: str = Field(description="That key's public half, NAME+ID+BASE64, as the ledger keeps it.")
+    note: str = Field(description="The signed note exactly as published: keep it to verify against later.")
+    signature_ok: bool = Field(description="The note's signature checks with the kept public key.")
+
+
+class LatestCheckpointOut(BaseModel):
+    checkpoint: CheckpointOut | None = Field(description="The newest checkpoint; null before the first.")
+    consistent: bool | None = Field(
+        default=None,
+        description="With verify=true: whether every event now in the trail still hashes to it "
+        "(the whole trail is read); null when not asked.",
+    )
+    problems: list[str] = Field(
+        default_factory=list, description="With verify=true: what broke, if anything."
+    )
+
+
 class Health(BaseModel):
     status: str
 

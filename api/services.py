@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from stagegate.ledger import AuditTrail, Ledger, Nodes, Stagings, Tokens
+from stagegate.ledger.checkpoints import Checkpoints
 from stagegate.queues import Dispatcher
 
 
@@ -21,6 +22,7 @@ class Services:
     stagings: Stagings
     nodes: Nodes
     audit: AuditTrail
+    checkpoints: Checkpoints  # read only: the API signs none (node workers do)
     tokens: Tokens
     decision_wait: float  # seconds POST /v1/stagings waits for the plan step's decision
     lease_seconds: float  # how long a task's lease lasts before the reconciler re-sends it

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from stagegate.client import context
+from stagegate.client.checkpoint_commands import checkpoint, key, prove, verify_checkpoints, verify_proof
 from stagegate.client.errors import EXIT_TAMPERED
 from stagegate.ledger import AuditEvent, AuditTrail
 from stagegate.ledger.export import write_events
@@ -123,18 +124,46 @@ def _line(e: AuditEvent) -> str:
     metavar="SEQ:HASH",
     help="A head exported earlier (`stagegate audit head`): also catches rows cut off the end.",
 )
+@click.option(
+    "--checkpoint",
+    "checkpoint_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="A signed checkpoint kept earlier (`stagegate audit checkpoint`): proves the trail is an "
+    "append-only extension of it. Repeatable; a file of several is checked against each.",
+)
+@click.option(
+    "--public-key",
+    "key_values",
+    multiple=True,
+    help="The key to check checkpoint signatures with (NAME+ID+BASE64 or a file of them); "
+    "default: the keys the ledger keeps.",
+)
 @where_from
-def verify(anchor: str | None, server: str | None, local: bool) -> None:
+def verify(
+    anchor: str | None,
+    checkpoint_files: tuple[str, ...],
+    key_values: tuple[str, ...],
+    server: str | None,
+    local: bool,
+) -> None:
     """Walk the whole chain; exit 0 if intact, 4 naming the first bad row if not. With a server,
-    the service walks its own ledger and says what it found."""
-    expected = _parse_head(anchor) if anchor else None
+    the service walks its own ledger and says what it found; --head and --checkpoint are checked
+    against the ledger itself (--local, where the database is reachable)."""
     client = service_or_local(server, local)
+    if client is not None and (anchor or checkpoint_files):
+        raise click.UsageError(
+            "--head and --checkpoint are checked against the ledger itself: run with --local where "
+            "the database is reachable ($STAGEGATE_DATABASE_URL)"
+        )
+    if checkpoint_files:
+        verify_checkpoints(checkpoint_files, key_values)
+        if anchor is None:
+            return
+    elif key_values:
+        raise click.UsageError("--public-key checks a --checkpoint: give one")
+    expected = _parse_head(anchor) if anchor else None
     if client is not None:
-        if expected is not None:
-            raise click.UsageError(
-                "--head is checked against the ledger itself: run with --local where the database is "
-                "reachable ($STAGEGATE_DATABASE_URL)"
-            )
         with client:
             answer = client.verify_audit()
         if answer["ok"]:
@@ -179,3 +208,9 @@ def head() -> None:
     with context.ledger() as ledger:
         newest = AuditTrail(ledger).head()
     click.echo("0:" + "0" * 64 if newest is None else f"{newest[0]}:{newest[1]}")
+
+
+audit.add_command(checkpoint)
+audit.add_command(prove)
+audit.add_command(verify_proof)
+audit.add_command(key)

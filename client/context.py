@@ -4,12 +4,15 @@ Settings from the environment come from :mod:`stagegate.settings`, the only read
 """
 
 import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from stagegate.ledger import Ledger, open_ledger
+from stagegate.ledger.checkpoints import Checkpoints
 from stagegate.policies import Policy
 from stagegate.settings import env_name, load_settings
 from stagegate.workers.staging import Requester
@@ -34,8 +37,21 @@ def local_requester() -> Requester:
     return Requester(actor=getpass.getuser(), role=EMBEDDED_ROLE)
 
 
-def ledger() -> Ledger:
-    return open_ledger()
+@contextmanager
+def ledger(sign_when_due: bool = True) -> Iterator[Ledger]:
+    """The ledger, for one command. In embedded mode (SQLite) a command that ends well signs an
+    audit checkpoint if one is due (``STAGEGATE_CHECKPOINT_EVENTS``/``_SECONDS``): there is no
+    service there to do it. A failure to sign is a warning: the command itself succeeded."""
+    opened = open_ledger()
+    try:
+        yield opened
+        if sign_when_due and opened.dialect == "sqlite":
+            try:
+                Checkpoints.from_settings(opened).sign_if_due()
+            except Exception as exc:  # the command's work is done and recorded; say why, go on
+                click.echo(f"stagegate: warning: no audit checkpoint signed: {exc}", err=True)
+    finally:
+        opened.close()
 
 
 def service(server: str | None) -> "ServiceClient":

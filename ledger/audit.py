@@ -42,6 +42,11 @@ class EventFilter(TypedDict, total=False):
 _events = cast(Table, AuditEventRow.__table__)
 
 
+def row_event(row: AuditEventRow) -> AuditEvent:
+    """The event a stored row holds; ValueError or TypeError if it no longer decodes."""
+    return _to_event(row)
+
+
 def _to_event(row: AuditEventRow) -> AuditEvent:
     reasons = json.loads(row.reasons)
     details = json.loads(row.details)
@@ -163,10 +168,12 @@ class AuditTrail:
         with self._ledger.read_session() as session, session.begin():
             return self._head(session)
 
-    def _pages(self, statement: Select[AuditEventRow], page_size: int) -> Iterator[AuditEventRow]:
+    def _pages(
+        self, statement: Select[AuditEventRow], page_size: int, after: int = 0
+    ) -> Iterator[AuditEventRow]:
         # Keyset pages on seq, each read in its own short transaction: a walk over millions of
         # rows holds one page in memory and never blocks (or is blocked by) appends for long.
-        last = 0
+        last = after
         while True:
             with self._ledger.read_session() as session, session.begin():
                 page = list(
@@ -179,6 +186,11 @@ class AuditTrail:
             if len(page) < page_size:
                 return
             last = page[-1].seq
+
+    def rows(self, after: int = 0, page_size: int = PAGE_SIZE) -> Iterator[AuditEventRow]:
+        """Every stored row after seq ``after``, in seq order, streamed, undecoded: for walks
+        that must see a row even when it no longer decodes (see :func:`row_event`)."""
+        return self._pages(select(AuditEventRow), page_size, after)
 
     def verify(
         self, expected_head: tuple[int, str] | None = None, page_size: int = PAGE_SIZE

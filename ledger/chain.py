@@ -33,3 +33,9 @@ def parse_time(text: str) -> datetime:
 def event_hash(prev_hash: str, fields: Mapping[str, object]) -> str:
     """The hash of an event whose hashed fields (everything but ``hash``) are ``fields``."""
     return hashlib.sha256(prev_hash.encode("ascii") + canonical_json(fields).encode("utf-8")).hexdigest()
+
+
+def leaf_bytes(fields: Mapping[str, object]) -> bytes:
+    """What an event is as a leaf of the Merkle tree (``ledger.merkle``): the very bytes its
+    chain hash covers after prev_hash, so an exported JSONL line minus "hash" is the leaf."""
+    return canonical_json(fields).encode("utf-8")

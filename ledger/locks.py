@@ -12,6 +12,8 @@ from sqlalchemy.engine import Connection
 # Arbitrary 64-bit constants; they only have to differ from other advisory-lock users.
 AUDIT_APPEND_LOCK = 0x5354_4147_4155_4431  # "STAGAUD1"
 MIGRATION_LOCK = 0x5354_4147_4D49_4731  # "STAGMIG1"
+# Extending the audit tree and signing checkpoints: one signer at a time, appends go on.
+CHECKPOINT_LOCK = 0x5354_4147_4350_5431  # "STAGCPT1"
 
 
 def lock_writers(conn: Connection, key: int) -> None:

@@ -289,3 +289,31 @@ class AuditEventRow(Base):
         Index(None, "job_ref"),
         Index(None, "time"),
     )
+
+
+class AuditTreeNodeRow(Base):
+    """One perfect subtree of the RFC 6962 tree over the audit events (revision 0006): leaves
+    ``[idx << level, (idx + 1) << level)``. Level 0 is one event's leaf hash. Written once, when
+    the tree is extended to sign a checkpoint; proofs read O(log n) of them."""
+
+    __tablename__ = "audit_tree_nodes"
+
+    level: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditCheckpointRow(Base):
+    """A signed checkpoint of the audit trail (revision 0006): the note as published, and the
+    public key that checks it, kept so a rotated key leaves old checkpoints verifiable."""
+
+    __tablename__ = "audit_checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root: Mapped[str] = mapped_column(String(64))
+    time: Mapped[datetime]
+    origin: Mapped[str]
+    key_name: Mapped[str]
+    key_id: Mapped[str] = mapped_column(String(8))
+    public_key: Mapped[str]
+    note: Mapped[str]

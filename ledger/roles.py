@@ -19,7 +19,8 @@ from sqlalchemy.engine import Connection
 from stagegate.errors import InvalidInputError
 
 # Tables whose rows, once written, nobody changes: the runtime role appends and reads.
-APPEND_ONLY_TABLES = frozenset({"audit_events", "declassifications"})
+# The checkpoints and the tree they sign are append-only too (see ``ledger.checkpoints``).
+APPEND_ONLY_TABLES = frozenset({"audit_events", "declassifications", "audit_tree_nodes", "audit_checkpoints"})
 # Alembic's bookkeeping: the runtime role reads it to learn whether the schema is current.
 READ_ONLY_TABLES = frozenset({"alembic_version"})
 APPEND_ONLY = ("SELECT", "INSERT")

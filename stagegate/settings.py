@@ -31,6 +31,12 @@ DEFAULT_BATCH_MAX_FILES = 1000
 DEFAULT_BATCH_MAX_BYTES = 1 << 30
 DEFAULT_SCRUB_RATE = 20 << 20
 DEFAULT_SCRUB_INTERVAL = 86400.0
+# Signed checkpoints of the audit trail: often enough that little is ever unsigned, rarely
+# enough that the checkpoint log stays small. The origin names the log in every checkpoint.
+DEFAULT_CHECKPOINT_EVENTS = 1000
+DEFAULT_CHECKPOINT_SECONDS = 3600.0
+DEFAULT_CHECKPOINT_ORIGIN = "stagegate.local/audit"
+DEFAULT_CHECKPOINT_RETENTION_DAYS = 365
 
 Reader = Literal["API", "worker", "CLI"]
 
@@ -77,6 +83,14 @@ class Settings(BaseSettings):
     # What a service staging may read (see stagegate.confinement).
     source_roots: str | None = None
     source_schemes: str | None = None
+    # Signed checkpoints of the audit trail (see stagegate.ledger.checkpoints).
+    checkpoint_events: int = DEFAULT_CHECKPOINT_EVENTS
+    checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS
+    checkpoint_origin: str = DEFAULT_CHECKPOINT_ORIGIN
+    checkpoint_key_file: Path | None = None
+    checkpoint_key: SecretStr | None = Field(default=None, repr=False)
+    checkpoint_publish: str | None = None
+    checkpoint_retention_days: int = DEFAULT_CHECKPOINT_RETENTION_DAYS
     # The CLI's policy file and service.
     policy: Path | None = None
     url: str | None = None
@@ -92,11 +106,46 @@ class Settings(BaseSettings):
     def _wait(cls, value: Any, info: ValidationInfo) -> Any:
         return _number(value, info, zero_ok=True)
 
-    @field_validator("batch_max_files", "batch_max_bytes", mode="before")
+    @field_validator("batch_max_files", "batch_max_bytes", "checkpoint_retention_days", mode="before")
     @classmethod
     def _count(cls, value: Any, info: ValidationInfo) -> Any:
         number = _number(value, info)
         return int(number) if isinstance(number, float) else number
+
+    @field_validator("checkpoint_events", mode="before")
+    @classmethod
+    def _count_or_off(cls, value: Any, info: ValidationInfo) -> Any:
+        number = _number(value, info, zero_ok=True)
+        return int(number) if isinstance(number, float) else number
+
+    @field_validator("checkpoint_seconds", mode="before")
+    @classmethod
+    def _seconds_or_off(cls, value: Any, info: ValidationInfo) -> Any:
+        return _number(value, info, zero_ok=True)
+
+    @field_validator("checkpoint_origin")
+    @classmethod
+    def _origin(cls, value: str, info: ValidationInfo) -> str:
+        # The origin is also the signing key's name, which signed-note keeps free of spaces and '+'.
+        if not value or any(c.isspace() or c == "+" for c in value):
+            name = env_name(str(info.field_name))
+            raise ValueError(
+                f"{name} must be a name without spaces or '+' (e.g. example.org/audit), not {value!r}"
+            )
+        return value
+
+    @field_validator("checkpoint_publish")
+    @classmethod
+    def _publish(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        bucket = value.removeprefix("s3://").partition("/")[0] if value.startswith("s3://") else None
+        if bucket == "" or (bucket is None and not value.startswith("/")) or "@" in value:
+            name = env_name(str(info.field_name))
+            raise ValueError(
+                f"{name} must be s3://BUCKET[/PREFIX] or an absolute path to a file, not {value!r}"
+            )
+        return value
 
     @field_validator("bandwidth_limit", mode="before")
     @classmethod
@@ -175,6 +224,13 @@ READERS: dict[str, tuple[Reader, ...]] = {
     "scrub_interval": ("worker",),
     "source_roots": ("API", "worker"),
     "source_schemes": ("API", "worker"),
+    "checkpoint_events": ("worker", "CLI"),
+    "checkpoint_seconds": ("worker", "CLI"),
+    "checkpoint_origin": ("worker", "CLI"),
+    "checkpoint_key_file": ("worker", "CLI"),
+    "checkpoint_key": ("worker", "CLI"),
+    "checkpoint_publish": ("worker", "CLI"),
+    "checkpoint_retention_days": ("worker", "CLI"),
     "policy": ("worker", "CLI"),
     "url": ("CLI",),
     "token": ("CLI",),
@@ -195,7 +251,7 @@ def shown(settings: Settings) -> list[ShownSetting]:
     out = []
     for field in Settings.model_fields:
         value = getattr(settings, field)
-        if field == "token":
+        if field in ("token", "checkpoint_key"):
             text = REDACTED if value is not None else ""
         elif isinstance(value, SecretStr):
             text = mask_password(value.get_secret_value())

@@ -1,14 +1,16 @@
 """``stagegate worker``: one per GPU node. Consumes the node's queue and the shared plan
 queue, one task at a time (each batch copies with many threads of its own), heartbeats and
-reconciles, and scrubs its cached datasets in the background. Datasets chosen for eviction are
-deleted at start and before each copy batch: eviction only ever happens to admit a dataset this
-node is about to copy; quarantined copies once no staging holds them."""
+reconciles, signs audit checkpoints when due, and scrubs its cached datasets in the
+background. Datasets chosen for eviction are deleted at start and before each copy batch:
+eviction only ever happens to admit a dataset this node is about to copy; quarantined copies
+once no staging holds them."""
 
 import logging
 import threading
 from pathlib import Path
 
 from stagegate.ledger import open_ledger
+from stagegate.ledger.checkpoints import Checkpoints
 from stagegate.policies import Policy
 from stagegate.queues import PLAN_QUEUE, Dispatcher, make_celery, node_queue
 from stagegate.workers.cache_integrity import scrub_forever, sweep_quarantine
@@ -22,8 +24,9 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 5.0
 
 
-def _background(ctx: NodeContext, stop: threading.Event) -> None:
-    """Heartbeat every few seconds, reconcile every ``reconcile_seconds``."""
+def _background(ctx: NodeContext, checkpoints: Checkpoints, stop: threading.Event) -> None:
+    """Heartbeat every few seconds; reconcile, and sign an audit checkpoint when one is due,
+    every ``reconcile_seconds``."""
     settings = ctx.settings
     waited = settings.reconcile_seconds  # reconcile at once on start: recover what a crash left
     while True:
@@ -33,6 +36,8 @@ def _background(ctx: NodeContext, stop: threading.Event) -> None:
             if waited >= settings.reconcile_seconds:
                 waited = 0.0
                 reconcile_once(ctx)
+                # Every worker asks; the checkpoint lock lets one sign, the rest find it done.
+                checkpoints.sign_if_due()
         except Exception as exc:  # the ledger or the broker is briefly away: keep trying
             log.warning("background pass failed: %s", exc)
         step = min(HEARTBEAT_S, settings.reconcile_seconds)
@@ -60,7 +65,10 @@ def run_worker(
     ctx.metrics.serve(metrics_port, metrics_host)
     ctx.sweep_evictions()
     stop = threading.Event()
-    thread = threading.Thread(target=_background, args=(ctx, stop), name="heartbeat", daemon=True)
+    checkpoints = Checkpoints.from_settings(ledger)
+    thread = threading.Thread(
+        target=_background, args=(ctx, checkpoints, stop), name="heartbeat", daemon=True
+    )
     thread.start()
     scrub = threading.Thread(target=scrub_forever, args=(ctx, stop), name="scrub", daemon=True)
     scrub.start()

@@ -6,8 +6,19 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from stagegate.api.auth import Auditor
-from stagegate.api.schemas import AuditEventList, ErrorOut, VerifyOut, audit_event_out, verify_out
+from stagegate.api.schemas import (
+    AuditEventList,
+    CheckpointOut,
+    ErrorOut,
+    LatestCheckpointOut,
+    VerifyOut,
+    audit_event_out,
+    verify_out,
+)
 from stagegate.api.services import ServicesDep
+from stagegate.ledger.chain import format_time
+from stagegate.ledger.log_check import check_log
+from stagegate.ledger.signed_note import NoteError
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -41,3 +52,42 @@ def verify_chain(_who: Auditor, services: ServicesDep) -> VerifyOut:
     """Walk the whole hash chain and report the first altered, missing or relinked event."""
     head = services.audit.head()  # read first: the walk then covers at least up to it
     return verify_out(services.audit.verify(), head)
+
+
+@router.get("/checkpoint", summary="The latest signed checkpoint", responses=_ERRORS)
+def latest_checkpoint(
+    _who: Auditor,
+    services: ServicesDep,
+    verify: Annotated[
+        bool, Query(description="Also check every event now in the trail against it (reads the whole trail).")
+    ] = False,
+) -> LatestCheckpointOut:
+    """The newest checkpoint the service signed, with its signature checked by the public key
+    the ledger keeps. An auditor checks it against a key they hold with
+    `stagegate audit verify --checkpoint FILE --public-key KEY`."""
+    latest = services.checkpoints.latest()
+    if latest is None:
+        return LatestCheckpointOut(checkpoint=None)
+    try:
+        opened = latest.opened()
+        signature_ok = True
+    except NoteError:
+        signature_ok = False
+    out = CheckpointOut(
+        size=latest.size,
+        root=latest.root.hex(),
+        time=format_time(latest.time),
+        origin=latest.origin,
+        key=f"{latest.key_name}+{latest.key_id:08x}",
+        public_key=latest.public_key,
+        note=latest.note,
+        signature_ok=signature_ok,
+    )
+    if not verify:
+        return LatestCheckpointOut(checkpoint=out)
+    if not signature_ok:
+        return LatestCheckpointOut(
+            checkpoint=out, consistent=False, problems=["the signature does not check"]
+        )
+    verdict = check_log(services.ledger, opened.checkpoint)
+    return LatestCheckpointOut(checkpoint=out, consistent=verdict.consistent, problems=list(verdict.problems))

@@ -67,14 +67,18 @@ def test_the_kernel_contract_lists_every_kernel_module() -> None:
 def test_the_wheel_holds_only_the_stagegate_namespace(tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     (wheel,) = tmp_path.glob("stagegate-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top == {"stagegate"}
     for expected in (
-        "stagegate/transfer/engine.py", "stagegate/transfer/sources/s3.py", "stagegate/client/cli.py",
-        "stagegate/ledger/migrations/script.py.mako", "stagegate/policies/default_policy.yaml",
+        "stagegate/transfer/engine.py",
+        "stagegate/transfer/sources/s3.py",
+        "stagegate/client/cli.py",
+        "stagegate/ledger/migrations/script.py.mako",
+        "stagegate/policies/default_policy.yaml",
     ):
         assert expected in names, expected

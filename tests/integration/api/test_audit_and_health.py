@@ -284,3 +284,30 @@ def test_the_docs_pages_load_nothing_from_outside(world: World, page: str) -> No
         assert not re.match(r"^(https?:)?//", asset), f"{page} loads {asset} from outside"
         served = world.client.get(asset)
         assert served.status_code == 200 and len(served.content) > 1000, asset
+
+
+def test_latest_checkpoint_for_the_ui(world: World) -> None:
+    from stagegate.ledger.checkpoints import Checkpoints
+    from stagegate.ledger.signed_note import SignerKey
+
+    assert world.get("auditor", "/v1/audit/checkpoint").json()["checkpoint"] is None
+    world.post("scientist")
+    world.post("scientist")
+    key = SignerKey.generate("stagegate.local/audit")
+    signed = Checkpoints(world.ledger, origin="stagegate.local/audit", signer=lambda: key).sign()
+    body = world.get("auditor", "/v1/audit/checkpoint").json()
+    cp = body["checkpoint"]
+    assert (cp["size"], cp["root"], cp["note"]) == (signed.size, signed.root.hex(), signed.note)
+    assert cp["key"] == f"stagegate.local/audit+{key.id:08x}" and cp["signature_ok"] is True
+    assert cp["public_key"] == key.verifier().encode()
+    assert body["consistent"] is None
+    checked = world.get("admin", "/v1/audit/checkpoint", verify="true").json()
+    assert (checked["consistent"], checked["problems"]) == (True, [])
+
+    url = world.ledger.engine.url.render_as_string(hide_password=False)
+    tamper(url, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 1")
+    checked = world.get("auditor", "/v1/audit/checkpoint", verify="true").json()
+    assert checked["consistent"] is False
+    assert any("altered row at seq 1" in p for p in checked["problems"])
+    tamper(url, "UPDATE audit_checkpoints SET note = replace(note, 'time 2', 'time 1')")
+    assert world.get("auditor", "/v1/audit/checkpoint").json()["checkpoint"]["signature_ok"] is False

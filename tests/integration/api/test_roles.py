@@ -26,6 +26,7 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET", "/v1/nodes"): (401, 401, 200, 200, 200, 200, 200),
     ("GET", "/v1/audit"): (401, 401, 403, 403, 403, 200, 200),
     ("GET", "/v1/audit/verify"): (401, 401, 403, 403, 403, 200, 200),
+    ("GET", "/v1/audit/checkpoint"): (401, 401, 403, 403, 403, 200, 200),
     ("GET", "/healthz"): (200, 200, 200, 200, 200, 200, 200),
     ("GET", "/readyz"): (200, 200, 200, 200, 200, 200, 200),
     # Egress: submitters only; a local destination is taken exactly as written (no '.', '..'

@@ -82,12 +82,24 @@ def test_json_summary_for_a_local_source(tmp_path):
 def test_json_summary_for_an_s3_source(s3_client, bucket, subprocess_env, tmp_path):
     put_objects(s3_client, bucket, public(FILES, "ds/"))
     dest = tmp_path / "dest"
-    proc = run("stage", f"s3://{bucket}/ds", "--to", str(dest), "--json",
-               "--durability", "file", *SMALL, env=subprocess_env)
+    proc = run(
+        "stage",
+        f"s3://{bucket}/ds",
+        "--to",
+        str(dest),
+        "--json",
+        "--durability",
+        "file",
+        *SMALL,
+        env=subprocess_env,
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert (summary["files"], summary["verified_source"], summary["verified_local"]) == (
-        len(FILES), len(FILES), 0)
+        len(FILES),
+        len(FILES),
+        0,
+    )
     assert_staged(dest, FILES)
 
 

@@ -64,7 +64,8 @@ def test_confidential_s3_tag_is_denied_with_exit_3(
     assert "sub/b.bin is confidential" in proc.stderr
     assert snapshot(dest) == {}
     assert [e["action"] for e in audit("--job", "j-s3", env=subprocess_env)] == [
-        "stage.requested", "policy.denied",
+        "stage.requested",
+        "policy.denied",
     ]
 
 
@@ -82,8 +83,18 @@ def test_custom_policy_file_stages_confidential_data(
     assert not (tmp_path / "refused").exists()
 
     dest = tmp_path / "dest"
-    proc = run("stage", url, "--to", str(dest), "--policy", str(policy), "--json", "--job", "conf",
-               env=subprocess_env)
+    proc = run(
+        "stage",
+        url,
+        "--to",
+        str(dest),
+        "--policy",
+        str(policy),
+        "--json",
+        "--job",
+        "conf",
+        env=subprocess_env,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["files"] == len(FILES)
     assert_staged(dest, FILES)
@@ -131,8 +142,9 @@ def test_policy_check_reports_and_moves_nothing(tmp_path: Path) -> None:
 def test_policy_check_on_s3_unlabelled(
     s3_client, bucket: str, subprocess_env: dict[str, str], tmp_path: Path
 ) -> None:
-    put_objects(s3_client, bucket, {"ds/a.txt": b"a", "ds/sub/.classification": b"public\n",
-                                    "ds/sub/b.bin": b"b"})
+    put_objects(
+        s3_client, bucket, {"ds/a.txt": b"a", "ds/sub/.classification": b"public\n", "ds/sub/b.bin": b"b"}
+    )
     proc = run("policy", "check", f"s3://{bucket}/ds", "--json", env=subprocess_env, cwd=tmp_path)
     assert proc.returncode == 3, proc.stderr
     decision = json.loads(proc.stdout)

@@ -134,10 +134,11 @@ def test_grants_are_exactly_what_the_service_needs(upgraded: TwoRoles) -> None:
     held = dict(rows)
     assert held.pop("audit_events") == "INSERT,SELECT"
     assert held.pop("declassifications") == "INSERT,SELECT", "a recorded declassification is never edited"
+    assert held.pop("audit_checkpoints") == "INSERT,SELECT", "a signed checkpoint is never edited"
+    assert held.pop("audit_tree_nodes") == "INSERT,SELECT", "nor a subtree a checkpoint signed"
     assert held.pop("alembic_version") == "SELECT"
-    assert set(held) == tables - {"audit_events", "declassifications", "alembic_version"}, (
-        "every other table, none missed"
-    )
+    append_only = {"audit_events", "declassifications", "audit_checkpoints", "audit_tree_nodes"}
+    assert set(held) == tables - append_only - {"alembic_version"}, "every other table, none missed"
     assert set(held.values()) == {"DELETE,INSERT,SELECT,UPDATE"}
 
 

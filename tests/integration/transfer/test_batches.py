@@ -374,15 +374,19 @@ def test_batch_arguments_are_checked(s3_url, tmp_path):
 
 
 def test_single_object_s3_url_is_read_without_listing(s3_client, bucket, tmp_path):
-    put_objects(s3_client, bucket, {
-        "ds/file.bin": payload("one", 5000),
-        "ds/file.bin.sibling": b"not me",
-        "ds/big.bin": payload("big-one", 3 * MiB + 1),
-        # "ds/dir" is both an object and a folder holding "ds/dir/dir": the folder wins.
-        "ds/dir": b"the object named like the folder",
-        "ds/dir/dir": b"inside the folder",
-        "ds/dir/other": b"also inside",
-    })
+    put_objects(
+        s3_client,
+        bucket,
+        {
+            "ds/file.bin": payload("one", 5000),
+            "ds/file.bin.sibling": b"not me",
+            "ds/big.bin": payload("big-one", 3 * MiB + 1),
+            # "ds/dir" is both an object and a folder holding "ds/dir/dir": the folder wins.
+            "ds/dir": b"the object named like the folder",
+            "ds/dir/dir": b"inside the folder",
+            "ds/dir/other": b"also inside",
+        },
+    )
     cases = {
         "file.bin": {"file.bin": payload("one", 5000)},
         "big.bin": {"big.bin": payload("big-one", 3 * MiB + 1)},  # ranged parts + HEAD checksum

@@ -139,8 +139,10 @@ def test_corrupted_source_byte_is_refused(s3_client, bucket, tmp_path, caplog, s
     assert stored.value != original
 
     dest = tmp_path / "dest"
-    with caplog.at_level(logging.WARNING, logger="stagegate.transfer.engine"), \
-            pytest.raises(ChecksumMismatchError, match=r"victim\.bin"):
+    with (
+        caplog.at_level(logging.WARNING, logger="stagegate.transfer.engine"),
+        pytest.raises(ChecksumMismatchError, match=r"victim\.bin"),
+    ):
         stage(open_source(f"s3://{bucket}/ds"), dest, small_config(max_attempts=3))
 
     retries = [r for r in caplog.records if "victim.bin" in r.getMessage() and "retrying" in r.getMessage()]
@@ -187,12 +189,16 @@ def test_resume_copies_only_what_is_missing_or_changed(s3_client, bucket, tmp_pa
 
 
 def test_single_object_url_stages_that_file(s3_client, bucket, tmp_path):
-    put_objects(s3_client, bucket, {
-        "ds/file.bin": payload("one", 5000),
-        "ds/file.bin.sibling": b"not me",
-        "ds/other": b"nor me",
-        "ds/big.bin": payload("big-one", 3 * MiB + 1),
-    })
+    put_objects(
+        s3_client,
+        bucket,
+        {
+            "ds/file.bin": payload("one", 5000),
+            "ds/file.bin.sibling": b"not me",
+            "ds/other": b"nor me",
+            "ds/big.bin": payload("big-one", 3 * MiB + 1),
+        },
+    )
     dest = tmp_path / "one"
     result = stage(open_source(f"s3://{bucket}/ds/file.bin"), dest, small_config())
     assert (result.files, result.bytes, result.verified_source) == (1, 5000, 1)

@@ -149,8 +149,7 @@ class TestSourceContract:
 
     @pytest.mark.parametrize(
         ("offset", "length"),
-        [(0, 1), (1, 99_999), (12_345, 6_789), (99_999, 1), (50_000, None), (0, 100_000),
-         (777, 0)],
+        [(0, 1), (1, 99_999), (12_345, 6_789), (99_999, 1), (50_000, None), (0, 100_000), (777, 0)],
     )
     def test_open_range_returns_exactly_the_range(self, backend, offset, length):
         source, objects = _listed(backend.make(FILES))

@@ -454,7 +454,6 @@ def test_check_policy_moves_nothing(dataset: Dataset, tmp_path: Path) -> None:
     assert decision.highest_label == "confidential"
 
 
-
 # -- no credential reaches the ledger -------------------------------------------------------------
 
 
@@ -488,14 +487,19 @@ def test_scp_style_userinfo_in_a_source_path_is_refused_before_the_ledger(
 @pytest.mark.parametrize(
     "make_url",
     [
-        pytest.param(lambda b, p: f"s3://{b}/ds?X-Amz-Credential=AKIAHUNTER2&X-Amz-Signature=hunter2",
-                     id="s3-presigned-query"),
+        pytest.param(
+            lambda b, p: f"s3://{b}/ds?X-Amz-Credential=AKIAHUNTER2&X-Amz-Signature=hunter2",
+            id="s3-presigned-query",
+        ),
         pytest.param(lambda b, p: f"file://alice:hunter2@localhost{p}", id="file-userinfo"),
         pytest.param(lambda b, p: "alice:hunter2@nas:missing", id="scp-style-missing"),
     ],
 )
 def test_failed_staging_keeps_credentials_out_of_the_ledger(
-    s3_client: Any, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    s3_client: Any,
+    bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     make_url: Callable[[str, str], str],
 ) -> None:
     monkeypatch.chdir(tmp_path)

@@ -70,8 +70,11 @@ def _ignored(relative: str, patterns: list[str]) -> bool:
     for pattern in patterns:
         if pattern.startswith("**/"):
             tail = pattern[3:]
-            if any(fnmatch.fnmatchcase("/".join(parts[i : j + 1]), tail)
-                   for i in range(len(parts)) for j in range(i, len(parts))):
+            if any(
+                fnmatch.fnmatchcase("/".join(parts[i : j + 1]), tail)
+                for i in range(len(parts))
+                for j in range(i, len(parts))
+            ):
                 return True
         elif any(fnmatch.fnmatchcase(prefix, pattern) for prefix in prefixes):
             return True
@@ -99,9 +102,7 @@ def test_dockerignore_keeps_every_file_the_build_needs() -> None:
     for source in _copied_sources():
         path = ROOT / source
         files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-        needed += [
-            f.relative_to(ROOT).as_posix() for f in files if "__pycache__" not in f.parts
-        ]
+        needed += [f.relative_to(ROOT).as_posix() for f in files if "__pycache__" not in f.parts]
     assert any(name.endswith(".yaml") for name in needed)  # the shipped policy is among them
     ignored = [name for name in needed if _ignored(name, patterns)]
     assert not ignored

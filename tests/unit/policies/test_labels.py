@@ -1,6 +1,5 @@
 """Tests for policies.labels: label files, and resolution checked against a brute-force reference."""
 
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st

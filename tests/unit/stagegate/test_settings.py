@@ -27,6 +27,13 @@ def test_defaults_are_todays() -> None:
     assert (s.scrub_rate, s.scrub_interval) == (20 << 20, 86400.0)
     assert (s.policy, s.url, s.token, s.source_roots, s.source_schemes) == (None, None, None, None, None)
     assert s.source_rules().roots == ()
+    assert (s.checkpoint_events, s.checkpoint_seconds, s.checkpoint_origin) == (
+        1000,
+        3600.0,
+        "stagegate.local/audit",
+    )
+    assert (s.checkpoint_key, s.checkpoint_key_file, s.checkpoint_publish) == (None, None, None)
+    assert s.checkpoint_retention_days == 365
 
 
 def test_each_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,6 +57,13 @@ def test_each_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "POLICY": "/etc/sg/policy.yaml",
         "URL": "http://stagegate:8080",
         "TOKEN": " sg_abc \n",
+        "CHECKPOINT_EVENTS": "0",
+        "CHECKPOINT_SECONDS": "600",
+        "CHECKPOINT_ORIGIN": "example.org/audit",
+        "CHECKPOINT_KEY_FILE": "/etc/sg/checkpoint.key",
+        "CHECKPOINT_KEY": "PRIVATE+KEY+example.org/audit+00000000+AAAA",
+        "CHECKPOINT_PUBLISH": "s3://audit-lock/checkpoints",
+        "CHECKPOINT_RETENTION_DAYS": "30",
     }
     for name, value in values.items():
         monkeypatch.setenv(PREFIX + name, value)
@@ -72,6 +86,13 @@ def test_each_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.source_rules().schemes == frozenset({"gcs"})
     assert (s.policy, s.url) == (Path("/etc/sg/policy.yaml"), "http://stagegate:8080")
     assert s.token is not None and s.token.get_secret_value() == "sg_abc"
+    assert (s.checkpoint_events, s.checkpoint_seconds, s.checkpoint_origin) == (0, 600.0, "example.org/audit")
+    assert (s.checkpoint_key_file, s.checkpoint_publish, s.checkpoint_retention_days) == (
+        Path("/etc/sg/checkpoint.key"),
+        "s3://audit-lock/checkpoints",
+        30,
+    )
+    assert s.checkpoint_key is not None and s.checkpoint_key.get_secret_value().startswith("PRIVATE+KEY+")
     assert all(s.from_environment(field) for field in Settings.model_fields)
 
 
@@ -96,6 +117,11 @@ def test_an_empty_variable_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
         ("BANDWIDTH_LIMIT", "0"),
         ("SCRUB_RATE", "fast"),
         ("SOURCE_SCHEMES", "file"),
+        ("CHECKPOINT_EVENTS", "-1"),
+        ("CHECKPOINT_ORIGIN", "my log"),
+        ("CHECKPOINT_PUBLISH", "relative/file"),
+        ("CHECKPOINT_PUBLISH", "s3:///no-bucket"),
+        ("CHECKPOINT_RETENTION_DAYS", "0"),
     ],
 )
 def test_a_bad_value_names_its_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
@@ -108,9 +134,10 @@ def test_shown_masks_every_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STAGEGATE_DATABASE_URL", "postgresql+psycopg://owner:pl4nted-pw@db:5432/ledger")
     monkeypatch.setenv("STAGEGATE_BROKER_URL", "redis://:br0ker-pw@redis:6379/0")
     monkeypatch.setenv("STAGEGATE_TOKEN", "sg_pl4nted-token")
+    monkeypatch.setenv("STAGEGATE_CHECKPOINT_KEY", "PRIVATE+KEY+x+00000000+pl4nted-key")
     rows = {row.name: row for row in shown(load_settings())}
     text = repr(rows) + repr(load_settings())
-    for secret in ("pl4nted-pw", "br0ker-pw", "sg_pl4nted-token"):
+    for secret in ("pl4nted-pw", "br0ker-pw", "sg_pl4nted-token", "pl4nted-key"):
         assert secret not in text
     assert rows["STAGEGATE_DATABASE_URL"].value == "postgresql+psycopg://owner:[redacted]@db:5432/ledger"
     assert rows["STAGEGATE_DATABASE_URL"].source == "environment"
