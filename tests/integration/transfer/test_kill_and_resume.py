@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from integration.helpers import STAGEGATE, assert_staged, data_files, is_ready, payload, write_tree
+from stagegate.transfer import open_source, stage
 from stagegate.transfer.batch_record import BATCHES_DIR, read_batch_record
 from stagegate.transfer.layout import state_dir_of
 
@@ -137,3 +138,30 @@ def test_killed_mid_batch_then_rerun_copies_only_what_was_not_durable(tmp_path, 
         assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns), key
     assert_staged(dest, FILES)
     assert not (state_dir_of(dest) / BATCHES_DIR).exists(), "batch records outlive publishing"
+
+
+def test_a_state_dir_an_older_stagegate_left_is_ignored_and_every_file_checked_again(tmp_path):
+    """An older stagegate kept embedded progress in journal generations, and the service's
+    batch records in another format. Neither vouches for anything now: the rerun does not
+    crash, removes the journal, copies every file again (the files it finds are replaced by
+    verified copies), and publishes a whole, verified dataset."""
+    files = {k: v for k, v in list(FILES.items())[:30]}
+    src = write_tree(tmp_path / "src", files)
+    dest = tmp_path / "dest"
+    stage(open_source(str(src)), dest)
+    state = state_dir_of(dest)
+    manifest = (state / "manifest.jsonl").read_bytes()
+    lines = manifest.splitlines(keepends=True)
+    # As an older stagegate killed mid-run left it: no READY, no manifest, a journal
+    # generation vouching for half the files, a batch record in the older format.
+    (state / "READY").unlink()
+    (state / "manifest.jsonl").unlink()
+    write_tree(state / "journal", {"00000000000000000001/0000000000.jsonl": b"".join(lines[:15])})
+    header = {"batch": 0, "files": 15, "bytes": 1, "files_skipped": 0, "bytes_skipped": 0, "seconds": 1}
+    write_tree(state / BATCHES_DIR, {"0000000000.jsonl": json.dumps(header).encode() + b"\n" + lines[0]})
+
+    result = stage(open_source(str(src)), dest)
+
+    assert (result.files, result.files_copied, result.files_skipped) == (len(files), len(files), 0)
+    assert not (state / "journal").exists()
+    assert_staged(dest, files)
