@@ -233,7 +233,8 @@ def choose_mode(
     type=click.Choice([d.value for d in Durability]),
     default="batch",
     show_default=True,
-    help="batch: one filesystem sync per ~1 GiB batch; file: fsync every file.",
+    help="batch: one filesystem sync per group of finished files (at most once a second, and per "
+    "~1 GiB batch); file: also fsync every file.",
 )
 @click.option(
     "--progress/--no-progress",
