@@ -2,6 +2,7 @@
 ``--node``, ask the service to stage it onto cluster nodes (``client/service_commands.py``)."""
 
 import json
+import shlex
 import sys
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -11,6 +12,7 @@ import click
 from click.core import ParameterSource
 
 from stagegate.client import context
+from stagegate.client.errors import EXIT_INTERRUPTED
 from stagegate.client.progress_bar import ProgressBar
 from stagegate.client.service_commands import server_option, stage_on_service
 from stagegate.client.units import format_bytes
@@ -231,7 +233,8 @@ def choose_mode(
     type=click.Choice([d.value for d in Durability]),
     default="batch",
     show_default=True,
-    help="batch: one filesystem sync per ~1 GiB batch; file: fsync every file.",
+    help="batch: one filesystem sync per group of finished files (at most once a second, and per "
+    "~1 GiB batch); file: also fsync every file.",
 )
 @click.option(
     "--progress/--no-progress",
@@ -300,14 +303,27 @@ def stage(
     bar = ProgressBar() if show_bar else None
     with context.ledger() as ledger:
         try:
-            result = run_staging(ledger, policy, context.local_requester(), request, on_progress=bar)
-        finally:
-            if bar is not None:
-                bar.finish()
+            try:
+                result = run_staging(ledger, policy, context.local_requester(), request, on_progress=bar)
+            finally:
+                if bar is not None:
+                    bar.finish()
+        except KeyboardInterrupt:
+            click.echo(resume_hint(source, destination), err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
     if as_json:
         click.echo(json.dumps(_summary(result)))
     else:
         _print_summary(result)
+
+
+def resume_hint(source: str, destination: Path) -> str:
+    """What Ctrl-C prints: the staging is resumable, and how."""
+    again = f"stagegate stage {shlex.quote(source)} --to {shlex.quote(str(destination))}"
+    return (
+        "\nstagegate: interrupted; every file verified so far is kept. To resume, run the same "
+        f"command again:\n  {again}  (with the same options)"
+    )
 
 
 def _summary(result: StagedDataset) -> dict[str, object]:

@@ -8,4 +8,4 @@ class Durability(StrEnum):
     """When written data is forced to stable storage."""
 
     FILE = "file"  # fsync every file before it is renamed into place
-    BATCH = "batch"  # one syncfs() after each batch, before the batch is journaled
+    BATCH = "batch"  # one syncfs() for each group of finished files, before they are recorded

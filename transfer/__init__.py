@@ -6,14 +6,20 @@ and reports through a callback.
 
 from stagegate.durability import Durability
 from stagegate.progress import Progress, ProgressCallback
-from stagegate.transfer.batches import BatchResult, copy_batch, publish_batches
 from stagegate.transfer.engine import CopyEngine, TransferConfig
 from stagegate.transfer.errors import LabelChangedError
 from stagegate.transfer.objects import CopiedFile, LabelSpec, SourceObject, Verification
 from stagegate.transfer.plan import LabelFile, Plan, plan_dataset
 from stagegate.transfer.sink import DatasetDir
 from stagegate.transfer.sources import open_source
-from stagegate.transfer.stage import StageResult, read_manifest, stage
+from stagegate.transfer.stage import stage
+from stagegate.transfer.staging_steps import (
+    BatchResult,
+    StageResult,
+    copy_batch,
+    publish_batches,
+    read_manifest,
+)
 
 __all__ = [
     "BatchResult",

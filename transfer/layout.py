@@ -2,7 +2,7 @@
 
 A staged directory holds exactly the dataset, so a loader that takes every sub-directory as
 a class (torchvision's ``ImageFolder``) or a ``du`` sees only the source's files. The state
-(manifest, READY, temporary files, journal, batch records, lock) of ``PARENT/NAME`` is the
+(manifest, READY, temporary files, batch records, lock) of ``PARENT/NAME`` is the
 sibling ``PARENT/.stagegate-NAME``: in the same parent, so on the same filesystem as the
 dataset (renames from its ``tmp/`` stay atomic; :class:`transfer.sink.DatasetDir` checks it);
 one per dataset; a stale one is one directory to remove; two datasets under one parent

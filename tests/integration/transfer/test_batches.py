@@ -39,11 +39,12 @@ from stagegate.transfer import (
     publish_batches,
     stage,
 )
-from stagegate.transfer.batches import batch_record_path
+from stagegate.transfer.batch_record import read_batch_record
 from stagegate.transfer.errors import TransferError
 from stagegate.transfer.layout import state_dir_of
 from stagegate.transfer.parts import batched_by_weight
 from stagegate.transfer.sources.base import ObjectReader, PublishedChecksum, Source
+from stagegate.transfer.staging_steps import batch_record_path
 
 pytestmark = pytest.mark.integration
 
@@ -237,17 +238,27 @@ def test_an_interrupted_batch_completes_when_run_again(s3_url, tmp_path):
     config = small_config(concurrency=2, chunk_size=64 * 1024)
     with pytest.raises(Interrupted):
         run_batch(s3_url, dest, 0, batch, config, on_progress=killed_midway)
-    assert not batch_record_path(dest, 0).exists()
+    # The files verified before the interruption are in the batch's record (not complete).
+    interrupted = read_batch_record(batch_record_path(dest, 0), 0)
+    assert interrupted is not None and interrupted.counts is None
+    recorded = {r.key for r in interrupted.records}
     landed = data_files(dest)
     assert 0 < len(landed) < len(FILES), "expected an interruption half way through"
-    # What a kill -9 leaves besides: a temporary file, a batch record never renamed.
+    assert recorded and recorded <= set(landed)
+    for record in interrupted.records:
+        assert record.blake3 == blake3_hex(FILES[record.key]), record.key
+    # What a kill -9 leaves besides: a temporary file, an append cut short, a record never renamed.
     (state_dir_of(dest) / "tmp" / "killed.part").write_bytes(b"partial")
+    with batch_record_path(dest, 0).open("ab") as f:
+        f.write(b'{"key":"c.t')
     batch_record_path(dest, 0).with_suffix(".tmp").write_bytes(b'{"batch":0')
 
     progress: list[Progress] = []
-    result, _ = run_batch(s3_url, dest, 0, batch, config, on_progress=progress.append)
-    # Renamed files no record vouches for are copied again: that is allowed, and safe.
-    assert (result.files, result.files_copied) == (len(FILES), len(FILES))
+    result, source = run_batch(s3_url, dest, 0, batch, config, on_progress=progress.append)
+    # Recorded files are kept; renamed files no record vouches for are copied again (safe).
+    assert source.opened == set(FILES) - recorded
+    assert (result.files, result.files_skipped) == (len(FILES), len(recorded))
+    assert result.files_copied == len(FILES) - len(recorded)
     assert progress[-1].files_done == len(FILES) and progress[-1].bytes_done == plan.bytes
     for record in result.records:
         assert record.blake3 == blake3_hex(FILES[record.key]), record.key

@@ -150,10 +150,10 @@ def test_symlinked_state_dir_is_refused(source, outside, tmp_path):
     _assert_refused_as_symlink(error)
 
 
-@pytest.mark.parametrize("name", ["tmp", "journal"])
+@pytest.mark.parametrize("name", ["tmp", "batches", "journal"])
 def test_symlinked_directory_inside_the_state_dir_is_not_followed(source, outside, tmp_path, name):
-    """A symlink at .stagegate/tmp or .stagegate/journal must not make stagegate write
-    to, or delete from, the directory it points at."""
+    """A symlink at the state dir's tmp/, batches/ or an older stagegate's journal/ must not
+    make stagegate write to, or delete from, the directory it points at."""
     dest = tmp_path / "dest"
     state_dir_of(dest).mkdir(parents=True)
     (state_dir_of(dest) / name).symlink_to(outside, target_is_directory=True)

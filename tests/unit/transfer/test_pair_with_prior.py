@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stagegate.transfer.objects import CopiedFile, SourceObject, Verification
-from stagegate.transfer.stage import pair_with_prior
+from stagegate.transfer.staging_steps import pair_with_prior
 
 
 def copied(key: str) -> CopiedFile:

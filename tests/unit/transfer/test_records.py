@@ -1,6 +1,7 @@
-"""Tests for the journal helpers the batch path uses: a key-ordered file read from a key on
-(by bisection), atomic replacement, and the newest-wins merge."""
+"""Tests for the record files the steps use: records written and read back, a key-ordered
+file read from a key on (by bisection), atomic replacement, and the newest-wins merge."""
 
+import json
 import os
 from pathlib import Path
 
@@ -8,8 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stagegate.transfer.journal import encode_records, newest_per_key, read_records_from, write_atomically
 from stagegate.transfer.objects import CopiedFile, Verification
+from stagegate.transfer.records import (
+    encode_records,
+    newest_per_key,
+    read_records,
+    read_records_from,
+    write_atomically,
+)
 
 
 def record(key: str, tag: str = "") -> CopiedFile:
@@ -19,6 +26,18 @@ def record(key: str, tag: str = "") -> CopiedFile:
 def write(path: Path, records: list[CopiedFile]) -> Path:
     path.write_bytes(b"".join(encode_records(records)))
     return path
+
+
+def test_encode_and_read_roundtrip(tmp_path: Path) -> None:
+    records = [
+        record("a"),
+        CopiedFile("caf\u00e9/b", 7, None, "v1", "x", Verification.SOURCE, "crc32:cbf43926", 9),
+    ]
+    path = write(tmp_path / "m.jsonl", records)
+    assert list(read_records(path)) == records
+    lines = path.read_bytes().splitlines()
+    assert len(lines) == 2
+    assert json.loads(lines[1])["verification"] == "source"
 
 
 keys = st.text(st.sampled_from("ab/-.0\u00e9\U0001f600"), min_size=1, max_size=6)

@@ -1,10 +1,10 @@
-"""The journal of verified files, which makes a rerun resume instead of start over.
+"""Files of copied-file records, one JSON object a line: the manifest, and the lines of a
+batch record (:mod:`transfer.batch_record`).
 
-Each run writes one *generation* directory; each finished batch becomes one file in it,
-written atomically, its records sorted by key. Batches cover consecutive key ranges, so a
-generation read in batch order is in key order, and merging generations (and the previous
-run's manifest) is a streaming merge: memory stays bounded by one batch, however many
-millions of files the dataset has. A record is journaled only after its bytes are durable.
+A manifest is in key order, so one batch's slice of it is found by bisection and merged with
+newer records as a sorted stream: memory stays bounded by one batch, however many millions of
+files the dataset has. A damaged line (cut short by a crash, edited) ends what the file
+vouches for: the files after it are simply copied again.
 """
 
 import heapq
@@ -12,18 +12,13 @@ import itertools
 import json
 import logging
 import os
-import shutil
-import stat
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from stagegate.transfer.objects import CopiedFile
-from stagegate.transfer.sink import open_nofollow, real_directory
+from stagegate.transfer.sink import open_nofollow
 
 log = logging.getLogger(__name__)
-
-JOURNAL_DIR = "journal"
 
 
 def read_records(path: Path) -> Iterator[CopiedFile]:
@@ -103,44 +98,3 @@ def newest_per_key(streams: list[Iterator[CopiedFile]]) -> Iterator[CopiedFile]:
     for _, group in itertools.groupby(merged, key=lambda r: r.key):
         *_, newest = group
         yield newest
-
-
-class Journal:
-    """Journal generations under ``state_dir/journal``."""
-
-    def __init__(self, state_dir: Path) -> None:
-        self._dir = real_directory(state_dir / JOURNAL_DIR)
-        # Only real directories are generations; a planted symlink is neither read nor removed.
-        self._previous = sorted(p for p in self._dir.iterdir() if stat.S_ISDIR(p.lstat().st_mode))
-        self.generation = self._dir / f"{time.time_ns():020d}"
-        self.generation.mkdir()
-
-    def record_batch(self, index: int, records: list[CopiedFile]) -> None:
-        """Durably add a finished batch to this run's generation."""
-        records = sorted(records, key=lambda r: r.key)
-        write_atomically(self.generation / f"{index:010d}.jsonl", encode_records(records))
-
-    def current(self) -> Iterator[CopiedFile]:
-        """This run's records, in key order."""
-        return self._generation_records(self.generation)
-
-    @staticmethod
-    def _generation_records(generation: Path) -> Iterator[CopiedFile]:
-        for batch in sorted(generation.glob("*.jsonl")):
-            yield from read_records(batch)
-
-    def earlier(self, manifest: Path | None) -> Iterator[CopiedFile]:
-        """Every record earlier runs left (the last manifest, then interrupted generations),
-        in key order; where several hold a key, the newest wins."""
-        streams: list[Iterator[CopiedFile]] = []
-        if manifest is not None and manifest.is_file():
-            streams.append(read_records(manifest))
-        streams.extend(self._generation_records(g) for g in self._previous)
-        return newest_per_key(streams)
-
-    def discard_earlier(self) -> None:
-        for generation in self._previous:
-            shutil.rmtree(generation, ignore_errors=True)
-
-    def remove(self) -> None:
-        shutil.rmtree(self._dir, ignore_errors=True)
