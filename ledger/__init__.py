@@ -17,14 +17,9 @@ from stagegate.ledger.migrate import upgrade_to_head
 from stagegate.ledger.nodes import CachedDatasetView, Nodes, NodeView
 from stagegate.ledger.redact import redact_url
 from stagegate.ledger.settings import ledger_url
-from stagegate.ledger.stagings import (
-    NodePortion,
-    NodeStatus,
-    RetryLaterError,
-    Staging,
-    StagingProgress,
-    Stagings,
-)
+from stagegate.ledger.staging_requests import StagingRequests
+from stagegate.ledger.staging_steps import NodePortion, RetryLaterError, StagingJob, StagingSteps
+from stagegate.ledger.staging_views import NodeStatus, Staging, StagingProgress, StagingViews
 from stagegate.ledger.tasks import BatchRange, Task, TaskKey, Tasks
 from stagegate.ledger.tokens import ROLES, IssuedToken, Principal, Tokens
 from stagegate.ledger.usage import UsageRow
@@ -70,8 +65,11 @@ __all__ = [
     "Principal",
     "RetryLaterError",
     "Staging",
+    "StagingJob",
     "StagingProgress",
-    "Stagings",
+    "StagingRequests",
+    "StagingSteps",
+    "StagingViews",
     "Task",
     "TaskKey",
     "Tasks",

@@ -22,7 +22,7 @@ from stagegate.ledger.database import Ledger
 from stagegate.ledger.events import NewEvent, job_event
 from stagegate.ledger.models import JobRow, NodeDatasetRow, NodeRow, PinRow, QuarantinedDatasetRow, TaskRow
 from stagegate.ledger.nodes import dataset_path, held_in
-from stagegate.ledger.stagings import Stagings
+from stagegate.ledger.staging_steps import StagingSteps
 from stagegate.ledger.tasks import BatchRange, TaskKey, Tasks, new_task
 from stagegate.states import DatasetState, StagingState, TaskState
 
@@ -59,7 +59,7 @@ class CacheIntegrity:
 
     def __init__(self, ledger: Ledger, lease_seconds: float = 120.0) -> None:
         self._ledger = ledger
-        self._stagings = Stagings(ledger, lease_seconds)
+        self._stagings = StagingSteps(ledger, lease_seconds)
 
     # -- cache hits ------------------------------------------------------------------------
 
@@ -102,7 +102,7 @@ class CacheIntegrity:
             Tasks.finish_in(session, key, owner, row.files, row.bytes)
             if job is not None:
                 session.flush()
-                Stagings._complete_locked(session, job)
+                StagingSteps.complete_in(session, job)
             return True
 
     def wait_for_writer(self, key: TaskKey, owner: str) -> None:

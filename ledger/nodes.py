@@ -1,6 +1,6 @@
 """Nodes and what their NVMe holds: heartbeats, cached datasets, pins, evictions.
 
-A node worker says hello and heartbeats here; admission (in :mod:`ledger.stagings`) reads
+A node worker says hello and heartbeats here; admission (in :mod:`ledger.staging_steps`) reads
 and changes the cache rows in the same transaction as the staging it admits.
 """
 
