@@ -7,14 +7,14 @@ from sqlalchemy.orm import sessionmaker
 
 from stagegate.ledger.admission import NoRoomError
 from stagegate.ledger.audit import AuditTrail
-from stagegate.ledger.cache_integrity import CacheIntegrity, HitToVerify, ToScrub
+from stagegate.ledger.cache_integrity import CacheIntegrity, HitToVerify, KeyRange, QuarantinedCopy, ToScrub
 from stagegate.ledger.database import Ledger, create_ledger_engine
 from stagegate.ledger.events import AuditEvent, ChainVerdict, NewEvent
 from stagegate.ledger.jobs import KEEP, Job, Jobs
 from stagegate.ledger.label_files import LabelFileRecord, LabelFiles
 from stagegate.ledger.manifests import CopiedEntry, ManifestEntry, Manifests
 from stagegate.ledger.migrate import upgrade_to_head
-from stagegate.ledger.nodes import CachedDatasetView, Nodes, NodeView
+from stagegate.ledger.nodes import CachedDatasetView, Eviction, Nodes, NodeView
 from stagegate.ledger.redact import redact_url
 from stagegate.ledger.settings import ledger_url
 from stagegate.ledger.staging_requests import StagingRequests
@@ -47,10 +47,12 @@ __all__ = [
     "CachedDatasetView",
     "ChainVerdict",
     "CopiedEntry",
+    "Eviction",
     "HitToVerify",
     "IssuedToken",
     "Job",
     "Jobs",
+    "KeyRange",
     "LabelFileRecord",
     "LabelFiles",
     "Ledger",
@@ -63,6 +65,7 @@ __all__ = [
     "NodeView",
     "Nodes",
     "Principal",
+    "QuarantinedCopy",
     "RetryLaterError",
     "Staging",
     "StagingJob",

@@ -37,6 +37,14 @@ class CachedDatasetView:
 
 
 @dataclass(frozen=True, slots=True)
+class Eviction:
+    """A dataset admission chose to evict, now ``deleting``: its directory is the node's to remove."""
+
+    digest: str
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
 class NodeView:
     name: str
     root: str
@@ -164,8 +172,8 @@ class Nodes:
                 return None
             return CachedDatasetView(row.digest, row.path, row.files, row.bytes, row.state, 0, row.last_used)
 
-    def claim_evictions(self, node: str) -> list[tuple[str, str]]:
-        """(digest, path) of the node's datasets chosen for eviction, now marked ``deleting``:
+    def claim_evictions(self, node: str) -> list[Eviction]:
+        """The node's datasets chosen for eviction, now marked ``deleting``:
         the caller removes the directories, then calls :meth:`evicted`."""
         with self._ledger.sessions.begin() as session:
             rows = session.execute(
@@ -179,7 +187,7 @@ class Nodes:
                     .where(NodeDatasetRow.node == node, NodeDatasetRow.digest.in_([r[0] for r in rows]))
                     .values(state=DatasetState.DELETING)
                 )
-            return [(r[0], r[1]) for r in rows]
+            return [Eviction(digest, path) for digest, path in rows]
 
     def evicted(self, node: str, digest: str) -> None:
         with self._ledger.sessions.begin() as session:

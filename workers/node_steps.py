@@ -106,7 +106,8 @@ class NodeContext:
     def sweep_evictions(self) -> None:
         """Delete the datasets admission chose to evict on this node."""
         datasets = self.settings.root / "datasets"
-        for digest, path in self.nodes.claim_evictions(self.settings.node):
+        for eviction in self.nodes.claim_evictions(self.settings.node):
+            digest, path = eviction.digest, eviction.path
             target = Path(path)
             if target.parent != datasets:  # never delete outside our own root
                 log.error("refusing to evict %s: not under %s", path, datasets)

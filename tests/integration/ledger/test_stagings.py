@@ -20,6 +20,7 @@ from stagegate.ledger import (
     TaskKey,
     Tasks,
 )
+from stagegate.ledger.nodes import Eviction
 from stagegate.ledger.tasks import WINDOW
 
 WHO = Principal("alice", "scientist", "vision", "token-id")
@@ -128,6 +129,6 @@ def test_releasing_a_running_staging_nobody_else_waits_for_cancels_it_and_evicts
     assert requests.release(WHO, job).state == "released"
     assert not tasks.renew(first, "w", 0, 0), "the running batch learns it was cancelled"
     assert {t.state for t in tasks.of_job(job) if t.key.kind != "plan"} == {"cancelled"}
-    assert Nodes(ledger).claim_evictions("a") == [(DIGEST, f"/nvme/a/datasets/{DIGEST}")]
+    assert Nodes(ledger).claim_evictions("a") == [Eviction(DIGEST, f"/nvme/a/datasets/{DIGEST}")]
     with pytest.raises(PermissionError):
         requests.release(Principal("ada", "auditor", None, "t"), job)
