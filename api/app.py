@@ -20,7 +20,7 @@ from stagegate.api.metrics import router as metrics_router
 from stagegate.api.routes import audit, declassifications, egress, health, nodes, stagings, usage
 from stagegate.api.services import Services
 from stagegate.confinement import SourceRules
-from stagegate.ledger import AuditTrail, Ledger, Nodes, Stagings, Tokens, open_ledger
+from stagegate.ledger import AuditTrail, Ledger, Nodes, StagingRequests, StagingViews, Tokens, open_ledger
 from stagegate.ledger.checkpoints import Checkpoints
 from stagegate.queues import Dispatcher, make_celery
 from stagegate.settings import load_settings
@@ -80,7 +80,8 @@ def create_app(
         dispatcher=dispatcher,
         # Dispatcher keeps its Celery app private; readiness needs it to open a connection.
         celery=dispatcher.app,
-        stagings=Stagings(ledger, lease_seconds, source_rules),
+        stagings=StagingRequests(ledger, lease_seconds, source_rules),
+        staging_views=StagingViews(ledger),
         nodes=Nodes(ledger),
         audit=AuditTrail(ledger),
         checkpoints=Checkpoints(ledger, origin=env.checkpoint_origin),

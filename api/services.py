@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from stagegate.ledger import AuditTrail, Ledger, Nodes, Stagings, Tokens
+from stagegate.ledger import AuditTrail, Ledger, Nodes, StagingRequests, StagingViews, Tokens
 from stagegate.ledger.checkpoints import Checkpoints
 from stagegate.queues import Dispatcher
 
@@ -19,7 +19,8 @@ class Services:
     ledger: Ledger
     dispatcher: Dispatcher
     celery: Any  # the dispatcher's Celery app (untyped library), for the readiness check
-    stagings: Stagings
+    stagings: StagingRequests  # submit, release
+    staging_views: StagingViews  # view, list
     nodes: Nodes
     audit: AuditTrail
     checkpoints: Checkpoints  # read only: the API signs none (node workers do)

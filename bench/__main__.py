@@ -18,6 +18,7 @@ from bench import datasets, machine, measure, peers, report, scenarios
 from bench.runner import RUNS_ROOT, run_scenario
 from bench.s3server import CREDENTIALS, S3Server
 from bench.summary import summarise
+from stagegate.atomic_files import write_atomically
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 BASE_TOOLS = ["stagegate", *(tool.name for tool in peers.PEERS)]
@@ -144,9 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     versions = {t.name: t.version() for t in tools if t.available()}
     report.write_results(args.output, results, header, machine.describe(RUNS_ROOT), versions, tools)
-    (RUNS_ROOT / "results.json").write_text(
-        json.dumps([asdict(run) for result in results for run in result.runs], indent=1)
-    )
+    runs = [asdict(run) for result in results for run in result.runs]
+    write_atomically(RUNS_ROOT / "results.json", [json.dumps(runs, indent=1).encode()])
     _log(f"done in {elapsed:.0f} s; wrote {args.output} and {RUNS_ROOT / 'results.json'}")
     return 0
 

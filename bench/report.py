@@ -11,6 +11,7 @@ from bench.measure import Run
 from bench.peers import VENV_BIN, Source, Tool
 from bench.scenarios import Scenario
 from bench.summary import TARGETS, Summary, ratios
+from stagegate.atomic_files import write_atomically
 
 # A Python server at or above this share of one core is taken to be the limit.
 SATURATED = 0.85
@@ -158,7 +159,8 @@ def write_results(
     ]
     if any(r.scenario.kind == "s3" for r in results):
         sections += ["## What limits the S3 scenarios", "", SERVER_NOTE, "", limits(results), ""]
-    path.write_text("\n".join(sections))
+    # A run killed while writing must not leave RESULTS.md (under version control) half written.
+    write_atomically(path, ["\n".join(sections).encode()])
 
 
 def _commands(tools: list[Tool]) -> list[str]:

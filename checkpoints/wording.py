@@ -1,4 +1,4 @@
-"""How names, numbers, times and sizes read in the package's messages; pure."""
+"""How names, numbers and times read in the package's messages (sizes: ``stagegate.sizes``); pure."""
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -17,14 +17,3 @@ def number(value: float) -> str:
 
 def when(mtime: float) -> str:
     return datetime.fromtimestamp(mtime, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def size(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    size = float(n)
-    for unit in ("KiB", "MiB", "GiB"):
-        size /= 1024
-        if size < 1024:
-            return f"{size:.1f} {unit}"
-    return f"{size / 1024:.1f} TiB"

@@ -19,8 +19,8 @@ from stagegate.client.errors import EXIT_DENIED, EXIT_FAILED, EXIT_OK
 from stagegate.client.progress_bar import ProgressBar
 from stagegate.client.service_commands import server_option
 from stagegate.client.stage_command import SIZE, policy_option
-from stagegate.client.units import format_bytes
 from stagegate.errors import InvalidInputError
+from stagegate.sizes import format_bytes
 from stagegate.states import EGRESS_TERMINAL, EgressState
 from stagegate.urls import refuse_credentials
 

@@ -8,8 +8,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import TextIO
 
-from stagegate.client.units import format_bytes, format_duration
+from stagegate.client.units import format_duration
 from stagegate.progress import Progress
+from stagegate.sizes import format_bytes
 
 REDRAW_EVERY = 0.1  # seconds
 RATE_WINDOW = 5.0  # seconds of history behind the rate and the ETA

@@ -5,8 +5,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from stagegate.client.service_models import Node, NodeStaging, Staging
-from stagegate.client.units import format_bytes, format_duration
+from stagegate.client.units import format_duration
 from stagegate.progress import Progress
+from stagegate.sizes import format_bytes
 from stagegate.states import NodeStagingState, StagingState
 
 

@@ -15,9 +15,8 @@ from stagegate.client import context
 from stagegate.client.errors import EXIT_INTERRUPTED
 from stagegate.client.progress_bar import ProgressBar
 from stagegate.client.service_commands import server_option, stage_on_service
-from stagegate.client.units import format_bytes
 from stagegate.durability import Durability
-from stagegate.sizes import parse_size
+from stagegate.sizes import format_bytes, parse_size
 from stagegate.urls import refuse_credentials
 from stagegate.workers.staging import StagingOptions, StagingRequest, run_staging
 

@@ -11,8 +11,8 @@ import click
 
 from stagegate.client import context
 from stagegate.client.audit_commands import WHEN, service_or_local, where_from
-from stagegate.client.units import format_bytes
 from stagegate.ledger.usage import By, Period, UsageRow, usage
+from stagegate.sizes import format_bytes
 
 COLUMNS = ("period", "key", "bytes_staged", "bytes_egressed", "nvme_gb_hours", "stagings", "egresses")
 

@@ -7,24 +7,19 @@ from sqlalchemy.orm import sessionmaker
 
 from stagegate.ledger.admission import NoRoomError
 from stagegate.ledger.audit import AuditTrail
-from stagegate.ledger.cache_integrity import CacheIntegrity, HitToVerify, ToScrub
+from stagegate.ledger.cache_integrity import CacheIntegrity, HitToVerify, KeyRange, QuarantinedCopy, ToScrub
 from stagegate.ledger.database import Ledger, create_ledger_engine
 from stagegate.ledger.events import AuditEvent, ChainVerdict, NewEvent
 from stagegate.ledger.jobs import KEEP, Job, Jobs
 from stagegate.ledger.label_files import LabelFileRecord, LabelFiles
 from stagegate.ledger.manifests import CopiedEntry, ManifestEntry, Manifests
 from stagegate.ledger.migrate import upgrade_to_head
-from stagegate.ledger.nodes import CachedDatasetView, Nodes, NodeView
+from stagegate.ledger.nodes import CachedDatasetView, Eviction, Nodes, NodeView
 from stagegate.ledger.redact import redact_url
 from stagegate.ledger.settings import ledger_url
-from stagegate.ledger.stagings import (
-    NodePortion,
-    NodeStatus,
-    RetryLaterError,
-    Staging,
-    StagingProgress,
-    Stagings,
-)
+from stagegate.ledger.staging_requests import StagingRequests
+from stagegate.ledger.staging_steps import NodePortion, RetryLaterError, StagingJob, StagingSteps
+from stagegate.ledger.staging_views import NodeStatus, Staging, StagingProgress, StagingViews
 from stagegate.ledger.tasks import BatchRange, Task, TaskKey, Tasks
 from stagegate.ledger.tokens import ROLES, IssuedToken, Principal, Tokens
 from stagegate.ledger.usage import UsageRow
@@ -52,10 +47,12 @@ __all__ = [
     "CachedDatasetView",
     "ChainVerdict",
     "CopiedEntry",
+    "Eviction",
     "HitToVerify",
     "IssuedToken",
     "Job",
     "Jobs",
+    "KeyRange",
     "LabelFileRecord",
     "LabelFiles",
     "Ledger",
@@ -68,10 +65,14 @@ __all__ = [
     "NodeView",
     "Nodes",
     "Principal",
+    "QuarantinedCopy",
     "RetryLaterError",
     "Staging",
+    "StagingJob",
     "StagingProgress",
-    "Stagings",
+    "StagingRequests",
+    "StagingSteps",
+    "StagingViews",
     "Task",
     "TaskKey",
     "Tasks",

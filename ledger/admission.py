@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from stagegate.errors import StagegateError
+from stagegate.sizes import format_bytes
 from stagegate.states import DatasetState
 
 
@@ -23,13 +24,6 @@ class CachedDataset:
 
 class NoRoomError(StagegateError):
     """The dataset cannot fit on the node even after evicting everything evictable."""
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if abs(n) >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"
 
 
 def choose_evictions(node: str, capacity: int, held: Iterable[CachedDataset], need: int) -> list[str]:
@@ -55,8 +49,10 @@ def choose_evictions(node: str, capacity: int, held: Iterable[CachedDataset], ne
             return chosen
     pinned = sum(d.bytes for d in held if d.pinned)
     busy = sum(d.bytes for d in held if not d.pinned and d.state != DatasetState.READY)
+    need_, capacity_, pinned_, busy_, free_ = (
+        format_bytes(n, binary=True) for n in (need, capacity, pinned, busy, free)
+    )
     raise NoRoomError(
-        f"node {node} cannot hold {_size(need)}: capacity {_size(capacity)}, "
-        f"{_size(pinned)} pinned by running jobs, {_size(busy)} being written or evicted, "
-        f"{_size(free)} free even after evicting every unpinned dataset"
+        f"node {node} cannot hold {need_}: capacity {capacity_}, {pinned_} pinned by running jobs, "
+        f"{busy_} being written or evicted, {free_} free even after evicting every unpinned dataset"
     )

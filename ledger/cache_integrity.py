@@ -22,7 +22,7 @@ from stagegate.ledger.database import Ledger
 from stagegate.ledger.events import NewEvent, job_event
 from stagegate.ledger.models import JobRow, NodeDatasetRow, NodeRow, PinRow, QuarantinedDatasetRow, TaskRow
 from stagegate.ledger.nodes import dataset_path, held_in
-from stagegate.ledger.stagings import Stagings
+from stagegate.ledger.staging_steps import StagingSteps
 from stagegate.ledger.tasks import BatchRange, TaskKey, Tasks, new_task
 from stagegate.states import DatasetState, StagingState, TaskState
 
@@ -54,12 +54,48 @@ class ToScrub:
     files: int
 
 
+@dataclass(frozen=True, slots=True)
+class KeyRange:
+    """The first and last key (inclusive) of a manifest slice."""
+
+    first: str
+    last: str
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedCopy:
+    """A cached copy found altered and moved aside to ``path``; ``holders`` are the stagings
+    that held it when it was found (it is deleted once none of them does)."""
+
+    id: str
+    node: str
+    digest: str
+    path: str
+    bytes: int
+    reason: str
+    holders: tuple[str, ...]
+    quarantined_at: datetime
+
+
+def _quarantined_copy(row: QuarantinedDatasetRow) -> QuarantinedCopy:
+    return QuarantinedCopy(
+        id=row.id,
+        node=row.node,
+        digest=row.digest,
+        path=row.path,
+        bytes=row.bytes,
+        reason=row.reason,
+        holders=tuple(json.loads(row.holders)),
+        quarantined_at=row.quarantined_at,
+    )
+
+
 class CacheIntegrity:
     """Hit verification, quarantine and scrub bookkeeping of one ledger's node caches."""
 
     def __init__(self, ledger: Ledger, lease_seconds: float = 120.0) -> None:
         self._ledger = ledger
-        self._stagings = Stagings(ledger, lease_seconds)
+        self._stagings = StagingSteps(ledger, lease_seconds)
 
     # -- cache hits ------------------------------------------------------------------------
 
@@ -102,7 +138,7 @@ class CacheIntegrity:
             Tasks.finish_in(session, key, owner, row.files, row.bytes)
             if job is not None:
                 session.flush()
-                Stagings._complete_locked(session, job)
+                StagingSteps.complete_in(session, job)
             return True
 
     def wait_for_writer(self, key: TaskKey, owner: str) -> None:
@@ -181,7 +217,7 @@ class CacheIntegrity:
                 return None
             return ToScrub(row.digest, row.path, row.fingerprint, row.writer_job, row.files)
 
-    def share_of(self, node: str, job_id: str) -> tuple[str, str] | None:
+    def share_of(self, node: str, job_id: str) -> KeyRange | None:
         """The key range the writer ``job_id`` copied onto ``node``."""
         with self._ledger.read_session() as session, session.begin():
             first, last = session.execute(
@@ -189,7 +225,7 @@ class CacheIntegrity:
                     TaskRow.job_id == job_id, TaskRow.kind == "copy", TaskRow.node == node
                 )
             ).one()
-            return (first, last) if first is not None and last is not None else None
+            return KeyRange(first, last) if first is not None and last is not None else None
 
     def scrubbed(self, node: str, digest: str) -> None:
         with self._ledger.sessions.begin() as session:
@@ -212,8 +248,8 @@ class CacheIntegrity:
 
     # -- deleting quarantined copies -------------------------------------------------------
 
-    def releasable(self, node: str) -> list[tuple[str, str]]:
-        """(id, path) of the node's quarantined copies that no staging holds any more."""
+    def releasable(self, node: str) -> list[QuarantinedCopy]:
+        """The node's quarantined copies that no staging holds any more."""
         with self._ledger.read_session() as session, session.begin():
             out = []
             for row in session.scalars(
@@ -226,22 +262,19 @@ class CacheIntegrity:
                     .where(PinRow.job_id.in_(holders), PinRow.node == node, PinRow.digest == row.digest)
                 )
                 if not held:
-                    out.append((row.id, row.path))
+                    out.append(_quarantined_copy(row))
             return out
 
     def deleted(self, quarantine_id: str) -> None:
         with self._ledger.sessions.begin() as session:
             session.execute(delete(QuarantinedDatasetRow).where(QuarantinedDatasetRow.id == quarantine_id))
 
-    def quarantined(self, node: str | None = None) -> list[QuarantinedDatasetRow]:
+    def quarantined(self, node: str | None = None) -> list[QuarantinedCopy]:
         with self._ledger.read_session() as session, session.begin():
             statement = select(QuarantinedDatasetRow)
             if node is not None:
                 statement = statement.where(QuarantinedDatasetRow.node == node)
-            rows = list(session.scalars(statement))
-            for row in rows:
-                session.expunge(row)
-            return rows
+            return [_quarantined_copy(row) for row in session.scalars(statement)]
 
 
 def _quarantine_in(

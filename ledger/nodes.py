@@ -1,6 +1,6 @@
 """Nodes and what their NVMe holds: heartbeats, cached datasets, pins, evictions.
 
-A node worker says hello and heartbeats here; admission (in :mod:`ledger.stagings`) reads
+A node worker says hello and heartbeats here; admission (in :mod:`ledger.staging_steps`) reads
 and changes the cache rows in the same transaction as the staging it admits.
 """
 
@@ -34,6 +34,14 @@ class CachedDatasetView:
     state: str
     pins: int
     last_used: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Eviction:
+    """A dataset admission chose to evict, now ``deleting``: its directory is the node's to remove."""
+
+    digest: str
+    path: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +172,8 @@ class Nodes:
                 return None
             return CachedDatasetView(row.digest, row.path, row.files, row.bytes, row.state, 0, row.last_used)
 
-    def claim_evictions(self, node: str) -> list[tuple[str, str]]:
-        """(digest, path) of the node's datasets chosen for eviction, now marked ``deleting``:
+    def claim_evictions(self, node: str) -> list[Eviction]:
+        """The node's datasets chosen for eviction, now marked ``deleting``:
         the caller removes the directories, then calls :meth:`evicted`."""
         with self._ledger.sessions.begin() as session:
             rows = session.execute(
@@ -179,7 +187,7 @@ class Nodes:
                     .where(NodeDatasetRow.node == node, NodeDatasetRow.digest.in_([r[0] for r in rows]))
                     .values(state=DatasetState.DELETING)
                 )
-            return [(r[0], r[1]) for r in rows]
+            return [Eviction(digest, path) for digest, path in rows]
 
     def evicted(self, node: str, digest: str) -> None:
         with self._ledger.sessions.begin() as session:

@@ -22,6 +22,7 @@ malformed one is reported at once as :class:`LabelFileError` naming the file.
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from stagegate.limits import MAX_LABEL_FILE_BYTES
 from stagegate.policies.errors import LabelFileError
 from stagegate.policies.levels import DEFAULT_LEVELS, UNCLASSIFIED, Levels, is_label_word, normalize_label
 
@@ -31,7 +32,6 @@ LABEL_XATTR = "user.classification"  # POSIX extended attribute
 
 ORIGIN_OWN = "own"
 ORIGIN_NONE = "none"
-MAX_LABEL_FILE_BYTES = 1024  # one word; anything bigger is not a label file
 
 
 def parse_label_file(content: bytes | str, where: str = LABEL_FILE_NAME) -> str:

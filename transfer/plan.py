@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stagegate.limits import MAX_LABEL_FILE_BYTES
 from stagegate.transfer.errors import (
     LabelChangedError,
     LabelSourceError,
@@ -22,7 +23,6 @@ from stagegate.transfer.sink import open_nofollow
 from stagegate.transfer.sources.base import Source
 
 MAX_PROBLEMS_SHOWN = 20
-MAX_LABEL_FILE_BYTES = 4096  # a label file holds one word
 
 
 @dataclass(frozen=True, slots=True)

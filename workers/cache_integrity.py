@@ -174,12 +174,12 @@ def _verify(ctx: NodeContext, key: TaskKey) -> None:
 
 def sweep_quarantine(ctx: NodeContext) -> None:
     """Delete the quarantined copies no staging holds any more."""
-    for quarantine_id, path in ctx.integrity.releasable(ctx.settings.node):
-        target = Path(path) if path else None
+    for copy in ctx.integrity.releasable(ctx.settings.node):
+        target = Path(copy.path) if copy.path else None
         if target is not None and target.parent == quarantine_dir(ctx):
             remove_quarantined(target)
-        ctx.integrity.deleted(quarantine_id)
-        log.info("deleted quarantined copy %s", path or "(already gone)")
+        ctx.integrity.deleted(copy.id)
+        log.info("deleted quarantined copy %s", copy.path or "(already gone)")
 
 
 def scrub_once(ctx: NodeContext) -> bool:
@@ -191,7 +191,10 @@ def scrub_once(ctx: NodeContext) -> bool:
     path = _own_dataset(ctx, due.path)
     share = ctx.integrity.share_of(settings.node, due.writer_job) if due.writer_job else None
     expected: Iterable[tuple[str, str | None]] = (
-        ((e.key, e.blake3) for e in ctx.manifests.entries(due.writer_job, first=share[0], through=share[1]))
+        (
+            (e.key, e.blake3)
+            for e in ctx.manifests.entries(due.writer_job, first=share.first, through=share.last)
+        )
         if due.writer_job and share
         else ()
     )

@@ -33,6 +33,7 @@ from pathlib import Path
 from stagegate.checkpoints import Checkpoint
 from stagegate.ledger import Ledger, Manifests
 from stagegate.ledger.declassifications import Declassification, Declassifications
+from stagegate.limits import MAX_LABEL_FILE_BYTES
 from stagegate.policies import (
     LABEL_FILE_NAME,
     LABEL_XATTR,
@@ -43,7 +44,6 @@ from stagegate.policies import (
     normalize_label,
     parse_label_file,
 )
-from stagegate.policies.labels import MAX_LABEL_FILE_BYTES
 from stagegate.transfer.egress import RunDir
 from stagegate.transfer.egress_dir import open_dir_at
 from stagegate.transfer.errors import UnsafeDestinationError

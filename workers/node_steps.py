@@ -9,7 +9,6 @@ with a reason, and the ledger says which.
 """
 
 import functools
-import json
 import logging
 import shutil
 import tempfile
@@ -30,11 +29,11 @@ from stagegate.ledger import (
     Manifests,
     Nodes,
     RetryLaterError,
-    Stagings,
+    StagingJob,
+    StagingSteps,
     TaskKey,
     Tasks,
 )
-from stagegate.ledger.models import JobRow
 from stagegate.policies import Policy, PolicyDeniedError, Zone
 from stagegate.queues import Dispatcher
 from stagegate.states import DatasetState
@@ -89,7 +88,7 @@ class NodeContext:
 
     def __post_init__(self) -> None:
         self.tasks = Tasks(self.ledger, self.settings.lease_seconds)
-        self.stagings = Stagings(self.ledger, self.settings.lease_seconds)
+        self.stagings = StagingSteps(self.ledger, self.settings.lease_seconds)
         self.nodes = Nodes(self.ledger)
         self.manifests = Manifests(self.ledger)
         self.label_files = LabelFiles(self.ledger)
@@ -107,7 +106,8 @@ class NodeContext:
     def sweep_evictions(self) -> None:
         """Delete the datasets admission chose to evict on this node."""
         datasets = self.settings.root / "datasets"
-        for digest, path in self.nodes.claim_evictions(self.settings.node):
+        for eviction in self.nodes.claim_evictions(self.settings.node):
+            digest, path = eviction.digest, eviction.path
             target = Path(path)
             if target.parent != datasets:  # never delete outside our own root
                 log.error("refusing to evict %s: not under %s", path, datasets)
@@ -130,7 +130,7 @@ class NodeContext:
             shutil.rmtree(trashed_state, ignore_errors=True)
             log.info("evicted dataset %s from node %s", digest, self.settings.node)
 
-    def source_of(self, job: JobRow) -> AbstractContextManager[Source]:
+    def source_of(self, job: StagingJob) -> AbstractContextManager[Source]:
         """The staging's source, as its requester may read it (checked again here: the API's
         check is not proof, and this node may be configured more strictly)."""
         return confined_source(
@@ -205,7 +205,7 @@ class NodeContext:
 
     def _plan(self, key: TaskKey) -> None:
         job = self.stagings.job(key.job_id)
-        nodes: list[str] = json.loads(job.nodes or "[]")
+        nodes = list(job.nodes)
         with (
             self.source_of(job) as source,
             tempfile.TemporaryDirectory(prefix="stagegate-plan-") as scratch,

@@ -73,7 +73,7 @@ async def _decision(services: Services, staging: Staging) -> Staging:
         if remaining <= 0:
             break
         await asyncio.sleep(min(POLL_INTERVAL_S, remaining))
-        staging = await run_in_threadpool(services.stagings.view, staging.id)
+        staging = await run_in_threadpool(services.staging_views.view, staging.id)
     return staging
 
 
@@ -118,13 +118,15 @@ def list_stagings(
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many, newest first.")] = 100,
 ) -> StagingList:
     """Your stagings, newest first; an auditor's or admin's: everyone's."""
-    return StagingList(stagings=[staging_out(s) for s in services.stagings.for_principal(who, state, limit)])
+    return StagingList(
+        stagings=[staging_out(s) for s in services.staging_views.for_principal(who, state, limit)]
+    )
 
 
 @router.get("/{staging_id}", summary="Get a staging", responses={**_AUTH_ERRORS, **_NOT_FOUND})
 def get_staging(staging_id: StagingId, who: Authenticated, services: ServicesDep) -> StagingOut:
     """A staging with its per-node progress. Someone else's is 404 unless you are an auditor or admin."""
-    return staging_out(services.stagings.visible(who, staging_id))
+    return staging_out(services.staging_views.visible(who, staging_id))
 
 
 @router.delete(

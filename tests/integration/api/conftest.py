@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from integration.postgres import fresh_pg_database
 from stagegate.api.app import create_app
 from stagegate.confinement import SourceRules
-from stagegate.ledger import Ledger, Nodes, Principal, Staging, Stagings, Tokens, open_ledger
+from stagegate.ledger import Ledger, Nodes, Principal, Staging, StagingRequests, Tokens, open_ledger
 from stagegate.queues import PLAN_QUEUE, Dispatcher, make_celery
 
 # Its own Redis database: flushing it cannot disturb other suites or a developer's broker.
@@ -97,7 +97,7 @@ class World:
 
     def staging_of(self, who: str, source: str = SOURCE, nodes: tuple[str, ...] = ("gpu-01",)) -> Staging:
         """A staging submitted straight through the ledger, as ``who``."""
-        staging, _, _ = Stagings(self.ledger).submit(self.principals[who], source=source, nodes=nodes)
+        staging, _, _ = StagingRequests(self.ledger).submit(self.principals[who], source=source, nodes=nodes)
         return staging
 
     def plan_queue(self) -> int:

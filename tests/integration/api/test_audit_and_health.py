@@ -17,7 +17,7 @@ from stagegate.ledger import (
     Ledger,
     NodePortion,
     Nodes,
-    Stagings,
+    StagingSteps,
     TaskKey,
     Tasks,
     Tokens,
@@ -237,12 +237,12 @@ def test_nodes_list_shows_caches(world: World) -> None:
     # Admit a staging as a worker's plan step would: gpu-01 now holds (writes) a pinned dataset.
     staging = world.staging_of("scientist")
     plan = TaskKey(staging.id, "plan", "", 0)
-    stagings = Stagings(world.ledger)
-    assert stagings.begin_planning(staging.id)
+    steps = StagingSteps(world.ledger)
+    assert steps.begin_planning(staging.id)
     assert Tasks(world.ledger, 60).claim(plan, "test-planner") is not None
     digest = "d" * 64
     portion = NodePortion("gpu-01", digest, files=3, bytes=1000, batches=[BatchRange("a", "c", 3, 1000)])
-    stagings.admit(staging.id, plan, "test-planner", [portion], {})
+    steps.admit(staging.id, plan, "test-planner", [portion], {})
 
     first = world.get("auditor", "/v1/nodes").json()["nodes"][0]
     assert (first["used"], first["pinned"], first["free"]) == (1000, 1000, 2 * 10**12 - 1000)

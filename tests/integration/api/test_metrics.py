@@ -20,7 +20,8 @@ from stagegate.ledger import (
     Ledger,
     NewEvent,
     NodePortion,
-    Stagings,
+    StagingSteps,
+    StagingViews,
     TaskKey,
     Tasks,
     create_ledger_engine,
@@ -52,12 +53,12 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 def planned(world: World, who: str, job_id: str | None = None) -> tuple[str, TaskKey]:
     """A staging on gpu-01 (``job_id``, or a new one) whose plan step is running: claimed,
     planning, plan recorded."""
-    staging = world.staging_of(who) if job_id is None else Stagings(world.ledger).view(job_id)
-    stagings, tasks = Stagings(world.ledger, 30), Tasks(world.ledger, 30)
+    staging = world.staging_of(who) if job_id is None else StagingViews(world.ledger).view(job_id)
+    steps, tasks = StagingSteps(world.ledger, 30), Tasks(world.ledger, 30)
     plan = TaskKey(staging.id, "plan", "", 0)
     assert tasks.claim(plan, "planner") is not None
-    assert stagings.begin_planning(staging.id)
-    stagings.record_plan(staging.id, DIGEST, FILES, BYTES, "policy-v1")
+    assert steps.begin_planning(staging.id)
+    steps.record_plan(staging.id, DIGEST, FILES, BYTES, "policy-v1")
     return staging.id, plan
 
 
@@ -65,7 +66,7 @@ def admit(world: World, job_id: str, plan: TaskKey, batches: int = 3) -> str:
     share = [BatchRange(f"k{i}0", f"k{i}9", FILES // batches, BYTES // batches) for i in range(batches)]
     portion = NodePortion("gpu-01", DIGEST, FILES, BYTES, share)
     details: dict[str, object] = {"highest_label": "public"}
-    return Stagings(world.ledger, 30).admit(job_id, plan, "planner", [portion], details).state
+    return StagingSteps(world.ledger, 30).admit(job_id, plan, "planner", [portion], details).state
 
 
 def verified_hit(world: World, job_id: str) -> str:
@@ -73,19 +74,19 @@ def verified_hit(world: World, job_id: str) -> str:
     key = TaskKey(job_id, "verify", "gpu-01", 0)
     assert Tasks(world.ledger, 30).claim(key, "worker") is not None
     assert CacheIntegrity(world.ledger).confirm_hit(key, "worker", DIGEST, "fp")
-    return Stagings(world.ledger).view(job_id).state
+    return StagingViews(world.ledger).view(job_id).state
 
 
 def copy_and_finish(world: World, job_id: str) -> None:
-    stagings, tasks = Stagings(world.ledger, 30), Tasks(world.ledger, 30)
+    steps, tasks = StagingSteps(world.ledger, 30), Tasks(world.ledger, 30)
     for task in tasks.of_job(job_id):
         if task.key.kind == "copy":
             assert tasks.claim(task.key, "worker") is not None
             assert tasks.finish(task.key, "worker", task.files, task.bytes)
     final = TaskKey(job_id, "finalize", "gpu-01", 0)
     assert tasks.claim(final, "worker") is not None
-    assert stagings.dataset_ready(job_id, final, "worker", "fp") == [job_id]
-    assert stagings.complete_if_ready(job_id)
+    assert steps.dataset_ready(job_id, final, "worker", "fp") == [job_id]
+    assert steps.complete_if_ready(job_id)
 
 
 def test_metrics_parse_and_start_at_zero(world: World) -> None:
@@ -140,7 +141,7 @@ def test_metrics_move_when_work_happens(world: World) -> None:
     assert verified_hit(world, second) == "ready"
     # A third staging is denied: confidential data, staging allows public only.
     third, plan3 = planned(world, "job")
-    Stagings(world.ledger, 30).deny(
+    StagingSteps(world.ledger, 30).deny(
         third, plan3, "planner", ["k00: label confidential above public"], {"highest_label": "confidential"}
     )
     # And a checkpoint egress completes, as workers/egress.py records it.
@@ -202,7 +203,7 @@ def test_totals_read_in_pages_equal_one_pass(world: World) -> None:
         assert admit(world, job_id, plan) == "transferring"
         assert verified_hit(world, job_id) == "ready"
     denied, plan = planned(world, "scientist")
-    Stagings(world.ledger, 30).deny(denied, plan, "planner", ["no"], {"highest_label": None})
+    StagingSteps(world.ledger, 30).deny(denied, plan, "planner", ["no"], {"highest_label": None})
     one_pass = catch_up(world.ledger, EventTotals())
     paged = catch_up(world.ledger, EventTotals(), page_size=1)
     assert (paged.bytes_moved, paged.cache_hits, paged.denials, paged.seq) == (

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from stagegate.confinement import SourceRules
-from stagegate.ledger import AuditTrail, Stagings, Tokens
+from stagegate.ledger import AuditTrail, StagingViews, Tokens
 from stagegate.ledger.egresses import Egresses
 
 from .conftest import UNKNOWN_TOKEN, USERS, World, open_world
@@ -124,7 +124,7 @@ def test_role_matrix(shared_world: World, method: str, path: str, caller: str, e
         if made:
             assert made[0].role == caller and made[0].details["to"] == "public"
     if target is not None:
-        after = Stagings(w.ledger).view(target.id)
+        after = StagingViews(w.ledger).view(target.id)
         released = method == "DELETE" and expected == 200
         assert after.state == ("released" if released else "pending")
         if released:

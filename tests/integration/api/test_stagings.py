@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from stagegate.ledger import AuditTrail, Ledger, Stagings, TaskKey, Tasks
+from stagegate.ledger import AuditTrail, Ledger, StagingSteps, TaskKey, Tasks
 from stagegate.queues import PLAN_QUEUE
 
 from .conftest import SOURCE, World, open_world
@@ -178,14 +178,14 @@ class Planner(threading.Thread):
             key = TaskKey(**body[1])
             time.sleep(0.3)  # the API is polling by now
             ledger: Ledger = self.world.ledger
-            stagings = Stagings(ledger)
-            assert stagings.begin_planning(key.job_id)
+            steps = StagingSteps(ledger)
+            assert steps.begin_planning(key.job_id)
             assert Tasks(ledger, 60).claim(key, "test-planner") is not None
             if self.decide == "deny":
                 reasons = ["restricted data may not be staged to zone 'lab'", "no DUA for project vision"]
-                stagings.deny(key.job_id, key, "test-planner", reasons, {"classification": "restricted"})
+                steps.deny(key.job_id, key, "test-planner", reasons, {"classification": "restricted"})
             else:
-                stagings.fail(key.job_id, "the source does not exist")
+                steps.fail(key.job_id, "the source does not exist")
         except BaseException as exc:
             self.error = exc
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from stagegate.ledger import AuditTrail, Principal, Stagings
+from stagegate.ledger import AuditTrail, Principal, StagingRequests
 
 from ..ledger.test_usage import GB, HOUR, complete, egress, service_staging
 from .conftest import World
@@ -29,7 +29,7 @@ def test_usage_rows(world: World) -> None:
     sam: Principal = world.principals["scientist"]  # project "vision"
     job = service_staging(world.ledger, sam, "imagenet", {"gpu-01": 3 * GB, "gpu-02": 3 * GB})
     complete(world.ledger, job, ["gpu-01", "gpu-02"])
-    Stagings(world.ledger).release(sam, job)
+    StagingRequests(world.ledger).release(sam, job)
     egress(world.ledger, sam, 500_000_000)
     trail = AuditTrail(world.ledger)
     (allowed,) = trail.query(job=job, action="policy.allowed")

@@ -11,7 +11,7 @@ import pytest
 
 from integration.helpers import STAGEGATE
 from integration.ledger.test_usage import GB, HOUR, complete, egress, embedded_staging, service_staging
-from stagegate.ledger import AuditTrail, Principal, Stagings, open_ledger
+from stagegate.ledger import AuditTrail, Principal, StagingRequests, open_ledger
 from stagegate.ledger.settings import DATABASE_URL_ENV, SQLITE_FILE
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,7 @@ def history(monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
         assert ledger.engine.url.database.endswith(f"{os.environ['STAGEGATE_HOME']}/{SQLITE_FILE}")
         job = service_staging(ledger, ALICE, "imagenet", {"a": 3 * GB, "b": 3 * GB})
         complete(ledger, job, ["a", "b"])
-        Stagings(ledger).release(ALICE, job)
+        StagingRequests(ledger).release(ALICE, job)
         embedded_staging(ledger, "bob", GB)
         egress(ledger, ALICE, 500_000_000)
         trail = AuditTrail(ledger)

@@ -14,10 +14,13 @@ from stagegate.ledger import (
     NodePortion,
     Nodes,
     Principal,
-    Stagings,
+    StagingRequests,
+    StagingSteps,
+    StagingViews,
     TaskKey,
     Tasks,
 )
+from stagegate.ledger.nodes import Eviction
 from stagegate.ledger.tasks import WINDOW
 
 WHO = Principal("alice", "scientist", "vision", "token-id")
@@ -34,13 +37,13 @@ def admitted(ledger: Ledger, who: Principal = WHO, nodes: tuple[str, ...] = ("a"
     registry = Nodes(ledger)
     for node in nodes:
         registry.heartbeat(node, f"/nvme/{node}", 1 << 40, f"{node}@host:1")
-    stagings, tasks = Stagings(ledger, 30), Tasks(ledger, 30)
-    staging, created, (plan,) = stagings.submit(who, source="s3://b/ds", nodes=list(nodes))
+    requests, steps, tasks = StagingRequests(ledger, 30), StagingSteps(ledger, 30), Tasks(ledger, 30)
+    staging, created, (plan,) = requests.submit(who, source="s3://b/ds", nodes=list(nodes))
     assert created
     assert tasks.claim(plan, "planner") is not None
-    assert stagings.begin_planning(staging.id)
+    assert steps.begin_planning(staging.id)
     portions = [NodePortion(node, DIGEST, 10 * n, 1000 * n, batches(n)) for node in nodes]
-    outcome = stagings.admit(staging.id, plan, "planner", portions, {})
+    outcome = steps.admit(staging.id, plan, "planner", portions, {})
     assert outcome.state == "transferring"
     return staging.id
 
@@ -83,17 +86,17 @@ def test_a_claimed_task_is_not_claimed_again_until_its_lease_runs_out(ledger: Le
 
 def test_completion_is_recorded_once_however_many_callers_race(ledger: Ledger) -> None:
     job = admitted(ledger, nodes=("a", "b"), n=1)
-    stagings, tasks = Stagings(ledger, 30), Tasks(ledger, 30)
+    steps, tasks = StagingSteps(ledger, 30), Tasks(ledger, 30)
     for node in ("a", "b"):
         run(tasks, TaskKey(job, "copy", node, 0))
         final = TaskKey(job, "finalize", node, 0)
         assert tasks.claim(final, "w") is not None
-        assert stagings.dataset_ready(job, final, "w") == [job]
+        assert steps.dataset_ready(job, final, "w") == [job]
     with ThreadPoolExecutor(6) as pool:
-        results = list(pool.map(lambda _: stagings.complete_if_ready(job), range(6)))
+        results = list(pool.map(lambda _: steps.complete_if_ready(job), range(6)))
     assert results.count(True) == 1
     assert Counter(e.action for e in AuditTrail(ledger).query(job=job))["stage.completed"] == 1
-    assert stagings.view(job).state == "ready"
+    assert StagingViews(ledger).view(job).state == "ready"
 
 
 def test_a_second_staging_of_the_same_share_waits_for_the_writer_and_completes_with_it(
@@ -101,30 +104,31 @@ def test_a_second_staging_of_the_same_share_waits_for_the_writer_and_completes_w
 ) -> None:
     writer = admitted(ledger, nodes=("a",), n=1)
     waiter = admitted(ledger, who=OTHER, nodes=("a",), n=1)
-    tasks, stagings = Tasks(ledger, 30), Stagings(ledger, 30)
+    tasks, requests = Tasks(ledger, 30), StagingRequests(ledger, 30)
+    steps, views = StagingSteps(ledger, 30), StagingViews(ledger)
     assert [t.key.kind for t in tasks.of_job(waiter)] == ["plan"], "no second copy of the same share"
 
     # The writer is released mid-copy: its batches go on, since another staging waits for them.
-    stagings.release(WHO, writer)
+    requests.release(WHO, writer)
     run(tasks, TaskKey(writer, "copy", "a", 0))
     final = TaskKey(writer, "finalize", "a", 0)
     assert tasks.claim(final, "w") is not None
-    assert stagings.dataset_ready(writer, final, "w") == [waiter]
-    assert stagings.complete_if_ready(waiter)
-    assert stagings.view(waiter).nodes[0].cache_hit
+    assert steps.dataset_ready(writer, final, "w") == [waiter]
+    assert steps.complete_if_ready(waiter)
+    assert views.view(waiter).nodes[0].cache_hit
 
 
 def test_releasing_a_running_staging_nobody_else_waits_for_cancels_it_and_evicts_its_share(
     ledger: Ledger,
 ) -> None:
     job = admitted(ledger, nodes=("a",), n=3)
-    tasks, stagings = Tasks(ledger, 30), Stagings(ledger, 30)
+    tasks, requests = Tasks(ledger, 30), StagingRequests(ledger, 30)
     (first, _) = tasks.mark_sent(tasks.next_to_send(job))
     assert tasks.claim(first, "w") is not None
 
-    assert stagings.release(WHO, job).state == "released"
+    assert requests.release(WHO, job).state == "released"
     assert not tasks.renew(first, "w", 0, 0), "the running batch learns it was cancelled"
     assert {t.state for t in tasks.of_job(job) if t.key.kind != "plan"} == {"cancelled"}
-    assert Nodes(ledger).claim_evictions("a") == [(DIGEST, f"/nvme/a/datasets/{DIGEST}")]
+    assert Nodes(ledger).claim_evictions("a") == [Eviction(DIGEST, f"/nvme/a/datasets/{DIGEST}")]
     with pytest.raises(PermissionError):
-        stagings.release(Principal("ada", "auditor", None, "t"), job)
+        requests.release(Principal("ada", "auditor", None, "t"), job)

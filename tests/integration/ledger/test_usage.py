@@ -1,6 +1,6 @@
 """Usage for chargeback over a scripted day, on each backend.
 
-Two users in two projects stage through the service (``Stagings``, step by step), stage
+Two users in two projects stage through the service (``StagingRequests``, ``StagingSteps``), stage
 embedded-style and egress (events appended as the embedded CLI and the egress worker append
 them). Event times are the ledger's clock, so every expected figure is worked out below from
 the stored times, with ``now`` (and since/until windows) placed at known offsets from them.
@@ -22,7 +22,8 @@ from stagegate.ledger import (
     NodePortion,
     Nodes,
     Principal,
-    Stagings,
+    StagingRequests,
+    StagingSteps,
     TaskKey,
     Tasks,
 )
@@ -51,34 +52,32 @@ def service_staging(ledger: Ledger, who: Principal, name: str, node_bytes: dict[
     registry = Nodes(ledger)
     for node in node_bytes:
         registry.heartbeat(node, f"/nvme/{node}", 1 << 40, f"{node}@host:1")
-    stagings, tasks = Stagings(ledger, 30), Tasks(ledger, 30)
-    staging, created, (plan,) = stagings.submit(who, source=f"s3://datasets/{name}", nodes=list(node_bytes))
+    requests, steps, tasks = StagingRequests(ledger, 30), StagingSteps(ledger, 30), Tasks(ledger, 30)
+    staging, created, (plan,) = requests.submit(who, source=f"s3://datasets/{name}", nodes=list(node_bytes))
     assert created
     assert tasks.claim(plan, "planner") is not None
-    assert stagings.begin_planning(staging.id)
+    assert steps.begin_planning(staging.id)
     portions = [
         NodePortion(node, digest_of(f"{name}/{node}"), 10, n, [BatchRange("a", "z", 10, n)])
         for node, n in node_bytes.items()
     ]
-    stagings.record_plan(staging.id, portions[0].digest, 10, max(node_bytes.values()), "policy-v1")
-    outcome = stagings.admit(
-        staging.id, plan, "planner", portions, {"offending": 0, "highest_label": "public"}
-    )
+    steps.record_plan(staging.id, portions[0].digest, 10, max(node_bytes.values()), "policy-v1")
+    outcome = steps.admit(staging.id, plan, "planner", portions, {"offending": 0, "highest_label": "public"})
     assert outcome.state == "transferring"
     return staging.id
 
 
 def complete(ledger: Ledger, job_id: str, nodes: list[str]) -> None:
     """Every node copies its batch and finalizes; the staging completes (``stage.completed``)."""
-    stagings, tasks = Stagings(ledger, 30), Tasks(ledger, 30)
+    steps, tasks = StagingSteps(ledger, 30), Tasks(ledger, 30)
     for node in nodes:
         copy = TaskKey(job_id, "copy", node, 0)
         assert tasks.claim(copy, "w") is not None
         assert tasks.finish(copy, "w", 10, 1)
         final = TaskKey(job_id, "finalize", node, 0)
         assert tasks.claim(final, "w") is not None
-        stagings.dataset_ready(job_id, final, "w")
-    assert stagings.complete_if_ready(job_id)
+        steps.dataset_ready(job_id, final, "w")
+    assert steps.complete_if_ready(job_id)
 
 
 def embedded_staging(ledger: Ledger, actor: str, nbytes: int) -> str:
@@ -150,13 +149,13 @@ def scripted_day(ledger: Ledger) -> Day:
     egress(ledger, BOB, 250_000_000)
     egress(ledger, BOB, 250_000_000)
     egress(ledger, BOB, 9 * GB, action="egress.failed")  # counts for nothing
-    Stagings(ledger).release(ALICE, a1)
-    Stagings(ledger).fail(b2, "node b: disk full")
+    StagingRequests(ledger).release(ALICE, a1)
+    StagingSteps(ledger).fail(b2, "node b: disk full")
     # A denied staging: no pin, no bytes.
-    stagings, tasks = Stagings(ledger, 30), Tasks(ledger, 30)
-    denied, _, (plan,) = stagings.submit(ALICE, source="s3://datasets/patients", nodes=["a"])
-    assert tasks.claim(plan, "planner") is not None and stagings.begin_planning(denied.id)
-    stagings.deny(denied.id, plan, "planner", ["x.csv is confidential"], {})
+    requests, steps, tasks = StagingRequests(ledger, 30), StagingSteps(ledger, 30), Tasks(ledger, 30)
+    denied, _, (plan,) = requests.submit(ALICE, source="s3://datasets/patients", nodes=["a"])
+    assert tasks.claim(plan, "planner") is not None and steps.begin_planning(denied.id)
+    steps.deny(denied.id, plan, "planner", ["x.csv is confidential"], {})
 
     events = AuditTrail(ledger).query()
     assert [e.action for e in events].count("stage.completed") == 4

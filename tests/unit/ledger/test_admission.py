@@ -41,7 +41,7 @@ def test_what_cannot_fit_is_refused_with_the_reason() -> None:
         choose_evictions("gpu-7", 100, cache, 50)
     message = str(refused.value)
     assert "gpu-7" in message
-    assert "cannot hold 50 bytes" in message and "60 bytes pinned" in message
+    assert "cannot hold 50 B:" in message and "60 B pinned" in message
 
 
 def test_a_dataset_bigger_than_the_node_is_refused_even_on_an_empty_node() -> None:

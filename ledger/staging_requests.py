@@ -1,0 +1,154 @@
+"""The requesters' side of service stagings: submit one (idempotently) and release it.
+
+A submission and its plan task (and the ``stage.requested`` event) commit in one transaction;
+the caller sends the returned tasks to the broker after the commit.
+"""
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from stagegate.actions import AuditAction
+from stagegate.confinement import SourceRules
+from stagegate.errors import ExistsError, InvalidInputError
+from stagegate.ledger.audit import AuditTrail
+from stagegate.ledger.database import Ledger
+from stagegate.ledger.events import job_event
+from stagegate.ledger.models import JobRow
+from stagegate.ledger.nodes import require_known
+from stagegate.ledger.staging_steps import let_go, lock_staging
+from stagegate.ledger.staging_views import Staging, StagingViews
+from stagegate.ledger.tasks import TaskKey, Tasks, new_task
+from stagegate.ledger.tokens import Principal
+from stagegate.states import StagingState, TaskState
+from stagegate.urls import refuse_credentials
+
+Mode = Literal["replicate", "shard"]
+
+
+def destination_of(nodes: Sequence[str]) -> str:
+    return "nodes:" + ",".join(nodes)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class StagingRequests:
+    """Stagings as requesters submit and release them."""
+
+    def __init__(
+        self, ledger: Ledger, lease_seconds: float = 120.0, sources: SourceRules | None = None
+    ) -> None:
+        self._ledger = ledger
+        # What requesters may have the workers read; by default S3 only (see stagegate.confinement).
+        self._sources = sources or SourceRules()
+        self._tasks = Tasks(ledger, lease_seconds)
+        self._views = StagingViews(ledger)
+
+    def submit(
+        self,
+        who: Principal,
+        *,
+        source: str,
+        nodes: Sequence[str],
+        mode: Mode = "replicate",
+        job_ref: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[Staging, bool, list[TaskKey]]:
+        """Record a staging and its plan task; (staging, created, tasks to send).
+
+        The same ``idempotency_key`` from the same user returns the first staging, created False.
+        """
+        refuse_credentials(source, "source URL")
+        self._sources.check(source, who.user, who.project)
+        if mode not in ("replicate", "shard"):
+            raise InvalidInputError(f"mode must be replicate or shard, not {mode!r}")
+        if not nodes or len(set(nodes)) != len(nodes):
+            raise InvalidInputError("nodes must name at least one node, each once")
+        if idempotency_key is not None:
+            existing = self._by_idempotency_key(who.user, idempotency_key)
+            if existing is not None:
+                return self._same_request(existing, source, nodes, mode), False, []
+        with self._ledger.read_session() as session, session.begin():
+            require_known(session, nodes)
+        now = _now()
+        job = JobRow(
+            id=str(uuid.uuid4()),
+            kind="stage",
+            state=StagingState.PENDING,
+            actor=who.user,
+            role=who.role,
+            project=who.project,
+            job_ref=job_ref,
+            source=source,
+            destination=destination_of(nodes),
+            manifest_digest=None,
+            files=0,
+            bytes=0,
+            policy_version=None,
+            error=None,
+            created_at=now,
+            updated_at=now,
+            mode=mode,
+            nodes=json.dumps(list(nodes)),
+            idempotency_key=idempotency_key,
+            started_at=None,
+        )
+        plan = TaskKey(job.id, "plan", "", 0)
+        try:
+            with self._ledger.sessions.begin() as session:
+                session.add(job)
+                session.add(new_task(plan, TaskState.QUEUED, lease=self._tasks.lease.total_seconds()))
+                session.flush()
+                AuditTrail.append_in(
+                    session.connection(), job_event(job, AuditAction.STAGE_REQUESTED, details={"mode": mode})
+                )
+        except IntegrityError as exc:
+            # The same key submitted twice at once: the other request won; answer with its staging.
+            if idempotency_key is not None:
+                existing = self._by_idempotency_key(who.user, idempotency_key)
+                if existing is not None:
+                    return self._same_request(existing, source, nodes, mode), False, []
+            raise ExistsError(f"staging {job.id} already exists") from exc
+        return self._views.view(job.id), True, [plan]
+
+    def _same_request(self, job_id: str, source: str, nodes: Sequence[str], mode: str) -> Staging:
+        """The staging a repeated key names, if the request is the same; a different request
+        under a used key is a client bug, refused rather than silently answered."""
+        staging = self._views.view(job_id)
+        if (staging.source, [n.node for n in staging.nodes], staging.mode) != (source, list(nodes), mode):
+            raise ExistsError(
+                f"idempotency key already used for staging {job_id} with a different source, nodes or mode"
+            )
+        return staging
+
+    def _by_idempotency_key(self, user: str, key: str) -> str | None:
+        with self._ledger.read_session() as session, session.begin():
+            return session.scalar(
+                select(JobRow.id).where(JobRow.actor == user, JobRow.idempotency_key == key)
+            )
+
+    def release(self, who: Principal, job_id: str) -> Staging:
+        """Unpin the staging's datasets (they become evictable), or cancel it if still running."""
+        self._views.visible(who, job_id)
+        if who.role == "auditor":
+            raise PermissionError("auditors read; they do not release stagings")
+        with self._ledger.sessions.begin() as session:
+            job = lock_staging(session, job_id)
+            if job.state in (StagingState.RELEASED, StagingState.DENIED, StagingState.FAILED):
+                return self._views.view(job_id)  # nothing is pinned or running; its outcome stays on record
+            was = job.state
+            let_go(session, job, keep_for_others=True)
+            job.state, job.updated_at = StagingState.RELEASED, _now()
+            session.flush()
+            AuditTrail.append_in(
+                session.connection(),
+                job_event(job, AuditAction.STAGE_RELEASED, details={"by": who.user, "was": was}),
+            )
+        return self._views.view(job_id)

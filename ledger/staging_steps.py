@@ -1,0 +1,377 @@
+"""The workers' side of service stagings: plan decided (denied or admitted to nodes), a node's
+dataset written, the staging complete or failed.
+
+Every state change and the audit event telling of it commit in one transaction, so the
+trail holds exactly one ``stage.completed`` per staging however often a step is retried or
+repeated by the reconciler. Functions return the tasks the caller must send to the broker
+*after* the commit: a task row exists before any message does.
+"""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from stagegate.actions import AuditAction
+from stagegate.errors import NotFoundError
+from stagegate.ledger.admission import NoRoomError, choose_evictions
+from stagegate.ledger.audit import AuditTrail
+from stagegate.ledger.database import Ledger
+from stagegate.ledger.events import job_event
+from stagegate.ledger.models import JobRow, NodeDatasetRow, NodeRow, PinRow, TaskRow
+from stagegate.ledger.nodes import dataset_path, held_in
+from stagegate.ledger.redact import redact_text
+from stagegate.ledger.tasks import BatchRange, TaskKey, Tasks, new_task
+from stagegate.states import STAGING_TERMINAL, DatasetState, StagingState, TaskState
+
+
+@dataclass(frozen=True, slots=True)
+class StagingJob:
+    """What a worker needs to carry out a staging: whose it is and what they asked for."""
+
+    id: str
+    state: str
+    source: str
+    actor: str
+    project: str | None
+    mode: str
+    nodes: tuple[str, ...]
+    job_ref: str | None
+    manifest_digest: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NodePortion:
+    """What one node will hold: its share of the plan, and the batches that copy it."""
+
+    node: str
+    digest: str
+    files: int
+    bytes: int
+    batches: Sequence[BatchRange]
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    state: str  # transferring | ready | failed
+    to_send: list[TaskKey]
+    error: str | None = None
+
+
+class RetryLaterError(Exception):
+    """A transient conflict: run the step again a little later."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class StagingSteps:
+    """The state changes node workers (and the reconciler) make to service stagings."""
+
+    def __init__(self, ledger: Ledger, lease_seconds: float = 120.0) -> None:
+        self._ledger = ledger
+        self._tasks = Tasks(ledger, lease_seconds)
+
+    def job(self, job_id: str) -> StagingJob:
+        with self._ledger.read_session() as session, session.begin():
+            row = session.get(JobRow, job_id)
+            if row is None or row.mode is None:
+                raise NotFoundError(f"no staging {job_id}")
+            return StagingJob(
+                id=row.id,
+                state=row.state,
+                source=row.source,
+                actor=row.actor,
+                project=row.project,
+                mode=row.mode,
+                nodes=tuple(json.loads(row.nodes or "[]")),
+                job_ref=row.job_ref,
+                manifest_digest=row.manifest_digest,
+            )
+
+    def begin_planning(self, job_id: str) -> bool:
+        """pending -> planning; False if the staging is past planning (a repeated message)."""
+        with self._ledger.sessions.begin() as session:
+            result = session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.state.in_((StagingState.PENDING, StagingState.PLANNING)))
+                .values(state=StagingState.PLANNING, updated_at=_now())
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def record_plan(self, job_id: str, digest: str, files: int, nbytes: int, policy_version: str) -> None:
+        with self._ledger.sessions.begin() as session:
+            session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id)
+                .values(manifest_digest=digest, files=files, bytes=nbytes, policy_version=policy_version)
+            )
+
+    def deny(
+        self, job_id: str, plan: TaskKey, owner: str, reasons: Sequence[str], details: dict[str, object]
+    ) -> None:
+        with self._ledger.sessions.begin() as session:
+            job = lock_staging(session, job_id)
+            if job.state != StagingState.PLANNING:
+                return
+            job.state, job.updated_at = StagingState.DENIED, _now()
+            job.error = redact_text("; ".join(reasons))
+            self._tasks.finish_in(session, plan, owner, 0, 0)
+            session.flush()
+            AuditTrail.append_in(
+                session.connection(),
+                job_event(
+                    job, AuditAction.POLICY_DENIED, decision="deny", reasons=tuple(reasons), details=details
+                ),
+            )
+
+    def admit(
+        self,
+        job_id: str,
+        plan: TaskKey,
+        owner: str,
+        portions: Sequence[NodePortion],
+        details: dict[str, object],
+    ) -> Admitted:
+        """The policy allowed the staging: pin what each node already holds, admit (evicting as
+        needed) what it must copy, create the copy tasks. All nodes or none: a node without
+        room fails the staging, and nothing is evicted for it."""
+        try:
+            return self._admit(job_id, plan, owner, portions, details)
+        except NoRoomError as exc:
+            with self._ledger.sessions.begin() as session:
+                job = lock_staging(session, job_id)
+                if job.state != StagingState.PLANNING:
+                    return Admitted(job.state, [])
+                AuditTrail.append_in(
+                    session.connection(),
+                    job_event(job, AuditAction.POLICY_ALLOWED, decision="allow", details=details),
+                )
+                self._tasks.finish_in(session, plan, owner, 0, 0)
+                self._fail_locked(session, job, f"not admitted: {exc}")
+            return Admitted(StagingState.FAILED, [], str(exc))
+
+    def _admit(
+        self,
+        job_id: str,
+        plan: TaskKey,
+        owner: str,
+        portions: Sequence[NodePortion],
+        details: dict[str, object],
+    ) -> Admitted:
+        now = _now()
+        with self._ledger.sessions.begin() as session:
+            job = lock_staging(session, job_id)
+            if job.state != StagingState.PLANNING:
+                return Admitted(job.state, [])
+            roots = dict(session.execute(select(NodeRow.name, NodeRow.root)).all())
+            capacities = dict(session.execute(select(NodeRow.name, NodeRow.capacity)).all())
+            hits: list[str] = []
+            for portion in portions:
+                node = portion.node
+                existing = session.get(NodeDatasetRow, (node, portion.digest), with_for_update=True)
+                if existing is not None and existing.state == DatasetState.DELETING:
+                    raise RetryLaterError(f"node {node} is deleting this dataset right now")
+                if existing is not None and existing.state in (DatasetState.READY, DatasetState.EVICTING):
+                    existing.state, existing.last_used = (
+                        DatasetState.READY,
+                        now,
+                    )  # a hit saves it from eviction
+                    hits.append(node)
+                    # It counts once the node's worker has checked the copy against its
+                    # fingerprint; the share's key range lets it copy afresh if the check fails.
+                    session.add(
+                        new_task(TaskKey(job.id, "verify", node, 0), TaskState.WAITING, share(portion))
+                    )
+                elif existing is None:
+                    evict = choose_evictions(node, capacities[node], held_in(session, node), portion.bytes)
+                    if evict:
+                        session.execute(
+                            update(NodeDatasetRow)
+                            .where(NodeDatasetRow.node == node, NodeDatasetRow.digest.in_(evict))
+                            .values(state=DatasetState.EVICTING)
+                        )
+                    session.add(
+                        NodeDatasetRow(
+                            node=node,
+                            digest=portion.digest,
+                            path=dataset_path(roots[node], portion.digest),
+                            files=portion.files,
+                            bytes=portion.bytes,
+                            state=DatasetState.WRITING,
+                            writer_job=job.id,
+                            created_at=now,
+                            last_used=now,
+                        )
+                    )
+                    for idx, batch in enumerate(portion.batches):
+                        session.add(new_task(TaskKey(job.id, "copy", node, idx), TaskState.WAITING, batch))
+                    session.add(new_task(TaskKey(job.id, "finalize", node, 0), TaskState.WAITING))
+                # else: another staging is writing it right now; this one waits for it.
+                session.add(PinRow(job_id=job.id, node=node, digest=portion.digest, created_at=now))
+            self._tasks.finish_in(session, plan, owner, 0, 0)
+            node_bytes = {q.node: q.bytes for q in portions}
+            job.state, job.updated_at, job.started_at = StagingState.TRANSFERRING, now, now
+            session.flush()
+            AuditTrail.append_in(
+                session.connection(),
+                job_event(
+                    job,
+                    AuditAction.POLICY_ALLOWED,
+                    decision="allow",
+                    # What each node now holds for this staging (pinned from here until release):
+                    # usage reports bill NVMe byte-hours from it.
+                    details={**details, "cache_hits": hits, "node_bytes": node_bytes},
+                ),
+            )
+            # Every node a hit: ready in the same commit, so nobody ever sees it "transferring".
+            self.complete_in(session, job)
+        return Admitted(self.job(job_id).state, self._tasks.next_to_send(job_id))
+
+    def dataset_ready(
+        self, job_id: str, finalize: TaskKey, owner: str, fingerprint: str | None = None
+    ) -> list[str]:
+        """A node finished writing: its dataset is ready, sealed with ``fingerprint``. Returns the
+        stagings that pin it (they may now be complete)."""
+        with self._ledger.sessions.begin() as session:
+            pin = session.scalar(select(PinRow).where(PinRow.job_id == job_id, PinRow.node == finalize.node))
+            digest = pin.digest if pin is not None else None
+            if digest is None:  # released meanwhile: the dataset is written all the same
+                digest = session.scalar(
+                    select(NodeDatasetRow.digest).where(
+                        NodeDatasetRow.node == finalize.node, NodeDatasetRow.writer_job == job_id
+                    )
+                )
+            self._tasks.finish_in(session, finalize, owner, 0, 0)
+            if digest is None:
+                return []
+            session.execute(
+                update(NodeDatasetRow)
+                .where(NodeDatasetRow.node == finalize.node, NodeDatasetRow.digest == digest)
+                .where(NodeDatasetRow.state == DatasetState.WRITING)
+                .values(state=DatasetState.READY, last_used=_now(), fingerprint=fingerprint, scrubbed_at=None)
+            )
+            return list(
+                session.scalars(
+                    select(PinRow.job_id).where(PinRow.node == finalize.node, PinRow.digest == digest)
+                )
+            )
+
+    def complete_if_ready(self, job_id: str) -> bool:
+        """transferring -> ready once every node holds its dataset ready; audited once."""
+        with self._ledger.sessions.begin() as session:
+            return self.complete_in(session, lock_staging(session, job_id))
+
+    @staticmethod
+    def complete_in(session: Session, job: JobRow) -> bool:
+        """Inside the caller's transaction, with ``job`` locked: as :meth:`complete_if_ready`."""
+        if job.state != StagingState.TRANSFERRING:
+            return False
+        nodes = json.loads(job.nodes or "[]")
+        ready = session.execute(
+            select(PinRow.node, NodeDatasetRow.path)
+            .join(
+                NodeDatasetRow,
+                (NodeDatasetRow.node == PinRow.node) & (NodeDatasetRow.digest == PinRow.digest),
+            )
+            .where(PinRow.job_id == job.id, NodeDatasetRow.state == DatasetState.READY)
+        ).all()
+        if len(ready) != len(nodes) or unverified_hits(session, job.id):
+            return False
+        job.state, job.updated_at = StagingState.READY, _now()
+        session.flush()
+        AuditTrail.append_in(
+            session.connection(),
+            job_event(job, AuditAction.STAGE_COMPLETED, details={"paths": dict(sorted(ready))}),
+        )
+        return True
+
+    def fail(self, job_id: str, error: str) -> None:
+        with self._ledger.sessions.begin() as session:
+            job = lock_staging(session, job_id)
+            if job.state in STAGING_TERMINAL:
+                return
+            self._fail_locked(session, job, error)
+
+    def _fail_locked(self, session: Session, job: JobRow, error: str) -> None:
+        let_go(session, job, keep_for_others=False)
+        job.state, job.updated_at, job.error = StagingState.FAILED, _now(), redact_text(error)
+        session.flush()
+        AuditTrail.append_in(
+            session.connection(),
+            job_event(job, AuditAction.STAGE_FAILED, reasons=(error,), details={"error": redact_text(error)}),
+        )
+        # Stagings waiting for a dataset this one was writing will not get it from this writer.
+        waiting = session.scalars(
+            select(PinRow.job_id)
+            .join(
+                NodeDatasetRow,
+                (NodeDatasetRow.node == PinRow.node) & (NodeDatasetRow.digest == PinRow.digest),
+            )
+            .where(
+                NodeDatasetRow.writer_job == job.id,
+                NodeDatasetRow.state == DatasetState.EVICTING,
+                PinRow.job_id != job.id,
+            )
+        ).all()
+        for other_id in waiting:
+            other = lock_staging(session, other_id)
+            if other.state not in STAGING_TERMINAL:
+                self._fail_locked(
+                    session, other, f"the staging writing its dataset ({job.id}) failed: {error}"
+                )
+
+    def transferring(self) -> list[str]:
+        with self._ledger.read_session() as session, session.begin():
+            return list(session.scalars(select(JobRow.id).where(JobRow.state == StagingState.TRANSFERRING)))
+
+
+def lock_staging(session: Session, job_id: str) -> JobRow:
+    """The staging's row, locked for the rest of the caller's transaction."""
+    job = session.get(JobRow, job_id, with_for_update=True)
+    if job is None:
+        raise NotFoundError(f"no staging {job_id}")
+    return job
+
+
+def let_go(session: Session, job: JobRow, *, keep_for_others: bool) -> None:
+    """Drop the job's pins and stop its unfinished work. A half-written dataset is evicted,
+    unless ``keep_for_others`` (a release, not a failure) and another staging waits for it:
+    then its batches go on for that staging."""
+    pins = session.scalars(select(PinRow).where(PinRow.job_id == job.id)).all()
+    session.execute(delete(PinRow).where(PinRow.job_id == job.id))
+    for pin in pins:
+        dataset = session.get(NodeDatasetRow, (pin.node, pin.digest), with_for_update=True)
+        if dataset is None or dataset.writer_job != job.id or dataset.state != DatasetState.WRITING:
+            continue
+        waited_for = session.scalar(
+            select(PinRow.job_id).where(PinRow.node == pin.node, PinRow.digest == pin.digest).limit(1)
+        )
+        if keep_for_others and waited_for is not None:
+            continue
+        dataset.state = DatasetState.EVICTING
+        Tasks.cancel_in(session, job.id, pin.node)
+    Tasks.cancel_in(session, job.id, "")  # the plan, if it has not run yet
+
+
+def share(portion: NodePortion) -> BatchRange | None:
+    """The key range and totals of a node's whole share, or None for an empty one."""
+    if not portion.batches:
+        return None
+    first, last = portion.batches[0], portion.batches[-1]
+    return BatchRange(first.key_from, last.key_to, portion.files, portion.bytes)
+
+
+def unverified_hits(session: Session, job_id: str) -> list[str]:
+    """The nodes where the job's cache hit is not yet checked."""
+    return list(
+        session.scalars(
+            select(TaskRow.node).where(
+                TaskRow.job_id == job_id, TaskRow.kind == "verify", TaskRow.state != TaskState.DONE
+            )
+        )
+    )
