@@ -22,8 +22,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from stagegate.atomic_files import write_atomically
 from stagegate.transfer.objects import CopiedFile
-from stagegate.transfer.records import encode_records, write_atomically
+from stagegate.transfer.records import encode_records
 from stagegate.transfer.sink import open_nofollow
 
 log = logging.getLogger(__name__)

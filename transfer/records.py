@@ -74,23 +74,6 @@ def encode_records(records: Iterable[CopiedFile]) -> Iterator[bytes]:
         yield json.dumps(record.to_json(), separators=(",", ":")).encode() + b"\n"
 
 
-def write_atomically(final: Path, chunks: Iterable[bytes]) -> None:
-    """Durably replace ``final`` with ``chunks``: written under a temporary name, fsynced,
-    renamed, and the rename fsynced, so ``final`` is absent, the old file, or all of the new."""
-    temp = final.with_suffix(".tmp")
-    temp.unlink(missing_ok=True)  # a killed writer's; writers of one directory never overlap
-    with os.fdopen(open_nofollow(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb") as f:
-        f.writelines(chunks)
-        f.flush()
-        os.fsync(f.fileno())
-    temp.rename(final)
-    directory = os.open(final.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
 def newest_per_key(streams: list[Iterator[CopiedFile]]) -> Iterator[CopiedFile]:
     """Merge key-ordered ``streams`` (oldest first) into one, in key order; where several
     hold a key, the newest stream's record wins."""

@@ -3,6 +3,7 @@ a training image's site-packages, and no module in the repository imports a laye
 (inside the repository both names would resolve, giving two copies of every class)."""
 
 import ast
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -65,8 +66,14 @@ def test_the_kernel_contract_lists_every_kernel_module() -> None:
 
 @pytest.mark.integration
 def test_the_wheel_holds_only_the_stagegate_namespace(tmp_path: Path) -> None:
+    # Built from a copy (links kept as links): a build in the checkout would leave build/ there.
+    tree = tmp_path / "tree"
+    skip = shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "__pycache__", ".*_cache", ".data", ".runs"
+    )
+    shutil.copytree(ROOT, tree, symlinks=True, ignore=skip)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(tree)],
         check=True,
         capture_output=True,
     )

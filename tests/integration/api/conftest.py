@@ -3,6 +3,7 @@ takes), backed by a fresh PostgreSQL database per test (``integration.postgres``
 dedicated Redis database for the broker, flushed around each test. Nothing is mocked.
 """
 
+import atexit
 import os
 import socket
 from collections.abc import Iterator
@@ -21,8 +22,27 @@ from stagegate.confinement import SourceRules
 from stagegate.ledger import Ledger, Nodes, Principal, Staging, StagingRequests, Tokens, open_ledger
 from stagegate.queues import PLAN_QUEUE, Dispatcher, make_celery
 
+REDIS = "redis://127.0.0.1:6379"
+CLAIMABLE_DBS = range(11, 16)
+
+
+def _claim_redis_db() -> str:
+    """A Redis database of its own for this test process: the tests flush it, so two runs at
+    once (two checkouts on one machine) must not share one. A claim is a key in db 0 that
+    expires, so a killed run frees its database within the hour."""
+    try:
+        claims = redis.Redis.from_url(f"{REDIS}/0")
+        for db in CLAIMABLE_DBS:
+            if claims.set(f"stagegate-test:api-db:{db}", os.getpid(), nx=True, ex=3600):
+                atexit.register(claims.delete, f"stagegate-test:api-db:{db}")
+                return f"{REDIS}/{db}"
+    except redis.ConnectionError:
+        pass  # flushed_redis() names the missing server
+    return f"{REDIS}/{CLAIMABLE_DBS[0]}"
+
+
 # Its own Redis database: flushing it cannot disturb other suites or a developer's broker.
-BROKER_URL = os.environ.get("STAGEGATE_TEST_API_BROKER_URL", "redis://127.0.0.1:6379/11")
+BROKER_URL = os.environ.get("STAGEGATE_TEST_API_BROKER_URL") or _claim_redis_db()
 FAST_DECISION_WAIT = 0.3
 SOURCE = "s3://bucket/project/data/"
 

@@ -2,7 +2,6 @@
 file read from a key on (by bisection), atomic replacement, and the newest-wins merge."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from stagegate.transfer.records import (
     newest_per_key,
     read_records,
     read_records_from,
-    write_atomically,
 )
 
 
@@ -66,27 +64,6 @@ def test_read_from_stops_at_damage(tmp_path: Path) -> None:
     data = path.read_bytes().splitlines(keepends=True)
     path.write_bytes(b"".join(data[:4]) + b'{"key": "e", cut short\n' + data[5])
     assert [r.key for r in read_records_from(path, "b")] == ["b", "c", "d"]
-
-
-def test_write_atomically_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
-    final = tmp_path / "0000000003.jsonl"
-    final.with_suffix(".tmp").write_bytes(b"a killed writer's")
-    write_atomically(final, [b"one\n", b"two\n"])
-    assert final.read_bytes() == b"one\ntwo\n"
-    write_atomically(final, [b"three\n"])
-    assert final.read_bytes() == b"three\n"
-    assert os.listdir(tmp_path) == [final.name]
-
-
-def test_write_atomically_refuses_a_planted_symlink_as_temp(tmp_path: Path) -> None:
-    final = tmp_path / "x.jsonl"
-    target = tmp_path / "elsewhere"
-    target.write_bytes(b"keep")
-    # unlinking the link removes the link itself, never what it points to
-    final.with_suffix(".tmp").symlink_to(target)
-    write_atomically(final, [b"new\n"])
-    assert target.read_bytes() == b"keep"
-    assert final.read_bytes() == b"new\n"
 
 
 def test_newest_per_key_prefers_later_streams() -> None:
