@@ -173,4 +173,9 @@ def populate(ledger: Ledger) -> Scene:
         principals["scientist"], source=f"s3://datasets/vision/{XSS}/", nodes=["gpu-02"]
     )
     egress = _egress(ledger, principals["scientist"])
+    # bob names sam's staging as his job reference: the trail's job filter matches references
+    # too, and sam's story must not take bob's events in.
+    Stagings(ledger).submit(
+        principals["other"], source="s3://datasets/speech/clean/", nodes=["gpu-01"], job_ref=done
+    )
     return Scene(tokens, principals, done, denied, marked.id, egress)
