@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
+from stagegate.actions import AuditAction
 from stagegate.api.services import ServicesDep
 from stagegate.api.ui import read_model
 from stagegate.api.ui.chart import bar_chart_svg
@@ -36,11 +37,7 @@ COOKIE_PATH = "/ui"
 MAX_FORM_FIELDS = 5
 UI_ROLES = ("scientist", "steward", "auditor", "admin")  # a job token gets nothing of the UI
 TRAIL_READERS = read_model.TRAIL_READERS
-ACTIONS = (
-    "stage.requested", "policy.allowed", "policy.denied", "stage.completed", "stage.failed",
-    "stage.released", "egress.requested", "egress.completed", "egress.failed", "checkpoint.deleted",
-    "label.declassified", "dataset.quarantined",
-)  # fmt: skip
+ACTIONS = tuple(AuditAction)  # the trail filter's choices
 
 
 class SignInRequired(Exception):
