@@ -263,7 +263,8 @@ def egress(egress_id: str, who: ViewerDep, services: ServicesDep) -> Response:
 
 
 def _metric_text(metric: str, value: float) -> str:
-    return f"{value:.2f} GB-h" if metric == "nvme_gb_hours" else human_bytes(value)
+    # Three significant digits: a short test staging's GB-hours must not read as 0.00.
+    return f"{value:.3g} GB-h" if metric == "nvme_gb_hours" else human_bytes(value)
 
 
 @router.get("/usage")

@@ -35,7 +35,7 @@ def page(browser: Any) -> Iterator[Any]:
 def shoot(page: Any, name: str) -> None:
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"))  # the first screenful
 
 
 def sign_in(page: Any, served: str, token: str) -> None:

@@ -107,7 +107,8 @@ def test_the_story_of_a_staging(site: Site, auditor: TestClient) -> None:
     assert 'id="state">released<' in html
     assert "s3://datasets/vision/imagenet/" in html and "train-42" in html
     assert 'id="outcome">allowed at ' in html and "7651f3c695a8" in html and DIGEST in html
-    assert html.count("/nvme/stagegate/datasets/" + DIGEST) == 2  # a copy on each node
+    copies = html.split('id="copies"')[1].split("</section>")[0]
+    assert copies.count("/nvme/stagegate/datasets/" + DIGEST) == 2  # a copy on each node, where it was
     assert ">gpu-01<" in html and ">gpu-02<" in html
     assert re.search(r'id="completed">\d{4}-\d\d-\d\d ', html)
     assert re.search(r'id="released">\d{4}-\d\d-\d\d [^<]* by sam<', html)
