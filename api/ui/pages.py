@@ -35,6 +35,7 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 COOKIE = "stagegate_ui"
 COOKIE_PATH = "/ui"
 MAX_FORM_FIELDS = 5
+MAX_ID = 200
 UI_ROLES = ("scientist", "steward", "auditor", "admin")  # a job token gets nothing of the UI
 TRAIL_READERS = read_model.TRAIL_READERS
 ACTIONS = tuple(AuditAction)  # the trail filter's choices
@@ -235,6 +236,12 @@ def trail_csv(request: Request, who: ViewerDep, services: ServicesDep) -> Respon
 # -- stagings and egresses ----------------------------------------------------------------
 
 
+def _known_length(job_id: str) -> None:
+    # As the API's path parameters: an id longer than any the ledger makes names nothing.
+    if len(job_id) > MAX_ID:
+        raise UiError(404, "no such staging or egress")
+
+
 @router.get("/stagings")
 def stagings(who: ViewerDep, services: ServicesDep) -> Response:
     return page("stagings.html", viewer=who, stagings=read_model.stagings_of(services.ledger, who.principal))
@@ -242,6 +249,7 @@ def stagings(who: ViewerDep, services: ServicesDep) -> Response:
 
 @router.get("/stagings/{staging_id}")
 def staging(staging_id: str, who: ViewerDep, services: ServicesDep) -> Response:
+    _known_length(staging_id)
     with _as_pages():
         story = read_model.staging_story(services.ledger, who.principal, staging_id)
     return page("staging.html", viewer=who, story=story, s=story.staging)
@@ -254,6 +262,7 @@ def egresses(who: ViewerDep, services: ServicesDep) -> Response:
 
 @router.get("/egress/{egress_id}")
 def egress(egress_id: str, who: ViewerDep, services: ServicesDep) -> Response:
+    _known_length(egress_id)
     with _as_pages():
         story = read_model.egress_story(services.ledger, who.principal, egress_id)
     return page("egress.html", viewer=who, story=story, e=story.egress)

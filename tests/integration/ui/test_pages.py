@@ -163,6 +163,7 @@ def test_others_stagings_are_not_found(site: Site, client: TestClient) -> None:
     theirs = client.get(f"/ui/stagings/{site.scene.done}")
     nothing = client.get("/ui/stagings/00000000-0000-0000-0000-000000000000")
     assert (mine.status_code, theirs.status_code, nothing.status_code) == (200, 404, 404)
+    assert client.get("/ui/egress/" + "e" * 5000).status_code == 404
     assert "s3://datasets/vision" not in theirs.text
 
 
