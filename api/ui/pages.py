@@ -150,6 +150,8 @@ async def login(request: Request, services: ServicesDep) -> Response:
         log.info("ui sign-in refused: user %s has role %s", principal.user, principal.role)
         message = f"A {principal.role} token cannot sign in here: the pages are for people, not jobs."
         return page("login.html", 403, next=next_path, error=message, viewer=None)
+    if (previous := request.cookies.get(COOKIE)) is not None:
+        _store(request).close(previous)  # signing in again replaces the browser's session
     session = _store(request).open(token, principal)
     log.info("ui sign-in: user %s, role %s", principal.user, principal.role)
     response = RedirectResponse(next_path, status_code=303)

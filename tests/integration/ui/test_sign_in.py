@@ -135,3 +135,13 @@ def test_pages_forbid_scripts_and_framing(site: Site, client: TestClient) -> Non
     assert "frame-ancestors 'none'" in headers["content-security-policy"]
     assert headers["cache-control"] == "no-store" and headers["x-content-type-options"] == "nosniff"
     assert client.get("/ui/static/ui.css").headers["content-type"].startswith("text/css")
+
+
+def test_signing_in_again_replaces_the_session(site: Site, client: TestClient) -> None:
+    sign_in(client, site.scene.tokens["auditor"])
+    first = client.cookies["stagegate_ui"]
+    sign_in(client, site.scene.tokens["scientist"])
+    second = client.cookies["stagegate_ui"]
+    assert first != second
+    assert site.app.state.ui_sessions.get(first) is None
+    assert client.get("/ui/audit").status_code == 403  # now the scientist
