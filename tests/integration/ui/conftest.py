@@ -97,9 +97,11 @@ def served(site: Site) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium, headless, driven by playwright (which downloads no browser here)."""
+    """Debian's Chromium, headless, driven by playwright (which downloads no browser here).
+    Per module, not per session: playwright's sync API keeps an event loop running in this
+    thread while it is open, and a later test's ``asyncio.run`` would find it there."""
     if shutil.which(CHROMIUM) is None:
         pytest.fail(
             f"the browser tests need Chromium at {CHROMIUM}: install it with "
