@@ -19,6 +19,7 @@ from stagegate.api.metrics import build_registry
 from stagegate.api.metrics import router as metrics_router
 from stagegate.api.routes import audit, declassifications, egress, health, nodes, stagings, usage
 from stagegate.api.services import Services
+from stagegate.api.ui import install_ui
 from stagegate.confinement import SourceRules
 from stagegate.ledger import AuditTrail, Ledger, Nodes, StagingRequests, StagingViews, Tokens, open_ledger
 from stagegate.ledger.checkpoints import Checkpoints
@@ -115,4 +116,5 @@ def create_app(
     for module in (stagings, nodes, audit, health, usage, egress, declassifications):
         app.include_router(module.router)
     app.include_router(metrics_router)
+    install_ui(app)  # the read-only pages under /ui/
     return app
