@@ -52,17 +52,26 @@ __all__ = [
 MiB = 1 << 20
 
 
+PART_BUFFER_MEMORY = 64 * MiB  # what the S3 part buffers may hold, unless two parts are more
+
+
 @dataclass(frozen=True, slots=True)
 class EgressConfig:
-    """How an egress runs. Memory is about ``concurrency`` x (``part_size`` + 1 MiB) on S3:
-    that many part buffers are shared by every file in flight."""
+    """How an egress runs. On S3, every file in flight shares :attr:`part_buffers` part
+    buffers (64 MiB of them by default), plus a 1 MiB chunk per file being read."""
 
-    concurrency: int = 8  # files in flight, and S3 part buffers
+    concurrency: int = 8  # files in flight
     # As `aws s3 cp`: 8 MiB parts, multipart above 8 MiB (one part). A file of at most one
     # part goes up in one PutObject; anything larger in parts of this size.
     part_size: int = 8 * MiB
     multipart_threshold: int = 8 * MiB
     bandwidth_limit: int | None = None  # bytes per second across all threads
+
+    @property
+    def part_buffers(self) -> int:
+        """How many S3 parts may be held at once, filling or going up: ``concurrency``, fewer
+        where that would pass 64 MiB, never fewer than two (one filling, one going up)."""
+        return max(2, min(self.concurrency, PART_BUFFER_MEMORY // max(1, self.part_size)))
 
     def transfer_config(self) -> TransferConfig:
         return TransferConfig(
@@ -128,7 +137,7 @@ def egress(
         tracker = ProgressTracker(len(objects), sum(o.size for o in objects), on_progress)
         if on_start is not None:
             on_start(tracker.state)
-        writer = open_writer(destination, config.concurrency, client)
+        writer = open_writer(destination, config.part_buffers, client)
         try:
             writer.prepare([o.key for o in objects])
             for obj in objects:

@@ -148,6 +148,7 @@ class CopyEngine:
             BandwidthLimiter(config.bandwidth_limit) if config.bandwidth_limit else None
         )
         self._cancel = threading.Event()
+        self._local = threading.local()  # each copying thread's chunk buffer
         # Two pools: a big file's thread waits on its parts, which must not queue behind it.
         self._files = ThreadPoolExecutor(config.concurrency, thread_name_prefix="stagegate-file")
         self._parts = ThreadPoolExecutor(config.concurrency, thread_name_prefix="stagegate-part")
@@ -254,12 +255,28 @@ class CopyEngine:
         except Exception as exc:
             raise SourceReadError(f"{obj.key}: cannot open: {exc}") from exc
 
-    def _chunks(self, obj: SourceObject, reader: ObjectReader) -> Iterator[bytes]:
+    def _buffer(self) -> memoryview:
+        """This thread's chunk buffer, made once: a fresh chunk per read, freed from many
+        threads, fragments the C heap until the process holds several times what it uses."""
+        buffer: memoryview | None = getattr(self._local, "buffer", None)
+        if buffer is None or len(buffer) != self._config.chunk_size:
+            buffer = self._local.buffer = memoryview(bytearray(self._config.chunk_size))
+        return buffer
+
+    def _chunks(self, obj: SourceObject, reader: ObjectReader) -> Iterator[bytes | memoryview]:
+        """``obj``'s bytes, a chunk at a time; each chunk is valid until the next is asked for
+        (a reader that can fill a buffer fills this thread's, which is reused)."""
         size = self._config.chunk_size
+        readinto = getattr(reader, "readinto", None)
+        buffer = self._buffer() if readinto is not None else None
         while True:
             self._check_cancelled()
             try:
-                data = reader.read(size)
+                data: bytes | memoryview
+                if readinto is not None and buffer is not None:
+                    data = buffer[: readinto(buffer)]
+                else:
+                    data = reader.read(size)
             except StagegateError:
                 raise
             except Exception as exc:

@@ -16,6 +16,7 @@ files are in flight, at most ``buffers`` parts (being filled or going up) are he
 
 import base64
 import contextlib
+import io
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -40,27 +41,75 @@ def _b64(hex_digest: str) -> str:
 
 
 class PartBuffers:
-    """At most ``count`` part buffers alive at once, across every upload of a writer."""
+    """At most ``count`` part buffers alive at once, across every upload of a writer. Given
+    back buffers are reused: allocating and freeing part-sized blocks from many threads
+    fragments the C heap until the process holds several times what is in use."""
 
     def __init__(self, count: int) -> None:
         if count < 1:
             raise ValueError("at least one part buffer is needed")
         self._free = threading.Semaphore(count)
         self._lock = threading.Lock()
+        self._spare: list[bytearray] = []
         self.held = 0
         self.peak = 0  # the most held at once: what the memory bound promises
 
-    def take(self, size: int) -> bytearray:
+    def take(self, size: int) -> memoryview:
+        """A writable buffer of exactly ``size`` bytes; blocks while ``count`` are out."""
         self._free.acquire()
         with self._lock:
             self.held += 1
             self.peak = max(self.peak, self.held)
-        return bytearray(size)
+            spare = self._spare.pop() if self._spare else None
+        if spare is None or len(spare) < size:
+            spare = bytearray(size)
+        return memoryview(spare)[:size]
 
-    def give_back(self) -> None:
+    def give_back(self, buffer: memoryview | None) -> None:
         with self._lock:
             self.held -= 1
+            if buffer is not None:
+                self._spare.append(buffer.obj)  # type: ignore[arg-type]
         self._free.release()
+
+
+class _Body(io.RawIOBase):
+    """A part buffer as the seekable stream botocore reads (to sign, checksum and send it)
+    without copying it: given bytes or a bytearray, its signer would copy it into a BytesIO."""
+
+    def __init__(self, view: memoryview) -> None:
+        super().__init__()
+        self._view = view
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1, /) -> memoryview:
+        # A slice, not a copy: botocore only hashes and sends what it reads.
+        end = len(self._view) if size is None or size < 0 else min(len(self._view), self._pos + size)
+        start, self._pos = self._pos, max(self._pos, end)
+        return self._view[start:end]
+
+    def readinto(self, b: Any) -> int:
+        n = max(0, min(len(b), len(self._view) - self._pos))
+        b[:n] = self._view[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def __len__(self) -> int:
+        return len(self._view)
 
 
 class S3Upload:
@@ -76,7 +125,7 @@ class S3Upload:
         self.part_size = part_size
         self.upload_id: str | None = None  # a multipart upload, once the first part goes up
         self.parts: list[Future[dict[str, Any]]] = []
-        self._buffer: bytearray | None = None
+        self._buffer: memoryview | None = None
         self._filled = 0
         self._offset = 0  # bytes handed over so far, in earlier parts
 
@@ -109,7 +158,7 @@ class S3Upload:
         self._writer.send_part(self, len(self.parts) + 1, buffer)
         self._offset += len(buffer)
 
-    def last_buffer(self) -> bytearray:
+    def last_buffer(self) -> memoryview:
         """The single part of a small object, whole (an empty object has an empty one)."""
         if self._buffer is None:
             return self._writer.buffers.take(0)
@@ -121,13 +170,13 @@ class S3Upload:
     def flush(self) -> None:
         """Send a partly filled last part (the file ended early: the engine then fails it)."""
         if self._buffer is not None and not self.single:
-            del self._buffer[self._filled :]
+            self._buffer = self._buffer[: self._filled]
             self._send()
 
     def release(self) -> None:
         if self._buffer is not None:
-            self._buffer = None
-            self._writer.buffers.give_back()
+            buffer, self._buffer = self._buffer, None
+            self._writer.buffers.give_back(buffer)
 
 
 class S3Writer:
@@ -197,7 +246,7 @@ class S3Writer:
     def open_temp(self, parts: tuple[str, ...], size: int, part_size: int) -> S3Upload:
         return S3Upload(self, self.object_key(parts), size, part_size)
 
-    def send_part(self, upload: S3Upload, number: int, buffer: bytearray) -> None:
+    def send_part(self, upload: S3Upload, number: int, buffer: memoryview) -> None:
         if upload.upload_id is None:
             try:
                 created = self._client.create_multipart_upload(
@@ -207,28 +256,28 @@ class S3Writer:
                     ChecksumType="FULL_OBJECT",
                 )
             except (ClientError, BotoCoreError) as exc:
-                self.buffers.give_back()
+                self.buffers.give_back(buffer)
                 raise self._failed(f"starting the upload of {upload.key} to", exc) from exc
             upload.upload_id = created["UploadId"]
         upload.parts.append(
             self._pool.submit(self._upload_part, upload.key, upload.upload_id, number, buffer)
         )
 
-    def _upload_part(self, key: str, upload_id: str, number: int, buffer: bytearray) -> dict[str, Any]:
+    def _upload_part(self, key: str, upload_id: str, number: int, buffer: memoryview) -> dict[str, Any]:
         try:
             response = self._client.upload_part(
                 Bucket=self.bucket,
                 Key=key,
                 UploadId=upload_id,
                 PartNumber=number,
-                Body=buffer,  # type: ignore[arg-type]
+                Body=_Body(buffer),  # type: ignore[arg-type]
+                ContentLength=len(buffer),
                 ChecksumAlgorithm="CRC64NVME",
             )
         except (ClientError, BotoCoreError) as exc:
             raise self._failed(f"uploading part {number} of {key} to", exc) from exc
         finally:
-            del buffer
-            self.buffers.give_back()
+            self.buffers.give_back(buffer)
         part: dict[str, Any] = {"PartNumber": number, "ETag": response["ETag"]}
         if response.get("ChecksumCRC64NVME"):
             part["ChecksumCRC64NVME"] = response["ChecksumCRC64NVME"]
@@ -245,13 +294,13 @@ class S3Writer:
                     self._client.put_object(
                         Bucket=self.bucket,
                         Key=key,
-                        Body=body,  # type: ignore[arg-type]
+                        Body=_Body(body),  # type: ignore[arg-type]
+                        ContentLength=len(body),
                         ChecksumAlgorithm="CRC64NVME",
                         ChecksumCRC64NVME=_b64(checksum),
                     )
                 finally:
-                    del body
-                    self.buffers.give_back()
+                    self.buffers.give_back(body)
             else:
                 temp.flush()
                 done = [future.result() for future in temp.parts]
@@ -289,7 +338,7 @@ class S3Writer:
         temp.release()
         for future in temp.parts:
             if future.cancel():  # never ran, so never gave its buffer back
-                self.buffers.give_back()
+                self.buffers.give_back(None)
         for future in temp.parts:
             with contextlib.suppress(Exception):
                 future.result()
