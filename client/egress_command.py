@@ -219,6 +219,7 @@ def _summary(outcome: "EgressOutcome", request: "EgressRequest", seconds: float)
         "destination": request.destination,
         "selected": [c.name for c in outcome.selection.selected],
         "files": len(result.files),
+        "files_present": result.files_present,
         "bytes": result.bytes,
         "checksums": result.checksums,
         "deleted": [{"name": n, "bytes": b} for n, b in outcome.deleted],
@@ -236,6 +237,8 @@ def _print_summary(outcome: "EgressOutcome", request: "EgressRequest", seconds: 
     )
     for c in outcome.labels:
         click.echo(f"  {c.name}: {c.label} ({c.origin})")
+    if result.files_present:
+        click.echo(f"  kept {result.files_present} file(s) already there (same size and checksum)")
     click.echo(f"  every file verified at the destination; egress {outcome.job_id}")
     if outcome.deleted:
         freed = sum(b for _, b in outcome.deleted)

@@ -137,7 +137,7 @@ def egress(
         tracker = ProgressTracker(len(objects), sum(o.size for o in objects), on_progress)
         if on_start is not None:
             on_start(tracker.state)
-        writer = open_writer(destination, config.part_buffers, client)
+        writer = open_writer(destination, config.part_buffers, client, fsync)
         try:
             writer.prepare([o.key for o in objects])
             for obj in objects:

@@ -347,6 +347,7 @@ class EgressRun:
         details = {
             "selected": [c.name for c in selection.selected],
             "checksums": result.checksums,
+            "files_present": result.files_present,  # verified there by an earlier, interrupted run
             "project": self._request.project,
             "node": self._request.node,
         }

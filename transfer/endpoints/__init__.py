@@ -6,6 +6,8 @@ Reading is the :class:`transfer.sources.base.Source` interface (S3, POSIX, fsspe
 egress directory (:class:`.path.ConfinedDir`) and S3 (:class:`.s3.S3Writer`).
 """
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,8 +54,14 @@ def validate_destination(url: str) -> str:
     )
 
 
-def open_writer(url: str, buffers: int, client: "S3Client | None" = None) -> EgressWriter[Any]:
-    """The writer for an egress destination; ``buffers`` bounds an S3 writer's part buffers."""
+def open_writer(
+    url: str,
+    buffers: int,
+    client: "S3Client | None" = None,
+    fsync: Callable[[int], None] = os.fsync,
+) -> EgressWriter[Any]:
+    """The writer for an egress destination; ``buffers`` bounds an S3 writer's part buffers,
+    ``fsync`` is what a path destination syncs its directories with."""
     validate_destination(url)
     if url.startswith("s3://"):
         from stagegate.transfer.endpoints.s3 import S3Writer  # boto3 only when it is needed
@@ -61,4 +69,4 @@ def open_writer(url: str, buffers: int, client: "S3Client | None" = None) -> Egr
         return S3Writer(url, buffers, client)
     from stagegate.transfer.endpoints.path import ConfinedDir
 
-    return ConfinedDir(str(local_path(url)))
+    return ConfinedDir(str(local_path(url)), fsync)
