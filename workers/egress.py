@@ -470,7 +470,8 @@ def egress_step(ctx: "NodeContext", key: TaskKey) -> None:
     The worker reads the run directory with its own permissions: the request must name an
     absolute path, and no symlinked component is followed (see :class:`transfer.endpoints.run_dir.RunDir`).
     A failure is final (audited as ``egress.failed``); a worker that dies mid-copy loses its
-    lease and the reconciler sends the task again, which uploads again from the start.
+    lease and the reconciler sends the task again, which keeps the files already verified at
+    the destination (same size and checksum) and sends the rest.
     """
     task = ctx.tasks.claim(key, ctx.owner)
     if task is None:

@@ -140,8 +140,11 @@ class S3Upload:
                 left = self.size - self._offset
                 if left <= 0:
                     raise SourceChangedError(f"{self.key}: longer than the {self.size} bytes listed")
+                self._raise_failed_part()  # stop reading a file whose upload already failed
                 self._buffer = self._writer.buffers.take(min(self.part_size, left))
                 self._filled = 0
+            if self._filled == len(self._buffer):  # a single part, full, and more is coming
+                raise SourceChangedError(f"{self.key}: longer than the {self.size} bytes listed")
             n = min(len(view), len(self._buffer) - self._filled)
             self._buffer[self._filled : self._filled + n] = view[:n]
             self._filled += n
@@ -151,6 +154,11 @@ class S3Upload:
 
     def write_at(self, offset: int, data: bytes | memoryview, /) -> None:
         raise TypeError("an S3 upload is written in order")
+
+    def _raise_failed_part(self) -> None:
+        for future in self.parts:
+            if future.done() and not future.cancelled() and future.exception() is not None:
+                future.result()
 
     def _send(self) -> None:
         buffer, self._buffer = self._buffer, None
