@@ -100,7 +100,7 @@ class ConfinedDir:
     """The destination directory of a path egress, held open by descriptor (a
     :class:`transfer.endpoints.base.EgressWriter`)."""
 
-    url: str
+    path: str  # /x or file:///x, as written: what the policy matched is what is walked
     fsync: Callable[[int], None] = os.fsync  # the directories' fsync, injected as the engine's is
     positional = True
     read_back_algorithm = ALGORITHM
@@ -110,8 +110,7 @@ class ConfinedDir:
     where: str = field(init=False)
 
     def __post_init__(self) -> None:
-        path = self.url.removeprefix("file://")
-        self.segments = plain_segments(path, "a local destination")
+        self.segments = plain_segments(self.path.removeprefix("file://"), "a local destination")
         self.where = _where(self.segments)
         self._fd = open_walked(self.segments, create=True)
         try:
@@ -183,14 +182,14 @@ class ConfinedDir:
     def open_temp(self, parts: tuple[str, ...], size: int, part_size: int = 0) -> TempEgressFile:
         try:
             # Unnamed until linked: a writer killed mid-file leaves no name behind.
-            fd = os.open(".", os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o644, dir_fd=self._tmp_fd)
+            fd = os.open(".", os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o666, dir_fd=self._tmp_fd)
             temp = TempEgressFile(fd, None)
         except OSError as exc:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
                 raise
             name = f"{uuid.uuid4().hex}.part"
             flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            temp = TempEgressFile(os.open(name, flags, 0o644, dir_fd=self._tmp_fd), name)
+            temp = TempEgressFile(os.open(name, flags, 0o666, dir_fd=self._tmp_fd), name)
         try:
             if size > 0:
                 os.posix_fallocate(temp.fd, 0, size)  # a full disk fails the file at once
