@@ -23,6 +23,7 @@ from stagegate.atomic_files import write_atomically
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 BASE_TOOLS = ["stagegate", *(tool.name for tool in peers.PEERS)]
 DEFAULT_SCENARIOS = [name for name in scenarios.NAMES if name != scenarios.RSS.name]
+EGRESS_RSS = "egress-rss"  # bench.egress_rss: an egress's peak memory, beside aws and s5cmd
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -37,10 +38,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--scenarios",
-        type=_names(scenarios.NAMES),
+        type=_names([*scenarios.NAMES, EGRESS_RSS]),
         default=DEFAULT_SCENARIOS,
-        help=f"comma-separated subset of {','.join(scenarios.NAMES)} "
-        f"(default: {','.join(DEFAULT_SCENARIOS)}; rss-200k runs only if named)",
+        help=f"comma-separated subset of {','.join([*scenarios.NAMES, EGRESS_RSS])} "
+        f"(default: {','.join(DEFAULT_SCENARIOS)}; rss-200k and egress-rss run only if named; "
+        "egress-rss writes bench/RESULTS-egress.md)",
     )
     parser.add_argument(
         "--runs",
@@ -116,6 +118,13 @@ def build_tools(args: argparse.Namespace) -> list[peers.Tool]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if EGRESS_RSS in args.scenarios:
+        from bench import egress_rss
+
+        args.scenarios = [name for name in args.scenarios if name != EGRESS_RSS]
+        failed = egress_rss.main(["--runs", str(args.runs or 3)])
+        if failed or not args.scenarios:
+            return failed
     # Turn `kill` into an exit that unwinds: the running tool and the S3 server get stopped.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(128 + signal.SIGTERM))
     if not os.access(measure.GNU_TIME, os.X_OK):

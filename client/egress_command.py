@@ -75,9 +75,22 @@ def _real_local(destination: str) -> str:
 @click.option(
     "--concurrency", type=click.IntRange(1, 256), default=8, show_default=True, help="Files at once."
 )
-@click.option("--part-size", type=SIZE, default="64MiB", show_default=True, help="Multipart part size (S3).")
 @click.option(
-    "--multipart-threshold", type=SIZE, default="128MiB", show_default=True, help="Files above go multipart."
+    "--part-size",
+    type=SIZE,
+    default="8MiB",
+    show_default=True,
+    help="Multipart part size (S3); memory is at most max(2, min(concurrency, 64 MiB / this)) parts.",
+)
+@click.option(
+    "--multipart-threshold", type=SIZE, default="8MiB", show_default=True, help="Files above go multipart."
+)
+@click.option(
+    "--bandwidth",
+    type=SIZE,
+    default=None,
+    metavar="RATE",
+    help="Cap the transfer at RATE bytes/s across all files (e.g. 500MB).",
 )
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal)."
@@ -100,6 +113,7 @@ def egress(
     concurrency: int,
     part_size: int,
     multipart_threshold: int,
+    bandwidth: int | None,
     progress: bool | None,
 ) -> int:
     """Copy the selected checkpoints of RUN_DIR to --to, verified, if the policy allows.
@@ -150,7 +164,10 @@ def egress(
                 preview_egress(ledger, policy, request, context.local_requester()), request, as_json
             )
         options = EgressOptions(
-            concurrency=concurrency, part_size=part_size, multipart_threshold=multipart_threshold
+            concurrency=concurrency,
+            part_size=part_size,
+            multipart_threshold=multipart_threshold,
+            bandwidth_limit=bandwidth,
         )
         show_bar = sys.stderr.isatty() if progress is None else progress
         bar = ProgressBar() if show_bar else None
@@ -211,6 +228,7 @@ def _summary(outcome: "EgressOutcome", request: "EgressRequest", seconds: float)
         "destination": request.destination,
         "selected": [c.name for c in outcome.selection.selected],
         "files": len(result.files),
+        "files_present": result.files_present,
         "bytes": result.bytes,
         "checksums": result.checksums,
         "deleted": [{"name": n, "bytes": b} for n, b in outcome.deleted],
@@ -228,6 +246,8 @@ def _print_summary(outcome: "EgressOutcome", request: "EgressRequest", seconds: 
     )
     for c in outcome.labels:
         click.echo(f"  {c.name}: {c.label} ({c.origin})")
+    if result.files_present:
+        click.echo(f"  kept {result.files_present} file(s) already there (same size and checksum)")
     click.echo(f"  every file verified at the destination; egress {outcome.job_id}")
     if outcome.deleted:
         freed = sum(b for _, b in outcome.deleted)

@@ -1,10 +1,17 @@
-"""The copy engine: verified, parallel, resumable copies from a source into a dataset dir.
+"""The copy engine: verified, parallel, resumable copies from any reading endpoint (a
+:class:`Source`) to any writing endpoint (a :class:`transfer.endpoints.base.Writer`).
 
-It takes a plan, a source, a sink and a config, and reports through a callback; it knows
-nothing of Celery, SQL or HTTP. Small objects stream whole, one per thread; objects above
-the multipart threshold are read as parallel ranged parts written in place with pwrite,
-then hashed once from the page cache. Every file is BLAKE3-hashed, checked against any
-checksum the source publishes, and renamed into place only when it matched.
+Staging is a source -> the node-local dataset (:class:`transfer.sink.DatasetDir`); egress is
+the run directory -> S3 or a confined path (:mod:`transfer.endpoints`). It takes a source, a
+writer and a config, and reports through a callback; it knows nothing of Celery, SQL or
+HTTP. Objects stream in order, one per thread, through ``chunk_size`` buffers (a writer that
+uploads in parts gathers them itself, within its own bound); objects above the multipart
+threshold, from a source that prefers ranged reads into a writer that takes positional
+writes, are read as parallel ranged parts written in place with pwrite, then hashed once
+from the page cache. Every file is BLAKE3-hashed, checked against any checksum the source
+publishes and, where the writer reads back what it stored, against that, and committed under
+its final name only when everything matched. The same retries, bandwidth cap and
+durability apply in both directions.
 """
 
 import logging
@@ -18,6 +25,7 @@ from typing import Any, TypeVar
 from stagegate.durability import Durability
 from stagegate.errors import StagegateError
 from stagegate.transfer.checksums import Hasher, new_local_hasher, new_source_hasher
+from stagegate.transfer.endpoints.base import TempObject, Writer
 from stagegate.transfer.errors import (
     ChecksumMismatchError,
     LabelChangedError,
@@ -27,9 +35,9 @@ from stagegate.transfer.errors import (
 )
 from stagegate.transfer.keys import key_parts
 from stagegate.transfer.objects import CopiedFile, SourceObject, Verification
-from stagegate.transfer.parts import Part, part_size_for, split_parts
+from stagegate.transfer.parts import Part, part_size_under, split_parts
 from stagegate.transfer.progress import ProgressTracker
-from stagegate.transfer.sink import DatasetDir, TempFile
+from stagegate.transfer.sink import DatasetDir
 from stagegate.transfer.sources.base import ObjectReader, PublishedChecksum, Source
 from stagegate.transfer.throttle import BandwidthLimiter
 
@@ -90,22 +98,42 @@ def _failed(future: "Future[Any]") -> bool:
     return future.done() and not future.cancelled() and future.exception() is not None
 
 
-def _write_all(fd: int, data: bytes, offset: int | None = None) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view) if offset is None else os.pwrite(fd, view, offset)
-        view = view[n:]
-        if offset is not None:
-            offset += n
+class _Hashes:
+    """The hashers of one file: BLAKE3 always, the source's published algorithm, and the
+    writer's read-back algorithm (shared with BLAKE3 when it is BLAKE3)."""
+
+    def __init__(self, published: PublishedChecksum | None, read_back: str | None) -> None:
+        self.local = new_local_hasher()
+        self.check = new_source_hasher(published.algorithm) if published else None
+        self.dest: Hasher | None = None
+        self.dest_algorithm = read_back
+        if read_back == "blake3":
+            self.dest = self.local
+        elif read_back is not None:
+            self.dest = new_source_hasher(read_back)
+        self._all = [h for h in (self.local, self.check) if h is not None]
+        if self.dest is not None and self.dest is not self.local:
+            self._all.append(self.dest)
+
+    def update(self, data: bytes | memoryview) -> None:
+        for h in self._all:
+            h.update(data)
+
+    def dest_hex(self) -> str | None:
+        return None if self.dest is None else self.dest.hexdigest()
+
+    def destination_checksum(self) -> str | None:
+        """``algorithm:hex`` of the writer's read-back checksum, for the record."""
+        return None if self.dest is None else f"{self.dest_algorithm}:{self.dest.hexdigest()}"
 
 
 class CopyEngine:
-    """Copies objects from ``source`` into ``dataset``; one instance per run."""
+    """Copies objects from ``source`` to ``writer``; one instance per run."""
 
     def __init__(
         self,
         source: Source,
-        dataset: DatasetDir,
+        writer: Writer[Any],
         config: TransferConfig,
         tracker: ProgressTracker,
         limiter: BandwidthLimiter | None = None,
@@ -113,13 +141,14 @@ class CopyEngine:
     ) -> None:
         self._source = source
         self._fsync = fsync
-        self._dataset = dataset
+        self._writer = writer
         self._config = config
         self._tracker = tracker
         self._limiter = limiter or (
             BandwidthLimiter(config.bandwidth_limit) if config.bandwidth_limit else None
         )
         self._cancel = threading.Event()
+        self._local = threading.local()  # each copying thread's chunk buffer
         # Two pools: a big file's thread waits on its parts, which must not queue behind it.
         self._files = ThreadPoolExecutor(config.concurrency, thread_name_prefix="stagegate-file")
         self._parts = ThreadPoolExecutor(config.concurrency, thread_name_prefix="stagegate-part")
@@ -144,7 +173,8 @@ class CopyEngine:
 
     def submit(self, obj: SourceObject, prior: CopiedFile | None) -> "Future[CopiedFile]":
         """Copy ``obj`` unless ``prior`` shows it is already present and verified."""
-        if prior is not None and is_intact(self._dataset, obj, prior):
+        writer: object = self._writer  # only a dataset keeps records to resume from
+        if prior is not None and isinstance(writer, DatasetDir) and is_intact(writer, obj, prior):
             self._tracker.file_skipped(obj.size)
             done: Future[CopiedFile] = Future()
             done.set_result(prior)
@@ -169,10 +199,7 @@ class CopyEngine:
         attempts = self._config.max_attempts
         for attempt in range(1, attempts + 1):
             try:
-                if obj.size > self._config.multipart_threshold and self._source.prefers_ranged_reads:
-                    record = self._copy_in_parts(obj)
-                else:
-                    record = self._copy_whole(obj)
+                record = self._copy_in_parts(obj) if self._ranged(obj) else self._copy_whole(obj)
             except (ChecksumMismatchError, SourceReadError) as exc:
                 if attempt == attempts:
                     raise
@@ -180,10 +207,39 @@ class CopyEngine:
                 continue
             except OSError as exc:  # the destination's: a full disk, a quota, permissions
                 why = exc.strerror or exc
-                raise TransferError(f"{obj.key}: cannot write it under {self._dataset.path}: {why}") from exc
+                raise TransferError(f"{obj.key}: cannot write it under {self._writer.where}: {why}") from exc
             self._tracker.file_done()
             return record
         raise AssertionError("unreachable")
+
+    def _ranged(self, obj: SourceObject) -> bool:
+        return (
+            obj.size > self._config.multipart_threshold
+            and self._source.prefers_ranged_reads
+            and self._writer.positional
+        )
+
+    def _part_size(self, obj: SourceObject) -> int:
+        return part_size_under(self._writer.part_rule, obj.size, self._config.part_size)
+
+    def checksum_of(self, obj: SourceObject) -> str | None:
+        """The writer's read-back checksum of ``obj`` as the source holds it now (read through
+        the same cap and cancellation as a copy), or None if the writer reads nothing back:
+        what recognises a file an interrupted run already published."""
+        algorithm = self._writer.read_back_algorithm
+        if algorithm is None:
+            return None
+        hasher = new_local_hasher() if algorithm == "blake3" else new_source_hasher(algorithm)
+        reader = self._open(obj)
+        moved = 0
+        try:
+            for data in self._chunks(obj, reader):
+                hasher.update(data)
+                moved += len(data)
+        finally:
+            reader.close()
+        self._check_size(obj, moved)
+        return hasher.hexdigest()
 
     def _check_cancelled(self) -> None:
         if self._cancel.is_set():
@@ -199,12 +255,28 @@ class CopyEngine:
         except Exception as exc:
             raise SourceReadError(f"{obj.key}: cannot open: {exc}") from exc
 
-    def _chunks(self, obj: SourceObject, reader: ObjectReader) -> Iterator[bytes]:
+    def _buffer(self) -> memoryview:
+        """This thread's chunk buffer, made once: a fresh chunk per read, freed from many
+        threads, fragments the C heap until the process holds several times what it uses."""
+        buffer: memoryview | None = getattr(self._local, "buffer", None)
+        if buffer is None or len(buffer) != self._config.chunk_size:
+            buffer = self._local.buffer = memoryview(bytearray(self._config.chunk_size))
+        return buffer
+
+    def _chunks(self, obj: SourceObject, reader: ObjectReader) -> Iterator[bytes | memoryview]:
+        """``obj``'s bytes, a chunk at a time; each chunk is valid until the next is asked for
+        (a reader that can fill a buffer fills this thread's, which is reused)."""
         size = self._config.chunk_size
+        readinto = getattr(reader, "readinto", None)
+        buffer = self._buffer() if readinto is not None else None
         while True:
             self._check_cancelled()
             try:
-                data = reader.read(size)
+                data: bytes | memoryview
+                if readinto is not None and buffer is not None:
+                    data = buffer[: readinto(buffer)]
+                else:
+                    data = reader.read(size)
             except StagegateError:
                 raise
             except Exception as exc:
@@ -217,41 +289,38 @@ class CopyEngine:
 
     def _copy_whole(self, obj: SourceObject) -> CopiedFile:
         parts = key_parts(obj.key)
-        temp: TempFile | None = self._dataset.create_temp(obj.size)
+        temp: TempObject | None = self._writer.open_temp(parts, obj.size, self._part_size(obj))
         moved = 0
         try:
             reader = self._open(obj)
             try:
                 if self._config.recheck_labels:
                     self._check_label(obj, reader.own_label())
-                local = new_local_hasher()
                 published = reader.published
-                check = new_source_hasher(published.algorithm) if published else None
+                hashes = _Hashes(published, self._writer.read_back_algorithm)
                 for data in self._chunks(obj, reader):
-                    local.update(data)
-                    if check is not None:
-                        check.update(data)
-                    _write_all(temp.fd, data)  # type: ignore[union-attr]
+                    hashes.update(data)
+                    temp.write(data)  # type: ignore[union-attr]
                     moved += len(data)
                     self._tracker.bytes_moved(len(data))
             finally:
                 reader.close()
             self._check_size(obj, moved)
-            verification = self._verify(obj, published, check)
-            mtime_ns = self._commit(temp, parts)  # type: ignore[arg-type]
+            verification = self._verify(obj, published, hashes.check)
+            mtime_ns = self._commit(temp, parts, hashes.dest_hex())  # type: ignore[arg-type]
             temp = None
         except BaseException:
             self._tracker.bytes_retracted(moved)
             raise
         finally:
             if temp is not None:
-                self._dataset.discard(temp)
-        return self._record(obj, local, verification, published, mtime_ns)
+                self._writer.discard(temp)
+        return self._record(obj, hashes, verification, published, mtime_ns)
 
-    def _commit(self, temp: TempFile, parts: tuple[str, ...]) -> int:
-        if self._config.durability is Durability.FILE:
-            self._fsync(temp.fd)  # before the rename: a final name never points at unwritten bytes
-        return self._dataset.commit(temp, parts)
+    def _commit(self, temp: TempObject, parts: tuple[str, ...], checksum: str | None) -> int:
+        if self._config.durability is Durability.FILE and temp.fd is not None:
+            self._fsync(temp.fd)  # before the commit: a final name never points at unwritten bytes
+        return self._writer.commit(temp, parts, checksum)
 
     def _copy_in_parts(self, obj: SourceObject) -> CopiedFile:
         parts = key_parts(obj.key)
@@ -263,7 +332,8 @@ class CopyEngine:
             raise
         except Exception as exc:
             raise SourceReadError(f"{obj.key}: cannot read its checksum: {exc}") from exc
-        temp: TempFile | None = self._dataset.create_temp(obj.size)
+        part_size = self._part_size(obj)
+        temp: TempObject | None = self._writer.open_temp(parts, obj.size, part_size)
         moved = [0]  # bytes of this attempt, across part threads
         lock = threading.Lock()
 
@@ -273,23 +343,25 @@ class CopyEngine:
             self._tracker.bytes_moved(n)
 
         try:
-            ranges = split_parts(obj.size, part_size_for(obj.size, self._config.part_size))
-            futures = [self._parts.submit(self._copy_range, obj, temp.fd, r, count) for r in ranges]  # type: ignore[union-attr]
+            ranges = split_parts(obj.size, part_size)
+            futures = [self._parts.submit(self._copy_range, obj, temp, r, count) for r in ranges]  # type: ignore[arg-type]
             self.collect(futures)
             self._check_size(obj, moved[0])
-            local, check = self._hash_file(temp.fd, obj.size, published)  # type: ignore[union-attr]
-            verification = self._verify(obj, published, check)
-            mtime_ns = self._commit(temp, parts)  # type: ignore[arg-type]
+            hashes = self._hash_file(temp.fd, obj.size, published)  # type: ignore[union-attr,arg-type]
+            verification = self._verify(obj, published, hashes.check)
+            mtime_ns = self._commit(temp, parts, hashes.dest_hex())  # type: ignore[arg-type]
             temp = None
         except BaseException:
             self._tracker.bytes_retracted(moved[0])
             raise
         finally:
             if temp is not None:
-                self._dataset.discard(temp)
-        return self._record(obj, local, verification, published, mtime_ns)
+                self._writer.discard(temp)
+        return self._record(obj, hashes, verification, published, mtime_ns)
 
-    def _copy_range(self, obj: SourceObject, fd: int, part: Part, count: Callable[[int], None]) -> None:
+    def _copy_range(
+        self, obj: SourceObject, temp: TempObject, part: Part, count: Callable[[int], None]
+    ) -> None:
         attempts = self._config.max_attempts
         for attempt in range(1, attempts + 1):
             offset = part.offset
@@ -299,7 +371,7 @@ class CopyEngine:
                     for data in self._chunks(obj, reader):
                         if offset + len(data) > part.end:
                             raise SourceChangedError(f"{obj.key}: part {part.index} longer than asked")
-                        _write_all(fd, data, offset)
+                        temp.write_at(offset, data)
                         offset += len(data)
                         count(len(data))
                 finally:
@@ -313,12 +385,9 @@ class CopyEngine:
                     raise
                 log.warning("%s (part attempt %d of %d, retrying)", exc, attempt, attempts)
 
-    def _hash_file(
-        self, fd: int, size: int, published: PublishedChecksum | None
-    ) -> tuple[Hasher, Hasher | None]:
+    def _hash_file(self, fd: int, size: int, published: PublishedChecksum | None) -> _Hashes:
         """Hash an assembled file once, from the page cache it was just written through."""
-        local = new_local_hasher()
-        check = new_source_hasher(published.algorithm) if published else None
+        hashes = _Hashes(published, self._writer.read_back_algorithm)
         buf = bytearray(8 * MiB)
         view = memoryview(buf)
         offset = 0
@@ -327,11 +396,9 @@ class CopyEngine:
             n = os.preadv(fd, [view[: min(len(buf), size - offset)]], offset)
             if n == 0:
                 raise TransferError(f"temporary file shorter than written ({offset} of {size})")
-            local.update(view[:n])
-            if check is not None:
-                check.update(view[:n])
+            hashes.update(view[:n])
             offset += n
-        return local, check
+        return hashes
 
     @staticmethod
     def _check_label(obj: SourceObject, now: str | None) -> None:
@@ -358,7 +425,7 @@ class CopyEngine:
     @staticmethod
     def _record(
         obj: SourceObject,
-        local: Hasher,
+        hashes: _Hashes,
         verification: Verification,
         published: PublishedChecksum | None,
         mtime_ns: int,
@@ -368,8 +435,9 @@ class CopyEngine:
             size=obj.size,
             revision=obj.revision,
             version=obj.version,
-            blake3=local.hexdigest(),
+            blake3=hashes.local.hexdigest(),
             verification=verification,
             source_checksum=str(published) if published else None,
             mtime_ns=mtime_ns,
+            destination_checksum=hashes.destination_checksum(),
         )

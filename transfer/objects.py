@@ -56,8 +56,12 @@ class CopiedFile:
     verification: Verification
     source_checksum: str | None  # "algorithm:hex", the value the source published
     mtime_ns: int  # of the written file, to recognise it untouched on resume
+    # "algorithm:hex" the destination reported for what it stored (egress), when it reads back
+    destination_checksum: str | None = None
 
     def to_json(self) -> dict[str, object]:
+        dest = self.destination_checksum
+        extra = {} if dest is None else {"destination_checksum": dest}  # staging journals stay as they were
         return {
             "key": self.key,
             "size": self.size,
@@ -67,6 +71,7 @@ class CopiedFile:
             "verification": self.verification.value,
             "source_checksum": self.source_checksum,
             "mtime_ns": self.mtime_ns,
+            **extra,
         }
 
     @classmethod
@@ -80,6 +85,7 @@ class CopiedFile:
             verification=Verification(str(d["verification"])),
             source_checksum=None if d.get("source_checksum") is None else str(d["source_checksum"]),
             mtime_ns=int(d["mtime_ns"]),  # type: ignore[call-overload]
+            destination_checksum=_optional(d.get("destination_checksum")),
         )
 
     def matches(self, obj: SourceObject) -> bool:
@@ -90,3 +96,7 @@ class CopiedFile:
             and self.revision == obj.revision
             and self.version == obj.version
         )
+
+
+def _optional(value: object) -> str | None:
+    return None if value is None else str(value)

@@ -4,8 +4,20 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-MIN_PART_SIZE = 1 << 20
+MIN_PART_SIZE = 1 << 20  # parts stay whole MiB, so ranges stay page aligned
 MAX_PARTS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class PartRule:
+    """The part sizes a writer accepts: S3 wants parts of at least 5 MiB (all but the last)
+    and at most 10,000 of them; a local file takes any size."""
+
+    min_size: int = MIN_PART_SIZE
+    max_parts: int = MAX_PARTS
+
+
+S3_PART_RULE = PartRule(min_size=5 << 20, max_parts=10_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,15 +33,22 @@ class Part:
         return self.offset + self.length
 
 
-def part_size_for(size: int, preferred: int, max_parts: int = MAX_PARTS) -> int:
-    """The part size to use: ``preferred``, grown just enough to stay within ``max_parts``."""
-    if preferred < 1 or max_parts < 1:
+def part_size_for(size: int, preferred: int, max_parts: int = MAX_PARTS, min_size: int = 1) -> int:
+    """The part size to use: ``preferred`` (raised to ``min_size``), grown just enough to stay
+    within ``max_parts``."""
+    if preferred < 1 or max_parts < 1 or min_size < 1:
         raise ValueError("part size and part count must be positive")
+    preferred = max(preferred, min_size)
     if size <= preferred * max_parts:
         return preferred
     # ceil(size / max_parts), rounded up to a whole MiB so ranges stay page aligned
     needed = -(-size // max_parts)
     return -(-needed // MIN_PART_SIZE) * MIN_PART_SIZE
+
+
+def part_size_under(rule: PartRule, size: int, preferred: int) -> int:
+    """:func:`part_size_for` under a writer's ``rule``."""
+    return part_size_for(size, preferred, rule.max_parts, rule.min_size)
 
 
 def split_parts(size: int, part_size: int) -> list[Part]:

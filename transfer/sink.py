@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stagegate.atomic_files import write_atomically
 from stagegate.durability import Durability as Durability  # the kernel's; transfer.stage takes it from here
 from stagegate.transfer.errors import (
     DestinationBusyError,
@@ -31,6 +32,7 @@ from stagegate.transfer.errors import (
     UnsafeDestinationError,
 )
 from stagegate.transfer.layout import LEGACY_STATE_DIR, state_dir_of
+from stagegate.transfer.parts import PartRule
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 READY_MARKER = "READY"
@@ -52,6 +54,17 @@ def syncfs(fd: int) -> None:
 class TempFile:
     fd: int
     name: str
+
+    def write(self, data: bytes | memoryview, /) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+
+    def write_at(self, offset: int, data: bytes | memoryview, /) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.pwrite(self.fd, view, offset)
+            view, offset = view[n:], offset + n
 
 
 def open_nofollow(path: Path, flags: int, mode: int = 0o644) -> int:
@@ -115,7 +128,12 @@ def _lock_holder(fd: int) -> int | None:
 
 class DatasetDir:
     """A dataset's directory and its state directory beside it. The dataset directory itself
-    is the root nothing escapes."""
+    is the root nothing escapes. The engine writes it as a
+    :class:`transfer.endpoints.base.Writer`."""
+
+    positional = True
+    read_back_algorithm = None  # its bytes were checked against the source on the way in
+    part_rule = PartRule()
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -229,6 +247,10 @@ class DatasetDir:
             raise
         self._lock_fd = fd
 
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
     def __enter__(self) -> "DatasetDir":
         return self
 
@@ -282,6 +304,10 @@ class DatasetDir:
                 raise
         return TempFile(fd, name)
 
+    def open_temp(self, parts: tuple[str, ...], size: int, part_size: int = 0) -> TempFile:
+        """:meth:`create_temp`, as the engine's writer interface asks for it."""
+        return self.create_temp(size)
+
     def discard(self, temp: TempFile) -> None:
         """Drop a temporary file that will not be committed."""
         with contextlib.suppress(OSError):
@@ -289,9 +315,10 @@ class DatasetDir:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp.name, dir_fd=self._tmp_fd)
 
-    def commit(self, temp: TempFile, parts: tuple[str, ...]) -> int:
-        """Rename ``temp`` to its final place; returns the final file's ``mtime_ns``. Making its
-        bytes durable first, when the durability asks for it, is the engine's part."""
+    def commit(self, temp: TempFile, parts: tuple[str, ...], checksum: str | None = None) -> int:
+        """Rename ``temp`` to its final place (replacing what is there: the dataset is ours);
+        returns the final file's ``mtime_ns``. Making its bytes durable first, when the
+        durability asks for it, is the engine's part; ``checksum`` is not read back here."""
         try:
             mtime_ns = os.fstat(temp.fd).st_mtime_ns
         finally:
@@ -334,22 +361,7 @@ class DatasetDir:
 
     def write_state_file(self, name: str, chunks: Iterable[bytes]) -> None:
         """Atomically replace the state directory's ``name`` with ``chunks``, durably."""
-        temp = f".{name}.{uuid.uuid4().hex}"
-        fd = os.open(
-            temp,
-            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-            0o644,
-            dir_fd=self._state_fd,
-        )
-        try:
-            with os.fdopen(fd, "wb", closefd=False) as f:
-                for chunk in chunks:
-                    f.write(chunk)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(temp, name, src_dir_fd=self._state_fd, dst_dir_fd=self._state_fd)
-        os.fsync(self._state_fd)
+        write_atomically(name, chunks, dir_fd=self._state_fd)
 
     def remove_state_file(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -73,14 +73,16 @@ class EgressOptions:
     """The tunables a caller may set (``--concurrency``, ``--part-size``, ...); plain values."""
 
     concurrency: int = 8
-    part_size: int = 64 << 20
-    multipart_threshold: int = 128 << 20
+    part_size: int = 8 << 20
+    multipart_threshold: int = 8 << 20
+    bandwidth_limit: int | None = None
 
     def egress_config(self) -> EgressConfig:
         return EgressConfig(
             concurrency=self.concurrency,
             part_size=self.part_size,
             multipart_threshold=self.multipart_threshold,
+            bandwidth_limit=self.bandwidth_limit,
         )
 
 
@@ -352,6 +354,7 @@ class EgressRun:
         details = {
             "selected": [c.name for c in selection.selected],
             "checksums": result.checksums,
+            "files_present": result.files_present,  # verified there by an earlier, interrupted run
             "project": self._request.project,
             "node": self._request.node,
         }
@@ -472,9 +475,10 @@ def egress_step(ctx: "NodeContext", key: TaskKey) -> None:
     """Run the service egress ``key.job_id`` on this node (task kind ``egress``).
 
     The worker reads the run directory with its own permissions: the request must name an
-    absolute path, and no symlinked component is followed (see :class:`transfer.egress.RunDir`).
+    absolute path, and no symlinked component is followed (see :class:`transfer.endpoints.run_dir.RunDir`).
     A failure is final (audited as ``egress.failed``); a worker that dies mid-copy loses its
-    lease and the reconciler sends the task again, which uploads again from the start.
+    lease and the reconciler sends the task again, which keeps the files already verified at
+    the destination (same size and checksum) and sends the rest.
     """
     task = ctx.tasks.claim(key, ctx.owner)
     if task is None:

@@ -44,8 +44,8 @@ from stagegate.policies import (
     normalize_label,
     parse_label_file,
 )
-from stagegate.transfer.egress import RunDir
-from stagegate.transfer.egress_dir import open_dir_at
+from stagegate.transfer.endpoints.path import open_dir_at
+from stagegate.transfer.endpoints.run_dir import RunDir
 from stagegate.transfer.errors import UnsafeDestinationError
 from stagegate.transfer.sources.local import read_xattr
 

@@ -318,3 +318,24 @@ def test_cli_egress_resolves_the_users_own_links_then_writes_the_real_directory(
     assert json.loads(proc.stdout)["destination"] == str(real_out)
     assert (real_out / "checkpoint-100").is_dir()
     assert run.is_dir()
+
+
+def test_a_rerun_to_s3_keeps_the_objects_already_verified_there(
+    ledger: Ledger, s3_client: Any, bucket: str, tmp_path: Path
+) -> None:
+    run = make_run(tmp_path)
+    request = EgressRequest(str(run), f"s3://{bucket}/again", latest=1)
+    first = run_egress(ledger, Policy.default(), WHO, request, CONFIG)
+    client = make_client(16)
+    sent: list[str] = []
+    for operation in ("PutObject", "UploadPart", "CreateMultipartUpload"):
+        client.meta.events.register(f"before-send.s3.{operation}", lambda **kw: sent.append("x"))
+
+    again = run_egress(ledger, Policy.default(), WHO, request, CONFIG, s3_client=client)
+
+    assert first.result is not None and again.result is not None
+    assert again.result.files_present == len(again.result.files) == 4
+    assert again.result.checksums == first.result.checksums
+    assert sent == []  # not one byte sent again
+    (completed,) = [e for e in events(ledger, again.job_id) if e.action == "egress.completed"]
+    assert completed.details["files_present"] == 4

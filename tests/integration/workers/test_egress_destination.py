@@ -110,3 +110,47 @@ def test_a_destination_with_a_dot_or_empty_segment_is_refused(
         run_egress(ledger, Policy.default(), WHO, EgressRequest(str(run), destination, latest=1), CONFIG)
 
     assert not (tmp_path / "out").exists()
+
+
+def test_a_rerun_keeps_the_files_an_earlier_egress_verified_there(ledger: Ledger, tmp_path: Path) -> None:
+    """What an interrupted or finished egress left at its names (same size, same BLAKE3 read
+    back) is recognised, not refused as "exists"; a file with other bytes still is."""
+    run = make_run(tmp_path, "public")
+    dest = tmp_path / "share"
+    request = EgressRequest(str(run), str(dest), latest=1)
+    first = run_egress(ledger, Policy.default(), WHO, request, CONFIG)
+    assert first.result is not None and first.result.files_present == 0
+    linked = (dest / "checkpoint-100" / "model.bin").stat().st_ino
+
+    again = run_egress(ledger, Policy.default(), WHO, request, CONFIG)
+
+    assert again.result is not None
+    assert again.result.files_present == len(again.result.files) == 3
+    assert again.result.checksums == first.result.checksums
+    assert (dest / "checkpoint-100" / "model.bin").stat().st_ino == linked  # not written again
+
+    (run / "checkpoint-100" / "model.bin").write_bytes(b"newer weights")
+    with pytest.raises(ExistsError, match=r"model\.bin already exists"):
+        run_egress(ledger, Policy.default(), WHO, request, CONFIG)
+    assert (dest / "checkpoint-100" / "model.bin").read_bytes() == b"new weights"
+
+
+def test_each_file_is_fsynced_once_before_its_name_appears(tmp_path: Path) -> None:
+    from stagegate.transfer.egress import EgressConfig, egress
+
+    run = make_run(tmp_path, "public")
+    dest = tmp_path / "share"
+    synced: list[int] = []  # the inode behind each descriptor the engine fsynced
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        os.fsync(fd)
+
+    checkpoint = type("C", (), {"name": "checkpoint-100", "is_dir": True})()
+    result = egress(str(run), [checkpoint], str(dest), EgressConfig(concurrency=2), fsync=recording_fsync)
+
+    written = sorted((dest / key).stat().st_ino for key in result.checksums)  # link(2) keeps the inode
+    assert len(written) == 3
+    assert sorted(i for i in synced if i in written) == written  # every file once, none twice
+    # and, after the last link, the one directory that got new names: no file a second time
+    assert [i for i in synced if i not in written] == [(dest / "checkpoint-100").stat().st_ino]

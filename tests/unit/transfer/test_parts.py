@@ -10,9 +10,12 @@ from hypothesis import strategies as st
 from stagegate.transfer.parts import (
     MAX_PARTS,
     MIN_PART_SIZE,
+    S3_PART_RULE,
     Part,
+    PartRule,
     batched_by_weight,
     part_size_for,
+    part_size_under,
     split_parts,
 )
 
@@ -167,3 +170,17 @@ def test_batches_consume_a_generator_lazily() -> None:
 def test_batches_reject_invalid_limits(max_weight: int, max_items: int) -> None:
     with pytest.raises(ValueError):
         list(batched_by_weight([1], lambda w: w, max_weight, max_items))
+
+
+@settings(max_examples=300)
+@given(size=st.integers(0, 5 * 2**40), preferred=st.integers(1, 1 << 30))
+def test_s3_parts_are_at_least_5_mib_and_at_most_10000(size: int, preferred: int) -> None:
+    """The one part rule under S3's limits: what an S3 writer is given always uploads."""
+    chosen = part_size_under(S3_PART_RULE, size, preferred)
+    assert chosen >= max(preferred, 5 * MiB)
+    assert ceil_div(size, chosen) <= 10_000
+
+
+def test_the_local_rule_keeps_small_parts() -> None:
+    assert part_size_under(PartRule(), 10 * MiB, MiB) == MiB
+    assert part_size_under(S3_PART_RULE, 10 * MiB, MiB) == 5 * MiB
