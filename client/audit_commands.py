@@ -60,7 +60,12 @@ def where_from(f: Any) -> Any:
 
 def service_or_local(server: str | None, local: bool) -> "ServiceClient | None":
     """The service client to read from, or None for the local ledger."""
-    return None if local or not server else context.service(server)
+    if local or not server:
+        return None
+    try:
+        return context.service(server)
+    except click.UsageError as exc:  # no token: say how to read the ledger instead
+        raise click.UsageError(f"{exc.message}; or pass --local to read the ledger directly") from None
 
 
 def filters(f: Any) -> Any:

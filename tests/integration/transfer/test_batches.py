@@ -25,6 +25,7 @@ from integration.helpers import (
     temp_files,
     write_tree,
 )
+from stagegate.atomic_files import temporary_name
 from stagegate.transfer import (
     BatchResult,
     LabelChangedError,
@@ -251,7 +252,8 @@ def test_an_interrupted_batch_completes_when_run_again(s3_url, tmp_path):
     (state_dir_of(dest) / "tmp" / "killed.part").write_bytes(b"partial")
     with batch_record_path(dest, 0).open("ab") as f:
         f.write(b'{"key":"c.t')
-    batch_record_path(dest, 0).with_suffix(".tmp").write_bytes(b'{"batch":0')
+    record_path = batch_record_path(dest, 0)
+    (record_path.parent / temporary_name(record_path.name)).write_bytes(b'{"batch":0')
 
     progress: list[Progress] = []
     result, source = run_batch(s3_url, dest, 0, batch, config, on_progress=progress.append)
