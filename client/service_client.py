@@ -39,6 +39,7 @@ from stagegate.client.service_models import Node, Staging, audit_event, usage_ro
 from stagegate.errors import InvalidInputError, NotFoundError
 from stagegate.ledger import AuditEvent
 from stagegate.ledger.usage import UsageRow
+from stagegate.requests import EgressRequest
 from stagegate.urls import has_credentials
 
 log = logging.getLogger(__name__)
@@ -191,15 +192,20 @@ class ServiceClient:
         data = self._request("POST", "/v1/stagings", json=body, idempotent=idempotency_key is not None)
         return Staging.from_json(data)
 
-    def submit_egress(self, params: Mapping[str, Any]) -> str:
-        """Ask the node ``params["node"]`` to egress checkpoints of ``params["run_dir"]`` to
-        ``params["destination"]`` (selection: latest, best, mode, names; job, delete_unselected).
-        Returns the egress id at once; follow it with :meth:`egress`."""
-        fields = ("run_dir", "node", "destination", "latest", "best", "mode", "names", "delete_unselected")
-        body = {k: params.get(k) for k in fields}
-        body["job"] = params.get("job", params.get("job_ref"))
-        body["names"] = list(body.get("names") or [])
-        body["delete_unselected"] = bool(body.get("delete_unselected"))
+    def submit_egress(self, request: EgressRequest) -> str:
+        """Ask the node ``request.node`` to egress checkpoints of ``request.run_dir`` to
+        ``request.destination``. Returns the egress id at once; follow it with :meth:`egress`."""
+        body = {
+            "run_dir": request.run_dir,
+            "node": request.node,
+            "destination": request.destination,
+            "latest": request.latest,
+            "best": request.best,
+            "mode": request.mode,
+            "names": list(request.names),
+            "job": request.job_ref,
+            "delete_unselected": request.delete_unselected,
+        }
         data = self._request("POST", "/v1/egress", json=body, idempotent=False)
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             raise ServiceError("the service answered POST /v1/egress without an id")
