@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -39,7 +39,7 @@ from stagegate.client.service_models import Node, Staging, audit_event, usage_ro
 from stagegate.errors import InvalidInputError, NotFoundError
 from stagegate.ledger import AuditEvent
 from stagegate.ledger.usage import UsageRow
-from stagegate.requests import EgressRequest
+from stagegate.requests import EgressRequest, StagingMode, StagingRequest
 from stagegate.urls import has_credentials
 
 log = logging.getLogger(__name__)
@@ -182,12 +182,19 @@ class ServiceClient:
         """Ask for ``source`` to be staged onto ``nodes``. Returns at once (the staging runs
         on the service), except that a policy denial raises :class:`StagingDeniedError`.
         The same ``idempotency_key`` again returns the first staging instead of a new one."""
+        request = StagingRequest(  # refuses here what the service would refuse (credentials too)
+            source,
+            nodes=tuple(nodes),
+            mode=cast(StagingMode, mode),
+            job_ref=job,
+            idempotency_key=idempotency_key,
+        )
         body = {
-            "source": source,
-            "nodes": list(nodes),
-            "mode": mode,
-            "job": job,
-            "idempotency_key": idempotency_key,
+            "source": request.source,
+            "nodes": list(request.nodes),
+            "mode": request.mode,
+            "job": request.job_ref,
+            "idempotency_key": request.idempotency_key,
         }
         data = self._request("POST", "/v1/stagings", json=body, idempotent=idempotency_key is not None)
         return Staging.from_json(data)
