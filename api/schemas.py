@@ -8,12 +8,13 @@ read into a 500.
 """
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic_core import PydanticCustomError
 
 from stagegate.ledger import AuditEvent, ChainVerdict, NodeView, Staging
+from stagegate.requests import StagingMode, StagingRequest
 from stagegate.states import DatasetState, NodeStagingState, StagingState
 
 NODE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
@@ -22,7 +23,7 @@ STAGING_STATES = tuple(StagingState)
 NODE_STAGING_STATES = tuple(NodeStagingState)
 DATASET_STATES = tuple(DatasetState)
 
-Mode = Literal["replicate", "shard"]
+Mode = StagingMode
 NodeName = Annotated[str, StringConstraints(pattern=NODE_NAME_PATTERN)]
 
 
@@ -38,8 +39,9 @@ def _utc(moment: datetime) -> datetime:
 # -- requests ------------------------------------------------------------------------------
 
 
-class StagingRequest(BaseModel):
-    """Stage ``source`` onto ``nodes``."""
+class StagingRequestIn(BaseModel):
+    """Stage ``source`` onto ``nodes``: the wire shape of a :class:`stagegate.requests.StagingRequest`
+    (bounded and strict, so a typo is a 422; the type's own rules are a 400)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -93,6 +95,15 @@ class StagingRequest(BaseModel):
                 {"repeated": ", ".join(repeated)},
             )
         return nodes
+
+    def to_request(self) -> StagingRequest:
+        return StagingRequest(
+            source=self.source,
+            nodes=tuple(self.nodes),
+            mode=self.mode,
+            job_ref=self.job,
+            idempotency_key=self.idempotency_key,
+        )
 
 
 # -- responses -----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import click
 
@@ -20,12 +20,13 @@ from stagegate.client.progress_bar import ProgressBar
 from stagegate.client.service_commands import server_option
 from stagegate.client.stage_command import SIZE, policy_option
 from stagegate.errors import InvalidInputError
+from stagegate.requests import BestMode, EgressRequest
 from stagegate.sizes import format_bytes
 from stagegate.states import EGRESS_TERMINAL, EgressState
 from stagegate.urls import refuse_credentials
 
 if TYPE_CHECKING:  # imported when the command runs: boto3 would add ~0.3 s to every stagegate call
-    from stagegate.workers.egress import EgressOutcome, EgressPreview, EgressRequest
+    from stagegate.workers.egress import EgressOutcome, EgressPreview
 
 POLL_S = 0.5
 TERMINAL = EGRESS_TERMINAL
@@ -128,7 +129,7 @@ def egress(
     if best is None and mode is not None:
         raise click.UsageError("--mode goes with --best METRIC")
     refuse_credentials(destination, "--to destination")  # before it reaches the service or the ledger
-    from stagegate.workers.egress import EgressOptions, EgressRequest, preview_egress, run_egress
+    from stagegate.workers.egress import EgressOptions, check_selection, preview_egress, run_egress
 
     if node is None:
         # Here the command acts with the user's own rights, so paths through links the user
@@ -141,7 +142,7 @@ def egress(
         destination=destination,
         latest=latest,
         best=best,
-        mode=mode,
+        mode=cast("BestMode | None", mode),  # click.Choice: min, max or None
         names=names,
         job_ref=job_ref,
         delete_unselected=delete_unselected,
@@ -151,7 +152,7 @@ def egress(
         if dry_run:
             raise click.UsageError("--dry-run runs here; drop --node to preview")
         try:
-            request.check_selection()  # before the service is asked: its worker applies the same rule
+            check_selection(request)  # before the service is asked: its worker applies the same rule
         except InvalidInputError as exc:
             raise click.UsageError(str(exc)) from None
         return _on_service(server, request, wait, as_json, progress)
@@ -259,7 +260,7 @@ def _on_service(
 ) -> int:
     client = context.service(server)
     with client:
-        egress_id = client.submit_egress(request.to_params())
+        egress_id = client.submit_egress(request)
         view = client.egress(egress_id)
         while wait and view.get("state") not in TERMINAL:
             time.sleep(POLL_S)

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -39,6 +39,7 @@ from stagegate.client.service_models import Node, Staging, audit_event, usage_ro
 from stagegate.errors import InvalidInputError, NotFoundError
 from stagegate.ledger import AuditEvent
 from stagegate.ledger.usage import UsageRow
+from stagegate.requests import EgressRequest, StagingMode, StagingRequest
 from stagegate.urls import has_credentials
 
 log = logging.getLogger(__name__)
@@ -181,25 +182,37 @@ class ServiceClient:
         """Ask for ``source`` to be staged onto ``nodes``. Returns at once (the staging runs
         on the service), except that a policy denial raises :class:`StagingDeniedError`.
         The same ``idempotency_key`` again returns the first staging instead of a new one."""
+        request = StagingRequest(  # refuses here what the service would refuse (credentials too)
+            source,
+            nodes=tuple(nodes),
+            mode=cast(StagingMode, mode),
+            job_ref=job,
+            idempotency_key=idempotency_key,
+        )
         body = {
-            "source": source,
-            "nodes": list(nodes),
-            "mode": mode,
-            "job": job,
-            "idempotency_key": idempotency_key,
+            "source": request.source,
+            "nodes": list(request.nodes),
+            "mode": request.mode,
+            "job": request.job_ref,
+            "idempotency_key": request.idempotency_key,
         }
         data = self._request("POST", "/v1/stagings", json=body, idempotent=idempotency_key is not None)
         return Staging.from_json(data)
 
-    def submit_egress(self, params: Mapping[str, Any]) -> str:
-        """Ask the node ``params["node"]`` to egress checkpoints of ``params["run_dir"]`` to
-        ``params["destination"]`` (selection: latest, best, mode, names; job, delete_unselected).
-        Returns the egress id at once; follow it with :meth:`egress`."""
-        fields = ("run_dir", "node", "destination", "latest", "best", "mode", "names", "delete_unselected")
-        body = {k: params.get(k) for k in fields}
-        body["job"] = params.get("job", params.get("job_ref"))
-        body["names"] = list(body.get("names") or [])
-        body["delete_unselected"] = bool(body.get("delete_unselected"))
+    def submit_egress(self, request: EgressRequest) -> str:
+        """Ask the node ``request.node`` to egress checkpoints of ``request.run_dir`` to
+        ``request.destination``. Returns the egress id at once; follow it with :meth:`egress`."""
+        body = {
+            "run_dir": request.run_dir,
+            "node": request.node,
+            "destination": request.destination,
+            "latest": request.latest,
+            "best": request.best,
+            "mode": request.mode,
+            "names": list(request.names),
+            "job": request.job_ref,
+            "delete_unselected": request.delete_unselected,
+        }
         data = self._request("POST", "/v1/egress", json=body, idempotent=False)
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             raise ServiceError("the service answered POST /v1/egress without an id")

@@ -16,9 +16,10 @@ from stagegate.client.errors import EXIT_INTERRUPTED
 from stagegate.client.progress_bar import ProgressBar
 from stagegate.client.service_commands import server_option, stage_on_service
 from stagegate.durability import Durability
+from stagegate.requests import StagingRequest
 from stagegate.sizes import format_bytes, parse_size
 from stagegate.urls import refuse_credentials
-from stagegate.workers.staging import StagingOptions, StagingRequest, run_staging
+from stagegate.workers.staging import StagingOptions, run_staging
 
 
 class StagedDataset(Protocol):
@@ -297,13 +298,15 @@ def stage(
         durability=Durability(durability),
     )
     policy = context.load_policy(policy_path)
-    request = StagingRequest(source=source, destination=str(destination), job_ref=job_ref, options=options)
+    request = StagingRequest(source=source, destination=str(destination), job_ref=job_ref)
     show_bar = sys.stderr.isatty() if progress is None else progress
     bar = ProgressBar() if show_bar else None
     with context.ledger() as ledger:
         try:
             try:
-                result = run_staging(ledger, policy, context.local_requester(), request, on_progress=bar)
+                result = run_staging(
+                    ledger, policy, context.local_requester(), request, on_progress=bar, options=options
+                )
             finally:
                 if bar is not None:
                     bar.finish()

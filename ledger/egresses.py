@@ -1,5 +1,6 @@
-"""Checkpoint egresses submitted to the service: the job row (kind ``egress``, the request in
-``params``), its one task on the node's queue, and the read model the API answers with.
+"""Checkpoint egresses submitted to the service: the job row (kind ``egress``, the
+:class:`stagegate.requests.EgressRequest` in ``params``), its one task on the node's queue,
+and the read model the API answers with.
 
 The API records the egress, its task and ``egress.requested`` in one transaction; the node's
 worker (``workers/egress.py``) runs it and writes the rest of the trail.
@@ -7,7 +8,7 @@ worker (``workers/egress.py``) runs it and writes the rest of the trail.
 
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,8 +25,8 @@ from stagegate.ledger.redact import redact_text
 from stagegate.ledger.tasks import TaskKey, Tasks, new_task
 from stagegate.ledger.tokens import Principal
 from stagegate.paths import plain_path
+from stagegate.requests import EgressRequest
 from stagegate.states import EgressState, TaskState
-from stagegate.urls import refuse_credentials
 
 SEES_ALL = ("steward", "auditor", "admin")
 # What a job's state is called in the egress read model.
@@ -71,6 +72,11 @@ class Egress:
         }
 
 
+def _stored_request(job: JobRow) -> EgressRequest:
+    loaded = json.loads(job.params or "{}")
+    return EgressRequest.from_params(loaded if isinstance(loaded, dict) else {})
+
+
 class Egresses:
     """The service's egresses in one ledger."""
 
@@ -78,24 +84,21 @@ class Egresses:
         self._ledger = ledger
         self._tasks = Tasks(ledger, lease_seconds)
 
-    def submit(self, who: Principal, params: dict[str, Any]) -> tuple[Egress, TaskKey]:
-        """Record the egress, its task on ``params['node']``'s queue and ``egress.requested``;
-        returns the egress and the task to send (after this commit)."""
-        node = params.get("node")
-        run_dir = str(params.get("run_dir") or "")
-        destination = str(params.get("destination") or "")
+    def submit(self, who: Principal, request: EgressRequest) -> tuple[Egress, TaskKey]:
+        """Record the egress, its task on ``request.node``'s queue and ``egress.requested``;
+        returns the egress and the task to send (after this commit). The request is stored as
+        it was submitted, with the requester's project."""
+        node = request.node
         if not node:
             raise InvalidInputError("node is required: the node whose worker holds the run directory")
-        if not run_dir.startswith("/"):
-            raise InvalidInputError(f"run_dir must be an absolute path on node {node}")
-        refuse_credentials(destination, "destination URL")
+        destination = request.destination
         if destination.startswith(("/", "file://")):
             # A path is written exactly as named (the worker follows no link): one spelling only.
             plain_path(destination.removeprefix("file://"), "the destination")
         with self._ledger.read_session() as session, session.begin():
             require_known(session, [node])
         now = datetime.now(UTC)
-        params = {**params, "project": who.project}
+        request = replace(request, project=who.project)
         job = JobRow(
             id=str(uuid.uuid4()),
             kind="egress",
@@ -103,8 +106,8 @@ class Egresses:
             actor=who.user,
             role=who.role,
             project=who.project,
-            job_ref=params.get("job_ref"),
-            source=f"node:{node}:{run_dir}",
+            job_ref=request.job_ref,
+            source=request.source,
             destination=destination,
             manifest_digest=None,
             files=0,
@@ -114,17 +117,17 @@ class Egresses:
             created_at=now,
             updated_at=now,
             nodes=json.dumps([node]),
-            params=json.dumps(params, sort_keys=True),
+            params=json.dumps(request.to_params(), sort_keys=True),
         )
         key = TaskKey(job.id, "egress", node, 0)
-        details = {k: params.get(k) for k in ("latest", "best", "mode", "names", "delete_unselected", "node")}
+        details = request.selection_details()
         with self._ledger.sessions.begin() as session:
             session.add(job)
             session.add(new_task(key, TaskState.QUEUED, lease=self._tasks.lease.total_seconds()))
             session.flush()
             AuditTrail.append_in(
                 session.connection(),
-                job_event(job, AuditAction.EGRESS_REQUESTED, details={**details, "project": who.project}),
+                job_event(job, AuditAction.EGRESS_REQUESTED, details=details),
             )
         return self.view(job.id), key
 
@@ -144,13 +147,13 @@ class Egresses:
                 job_event(job, AuditAction.EGRESS_FAILED, reasons=(error,), details={"error": error_type}),
             )
 
-    def params(self, job_id: str) -> dict[str, Any]:
+    def params(self, job_id: str) -> EgressRequest:
+        """The request as it was submitted (with the requester's project)."""
         with self._ledger.read_session() as session, session.begin():
             job = session.get(JobRow, job_id)
             if job is None or job.kind != "egress":
                 raise NotFoundError(f"no egress {job_id}")
-            loaded = json.loads(job.params or "{}")
-            return loaded if isinstance(loaded, dict) else {}
+            return _stored_request(job)
 
     def view(self, job_id: str) -> Egress:
         with self._ledger.read_session() as session, session.begin():
@@ -164,7 +167,7 @@ class Egresses:
                     .order_by(AuditEventRow.seq)
                 )
             )
-        params = json.loads(job.params or "{}")
+        request = _stored_request(job)
         selected: list[str] = []
         reasons: list[str] = []
         errors: list[str] = []
@@ -186,8 +189,8 @@ class Egresses:
             user=job.actor,
             project=job.project,
             job=job.job_ref,
-            node=params.get("node"),
-            run_dir=str(params.get("run_dir") or ""),
+            node=request.node,
+            run_dir=request.run_dir,
             destination=job.destination,
             selected=selected,
             bytes=job.bytes,

@@ -8,7 +8,6 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -25,10 +24,10 @@ from stagegate.ledger.staging_steps import let_go, lock_staging
 from stagegate.ledger.staging_views import Staging, StagingViews
 from stagegate.ledger.tasks import TaskKey, Tasks, new_task
 from stagegate.ledger.tokens import Principal
+from stagegate.requests import StagingMode, StagingRequest
 from stagegate.states import StagingState, TaskState
-from stagegate.urls import refuse_credentials
 
-Mode = Literal["replicate", "shard"]
+Mode = StagingMode
 
 
 def destination_of(nodes: Sequence[str]) -> str:
@@ -54,23 +53,28 @@ class StagingRequests:
     def submit(
         self,
         who: Principal,
+        request: StagingRequest | None = None,
         *,
-        source: str,
-        nodes: Sequence[str],
+        source: str = "",
+        nodes: Sequence[str] = (),
         mode: Mode = "replicate",
         job_ref: str | None = None,
         idempotency_key: str | None = None,
     ) -> tuple[Staging, bool, list[TaskKey]]:
-        """Record a staging and its plan task; (staging, created, tasks to send).
+        """Record ``request`` (or the one the keywords spell) and its plan task; (staging,
+        created, tasks to send).
 
         The same ``idempotency_key`` from the same user returns the first staging, created False.
         """
-        refuse_credentials(source, "source URL")
+        if request is None:
+            request = StagingRequest(
+                source, nodes=tuple(nodes), mode=mode, job_ref=job_ref, idempotency_key=idempotency_key
+            )
+        if request.destination is not None:
+            raise InvalidInputError("a service staging goes onto nodes, not into a directory")
+        source, nodes, mode = request.source, request.nodes, request.mode
+        job_ref, idempotency_key = request.job_ref, request.idempotency_key
         self._sources.check(source, who.user, who.project)
-        if mode not in ("replicate", "shard"):
-            raise InvalidInputError(f"mode must be replicate or shard, not {mode!r}")
-        if not nodes or len(set(nodes)) != len(nodes):
-            raise InvalidInputError("nodes must name at least one node, each once")
         if idempotency_key is not None:
             existing = self._by_idempotency_key(who.user, idempotency_key)
             if existing is not None:

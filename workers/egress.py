@@ -14,10 +14,9 @@ On the service, the worker reads only ``<runs root>/<user>/`` and writes a path 
 only below ``<egress root>/<user>/`` (:func:`check_user_run`, :func:`check_user_destination`).
 """
 
-import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +29,7 @@ from stagegate.ledger.egresses import Egresses
 from stagegate.paths import is_within, plain_segments
 from stagegate.policies import UNCLASSIFIED, Decision, Policy, PolicyDeniedError, Zone
 from stagegate.progress import ProgressCallback
+from stagegate.requests import EgressRequest
 from stagegate.states import EgressState
 from stagegate.transfer.egress import (
     EgressConfig,
@@ -39,7 +39,6 @@ from stagegate.transfer.egress import (
     local_path,
     validate_destination,
 )
-from stagegate.urls import refuse_credentials
 from stagegate.workers.egress_labels import CheckpointLabel, Classification, LabelScope, classify
 from stagegate.workers.lease import LeaseKeeper
 from stagegate.workers.staging import Requester
@@ -54,8 +53,8 @@ __all__ = [
     "EgressOptions",
     "EgressOutcome",
     "EgressPreview",
-    "EgressRequest",
     "EgressRun",
+    "check_selection",
     "classify",
     "egress_step",
     "preview_egress",
@@ -86,58 +85,26 @@ class EgressOptions:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class EgressRequest:
-    """What to move where; plain values, so the service can keep it as the job's params."""
+def normalized(request: EgressRequest) -> EgressRequest:
+    """``request`` with ``file:///x`` written ``/x``: the policy's prefixes name paths plainly,
+    and ``file:///secret`` must not slip past a rule for ``/``."""
+    path = local_path(request.destination)
+    return replace(request, destination=str(path)) if path is not None else request
 
-    run_dir: str
-    destination: str
-    latest: int | None = None
-    best: str | None = None
-    mode: str | None = None
-    names: tuple[str, ...] = ()
-    job_ref: str | None = None
-    delete_unselected: bool = False
-    node: str | None = None
-    project: str | None = None
 
-    @property
-    def source(self) -> str:
-        """The run directory as the audit trail names it (``node:gpu-a:/path`` on the service)."""
-        return f"node:{self.node}:{self.run_dir}" if self.node else self.run_dir
+def check_destination(request: EgressRequest) -> None:
+    """Refuse a destination egress cannot write or the policy cannot place, before anything is
+    recorded (the request's own rules were checked when it was made)."""
+    validate_destination(request.destination)
+    Zone.egress(request.destination)
 
-    def to_params(self) -> dict[str, Any]:
-        return {**asdict(self), "names": list(self.names)}
 
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> "EgressRequest":
-        known: dict[str, Any] = {k: params[k] for k in cls.__dataclass_fields__ if k in params}
-        known["names"] = tuple(known.get("names") or ())
-        known["delete_unselected"] = bool(known.get("delete_unselected"))
-        return cls(**known)
-
-    def normalized(self) -> "EgressRequest":
-        """The request with ``file:///x`` written ``/x``: the policy's prefixes name paths plainly,
-        and ``file:///secret`` must not slip past a rule for ``/``."""
-        path = local_path(self.destination)
-        return replace(self, destination=str(path)) if path is not None else self
-
-    def check(self) -> None:
-        """Refuse what cannot mean one thing before anything is recorded."""
-        if not Path(self.run_dir).is_absolute():
-            raise InvalidInputError(f"the run directory must be an absolute path, not {self.run_dir!r}")
-        refuse_credentials(self.destination, "destination URL")
-        validate_destination(self.destination)
-        Zone.egress(self.destination)
-        if self.mode not in (None, "min", "max"):
-            raise InvalidInputError(f"mode must be min or max, not {self.mode!r}")
-
-    def check_selection(self) -> None:
-        """What can be refused without the run directory: ``best`` naming a metric whose
-        direction is unknown, without a ``mode`` (the service's client asks before submitting;
-        here selection itself refuses it, after checking the metric exists)."""
-        if self.best is not None:
-            best_mode(self.best, self.mode)
+def check_selection(request: EgressRequest) -> None:
+    """What can be refused without the run directory: ``best`` naming a metric whose
+    direction is unknown, without a ``mode`` (the service's client asks before submitting;
+    here selection itself refuses it, after checking the metric exists)."""
+    if request.best is not None:
+        best_mode(request.best, request.mode)
 
 
 def decide(policy: Policy, destination: str, classification: Classification, job_ref: str | None) -> Decision:
@@ -222,7 +189,7 @@ def _select_in(scan: RunScan, request: EgressRequest) -> Selection:
         scan.checkpoints,
         latest=request.latest,
         best=request.best,
-        mode="max" if request.mode == "max" else "min" if request.mode == "min" else None,
+        mode=request.mode,
         names=request.names,
     )
 
@@ -248,8 +215,8 @@ def preview_egress(
     label_root: Path | None = None,
 ) -> EgressPreview:
     """What an egress would select and what the policy would decide; records and moves nothing."""
-    request = request.normalized()
-    request.check()
+    request = normalized(request)
+    check_destination(request)
     scan = scan_run(Path(request.run_dir))
     selection = _select_in(scan, request)
     found = classify(ledger, policy, label_scope(request, requester, label_root), selection.selected)
@@ -287,22 +254,10 @@ class EgressRun:
                 state=EgressState.RUNNING,
                 policy_version=policy.version,
             ).id
-            self._audit(AuditAction.EGRESS_REQUESTED, details=self._request_details())
+            self._audit(AuditAction.EGRESS_REQUESTED, details=self._request.selection_details())
         else:  # the API recorded the job and wrote egress.requested
             self.job_id = job_id
             self._jobs.update(job_id, state=EgressState.RUNNING, policy_version=policy.version)
-
-    def _request_details(self) -> dict[str, object]:
-        r = self._request
-        return {
-            "latest": r.latest,
-            "best": r.best,
-            "mode": r.mode,
-            "names": list(r.names),
-            "delete_unselected": r.delete_unselected,
-            "node": r.node,
-            "project": r.project,
-        }
 
     def _audit(self, action: str, **fields: Any) -> None:
         self._trail.append(
@@ -395,8 +350,8 @@ def run_egress(
     ``label_root``: the highest directory whose ``.classification`` counts (default: the run
     directory).
     """
-    request = request.normalized()
-    request.check()
+    request = normalized(request)
+    check_destination(request)
     run = EgressRun(ledger, policy, requester, request, job_id)
     try:
         selection = select_request(request)
@@ -433,10 +388,6 @@ def run_egress(
             run.deleted(checkpoint.name, held)
             outcome.deleted.append((checkpoint.name, held))
     return outcome
-
-
-def params_json(request: EgressRequest) -> str:
-    return json.dumps(request.to_params(), sort_keys=True)
 
 
 # -- on a node worker ---------------------------------------------------------------------------
@@ -486,14 +437,14 @@ def egress_step(ctx: "NodeContext", key: TaskKey) -> None:
     egresses = Egresses(ctx.ledger, ctx.settings.lease_seconds)
     try:
         job = Jobs(ctx.ledger).get(key.job_id)
-        request = EgressRequest.from_params(egresses.params(key.job_id))
+        request = egresses.params(key.job_id)
         if request.node != ctx.settings.node:
             raise InvalidInputError(
                 f"egress {key.job_id} is for node {request.node}, not {ctx.settings.node}"
             )
         runs = ctx.settings.user_runs(job.actor)
         check_user_run(runs, request.run_dir)
-        check_user_destination(ctx.settings.user_egress(job.actor), request.normalized().destination)
+        check_user_destination(ctx.settings.user_egress(job.actor), normalized(request).destination)
         options = EgressOptions(concurrency=ctx.settings.concurrency)
         with LeaseKeeper(ctx.tasks, key, ctx.owner) as lease:
             run_egress(

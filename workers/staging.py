@@ -9,11 +9,12 @@ same steps.
 
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from stagegate.actions import AuditAction
 from stagegate.durability import Durability
+from stagegate.errors import InvalidInputError
 from stagegate.ledger import AuditTrail, CopiedEntry, Jobs, Ledger, ManifestEntry, Manifests, NewEvent
 from stagegate.policies import (
     LABEL_FILE_NAME,
@@ -26,6 +27,7 @@ from stagegate.policies import (
     Zone,
 )
 from stagegate.progress import ProgressCallback
+from stagegate.requests import StagingRequest
 from stagegate.states import StagingState
 from stagegate.transfer import (
     LabelSpec,
@@ -42,7 +44,6 @@ from stagegate.urls import refuse_credentials
 __all__ = [
     "Requester",
     "StagingOptions",
-    "StagingRequest",
     "check_policy",
     "run_staging",
 ]
@@ -77,14 +78,6 @@ class Requester:
 
     actor: str
     role: str
-
-
-@dataclass(frozen=True, slots=True)
-class StagingRequest:
-    source: str
-    destination: str
-    job_ref: str | None = None
-    options: StagingOptions = field(default_factory=StagingOptions)
 
 
 def label_resolver(plan: Plan, policy: Policy) -> LabelResolver:
@@ -206,13 +199,15 @@ def run_staging(
     request: StagingRequest,
     on_progress: ProgressCallback | None = None,
     on_plan: Callable[[Plan], None] | None = None,
+    options: StagingOptions | None = None,
 ) -> StageResult:
     """Stage ``request.source`` into ``request.destination`` in this process.
 
     Raises :class:`policies.PolicyDeniedError` (nothing moved) when the policy refuses any
     object, and the transfer's own errors when the copy fails; each outcome is audited.
     """
-    refuse_credentials(request.source, "source URL")  # before the ledger records anything
+    if request.destination is None:
+        raise InvalidInputError("an embedded staging needs a destination directory (nodes are the service's)")
     run = StagingRun(ledger, policy, requester, request)
 
     def planned(plan: Plan) -> None:
@@ -220,7 +215,7 @@ def run_staging(
         if on_plan is not None:
             on_plan(plan)
 
-    options = request.options
+    options = options or StagingOptions()
     try:
         # Connections: one per file thread plus one per part thread.
         source = open_source(request.source, max_connections=2 * options.concurrency + 4, labels=LABELS)

@@ -7,7 +7,7 @@ if asked; a path destination only below the requester's egress root on that node
 Poll ``GET /v1/egress/{id}``.
 """
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +17,7 @@ from stagegate.api.auth import Authenticated, Submitter
 from stagegate.api.schemas import NODE_NAME_PATTERN, ErrorOut
 from stagegate.api.services import ServicesDep
 from stagegate.ledger.egresses import Egresses
+from stagegate.requests import BestMode, EgressRequest
 from stagegate.states import EgressState
 
 router = APIRouter(prefix="/v1/egress", tags=["egress"])
@@ -25,6 +26,8 @@ EgressId = Annotated[str, Path(min_length=1, max_length=200, description="The eg
 
 
 class EgressRequestIn(BaseModel):
+    """The wire shape of an :class:`EgressRequest` (bounded, strict: a typo is a 422)."""
+
     model_config = ConfigDict(extra="forbid")
 
     run_dir: str = Field(
@@ -38,12 +41,27 @@ class EgressRequestIn(BaseModel):
     destination: str = Field(min_length=1, max_length=4096, description="s3://bucket/prefix or a path.")
     latest: int | None = Field(default=None, ge=1, le=100000)
     best: str | None = Field(default=None, min_length=1, max_length=200)
-    mode: Literal["min", "max"] | None = None
+    mode: BestMode | None = None
     names: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(
         default_factory=list, max_length=1000
     )
     job: str | None = Field(default=None, min_length=1, max_length=200, description="Lineage job reference.")
     delete_unselected: bool = False
+
+    def to_request(self) -> EgressRequest:
+        """The kernel's request (``job`` on the wire is its ``job_ref``); raises
+        InvalidInputError (a 400) for what the type refuses beyond this body's shape."""
+        return EgressRequest(
+            run_dir=self.run_dir,
+            destination=self.destination,
+            latest=self.latest,
+            best=self.best,
+            mode=self.mode,
+            names=tuple(self.names),
+            job_ref=self.job,
+            delete_unselected=self.delete_unselected,
+            node=self.node,
+        )
 
 
 class EgressOut(BaseModel):
@@ -79,20 +97,9 @@ def _egresses(services: Any) -> Egresses:
 )
 async def create_egress(request: EgressRequestIn, who: Submitter, services: ServicesDep) -> EgressOut:
     """Record the egress and queue it on the node; 202 with its id (state ``pending``)."""
-    params = {
-        "run_dir": request.run_dir,
-        "node": request.node,
-        "destination": request.destination,
-        "latest": request.latest,
-        "best": request.best,
-        "mode": request.mode,
-        "names": request.names,
-        "job_ref": request.job,
-        "delete_unselected": request.delete_unselected,
-    }
 
     def submit() -> EgressOut:
-        egress, key = _egresses(services).submit(who, params)
+        egress, key = _egresses(services).submit(who, request.to_request())
         services.dispatcher.send([key.to_message()])  # after the commit; the reconciler re-sends
         return EgressOut(**egress.to_json())
 

@@ -19,12 +19,13 @@ from stagegate.api.schemas import (
     ErrorOut,
     StagingList,
     StagingOut,
-    StagingRequest,
+    StagingRequestIn,
     denied_detail,
     staging_out,
 )
 from stagegate.api.services import Services, ServicesDep
 from stagegate.ledger import Principal, Staging
+from stagegate.requests import StagingRequest
 from stagegate.states import StagingState
 
 router = APIRouter(prefix="/v1/stagings", tags=["stagings"])
@@ -44,14 +45,7 @@ _NOT_FOUND: dict[int | str, dict[str, object]] = {
 
 
 def _submit(services: Services, who: Principal, request: StagingRequest) -> tuple[Staging, bool]:
-    staging, created, to_send = services.stagings.submit(
-        who,
-        source=request.source,
-        nodes=request.nodes,
-        mode=request.mode,
-        job_ref=request.job,
-        idempotency_key=request.idempotency_key,
-    )
+    staging, created, to_send = services.stagings.submit(who, request)
     if to_send:
         # After the commit: a task row exists before its message does. A failed send is logged
         # by the dispatcher and re-sent by the reconciler once the task's lease runs out.
@@ -95,13 +89,13 @@ async def _decision(services: Services, staging: Staging) -> Staging:
     },
 )
 async def create_staging(
-    request: StagingRequest, who: Submitter, services: ServicesDep, response: Response
+    request: StagingRequestIn, who: Submitter, services: ServicesDep, response: Response
 ) -> StagingOut:
     """Record the staging, queue its plan, and wait a little (``STAGEGATE_DECISION_WAIT``, 10 s by
     default) for the classification policy's decision, so a denial comes back as a 403 at once.
     202 with the staging (still ``pending`` if no worker decided in time); 200 for a repeat of an
     ``idempotency_key``."""
-    staging, created = await run_in_threadpool(_submit, services, who, request)
+    staging, created = await run_in_threadpool(_submit, services, who, request.to_request())
     staging = await _decision(services, staging)
     if staging.state == StagingState.DENIED:
         raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=denied_detail(staging))

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 
 from stagegate.ledger.egresses import Egresses
+from stagegate.requests import EgressRequest
 
 from .conftest import World, open_world
 
@@ -28,7 +29,7 @@ def fuzz_world(pg_admin: sa.Engine) -> Iterator[tuple[World, list[str]]]:
     holding a staging and an egress of "bob", which only auditors and admins may see."""
     with open_world(pg_admin, decision_wait=0.0) as world:
         staging = world.staging_of("other", source="s3://bob-bucket/bobs-private-data/")
-        bobs_egress = {"node": "gpu-01", "run_dir": "/runs/bob/r1", "destination": "/out/bob"}
+        bobs_egress = EgressRequest(node="gpu-01", run_dir="/runs/bob/r1", destination="/out/bob")
         egress, _ = Egresses(world.ledger).submit(world.principals["other"], bobs_egress)
         yield world, [staging.id, egress.id, "bobs-private-data"]
 

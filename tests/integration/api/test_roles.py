@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from stagegate.confinement import SourceRules
 from stagegate.ledger import AuditTrail, StagingViews, Tokens
 from stagegate.ledger.egresses import Egresses
+from stagegate.requests import EgressRequest
 
 from .conftest import UNKNOWN_TOKEN, USERS, World, open_world
 
@@ -84,7 +85,7 @@ def test_role_matrix(shared_world: World, method: str, path: str, caller: str, e
     target = None
     egress_target = None
     if path == "/v1/egress/{sams}":
-        egress_target, _ = Egresses(w.ledger).submit(w.principals["scientist"], {**EGRESS, "job_ref": None})
+        egress_target, _ = Egresses(w.ledger).submit(w.principals["scientist"], EgressRequest(**EGRESS))
         path = path.replace("{sams}", egress_target.id)
     elif "{sams}" in path:
         target = w.staging_of("scientist")

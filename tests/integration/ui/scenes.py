@@ -21,6 +21,7 @@ from stagegate.ledger import (
     Tokens,
 )
 from stagegate.ledger.egresses import Egresses
+from stagegate.requests import EgressRequest
 
 # who -> (user, role, project)
 PEOPLE = {
@@ -91,17 +92,16 @@ def _denied_staging(ledger: Ledger, who: Principal) -> str:
 def _egress(ledger: Ledger, who: Principal) -> str:
     egress, _ = Egresses(ledger).submit(
         who,
-        {
-            "run_dir": "/nvme/runs/sam/run-7",
-            "node": "gpu-01",
-            "destination": "s3://models/vision/run-7",
-            "latest": 1,
-            "best": "eval_loss",
-            "mode": "min",
-            "names": [],
-            "job_ref": "train-42",
-            "delete_unselected": True,
-        },
+        EgressRequest(
+            run_dir="/nvme/runs/sam/run-7",
+            node="gpu-01",
+            destination="s3://models/vision/run-7",
+            latest=1,
+            best="eval_loss",
+            mode="min",
+            job_ref="train-42",
+            delete_unselected=True,
+        ),
     )
     trail = AuditTrail(ledger)
     base = {

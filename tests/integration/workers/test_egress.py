@@ -14,10 +14,11 @@ import pytest
 from integration.helpers import STAGEGATE, payload, write_tree
 from stagegate.ledger import AuditTrail, Jobs, Ledger, open_ledger
 from stagegate.policies import Policy, PolicyDeniedError
+from stagegate.requests import EgressRequest, StagingRequest
 from stagegate.transfer.errors import ChecksumMismatchError
 from stagegate.transfer.sources.s3 import make_client
-from stagegate.workers.egress import EgressOptions, EgressRequest, run_egress
-from stagegate.workers.staging import Requester, StagingRequest, run_staging
+from stagegate.workers.egress import EgressOptions, run_egress
+from stagegate.workers.staging import Requester, run_staging
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,9 @@ from integration.helpers import write_tree
 from stagegate.errors import ExistsError, InvalidInputError
 from stagegate.ledger import AuditTrail, Ledger, open_ledger
 from stagegate.policies import Policy
+from stagegate.requests import EgressRequest
 from stagegate.transfer.errors import UnsafeDestinationError
-from stagegate.workers.egress import EgressOptions, EgressRequest, run_egress
+from stagegate.workers.egress import EgressOptions, run_egress
 from stagegate.workers.staging import Requester
 
 pytestmark = pytest.mark.integration

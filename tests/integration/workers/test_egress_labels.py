@@ -16,9 +16,10 @@ import pytest
 from integration.helpers import STAGEGATE, write_tree
 from stagegate.ledger import AuditTrail, Ledger, open_ledger
 from stagegate.policies import LabelFileError, Policy, PolicyDeniedError
-from stagegate.workers.egress import EgressOptions, EgressRequest, run_egress
+from stagegate.requests import EgressRequest, StagingRequest
+from stagegate.workers.egress import EgressOptions, run_egress
 from stagegate.workers.egress_labels import DECLASSIFICATION_MARGIN_NS
-from stagegate.workers.staging import Requester, StagingRequest, run_staging
+from stagegate.workers.staging import Requester, run_staging
 
 pytestmark = pytest.mark.integration
 

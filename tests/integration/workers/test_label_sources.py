@@ -24,8 +24,9 @@ from integration.workers.test_staging_policy import (
 from stagegate.errors import InvalidInputError
 from stagegate.ledger import open_ledger
 from stagegate.policies import LABEL_FILE_NAME, Policy, PolicyDeniedError
+from stagegate.requests import StagingRequest
 from stagegate.transfer import LabelChangedError
-from stagegate.workers.staging import StagingRequest, run_staging
+from stagegate.workers.staging import run_staging
 
 pytestmark = pytest.mark.integration
 
@@ -221,11 +222,9 @@ def test_label_file_rewritten_during_the_only_batch_stops_the_staging(
             dataset.label_file("", b"confidential\n")
             rewritten.append(progress.files_done)
 
-    request = StagingRequest(
-        source=dataset.url, destination=str(dest), job_ref="job-relabel", options=OPTIONS
-    )
+    request = StagingRequest(source=dataset.url, destination=str(dest), job_ref="job-relabel")
     with pytest.raises(LabelChangedError, match=r"\.classification"), open_ledger() as ledger:
-        run_staging(ledger, Policy.default(), REQUESTER, request, on_progress=on_progress)
+        run_staging(ledger, Policy.default(), REQUESTER, request, on_progress=on_progress, options=OPTIONS)
 
     assert rewritten, "the label file was never rewritten mid-copy"
     assert not is_ready(dest)

@@ -25,8 +25,9 @@ from integration.helpers import (
 from stagegate.errors import InvalidInputError
 from stagegate.ledger import AuditEvent, AuditTrail, Job, Jobs, ManifestEntry, Manifests, open_ledger
 from stagegate.policies import LABEL_FILE_NAME, LABEL_TAG, LABEL_XATTR, Policy, PolicyDeniedError
+from stagegate.requests import StagingRequest
 from stagegate.transfer import LabelChangedError, Plan, StageResult
-from stagegate.workers.staging import Requester, StagingOptions, StagingRequest, check_policy, run_staging
+from stagegate.workers.staging import Requester, StagingOptions, check_policy, run_staging
 
 pytestmark = pytest.mark.integration
 
@@ -120,9 +121,11 @@ def stage_with(
     policy: Policy | None = None,
     on_plan: Callable[[Plan], None] | None = None,
 ) -> StageResult:
-    request = StagingRequest(source=ds.url, destination=str(dest), job_ref=job_ref, options=OPTIONS)
+    request = StagingRequest(source=ds.url, destination=str(dest), job_ref=job_ref)
     with open_ledger() as ledger:
-        return run_staging(ledger, policy or Policy.default(), REQUESTER, request, on_plan=on_plan)
+        return run_staging(
+            ledger, policy or Policy.default(), REQUESTER, request, on_plan=on_plan, options=OPTIONS
+        )
 
 
 def events_of(job_ref: str) -> list[AuditEvent]:
@@ -510,9 +513,9 @@ def test_failed_staging_keeps_credentials_out_of_the_ledger(
     fill(posix)
     posix.label_file("", b"public\n")
     url = make_url(bucket, str(posix.root))
-    request = StagingRequest(source=url, destination=str(tmp_path / "dest"), job_ref="job-secret")
-
     with pytest.raises(InvalidInputError, match="credentials"), open_ledger() as ledger:
+        # The request type itself refuses it: no layer ever holds a request with a secret in it.
+        request = StagingRequest(source=url, destination=str(tmp_path / "dest"), job_ref="job-secret")
         run_staging(ledger, Policy.default(), REQUESTER, request)
 
     assert events_of("job-secret") == []  # refused before anything is recorded
@@ -525,10 +528,10 @@ def test_credentials_in_an_s3_url_are_bad_input_refused_before_the_ledger(
 ) -> None:
     # "s3://user:password@bucket/..." is bad input (InvalidInputError, CLI exit 2), refused
     # before the ledger records anything: a stage.requested would have to name the source.
-    request = StagingRequest(
-        source="s3://AKIA:hunter2@some-bucket/ds", destination=str(tmp_path / "dest"), job_ref="job-bad"
-    )
     with pytest.raises(InvalidInputError), open_ledger() as ledger:
+        request = StagingRequest(
+            source="s3://AKIA:hunter2@some-bucket/ds", destination=str(tmp_path / "dest"), job_ref="job-bad"
+        )
         run_staging(ledger, Policy.default(), REQUESTER, request)
 
     assert events_of("job-bad") == []

@@ -73,7 +73,7 @@ def test_a_re_export_taken_through_workers_is_caught(tmp_path: Path) -> None:
     (client / "leaky.py").write_text(
         "from typing import TYPE_CHECKING\n"
         "if TYPE_CHECKING:\n"
-        "    from stagegate.workers.staging import StagingRequest\n"
+        "    from stagegate.workers.staging import StagingOptions\n"
         "def f():\n"
         "    from stagegate.workers.node_steps import SourceObject\n"
     )

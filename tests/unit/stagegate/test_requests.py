@@ -1,0 +1,59 @@
+"""The kernel's request types: what a request may hold is decided once, on the type."""
+
+from typing import Any
+
+import pytest
+
+from stagegate.errors import InvalidInputError
+from stagegate.requests import EgressRequest, StagingRequest
+
+
+def test_an_egress_request_round_trips_through_its_stored_form() -> None:
+    request = EgressRequest(
+        "/runs/r1", "s3://b/m", latest=1, best="val_acc", mode="max", names=["c-1"], job_ref="j", node="n"
+    )
+    assert request.names == ("c-1",)  # a list given is kept as a tuple: the request stays hashable
+    assert EgressRequest.from_params(request.to_params()) == request
+    assert EgressRequest.from_params({**request.to_params(), "added_later": 1}) == request
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"run_dir": "runs/r1"}, "absolute path"),
+        ({"run_dir": ""}, "absolute path"),
+        ({"destination": ""}, "destination must not be empty"),
+        ({"destination": "s3://AKIAIOSFODNN7EXAMPLE:hunter2pw@b/m"}, "credentials"),
+        ({"mode": "median", "best": "loss"}, "mode must be min or max"),
+        ({"mode": "min"}, "mode goes with best"),
+        ({"best": ""}, "best must name a metric"),
+        ({"latest": 0}, "latest must be a positive count"),
+        ({"names": "checkpoint-1"}, "list of names"),
+        ({"names": ["ok", ""]}, "non-empty names"),
+    ],
+)
+def test_an_egress_request_refuses_what_cannot_mean_one_thing(fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        EgressRequest(**{"run_dir": "/runs/r1", "destination": "s3://b/m", **fields})
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"source": ""}, "source must not be empty"),
+        ({"source": "s3://AKIAIOSFODNN7EXAMPLE:hunter2pw@b/x"}, "credentials"),
+        ({"mode": "mirror"}, "mode must be replicate or shard"),
+        ({"nodes": ()}, "at least one node"),
+        ({"nodes": ("a", "a")}, "each node once"),
+        ({"nodes": ("a", "")}, "non-empty names"),
+        ({"destination": "/nvme/ds"}, "not both"),
+    ],
+)
+def test_a_staging_request_refuses_what_cannot_mean_one_thing(fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        StagingRequest(**{"source": "s3://b/x", "nodes": ("a",), **fields})
+
+
+def test_a_staging_request_goes_onto_nodes_or_into_a_directory() -> None:
+    assert StagingRequest("s3://b/x", nodes=["a", "b"]).nodes == ("a", "b")
+    assert StagingRequest("s3://b/x", "/nvme/ds").destination == "/nvme/ds"
