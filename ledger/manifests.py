@@ -49,6 +49,7 @@ class CopiedEntry:
     key: str
     blake3: str
     verification: str
+    label: str | None = None  # the effective label decided at copy time, if it was decided then
 
 
 def _chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
@@ -104,7 +105,8 @@ class Manifests:
         return added
 
     def record_copies(self, job_id: str, copies: Iterable[CopiedEntry], chunk_size: int = CHUNK_SIZE) -> int:
-        """Store each copied entry's blake3 and verification; returns how many were updated.
+        """Store each copied entry's blake3 and verification (and a label decided at copy time);
+        returns how many were updated.
 
         A key not in the manifest raises :class:`NotFoundError` and its chunk is not applied.
         """
@@ -113,16 +115,26 @@ class Manifests:
             .where(_entries.c.job_id == bindparam("b_job_id"), _entries.c.key == bindparam("b_key"))
             .values(blake3=bindparam("b_blake3"), verification=bindparam("b_verification"))
         )
+        # An object whose own label was read only at copy time (S3 tags) may have raised its
+        # planned label: the manifest keeps the effective one, which lineage reads.
+        relabel = (
+            update(_entries)
+            .where(_entries.c.job_id == bindparam("b_job_id"), _entries.c.key == bindparam("b_key"))
+            .values(label=bindparam("b_label"))
+        )
         updated = 0
         for chunk in _chunks(copies, chunk_size):
             params = [
                 {"b_job_id": job_id, "b_key": c.key, "b_blake3": c.blake3, "b_verification": c.verification}
                 for c in chunk
             ]
+            relabelled = [{"b_job_id": job_id, "b_key": c.key, "b_label": c.label} for c in chunk if c.label]
             with self._ledger.engine.begin() as conn:
                 result = conn.execute(statement, params)
                 if result.rowcount != len(chunk):
                     raise NotFoundError(f"{len(chunk) - result.rowcount} copied keys are not in job {job_id}")
+                if relabelled:
+                    conn.execute(relabel, relabelled)
             updated += len(chunk)
         return updated
 

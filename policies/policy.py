@@ -47,7 +47,10 @@ SCHEMA_VERSION = 1
 DEFAULT_POLICY_RESOURCE = "default_policy.yaml"
 MAX_POLICY_BYTES = 1 << 20  # a policy is a page of YAML; refuse anything absurd before parsing
 
-_TOP_KEYS = ("version", "levels", "staging", "egress")
+_TOP_KEYS = ("version", "levels", "staging", "egress", "object_tags")
+# When S3 object tags are read: "at_copy" (default) only for objects whose GET reports tags,
+# decided before a byte is written; "at_plan" every object's, one request each, before anything moves.
+OBJECT_TAG_MODES = ("at_copy", "at_plan")
 _RULE_KEYS = ("prefix", "max_level")
 
 
@@ -172,6 +175,7 @@ class Policy:
     levels: Levels
     staging: str  # highest level the staging zone accepts
     egress: tuple[EgressRule, ...]  # longest prefix first
+    tags_at_plan: bool = False  # object_tags: at_plan
 
     @classmethod
     def parse(cls, data: bytes) -> "Policy":
@@ -202,7 +206,12 @@ class Policy:
             raise PolicyFileError("staging is required: the highest level the staging zone accepts")
         staging = _level_name(document["staging"], "staging", levels)
         egress = _parse_egress(document, levels)
-        return cls(hashlib.sha256(data).hexdigest(), levels, staging, egress)
+        tags = document.get("object_tags", "at_copy")
+        if tags not in OBJECT_TAG_MODES:
+            raise PolicyFileError(
+                f"object_tags must be one of {', '.join(OBJECT_TAG_MODES)}, got {_describe_type(tags)}"
+            )
+        return cls(hashlib.sha256(data).hexdigest(), levels, staging, egress, tags == "at_plan")
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> "Policy":

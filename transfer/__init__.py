@@ -6,7 +6,7 @@ and reports through a callback.
 
 from stagegate.durability import Durability
 from stagegate.progress import Progress, ProgressCallback
-from stagegate.transfer.engine import CopyEngine, TransferConfig
+from stagegate.transfer.engine import CopyEngine, LabelGate, TransferConfig
 from stagegate.transfer.errors import LabelChangedError
 from stagegate.transfer.objects import CopiedFile, LabelSpec, SourceObject, Verification
 from stagegate.transfer.plan import LabelFile, Plan, plan_dataset
@@ -29,6 +29,7 @@ __all__ = [
     "Durability",
     "LabelChangedError",
     "LabelFile",
+    "LabelGate",
     "LabelSpec",
     "Plan",
     "Progress",

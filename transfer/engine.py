@@ -60,7 +60,8 @@ class TransferConfig:
     batch_max_files: int = 1000
     batch_max_bytes: int = 1 * GiB
     max_attempts: int = 3  # per file, on a checksum mismatch or a failed read
-    recheck_labels: bool = False  # re-read each object's own label right before copying it
+    # re-read each object's own label right before copying it (and each batch's label files)
+    recheck_labels: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -76,6 +77,19 @@ class TransferConfig:
                 raise ValueError(f"{name} must be positive")
         if self.bandwidth_limit is not None and self.bandwidth_limit < 1:
             raise ValueError("bandwidth_limit must be positive")
+
+
+LabelGate = Callable[[SourceObject, "str | None"], "str | None"]
+"""Asked with an object and its own label as the source reports it at copy time, before a
+byte of the object is written: raises to refuse the object, else returns the label to record
+for it (None: nothing to add to what the plan recorded). The policy lives in the caller."""
+
+
+def strict_label_gate(obj: SourceObject, now: str | None) -> str | None:
+    """The gate where the plan read every object's own label: any change since is refused."""
+    if now != obj.label:
+        raise LabelChangedError(f"{obj.key}: its label changed since planning ({obj.label!r} -> {now!r})")
+    return None
 
 
 def is_intact(dataset: DatasetDir, obj: SourceObject, prior: CopiedFile) -> bool:
@@ -138,8 +152,10 @@ class CopyEngine:
         tracker: ProgressTracker,
         limiter: BandwidthLimiter | None = None,
         fsync: Callable[[int], None] = os.fsync,
+        label_gate: LabelGate | None = None,
     ) -> None:
         self._source = source
+        self._gate = label_gate or (strict_label_gate if config.recheck_labels else None)
         self._fsync = fsync
         self._writer = writer
         self._config = config
@@ -205,6 +221,8 @@ class CopyEngine:
                     raise
                 log.warning("%s (attempt %d of %d, retrying)", exc, attempt, attempts)
                 continue
+            except StagegateError:
+                raise  # a refusal (the label gate's) may be an OSError too: it is no write failure
             except OSError as exc:  # the destination's: a full disk, a quota, permissions
                 why = exc.strerror or exc
                 raise TransferError(f"{obj.key}: cannot write it under {self._writer.where}: {why}") from exc
@@ -289,25 +307,27 @@ class CopyEngine:
 
     def _copy_whole(self, obj: SourceObject) -> CopiedFile:
         parts = key_parts(obj.key)
-        temp: TempObject | None = self._writer.open_temp(parts, obj.size, self._part_size(obj))
+        temp: TempObject | None = None
         moved = 0
         try:
             reader = self._open(obj)
             try:
-                if self._config.recheck_labels:
-                    self._check_label(obj, reader.own_label())
+                # The response's headers say whether the object has tags; the gate decides on
+                # them before the temporary file exists, so a refused object leaves no byte.
+                label = self._gate(obj, reader.own_label()) if self._gate is not None else None
+                temp = self._writer.open_temp(parts, obj.size, self._part_size(obj))
                 published = reader.published
                 hashes = _Hashes(published, self._writer.read_back_algorithm)
                 for data in self._chunks(obj, reader):
                     hashes.update(data)
-                    temp.write(data)  # type: ignore[union-attr]
+                    temp.write(data)
                     moved += len(data)
                     self._tracker.bytes_moved(len(data))
             finally:
                 reader.close()
             self._check_size(obj, moved)
             verification = self._verify(obj, published, hashes.check)
-            mtime_ns = self._commit(temp, parts, hashes.dest_hex())  # type: ignore[arg-type]
+            mtime_ns = self._commit(temp, parts, hashes.dest_hex())
             temp = None
         except BaseException:
             self._tracker.bytes_retracted(moved)
@@ -315,7 +335,7 @@ class CopyEngine:
         finally:
             if temp is not None:
                 self._writer.discard(temp)
-        return self._record(obj, hashes, verification, published, mtime_ns)
+        return self._record(obj, hashes, verification, published, mtime_ns, label)
 
     def _commit(self, temp: TempObject, parts: tuple[str, ...], checksum: str | None) -> int:
         if self._config.durability is Durability.FILE and temp.fd is not None:
@@ -325,8 +345,7 @@ class CopyEngine:
     def _copy_in_parts(self, obj: SourceObject) -> CopiedFile:
         parts = key_parts(obj.key)
         try:
-            if self._config.recheck_labels:
-                self._check_label(obj, self._source.own_label(obj))
+            label = self._gate(obj, self._source.own_label(obj)) if self._gate is not None else None
             published = self._source.published_checksum(obj)
         except StagegateError:
             raise
@@ -357,7 +376,7 @@ class CopyEngine:
         finally:
             if temp is not None:
                 self._writer.discard(temp)
-        return self._record(obj, hashes, verification, published, mtime_ns)
+        return self._record(obj, hashes, verification, published, mtime_ns, label)
 
     def _copy_range(
         self, obj: SourceObject, temp: TempObject, part: Part, count: Callable[[int], None]
@@ -401,11 +420,6 @@ class CopyEngine:
         return hashes
 
     @staticmethod
-    def _check_label(obj: SourceObject, now: str | None) -> None:
-        if now != obj.label:
-            raise LabelChangedError(f"{obj.key}: its label changed since planning ({obj.label!r} -> {now!r})")
-
-    @staticmethod
     def _check_size(obj: SourceObject, moved: int) -> None:
         if moved != obj.size:
             raise SourceChangedError(f"{obj.key}: got {moved} bytes, the listing said {obj.size}")
@@ -429,6 +443,7 @@ class CopyEngine:
         verification: Verification,
         published: PublishedChecksum | None,
         mtime_ns: int,
+        label: str | None,
     ) -> CopiedFile:
         return CopiedFile(
             key=obj.key,
@@ -440,4 +455,5 @@ class CopyEngine:
             source_checksum=str(published) if published else None,
             mtime_ns=mtime_ns,
             destination_checksum=hashes.destination_checksum(),
+            label=label,
         )

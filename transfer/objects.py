@@ -58,10 +58,17 @@ class CopiedFile:
     mtime_ns: int  # of the written file, to recognise it untouched on resume
     # "algorithm:hex" the destination reported for what it stored (egress), when it reads back
     destination_checksum: str | None = None
+    # the effective label decided at copy time, where the object's own label was read only
+    # then (S3 tags, see transfer.sources.s3); None where the plan's label stands
+    label: str | None = None
 
     def to_json(self) -> dict[str, object]:
-        dest = self.destination_checksum
-        extra = {} if dest is None else {"destination_checksum": dest}  # staging journals stay as they were
+        # Optional fields only when set: staging journals stay as they were.
+        extra: dict[str, object] = {}
+        if self.destination_checksum is not None:
+            extra["destination_checksum"] = self.destination_checksum
+        if self.label is not None:
+            extra["label"] = self.label
         return {
             "key": self.key,
             "size": self.size,
@@ -86,6 +93,7 @@ class CopiedFile:
             source_checksum=None if d.get("source_checksum") is None else str(d["source_checksum"]),
             mtime_ns=int(d["mtime_ns"]),  # type: ignore[call-overload]
             destination_checksum=_optional(d.get("destination_checksum")),
+            label=_optional(d.get("label")),
         )
 
     def matches(self, obj: SourceObject) -> bool:

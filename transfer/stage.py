@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stagegate.errors import InvalidInputError
-from stagegate.transfer.engine import CopyEngine, TransferConfig
+from stagegate.transfer.engine import CopyEngine, LabelGate, TransferConfig
 from stagegate.transfer.layout import LEGACY_STATE_DIR, state_dir_of
 from stagegate.transfer.parts import batched_by_weight
 from stagegate.transfer.plan import Plan, check_labels_before_ready, plan_dataset
@@ -47,6 +47,7 @@ def stage(
     clock: Callable[[], float] = time.monotonic,
     label_file_name: str | None = None,
     record_interval: float = RECORD_INTERVAL,
+    label_gate: LabelGate | None = None,
 ) -> StageResult:
     """Copy every object of ``source`` into ``destination`` and mark it ready.
 
@@ -58,6 +59,9 @@ def stage(
     directory and are not staged; with ``config.recheck_labels`` they are re-read before
     each batch and once more before READY (a change raises :class:`transfer.errors.LabelChangedError`, and
     the dataset is not published), and every object's own label right before it is copied.
+    ``label_gate`` (:data:`transfer.engine.LabelGate`) decides on each object's own label as
+    it is opened, before a byte of it is written (default: with ``config.recheck_labels``,
+    any change since planning fails the staging).
 
     ``destination`` must be new, empty or an earlier staging's (else
     :class:`DestinationNotEmptyError`); its lock is held throughout, and a staging already
@@ -95,7 +99,7 @@ def stage(
         )
         batches = (open_batch(dataset, index, objects) for index, objects in enumerate(cut))
         count = 0
-        with CopyEngine(source, dataset, config, tracker) as engine:
+        with CopyEngine(source, dataset, config, tracker, label_gate=label_gate) as engine:
             for _ in copy_batches(
                 engine, source, dataset, batches, config, tracker,
                 in_flight=BATCHES_IN_FLIGHT, label_file_name=label_file_name,

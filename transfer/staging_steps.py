@@ -30,7 +30,7 @@ from stagegate.transfer.batch_record import (
     read_batch_record,
     record_name,
 )
-from stagegate.transfer.engine import CopyEngine, TransferConfig, is_intact
+from stagegate.transfer.engine import CopyEngine, LabelGate, TransferConfig, is_intact
 from stagegate.transfer.errors import TransferError
 from stagegate.transfer.layout import state_dir_of
 from stagegate.transfer.objects import CopiedFile, SourceObject, Verification
@@ -333,6 +333,7 @@ def copy_batch(
     on_progress: ProgressCallback | None = None,
     label_file_name: str | None = None,
     label_files: Mapping[str, LabelFile] | None = None,
+    label_gate: LabelGate | None = None,
 ) -> BatchResult:
     """The service's copy step: batch ``index``, ``objects`` (in strictly ascending key
     order), into ``destination``.
@@ -342,9 +343,10 @@ def copy_batch(
     manifest of an earlier publish) are kept if untouched; the rest are copied. With
     ``config.recheck_labels`` and ``label_file_name``, the label files of the directories
     the batch touches are first compared with ``label_files`` (the plan's, by directory;
-    none given means the plan found none). Once anything is to be written the dataset stops
-    being ready; a batch with nothing to write leaves it as it is, so a batch delivered
-    again after its dataset was published changes nothing.
+    none given means the plan found none); ``label_gate`` decides on each object's own label
+    before a byte of it is written (:func:`transfer.stage.stage`). Once anything is to be
+    written the dataset stops being ready; a batch with nothing to write leaves it as it
+    is, so a batch delivered again after its dataset was published changes nothing.
     """
     with DatasetDir(destination) as dataset:
         batch = open_batch(dataset, index, objects)
@@ -353,7 +355,7 @@ def copy_batch(
         if batch.to_copy:
             begin_rewrite(dataset)
         tracker = ProgressTracker(len(objects), sum(obj.size for obj in objects), on_progress)
-        with CopyEngine(source, dataset, config, tracker) as engine:
+        with CopyEngine(source, dataset, config, tracker, label_gate=label_gate) as engine:
             (result,) = copy_batches(
                 engine, source, dataset, [batch], config, tracker,
                 label_file_name=label_file_name, label_files=label_files,

@@ -71,11 +71,12 @@ def confined_source(
     *,
     max_connections: int,
     labels: LabelSpec,
+    tags_at_plan: bool = False,
 ) -> Iterator[Source]:
     """The source of ``url`` as ``user`` may read it; descriptors held until the block ends."""
     where = rules.local_root(url, user, project)
     if where is None:
-        yield open_source(url, max_connections=max_connections, labels=labels)
+        yield open_source(url, max_connections=max_connections, labels=labels, tags_at_plan=tags_at_plan)
         return
     fds: list[int] = []
     try:

@@ -34,7 +34,7 @@ from stagegate.ledger import (
     TaskKey,
     Tasks,
 )
-from stagegate.policies import Policy, PolicyDeniedError, Zone
+from stagegate.policies import LabelResolver, Policy, PolicyDeniedError, Zone
 from stagegate.queues import Dispatcher
 from stagegate.states import DatasetState
 from stagegate.transfer import SourceObject, copy_batch, plan_dataset, publish_batches, read_manifest
@@ -48,7 +48,7 @@ from stagegate.workers.lease import LeaseKeeper, TaskCancelledError
 from stagegate.workers.metrics import WorkerMetrics
 from stagegate.workers.portions import split_plan
 from stagegate.workers.settings import WorkerSettings
-from stagegate.workers.staging import LABELS, decide_plan, label_resolver, manifest_entries
+from stagegate.workers.staging import LABELS, OwnLabelGate, decide_plan, label_resolver, manifest_entries
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,7 @@ class NodeContext:
             job.project,
             max_connections=2 * self.settings.concurrency + 4,
             labels=LABELS,
+            tags_at_plan=self.policy.tags_at_plan,
         )
 
     def dataset_dir(self, job_id: str) -> tuple[str, Path, int, int]:
@@ -272,7 +273,11 @@ class NodeContext:
                 for e in self.manifests.entries(job.id, first=task.key_from, through=task.key_to)
             ]
             label_files = self._planned_label_files(job.id)
+            resolver = LabelResolver({d: f.content for d, f in label_files.items()}, self.policy.levels)
             with self.source_of(job) as source, LeaseKeeper(self.tasks, key, self.owner) as lease:
+                # An object whose own label (read as it is opened) the policy refuses fails the
+                # staging (PolicyDeniedError is permanent) with nothing of it written.
+                gate = OwnLabelGate(self.policy, resolver, Zone.staging(), source.labels_listed)
                 result = copy_batch(
                     source,
                     path,
@@ -282,6 +287,7 @@ class NodeContext:
                     on_progress=lease.on_progress,
                     label_file_name=LABELS.file_name,
                     label_files=label_files,
+                    label_gate=gate,
                 )
             self.metrics.bytes_copied(self.settings.node, 0 if result.already_done else result.bytes_copied)
             if not self.tasks.finish(key, self.owner, result.files, result.bytes):
@@ -331,7 +337,7 @@ class NodeContext:
             )
             self.manifests.record_copies(
                 job.id,
-                (CopiedEntry(r.key, r.blake3, r.verification.value) for r in read_manifest(path)),
+                (CopiedEntry(r.key, r.blake3, r.verification.value, r.label) for r in read_manifest(path)),
             )
             # Read-only to jobs from here on, and fingerprinted: a cache hit checks the copy
             # against it before anyone is handed this directory again.

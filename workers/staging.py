@@ -30,8 +30,11 @@ from stagegate.progress import ProgressCallback
 from stagegate.requests import StagingRequest
 from stagegate.states import StagingState
 from stagegate.transfer import (
+    LabelChangedError,
+    LabelGate,
     LabelSpec,
     Plan,
+    SourceObject,
     StageResult,
     TransferConfig,
     open_source,
@@ -39,9 +42,11 @@ from stagegate.transfer import (
     read_manifest,
     stage,
 )
+from stagegate.transfer.sources import Source
 from stagegate.urls import refuse_credentials
 
 __all__ = [
+    "OwnLabelGate",
     "Requester",
     "StagingOptions",
     "check_policy",
@@ -102,6 +107,37 @@ def manifest_entries(plan: Plan, resolver: LabelResolver) -> Iterator[ManifestEn
         )
 
 
+class OwnLabelGate:
+    """The policy's word on an object's own label as the engine opens it, before a byte of it
+    is written (:data:`transfer.engine.LabelGate`).
+
+    Where the plan read every own label (``labels_listed``: POSIX xattrs, S3 in the
+    ``object_tags: at_plan`` mode), the policy already decided on it, and any change since
+    fails the staging (:class:`LabelChangedError`). Where it did not (S3 tags, read only for
+    objects whose GET reports some), the label the object has now may only raise its
+    directory's: the raised label is put to the policy, and one above what ``zone`` accepts
+    refuses the staging (:class:`PolicyDeniedError` naming the object); one within it is
+    returned, to be recorded as the object's label.
+    """
+
+    def __init__(self, policy: Policy, resolver: LabelResolver, zone: Zone, labels_listed: bool) -> None:
+        self._policy = policy
+        self._resolver = resolver
+        self._zone = zone
+        self._labels_listed = labels_listed
+
+    def __call__(self, obj: SourceObject, own: str | None) -> str | None:
+        if own == obj.label:
+            return None  # what the plan decided on
+        if self._labels_listed:
+            raise LabelChangedError(f"{obj.key}: its label changed since planning ({obj.label!r} -> {own!r})")
+        label = self._resolver.resolve(obj.key, own).label
+        decision = self._policy.decide(self._zone, [(obj.key, label)])
+        if not decision.allowed:
+            raise PolicyDeniedError(decision)
+        return label
+
+
 def decide_plan(policy: Policy, plan: Plan, zone: Zone, resolver: LabelResolver) -> Decision:
     """The policy's decision on every object of ``plan``, streamed from its spill file."""
     return policy.decide(zone, ((o.key, resolver.resolve(o.key, o.label).label) for o in plan.entries()))
@@ -118,6 +154,8 @@ class StagingRun:
         self._jobs = Jobs(ledger)
         self._manifests = Manifests(ledger)
         self._plan: Plan | None = None
+        self._resolver: LabelResolver | None = None
+        self.denied = False  # audited as policy.denied
         self.job = self._jobs.create(
             kind="stage",
             actor=requester.actor,
@@ -152,16 +190,33 @@ class StagingRun:
     def on_plan(self, plan: Plan) -> None:
         """Between planning and the first byte: record the manifest, ask the policy."""
         self._plan = plan
-        resolver = label_resolver(plan, self._policy)
+        resolver = self._resolver = label_resolver(plan, self._policy)
         self._manifests.add(self.job.id, manifest_entries(plan, resolver))
         decision = decide_plan(self._policy, plan, Zone.staging(), resolver)
         details = {"offending": decision.offending_count, "highest_label": decision.highest_label}
         if not decision.allowed:
-            self._audit(AuditAction.POLICY_DENIED, decision="deny", reasons=decision.reasons, details=details)
-            self._update_job(plan, StagingState.DENIED)
+            self.deny(decision)
             raise PolicyDeniedError(decision)
         self._audit(AuditAction.POLICY_ALLOWED, decision="allow", details=details)
         self._update_job(plan, StagingState.TRANSFERRING)
+
+    def deny(self, decision: Decision) -> None:
+        """Record the policy's refusal: of the plan, or of an object whose own label, read as
+        it was opened, raised its label above what the zone accepts (nothing of it written)."""
+        assert self._plan is not None
+        details = {"offending": decision.offending_count, "highest_label": decision.highest_label}
+        self._audit(AuditAction.POLICY_DENIED, decision="deny", reasons=decision.reasons, details=details)
+        self._update_job(self._plan, StagingState.DENIED)
+        self.denied = True
+
+    def label_gate(self, source: Source) -> LabelGate:
+        """The gate for ``source``'s objects, once the plan is known (the resolver is the plan's)."""
+
+        def gate(obj: SourceObject, own: str | None) -> str | None:
+            assert self._resolver is not None  # the engine opens nothing before the plan
+            return OwnLabelGate(self._policy, self._resolver, Zone.staging(), source.labels_listed)(obj, own)
+
+        return gate
 
     def _update_job(self, plan: Plan, state: str) -> None:
         self._jobs.update(
@@ -172,7 +227,7 @@ class StagingRun:
         self._manifests.record_copies(
             self.job.id,
             (
-                CopiedEntry(key=r.key, blake3=r.blake3, verification=r.verification.value)
+                CopiedEntry(key=r.key, blake3=r.blake3, verification=r.verification.value, label=r.label)
                 for r in read_manifest(result.destination)
             ),
         )
@@ -218,7 +273,12 @@ def run_staging(
     options = options or StagingOptions()
     try:
         # Connections: one per file thread plus one per part thread.
-        source = open_source(request.source, max_connections=2 * options.concurrency + 4, labels=LABELS)
+        source = open_source(
+            request.source,
+            max_connections=2 * options.concurrency + 4,
+            labels=LABELS,
+            tags_at_plan=policy.tags_at_plan,
+        )
         result = stage(
             source,
             Path(request.destination),
@@ -226,9 +286,12 @@ def run_staging(
             on_progress,
             planned,
             label_file_name=LABELS.file_name,
+            label_gate=run.label_gate(source),
         )
-    except PolicyDeniedError:
-        raise  # audited as policy.denied
+    except PolicyDeniedError as exc:
+        if not run.denied:  # refused at copy time, by an object's own label
+            run.deny(exc.decision)
+        raise
     except BaseException as exc:  # whatever it was, the trail says the staging failed
         run.failed(exc)
         raise
@@ -237,9 +300,10 @@ def run_staging(
 
 
 def check_policy(policy: Policy, source_url: str) -> tuple[Plan, Decision]:
-    """What the policy would decide on staging ``source_url``, without moving a byte."""
+    """What the policy would decide on staging ``source_url``, without moving a byte: every
+    object's own label is read up front (one tagging request per S3 object)."""
     refuse_credentials(source_url, "source URL")
-    source = open_source(source_url, labels=LABELS)
+    source = open_source(source_url, labels=LABELS, tags_at_plan=True)
     with tempfile.TemporaryDirectory(prefix="stagegate-plan-") as scratch:
         plan = plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name)
         return plan, decide_plan(policy, plan, Zone.staging(), label_resolver(plan, policy))

@@ -221,6 +221,8 @@ class RunDirSource:
 
     prefers_ranged_reads = False  # a local file streams faster than it splits (README)
 
+    labels_listed = True  # own labels come with the listing, at no extra cost
+
     def __init__(self, run: RunDir, checkpoints: Sequence[CheckpointLike]) -> None:
         self.run = run
         self.url = str(run.path)

@@ -11,8 +11,11 @@ from stagegate.transfer.sources.local import LocalSource
 __all__ = ["ObjectReader", "PublishedChecksum", "Source", "open_source"]
 
 
-def open_source(url: str, max_connections: int = 64, labels: LabelSpec | None = None) -> Source:
-    """The source for ``url``; with ``labels``, objects come with their own labels."""
+def open_source(
+    url: str, max_connections: int = 64, labels: LabelSpec | None = None, *, tags_at_plan: bool = False
+) -> Source:
+    """The source for ``url``; with ``labels``, objects come with their own labels (from S3
+    only with ``tags_at_plan``: one tagging request per object; else read at copy time)."""
     if not url:
         raise InvalidInputError("empty source URL")
     scheme = urlsplit(url).scheme if "://" in url else ""
@@ -20,7 +23,7 @@ def open_source(url: str, max_connections: int = 64, labels: LabelSpec | None = 
     if scheme == "s3":
         from stagegate.transfer.sources.s3 import S3Source
 
-        return S3Source(url, max_connections=max_connections, labels=labels)
+        return S3Source(url, max_connections=max_connections, labels=labels, tags_at_plan=tags_at_plan)
     if scheme == "":
         return LocalSource(url, labels=labels)
     if scheme == "file":

@@ -44,6 +44,10 @@ class Source(Protocol):
     prefers_ranged_reads: bool
     """True where one stream per object is slower than several ranged reads (object
     stores); big objects from such a source are read in parallel parts."""
+    labels_listed: bool
+    """True if :meth:`list` gives every object's own label; False where reading them costs a
+    request per object (S3 tags), so they are asked for only at copy time, as each object
+    is opened (:meth:`ObjectReader.own_label`)."""
 
     def list(self) -> Iterator[SourceObject]:
         """Every object under the source, keys relative to it, in ascending key order."""

@@ -56,6 +56,8 @@ class _FsspecReader:
 class FsspecSource:
     prefers_ranged_reads = False  # the generic path: simple and correct over fast
 
+    labels_listed = True  # own labels come with the listing, at no extra cost
+
     def __init__(self, url: str, labels: LabelSpec | None = None) -> None:
         self.url = url
         self._fs, path = fsspec.core.url_to_fs(url)

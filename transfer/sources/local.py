@@ -103,6 +103,8 @@ class LocalSource:
     # hashed in one pass beats ranged parts that must be hashed again after assembly.
     prefers_ranged_reads = False
 
+    labels_listed = True  # own labels come with the listing, at no extra cost
+
     def __init__(
         self, path: str | os.PathLike[str], url: str | None = None, labels: LabelSpec | None = None
     ) -> None:

@@ -127,6 +127,7 @@ class S3Source:
         client: "S3Client | None" = None,
         max_connections: int = 64,
         labels: LabelSpec | None = None,
+        tags_at_plan: bool = False,
     ) -> None:
         self.url = url
         self.bucket, prefix = split_s3_url(url)
@@ -138,6 +139,9 @@ class S3Source:
         self._single_lock = threading.Lock()
         self._tag = labels.tag if labels else None
         self._tag_threads = max(1, min(32, max_connections // 2))
+        # Tags cost one request per object and a listing carries none, so by default they are
+        # read only at copy time, and only for objects whose GET says they have some.
+        self.labels_listed = self._tag is None or tags_at_plan
 
     def _dir_prefix(self) -> str:
         # "s3://b/data/train" means the folder data/train/, as aws s3 cp --recursive reads it.
@@ -147,9 +151,10 @@ class S3Source:
         dir_prefix = self._dir_prefix()
         found = False
         paginator = self._client.get_paginator("list_objects_v2")
-        # Listings carry no tags: each object's are asked for separately (one request per
-        # object), a page at a time in parallel, so their latencies overlap.
-        tagger = ThreadPoolExecutor(self._tag_threads) if self._tag else None
+        # Listings carry no tags: in the exhaustive mode each object's are asked for
+        # separately (one request per object), a page at a time in parallel, so their
+        # latencies overlap.
+        tagger = ThreadPoolExecutor(self._tag_threads) if self._tag and self.labels_listed else None
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=dir_prefix):
                 items = [i for i in page.get("Contents", []) if i["Key"] != dir_prefix]
@@ -175,7 +180,7 @@ class S3Source:
         if head is None:
             raise SourceNotFoundError(f"nothing under {self.url}")
         self._single = True
-        label = self._label_of(self._prefix) if self._tag else None
+        label = self._label_of(self._prefix) if self._tag and self.labels_listed else None
         yield self._object(
             self._object_name(), {"Size": head["ContentLength"], "ETag": head.get("ETag")}, label
         )
@@ -223,7 +228,14 @@ class S3Source:
         return combined_label(t["Value"] for t in tags if is_label_name(t["Key"], self._tag))
 
     def own_label(self, obj: SourceObject) -> str | None:
-        return self._label_of(self._full_key(obj)) if self._tag else None
+        if not self._tag:
+            return None
+        full_key = self._full_key(obj)
+        # A HEAD says whether the object has tags at all: untagged objects cost no tag request.
+        head = self._head(full_key)  # the ranged GETs that follow carry If-Match
+        if head is None:
+            raise SourceChangedError(f"{obj.key}: deleted since it was listed")
+        return self._label_of(full_key) if head.get("TagCount") else None
 
     def find(self, key: str) -> SourceObject | None:
         head = self._head(self._dir_prefix() + key)

@@ -43,6 +43,24 @@ def test_labels_only_rise_on_the_service(
     with cluster.http(token) as http:
         response = http.post("/v1/stagings", json={"source": source, "nodes": ["a"]})
 
+    if root_label == "public":
+        # S3 tags are read at copy time, as each object is opened (the plan reads none): the
+        # plan is allowed, and the node's copy step refuses the tagged objects before a byte
+        # of them is written, failing the staging with the policy's reason.
+        assert response.status_code == 202, response.text
+        staging_id = response.json()["id"]
+        final = cluster.wait_terminal(token, staging_id, timeout=120)
+        assert final["state"] == "failed", dump(final) + cluster.logs()
+        assert any("denied by policy" in e and "confidential" in e for e in final["errors"]), dump(final)
+        assert not [p for p in copied_files(cluster.roots["a"]) if p.name in files], (
+            "a denied object was written"
+        )
+        assert audit_actions(cluster.ledger, staging_id) == [
+            "stage.requested",
+            "policy.allowed",
+            "stage.failed",
+        ]
+        return
     assert response.status_code == 403, response.text
     detail = response.json()["detail"]
     assert sorted(r.split(" ")[0] for r in detail["reasons"]) == ["x.bin", "y.bin"], detail

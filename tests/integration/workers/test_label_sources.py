@@ -54,11 +54,18 @@ def set_labels(ds: Dataset, key: str, labels: dict[str, str]) -> None:
         )
 
 
-def denied_reasons(ds: Dataset, dest: Path, job: str) -> list[str]:
+def denied_reasons(ds: Dataset, dest: Path, job: str, tagged: str | None = None) -> list[str]:
+    """The reasons of the denial; ``tagged``: the key denied by its own label, which on S3
+    (a tag, read as the object is opened) refuses it at copy time with nothing of it written."""
     with pytest.raises(PolicyDeniedError) as denied:
         stage_with(ds, dest, job)
-    nothing_written(dest, existed=False)
-    assert [e.action for e in events_of(job)] == ["stage.requested", "policy.denied"]
+    if tagged is not None and ds.kind == "s3":
+        assert not is_ready(dest)
+        assert not (dest / tagged).exists()
+        assert [e.action for e in events_of(job)] == ["stage.requested", "policy.allowed", "policy.denied"]
+    else:
+        nothing_written(dest, existed=False)
+        assert [e.action for e in events_of(job)] == ["stage.requested", "policy.denied"]
     return list(denied.value.decision.reasons)
 
 
@@ -68,7 +75,7 @@ def test_label_named_in_another_case_counts(dataset: Dataset, tmp_path: Path, na
     dataset.label_file("", b"public\n")
     set_labels(dataset, "sub/b.bin", {name: "confidential"})
 
-    reasons = denied_reasons(dataset, tmp_path / "dest", "job-case")
+    reasons = denied_reasons(dataset, tmp_path / "dest", "job-case", tagged="sub/b.bin")
 
     assert len(reasons) == 1 and reasons[0].startswith("sub/b.bin ") and "confidential" in reasons[0]
 
@@ -91,7 +98,7 @@ def test_two_labels_that_disagree_are_refused(dataset: Dataset, tmp_path: Path) 
     dataset.label_file("", b"public\n")
     set_labels(dataset, "sub/b.bin", {"classification": "public", "Classification": "confidential"})
 
-    (reason,) = denied_reasons(dataset, tmp_path / "dest", "job-two")
+    (reason,) = denied_reasons(dataset, tmp_path / "dest", "job-two", tagged="sub/b.bin")
 
     assert reason.startswith("sub/b.bin ") and "confidential, public" in reason
 

@@ -229,6 +229,12 @@ def test_own_lower_label_never_lowers_its_directorys(dataset: Dataset, tmp_path:
     nothing_written(dest, existed=False)
     assert any(r.startswith("sub/b.bin ") and "confidential" in r for r in denied.value.decision.reasons)
     entries = manifest_of(job_of(events_of("job-own")).id)
+    if dataset.kind == "s3":
+        # S3 tags are read at copy time (test_tags_at_copy.py): the plan, denied by sub/'s
+        # label file, never asked for them.
+        assert {e.key: e.label for e in entries} == {"a.txt": "public", "sub/b.bin": "confidential"}
+        assert {e.key: e.own_label for e in entries} == {"a.txt": None, "sub/b.bin": None}
+        return
     assert {e.key: e.label for e in entries} == {"a.txt": "internal", "sub/b.bin": "confidential"}
     assert {e.key: e.own_label for e in entries} == {"a.txt": "internal", "sub/b.bin": "public"}
 
@@ -298,7 +304,14 @@ def test_one_offending_object_denies_the_whole_dataset(
     with pytest.raises(PolicyDeniedError) as denied:
         stage_with(dataset, dest, "job-denied")
 
-    nothing_written(dest, existed)
+    # An S3 tag is read only as its object is opened: the plan is allowed, the object is
+    # refused before a byte of it is written (other objects may be copied; nothing is READY).
+    at_copy = dataset.kind == "s3" and case == "confidential-own-label"
+    if at_copy:
+        assert not is_ready(dest)
+        assert not set(offending) & set(data_files(dest) if dest.exists() else {})
+    else:
+        nothing_written(dest, existed)
     decision = denied.value.decision
     assert not decision.allowed
     assert decision.offending_count == len(offending)
@@ -311,8 +324,9 @@ def test_one_offending_object_denies_the_whole_dataset(
         assert not any(r.startswith(f"{key} ") for r in decision.reasons), decision.reasons
 
     events = events_of("job-denied")
-    assert [e.action for e in events] == ["stage.requested", "policy.denied"]
-    refused = events[1]
+    expected = ["stage.requested", "policy.allowed", "policy.denied"] if at_copy else None
+    assert [e.action for e in events] == (expected or ["stage.requested", "policy.denied"])
+    refused = events[-1]
     assert refused.decision == "deny"
     assert list(refused.reasons) == list(decision.reasons)
     assert refused.details["offending"] == len(offending)
@@ -323,8 +337,8 @@ def test_one_offending_object_denies_the_whole_dataset(
     labels = {e.key: e.label for e in manifest_of(job.id)}
     assert sorted(labels) == sorted(FILES)
     for key, label in offending.items():
-        assert labels[key] == label
-    assert all(e.blake3 is None for e in manifest_of(job.id))
+        assert labels[key] == ("public" if at_copy else label)  # at copy: the plan's, never staged
+    assert at_copy or all(e.blake3 is None for e in manifest_of(job.id))
     assert chain_intact()
 
 
@@ -389,7 +403,10 @@ def test_label_flipped_after_the_policy_allowed_is_caught(
         else:
             dataset.set_label(flipped, "confidential")
 
-    with pytest.raises(LabelChangedError) as changed:
+    # An S3 tag is not read at planning: one set since is the object's label, put to the
+    # policy as the object is opened (test_tags_at_copy.py), not a change.
+    tag_at_copy = dataset.kind == "s3" and flipped != LABEL_FILE_NAME
+    with pytest.raises(PolicyDeniedError if tag_at_copy else LabelChangedError) as changed:
         stage_with(dataset, dest, "job-flip", on_plan=flip)
 
     assert len(seen) == 1
@@ -404,6 +421,11 @@ def test_label_flipped_after_the_policy_allowed_is_caught(
         assert data == FILES[key]
 
     events = events_of("job-flip")
+    if tag_at_copy:
+        assert [e.action for e in events] == ["stage.requested", "policy.allowed", "policy.denied"]
+        assert any(flipped in r and "confidential" in r for r in events[2].reasons), events[2].reasons
+        assert job_of(events).state == "denied"
+        return
     assert [e.action for e in events] == ["stage.requested", "policy.allowed", "stage.failed"]
     failed = events[2]
     assert any(flipped in r for r in failed.reasons), failed.reasons

@@ -52,6 +52,12 @@ def test_minimal_policy_has_default_levels_and_no_egress() -> None:
     assert policy.max_level(Zone.egress("s3://anything")) is None
 
 
+def test_object_tags_are_read_at_copy_time_unless_the_policy_asks_for_the_plan() -> None:
+    assert not Policy.default().tags_at_plan
+    assert not Policy.parse(b"version: 1\nstaging: public\nobject_tags: at_copy\n").tags_at_plan
+    assert Policy.parse(b"version: 1\nstaging: public\nobject_tags: at_plan\n").tags_at_plan
+
+
 def test_from_file(tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
     path.write_bytes(GOOD)
@@ -78,6 +84,7 @@ def test_from_file_errors_name_the_path(tmp_path: Path) -> None:
         (b"- public\n", "must be a YAML mapping"),
         (b"version: 1\nstaging: public\nstagin: internal\n", r"unknown key\(s\) 'stagin'; allowed keys are"),
         (b"version: 2\nstaging: public\n", "version must be 1"),
+        (b"version: 1\nstaging: public\nobject_tags: always\n", "object_tags must be one of at_copy"),
         (b"version: true\nstaging: public\n", "version must be 1"),
         (b"staging: public\n", "version must be 1"),
         (b"version: 1\n", "staging is required"),
