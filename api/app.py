@@ -22,6 +22,7 @@ from stagegate.api.services import Services
 from stagegate.confinement import SourceRules
 from stagegate.ledger import AuditTrail, Ledger, Nodes, Stagings, Tokens, open_ledger
 from stagegate.ledger.checkpoints import Checkpoints
+from stagegate.ledger.pins import PinLeases
 from stagegate.queues import Dispatcher, make_celery
 from stagegate.settings import load_settings
 
@@ -75,16 +76,20 @@ def create_app(
         celery_app = make_celery(env.broker_url.get_secret_value())
         owned.append(celery_app.close)
         dispatcher = Dispatcher(celery_app)
+    stagings_store = Stagings(ledger, lease_seconds, source_rules)
     services = Services(
         ledger=ledger,
         dispatcher=dispatcher,
         # Dispatcher keeps its Celery app private; readiness needs it to open a connection.
         celery=dispatcher.app,
-        stagings=Stagings(ledger, lease_seconds, source_rules),
+        stagings=stagings_store,
         nodes=Nodes(ledger),
         audit=AuditTrail(ledger),
         checkpoints=Checkpoints(ledger, origin=env.checkpoint_origin),
         tokens=Tokens(ledger),
+        pins=PinLeases(ledger, stagings_store),
+        pin_ttl=env.pin_ttl,
+        pin_ttl_max=env.pin_ttl_max,
         decision_wait=decision_wait,
         lease_seconds=lease_seconds,
     )

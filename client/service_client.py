@@ -177,17 +177,22 @@ class ServiceClient:
         mode: str = "replicate",
         job: str | None = None,
         idempotency_key: str | None = None,
+        pin_ttl: float | None = None,
     ) -> Staging:
         """Ask for ``source`` to be staged onto ``nodes``. Returns at once (the staging runs
         on the service), except that a policy denial raises :class:`StagingDeniedError`.
-        The same ``idempotency_key`` again returns the first staging instead of a new one."""
-        body = {
+        The same ``idempotency_key`` again returns the first staging instead of a new one.
+        ``pin_ttl`` (seconds) is how long the nodes hold it before the service releases it
+        (default: the service's ``STAGEGATE_PIN_TTL``); :meth:`renew` extends it."""
+        body: dict[str, Any] = {
             "source": source,
             "nodes": list(nodes),
             "mode": mode,
             "job": job,
             "idempotency_key": idempotency_key,
         }
+        if pin_ttl is not None:
+            body["pin_ttl_seconds"] = pin_ttl
         data = self._request("POST", "/v1/stagings", json=body, idempotent=idempotency_key is not None)
         return Staging.from_json(data)
 
@@ -232,6 +237,13 @@ class ServiceClient:
     def release(self, id: str) -> Staging:
         """Release the staging ``id``: its pins are dropped and the nodes may evict it."""
         return Staging.from_json(self._request("DELETE", _staging_path(id)))
+
+    def renew(self, id: str, pin_ttl: float | None = None) -> Staging:
+        """Extend the staging's pin lease to now + ``pin_ttl`` seconds (default: the TTL it had)."""
+        body = {} if pin_ttl is None else {"pin_ttl_seconds": pin_ttl}
+        # Safe to repeat: a second renewal sets the same expiry, give or take the delay.
+        path = _staging_path(id) + "/renew"
+        return Staging.from_json(self._request("POST", path, json=body, idempotent=True))
 
     def nodes(self) -> list[Node]:
         """Every node that ever registered, with its cache."""

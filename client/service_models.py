@@ -158,6 +158,27 @@ class NodeStaging:
 
 
 @dataclass(frozen=True, slots=True)
+class Pin:
+    """How long the staging's nodes hold its data: the service releases it at ``expires_at``."""
+
+    ttl_seconds: int
+    expires_at: datetime | None
+    renewed_at: datetime | None = None
+    renewals: int = 0
+
+    @classmethod
+    def parse(cls, f: _Fields) -> "Pin | None":
+        if not f.data:
+            return None
+        return cls(
+            ttl_seconds=f.integer("ttl_seconds"),
+            expires_at=f.time("expires_at"),
+            renewed_at=f.time("renewed_at"),
+            renewals=f.integer("renewals"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Staging:
     """A staging as the service last described it. ``raw`` is the JSON it came from."""
 
@@ -175,6 +196,7 @@ class Staging:
     nodes: tuple[NodeStaging, ...] = ()
     errors: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
+    pin: Pin | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -204,6 +226,7 @@ class Staging:
             nodes=tuple(NodeStaging.parse(n) for n in f.objects("nodes")),
             errors=f.texts("errors"),
             reasons=f.texts("reasons"),
+            pin=Pin.parse(f.child("pin")),
             raw=dict(f.data),
         )
 
@@ -243,6 +266,14 @@ class Staging:
             ],
             "errors": list(self.errors),
             "reasons": list(self.reasons),
+            "pin": None
+            if self.pin is None
+            else {
+                "ttl_seconds": self.pin.ttl_seconds,
+                "expires_at": _iso(self.pin.expires_at),
+                "renewed_at": _iso(self.pin.renewed_at),
+                "renewals": self.pin.renewals,
+            },
         }
         return {**built, **self.raw}
 

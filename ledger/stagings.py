@@ -24,7 +24,15 @@ from stagegate.ledger.admission import NoRoomError, choose_evictions
 from stagegate.ledger.audit import AuditTrail
 from stagegate.ledger.database import Ledger
 from stagegate.ledger.events import job_event
-from stagegate.ledger.models import AuditEventRow, JobRow, NodeDatasetRow, NodeRow, PinRow, TaskRow
+from stagegate.ledger.models import (
+    AuditEventRow,
+    JobRow,
+    NodeDatasetRow,
+    NodeRow,
+    PinLeaseRow,
+    PinRow,
+    TaskRow,
+)
 from stagegate.ledger.nodes import dataset_path, held_in, require_known
 from stagegate.ledger.redact import redact_text
 from stagegate.ledger.tasks import BatchRange, TaskKey, Tasks, new_task
@@ -126,10 +134,13 @@ class Stagings:
         mode: Mode = "replicate",
         job_ref: str | None = None,
         idempotency_key: str | None = None,
+        pin_ttl_seconds: int | None = None,
     ) -> tuple[Staging, bool, list[TaskKey]]:
         """Record a staging and its plan task; (staging, created, tasks to send).
 
-        The same ``idempotency_key`` from the same user returns the first staging, created False.
+        The same ``idempotency_key`` from the same user returns the first staging, created False
+        (its pin lease unchanged). With ``pin_ttl_seconds`` its pins are leased for that long
+        from now (``ledger.pins``); without, they last until released.
         """
         refuse_credentials(source, "source URL")
         self._sources.check(source, who.user, who.project)
@@ -170,6 +181,8 @@ class Stagings:
         try:
             with self._ledger.sessions.begin() as session:
                 session.add(job)
+                if pin_ttl_seconds is not None:
+                    session.add(PinLeaseRow.starting(job.id, pin_ttl_seconds, now))
                 session.add(new_task(plan, TaskState.QUEUED, lease=self._tasks.lease.total_seconds()))
                 session.flush()
                 AuditTrail.append_in(
@@ -224,18 +237,22 @@ class Stagings:
         if who.role == "auditor":
             raise PermissionError("auditors read; they do not release stagings")
         with self._ledger.sessions.begin() as session:
-            job = self._lock(session, job_id)
-            if job.state in (StagingState.RELEASED, StagingState.DENIED, StagingState.FAILED):
-                return self.view(job_id)  # nothing is pinned or running; its outcome stays on record
-            was = job.state
-            self._let_go(session, job, keep_for_others=True)
-            job.state, job.updated_at = StagingState.RELEASED, _now()
-            session.flush()
-            AuditTrail.append_in(
-                session.connection(),
-                job_event(job, AuditAction.STAGE_RELEASED, details={"by": who.user, "was": was}),
-            )
+            self.release_locked(session, self._lock(session, job_id), {"by": who.user})
         return self.view(job_id)
+
+    def release_locked(self, session: Session, job: JobRow, details: dict[str, object]) -> bool:
+        """Release ``job``, whose row the caller holds locked (``ledger.pins`` expires leases
+        through this); ``details`` say by whom and why. False if nothing was held any more."""
+        if job.state in (StagingState.RELEASED, StagingState.DENIED, StagingState.FAILED):
+            return False  # nothing is pinned or running; its outcome stays on record
+        was = job.state
+        self._let_go(session, job, keep_for_others=True)
+        job.state, job.updated_at = StagingState.RELEASED, _now()
+        session.flush()
+        AuditTrail.append_in(
+            session.connection(), job_event(job, AuditAction.STAGE_RELEASED, details={**details, "was": was})
+        )
+        return True
 
     # -- the workers' side ---------------------------------------------------------------
 
@@ -325,6 +342,7 @@ class Stagings:
             roots = dict(session.execute(select(NodeRow.name, NodeRow.root)).all())
             capacities = dict(session.execute(select(NodeRow.name, NodeRow.capacity)).all())
             hits: list[str] = []
+            copied: list[str] = []  # nodes where this staging writes the dataset itself
             for portion in portions:
                 node = portion.node
                 existing = session.get(NodeDatasetRow, (node, portion.digest), with_for_update=True)
@@ -342,6 +360,7 @@ class Stagings:
                         new_task(TaskKey(job.id, "verify", node, 0), TaskState.WAITING, share(portion))
                     )
                 elif existing is None:
+                    copied.append(node)
                     evict = choose_evictions(node, capacities[node], held_in(session, node), portion.bytes)
                     if evict:
                         session.execute(
@@ -379,7 +398,8 @@ class Stagings:
                     decision="allow",
                     # What each node now holds for this staging (pinned from here until release):
                     # usage reports bill NVMe byte-hours from it.
-                    details={**details, "cache_hits": hits, "node_bytes": node_bytes},
+                    # Usage tells bytes moved from the source ("copied") from bytes reused.
+                    details={**details, "cache_hits": hits, "copied": copied, "node_bytes": node_bytes},
                 ),
             )
             # Every node a hit: ready in the same commit, so nobody ever sees it "transferring".

@@ -23,6 +23,8 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET", "/v1/stagings"): (401, 401, 200, 200, 200, 200, 200),
     ("GET", "/v1/stagings/{sams}"): (401, 401, 404, 200, 404, 200, 200),
     ("DELETE", "/v1/stagings/{sams}"): (401, 401, 404, 200, 403, 403, 200),
+    # Renewing a pin lease: as releasing, the owner or an admin; someone else's is not found.
+    ("POST", "/v1/stagings/{sams}/renew"): (401, 401, 404, 200, 403, 403, 200),
     ("GET", "/v1/nodes"): (401, 401, 200, 200, 200, 200, 200),
     ("GET", "/v1/audit"): (401, 401, 403, 403, 403, 200, 200),
     ("GET", "/v1/audit/verify"): (401, 401, 403, 403, 403, 200, 200),
@@ -96,6 +98,8 @@ def test_role_matrix(shared_world: World, method: str, path: str, caller: str, e
         response = w.client.post(path, json=DECLASSIFICATION, headers=w.headers(caller))
     elif method == "POST" and " from " in path:
         response = w.post(caller, source=local_source(path, caller))
+    elif method == "POST" and path.endswith("/renew"):
+        response = w.client.post(path, json={"pin_ttl_seconds": 7200}, headers=w.headers(caller))
     elif method == "POST":
         response = w.post(caller)
     else:
@@ -129,6 +133,13 @@ def test_role_matrix(shared_world: World, method: str, path: str, caller: str, e
         assert after.state == ("released" if released else "pending")
         if released:
             assert response.json()["state"] == "released"
+        if path.endswith("/renew"):
+            renewals = [
+                e.details["by"] for e in AuditTrail(w.ledger).query(job=target.id, action="stage.renewed")
+            ]
+            assert renewals == ([USERS[caller]] if expected == 200 else [])
+            if expected == 200:
+                assert response.json()["pin"]["ttl_seconds"] == 7200
 
 
 def test_401_says_how_to_get_a_token(world: World) -> None:
