@@ -393,12 +393,21 @@ def audit_event(data: object, where: str) -> AuditEvent:
 
 
 def usage_row(data: object, where: str) -> UsageRow:
-    """One row of ``GET /v1/usage``."""
+    """One row of ``GET /v1/usage``. A server that reports only the old ``bytes_staged`` (moved
+    and reused bytes in one figure) is refused by name: splitting it is not possible here, and
+    showing it as either column would be wrong."""
     f = _Fields(data, where)
+    if "bytes_staged" in f.data and "bytes_from_source" not in f.data:
+        raise ServiceProtocolError(
+            f"unexpected answer from the server: {where} has bytes_staged but no bytes_from_source "
+            "(an older stagegate service, which counts cache hits as staged bytes): upgrade the service, "
+            "or read the ledger with --local"
+        )
     return UsageRow(
         period=f.required_text("period"),
         key=f.required_text("key"),
-        bytes_staged=f.integer("bytes_staged"),
+        bytes_from_source=f.integer("bytes_from_source"),
+        bytes_from_cache=f.integer("bytes_from_cache"),
         bytes_egressed=f.integer("bytes_egressed"),
         nvme_gb_hours=f.opt_number("nvme_gb_hours") or 0.0,
         stagings=f.integer("stagings"),
