@@ -17,7 +17,7 @@ from stagegate.api.edge import DEFAULT_MAX_BODY_BYTES, RequestGuard
 from stagegate.api.errors import install_error_handlers
 from stagegate.api.metrics import build_registry
 from stagegate.api.metrics import router as metrics_router
-from stagegate.api.routes import audit, declassifications, egress, health, nodes, stagings, usage
+from stagegate.api.routes import audit, declassifications, egress, health, nodes, stagings, tokens, usage
 from stagegate.api.services import Services
 from stagegate.confinement import SourceRules
 from stagegate.ledger import AuditTrail, Ledger, Nodes, Stagings, Tokens, open_ledger
@@ -116,7 +116,7 @@ def create_app(
     app.state.metrics_registry = build_registry(ledger)  # GET /metrics, read at scrape time
     install_error_handlers(app)
     app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes)  # outermost of ours: runs first
-    for module in (stagings, nodes, audit, health, usage, egress, declassifications):
+    for module in (stagings, nodes, audit, health, usage, egress, declassifications, tokens):
         app.include_router(module.router)
     app.include_router(metrics_router)
     return app

@@ -30,6 +30,7 @@ from stagegate.client.errors import (
     ServiceError,
     service_exit_code,
 )
+from stagegate.client.list_command import list_stagings
 from stagegate.client.policy_commands import policy
 from stagegate.client.service_commands import nodes, release, renew, status
 from stagegate.client.stage_command import stage
@@ -66,6 +67,7 @@ def cli(verbose: int) -> None:
 
 cli.add_command(stage)
 cli.add_command(status)
+cli.add_command(list_stagings)
 cli.add_command(release)
 cli.add_command(renew)
 cli.add_command(nodes)

@@ -35,9 +35,10 @@ from stagegate.client.errors import (
     StagingDeniedError,
     WaitTimeoutError,
 )
-from stagegate.client.service_models import Node, Staging, audit_event, usage_row
+from stagegate.client.service_models import Node, Staging, audit_event, token_info, usage_row
 from stagegate.errors import InvalidInputError, NotFoundError
 from stagegate.ledger import AuditEvent
+from stagegate.ledger.tokens import TokenInfo
 from stagegate.ledger.usage import UsageRow
 from stagegate.urls import has_credentials
 
@@ -244,6 +245,17 @@ class ServiceClient:
         # Safe to repeat: a second renewal sets the same expiry, give or take the delay.
         path = _staging_path(id) + "/renew"
         return Staging.from_json(self._request("POST", path, json=body, idempotent=True))
+
+    def tokens(self, include_revoked: bool = False) -> list[TokenInfo]:
+        """Your user's tokens (an admin's: everyone's), without their secrets."""
+        data = self._request("GET", "/v1/tokens", params={"revoked": "true"} if include_revoked else None)
+        return [token_info(t, f"tokens[{i}]") for i, t in enumerate(_list_field(data, "tokens"))]
+
+    def revoke_token(self, token_id: str) -> TokenInfo:
+        """Revoke a token of your user's (an admin: anyone's) by its id."""
+        if not token_id.strip():
+            raise InvalidInputError("a token id must not be empty")
+        return token_info(self._request("DELETE", "/v1/tokens/" + quote(token_id, safe="")), "token")
 
     def nodes(self) -> list[Node]:
         """Every node that ever registered, with its cache."""

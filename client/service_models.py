@@ -13,6 +13,7 @@ from typing import Any
 
 from stagegate.client.errors import TERMINAL_STATES, ServiceProtocolError
 from stagegate.ledger import AuditEvent
+from stagegate.ledger.tokens import TokenInfo
 from stagegate.ledger.usage import UsageRow
 from stagegate.states import DatasetState, NodeStagingState
 
@@ -412,4 +413,21 @@ def usage_row(data: object, where: str) -> UsageRow:
         nvme_gb_hours=f.opt_number("nvme_gb_hours") or 0.0,
         stagings=f.integer("stagings"),
         egresses=f.integer("egresses"),
+    )
+
+
+def token_info(data: object, where: str) -> TokenInfo:
+    """One token of ``GET /v1/tokens``: never a secret (the server sends none)."""
+    f = _Fields(data, where)
+    created = f.time("created_at")
+    if created is None:
+        raise f._bad("created_at", "an ISO-8601 time")
+    return TokenInfo(
+        id=f.required_text("id"),
+        user=f.required_text("user"),
+        role=f.required_text("role"),
+        project=f.opt_text("project"),
+        created_at=created,
+        last_used_at=f.time("last_used_at"),
+        revoked_at=f.time("revoked_at"),
     )

@@ -26,6 +26,9 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     # Renewing a pin lease: as releasing, the owner or an admin; someone else's is not found.
     ("POST", "/v1/stagings/{sams}/renew"): (401, 401, 404, 200, 403, 403, 200),
     ("GET", "/v1/nodes"): (401, 401, 200, 200, 200, 200, 200),
+    # Tokens: everyone lists their own (an admin all); only the owner or an admin revokes one.
+    ("GET", "/v1/tokens"): (401, 401, 200, 200, 200, 200, 200),
+    ("DELETE", "/v1/tokens/{sams}"): (401, 401, 404, 200, 404, 404, 200),
     ("GET", "/v1/audit"): (401, 401, 403, 403, 403, 200, 200),
     ("GET", "/v1/audit/verify"): (401, 401, 403, 403, 403, 200, 200),
     ("GET", "/v1/audit/checkpoint"): (401, 401, 403, 403, 403, 200, 200),
@@ -85,7 +88,11 @@ def test_role_matrix(shared_world: World, method: str, path: str, caller: str, e
     w = shared_world
     target = None
     egress_target = None
-    if path == "/v1/egress/{sams}":
+    token_target = None
+    if path == "/v1/tokens/{sams}":
+        token_target = Tokens(w.ledger).create(USERS["scientist"], "scientist", "vision")
+        path = path.replace("{sams}", token_target.id)
+    elif path == "/v1/egress/{sams}":
         egress_target, _ = Egresses(w.ledger).submit(w.principals["scientist"], {**EGRESS, "job_ref": None})
         path = path.replace("{sams}", egress_target.id)
     elif "{sams}" in path:
@@ -127,6 +134,9 @@ def test_role_matrix(shared_world: World, method: str, path: str, caller: str, e
         assert len(made) == (1 if expected == 201 else 0)
         if made:
             assert made[0].role == caller and made[0].details["to"] == "public"
+    if token_target is not None:
+        still = Tokens(w.ledger).authenticate(token_target.token)
+        assert (still is None) == (expected == 200), "revoked exactly when the answer says so"
     if target is not None:
         after = Stagings(w.ledger).view(target.id)
         released = method == "DELETE" and expected == 200
