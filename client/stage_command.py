@@ -282,8 +282,8 @@ def stage(
     only, never a flag: it would land in shell history); the nodes' workers copy and verify
     it into their caches, and `stagegate status ID` follows it. --to always stages here, even
     with STAGEGATE_URL set. --policy, --concurrency, --part-size, --multipart-threshold,
-    --bandwidth and --durability apply to --to only; --mode, --idempotency-key, --wait and
-    --server to --node only.
+    --bandwidth and --durability apply to --to only; --mode, --idempotency-key, --pin-ttl,
+    --wait and --server to --node only.
 
     SOURCE is s3://bucket/prefix (credentials from the standard AWS chain; AWS_ENDPOINT_URL
     selects an S3-compatible store), a local or NFS path (or file:///path), or any other
