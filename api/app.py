@@ -17,12 +17,13 @@ from stagegate.api.edge import DEFAULT_MAX_BODY_BYTES, RequestGuard
 from stagegate.api.errors import install_error_handlers
 from stagegate.api.metrics import build_registry
 from stagegate.api.metrics import router as metrics_router
-from stagegate.api.routes import audit, declassifications, egress, health, nodes, stagings, usage
+from stagegate.api.routes import audit, declassifications, egress, health, nodes, stagings, tokens, usage
 from stagegate.api.services import Services
 from stagegate.api.ui import install_ui
 from stagegate.confinement import SourceRules
 from stagegate.ledger import AuditTrail, Ledger, Nodes, StagingRequests, StagingViews, Tokens, open_ledger
 from stagegate.ledger.checkpoints import Checkpoints
+from stagegate.ledger.pins import PinLeases
 from stagegate.queues import Dispatcher, make_celery
 from stagegate.settings import load_settings
 
@@ -87,6 +88,9 @@ def create_app(
         audit=AuditTrail(ledger),
         checkpoints=Checkpoints(ledger, origin=env.checkpoint_origin),
         tokens=Tokens(ledger),
+        pins=PinLeases(ledger),
+        pin_ttl=env.pin_ttl,
+        pin_ttl_max=env.pin_ttl_max,
         decision_wait=decision_wait,
         lease_seconds=lease_seconds,
     )
@@ -113,7 +117,7 @@ def create_app(
     app.state.metrics_registry = build_registry(ledger)  # GET /metrics, read at scrape time
     install_error_handlers(app)
     app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes)  # outermost of ours: runs first
-    for module in (stagings, nodes, audit, health, usage, egress, declassifications):
+    for module in (stagings, nodes, audit, health, usage, egress, declassifications, tokens):
         app.include_router(module.router)
     app.include_router(metrics_router)
     install_ui(app)  # the read-only pages under /ui/

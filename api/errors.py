@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from stagegate.confinement import SourceNotPermittedError
 from stagegate.errors import ExistsError, InvalidInputError, NotFoundError, TooLargeError
+from stagegate.ledger.pins import PinReleasedError
 from stagegate.ledger.redact import redact_text
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ def _status_of(exc: Exception) -> int:
         return status.HTTP_404_NOT_FOUND
     if isinstance(exc, SourceNotPermittedError):
         return status.HTTP_403_FORBIDDEN
-    if isinstance(exc, ExistsError):
+    if isinstance(exc, ExistsError | PinReleasedError):
         return status.HTTP_409_CONFLICT
     return status.HTTP_500_INTERNAL_SERVER_ERROR
 
@@ -125,7 +126,7 @@ async def _internal_error(_request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for error in (InvalidInputError, NotFoundError, ExistsError, SourceNotPermittedError):
+    for error in (InvalidInputError, NotFoundError, ExistsError, SourceNotPermittedError, PinReleasedError):
         app.add_exception_handler(error, _stagegate_error)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(Exception, _internal_error)

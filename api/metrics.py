@@ -90,7 +90,7 @@ NODE_GAUGES = {
     "capacity_bytes": "Bytes the node's cache may hold (--capacity).",
     "used_bytes": "Bytes the node's cached datasets occupy, being written or evicted included.",
     "pinned_bytes": "Bytes of the node's datasets pinned by stagings not yet released.",
-    "alive": "1 if the node's worker heartbeated within the last minute, else 0.",
+    "alive": "1 if the node's worker heartbeated within the liveness window (15 s), else 0.",
 }
 
 

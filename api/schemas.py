@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from pydantic_core import PydanticCustomError
 
 from stagegate.ledger import AuditEvent, ChainVerdict, NodeView, Staging
+from stagegate.ledger.pins import Lease
 from stagegate.requests import StagingMode, StagingRequest
 from stagegate.states import DatasetState, NodeStagingState, StagingState
 
@@ -84,6 +85,14 @@ class StagingRequestIn(BaseModel):
         "instead of a new one.",
     )
 
+    pin_ttl_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="How long the nodes hold the data for you, from now: after it the service releases "
+        "the staging (renew with POST /v1/stagings/{id}/renew). Default: the operator's "
+        "STAGEGATE_PIN_TTL; more than STAGEGATE_PIN_TTL_MAX is refused (400).",
+    )
+
     @field_validator("nodes")
     @classmethod
     def _distinct(cls, nodes: list[str]) -> list[str]:
@@ -106,7 +115,26 @@ class StagingRequestIn(BaseModel):
         )
 
 
+class RenewRequest(BaseModel):
+    """Extend a staging's pin lease to now + ``pin_ttl_seconds``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pin_ttl_seconds: float | None = Field(
+        default=None, gt=0, description="The new TTL from now; default: the TTL it had."
+    )
+
+
 # -- responses -----------------------------------------------------------------------------
+
+
+class PinOut(BaseModel):
+    """How long the staging's nodes hold its data: the lease the service ends it by."""
+
+    ttl_seconds: int
+    expires_at: datetime = Field(description="When the service releases it unless renewed first.")
+    renewed_at: datetime | None
+    renewals: int
 
 
 class ProgressOut(BaseModel):
@@ -144,6 +172,9 @@ class StagingOut(BaseModel):
     nodes: list[NodeStagingOut]
     errors: list[str]
     reasons: list[str] = Field(description="Why the policy denied it, when it did.")
+    pin: PinOut | None = Field(
+        default=None, description="Its pin lease; null for a staging from before leases existed."
+    )
 
 
 class StagingList(BaseModel):
@@ -180,7 +211,9 @@ class NodeOut(BaseModel):
     pinned: int
     free: int
     last_heartbeat: datetime
-    alive: bool = Field(description="Its worker heartbeated within the last minute.")
+    alive: bool = Field(
+        description="Its worker heartbeated within the liveness window (15 s: three heartbeats of 5 s)."
+    )
     datasets: list[CachedDatasetOut]
 
 
@@ -267,7 +300,18 @@ class ErrorOut(BaseModel):
 # -- conversions ---------------------------------------------------------------------------
 
 
-def staging_out(staging: Staging) -> StagingOut:
+def pin_out(lease: Lease | None) -> PinOut | None:
+    if lease is None:
+        return None
+    return PinOut(
+        ttl_seconds=lease.ttl_seconds,
+        expires_at=_utc(lease.expires_at),
+        renewed_at=None if lease.renewed_at is None else _utc(lease.renewed_at),
+        renewals=lease.renewals,
+    )
+
+
+def staging_out(staging: Staging, lease: Lease | None = None) -> StagingOut:
     p = staging.progress
     return StagingOut(
         id=staging.id,
@@ -303,6 +347,7 @@ def staging_out(staging: Staging) -> StagingOut:
         ],
         errors=list(staging.errors),
         reasons=list(staging.reasons),
+        pin=pin_out(lease),
     )
 
 

@@ -30,8 +30,9 @@ from stagegate.client.errors import (
     ServiceError,
     service_exit_code,
 )
+from stagegate.client.list_command import list_stagings
 from stagegate.client.policy_commands import policy
-from stagegate.client.service_commands import nodes, release, status
+from stagegate.client.service_commands import nodes, release, renew, status
 from stagegate.client.stage_command import stage
 from stagegate.client.token_commands import token
 from stagegate.client.usage_commands import usage_command
@@ -66,7 +67,9 @@ def cli(verbose: int) -> None:
 
 cli.add_command(stage)
 cli.add_command(status)
+cli.add_command(list_stagings)
 cli.add_command(release)
+cli.add_command(renew)
 cli.add_command(nodes)
 cli.add_command(policy)
 cli.add_command(audit)

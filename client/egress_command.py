@@ -74,6 +74,13 @@ def _real_local(destination: str) -> str:
 @policy_option
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
 @click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="No progress and no summary, only errors on stderr; the exit code says how it went "
+    "(service without --wait: print the egress id alone).",
+)
+@click.option(
     "--concurrency", type=click.IntRange(1, 256), default=8, show_default=True, help="Files at once."
 )
 @click.option(
@@ -111,6 +118,7 @@ def egress(
     server: str | None,
     policy_path: Path | None,
     as_json: bool,
+    quiet: bool,
     concurrency: int,
     part_size: int,
     multipart_threshold: int,
@@ -128,6 +136,10 @@ def egress(
     """
     if best is None and mode is not None:
         raise click.UsageError("--mode goes with --best METRIC")
+    if quiet and (as_json or progress or dry_run):
+        raise click.UsageError(
+            "--quiet prints nothing but errors: leave out --json, --progress and --dry-run"
+        )
     refuse_credentials(destination, "--to destination")  # before it reaches the service or the ledger
     from stagegate.workers.egress import EgressOptions, check_selection, preview_egress, run_egress
 
@@ -155,7 +167,7 @@ def egress(
             check_selection(request)  # before the service is asked: its worker applies the same rule
         except InvalidInputError as exc:
             raise click.UsageError(str(exc)) from None
-        return _on_service(server, request, wait, as_json, progress)
+        return _on_service(server, request, wait, as_json, quiet)
     if wait:
         raise click.UsageError("--wait is for --node (the service); here the command always waits")
     policy = context.load_policy(policy_path)
@@ -170,7 +182,7 @@ def egress(
             multipart_threshold=multipart_threshold,
             bandwidth_limit=bandwidth,
         )
-        show_bar = sys.stderr.isatty() if progress is None else progress
+        show_bar = (sys.stderr.isatty() if progress is None else progress) and not quiet
         bar = ProgressBar() if show_bar else None
         started = time.monotonic()
         try:
@@ -181,7 +193,7 @@ def egress(
     seconds = time.monotonic() - started
     if as_json:
         click.echo(json.dumps(_summary(outcome, request, seconds)))
-    else:
+    elif not quiet:
         _print_summary(outcome, request, seconds)
     return EXIT_OK
 
@@ -255,9 +267,7 @@ def _print_summary(outcome: "EgressOutcome", request: "EgressRequest", seconds: 
         click.echo(f"  deleted {len(outcome.deleted)} unselected checkpoint(s), {format_bytes(freed)} freed")
 
 
-def _on_service(
-    server: str | None, request: "EgressRequest", wait: bool, as_json: bool, progress: bool | None
-) -> int:
+def _on_service(server: str | None, request: "EgressRequest", wait: bool, as_json: bool, quiet: bool) -> int:
     client = context.service(server)
     with client:
         egress_id = client.submit_egress(request)
@@ -267,6 +277,11 @@ def _on_service(
             view = client.egress(egress_id)
     if as_json:
         click.echo(json.dumps(view))
+    elif quiet:
+        if not wait:
+            click.echo(egress_id)
+        for line in [*view.get("reasons", []), *view.get("errors", [])]:
+            click.echo(f"stagegate: {line}", err=True)
     else:
         click.echo(f"egress {egress_id}: {view.get('state')}")
         for key in ("selected", "bytes", "files"):

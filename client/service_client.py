@@ -35,9 +35,10 @@ from stagegate.client.errors import (
     StagingDeniedError,
     WaitTimeoutError,
 )
-from stagegate.client.service_models import Node, Staging, audit_event, usage_row
+from stagegate.client.service_models import Node, Staging, audit_event, token_info, usage_row
 from stagegate.errors import InvalidInputError, NotFoundError
 from stagegate.ledger import AuditEvent
+from stagegate.ledger.tokens import TokenInfo
 from stagegate.ledger.usage import UsageRow
 from stagegate.requests import EgressRequest, StagingMode, StagingRequest
 from stagegate.urls import has_credentials
@@ -178,10 +179,13 @@ class ServiceClient:
         mode: str = "replicate",
         job: str | None = None,
         idempotency_key: str | None = None,
+        pin_ttl: float | None = None,
     ) -> Staging:
         """Ask for ``source`` to be staged onto ``nodes``. Returns at once (the staging runs
         on the service), except that a policy denial raises :class:`StagingDeniedError`.
-        The same ``idempotency_key`` again returns the first staging instead of a new one."""
+        The same ``idempotency_key`` again returns the first staging instead of a new one.
+        ``pin_ttl`` (seconds) is how long the nodes hold it before the service releases it
+        (default: the service's ``STAGEGATE_PIN_TTL``); :meth:`renew` extends it."""
         request = StagingRequest(  # refuses here what the service would refuse (credentials too)
             source,
             nodes=tuple(nodes),
@@ -189,13 +193,15 @@ class ServiceClient:
             job_ref=job,
             idempotency_key=idempotency_key,
         )
-        body = {
+        body: dict[str, Any] = {
             "source": request.source,
             "nodes": list(request.nodes),
             "mode": request.mode,
             "job": request.job_ref,
             "idempotency_key": request.idempotency_key,
         }
+        if pin_ttl is not None:
+            body["pin_ttl_seconds"] = pin_ttl
         data = self._request("POST", "/v1/stagings", json=body, idempotent=idempotency_key is not None)
         return Staging.from_json(data)
 
@@ -245,6 +251,24 @@ class ServiceClient:
     def release(self, id: str) -> Staging:
         """Release the staging ``id``: its pins are dropped and the nodes may evict it."""
         return Staging.from_json(self._request("DELETE", _staging_path(id)))
+
+    def renew(self, id: str, pin_ttl: float | None = None) -> Staging:
+        """Extend the staging's pin lease to now + ``pin_ttl`` seconds (default: the TTL it had)."""
+        body = {} if pin_ttl is None else {"pin_ttl_seconds": pin_ttl}
+        # Safe to repeat: a second renewal sets the same expiry, give or take the delay.
+        path = _staging_path(id) + "/renew"
+        return Staging.from_json(self._request("POST", path, json=body, idempotent=True))
+
+    def tokens(self, include_revoked: bool = False) -> list[TokenInfo]:
+        """Your user's tokens (an admin's: everyone's), without their secrets."""
+        data = self._request("GET", "/v1/tokens", params={"revoked": "true"} if include_revoked else None)
+        return [token_info(t, f"tokens[{i}]") for i, t in enumerate(_list_field(data, "tokens"))]
+
+    def revoke_token(self, token_id: str) -> TokenInfo:
+        """Revoke a token of your user's (an admin: anyone's) by its id."""
+        if not token_id.strip():
+            raise InvalidInputError("a token id must not be empty")
+        return token_info(self._request("DELETE", "/v1/tokens/" + quote(token_id, safe="")), "token")
 
     def nodes(self) -> list[Node]:
         """Every node that ever registered, with its cache."""

@@ -1,5 +1,5 @@
 """The commands that talk to the stagegate service: ``stage`` in service mode, ``status``,
-``release`` and ``nodes``.
+``release``, ``renew`` and ``nodes``.
 
 They read the server from ``--server`` or $STAGEGATE_URL and the token from
 $STAGEGATE_TOKEN only (a flag would land in shell history). httpx is imported only when a
@@ -9,16 +9,19 @@ command runs, so the CLI starts as fast without a server as before.
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from stagegate.client import context
+from stagegate.client.duration_param import DURATION
 from stagegate.client.errors import (
     EXIT_DENIED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    ServiceError,
     StagingDeniedError,
     state_exit_code,
 )
@@ -27,6 +30,8 @@ from stagegate.client.service_models import Staging
 from stagegate.client.service_render import (
     bar_progress,
     changes,
+    dead_node_warnings,
+    pin_line,
     render_nodes,
     render_status,
     render_submitted,
@@ -135,50 +140,89 @@ def follow(service: "ServiceClient", staging_id: str, first: Staging | None, fol
         follower.finish()
 
 
-def stage_on_service(
-    server: str | None,
-    source: str,
-    nodes: Sequence[str],
-    mode: str | None,
-    job: str | None,
-    idempotency_key: str | None,
-    wait: bool,
-    as_json: bool,
-    progress: bool | None,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """What ``stage --node`` asks the service for."""
+
+    source: str
+    nodes: Sequence[str]
+    mode: str = "replicate"
+    job: str | None = None
+    idempotency_key: str | None = None
+    pin_ttl: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """How a command reports: JSON, a progress bar (None: when stderr is a terminal), or quietly
+    (warnings and errors only)."""
+
+    as_json: bool = False
+    progress: bool | None = None
+    quiet: bool = False
+
+
+def warn_dead_nodes(service: "ServiceClient", names: Sequence[str]) -> None:
+    """Say on stderr which of ``names`` have a worker that stopped heartbeating: the service still
+    records the staging, but nothing moves there until the worker is back. Best effort: a
+    failure to ask is not the staging's failure."""
+    try:
+        found = service.nodes()
+    except ServiceError:
+        return
+    for line in dead_node_warnings(names, found, _now()):
+        click.echo(f"stagegate: warning: {line}", err=True)
+
+
+def stage_on_service(server: str | None, ask: Submission, wait: bool, output: Output) -> None:
     """``stagegate stage SOURCE --node N...``: submit, then (``--wait``) follow to the end."""
     with context.service(server) as service:
         try:
             staging = service.submit_staging(
-                source, nodes, mode=mode or "replicate", job=job, idempotency_key=idempotency_key
+                ask.source,
+                ask.nodes,
+                mode=ask.mode,
+                job=ask.job,
+                idempotency_key=ask.idempotency_key,
+                pin_ttl=ask.pin_ttl,
             )
         except StagingDeniedError as exc:
-            _denied_at_submit(exc, as_json)
+            _denied_at_submit(exc, output.as_json)
         except KeyboardInterrupt:
-            again = " (the same command with the same --idempotency-key finds it)" if idempotency_key else ""
+            again = ""
+            if ask.idempotency_key:
+                again = " (the same command with the same --idempotency-key finds it)"
             click.echo(
                 f"\nstagegate: interrupted before the service answered; it may have accepted the staging"
                 f"{again}",
                 err=True,
             )
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        if not staging.terminal:
+            warn_dead_nodes(service, [n.node for n in staging.nodes] or list(ask.nodes))
         if not wait:
-            if as_json:
+            if output.as_json:
                 click.echo(json.dumps(staging.to_json()))
+            elif output.quiet:
+                click.echo(staging.id)  # for ID=$(stagegate stage ... -q)
             else:
                 click.echo(render_submitted(staging))
-                if staging.terminal:
-                    for line in verdict(staging):
-                        click.echo(line, err=True)
-                else:
-                    click.echo(f"  follow it: stagegate status {staging.id} --watch", err=True)
+            if staging.terminal:
+                for line in verdict(staging):
+                    click.echo(line, err=True)
+            elif not output.as_json and not output.quiet:
+                click.echo(f"  follow it: stagegate status {staging.id} --watch", err=True)
             _exit_for(staging)
             return
-        show_bar = sys.stderr.isatty() if progress is None else progress
+        show_bar = sys.stderr.isatty() if output.progress is None else output.progress
         bar = ProgressBar(stream=sys.stderr) if show_bar else None
-        follower = Follower(bar, json_lines=False, say_changes=not as_json)
+        follower = Follower(bar, json_lines=False, say_changes=not (output.as_json or output.quiet))
         final = follow(service, staging.id, staging, follower)
-    _print_final(final, as_json)
+    if output.quiet:
+        for line in verdict(final):
+            click.echo(line, err=True)
+    else:
+        _print_final(final, output.as_json)
     _exit_for(final)
 
 
@@ -213,7 +257,12 @@ def status(staging_id: str, watch: bool, as_json: bool, server: str | None) -> N
         if not watch:
             staging = service.staging(staging_id)
             click.echo(json.dumps(staging.to_json()) if as_json else render_status(staging, _now()))
+            if not staging.terminal:
+                warn_dead_nodes(service, [n.node for n in staging.nodes])
             return
+        first = service.staging(staging_id)
+        if not first.terminal:
+            warn_dead_nodes(service, [n.node for n in first.nodes])
         bar = ProgressBar(stream=sys.stderr) if not as_json and sys.stderr.isatty() else None
         follower = Follower(bar, json_lines=as_json, say_changes=not as_json)
         final = follow(service, staging_id, None, follower)
@@ -235,6 +284,33 @@ def release(staging_id: str, as_json: bool, server: str | None) -> None:
     with context.service(server) as service:
         staging = service.release(staging_id)
     click.echo(json.dumps(staging.to_json()) if as_json else f"staging {staging.id}: {staging.state}")
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@click.argument("staging_id", metavar="ID")
+@click.option(
+    "--pin-ttl",
+    type=DURATION,
+    default=None,
+    metavar="DURATION",
+    help="The new lease from now (4h, 2d, 3600...); default: the TTL the staging had.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the renewed staging as JSON.")
+@server_option
+def renew(staging_id: str, pin_ttl: float | None, as_json: bool, server: str | None) -> None:
+    """Extend a staging's pin lease, so the service does not release it while the job still
+    reads the data: the lease then ends --pin-ttl from now. Run it from a long job every so
+    often (or submit with a longer --pin-ttl, up to the service's STAGEGATE_PIN_TTL_MAX).
+    Only its owner or an admin may; a released staging cannot be renewed (exit 1).
+
+    Reads STAGEGATE_URL (or --server) and STAGEGATE_TOKEN.
+    """
+    with context.service(server) as service:
+        staging = service.renew(staging_id, pin_ttl)
+    if as_json:
+        click.echo(json.dumps(staging.to_json()))
+    else:
+        click.echo(f"staging {staging.id}: {staging.state}, {pin_line(staging.pin, _now())}")
 
 
 @click.command(epilog=EXIT_CODES_HELP)

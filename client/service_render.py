@@ -4,8 +4,9 @@ current time is passed in, so every line can be tested."""
 from collections.abc import Sequence
 from datetime import datetime
 
-from stagegate.client.service_models import Node, NodeStaging, Staging
+from stagegate.client.service_models import Node, NodeStaging, Pin, Staging
 from stagegate.client.units import format_duration
+from stagegate.durations import format_duration_short
 from stagegate.progress import Progress
 from stagegate.sizes import format_bytes
 from stagegate.states import NodeStagingState, StagingState
@@ -74,6 +75,8 @@ def render_status(s: Staging, now: datetime) -> str:
         lines.append(f"  digest    {s.digest}")
     if s.updated_at is not None:
         lines.append(f"  updated   {_age(s.updated_at, now)}")
+    if s.pin is not None and (not s.terminal or s.state == StagingState.READY):
+        lines.append(f"  pinned    {pin_line(s.pin, now)}")
     if s.nodes:
         lines.append(f"  nodes     {s.nodes_ready}/{len(s.nodes)} ready")
         rows = [
@@ -162,3 +165,32 @@ def bar_progress(s: Staging) -> tuple[Progress, str] | None:
         files_total=p.files_total, bytes_total=p.bytes_total, files_done=p.files_done, bytes_done=p.bytes_done
     )
     return progress, f"nodes {s.nodes_ready}/{len(s.nodes)} ready"
+
+
+def pin_line(pin: Pin | None, now: datetime) -> str:
+    """When the service releases the staging: ``until 2026-12-03 14:00 UTC (in 3h59m), TTL 4h``."""
+    if pin is None or pin.expires_at is None:
+        return "no lease (held until released)"
+    left = (pin.expires_at - now).total_seconds()
+    when = f"in {format_duration_short(left)}" if left > 0 else "due now"
+    renewed = f", renewed {pin.renewals}x" if pin.renewals else ""
+    return (
+        f"until {pin.expires_at:%Y-%m-%d %H:%M:%S} UTC ({when}), TTL {format_duration_short(pin.ttl_seconds)}"
+        f"{renewed}"
+    )
+
+
+def dead_node_warnings(names: Sequence[str], nodes: Sequence[Node], now: datetime) -> list[str]:
+    """One line per node in ``names`` whose worker the service no longer hears from, in the
+    order named."""
+    known = {n.name: n for n in nodes}
+    lines = []
+    for name in dict.fromkeys(names):
+        node = known.get(name)
+        # A node never registered cannot be here: the service refuses a staging naming one.
+        if node is not None and not node.alive:
+            lines.append(
+                f"node {name}'s worker last reported {_age(node.last_heartbeat, now)}: the staging is "
+                f"recorded, but nothing moves on {name} until its worker is back (see `stagegate nodes`)"
+            )
+    return lines

@@ -12,9 +12,10 @@ import click
 from click.core import ParameterSource
 
 from stagegate.client import context
+from stagegate.client.duration_param import DURATION
 from stagegate.client.errors import EXIT_INTERRUPTED
 from stagegate.client.progress_bar import ProgressBar
-from stagegate.client.service_commands import server_option, stage_on_service
+from stagegate.client.service_commands import Output, Submission, server_option, stage_on_service
 from stagegate.durability import Durability
 from stagegate.requests import StagingRequest
 from stagegate.sizes import format_bytes, parse_size
@@ -97,7 +98,7 @@ EMBEDDED_ONLY = (
     "bandwidth_limit",
     "durability",
 )
-SERVICE_ONLY = ("mode", "idempotency_key", "wait")
+SERVICE_ONLY = ("mode", "idempotency_key", "wait", "pin_ttl")
 MAX_NODES = 64
 
 
@@ -197,9 +198,24 @@ def choose_mode(
     help="Service: follow the staging (progress on stderr) until it is ready (exit 0), denied (3), "
     "failed or released (1). Without it, print the id and state and return at once.",
 )
+@click.option(
+    "--pin-ttl",
+    type=DURATION,
+    default=None,
+    metavar="DURATION",
+    help="Service: how long the nodes hold the data for you (4h, 2d, 3600...), after which the service "
+    "releases it; `stagegate renew ID` extends it. Default: the service's STAGEGATE_PIN_TTL.",
+)
 @server_option
 @policy_option
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="No progress and no summary, only warnings and errors on stderr; the exit code says how it "
+    "went (service without --wait: print the staging's id alone).",
+)
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 1024),
@@ -249,9 +265,11 @@ def stage(
     job_ref: str | None,
     idempotency_key: str | None,
     wait: bool,
+    pin_ttl: float | None,
     server: str | None,
     policy_path: Path | None,
     as_json: bool,
+    quiet: bool,
     concurrency: int,
     part_size: int,
     multipart_threshold: int,
@@ -267,8 +285,8 @@ def stage(
     only, never a flag: it would land in shell history); the nodes' workers copy and verify
     it into their caches, and `stagegate status ID` follows it. --to always stages here, even
     with STAGEGATE_URL set. --policy, --concurrency, --part-size, --multipart-threshold,
-    --bandwidth and --durability apply to --to only; --mode, --idempotency-key, --wait and
-    --server to --node only.
+    --bandwidth and --durability apply to --to only; --mode, --idempotency-key, --pin-ttl,
+    --wait and --server to --node only.
 
     SOURCE is s3://bucket/prefix (credentials from the standard AWS chain; AWS_ENDPOINT_URL
     selects an S3-compatible store), a local or NFS path (or file:///path), or any other
@@ -284,10 +302,14 @@ def stage(
     there; manifest.jsonl there holds the BLAKE3 checksum of every file.
     """
     refuse_credentials(source, "SOURCE")  # before it reaches the service or the ledger
+    if quiet and (as_json or progress):
+        raise click.UsageError("--quiet prints no summary and no progress: leave out --json and --progress")
     ctx = click.get_current_context()
     given = {name for name in ctx.params if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE}
     if choose_mode(destination, nodes, server, "server" in given, given) == "service":
-        stage_on_service(server, source, nodes, mode, job_ref, idempotency_key, wait, as_json, progress)
+        output = Output(as_json=as_json, progress=False if quiet else progress, quiet=quiet)
+        submission = Submission(source, nodes, mode or "replicate", job_ref, idempotency_key, pin_ttl)
+        stage_on_service(server, submission, wait, output)
         return
     assert destination is not None  # choose_mode said embedded
     options = StagingOptions(
@@ -299,7 +321,7 @@ def stage(
     )
     policy = context.load_policy(policy_path)
     request = StagingRequest(source=source, destination=str(destination), job_ref=job_ref)
-    show_bar = sys.stderr.isatty() if progress is None else progress
+    show_bar = (sys.stderr.isatty() if progress is None else progress) and not quiet
     bar = ProgressBar() if show_bar else None
     with context.ledger() as ledger:
         try:
@@ -315,7 +337,7 @@ def stage(
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
     if as_json:
         click.echo(json.dumps(_summary(result)))
-    else:
+    elif not quiet:
         _print_summary(result)
 
 

@@ -1,5 +1,5 @@
-"""``stagegate usage``: chargeback figures per user or project, from the service when a server is
-set, else from the ledger directly."""
+"""``stagegate usage``: chargeback figures per user or project (moved, reused, egressed, held),
+from the service when a server is set, else from the ledger directly."""
 
 import csv
 import json
@@ -14,7 +14,16 @@ from stagegate.client.audit_commands import WHEN, service_or_local, where_from
 from stagegate.ledger.usage import By, Period, UsageRow, usage
 from stagegate.sizes import format_bytes
 
-COLUMNS = ("period", "key", "bytes_staged", "bytes_egressed", "nvme_gb_hours", "stagings", "egresses")
+COLUMNS = (
+    "period",
+    "key",
+    "bytes_from_source",
+    "bytes_from_cache",
+    "bytes_egressed",
+    "nvme_gb_hours",
+    "stagings",
+    "egresses",
+)
 
 
 @click.command("usage")
@@ -41,22 +50,27 @@ def usage_command(
     server: str | None,
     local: bool,
 ) -> None:
-    """Bytes staged, bytes egressed and NVMe GB-hours per user or project, for chargeback.
+    """Bytes moved from the source, bytes reused from node caches, bytes egressed and NVMe
+    GB-hours per user or project, for chargeback: moving and holding are separate columns.
 
     Asked of the service when a server is set (--server or $STAGEGATE_URL; an auditor's or
     admin's token), else read from the ledger ($STAGEGATE_DATABASE_URL, else the SQLite file
     under $STAGEGATE_HOME; --local forces that), like `stagegate audit`. Periods are UTC.
 
     \b
-    bytes_staged    for each staging that completed: the bytes it made available on NVMe
-                    (service: summed over its nodes, from its policy.allowed event; embedded:
-                    the stage.completed event's bytes), in the period it completed
-    bytes_egressed  the bytes of each egress.completed event, in its period
-    nvme_gb_hours   per service staging and node: bytes / 1e9 x hours pinned, from
-                    policy.allowed to stage.released or stage.failed (or the report's end if
-                    still held), clipped to [--since, --until) and split at period boundaries;
-                    embedded stagings pin nothing
-    user/project    the event's actor; the staging's or egress's project, else "(none)"
+    bytes_from_source  for each staging that completed: the bytes read from its source, summed
+                       over the nodes it copied to (a node that already held the data, or was
+                       being written by another staging, moved nothing); embedded: all of it
+    bytes_from_cache   for the same stagings: the bytes of the nodes that reused a cached copy
+    bytes_egressed     the bytes of each egress.completed event, in its period
+    nvme_gb_hours      per service staging and node (cache hits too: they hold the space):
+                       bytes / 1e9 x hours pinned, from policy.allowed to stage.released (by
+                       its owner, or the service when the pin lease ran out) or stage.failed
+                       (or the report's end if still held), clipped to [--since, --until) and
+                       split at period boundaries; embedded stagings pin nothing
+    user/project       the event's actor; the staging's or egress's project, else "(none)"
+
+    Bytes are counted in the period the staging completed.
     """
     if as_json and as_csv:
         raise click.UsageError("--json and --csv are exclusive")
@@ -80,12 +94,22 @@ def usage_command(
 def _table(rows: list[UsageRow], by: str) -> str:
     if not rows:
         return "no usage in this window"
-    header = ("PERIOD", by.upper(), "STAGED", "EGRESSED", "NVME GB-H", "STAGINGS", "EGRESSES")
+    header = (
+        "PERIOD",
+        by.upper(),
+        "FROM SOURCE",
+        "FROM CACHE",
+        "EGRESSED",
+        "NVME GB-H",
+        "STAGINGS",
+        "EGRESSES",
+    )
     cells = [
         (
             r.period,
             r.key,
-            format_bytes(r.bytes_staged),
+            format_bytes(r.bytes_from_source),
+            format_bytes(r.bytes_from_cache),
             format_bytes(r.bytes_egressed),
             f"{r.nvme_gb_hours:.3f}",
             str(r.stagings),

@@ -131,6 +131,17 @@ class Jobs:
             )
             return [_to_job(row) for row in rows]
 
+    def embedded_stagings(self, actor: str, limit: int = 100) -> list[Job]:
+        """``actor``'s stagings run in this process (``stage --to``), newest first."""
+        with self._ledger.read_session() as session, session.begin():
+            rows = session.scalars(
+                select(JobRow)
+                .where(JobRow.kind == "stage", JobRow.mode.is_(None), JobRow.actor == actor)
+                .order_by(JobRow.created_at.desc())
+                .limit(limit)
+            )
+            return [_to_job(row) for row in rows]
+
     def update(
         self,
         job_id: str,

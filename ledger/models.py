@@ -4,7 +4,7 @@ The Alembic migrations create the schema; these models must describe the same ta
 (a test compares them).
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import (
     BigInteger,
@@ -140,6 +140,8 @@ class TokenRow(Base):
     project: Mapped[str | None]
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    # Revision 0007: when a request last presented it (updated at most once a minute).
+    last_used_at: Mapped[datetime | None]
 
     __table_args__ = (
         CheckConstraint("role IN ('job', 'scientist', 'steward', 'auditor', 'admin')", name="role"),
@@ -254,6 +256,30 @@ class PinRow(Base):
     created_at: Mapped[datetime]
 
     __table_args__ = (Index("ix_pins_node_digest", "node", "digest"),)
+
+
+class PinLeaseRow(Base):
+    """How long a service staging may hold its pins (revision 0007): past ``expires_at`` the
+    service releases it, as ``stagegate release`` would. Renewing moves ``expires_at``."""
+
+    __tablename__ = "pin_leases"
+
+    job_id: Mapped[str] = mapped_column(String(36), ForeignKey("jobs.id"), primary_key=True)
+    ttl_seconds: Mapped[int]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    renewed_at: Mapped[datetime | None]
+    renewals: Mapped[int]
+
+    @classmethod
+    def starting(cls, job_id: str, ttl_seconds: int, now: datetime) -> "PinLeaseRow":
+        """The lease a submission adds in its own transaction: ``ttl_seconds`` from ``now``."""
+        return cls(
+            job_id=job_id,
+            ttl_seconds=ttl_seconds,
+            expires_at=now + timedelta(seconds=ttl_seconds),
+            renewed_at=None,
+            renewals=0,
+        )
 
 
 class AuditEventRow(Base):

@@ -19,8 +19,12 @@ from stagegate.ledger.database import Ledger
 from stagegate.ledger.models import NodeDatasetRow, NodeRow, PinRow
 from stagegate.states import DatasetState
 
-# A node whose worker has not heartbeated for this long is shown as not alive.
-ALIVE_WITHIN = timedelta(seconds=60)
+# Every node worker heartbeats this often, from a thread that does nothing else (so a long
+# reconcile pass or checkpoint signing never delays it).
+HEARTBEAT_EVERY = timedelta(seconds=5)
+# A node whose worker missed three heartbeats in a row is shown as not alive: a dead worker is
+# reported within 15 s, not a minute, and one slow database round trip is not a death.
+ALIVE_WITHIN = 3 * HEARTBEAT_EVERY
 # On-disk and in-ledger states of a cached dataset; "writing" and "ready" can be pinned.
 HOLDING = (DatasetState.WRITING, DatasetState.READY, DatasetState.EVICTING, DatasetState.DELETING)
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from stagegate.actions import AuditAction
 from stagegate.confinement import SourceRules
@@ -18,7 +19,7 @@ from stagegate.errors import ExistsError, InvalidInputError
 from stagegate.ledger.audit import AuditTrail
 from stagegate.ledger.database import Ledger
 from stagegate.ledger.events import job_event
-from stagegate.ledger.models import JobRow
+from stagegate.ledger.models import JobRow, PinLeaseRow
 from stagegate.ledger.nodes import require_known
 from stagegate.ledger.staging_steps import let_go, lock_staging
 from stagegate.ledger.staging_views import Staging, StagingViews
@@ -60,9 +61,11 @@ class StagingRequests:
         mode: Mode = "replicate",
         job_ref: str | None = None,
         idempotency_key: str | None = None,
+        pin_ttl_seconds: int | None = None,
     ) -> tuple[Staging, bool, list[TaskKey]]:
         """Record ``request`` (or the one the keywords spell) and its plan task; (staging,
-        created, tasks to send).
+        created, tasks to send). With ``pin_ttl_seconds`` its pins are leased for that long from
+        now (``ledger.pins``); without, they last until released.
 
         The same ``idempotency_key`` from the same user returns the first staging, created False.
         """
@@ -108,6 +111,8 @@ class StagingRequests:
         try:
             with self._ledger.sessions.begin() as session:
                 session.add(job)
+                if pin_ttl_seconds is not None:
+                    session.add(PinLeaseRow.starting(job.id, pin_ttl_seconds, now))
                 session.add(new_task(plan, TaskState.QUEUED, lease=self._tasks.lease.total_seconds()))
                 session.flush()
                 AuditTrail.append_in(
@@ -144,15 +149,20 @@ class StagingRequests:
         if who.role == "auditor":
             raise PermissionError("auditors read; they do not release stagings")
         with self._ledger.sessions.begin() as session:
-            job = lock_staging(session, job_id)
-            if job.state in (StagingState.RELEASED, StagingState.DENIED, StagingState.FAILED):
-                return self._views.view(job_id)  # nothing is pinned or running; its outcome stays on record
-            was = job.state
-            let_go(session, job, keep_for_others=True)
-            job.state, job.updated_at = StagingState.RELEASED, _now()
-            session.flush()
-            AuditTrail.append_in(
-                session.connection(),
-                job_event(job, AuditAction.STAGE_RELEASED, details={"by": who.user, "was": was}),
-            )
+            release_locked(session, lock_staging(session, job_id), {"by": who.user})
         return self._views.view(job_id)
+
+
+def release_locked(session: Session, job: JobRow, details: dict[str, object]) -> bool:
+    """Release ``job``, whose row the caller holds locked (``ledger.pins`` expires leases
+    through this); ``details`` say by whom and why. False if nothing was held any more."""
+    if job.state in (StagingState.RELEASED, StagingState.DENIED, StagingState.FAILED):
+        return False  # nothing is pinned or running; its outcome stays on record
+    was = job.state
+    let_go(session, job, keep_for_others=True)
+    job.state, job.updated_at = StagingState.RELEASED, _now()
+    session.flush()
+    AuditTrail.append_in(
+        session.connection(), job_event(job, AuditAction.STAGE_RELEASED, details={**details, "was": was})
+    )
+    return True

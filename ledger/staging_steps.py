@@ -171,6 +171,7 @@ class StagingSteps:
             roots = dict(session.execute(select(NodeRow.name, NodeRow.root)).all())
             capacities = dict(session.execute(select(NodeRow.name, NodeRow.capacity)).all())
             hits: list[str] = []
+            copied: list[str] = []  # nodes where this staging writes the dataset itself
             for portion in portions:
                 node = portion.node
                 existing = session.get(NodeDatasetRow, (node, portion.digest), with_for_update=True)
@@ -188,6 +189,7 @@ class StagingSteps:
                         new_task(TaskKey(job.id, "verify", node, 0), TaskState.WAITING, share(portion))
                     )
                 elif existing is None:
+                    copied.append(node)
                     evict = choose_evictions(node, capacities[node], held_in(session, node), portion.bytes)
                     if evict:
                         session.execute(
@@ -225,7 +227,7 @@ class StagingSteps:
                     decision="allow",
                     # What each node now holds for this staging (pinned from here until release):
                     # usage reports bill NVMe byte-hours from it.
-                    details={**details, "cache_hits": hits, "node_bytes": node_bytes},
+                    details={**details, "cache_hits": hits, "copied": copied, "node_bytes": node_bytes},
                 ),
             )
             # Every node a hit: ready in the same commit, so nobody ever sees it "transferring".

@@ -8,10 +8,10 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal, get_args
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from stagegate.errors import InvalidInputError, NotFoundError
 from stagegate.ledger.database import Ledger
@@ -21,6 +21,11 @@ from stagegate.ledger.models import TokenRow
 Role = Literal["job", "scientist", "steward", "auditor", "admin"]
 ROLES: tuple[str, ...] = get_args(Role)
 TOKEN_PREFIX = "sg_"  # noqa: S105 (a prefix, not a secret): recognisable in a leaked log or a secret scanner
+# A token's last use is written at most this often: a row write per request would make every
+# read a write, for a figure an admin reads in minutes or days.
+LAST_USED_EVERY = timedelta(minutes=1)
+# Who may see and revoke every token; anyone else only their own.
+MANAGES_ALL = ("admin",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,25 @@ class IssuedToken:
     user: str
     role: str
     project: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """A token as ``token list`` shows it: never the secret, nor its hash."""
+
+    id: str
+    user: str
+    role: str
+    project: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+def _info(row: TokenRow) -> TokenInfo:
+    return TokenInfo(
+        row.id, row.user, row.role, row.project, row.created_at, row.last_used_at, row.revoked_at
+    )
 
 
 def hash_token(token: str) -> str:
@@ -92,7 +116,47 @@ class Tokens:
             )
             if row is None:
                 return None
-            return Principal(user=row.user, role=row.role, project=row.project, token_id=row.id)
+            principal = Principal(user=row.user, role=row.role, project=row.project, token_id=row.id)
+        self._touch(principal.token_id)
+        return principal
+
+    def _touch(self, token_id: str) -> None:
+        """Record the use, unless one was recorded within LAST_USED_EVERY (one conditional update)."""
+        now = datetime.now(UTC)
+        with self._ledger.sessions.begin() as session:
+            session.execute(
+                update(TokenRow)
+                .where(
+                    TokenRow.id == token_id,
+                    or_(TokenRow.last_used_at.is_(None), TokenRow.last_used_at < now - LAST_USED_EVERY),
+                )
+                .values(last_used_at=now)
+            )
+
+    def listed(self, who: Principal | None = None, include_revoked: bool = False) -> list[TokenInfo]:
+        """Tokens, oldest first: every one for an admin (or ``who`` None: the ledger's owner at its
+        console), else only ``who``'s own user's."""
+        with self._ledger.read_session() as session, session.begin():
+            statement = select(TokenRow).order_by(TokenRow.created_at, TokenRow.id)
+            if who is not None and who.role not in MANAGES_ALL:
+                statement = statement.where(TokenRow.user == who.user)
+            if not include_revoked:
+                statement = statement.where(TokenRow.revoked_at.is_(None))
+            return [_info(row) for row in session.scalars(statement)]
+
+    def revoke_as(self, who: Principal, token_id: str) -> TokenInfo:
+        """Revoke ``token_id`` on behalf of ``who``: an admin any token, anyone else only their
+        own user's (someone else's is NotFound, as one that does not exist)."""
+        with self._ledger.read_session() as session, session.begin():
+            row = session.get(TokenRow, token_id)
+            mine = row is not None and (who.role in MANAGES_ALL or row.user == who.user)
+        if not mine:
+            raise NotFoundError(f"no active token {token_id}")
+        self.revoke(token_id)
+        with self._ledger.read_session() as session, session.begin():
+            revoked = session.get(TokenRow, token_id)
+            assert revoked is not None
+            return _info(revoked)
 
     def revoke(self, token_id: str) -> None:
         with self._ledger.sessions.begin() as session:

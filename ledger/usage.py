@@ -1,22 +1,30 @@
-"""Usage for chargeback: bytes staged, bytes egressed and NVMe GB-hours per user or project.
+"""Usage for chargeback: bytes moved from the source, bytes reused from the cache, bytes
+egressed and NVMe GB-hours per user or project, each its own figure: moving data and holding
+it cost different things, and a cache hit moves nothing.
 
 Everything is derived from the audit trail (plus ``jobs.project``), so a report can be
 recomputed at any time and never disagrees with what the trail says happened.
 
 Definitions (``stagegate usage --help`` and ``GET /v1/usage`` say the same):
 
-- **bytes_staged**: for each staging that reached ``stage.completed`` (service or embedded),
-  the bytes it made available on NVMe: the sum over nodes of ``details.node_bytes`` of its
-  ``policy.allowed`` event when there is one (the service), else the ``bytes`` of the
-  ``stage.completed`` event (embedded). Counted in the period of ``stage.completed``;
-  ``stagings`` counts those events.
+- **bytes_from_source**: for each staging that reached ``stage.completed``, the bytes read from
+  its source to make it available: on the service, the sum of ``details.node_bytes`` of its
+  ``policy.allowed`` event over the nodes it copied to itself (``details.copied``; events from
+  before that key: the nodes not in ``details.cache_hits``), plus any node whose cache hit
+  failed its check and was copied afresh (a ``dataset.quarantined`` event of the staging with
+  ``found_by: verify``); embedded, the ``bytes`` of ``stage.completed``. Counted in the period
+  of ``stage.completed``; ``stagings`` counts those events.
+- **bytes_from_cache**: for the same stagings, the bytes of the other nodes: data a node
+  already held (or another staging was writing) and that this staging reused without
+  reading the source. Embedded stagings: 0.
 - **bytes_egressed**: the ``bytes`` of each ``egress.completed`` event, in its period;
   ``egresses`` counts those events.
-- **nvme_gb_hours**: for each service staging and each of its nodes, node_bytes / 1e9 times
-  the hours the data was pinned: from its ``policy.allowed`` event to its ``stage.released``
-  or ``stage.failed`` event, or to the end of the report if still held. Intervals are clipped
-  to [since, until) and split across periods at UTC month (or day) boundaries. Embedded
-  stagings pin nothing (0).
+- **nvme_gb_hours**: for each service staging and each of its nodes (cache hits included:
+  a hit still holds the space), node_bytes / 1e9 times the hours the data was pinned: from its
+  ``policy.allowed`` event to its ``stage.released`` (by its owner, an admin, or the service when
+  its pin lease ran out) or ``stage.failed`` event, or to the end of the report if still held.
+  Intervals are clipped to [since, until) and split across periods at UTC month (or day)
+  boundaries. Embedded stagings pin nothing (0).
 - **key**: the user is the event's actor; the project is ``jobs.project`` of the event's
   job_id, else the event's ``details.project`` (egress events carry it), else ``(none)``.
 
@@ -48,7 +56,12 @@ GB = 1e9
 # Events are resolved to projects a chunk at a time: one jobs query per chunk, not per event.
 CHUNK = 1000
 
-PIN_ACTIONS = (AuditAction.POLICY_ALLOWED, AuditAction.STAGE_RELEASED, AuditAction.STAGE_FAILED)
+PIN_ACTIONS = (
+    AuditAction.POLICY_ALLOWED,
+    AuditAction.STAGE_RELEASED,
+    AuditAction.STAGE_FAILED,
+    AuditAction.DATASET_QUARANTINED,  # a hit that failed its check is copied afresh
+)
 COUNTED_ACTIONS = (AuditAction.STAGE_COMPLETED, AuditAction.EGRESS_COMPLETED)
 
 
@@ -56,7 +69,8 @@ COUNTED_ACTIONS = (AuditAction.STAGE_COMPLETED, AuditAction.EGRESS_COMPLETED)
 class UsageRow:
     period: str  # "2026-11" (month), "2026-11-26" (day) or "all"
     key: str  # a user, or a project ("(none)" when none)
-    bytes_staged: int = 0
+    bytes_from_source: int = 0
+    bytes_from_cache: int = 0
     bytes_egressed: int = 0
     nvme_gb_hours: float = 0.0
     stagings: int = 0
@@ -125,27 +139,52 @@ def clip(
 
 @dataclass(slots=True)
 class _Tally:
-    bytes_staged: int = 0
+    bytes_from_source: int = 0
+    bytes_from_cache: int = 0
     bytes_egressed: int = 0
     gb_hours: float = 0.0
     stagings: int = 0
     egresses: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Pin:
     """A service staging's hold on its nodes, open from its ``policy.allowed`` event."""
 
     key: str
     start: datetime
-    node_bytes: int  # summed over its nodes: they are all pinned over the same interval
+    node_bytes: dict[str, int]  # per node: they are all pinned over the same interval
+    copied: set[str]  # the nodes it copied to from the source; the others reused a cached copy
+
+    @property
+    def total(self) -> int:
+        return sum(self.node_bytes.values())
+
+    @property
+    def from_source(self) -> int:
+        return sum(n for node, n in self.node_bytes.items() if node in self.copied)
 
 
-def _node_bytes(details: Mapping[str, object]) -> int | None:
+def _node_bytes(details: Mapping[str, object]) -> dict[str, int] | None:
     held = details.get("node_bytes")
     if not isinstance(held, dict):
         return None
-    return sum(v for v in held.values() if isinstance(v, int) and not isinstance(v, bool) and v > 0)
+    return {
+        str(node): v for node, v in held.items() if isinstance(v, int) and not isinstance(v, bool) and v > 0
+    }
+
+
+def _names(value: object) -> set[str]:
+    return {v for v in value if isinstance(v, str)} if isinstance(value, list) else set()
+
+
+def _copied(details: Mapping[str, object], nodes: Iterable[str]) -> set[str]:
+    """The nodes a staging copied to itself. Events from before ``copied`` was recorded name
+    only the hits: every other node counts as copied (a staging that waited for another's
+    copy was then counted twice; there is no telling it apart afterwards)."""
+    if "copied" in details:
+        return _names(details["copied"])
+    return set(nodes) - _names(details.get("cache_hits"))
 
 
 def _aware(moment: datetime | None, name: str) -> datetime | None:
@@ -171,17 +210,22 @@ class _Report:
 
     def _hold(self, pin: _Pin, until: datetime) -> None:
         window = clip(pin.start, until, self.since, self.end)
-        if window is None or pin.node_bytes == 0:
+        if window is None or pin.total == 0:
             return
         for label, hours in split_hours(*window, self.period):
-            self._tally(label, pin.key).gb_hours += pin.node_bytes / GB * hours
+            self._tally(label, pin.key).gb_hours += pin.total / GB * hours
 
     def take(self, event: AuditEvent, key: str) -> None:
         action, job = event.action, event.job_id
         if action == AuditAction.POLICY_ALLOWED:
             held = _node_bytes(event.details)
             if job is not None and held is not None:
-                self.pins[job] = _Pin(key, event.time, held)
+                self.pins[job] = _Pin(key, event.time, held, _copied(event.details, held))
+        elif action == AuditAction.DATASET_QUARANTINED:
+            pin = self.pins.get(job) if job is not None else None
+            node = event.details.get("node")
+            if pin is not None and event.details.get("found_by") == "verify" and isinstance(node, str):
+                pin.copied.add(node)
         elif action in (AuditAction.STAGE_RELEASED, AuditAction.STAGE_FAILED):
             pin = self.pins.pop(job, None) if job is not None else None
             if pin is not None:
@@ -189,7 +233,11 @@ class _Report:
         elif action == AuditAction.STAGE_COMPLETED:
             pin = self.pins.get(job) if job is not None else None
             tally = self._tally(period_of(event.time, self.period), key)
-            tally.bytes_staged += pin.node_bytes if pin is not None else event.bytes
+            if pin is None:  # embedded: no cache to reuse
+                tally.bytes_from_source += event.bytes
+            else:
+                tally.bytes_from_source += pin.from_source
+                tally.bytes_from_cache += pin.total - pin.from_source
             tally.stagings += 1
         elif action == AuditAction.EGRESS_COMPLETED:
             tally = self._tally(period_of(event.time, self.period), key)
@@ -204,7 +252,8 @@ class _Report:
             UsageRow(
                 period=label,
                 key=key,
-                bytes_staged=t.bytes_staged,
+                bytes_from_source=t.bytes_from_source,
+                bytes_from_cache=t.bytes_from_cache,
                 bytes_egressed=t.bytes_egressed,
                 nvme_gb_hours=t.gb_hours,
                 stagings=t.stagings,
@@ -254,7 +303,7 @@ def usage(
     end = now if until is None else min(until, now)
     report = _Report(period, since, end)
     trail = AuditTrail(ledger)
-    # Only five actions matter. Pin events are read from the beginning (a pin taken before the
+    # Only six actions matter. Pin events are read from the beginning (a pin taken before the
     # window may be held into it); counted events only from ``since``. Each stream uses the
     # action index; merged on seq they come back in chain order.
     streams = [trail.events(action=a, until=end) for a in PIN_ACTIONS]

@@ -12,6 +12,7 @@ class AuditAction(StrEnum):
     STAGE_COMPLETED = "stage.completed"
     STAGE_FAILED = "stage.failed"
     STAGE_RELEASED = "stage.released"
+    STAGE_RENEWED = "stage.renewed"  # its pin lease extended
     POLICY_ALLOWED = "policy.allowed"
     POLICY_DENIED = "policy.denied"
     EGRESS_REQUESTED = "egress.requested"

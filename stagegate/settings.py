@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stagegate.confinement import SourceRules
+from stagegate.durations import HINT as DURATION_HINT
+from stagegate.durations import parse_duration
 from stagegate.errors import InvalidInputError
 from stagegate.sizes import parse_size
 from stagegate.urls import REDACTED
@@ -37,6 +39,12 @@ DEFAULT_CHECKPOINT_EVENTS = 1000
 DEFAULT_CHECKPOINT_SECONDS = 3600.0
 DEFAULT_CHECKPOINT_ORIGIN = "stagegate.local/audit"
 DEFAULT_CHECKPOINT_RETENTION_DAYS = 365
+# A service staging's pins last this long unless the request asks for less (or more, up to the
+# maximum): long enough for a day's training job, short enough that a forgotten pin frees its
+# NVMe by the next day. Jobs that run longer renew (`stagegate renew`) or ask for more.
+DEFAULT_PIN_TTL = 86400.0
+DEFAULT_PIN_TTL_MAX = 7 * 86400.0
+MIN_PIN_TTL = 60.0
 
 Reader = Literal["API", "worker", "CLI"]
 
@@ -83,6 +91,9 @@ class Settings(BaseSettings):
     # What a service staging may read (see stagegate.confinement).
     source_roots: str | None = None
     source_schemes: str | None = None
+    # How long a service staging's pins last (see stagegate.ledger.pins), as durations (4h, 2d).
+    pin_ttl: float = DEFAULT_PIN_TTL
+    pin_ttl_max: float = DEFAULT_PIN_TTL_MAX
     # Signed checkpoints of the audit trail (see stagegate.ledger.checkpoints).
     checkpoint_events: int = DEFAULT_CHECKPOINT_EVENTS
     checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS
@@ -100,6 +111,28 @@ class Settings(BaseSettings):
     @classmethod
     def _positive_seconds(cls, value: Any, info: ValidationInfo) -> Any:
         return _number(value, info)
+
+    @field_validator("pin_ttl", "pin_ttl_max", mode="before")
+    @classmethod
+    def _duration(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str):
+            try:
+                value = parse_duration(value)
+            except ValueError:
+                value = -1.0
+        if isinstance(value, int | float) and value < MIN_PIN_TTL:
+            name = env_name(str(info.field_name))
+            raise ValueError(f"{name} must be a duration of at least 1m ({DURATION_HINT})")
+        return value
+
+    @model_validator(mode="after")
+    def _ttl_within_max(self) -> "Settings":
+        if self.pin_ttl > self.pin_ttl_max:
+            raise ValueError(
+                f"{env_name('pin_ttl')} ({self.pin_ttl:g} s) is longer than {env_name('pin_ttl_max')} "
+                f"({self.pin_ttl_max:g} s): the default may not exceed the maximum"
+            )
+        return self
 
     @field_validator("decision_wait", mode="before")
     @classmethod
@@ -224,6 +257,8 @@ READERS: dict[str, tuple[Reader, ...]] = {
     "scrub_interval": ("worker",),
     "source_roots": ("API", "worker"),
     "source_schemes": ("API", "worker"),
+    "pin_ttl": ("API",),
+    "pin_ttl_max": ("API",),
     "checkpoint_events": ("worker", "CLI"),
     "checkpoint_seconds": ("worker", "CLI"),
     "checkpoint_origin": ("worker", "CLI"),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from stagegate.ledger import open_ledger
 from stagegate.ledger.checkpoints import Checkpoints
+from stagegate.ledger.nodes import HEARTBEAT_EVERY
 from stagegate.policies import Policy
 from stagegate.queues import PLAN_QUEUE, Dispatcher, make_celery, node_queue
 from stagegate.workers.cache_integrity import scrub_forever, sweep_quarantine
@@ -21,17 +22,27 @@ from stagegate.workers.reconciler import reconcile_once
 from stagegate.workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
-HEARTBEAT_S = 5.0
+HEARTBEAT_S = HEARTBEAT_EVERY.total_seconds()
+
+
+def _heartbeat(ctx: NodeContext, stop: threading.Event) -> None:
+    """Say the node is alive every HEARTBEAT_S, and nothing else: liveness (``ledger.nodes``) is
+    three missed heartbeats, so this must not wait behind a reconcile pass or a signing."""
+    settings = ctx.settings
+    while not stop.wait(HEARTBEAT_S):
+        try:
+            ctx.nodes.heartbeat(settings.node, str(settings.root), settings.capacity, ctx.owner)
+        except Exception as exc:  # the ledger is briefly away: keep trying
+            log.warning("heartbeat failed: %s", exc)
 
 
 def _background(ctx: NodeContext, checkpoints: Checkpoints, stop: threading.Event) -> None:
-    """Heartbeat every few seconds; reconcile, and sign an audit checkpoint when one is due,
-    every ``reconcile_seconds``."""
+    """Sweep the quarantine every few seconds; reconcile (re-sends, completions, expired pin
+    leases), and sign an audit checkpoint when one is due, every ``reconcile_seconds``."""
     settings = ctx.settings
     waited = settings.reconcile_seconds  # reconcile at once on start: recover what a crash left
     while True:
         try:
-            ctx.nodes.heartbeat(settings.node, str(settings.root), settings.capacity, ctx.owner)
             sweep_quarantine(ctx)
             if waited >= settings.reconcile_seconds:
                 waited = 0.0
@@ -66,8 +77,10 @@ def run_worker(
     ctx.sweep_evictions()
     stop = threading.Event()
     checkpoints = Checkpoints.from_settings(ledger)
+    beat = threading.Thread(target=_heartbeat, args=(ctx, stop), name="heartbeat", daemon=True)
+    beat.start()
     thread = threading.Thread(
-        target=_background, args=(ctx, checkpoints, stop), name="heartbeat", daemon=True
+        target=_background, args=(ctx, checkpoints, stop), name="reconcile", daemon=True
     )
     thread.start()
     scrub = threading.Thread(target=scrub_forever, args=(ctx, stop), name="scrub", daemon=True)
@@ -88,6 +101,7 @@ def run_worker(
         )
     finally:
         stop.set()
+        beat.join(timeout=10)
         thread.join(timeout=10)
         scrub.join(timeout=10)
         ledger.close()

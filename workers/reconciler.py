@@ -5,13 +5,15 @@ Run every few seconds by every node worker. Each pass:
 - sends tasks that should be in flight but were never sent (a crash between a commit and
   its send);
 - completes stagings whose every node is ready (a crash between a node's finalize and the
-  staging's completion).
+  staging's completion);
+- releases stagings whose pin lease ran out (``ledger.pins``), audited with the reason.
 Several reconcilers may run at once: each re-send is claimed by a conditional update, so a
 task is re-sent once per lease however many run.
 """
 
 import logging
 
+from stagegate.ledger.pins import PinLeases
 from stagegate.workers.node_steps import NodeContext
 
 log = logging.getLogger(__name__)
@@ -28,4 +30,7 @@ def reconcile_once(ctx: NodeContext) -> int:
         sent += ctx.dispatcher.send(k.to_message() for k in keys)
     for job_id in ctx.stagings.transferring():
         ctx.stagings.complete_if_ready(job_id)
+    ended = PinLeases(ctx.ledger).expire_due()
+    if ended:
+        log.info("released %d staging(s) whose pin lease ran out: %s", len(ended), ", ".join(ended))
     return sent

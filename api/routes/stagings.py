@@ -1,4 +1,4 @@
-"""/v1/stagings: submit, read, list and release stagings.
+"""/v1/stagings: submit, read, list, release and renew stagings.
 
 Ledger calls block (database I/O), so reads and releases are plain ``def`` handlers, which
 FastAPI runs in its threadpool. Submission is ``async``: it runs the submit in the threadpool
@@ -17,6 +17,7 @@ from stagegate.api.auth import Authenticated, Submitter
 from stagegate.api.schemas import (
     DeniedOut,
     ErrorOut,
+    RenewRequest,
     StagingList,
     StagingOut,
     StagingRequestIn,
@@ -25,6 +26,7 @@ from stagegate.api.schemas import (
 )
 from stagegate.api.services import Services, ServicesDep
 from stagegate.ledger import Principal, Staging
+from stagegate.ledger.pins import checked_ttl
 from stagegate.requests import StagingRequest
 from stagegate.states import StagingState
 
@@ -44,8 +46,11 @@ _NOT_FOUND: dict[int | str, dict[str, object]] = {
 }
 
 
-def _submit(services: Services, who: Principal, request: StagingRequest) -> tuple[Staging, bool]:
-    staging, created, to_send = services.stagings.submit(who, request)
+def _submit(
+    services: Services, who: Principal, request: StagingRequest, pin_ttl_seconds: float | None
+) -> tuple[Staging, bool]:
+    ttl = checked_ttl(pin_ttl_seconds, services.pin_ttl, services.pin_ttl_max)
+    staging, created, to_send = services.stagings.submit(who, request, pin_ttl_seconds=ttl)
     if to_send:
         # After the commit: a task row exists before its message does. A failed send is logged
         # by the dispatcher and re-sent by the reconciler once the task's lease runs out.
@@ -95,13 +100,19 @@ async def create_staging(
     default) for the classification policy's decision, so a denial comes back as a 403 at once.
     202 with the staging (still ``pending`` if no worker decided in time); 200 for a repeat of an
     ``idempotency_key``."""
-    staging, created = await run_in_threadpool(_submit, services, who, request.to_request())
+    staging, created = await run_in_threadpool(
+        _submit, services, who, request.to_request(), request.pin_ttl_seconds
+    )
     staging = await _decision(services, staging)
     if staging.state == StagingState.DENIED:
         raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=denied_detail(staging))
     if not created:
         response.status_code = status.HTTP_200_OK
-    return staging_out(staging)
+    return _out(services, staging)
+
+
+def _out(services: Services, staging: Staging) -> StagingOut:
+    return staging_out(staging, services.pins.of([staging.id]).get(staging.id))
 
 
 @router.get("", summary="List stagings", responses=_AUTH_ERRORS)
@@ -112,15 +123,15 @@ def list_stagings(
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many, newest first.")] = 100,
 ) -> StagingList:
     """Your stagings, newest first; an auditor's or admin's: everyone's."""
-    return StagingList(
-        stagings=[staging_out(s) for s in services.staging_views.for_principal(who, state, limit)]
-    )
+    found = services.staging_views.for_principal(who, state, limit)
+    leases = services.pins.of(s.id for s in found)
+    return StagingList(stagings=[staging_out(s, leases.get(s.id)) for s in found])
 
 
 @router.get("/{staging_id}", summary="Get a staging", responses={**_AUTH_ERRORS, **_NOT_FOUND})
 def get_staging(staging_id: StagingId, who: Authenticated, services: ServicesDep) -> StagingOut:
     """A staging with its per-node progress. Someone else's is 404 unless you are an auditor or admin."""
-    return staging_out(services.staging_views.visible(who, staging_id))
+    return _out(services, services.staging_views.visible(who, staging_id))
 
 
 @router.delete(
@@ -136,6 +147,31 @@ def release_staging(staging_id: StagingId, who: Submitter, services: ServicesDep
     """Unpin the staging's datasets (the nodes may then evict them), or cancel it if still running.
     The owner or an admin may; releasing twice is harmless."""
     try:
-        return staging_out(services.stagings.release(who, staging_id))
+        return _out(services, services.stagings.release(who, staging_id))
     except PermissionError as exc:  # the ledger's own check; the role check above comes first
         raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=str(exc)) from exc
+
+
+@router.post(
+    "/{staging_id}/renew",
+    summary="Renew a staging's pin lease",
+    responses={
+        400: {"model": ErrorOut, "description": "A TTL under a minute or over STAGEGATE_PIN_TTL_MAX."},
+        **_AUTH_ERRORS,
+        403: {"model": ErrorOut, "description": "Auditors and stewards read; they do not renew."},
+        **_NOT_FOUND,
+        409: {"model": ErrorOut, "description": "Released, failed or denied: it holds no pin to renew."},
+    },
+)
+def renew_staging(
+    staging_id: StagingId, who: Submitter, services: ServicesDep, request: RenewRequest | None = None
+) -> StagingOut:
+    """Extend the pin lease to now + ``pin_ttl_seconds`` (default: the TTL it had), so the service
+    does not release the staging while the job still reads it. The owner or an admin may; audited
+    as ``stage.renewed``."""
+    ttl = None if request is None else request.pin_ttl_seconds
+    try:
+        services.pins.renew(who, staging_id, ttl, services.pin_ttl, services.pin_ttl_max)
+    except PermissionError as exc:
+        raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=str(exc)) from exc
+    return _out(services, services.staging_views.view(staging_id))

@@ -1,4 +1,5 @@
-"""/v1/usage: chargeback figures per user or project, for auditors and admins.
+"""/v1/usage: chargeback figures per user or project (moved, reused, egressed, held), for
+auditors and admins.
 
 The shapes live here rather than in ``api.schemas``: only this route serves them.
 """
@@ -26,7 +27,14 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 class UsageRowOut(BaseModel):
     period: str = Field(description='"2026-11" (month), "2026-11-26" (day) or "all".')
     key: str = Field(description='The user, or the project ("(none)" when there is none).')
-    bytes_staged: int = Field(description="Bytes made available on NVMe by stagings completed in the period.")
+    bytes_from_source: int = Field(
+        description="Bytes read from the source by stagings completed in the period, summed over the "
+        "nodes each copied to (embedded stagings: all their bytes)."
+    )
+    bytes_from_cache: int = Field(
+        description="Bytes those stagings made available by reusing a node's cached copy (a cache hit): "
+        "nothing was read from the source for them."
+    )
     bytes_egressed: int = Field(description="Bytes of egresses completed in the period.")
     nvme_gb_hours: float = Field(description="Bytes pinned on nodes / 1e9 x hours, within the period.")
     stagings: int = Field(description="Stagings completed in the period.")
@@ -54,10 +62,13 @@ def get_usage(
         Literal["month", "day", "all"], Query(description="One row per key per UTC month, day, or all.")
     ] = "month",
 ) -> UsageOut:
-    """Bytes staged, bytes egressed and NVMe GB-hours per (period, user or project), from the
-    audit trail. bytes_staged: per staging that completed, the bytes it made available on NVMe
-    (summed over its nodes); bytes_egressed: per completed egress; nvme_gb_hours: per service
-    staging and node, bytes / 1e9 x hours pinned from `policy.allowed` to `stage.released` or
-    `stage.failed` (or now), clipped to [since, until) and split at UTC period boundaries."""
+    """Bytes moved from the source, bytes reused from node caches, bytes egressed and NVMe GB-hours
+    per (period, user or project), from the audit trail. bytes_from_source: per staging that
+    completed, the bytes of the nodes it copied to itself (embedded: all of them);
+    bytes_from_cache: the bytes of its nodes that were cache hits; bytes_egressed: per completed
+    egress; nvme_gb_hours: per service staging and node, bytes / 1e9 x hours pinned from
+    `policy.allowed` to `stage.released` (by its owner, or by the service when the pin lease ran
+    out) or `stage.failed` (or now), clipped to [since, until) and split at UTC period
+    boundaries."""
     rows = usage(services.ledger, by=by, since=since, until=until, period=period)
     return UsageOut(rows=[_row_out(r) for r in rows])

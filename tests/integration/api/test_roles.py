@@ -24,7 +24,12 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET", "/v1/stagings"): (401, 401, 200, 200, 200, 200, 200),
     ("GET", "/v1/stagings/{sams}"): (401, 401, 404, 200, 404, 200, 200),
     ("DELETE", "/v1/stagings/{sams}"): (401, 401, 404, 200, 403, 403, 200),
+    # Renewing a pin lease: as releasing, the owner or an admin; someone else's is not found.
+    ("POST", "/v1/stagings/{sams}/renew"): (401, 401, 404, 200, 403, 403, 200),
     ("GET", "/v1/nodes"): (401, 401, 200, 200, 200, 200, 200),
+    # Tokens: everyone lists their own (an admin all); only the owner or an admin revokes one.
+    ("GET", "/v1/tokens"): (401, 401, 200, 200, 200, 200, 200),
+    ("DELETE", "/v1/tokens/{sams}"): (401, 401, 404, 200, 404, 404, 200),
     ("GET", "/v1/audit"): (401, 401, 403, 403, 403, 200, 200),
     ("GET", "/v1/audit/verify"): (401, 401, 403, 403, 403, 200, 200),
     ("GET", "/v1/audit/checkpoint"): (401, 401, 403, 403, 403, 200, 200),
@@ -84,7 +89,11 @@ def test_role_matrix(shared_world: World, method: str, path: str, caller: str, e
     w = shared_world
     target = None
     egress_target = None
-    if path == "/v1/egress/{sams}":
+    token_target = None
+    if path == "/v1/tokens/{sams}":
+        token_target = Tokens(w.ledger).create(USERS["scientist"], "scientist", "vision")
+        path = path.replace("{sams}", token_target.id)
+    elif path == "/v1/egress/{sams}":
         egress_target, _ = Egresses(w.ledger).submit(w.principals["scientist"], EgressRequest(**EGRESS))
         path = path.replace("{sams}", egress_target.id)
     elif "{sams}" in path:
@@ -97,6 +106,8 @@ def test_role_matrix(shared_world: World, method: str, path: str, caller: str, e
         response = w.client.post(path, json=DECLASSIFICATION, headers=w.headers(caller))
     elif method == "POST" and " from " in path:
         response = w.post(caller, source=local_source(path, caller))
+    elif method == "POST" and path.endswith("/renew"):
+        response = w.client.post(path, json={"pin_ttl_seconds": 7200}, headers=w.headers(caller))
     elif method == "POST":
         response = w.post(caller)
     else:
@@ -124,12 +135,22 @@ def test_role_matrix(shared_world: World, method: str, path: str, caller: str, e
         assert len(made) == (1 if expected == 201 else 0)
         if made:
             assert made[0].role == caller and made[0].details["to"] == "public"
+    if token_target is not None:
+        still = Tokens(w.ledger).authenticate(token_target.token)
+        assert (still is None) == (expected == 200), "revoked exactly when the answer says so"
     if target is not None:
         after = StagingViews(w.ledger).view(target.id)
         released = method == "DELETE" and expected == 200
         assert after.state == ("released" if released else "pending")
         if released:
             assert response.json()["state"] == "released"
+        if path.endswith("/renew"):
+            renewals = [
+                e.details["by"] for e in AuditTrail(w.ledger).query(job=target.id, action="stage.renewed")
+            ]
+            assert renewals == ([USERS[caller]] if expected == 200 else [])
+            if expected == 200:
+                assert response.json()["pin"]["ttl_seconds"] == 7200
 
 
 def test_401_says_how_to_get_a_token(world: World) -> None:

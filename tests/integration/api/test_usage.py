@@ -43,7 +43,8 @@ def test_usage_rows(world: World) -> None:
     assert row == {
         "period": "all",
         "key": "sam",
-        "bytes_staged": 2 * 3 * GB,  # replicated on two nodes
+        "bytes_from_source": 2 * 3 * GB,  # replicated on two nodes, copied to both
+        "bytes_from_cache": 0,
         "bytes_egressed": 500_000_000,
         "stagings": 1,
         "egresses": 1,
@@ -51,7 +52,7 @@ def test_usage_rows(world: World) -> None:
     assert gb_hours == pytest.approx(2 * 3.0 * pinned_hours, rel=1e-9)  # 2 nodes x 3 GB x hours pinned
 
     by_project = world.get("admin", "/v1/usage", by="project").json()["rows"]
-    assert [(r["key"], r["bytes_staged"]) for r in by_project] == [("vision", 6 * GB)]
+    assert [(r["key"], r["bytes_from_source"]) for r in by_project] == [("vision", 6 * GB)]
     assert by_project[0]["period"] == f"{released.time:%Y-%m}", "monthly by default"
 
     later = released.time + HOUR

@@ -60,7 +60,8 @@ def test_json_by_user(history: dict[str, float]) -> None:
     assert {k: v for k, v in alice.items() if k != "nvme_gb_hours"} == {
         "period": "all",
         "key": "alice",
-        "bytes_staged": 6 * GB,
+        "bytes_from_source": 6 * GB,
+        "bytes_from_cache": 0,
         "bytes_egressed": 500_000_000,
         "stagings": 1,
         "egresses": 1,
@@ -68,7 +69,8 @@ def test_json_by_user(history: dict[str, float]) -> None:
     assert bob == {
         "period": "all",
         "key": "bob",
-        "bytes_staged": GB,
+        "bytes_from_source": GB,
+        "bytes_from_cache": 0,
         "bytes_egressed": 0,
         "nvme_gb_hours": 0.0,  # embedded stagings pin nothing
         "stagings": 1,
@@ -79,9 +81,11 @@ def test_json_by_user(history: dict[str, float]) -> None:
 def test_csv_by_project(history: dict[str, float]) -> None:
     month = f"{datetime.fromtimestamp(history['released'], UTC):%Y-%m}"
     text = ok("--csv", "--by", "project")
-    assert text.splitlines()[0] == "period,key,bytes_staged,bytes_egressed,nvme_gb_hours,stagings,egresses"
+    assert text.splitlines()[0] == (
+        "period,key,bytes_from_source,bytes_from_cache,bytes_egressed,nvme_gb_hours,stagings,egresses"
+    )
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert [(r["period"], r["key"], r["bytes_staged"], r["stagings"]) for r in rows] == [
+    assert [(r["period"], r["key"], r["bytes_from_source"], r["stagings"]) for r in rows] == [
         (month, "(none)", str(GB), "1"),  # the embedded staging's job has no project
         (month, "vision", str(6 * GB), "1"),
     ]
@@ -93,14 +97,17 @@ def test_table_and_windows(history: dict[str, float]) -> None:
     assert table[0].split() == [
         "PERIOD",
         "USER",
-        "STAGED",
+        "FROM",
+        "SOURCE",
+        "FROM",
+        "CACHE",
         "EGRESSED",
         "NVME",
         "GB-H",
         "STAGINGS",
         "EGRESSES",
     ]
-    assert table[1].split()[1:5] == ["alice", "6.0", "GB", "500.0"]
+    assert table[1].split()[1:7] == ["alice", "6.0", "GB", "0", "B", "500.0"]
     # Times without a zone are UTC; a window after everything is empty.
     after = datetime.fromtimestamp(history["released"], UTC) + timedelta(days=1)
     assert json.loads(ok("--json", "--since", f"{after:%Y-%m-%d}")) == []

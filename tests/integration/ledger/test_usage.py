@@ -173,7 +173,13 @@ def scripted_day(ledger: Ledger) -> Day:
 
 def pinned_only(row: UsageRow) -> float:
     """The GB-hours of a row that has nothing else: no staging or egress completed in it."""
-    assert (row.bytes_staged, row.stagings, row.bytes_egressed, row.egresses) == (0, 0, 0, 0), row
+    assert (row.bytes_from_source, row.bytes_from_cache, row.stagings, row.bytes_egressed, row.egresses) == (
+        0,
+        0,
+        0,
+        0,
+        0,
+    ), row
     return row.nvme_gb_hours
 
 
@@ -189,7 +195,7 @@ def test_a_day_by_user(ledger: Ledger) -> None:
     alice, bob = rows
 
     # alice: imagenet replicated on 2 nodes x 3 GB = 6 GB made available, plus coco 1 node x 2 GB.
-    assert alice.bytes_staged == 2 * 3 * GB + 1 * 2 * GB == 8_000_000_000
+    assert alice.bytes_from_source == 2 * 3 * GB + 1 * 2 * GB == 8_000_000_000
     assert alice.stagings == 2
     assert (alice.bytes_egressed, alice.egresses) == (500_000_000, 1)
     # imagenet: 2 nodes x 3 GB x (released - allowed); coco, still held: 1 node x 2 GB x 1.5 h = 3.0.
@@ -198,7 +204,7 @@ def test_a_day_by_user(ledger: Ledger) -> None:
     assert alice.nvme_gb_hours > 3.0
 
     # bob: wiki shards 1 GB + 0.5 GB, plus the embedded staging's 0.7 GB; common-crawl never completed.
-    assert bob.bytes_staged == GB + GB // 2 + 700_000_000 == 2_200_000_000
+    assert bob.bytes_from_source == GB + GB // 2 + 700_000_000 == 2_200_000_000
     assert bob.stagings == 2
     assert (bob.bytes_egressed, bob.egresses) == (2 * 250_000_000, 2), "the failed egress counts for nothing"
     # wiki shards, still held: 1.5 GB x (now - allowed); common-crawl: 2 nodes x 4 GB x (failed - allowed);
@@ -233,7 +239,7 @@ def test_a_window_clips_the_pins_and_leaves_out_what_happened_before_it(ledger: 
     whole = usage(
         ledger, by="user", period="all", since=day.first, until=t + timedelta(seconds=1), now=t + HOUR
     )
-    assert [(r.key, r.bytes_staged, r.stagings, r.bytes_egressed, r.egresses) for r in whole] == [
+    assert [(r.key, r.bytes_from_source, r.stagings, r.bytes_egressed, r.egresses) for r in whole] == [
         ("alice", 8 * GB, 2, 500_000_000, 1),
         ("bob", 2_200_000_000, 2, 500_000_000, 2),
     ]
@@ -257,10 +263,11 @@ def test_by_project_split_at_the_month_boundary(ledger: Ledger, monkeypatch: pyt
     ]
     # The embedded staging's job has no project.
     none = rows[this_month, "(none)"]
-    assert (none.bytes_staged, none.stagings, none.nvme_gb_hours, none.egresses) == (700_000_000, 1, 0.0, 0)
+    assert (none.bytes_from_source, none.stagings, none.nvme_gb_hours) == (700_000_000, 1, 0.0)
+    assert (none.bytes_from_cache, none.egresses) == (0, 0)
 
     vision = rows[this_month, "vision"]
-    assert (vision.bytes_staged, vision.stagings) == (8 * GB, 2)
+    assert (vision.bytes_from_source, vision.stagings) == (8 * GB, 2)
     # The egress's project comes from its details (its job row has none).
     assert (vision.bytes_egressed, vision.egresses) == (500_000_000, 1)
     # imagenet: 2 x 3 GB x (released - allowed); coco: 2 GB x (boundary - allowed) this month ...
@@ -270,7 +277,7 @@ def test_by_project_split_at_the_month_boundary(ledger: Ledger, monkeypatch: pyt
     assert pinned_only(rows[next_month, "vision"]) == pytest.approx(2.0 * 2)
 
     nlp = rows[this_month, "nlp"]
-    assert (nlp.bytes_staged, nlp.stagings) == (1_500_000_000, 1)
+    assert (nlp.bytes_from_source, nlp.stagings) == (1_500_000_000, 1)
     assert (nlp.bytes_egressed, nlp.egresses) == (500_000_000, 2)
     expected = 1.5 * hours(day.b1_allowed, boundary) + 2 * 4.0 * hours(day.b2_allowed, day.b2_failed)
     assert nlp.nvme_gb_hours == pytest.approx(expected, rel=1e-9)

@@ -51,7 +51,7 @@ def test_audit_and_usage_read_the_services_trail(start_cluster, dataset, tmp_pat
     usage = run(env, "usage", "--period", "all", "--json")
     assert usage.returncode == 0, usage.stderr
     rows = {r["key"]: r for r in json.loads(usage.stdout)}
-    assert rows["gina"]["stagings"] == 1 and rows["gina"]["bytes_staged"] == 60_000
+    assert rows["gina"]["stagings"] == 1 and rows["gina"]["bytes_from_source"] == 60_000
 
     local = run(env, "audit", "query", "--actor", "gina", "--local")
     assert local.returncode == 0 and local.stdout == "", local.stdout + local.stderr

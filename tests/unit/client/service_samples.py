@@ -42,6 +42,7 @@ def staging_json(state: str = "transferring", **over: Any) -> dict[str, Any]:
         "nodes": [node_part("gpu-01"), node_part("gpu-02", "pending")],
         "errors": [],
         "reasons": [],
+        "pin": None,
     }
     return {**data, **over}
 

@@ -235,6 +235,7 @@ def test_submit_without_wait_prints_id_and_state(stub: list[StubService]):
             "mode": "shard",
             "job": "train-42",
             "idempotency_key": "k1",
+            "pin_ttl": None,
         },
     )
     assert ("close", None) in stub[0].calls

@@ -102,3 +102,15 @@ def test_a_node_without_limits_or_heartbeat():
     n = Node.from_json(node_json(capacity=None, free=None, last_heartbeat=None, alive=False, datasets=[]))
     assert (n.capacity, n.free, n.last_heartbeat, n.datasets) == (None, None, None, ())
     assert Node.from_json(n.to_json()) == n
+
+
+def test_a_usage_row_keeps_moved_and_reused_apart_and_refuses_the_old_mixed_figure():
+    from stagegate.client.service_models import usage_row
+
+    row = usage_row(
+        {"period": "all", "key": "alice", "bytes_from_source": 240, "bytes_from_cache": 480, "stagings": 3},
+        "rows[0]",
+    )
+    assert (row.bytes_from_source, row.bytes_from_cache, row.stagings) == (240, 480, 3)
+    with pytest.raises(ServiceProtocolError, match="older stagegate service"):
+        usage_row({"period": "all", "key": "alice", "bytes_staged": 720}, "rows[0]")

@@ -30,7 +30,7 @@ IMAGE = f"stagegate:{VERSION}"
 CLI_OPTIONS: dict[str, set[str]] = {
     "serve": {"--host", "--port"},
     "worker": {"--node", "--root", "--capacity", "--concurrency", "--metrics-host", "--metrics-port"},
-    "stage": {"--node", "--mode", "--job", "--idempotency-key", "--wait", "--json", "--server"},
+    "stage": {"--node", "--mode", "--job", "--idempotency-key", "--wait", "--json", "--server", "--pin-ttl"},
     "db upgrade": {"--runtime-role"},
 }
 # Deployments always name the runtime role: without it the API and workers would have no grants.

@@ -508,3 +508,17 @@ def test_the_service_monitor_scrapes_the_workers_metrics_port() -> None:
     # Not in the main kustomization: a cluster without the Prometheus Operator has no ServiceMonitor kind.
     main = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     assert not any("monitoring" in r for r in main["resources"])
+
+
+def test_training_pod_leases_its_pin_and_releases_it_when_training_ends() -> None:
+    spec = _pod("Pod", "train-imagenet")
+    (init,) = spec["initContainers"]
+    assert _invocation(init).one("--pin-ttl") == "12h"
+    train = _one_container(spec, "train")
+    (script,) = train["args"]
+    # The release runs on EXIT (success or failure), so training must not be exec'd past it.
+    assert "trap '" in script and "' EXIT" in script and "exec python3 train.py" not in script
+    assert 'method="DELETE"' in script and '"/v1/stagings/" + s["id"]' in script
+    env = _env(train)
+    assert "secretKeyRef" in env["STAGEGATE_TOKEN"]["valueFrom"] and "value" not in env["STAGEGATE_TOKEN"]
+    assert env["STAGEGATE_URL"] == _env(init)["STAGEGATE_URL"]

@@ -64,6 +64,8 @@ def test_each_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "CHECKPOINT_KEY": "PRIVATE+KEY+example.org/audit+00000000+AAAA",
         "CHECKPOINT_PUBLISH": "s3://audit-lock/checkpoints",
         "CHECKPOINT_RETENTION_DAYS": "30",
+        "PIN_TTL": "4h",
+        "PIN_TTL_MAX": "2d",
     }
     for name, value in values.items():
         monkeypatch.setenv(PREFIX + name, value)
@@ -93,7 +95,28 @@ def test_each_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         30,
     )
     assert s.checkpoint_key is not None and s.checkpoint_key.get_secret_value().startswith("PRIVATE+KEY+")
+    assert (s.pin_ttl, s.pin_ttl_max) == (4 * 3600.0, 2 * 86400.0)
     assert all(s.from_environment(field) for field in Settings.model_fields)
+
+
+@pytest.mark.parametrize(
+    ("ttl", "maximum", "complaint"),
+    [
+        ("4x", None, "STAGEGATE_PIN_TTL must be a duration"),
+        ("30s", None, "at least 1m"),
+        ("-1h", None, "STAGEGATE_PIN_TTL must be a duration"),
+        ("8d", None, "longer than STAGEGATE_PIN_TTL_MAX"),  # the default maximum is 7d
+        ("2h", "1h", "longer than STAGEGATE_PIN_TTL_MAX"),
+    ],
+)
+def test_a_bad_pin_ttl_is_named(
+    monkeypatch: pytest.MonkeyPatch, ttl: str, maximum: str | None, complaint: str
+) -> None:
+    monkeypatch.setenv("STAGEGATE_PIN_TTL", ttl)
+    if maximum is not None:
+        monkeypatch.setenv("STAGEGATE_PIN_TTL_MAX", maximum)
+    with pytest.raises(InvalidInputError, match=complaint):
+        load_settings()
 
 
 def test_an_empty_variable_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:

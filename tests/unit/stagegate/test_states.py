@@ -29,7 +29,7 @@ def test_task_states_are_the_stored_strings() -> None:
 
 def test_audit_actions_are_the_recorded_strings() -> None:
     assert sorted(a.value for a in AuditAction) == sorted([
-        "stage.requested", "stage.completed", "stage.failed", "stage.released",
+        "stage.requested", "stage.completed", "stage.failed", "stage.released", "stage.renewed",
         "policy.allowed", "policy.denied",
         "egress.requested", "egress.completed", "egress.failed",
         "checkpoint.deleted", "label.declassified", "dataset.quarantined",

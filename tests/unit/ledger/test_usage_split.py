@@ -1,0 +1,50 @@
+"""The split of a completed staging's bytes into moved and reused, from its events alone: the
+pure part of the usage report (``ledger.usage._Report``), on events built in code."""
+
+from datetime import UTC, datetime, timedelta
+
+from stagegate.ledger.events import AuditEvent
+from stagegate.ledger.usage import _Report
+
+T0 = datetime(2026, 11, 26, 10, tzinfo=UTC)
+
+
+def event(seq: int, action: str, job: str, **details: object) -> AuditEvent:
+    return AuditEvent(
+        seq=seq, time=T0 + timedelta(minutes=seq), actor="alice", role="scientist", action=action,
+        job_id=job, job_ref=None, source="s3://b/ds", destination="nodes:a,b", bytes=0, files=0,
+        manifest_digest=None, policy_version=None, decision=None, reasons=(), details=details,
+        prev_hash="", hash="",
+    )  # fmt: skip
+
+
+def report(*events: AuditEvent) -> tuple[int, int]:
+    r = _Report("all", None, T0 + timedelta(hours=1))
+    for e in events:
+        r.take(e, "alice")
+    (row,) = r.rows()
+    return row.bytes_from_source, row.bytes_from_cache
+
+
+def test_copied_nodes_move_the_others_reuse() -> None:
+    allowed = event(1, "policy.allowed", "j", node_bytes={"a": 100, "b": 100}, cache_hits=["b"], copied=["a"])
+    assert report(allowed, event(2, "stage.completed", "j")) == (100, 100)
+
+
+def test_a_node_waiting_for_another_stagings_copy_reuses_it() -> None:
+    # Neither a hit (not ready yet) nor copied by this staging: another one writes it.
+    allowed = event(1, "policy.allowed", "j", node_bytes={"a": 100}, cache_hits=[], copied=[])
+    assert report(allowed, event(2, "stage.completed", "j")) == (0, 100)
+
+
+def test_a_hit_that_failed_its_check_is_copied_afresh() -> None:
+    hits = ["a", "b"]
+    allowed = event(1, "policy.allowed", "j", node_bytes={"a": 100, "b": 50}, cache_hits=hits, copied=[])
+    quarantined = event(2, "dataset.quarantined", "j", node="a", found_by="verify")
+    scrubbed = event(3, "dataset.quarantined", "j", node="b", found_by="scrub")  # not this staging's copy
+    assert report(allowed, quarantined, scrubbed, event(4, "stage.completed", "j")) == (100, 50)
+
+
+def test_events_from_before_copied_was_recorded_count_every_non_hit_as_moved() -> None:
+    allowed = event(1, "policy.allowed", "j", node_bytes={"a": 100, "b": 70}, cache_hits=["b"])
+    assert report(allowed, event(2, "stage.completed", "j")) == (100, 70)
