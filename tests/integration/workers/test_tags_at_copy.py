@@ -14,9 +14,10 @@ import pytest
 from integration.helpers import MiB, assert_staged, is_ready, payload, temp_files
 from stagegate.ledger import AuditTrail, Jobs, Manifests, open_ledger
 from stagegate.policies import LABEL_FILE_NAME, LABEL_TAG, Policy, PolicyDeniedError
+from stagegate.requests import StagingRequest
 from stagegate.transfer import DatasetDir
 from stagegate.transfer.sources import s3 as s3_source
-from stagegate.workers.staging import Requester, StagingOptions, StagingRequest, check_policy, run_staging
+from stagegate.workers.staging import Requester, StagingOptions, check_policy, run_staging
 
 pytestmark = pytest.mark.integration
 
@@ -50,11 +51,9 @@ def put(s3_client: Any, bucket: str, files: dict[str, bytes], tags: dict[str, st
 
 
 def stage_with(bucket: str, dest: Path, job_ref: str, policy: Policy | None = None) -> Any:
-    request = StagingRequest(
-        source=f"s3://{bucket}/ds", destination=str(dest), job_ref=job_ref, options=OPTIONS
-    )
+    request = StagingRequest(source=f"s3://{bucket}/ds", destination=str(dest), job_ref=job_ref)
     with open_ledger() as ledger:
-        return run_staging(ledger, policy or Policy.default(), REQUESTER, request)
+        return run_staging(ledger, policy or Policy.default(), REQUESTER, request, options=OPTIONS)
 
 
 def actions_of(job_ref: str) -> list[str]:

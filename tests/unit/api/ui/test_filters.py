@@ -92,7 +92,7 @@ def test_text_filters_round_trip(params: dict[str, str]) -> None:
 
 def test_usage_query_months() -> None:
     query = parse_usage_query(
-        {"by": "project", "since": "2026-11", "until": "2026-12", "metric": "bytes_staged"}
+        {"by": "project", "since": "2026-11", "until": "2026-12", "metric": "bytes_from_source"}
     )
     assert (query.since, query.until) == (datetime(2026, 11, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
     assert parse_usage_query(query.to_params()) == query
