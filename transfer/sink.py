@@ -50,21 +50,31 @@ def syncfs(fd: int) -> None:
         raise OSError(err, os.strerror(err))
 
 
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write all of ``data`` at ``fd``'s position (a short write goes on where it stopped)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def write_all_at(fd: int, offset: int, data: bytes | memoryview) -> None:
+    """Write all of ``data`` at ``offset``, whatever short writes the kernel makes."""
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
+
+
 @dataclass(slots=True)
 class TempFile:
     fd: int
     name: str
 
     def write(self, data: bytes | memoryview, /) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view) :]
+        write_all(self.fd, data)
 
     def write_at(self, offset: int, data: bytes | memoryview, /) -> None:
-        view = memoryview(data)
-        while view:
-            n = os.pwrite(self.fd, view, offset)
-            view, offset = view[n:], offset + n
+        write_all_at(self.fd, offset, data)
 
 
 def open_nofollow(path: Path, flags: int, mode: int = 0o644) -> int:

@@ -27,7 +27,7 @@ from stagegate.transfer.endpoints.base import Present
 from stagegate.transfer.errors import ChecksumMismatchError, UnsafeDestinationError
 from stagegate.transfer.keys import STATE_DIR
 from stagegate.transfer.parts import PartRule
-from stagegate.transfer.sink import open_or_make_dir
+from stagegate.transfer.sink import open_or_make_dir, write_all, write_all_at
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -84,15 +84,10 @@ class TempEgressFile:
     name: str | None
 
     def write(self, data: bytes | memoryview, /) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view) :]
+        write_all(self.fd, data)
 
     def write_at(self, offset: int, data: bytes | memoryview, /) -> None:
-        view = memoryview(data)
-        while view:
-            n = os.pwrite(self.fd, view, offset)
-            view, offset = view[n:], offset + n
+        write_all_at(self.fd, offset, data)
 
 
 @dataclass
