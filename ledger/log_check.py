@@ -19,6 +19,7 @@ from stagegate.ledger.checkpoint_note import Checkpoint
 from stagegate.ledger.checkpoints import StoredCheckpoint
 from stagegate.ledger.database import READ_ONLY, Ledger
 from stagegate.ledger.merkle import CompactRange, consistency_ranges, range_hash, verify_consistency
+from stagegate.ledger.signed_note import NoteError
 from stagegate.ledger.verify import ChainChecker
 
 PAGE = 1000
@@ -135,3 +136,28 @@ def check_log(ledger: Ledger, checkpoint: Checkpoint, latest: StoredCheckpoint |
         root=tree.root(),
         notes=tuple(notes),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class LatestCheck:
+    """The ledger's newest checkpoint, its signature checked with the key stored beside it,
+    and (when asked) whether the events now in the trail extend it."""
+
+    signature_ok: bool
+    consistent: bool | None = None  # None: the trail was not read
+    problems: tuple[str, ...] = ()
+
+
+def check_latest(ledger: Ledger, latest: StoredCheckpoint, *, against_log: bool) -> LatestCheck:
+    """What GET /v1/audit/checkpoint and the integrity page report about ``latest``; with
+    ``against_log`` the whole trail is read (:func:`check_log`)."""
+    try:
+        opened = latest.opened()
+    except NoteError:
+        if not against_log:
+            return LatestCheck(signature_ok=False)
+        return LatestCheck(signature_ok=False, consistent=False, problems=("the signature does not check",))
+    if not against_log:
+        return LatestCheck(signature_ok=True)
+    verdict = check_log(ledger, opened.checkpoint)
+    return LatestCheck(signature_ok=True, consistent=verdict.consistent, problems=tuple(verdict.problems))

@@ -17,8 +17,7 @@ from stagegate.api.schemas import (
 )
 from stagegate.api.services import ServicesDep
 from stagegate.ledger.chain import format_time
-from stagegate.ledger.log_check import check_log
-from stagegate.ledger.signed_note import NoteError
+from stagegate.ledger.log_check import check_latest
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -68,11 +67,7 @@ def latest_checkpoint(
     latest = services.checkpoints.latest()
     if latest is None:
         return LatestCheckpointOut(checkpoint=None)
-    try:
-        opened = latest.opened()
-        signature_ok = True
-    except NoteError:
-        signature_ok = False
+    check = check_latest(services.ledger, latest, against_log=verify)
     out = CheckpointOut(
         size=latest.size,
         root=latest.root.hex(),
@@ -81,13 +76,8 @@ def latest_checkpoint(
         key=f"{latest.key_name}+{latest.key_id:08x}",
         public_key=latest.public_key,
         note=latest.note,
-        signature_ok=signature_ok,
+        signature_ok=check.signature_ok,
     )
     if not verify:
         return LatestCheckpointOut(checkpoint=out)
-    if not signature_ok:
-        return LatestCheckpointOut(
-            checkpoint=out, consistent=False, problems=["the signature does not check"]
-        )
-    verdict = check_log(services.ledger, opened.checkpoint)
-    return LatestCheckpointOut(checkpoint=out, consistent=verdict.consistent, problems=list(verdict.problems))
+    return LatestCheckpointOut(checkpoint=out, consistent=check.consistent, problems=list(check.problems))

@@ -29,8 +29,7 @@ from stagegate.ledger import (
 from stagegate.ledger.checkpoints import Checkpoints
 from stagegate.ledger.egresses import Egress, Egresses
 from stagegate.ledger.job_projects import projects_of
-from stagegate.ledger.log_check import check_log
-from stagegate.ledger.signed_note import NoteError
+from stagegate.ledger.log_check import check_latest
 from stagegate.ledger.usage import UsageRow, usage
 from stagegate.settings import load_settings
 
@@ -195,14 +194,10 @@ def latest_checkpoint(ledger: Ledger) -> CheckpointStatus | None:
     latest = Checkpoints(ledger, origin=load_settings().checkpoint_origin).latest()
     if latest is None:
         return None
+    check = check_latest(ledger, latest, against_log=True)
     key = f"{latest.key_name}+{latest.key_id:08x}"
-    try:
-        opened = latest.opened()
-    except NoteError as exc:
-        problem = f"the signature does not check: {exc}"
-        return CheckpointStatus(latest.note, latest.size, key, False, False, (problem,))
-    verdict = check_log(ledger, opened.checkpoint)
-    return CheckpointStatus(latest.note, latest.size, key, True, verdict.consistent, tuple(verdict.problems))
+    consistent = check.consistent is True
+    return CheckpointStatus(latest.note, latest.size, key, check.signature_ok, consistent, check.problems)
 
 
 def integrity(ledger: Ledger) -> Integrity:
