@@ -23,10 +23,13 @@ def tamper(url: str, statement: str, params: dict[str, object] | None = None) ->
         engine.dispose()
 
 
-def append_many(url: str, writer: int, count: int, start: multiprocessing.synchronize.Event) -> None:
-    """A writer process: open the ledger, wait for the others, then append ``count`` events."""
+def append_many(url: str, writer: int, count: int, start: multiprocessing.synchronize.Barrier) -> None:
+    """A writer process: open the ledger, wait until every writer has, then append ``count`` events.
+
+    A barrier, not a timed head start: on a loaded machine spawned writers can take seconds to
+    import, and the first ones would otherwise finish alone before the last one opens the ledger."""
     with open_ledger(url) as ledger:
         trail = AuditTrail(ledger)
-        start.wait(timeout=60)
+        start.wait(timeout=120)
         for i in range(count):
             trail.append(NewEvent(actor=f"writer-{writer}", role="worker", action="stage", bytes=i, files=1))

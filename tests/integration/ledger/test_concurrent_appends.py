@@ -16,12 +16,10 @@ EACH = 200
 def test_processes_never_fork_the_chain(ledger_url: str) -> None:
     open_ledger(ledger_url).close()  # migrate once up front; the writers also race to open it
     context = multiprocessing.get_context("spawn")
-    start = context.Event()
+    start = context.Barrier(WRITERS)
     writers = [context.Process(target=append_many, args=(ledger_url, n, EACH, start)) for n in range(WRITERS)]
     for writer in writers:
         writer.start()
-    time.sleep(0.5)  # let them import and open the ledger, so the appends really overlap
-    start.set()
     for writer in writers:
         writer.join(timeout=120)
     assert [w.exitcode for w in writers] == [0] * WRITERS
