@@ -150,6 +150,8 @@ class Submission:
     job: str | None = None
     idempotency_key: str | None = None
     pin_ttl: float | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +187,8 @@ def stage_on_service(server: str | None, ask: Submission, wait: bool, output: Ou
                 job=ask.job,
                 idempotency_key=ask.idempotency_key,
                 pin_ttl=ask.pin_ttl,
+                include=ask.include,
+                exclude=ask.exclude,
             )
         except StagingDeniedError as exc:
             _denied_at_submit(exc, output.as_json)

@@ -14,6 +14,7 @@ from click.core import ParameterSource
 from stagegate.client import context
 from stagegate.client.duration_param import DURATION
 from stagegate.client.errors import EXIT_INTERRUPTED
+from stagegate.client.filter_options import filter_options
 from stagegate.client.progress_bar import ProgressBar
 from stagegate.client.service_commands import Output, Submission, server_option, stage_on_service
 from stagegate.durability import Durability
@@ -206,6 +207,7 @@ def choose_mode(
     help="Service: how long the nodes hold the data for you (4h, 2d, 3600...), after which the service "
     "releases it; `stagegate renew ID` extends it. Default: the service's STAGEGATE_PIN_TTL.",
 )
+@filter_options
 @server_option
 @policy_option
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
@@ -266,6 +268,8 @@ def stage(
     idempotency_key: str | None,
     wait: bool,
     pin_ttl: float | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
     server: str | None,
     policy_path: Path | None,
     as_json: bool,
@@ -293,8 +297,12 @@ def stage(
     fsspec URL.
 
     Before a byte moves, every object's label (its S3 tag or xattr `classification`, else the
-    nearest `.classification` file) is checked against the policy; a denial names the
-    objects and exits 3. Every staging is recorded in the audit trail.
+    nearest `.classification` file, in the source or in a folder above it up to the bucket's or
+    the mount's root) is checked against the policy; a denial names the objects and the label
+    files consulted, and exits 3. Every staging is recorded in the audit trail.
+
+    --include/--exclude stage a subset, chosen with rclone's filter rules before planning:
+    the manifest, digest and label decision cover exactly the files staged.
 
     Running the same command again resumes: files already there and verified are kept. DIR
     holds exactly the source's files; the staging's state lies beside it, in
@@ -308,7 +316,9 @@ def stage(
     given = {name for name in ctx.params if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE}
     if choose_mode(destination, nodes, server, "server" in given, given) == "service":
         output = Output(as_json=as_json, progress=False if quiet else progress, quiet=quiet)
-        submission = Submission(source, nodes, mode or "replicate", job_ref, idempotency_key, pin_ttl)
+        submission = Submission(
+            source, nodes, mode or "replicate", job_ref, idempotency_key, pin_ttl, include, exclude
+        )
         stage_on_service(server, submission, wait, output)
         return
     assert destination is not None  # choose_mode said embedded
@@ -320,7 +330,9 @@ def stage(
         durability=Durability(durability),
     )
     policy = context.load_policy(policy_path)
-    request = StagingRequest(source=source, destination=str(destination), job_ref=job_ref)
+    request = StagingRequest(
+        source=source, destination=str(destination), job_ref=job_ref, include=include, exclude=exclude
+    )
     show_bar = (sys.stderr.isatty() if progress is None else progress) and not quiet
     bar = ProgressBar() if show_bar else None
     with context.ledger() as ledger:

@@ -48,6 +48,7 @@ def stage(
     label_file_name: str | None = None,
     record_interval: float = RECORD_INTERVAL,
     label_gate: LabelGate | None = None,
+    key_filter: Callable[[str], bool] | None = None,
 ) -> StageResult:
     """Copy every object of ``source`` into ``destination`` and mark it ready.
 
@@ -61,7 +62,8 @@ def stage(
     the dataset is not published), and every object's own label right before it is copied.
     ``label_gate`` (:data:`transfer.engine.LabelGate`) decides on each object's own label as
     it is opened, before a byte of it is written (default: with ``config.recheck_labels``,
-    any change since planning fails the staging).
+    any change since planning fails the staging). ``key_filter`` says which keys are staged
+    (:func:`transfer.plan.plan_dataset`).
 
     ``destination`` must be new, empty or an earlier staging's (else
     :class:`DestinationNotEmptyError`); its lock is held throughout, and a staging already
@@ -79,7 +81,7 @@ def stage(
     with DatasetDir(destination) as dataset:
         dataset.lock_exclusive()  # held until the dataset is closed: for the whole staging
         try:
-            plan = plan_dataset(source, dataset.state_path / PLAN_FILE, label_file_name)
+            plan = plan_dataset(source, dataset.state_path / PLAN_FILE, label_file_name, key_filter)
             if on_plan is not None:
                 on_plan(plan)
         except BaseException:
@@ -108,7 +110,11 @@ def stage(
                 count += 1
         if config.recheck_labels and label_file_name is not None:
             check_labels_before_ready(
-                source, plan.label_files, label_file_name, (obj.key for obj in plan.entries())
+                source,
+                plan.label_files,
+                label_file_name,
+                (obj.key for obj in plan.entries()),
+                plan.label_files_above,
             )
         progress = tracker.state
         result = publish(

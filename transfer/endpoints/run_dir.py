@@ -21,6 +21,7 @@ from typing import Protocol
 
 from stagegate.errors import InvalidInputError, NotFoundError
 from stagegate.transfer.errors import SourceChangedError, UnsafeDestinationError
+from stagegate.transfer.label_sources import LabelFileAbove
 from stagegate.transfer.objects import SourceObject
 from stagegate.transfer.sources.base import PublishedChecksum
 from stagegate.transfer.sources.local import posix_revision
@@ -253,3 +254,6 @@ class RunDirSource:
 
     def find(self, key: str) -> SourceObject | None:
         return next((o for o in self.objects if o.key == key), None)
+
+    def label_files_above(self, name: str) -> tuple[LabelFileAbove, ...]:
+        return ()  # a checkpoint's labels are egress's own (workers.egress_labels), up to the run root

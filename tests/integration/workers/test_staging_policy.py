@@ -342,18 +342,34 @@ def test_one_offending_object_denies_the_whole_dataset(
     assert chain_intact()
 
 
-def test_label_file_above_the_dataset_root_does_not_apply(tmp_path: Path) -> None:
-    # Labels are looked up only up to the dataset root: a .classification file in the parent
-    # of the staged directory labels nothing in it.
+def test_label_file_above_the_dataset_root_applies(tmp_path: Path) -> None:
+    # A subset of a labelled tree: the .classification in the parent of the staged directory
+    # labels it (embedded, the parents are looked at up to the mount's root), and the manifest
+    # says which file did.
     ds = PosixDataset(tmp_path / "parent" / "src")
     fill(ds)
     (tmp_path / "parent" / LABEL_FILE_NAME).write_bytes(b"public\n")
     dest = tmp_path / "dest"
 
+    stage_with(ds, dest, "job-parent")
+
+    job = job_of(events_of("job-parent"))
+    assert {e.label for e in manifest_of(job.id)} == {"public"}
+    allowed = [e for e in events_of("job-parent") if e.action == "policy.allowed"]
+    assert f"{tmp_path}/parent/{LABEL_FILE_NAME} (public)" in allowed[0].details["label_files_consulted"][0]
+
+
+def test_a_denial_names_the_parents_that_had_no_label_file(tmp_path: Path) -> None:
+    ds = PosixDataset(tmp_path / "parent" / "src")
+    fill(ds)
+    dest = tmp_path / "dest"
+
     with pytest.raises(PolicyDeniedError) as denied:
-        stage_with(ds, dest, "job-parent")
+        stage_with(ds, dest, "job-no-parent")
 
     assert denied.value.decision.offending_count == len(FILES)
+    assert f"{tmp_path}/parent/{LABEL_FILE_NAME} (none)" in str(denied.value)
+    assert f"{tmp_path}/{LABEL_FILE_NAME} (none)" in str(denied.value)
     nothing_written(dest, existed=False)
 
 
