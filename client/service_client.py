@@ -226,6 +226,8 @@ class ServiceClient:
             "job": request.job_ref,
             "delete_unselected": request.delete_unselected,
         }
+        if request.include or request.exclude:  # a service from before filters refuses the fields
+            body["include"], body["exclude"] = list(request.include), list(request.exclude)
         data = self._request("POST", "/v1/egress", json=body, idempotent=False)
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             raise ServiceError("the service answered POST /v1/egress without an id")

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stagegate.errors import InvalidInputError
 from stagegate.limits import MAX_LABEL_FILE_BYTES
 from stagegate.transfer.errors import (
     LabelChangedError,
@@ -173,6 +174,10 @@ def plan_dataset(
             files += 1
             total_bytes += obj.size
             f.write(_encode(obj))
+    if files == 0 and filtered_out:
+        raise InvalidInputError(
+            f"the --include/--exclude filters leave none of the {filtered_out} objects of {source.url}"
+        )
     above = source.label_files_above(label_file_name) if label_file_name is not None else ()
     plan = Plan(
         source.url, spill, files, total_bytes, digest.hexdigest(), markers, label_files, above, filtered_out

@@ -14,7 +14,7 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -217,17 +217,24 @@ class _RangeReader:
 
 
 class RunDirSource:
-    """The files of ``checkpoints`` in ``run`` as a :class:`transfer.sources.base.Source`,
-    listed once when made (so every final name can be checked before the first byte)."""
+    """The files of ``checkpoints`` in ``run`` (those ``key_filter`` takes) as a
+    :class:`transfer.sources.base.Source`, listed once when made (so every final name can be
+    checked before the first byte)."""
 
     prefers_ranged_reads = False  # a local file streams faster than it splits (README)
 
     labels_listed = True  # own labels come with the listing, at no extra cost
 
-    def __init__(self, run: RunDir, checkpoints: Sequence[CheckpointLike]) -> None:
+    def __init__(
+        self,
+        run: RunDir,
+        checkpoints: Sequence[CheckpointLike],
+        key_filter: Callable[[str], bool] | None = None,
+    ) -> None:
         self.run = run
         self.url = str(run.path)
-        files = sorted((f for c in checkpoints for f in run.files(c)), key=lambda f: f.key)
+        taken = (f for c in checkpoints for f in run.files(c) if key_filter is None or key_filter(f.key))
+        files = sorted(taken, key=lambda f: f.key)
         self._files = {f.key: f for f in files}
         self.objects = [SourceObject(f.key, f.size, revision=f.revision) for f in files]
 
