@@ -26,6 +26,7 @@ from stagegate.policies import (
     LabelResolver,
     Policy,
     PolicyDeniedError,
+    ResolvedLabel,
     Zone,
 )
 from stagegate.progress import ProgressCallback
@@ -337,13 +338,24 @@ def run_staging(
 
 
 def check_policy(
-    policy: Policy, source_url: str, key_filter: KeyFilter | None = None
+    policy: Policy,
+    source_url: str,
+    key_filter: KeyFilter | None = None,
+    on_object: Callable[[SourceObject, ResolvedLabel], None] | None = None,
 ) -> tuple[Plan, Decision]:
     """What the policy would decide on staging ``source_url`` (the keys ``key_filter`` takes),
     without moving a byte: every object's own label is read up front (one tagging request per
-    S3 object). The plan says which label files labelled it, in the source and above it."""
+    S3 object). The labels of a source, in one place (``stagegate policy check``, and ``ls``/
+    ``du`` of a source): ``on_object`` sees each object with its resolved label and where it
+    came from, while the listing's spill file still exists (the returned plan's entries do not
+    outlive the call); ``decision.consulted`` and the plan's ``label_files`` and
+    ``label_files_above`` say which label files were consulted."""
     refuse_credentials(source_url, "source URL")
     source = open_source(source_url, labels=LABELS, tags_at_plan=True)
     with tempfile.TemporaryDirectory(prefix="stagegate-plan-") as scratch:
         plan = plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name, key_filter)
-        return plan, decide_plan(policy, plan, Zone.staging(), label_resolver(plan, policy))
+        resolver = label_resolver(plan, policy)
+        if on_object is not None:
+            for obj in plan.entries():
+                on_object(obj, resolver.resolve(obj.key, obj.label))
+        return plan, decide_plan(policy, plan, Zone.staging(), resolver)

@@ -190,3 +190,53 @@ def test_s3_label_above_is_the_nearest_and_an_own_file_below_refines(
     put_objects(s3_client, bucket, {"a/b/.classification": b"restricted\n"})
     refused = run("stage", f"s3://{bucket}/a/b/c", "--to", str(tmp_path / "e"), env=subprocess_env)
     assert refused.returncode == 3 and "x.bin is restricted" in refused.stderr
+
+
+def test_egress_ships_only_the_files_the_filters_take(
+    s3_client, bucket: str, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    run_dir = write_tree(
+        tmp_path / "run",
+        {
+            "checkpoint-500/model.safetensors": payload("m5", 4000),
+            "checkpoint-500/optimizer.pt": payload("o5", 8000),
+            "checkpoint-1000/model.safetensors": payload("m1", 4000),
+            "checkpoint-1000/optimizer.pt": payload("o1", 8000),
+            "checkpoint-1000/rng_state.pth": b"rng",
+            ".classification": b"public\n",
+        },
+    )
+    out = tmp_path / "out"
+
+    proc = run(
+        "egress", str(run_dir), "--to", str(out), "--latest", "1",
+        "--exclude", "optimizer.pt", "--exclude", "*.pth", "--json", env=subprocess_env,
+    )  # fmt: skip
+
+    assert proc.returncode == 0, proc.stderr
+    shipped = sorted(
+        p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and ".stagegate" not in p.parts
+    )
+    assert shipped == ["checkpoint-1000/model.safetensors"]
+    assert (out / "checkpoint-1000" / "model.safetensors").read_bytes() == payload("m1", 4000)
+    (requested,) = audit("--action", "egress.requested", env=subprocess_env)
+    assert requested["details"]["exclude"] == ["optimizer.pt", "*.pth"]  # type: ignore[index]
+
+    to_s3 = run(
+        "egress", str(run_dir), "--to", f"s3://{bucket}/models/r1", "--latest", "1",
+        "--include", "*.safetensors", env=subprocess_env,
+    )  # fmt: skip
+    assert to_s3.returncode == 0, to_s3.stderr
+    keys = [
+        o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket, Prefix="models/r1/").get("Contents", [])
+    ]
+    assert keys == ["models/r1/checkpoint-1000/model.safetensors"]
+
+    nothing = run(
+        "egress", str(run_dir), "--to", str(tmp_path / "o2"), "--latest", "1", "--include", "none/**"
+    )
+    assert nothing.returncode == 2 and "leave no file" in nothing.stderr, nothing.stderr
+    climbing = run(
+        "egress", str(run_dir), "--to", str(tmp_path / "o3"), "--latest", "1", "--include", "../**"
+    )
+    assert climbing.returncode == 2 and "above the source" in climbing.stderr

@@ -23,6 +23,7 @@ from integration.helpers import (
     snapshot,
 )
 from stagegate.errors import InvalidInputError
+from stagegate.key_filters import KeyFilter
 from stagegate.ledger import AuditEvent, AuditTrail, Job, Jobs, ManifestEntry, Manifests, open_ledger
 from stagegate.policies import LABEL_FILE_NAME, LABEL_TAG, LABEL_XATTR, Policy, PolicyDeniedError
 from stagegate.requests import StagingRequest
@@ -357,6 +358,30 @@ def test_label_file_above_the_dataset_root_applies(tmp_path: Path) -> None:
     assert {e.label for e in manifest_of(job.id)} == {"public"}
     allowed = [e for e in events_of("job-parent") if e.action == "policy.allowed"]
     assert f"{tmp_path}/parent/{LABEL_FILE_NAME} (public)" in allowed[0].details["label_files_consulted"][0]
+
+
+def test_check_policy_gives_each_objects_label_and_where_it_came_from(tmp_path: Path) -> None:
+    # The one look-up `policy check` (and `ls`/`du` of a source) use: labels from inside the
+    # source and from above it, the filters applied.
+    ds = PosixDataset(tmp_path / "parent" / "src")
+    fill(ds)
+    (tmp_path / "parent" / LABEL_FILE_NAME).write_bytes(b"internal\n")
+    ds.put(f"sub/deep/{LABEL_FILE_NAME}", b"public\n")
+    seen: dict[str, tuple[str, str]] = {}
+
+    plan, decision = check_policy(
+        Policy.default(),
+        ds.url,
+        KeyFilter.of(exclude=["a.txt"]),
+        on_object=lambda obj, label: seen.__setitem__(obj.key, (label.label, label.origin)),
+    )
+
+    assert seen == {
+        "sub/b.bin": ("internal", f"file:{tmp_path}/parent/{LABEL_FILE_NAME}"),
+        "sub/deep/c.bin": ("public", f"file:sub/deep/{LABEL_FILE_NAME}"),
+    }
+    assert plan.files == len(seen) and not decision.allowed
+    assert f"{tmp_path}/parent/{LABEL_FILE_NAME} (internal)" in decision.consulted[0]
 
 
 def test_a_denial_names_the_parents_that_had_no_label_file(tmp_path: Path) -> None:
