@@ -44,6 +44,11 @@ def _filtered(request: "StagingRequest | EgressRequest") -> None:
     object.__setattr__(request, "exclude", rules.exclude)
 
 
+def _as_params(request: "StagingRequest | EgressRequest") -> dict[str, Any]:
+    """``request`` as JSON-ready values: its tuples as lists."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(request).items()}
+
+
 def _known(cls: Any, params: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of ``cls`` in ``params``, sequences as tuples (unknown keys are ignored: rows
     outlive code)."""
@@ -95,12 +100,7 @@ class StagingRequest:
 
     def to_params(self) -> dict[str, Any]:
         """The JSON object the ledger stores (``jobs.params``)."""
-        return {
-            **asdict(self),
-            "nodes": list(self.nodes),
-            "include": list(self.include),
-            "exclude": list(self.exclude),
-        }
+        return _as_params(self)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "StagingRequest":
@@ -162,12 +162,7 @@ class EgressRequest:
 
     def to_params(self) -> dict[str, Any]:
         """The JSON object the ledger stores (``jobs.params``)."""
-        return {
-            **asdict(self),
-            "names": list(self.names),
-            "include": list(self.include),
-            "exclude": list(self.exclude),
-        }
+        return _as_params(self)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "EgressRequest":

@@ -2,12 +2,12 @@
 (real subprocesses, embedded mode) on directories and on the loopback S3 server."""
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from integration.helpers import STAGEGATE, assert_staged, payload, put_objects, snapshot, write_tree
+from integration.client.test_policy_cli import audit, run
+from integration.helpers import assert_staged, payload, put_objects, snapshot, write_tree
 
 pytestmark = pytest.mark.integration
 
@@ -18,18 +18,6 @@ TREE = {
     "val/deep/c.tmp": b"scratch",
     "val/deep/c.bin": payload("vc", 500),
 }
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([STAGEGATE, *args], capture_output=True, text=True, env=env, timeout=60)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
-
-
-def audit(*args: str, env: dict[str, str] | None = None) -> list[dict[str, object]]:
-    proc = run("audit", "query", "--json", *args, env=env)
-    assert proc.returncode == 0, proc.stderr
-    return [json.loads(line) for line in proc.stdout.splitlines()]
 
 
 def stage_json(*args: str, env: dict[str, str] | None = None) -> dict[str, object]:
