@@ -9,7 +9,12 @@ from pathlib import Path
 from typing import cast
 
 from stagegate.limits import MAX_LABEL_FILE_BYTES
-from stagegate.transfer.errors import LabelChangedError, SourceChangedError, SourceNotFoundError
+from stagegate.transfer.errors import (
+    LabelChangedError,
+    LabelSourceError,
+    SourceChangedError,
+    SourceNotFoundError,
+)
 from stagegate.transfer.label_sources import (
     LabelFileAbove,
     combined_label,
@@ -80,6 +85,10 @@ def read_label_file_in(dir_fd: int, name: str, where: str) -> bytes | None:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     except FileNotFoundError:
         return None
+    except PermissionError:  # unreadable, it could hold any label: fail closed, saying so
+        raise LabelSourceError(
+            f"{where}: a label file that cannot be read labels nothing; make it readable"
+        ) from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise not_a_label_file(where, "a symlink") from None
@@ -312,7 +321,8 @@ class LocalSource:
         found = []
         for directory in directories:
             where = f"{directory.as_posix().rstrip('/')}/{name}"
-            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            # O_PATH: a parent one may pass through but not list (mode 0711) is still looked in.
+            fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
                 found.append(LabelFileAbove(where, read_label_file_in(fd, name, where)))
             finally:
