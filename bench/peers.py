@@ -87,11 +87,11 @@ DEBIAN_RCLONE = "/usr/bin/rclone"
 PYPI_RCLONE = str(VENV_BIN / "rclone")
 
 
-def _rclone(executable: str) -> Callable[[Source, Path], list[str]]:
+def _rclone_tool(name: str, executable: str) -> Tool:
     def argv(source: Source, dest: Path) -> list[str]:
         return [executable, *_rclone_args(source, dest)]
 
-    return argv
+    return Tool(name, executable, frozenset({"s3", "posix"}), argv, version_args=("version",))
 
 
 def _rclone_args(source: Source, dest: Path) -> list[str]:
@@ -127,20 +127,8 @@ def _cp(source: Source, dest: Path) -> list[str]:
 
 PEERS = (
     Tool("s5cmd", str(VENV_BIN / "s5cmd"), frozenset({"s3"}), _s5cmd, version_args=("version",)),
-    Tool(
-        "rclone",
-        DEBIAN_RCLONE,
-        frozenset({"s3", "posix"}),
-        _rclone(DEBIAN_RCLONE),
-        version_args=("version",),
-    ),
-    Tool(
-        "rclone-1.75",
-        PYPI_RCLONE,
-        frozenset({"s3", "posix"}),
-        _rclone(PYPI_RCLONE),
-        version_args=("version",),
-    ),
+    _rclone_tool("rclone", DEBIAN_RCLONE),
+    _rclone_tool("rclone-1.75", PYPI_RCLONE),
     Tool("aws", str(VENV_BIN / "aws"), frozenset({"s3"}), _aws),
     Tool("cp", "cp", frozenset({"posix"}), _cp),
 )

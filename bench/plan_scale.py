@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
+import os
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench.measure import GNU_TIME
+from bench.measure import run_timed
 from stagegate.transfer.objects import SourceObject
 
 TARGET_MB = 500
@@ -65,26 +65,18 @@ def child(count: int, listing_only: bool) -> None:
 
 
 def measure(count: int, listing_only: bool = False) -> dict[str, float]:
-    """Run one child under GNU time: its seconds (in-process), wall, CPU and peak RSS."""
-    with tempfile.NamedTemporaryFile("r") as rss:
-        argv = [sys.executable, "-m", "bench.plan_scale", "--child", str(count)]
-        argv += ["--listing-only"] if listing_only else []
-        started = time.perf_counter()
-        done = subprocess.run(
-            [GNU_TIME, "-o", rss.name, "-f", "%M %U %S", *argv],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        wall = time.perf_counter() - started
-        peak_kib, user, system = rss.read().split()[-3:]
+    """Run one child under GNU time, as the bench runs every tool: its seconds (in-process),
+    CPU and peak RSS."""
+    argv = [sys.executable, "-m", "bench.plan_scale", "--child", str(count)]
+    done = run_timed(argv + (["--listing-only"] if listing_only else []), dict(os.environ), 3600)
+    if done.code != 0:
+        raise RuntimeError(f"planning {count:,} entries failed: {done.stderr[-500:]}")
     result = json.loads(done.stdout)
     return {
         "files": result["files"],
         "seconds": result["seconds"],
-        "wall_s": wall,
-        "cpu_s": float(user) + float(system),
-        "peak_rss_mb": int(peak_kib) * 1024 / 1e6,
+        "cpu_s": done.cpu_s,
+        "peak_rss_mb": done.maxrss_kib * 1024 / 1e6,
     }
 
 
