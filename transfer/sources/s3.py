@@ -1,6 +1,6 @@
-"""An S3 bucket prefix as a source: listings, HEADs and tags through boto3, object bodies
-through the CRT's S3 client (:mod:`transfer.sources.s3_crt`, the default data path; boto3's
-GET stays as the other, ``data_path="boto3"``).
+"""An S3 bucket prefix as a source: listings, HEADs and tags through boto3; the bodies of
+small objects through the CRT's S3 client (:mod:`transfer.sources.s3_crt`), ranges and big
+objects through boto3's GET (``data_path="auto"``; "crt" or "boto3" force one for all).
 
 Credentials come from boto3's standard chain and ``AWS_ENDPOINT_URL`` is honoured, so any
 S3-compatible store works. Every GET carries ``If-Match`` with the listed ETag: a ranged
@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 
     from stagegate.transfer.sources.s3_crt import CrtGetter
 
-DATA_PATHS = ("crt", "boto3")
+# "auto": whole objects of up to one CRT part through the CRT, ranges and bigger objects
+# through boto3 (the measurement behind it: README, "S3 data path"); or either for everything.
+DATA_PATHS = ("auto", "crt", "boto3")
 
 # response field -> our algorithm name, most preferred first
 _CHECKSUM_FIELDS = (
@@ -134,7 +136,7 @@ class S3Source:
         max_connections: int = 64,
         labels: LabelSpec | None = None,
         tags_at_plan: bool = False,
-        data_path: str = "crt",
+        data_path: str = "auto",
     ) -> None:
         if data_path not in DATA_PATHS:
             raise InvalidInputError(f"unknown S3 data path {data_path!r}: one of {', '.join(DATA_PATHS)}")
@@ -286,7 +288,7 @@ class S3Source:
             return _BodyReader(io.BytesIO(), None)  # S3 ignores an empty Range and sends it all
         byte_range = None if whole else (offset, obj.size - 1 if length is None else offset + length - 1)
         full_key = self._full_key(obj)
-        if self._data_path == "crt":
+        if self._through_crt(obj, byte_range):
             body, resp = self._get_crt(obj, full_key, byte_range)
         else:
             body, resp = self._get_boto3(obj, full_key, byte_range)
@@ -303,6 +305,15 @@ class S3Source:
             return self._label_of(full_key)
 
         return _BodyReader(body, published, label)
+
+    def _through_crt(self, obj: SourceObject, byte_range: tuple[int, int] | None) -> bool:
+        if self._data_path != "auto":
+            return self._data_path == "crt"
+        from stagegate.transfer.sources.s3_crt import PART_SIZE
+
+        # Per file the CRT costs less CPU than botocore; per byte more (it hands Python each
+        # part as a fresh buffer, and splits a range into more requests): small files take it.
+        return byte_range is None and obj.size <= PART_SIZE
 
     def _get_crt(
         self, obj: SourceObject, full_key: str, byte_range: tuple[int, int] | None
