@@ -174,8 +174,8 @@ def plan_scale_report(quick: bool, runs: int) -> None:
     from bench import plan_scale
 
     load = os.getloadavg()
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC (start)")
     table = plan_scale.table(1_000_000 if quick else 10_000_000, runs)
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     note = f"{when}; load average {_load(load)} before, {_load(os.getloadavg())} after (2 cores)"
     print(table)
     write_atomically(PLAN_RESULTS, [f"# Planning at scale\n\n{note}\n\n{table}\n".encode()])
