@@ -10,7 +10,7 @@ from typing import TextIO
 
 from stagegate.client.progress_line import Fields, layout
 from stagegate.client.units import format_duration
-from stagegate.progress import Progress
+from stagegate.progress import Listed, Progress
 from stagegate.sizes import format_bytes
 
 REDRAW_EVERY = 0.1  # seconds
@@ -41,6 +41,26 @@ class ProgressBar:
             self._last_draw = now
             self._draw(progress, now, note, rate)
 
+    def listed(self, listing: Listed) -> None:
+        """Planning: how many objects the listing has found so far, on the bar's line (a
+        listing of millions takes a while, and a silent terminal looks hung)."""
+        now = self._clock()
+        if now - self._last_draw < REDRAW_EVERY and not listing.done:
+            return
+        with self._lock:
+            self._last_draw = now
+            verb = "listed" if listing.done else "listing the source:"
+            line = f"{verb} {listing.objects} objects, {format_bytes(listing.bytes)}"
+            width = shutil.get_terminal_size((80, 20)).columns - 1
+            self._put(line if len(line) <= width else line[: line.rfind(" ", 0, width)])
+
+    def _put(self, line: str) -> None:
+        # Pad over what a longer earlier line left behind (the fields shown may change).
+        self._stream.write("\r" + line.ljust(self._width_drawn))
+        self._width_drawn = len(line)
+        self._stream.flush()
+        self._drawn = True
+
     def _rate(self, now: float, moved: int) -> float:
         self._history.append((now, moved))
         while len(self._history) > 2 and now - self._history[0][0] > RATE_WINDOW:
@@ -65,12 +85,7 @@ class ProgressBar:
             files=f"files {p.files_done}/{p.files_total}",
             note=note or None,
         )
-        line = layout(fields, fraction, shutil.get_terminal_size((80, 20)).columns)
-        # Pad over what a longer earlier line left behind (the fields shown may change).
-        self._stream.write("\r" + line.ljust(self._width_drawn))
-        self._width_drawn = len(line)
-        self._stream.flush()
-        self._drawn = True
+        self._put(layout(fields, fraction, shutil.get_terminal_size((80, 20)).columns))
 
     def finish(self, rate: float | None = None) -> None:
         """End the bar's line so the summary starts on a fresh one. ``rate`` (bytes per second),

@@ -26,7 +26,7 @@ from stagegate.policies import (
     PolicyDeniedError,
     Zone,
 )
-from stagegate.progress import ProgressCallback
+from stagegate.progress import ListingCallback, ProgressCallback
 from stagegate.requests import StagingRequest
 from stagegate.states import StagingState
 from stagegate.transfer import (
@@ -255,8 +255,10 @@ def run_staging(
     on_progress: ProgressCallback | None = None,
     on_plan: Callable[[Plan], None] | None = None,
     options: StagingOptions | None = None,
+    on_listed: ListingCallback | None = None,
 ) -> StageResult:
-    """Stage ``request.source`` into ``request.destination`` in this process.
+    """Stage ``request.source`` into ``request.destination`` in this process; ``on_listed``
+    hears how far planning has listed the source, ``on_progress`` how far the copy is.
 
     Raises :class:`policies.PolicyDeniedError` (nothing moved) when the policy refuses any
     object, and the transfer's own errors when the copy fails; each outcome is audited.
@@ -287,6 +289,7 @@ def run_staging(
             planned,
             label_file_name=LABELS.file_name,
             label_gate=run.label_gate(source),
+            on_listed=on_listed,
         )
     except PolicyDeniedError as exc:
         if not run.denied:  # refused at copy time, by an object's own label
