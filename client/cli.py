@@ -21,6 +21,7 @@ from stagegate.client.config_command import config
 from stagegate.client.daemon_commands import serve, worker
 from stagegate.client.db_commands import db
 from stagegate.client.declassify_command import declassify
+from stagegate.client.discovery_commands import du, ls
 from stagegate.client.egress_command import egress
 from stagegate.client.errors import (
     EXIT_BAD_INPUT,
@@ -75,6 +76,8 @@ cli.add_command(release)
 cli.add_command(renew)
 cli.add_command(nodes)
 cli.add_command(policy)
+cli.add_command(ls)
+cli.add_command(du)
 cli.add_command(audit)
 cli.add_command(token)
 cli.add_command(serve)

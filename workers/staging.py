@@ -7,6 +7,7 @@ embedded client calls :func:`run_staging` in-process; the service's tasks will c
 same steps.
 """
 
+import contextlib
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ __all__ = [
     "Requester",
     "StagingOptions",
     "check_policy",
+    "planned_source",
     "run_staging",
 ]
 
@@ -302,11 +304,18 @@ def run_staging(
     return result
 
 
-def check_policy(policy: Policy, source_url: str) -> tuple[Plan, Decision]:
-    """What the policy would decide on staging ``source_url``, without moving a byte: every
-    object's own label is read up front (one tagging request per S3 object)."""
+@contextlib.contextmanager
+def planned_source(source_url: str, on_listed: ListingCallback | None = None) -> Iterator[Plan]:
+    """The plan of ``source_url`` as a staging makes it, read with the caller's own credentials
+    and every own label read up front (one tagging request per S3 object), moving nothing;
+    its spill file lasts as long as the block."""
     refuse_credentials(source_url, "source URL")
     source = open_source(source_url, labels=LABELS, tags_at_plan=True)
     with tempfile.TemporaryDirectory(prefix="stagegate-plan-") as scratch:
-        plan = plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name)
+        yield plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name, on_listed)
+
+
+def check_policy(policy: Policy, source_url: str) -> tuple[Plan, Decision]:
+    """What the policy would decide on staging ``source_url``, without moving a byte."""
+    with planned_source(source_url) as plan:
         return plan, decide_plan(policy, plan, Zone.staging(), label_resolver(plan, policy))
