@@ -92,7 +92,7 @@ class ProgressBar:
         when given, redraws the last line with it first: the summary's own rate, so the two
         never disagree (see :func:`stagegate.progress.throughput`)."""
         with self._lock:
-            if self._drawn and rate is not None and self._last is not None:
+            if self._drawn and rate is not None and self._last is not None and self._last[2] != rate:
                 p, note, _ = self._last
                 self._draw(p, self._clock(), note, rate)
             if self._drawn:
