@@ -38,6 +38,7 @@ from stagegate.client.service_render import (
     render_submitted,
     verdict,
 )
+from stagegate.progress import Listed
 from stagegate.settings import load_settings
 from stagegate.states import StagingState
 
@@ -103,6 +104,9 @@ class Follower:
                 self._bar.finish()
             for line in lines:
                 click.echo(line, err=True)
+        p = staging.progress
+        if self._bar is not None and staging.state == StagingState.PLANNING and p.listed_objects is not None:
+            self._bar.listed(Listed(p.listed_objects, p.listed_bytes or 0))
         drawn = bar_progress(staging)
         # Ready only completes a bar already drawn: one first drawn at 100 % says nothing.
         if staging.state != StagingState.TRANSFERRING and (

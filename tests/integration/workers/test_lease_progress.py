@@ -1,12 +1,24 @@
 """A running batch reports its progress at file granularity, rate-limited, through the
-ledger the service's views read: the bar of a service staging moves per file, not per batch."""
+ledger the service's views read: the bar of a service staging moves per file, not per batch;
+and a planning staging says how many objects its plan step has listed."""
 
 import time
 
-from integration.ledger.test_stagings import admitted
-from stagegate.ledger import Ledger, StagingViews, TaskKey, Tasks
-from stagegate.progress import Progress
-from stagegate.workers.lease import LeaseKeeper, TaskCancelledError
+from integration.ledger.test_stagings import WHO, admitted
+from stagegate.ledger import (
+    BatchRange,
+    Ledger,
+    NodePortion,
+    Nodes,
+    StagingRequests,
+    StagingSteps,
+    StagingViews,
+    TaskKey,
+    Tasks,
+)
+from stagegate.progress import Listed, Progress
+from stagegate.workers.lease import PROGRESS_EVERY, LeaseKeeper, TaskCancelledError
+from stagegate.workers.listing_progress import ListingRecorder
 
 
 def _node_progress(ledger: Ledger, job: str) -> tuple[int, int]:
@@ -72,3 +84,38 @@ def test_a_released_staging_stops_the_copy_at_the_next_file(ledger: Ledger) -> N
             pass
         else:
             raise AssertionError("the copy went on after its staging was released")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_planning_staging_shows_the_objects_listed_so_far(ledger: Ledger) -> None:
+    Nodes(ledger).heartbeat("a", "/nvme/a", 1 << 40, "a@host:1")
+    requests, steps, tasks = StagingRequests(ledger, 30), StagingSteps(ledger, 30), Tasks(ledger, 30)
+    staging, _, (plan,) = requests.submit(WHO, source="s3://b/ds", nodes=["a"])
+    assert tasks.claim(plan, "planner") is not None
+    assert steps.begin_planning(staging.id)
+    views, clock = StagingViews(ledger), Clock()
+    record = ListingRecorder(steps, staging.id, clock=clock)
+
+    record(Listed(1000, 10_000))
+    assert views.view(staging.id).progress.listed_objects == 1000
+    clock.now += PROGRESS_EVERY / 2
+    record(Listed(2000, 20_000))  # too soon: not written
+    assert views.view(staging.id).progress.listed_objects == 1000
+    record(Listed(2345, 23_450, done=True))  # the end is always written
+    progress = views.view(staging.id).progress
+    assert (progress.listed_objects, progress.listed_bytes) == (2345, 23_450)
+
+    steps.record_plan(staging.id, "d" * 64, 2300, 23_000, "v1")
+    portions = [NodePortion("a", "d" * 64, 2300, 23_000, [BatchRange("k0", "k9", 2300, 23_000)])]
+    steps.admit(staging.id, plan, "planner", portions, {})
+    after = views.view(staging.id).progress
+    assert after.listed_objects is None, "past planning the view shows copy progress only"
+    record(Listed(9999, 1, done=True))  # a late write once planned changes nothing
+    assert views.view(staging.id).progress.files_total == 2300
