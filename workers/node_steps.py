@@ -47,6 +47,7 @@ from stagegate.transfer.sealed import fingerprint, is_sealed, seal, unseal
 from stagegate.transfer.sources import Source
 from stagegate.workers.confined_sources import confined_source
 from stagegate.workers.lease import LeaseKeeper, TaskCancelledError
+from stagegate.workers.listing_progress import ListingRecorder
 from stagegate.workers.metrics import WorkerMetrics
 from stagegate.workers.portions import split_plan
 from stagegate.workers.settings import WorkerSettings
@@ -240,8 +241,9 @@ class NodeContext:
             self.source_of(job) as source,
             tempfile.TemporaryDirectory(prefix="stagegate-plan-") as scratch,
         ):
+            listed = ListingRecorder(self.stagings, job.id)
             key_filter = KeyFilter(job.include, job.exclude)
-            plan = plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name, key_filter)
+            plan = plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name, listed, key_filter)
             resolver = label_resolver(plan, self.policy)
             self.manifests.clear(job.id)
             self.manifests.add(job.id, manifest_entries(plan, resolver))

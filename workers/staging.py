@@ -7,6 +7,7 @@ embedded client calls :func:`run_staging` in-process; the service's tasks will c
 same steps.
 """
 
+import contextlib
 import dataclasses
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -26,10 +27,9 @@ from stagegate.policies import (
     LabelResolver,
     Policy,
     PolicyDeniedError,
-    ResolvedLabel,
     Zone,
 )
-from stagegate.progress import ProgressCallback
+from stagegate.progress import ListingCallback, ProgressCallback
 from stagegate.requests import StagingRequest
 from stagegate.states import StagingState
 from stagegate.transfer import (
@@ -56,6 +56,7 @@ __all__ = [
     "StagingOptions",
     "check_policy",
     "consulted_label_files",
+    "planned_source",
     "run_staging",
 ]
 
@@ -292,8 +293,10 @@ def run_staging(
     on_progress: ProgressCallback | None = None,
     on_plan: Callable[[Plan], None] | None = None,
     options: StagingOptions | None = None,
+    on_listed: ListingCallback | None = None,
 ) -> StageResult:
-    """Stage ``request.source`` into ``request.destination`` in this process.
+    """Stage ``request.source`` into ``request.destination`` in this process; ``on_listed``
+    hears how far planning has listed the source, ``on_progress`` how far the copy is.
 
     Raises :class:`policies.PolicyDeniedError` (nothing moved) when the policy refuses any
     object, and the transfer's own errors when the copy fails; each outcome is audited.
@@ -324,6 +327,7 @@ def run_staging(
             planned,
             label_file_name=LABELS.file_name,
             label_gate=run.label_gate(source),
+            on_listed=on_listed,
             key_filter=request.key_filter,
         )
     except PolicyDeniedError as exc:
@@ -337,25 +341,26 @@ def run_staging(
     return result
 
 
-def check_policy(
-    policy: Policy,
-    source_url: str,
-    key_filter: KeyFilter | None = None,
-    on_object: Callable[[SourceObject, ResolvedLabel], None] | None = None,
-) -> tuple[Plan, Decision]:
-    """What the policy would decide on staging ``source_url`` (the keys ``key_filter`` takes),
-    without moving a byte: every object's own label is read up front (one tagging request per
-    S3 object). The labels of a source, in one place (``stagegate policy check``, and ``ls``/
-    ``du`` of a source): ``on_object`` sees each object with its resolved label and where it
-    came from, while the listing's spill file still exists (the returned plan's entries do not
-    outlive the call); ``decision.consulted`` and the plan's ``label_files`` and
-    ``label_files_above`` say which label files were consulted."""
+@contextlib.contextmanager
+def planned_source(
+    source_url: str, on_listed: ListingCallback | None = None, key_filter: KeyFilter | None = None
+) -> Iterator[Plan]:
+    """The plan of ``source_url`` (the keys ``key_filter`` takes) as a staging makes it, read
+    with the caller's own credentials and every own label read up front (one tagging request
+    per S3 object), moving nothing; its spill file lasts as long as the block. The labels of a
+    source in one place (``policy check``, ``ls``, ``du``): :func:`label_resolver` of the plan
+    resolves each object's, and its ``label_files`` and ``label_files_above`` (or a decision's
+    ``consulted``) say which label files were consulted."""
     refuse_credentials(source_url, "source URL")
     source = open_source(source_url, labels=LABELS, tags_at_plan=True)
     with tempfile.TemporaryDirectory(prefix="stagegate-plan-") as scratch:
-        plan = plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name, key_filter)
-        resolver = label_resolver(plan, policy)
-        if on_object is not None:
-            for obj in plan.entries():
-                on_object(obj, resolver.resolve(obj.key, obj.label))
-        return plan, decide_plan(policy, plan, Zone.staging(), resolver)
+        yield plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name, on_listed, key_filter)
+
+
+def check_policy(
+    policy: Policy, source_url: str, key_filter: KeyFilter | None = None
+) -> tuple[Plan, Decision]:
+    """What the policy would decide on staging ``source_url`` (the keys ``key_filter`` takes),
+    without moving a byte, with the label files consulted."""
+    with planned_source(source_url, key_filter=key_filter) as plan:
+        return plan, decide_plan(policy, plan, Zone.staging(), label_resolver(plan, policy))

@@ -28,7 +28,14 @@ from stagegate.ledger import AuditEvent, AuditTrail, Job, Jobs, ManifestEntry, M
 from stagegate.policies import LABEL_FILE_NAME, LABEL_TAG, LABEL_XATTR, Policy, PolicyDeniedError
 from stagegate.requests import StagingRequest
 from stagegate.transfer import LabelChangedError, Plan, StageResult
-from stagegate.workers.staging import Requester, StagingOptions, check_policy, run_staging
+from stagegate.workers.staging import (
+    Requester,
+    StagingOptions,
+    check_policy,
+    label_resolver,
+    planned_source,
+    run_staging,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -367,14 +374,12 @@ def test_check_policy_gives_each_objects_label_and_where_it_came_from(tmp_path: 
     fill(ds)
     (tmp_path / "parent" / LABEL_FILE_NAME).write_bytes(b"internal\n")
     ds.put(f"sub/deep/{LABEL_FILE_NAME}", b"public\n")
-    seen: dict[str, tuple[str, str]] = {}
-
-    plan, decision = check_policy(
-        Policy.default(),
-        ds.url,
-        KeyFilter.of(exclude=["a.txt"]),
-        on_object=lambda obj, label: seen.__setitem__(obj.key, (label.label, label.origin)),
-    )
+    with planned_source(ds.url, key_filter=KeyFilter.of(exclude=["a.txt"])) as plan:
+        resolver = label_resolver(plan, Policy.default())
+        seen = {
+            o.key: (r.label, r.origin) for o in plan.entries() for r in [resolver.resolve(o.key, o.label)]
+        }
+    _, decision = check_policy(Policy.default(), ds.url, KeyFilter.of(exclude=["a.txt"]))
 
     assert seen == {
         "sub/b.bin": ("internal", f"file:{tmp_path}/parent/{LABEL_FILE_NAME}"),
