@@ -2,6 +2,7 @@
 Redis and PostgreSQL on loopback (the fixtures of tests/integration/service)."""
 
 import itertools
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -134,3 +135,35 @@ def test_no_token_or_a_wrong_one_is_an_authentication_error(
         stranger.list()
     with pytest.raises(stagegate.InvalidInputError, match="not a token"):
         stagegate.Client(cluster.api_url, "")
+
+
+def make_run(root: Path) -> Path:
+    run = root / "run-7"
+    for step in (10, 20):
+        files = {
+            f"checkpoint-{step}/model.bin": payload(f"m{step}", 50_000 + step),
+            f"checkpoint-{step}/trainer_state.json": json.dumps({"global_step": step}).encode(),
+            f"checkpoint-{step}/.classification": b"public\n",
+        }
+        for key, data in files.items():
+            (run / key).parent.mkdir(parents=True, exist_ok=True)
+            (run / key).write_bytes(data)
+    return run
+
+
+def test_egress_through_the_service_and_someone_elses_run_is_refused(
+    start_cluster: Any, s3_client: Any, bucket: str
+) -> None:
+    cluster = start_cluster({"a": None})
+    run = make_run(cluster.roots["a"] / "runs" / "alice")  # the node's runs root, alice's own
+    with stagegate.Client(cluster.api_url, cluster.token("alice", "scientist"), poll=0.2) as alice:
+        done = alice.egress(str(run), f"s3://{bucket}/models/run-7", node="a", latest=1)
+    assert done["state"] == "completed" and done["selected"] == ["checkpoint-20"]
+    got = s3_client.get_object(Bucket=bucket, Key="models/run-7/checkpoint-20/model.bin")["Body"].read()
+    assert got == payload("m20", 50_020)
+
+    bob = stagegate.Client(cluster.api_url, cluster.token("bob", "scientist"), poll=0.2)
+    with bob, pytest.raises(stagegate.EgressFailedError) as info:
+        bob.egress(str(run), f"s3://{bucket}/stolen", node="a", latest=1)
+    assert info.value.egress["state"] == "failed" and "is not one of your runs" in str(info.value)
+    assert "Contents" not in s3_client.list_objects_v2(Bucket=bucket, Prefix="stolen/")
