@@ -10,7 +10,7 @@ message), bad input :class:`stagegate.errors.InvalidInputError` or
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -125,12 +125,13 @@ class Staged:
         )
 
 
-def _checked_options(options: StagingOptions) -> StagingOptions:
+def _check_tunables(engine_config: Callable[[], object]) -> None:
+    """The engine's own check of the tunables (``concurrency must be positive``), run before
+    anything is recorded and raised as bad input."""
     try:
-        options.transfer_config()  # the engine's own check of the tunables, before anything is recorded
+        engine_config()
     except ValueError as exc:
         raise InvalidInputError(str(exc)) from None
-    return options
 
 
 def stage(
@@ -179,15 +180,14 @@ def stage(
     except ValueError:
         known = ", ".join(d.value for d in Durability)
         raise InvalidInputError(f"durability must be one of {known}, not {durability!r}") from None
-    options = _checked_options(
-        StagingOptions(
-            concurrency=concurrency,
-            part_size=part_size,
-            multipart_threshold=multipart_threshold,
-            bandwidth_limit=bandwidth_limit,
-            durability=chosen_durability,
-        )
+    options = StagingOptions(
+        concurrency=concurrency,
+        part_size=part_size,
+        multipart_threshold=multipart_threshold,
+        bandwidth_limit=bandwidth_limit,
+        durability=chosen_durability,
     )
+    _check_tunables(options.transfer_config)
     request = StagingRequest(source=source, destination=destination, job_ref=job)
     policy_path = None if policy is None else Path(policy)
     return Staged.of(stage_here(request, options, policy_path, ordered(progress)))
@@ -317,10 +317,7 @@ def egress(
         "bandwidth_limit": bandwidth_limit,
     }
     options = replace(EgressOptions(), **{k: v for k, v in given.items() if v is not None})
-    try:
-        options.egress_config()  # the engine's own check of the tunables
-    except ValueError as exc:
-        raise InvalidInputError(str(exc)) from None
+    _check_tunables(lambda: options.egress_config().transfer_config())
     request = egress_request(
         run_dir,
         to,

@@ -193,3 +193,9 @@ def test_the_example_script_exits_3_when_denied(tmp_path: Path) -> None:
         text=True,
     )
     assert run.returncode == 3 and "restricted" in run.stderr
+
+
+def test_egress_refuses_bad_tunables_before_anything_is_recorded(tmp_path: Path) -> None:
+    with pytest.raises(stagegate.InvalidInputError, match="concurrency must be positive"):
+        stagegate.egress(make_run(tmp_path), to=str(tmp_path / "out"), latest=1, concurrency=0)
+    assert actions() == [] and not (tmp_path / "out").exists()

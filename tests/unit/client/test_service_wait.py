@@ -1,7 +1,7 @@
 """``ServiceClient.wait``: the polling loop alone, over httpx.MockTransport answering a scripted
 sequence of states (the end-to-end tests against the real service are elsewhere)."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import httpx
 import pytest
@@ -46,7 +46,7 @@ class FakeTime:
         return self.now
 
 
-def client_for(script: Script, time: FakeTime) -> ServiceClient:
+def client_for(script: Callable[[httpx.Request], httpx.Response], time: FakeTime) -> ServiceClient:
     return ServiceClient(
         "http://stagegate.test",
         TOKEN,
@@ -129,13 +129,7 @@ def egress_client(states: list[str], time: FakeTime) -> ServiceClient:
         state = states.pop(0) if len(states) > 1 else states[0]
         return httpx.Response(200, json={"id": "eg-1", "state": state, "errors": [], "reasons": []})
 
-    return ServiceClient(
-        "http://stagegate.test",
-        TOKEN,
-        transport=httpx.MockTransport(answer),
-        sleep=time.sleep,
-        clock=time.clock,
-    )
+    return client_for(answer, time)
 
 
 def test_wait_egress_polls_until_the_egress_ends() -> None:
