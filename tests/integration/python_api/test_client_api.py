@@ -137,13 +137,13 @@ def test_no_token_or_a_wrong_one_is_an_authentication_error(
         stagegate.Client(cluster.api_url, "")
 
 
-def make_run(root: Path) -> Path:
+def make_run(root: Path, label: str = "public") -> Path:
     run = root / "run-7"
     for step in (10, 20):
         files = {
             f"checkpoint-{step}/model.bin": payload(f"m{step}", 50_000 + step),
             f"checkpoint-{step}/trainer_state.json": json.dumps({"global_step": step}).encode(),
-            f"checkpoint-{step}/.classification": b"public\n",
+            f"checkpoint-{step}/.classification": f"{label}\n".encode(),
         }
         for key, data in files.items():
             (run / key).parent.mkdir(parents=True, exist_ok=True)
@@ -167,3 +167,10 @@ def test_egress_through_the_service_and_someone_elses_run_is_refused(
         bob.egress(str(run), f"s3://{bucket}/stolen", node="a", latest=1)
     assert info.value.egress["state"] == "failed" and "is not one of your runs" in str(info.value)
     assert "Contents" not in s3_client.list_objects_v2(Bucket=bucket, Prefix="stolen/")
+
+    secret = make_run(cluster.roots["a"] / "runs" / "alice" / "secret", label="confidential")
+    alice = stagegate.Client(cluster.api_url, cluster.token("alice", "scientist"), poll=0.2)
+    with alice, pytest.raises(stagegate.EgressDeniedError) as denied:
+        alice.egress(str(secret), f"s3://{bucket}/leak", node="a", latest=1)
+    assert isinstance(denied.value, PermissionError) and "confidential" in str(denied.value)
+    assert "Contents" not in s3_client.list_objects_v2(Bucket=bucket, Prefix="leak/")
