@@ -44,6 +44,8 @@ class StagedDataset(Protocol):
     @property
     def files_skipped(self) -> int: ...
     @property
+    def files_removed(self) -> int: ...
+    @property
     def verified_source(self) -> int: ...
     @property
     def verified_local(self) -> int: ...
@@ -97,6 +99,8 @@ EMBEDDED_ONLY = (
     "multipart_threshold",
     "bandwidth_limit",
     "durability",
+    "replace",
+    "sync",
 )
 SERVICE_ONLY = ("mode", "idempotency_key", "wait", "pin_ttl")
 MAX_NODES = 64
@@ -170,7 +174,7 @@ def choose_mode(
     default=None,
     type=DestinationParam(file_okay=False, path_type=Path),
     help="Stage here, in this process: the directory the dataset lands in (created if missing); an "
-    "existing one must be empty or hold an earlier staging of it.",
+    "existing one must be empty or hold an earlier staging of the same source (see --replace, --sync).",
 )
 @click.option(
     "--node",
@@ -253,6 +257,19 @@ def choose_mode(
     "~1 GiB batch); file: also fsync every file.",
 )
 @click.option(
+    "--replace",
+    is_flag=True,
+    help="--to: the new dataset replaces whatever DIR holds (another source's dataset, or files "
+    "stagegate did not put there); nothing of the old remains once the new set is verified.",
+)
+@click.option(
+    "--sync",
+    is_flag=True,
+    help="--to: like rclone sync, remove from DIR the files gone from the source (and any others "
+    "it holds), after the new set is copied and verified. Without it a rerun that finds such "
+    "files refuses, changing nothing.",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Progress bar on stderr (default: when stderr is a terminal).",
@@ -275,6 +292,8 @@ def stage(
     multipart_threshold: int,
     bandwidth_limit: int | None,
     durability: str,
+    replace: bool,
+    sync: bool,
     progress: bool | None,
 ) -> None:
     """Copy the dataset at SOURCE into a directory (--to), verifying every byte; or ask the
@@ -285,8 +304,8 @@ def stage(
     only, never a flag: it would land in shell history); the nodes' workers copy and verify
     it into their caches, and `stagegate status ID` follows it. --to always stages here, even
     with STAGEGATE_URL set. --policy, --concurrency, --part-size, --multipart-threshold,
-    --bandwidth and --durability apply to --to only; --mode, --idempotency-key, --pin-ttl,
-    --wait and --server to --node only.
+    --bandwidth, --durability, --replace and --sync apply to --to only; --mode,
+    --idempotency-key, --pin-ttl, --wait and --server to --node only.
 
     SOURCE is s3://bucket/prefix (credentials from the standard AWS chain; AWS_ENDPOINT_URL
     selects an S3-compatible store), a local or NFS path (or file:///path), or any other
@@ -296,8 +315,11 @@ def stage(
     nearest `.classification` file) is checked against the policy; a denial names the
     objects and exits 3. Every staging is recorded in the audit trail.
 
-    Running the same command again resumes: files already there and verified are kept. DIR
-    holds exactly the source's files; the staging's state lies beside it, in
+    Running the same command again resumes: files already there and verified are kept. A DIR
+    holding another source's dataset is refused unless --replace; one holding files the
+    source no longer has (or files stagegate did not stage) is refused unless --sync or
+    --replace, which remove them after the new set is verified. DIR holds exactly the
+    source's files; the staging's state lies beside it, in
     .stagegate-NAME next to DIR (NAME is DIR's name). DIR is complete when READY exists
     there; manifest.jsonl there holds the BLAKE3 checksum of every file.
     """
@@ -320,7 +342,9 @@ def stage(
         durability=Durability(durability),
     )
     policy = context.load_policy(policy_path)
-    request = StagingRequest(source=source, destination=str(destination), job_ref=job_ref)
+    request = StagingRequest(
+        source=source, destination=str(destination), job_ref=job_ref, replace=replace, sync=sync
+    )
     show_bar = (sys.stderr.isatty() if progress is None else progress) and not quiet
     bar = ProgressBar() if show_bar else None
     with context.ledger() as ledger:
@@ -365,6 +389,8 @@ def _print_summary(r: StagedDataset) -> None:
         f"in {r.seconds:.1f} s ({format_bytes(rate)}/s)"
     )
     click.echo(f"  copied {r.files_copied}, already present and verified {r.files_skipped}")
+    if r.files_removed:
+        click.echo(f"  removed {r.files_removed} not in the source (--sync/--replace)")
     click.echo(
         f"  verified against the source's checksum: {r.verified_source}; "
         f"hashed locally only (source publishes none): {r.verified_local}"

@@ -18,7 +18,7 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,6 +129,73 @@ def refuse_foreign_directory(path: Path) -> None:
             f"{path} is not empty and holds no earlier staging (no {state_dir_of(path)} beside it): "
             "stagegate will not stage over files it did not put there; choose an empty or new directory"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """Something in a dataset directory that is no directory: a regular file (``regular``),
+    or anything else (a symlink, a FIFO, a socket), which a staging never puts there."""
+
+    key: str
+    regular: bool
+
+
+def _walk_entries(fd: int, prefix: str) -> Iterator[Entry]:
+    """What lies below the directory ``fd``, in ascending key order: a directory sorts as its
+    name and a ``/`` (every key below ``a/`` follows ``a.txt`` and precedes ``a0``, as in the
+    plan), one directory's listing held at a time."""
+    with os.scandir(fd) as scanned:
+        listed = sorted(
+            (e.name + "/" if is_dir else e.name, is_dir, e.is_file(follow_symlinks=False))
+            for e in scanned
+            for is_dir in (e.is_dir(follow_symlinks=False),)
+        )
+    for sort_name, is_dir, regular in listed:
+        if not is_dir:
+            yield Entry(prefix + sort_name, regular)
+            continue
+        name = sort_name[:-1]
+        try:
+            child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # replaced by a symlink or a file since it was listed
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            yield Entry(prefix + name, regular=False)
+            continue
+        try:
+            yield from _walk_entries(child, prefix + sort_name)
+        finally:
+            os.close(child)
+
+
+def _remove_empty_directories(fd: int) -> bool:
+    """Remove every directory below ``fd`` that holds no file (post-order, by descriptor);
+    True if ``fd`` is left empty."""
+    empty = True
+    with os.scandir(fd) as entries:
+        listed = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
+    for name, is_dir in listed:
+        if not is_dir:
+            empty = False
+            continue
+        try:
+            child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+        except OSError:
+            empty = False  # gone, or no directory any more: not ours to judge
+            continue
+        try:
+            child_empty = _remove_empty_directories(child)
+        finally:
+            os.close(child)
+        try:
+            if not child_empty:
+                raise OSError(errno.ENOTEMPTY, "not empty")
+            os.rmdir(name, dir_fd=fd)
+        except OSError:
+            empty = False
+    return empty
 
 
 def _lock_holder(fd: int) -> int | None:
@@ -359,6 +426,39 @@ class DatasetDir:
             os.close(parent)
         return st if stat.S_ISREG(st.st_mode) else None
 
+    def walk(self) -> Iterator[Entry]:
+        """Everything below the dataset root that is no directory, in ascending key order
+        (the plan's order). Walked by descriptor, each directory opened with ``O_NOFOLLOW``
+        relative to its parent: a symlink is an entry (never ``regular``) and never entered,
+        wherever it points."""
+        fd = os.open(".", _DIR_FLAGS, dir_fd=self._fd)  # a descriptor of its own: scandir reads its offset
+        try:
+            yield from _walk_entries(fd, "")
+        finally:
+            os.close(fd)
+
+    def remove(self, key: str) -> None:
+        """Remove the entry at ``key``: a file, or a symlink itself (``unlink`` never follows
+        one). Its directory is reached by descriptor, so a link planted in the way is refused."""
+        parts = tuple(key.split("/"))
+        try:
+            parent = self._walk_dir(parts[:-1], create=False)
+        except FileNotFoundError:
+            return
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(parts[-1], dir_fd=parent)
+        finally:
+            os.close(parent)
+
+    def remove_empty_directories(self) -> None:
+        """Remove the directories below the root that hold no file (left by removed files)."""
+        fd = os.open(".", _DIR_FLAGS, dir_fd=self._fd)
+        try:
+            _remove_empty_directories(fd)
+        finally:
+            os.close(fd)
+
     def clear_temp(self) -> None:
         """Remove temporary files an interrupted run left behind."""
         for name in os.listdir(self._tmp_fd):  # noqa: PTH208 - by descriptor, not path
@@ -379,7 +479,11 @@ class DatasetDir:
 
     def read_ready(self) -> dict[str, Any] | None:
         """The ready marker's content, or None while the dataset is not (or no longer) ready."""
+        return self.read_state_json(READY_MARKER)
+
+    def read_state_json(self, name: str) -> dict[str, Any] | None:
+        """The JSON object in the state directory's ``name``, or None if there is none."""
         try:
-            return json.loads((self.state_path / READY_MARKER).read_bytes())  # type: ignore[no-any-return]
+            return json.loads((self.state_path / name).read_bytes())  # type: ignore[no-any-return]
         except FileNotFoundError:
             return None

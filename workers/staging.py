@@ -234,6 +234,7 @@ class StagingRun:
         details = {
             "files_copied": result.files_copied,
             "files_skipped": result.files_skipped,
+            "files_removed": result.files_removed,
             "verified_source": result.verified_source,
             "verified_local": result.verified_local,
             "seconds": result.seconds,
@@ -260,6 +261,8 @@ def run_staging(
 
     Raises :class:`policies.PolicyDeniedError` (nothing moved) when the policy refuses any
     object, and the transfer's own errors when the copy fails; each outcome is audited.
+    ``request.replace`` and ``request.sync`` say what becomes of what the destination held
+    (:func:`transfer.stage.stage`); the files removed are counted in ``stage.completed``.
     """
     if request.destination is None:
         raise InvalidInputError("an embedded staging needs a destination directory (nodes are the service's)")
@@ -287,6 +290,8 @@ def run_staging(
             planned,
             label_file_name=LABELS.file_name,
             label_gate=run.label_gate(source),
+            replace=request.replace,
+            sync=request.sync,
         )
     except PolicyDeniedError as exc:
         if not run.denied:  # refused at copy time, by an object's own label
