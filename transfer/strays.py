@@ -47,12 +47,12 @@ class _Lookahead:
     def holds_under(self, prefix: str) -> bool:
         """Whether a key starts with ``prefix`` (a directory's name and ``/``), looking only
         past the keys that sort before it (siblings such as ``a.txt`` before ``a/``)."""
-        for key in self._ahead:
-            if key >= prefix:
-                return key.startswith(prefix)
-        while (key := self._pull()) is not None:
-            if key >= prefix:
-                return key.startswith(prefix)
+        for seen in self._ahead:
+            if seen >= prefix:
+                return seen.startswith(prefix)
+        while (pulled := self._pull()) is not None:
+            if pulled >= prefix:
+                return pulled.startswith(prefix)
         return False
 
 
