@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from integration.helpers import STAGEGATE, assert_staged, data_files, is_ready, payload, snapshot, write_tree
+from integration.helpers import (
+    STAGEGATE,
+    assert_staged,
+    data_files,
+    dataset_and_state,
+    is_ready,
+    payload,
+    write_tree,
+)
 from stagegate.transfer.layout import state_dir_of
 
 pytestmark = pytest.mark.integration
@@ -28,11 +36,6 @@ NEW = {"train/a.bin": payload("A", 20_001), "test/c.bin": payload("c", 30_000)}
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([STAGEGATE, *args], capture_output=True, text=True, timeout=120)
-
-
-def _whole(dest: Path) -> dict[str, object]:
-    state = {k: v for k, v in snapshot(state_dir_of(dest)).items() if k != "lock"}
-    return {"data": snapshot(dest), "state": state}
 
 
 @pytest.fixture
@@ -57,12 +60,12 @@ def staged(old_src: Path, tmp_path: Path) -> Path:
 def test_another_sources_dataset_is_refused_with_exit_2_naming_it(
     staged: Path, old_src: Path, new_src: Path
 ) -> None:
-    before = _whole(staged)
+    before = dataset_and_state(staged)
     proc = run("stage", str(new_src), "--to", str(staged), *NO_BAR)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert f"holds the dataset of {old_src}" in proc.stderr and "--replace" in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert _whole(staged) == before
+    assert dataset_and_state(staged) == before
 
 
 def test_replace_stages_the_new_dataset_and_nothing_of_the_old_remains(staged: Path, new_src: Path) -> None:
@@ -80,11 +83,11 @@ def test_replace_stages_the_new_dataset_and_nothing_of_the_old_remains(staged: P
 
 def test_a_rerun_after_a_source_deletion_refuses_until_sync(staged: Path, old_src: Path) -> None:
     (old_src / "val" / "b.bin").unlink()
-    before = _whole(staged)
+    before = dataset_and_state(staged)
     proc = run("stage", str(old_src), "--to", str(staged), *NO_BAR)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "val/b.bin" in proc.stderr and "--sync" in proc.stderr and "Nothing was changed" in proc.stderr
-    assert _whole(staged) == before
+    assert dataset_and_state(staged) == before
     assert_staged(staged, OLD)  # READY still tells the truth: the old set is all there
 
     proc = run("stage", str(old_src), "--to", str(staged), "--sync", *NO_BAR)
@@ -96,11 +99,11 @@ def test_a_rerun_after_a_source_deletion_refuses_until_sync(staged: Path, old_sr
 def test_sync_that_the_policy_denies_deletes_nothing(staged: Path, old_src: Path) -> None:
     (old_src / "val" / "b.bin").unlink()
     (old_src / ".classification").write_bytes(b"confidential\n")  # the shipped policy stages public only
-    before = _whole(staged)
+    before = dataset_and_state(staged)
     for flag in ("--sync", "--replace"):
         proc = run("stage", str(old_src), "--to", str(staged), flag, *NO_BAR)
         assert proc.returncode == 3, proc.stdout + proc.stderr
-        assert _whole(staged) == before, flag
+        assert dataset_and_state(staged) == before, flag
     assert_staged(staged, OLD)
 
 

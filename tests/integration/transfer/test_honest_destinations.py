@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from integration.helpers import assert_staged, is_ready, read_manifest, small_config, snapshot, write_tree
+from integration.helpers import (
+    assert_staged,
+    dataset_and_state,
+    is_ready,
+    read_manifest,
+    small_config,
+    snapshot,
+    write_tree,
+)
 from stagegate.transfer import open_source, stage
 from stagegate.transfer.dataset_source import SOURCE_RECORD
 from stagegate.transfer.errors import (
@@ -36,12 +44,6 @@ NEW = {"train/a.bin": b"A" * 301, "test/d.bin": b"d" * 50, "README": b"new"}
 
 def _stage(src: Path | str, dest: Path, **flags: bool) -> StageResult:
     return stage(open_source(str(src)), dest, small_config(concurrency=2), **flags)
-
-
-def _whole(root: Path) -> dict[str, object]:
-    """The dataset and its state directory, byte for byte (the lock's pid aside)."""
-    state = {k: v for k, v in snapshot(state_dir_of(root)).items() if k != "lock"}
-    return {"data": snapshot(root), "state": state}
 
 
 @pytest.fixture
@@ -68,14 +70,14 @@ def staged(old_src: Path, tmp_path: Path) -> Path:
 def test_another_sources_dataset_is_refused_naming_it_and_the_flag(
     staged: Path, old_src: Path, new_src: Path
 ) -> None:
-    before = _whole(staged)
+    before = dataset_and_state(staged)
     with pytest.raises(OtherDatasetError) as refused:
         _stage(new_src, staged)
     message = str(refused.value)
     assert str(old_src) in message and str(new_src) in message and "--replace" in message
     assert refused.value.source == str(old_src)
     assert isinstance(refused.value, DestinationNotEmptyError)  # the CLI's exit 2
-    assert _whole(staged) == before, "nothing changed, READY included"
+    assert dataset_and_state(staged) == before, "nothing changed, READY included"
     assert_staged(staged, OLD)
 
 
@@ -134,14 +136,14 @@ def test_a_replace_that_fails_midway_is_clearly_not_ready_and_a_rerun_finishes_i
 
 
 def test_a_replace_the_policy_refuses_changes_nothing(staged: Path, new_src: Path) -> None:
-    before = _whole(staged)
+    before = dataset_and_state(staged)
 
     def deny(_plan: Plan) -> None:
         raise PermissionError("denied by the policy")
 
     with pytest.raises(PermissionError):
         stage(open_source(str(new_src)), staged, small_config(), on_plan=deny, replace=True, sync=True)
-    assert _whole(staged) == before
+    assert dataset_and_state(staged) == before
     assert_staged(staged, OLD)
 
 
@@ -152,12 +154,12 @@ def test_a_rerun_after_a_source_deletion_refuses_and_the_old_dataset_stays_ready
     staged: Path, old_src: Path
 ) -> None:
     (old_src / "val" / "c.bin").unlink()
-    before = _whole(staged)
+    before = dataset_and_state(staged)
     with pytest.raises(StrayFilesError) as refused:
         _stage(old_src, staged)
     assert "val/c.bin" in str(refused.value) and "--sync" in str(refused.value)
     assert refused.value.keys == ["val/c.bin"] and refused.value.count == 1
-    assert _whole(staged) == before
+    assert dataset_and_state(staged) == before
     assert_staged(staged, OLD)  # READY still describes exactly what is there: the old set
 
 
