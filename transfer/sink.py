@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import stat
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -212,9 +213,16 @@ class DatasetDir:
     read_back_algorithm = None  # its bytes were checked against the source on the way in
     part_rule = PartRule()
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, clear_the_way: bool = False) -> None:
+        """``clear_the_way`` (a staging with ``sync`` or ``replace``): what stands where a new
+        file or directory must go (an old file where the new set has a directory, an old
+        directory where it has a file, a symlink) is removed, by descriptor and never
+        followed, instead of failing the staging; :attr:`cleared` counts the files it held."""
         self.path = Path(path)
         self.state_path = state_dir_of(self.path)
+        self._clear_the_way = clear_the_way
+        self._cleared_lock = threading.Lock()
+        self.cleared = 0
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except FileExistsError:
@@ -343,6 +351,11 @@ class DatasetDir:
                 except OSError as exc:
                     if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.EEXIST):
                         raise
+                    if create and self._clear_the_way:
+                        child = self._replace_with_directory(fd, part)
+                        os.close(fd)
+                        fd = child
+                        continue
                     where = self.path.joinpath(*parts[: depth + 1])
                     # Linux reports a symlink opened with O_DIRECTORY|O_NOFOLLOW as ENOTDIR.
                     if stat.S_ISLNK(os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode):
@@ -403,14 +416,42 @@ class DatasetDir:
             temp.fd = -1  # closed: discard() must not close the number again, another file may own it
         parent = self._walk_dir(parts[:-1], create=True)
         try:
-            os.rename(temp.name, parts[-1], src_dir_fd=self._tmp_fd, dst_dir_fd=parent)
-        except IsADirectoryError:
-            raise UnsafeDestinationError(
-                f"cannot write {self.path.joinpath(*parts)}: a directory of that name is in the way"
-            ) from None
+            try:
+                os.rename(temp.name, parts[-1], src_dir_fd=self._tmp_fd, dst_dir_fd=parent)
+            except IsADirectoryError:
+                if not self._clear_the_way:
+                    raise UnsafeDestinationError(
+                        f"cannot write {self.path.joinpath(*parts)}: a directory of that name is in the way"
+                    ) from None
+                self._remove_directory(parent, parts[-1])
+                os.rename(temp.name, parts[-1], src_dir_fd=self._tmp_fd, dst_dir_fd=parent)
         finally:
             os.close(parent)
         return mtime_ns
+
+    def _replace_with_directory(self, parent: int, name: str) -> int:
+        """The directory ``name`` below ``parent``, made in place of the file or symlink there."""
+        try:
+            os.unlink(name, dir_fd=parent)  # a symlink itself, never what it points to
+        except FileNotFoundError:
+            pass  # another thread cleared it first
+        else:
+            self._count_cleared(1)
+        return open_or_make_dir(parent, name, create=True)
+
+    def _remove_directory(self, parent: int, name: str) -> None:
+        """Remove the directory ``name`` below ``parent`` and everything in it, by descriptor."""
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+        try:
+            files = sum(1 for _ in _walk_entries(fd, ""))
+        finally:
+            os.close(fd)
+        shutil.rmtree(name, dir_fd=parent)  # fd-based on Linux: follows no symlink inside
+        self._count_cleared(files)
+
+    def _count_cleared(self, files: int) -> None:
+        with self._cleared_lock:
+            self.cleared += files
 
     def stat_file(self, parts: tuple[str, ...]) -> os.stat_result | None:
         """The file at ``parts`` if it is a regular file (symlinks are not followed)."""

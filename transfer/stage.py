@@ -88,7 +88,7 @@ def stage(
         refuse_foreign_directory(destination)
     existed = destination.exists()
     had_state = state_dir_of(destination).exists() or (destination / LEGACY_STATE_DIR).is_dir()
-    with DatasetDir(destination) as dataset:
+    with DatasetDir(destination, clear_the_way=replace or sync) as dataset:
         dataset.lock_exclusive()  # held until the dataset is closed: for the whole staging
         try:
             if not replace:
@@ -128,7 +128,7 @@ def stage(
                 source, plan.label_files, label_file_name, (obj.key for obj in plan.entries())
             )
         # Only now, every new file verified and durable, does anything of the old go.
-        removed = remove_strays(dataset, plan) if replace or sync else 0
+        removed = dataset.cleared + (remove_strays(dataset, plan) if replace or sync else 0)
         progress = tracker.state
         result = publish(
             dataset,

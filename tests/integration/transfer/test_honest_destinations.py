@@ -210,7 +210,7 @@ def test_sync_removes_a_planted_symlink_never_what_it_points_to(
     assert snapshot(outside) == before
 
 
-def test_a_symlink_in_place_of_a_dataset_directory_fails_sync_and_touches_nothing_outside(
+def test_a_symlink_in_place_of_a_dataset_directory_is_refused_without_sync_and_removed_with_it(
     staged: Path, old_src: Path, tmp_path: Path
 ) -> None:
     outside = write_tree(tmp_path / "outside", {"a.bin": b"not the dataset's", "zzz.bin": b"keep"})
@@ -220,9 +220,26 @@ def test_a_symlink_in_place_of_a_dataset_directory_fails_sync_and_touches_nothin
     (staged / "train").rmdir()
     (staged / "train").symlink_to(outside)  # train/a.bin, train/b.bin would land outside
     with pytest.raises(UnsafeDestinationError, match="symlink"):
-        _stage(old_src, staged, sync=True)
-    assert snapshot(outside) == before
+        _stage(old_src, staged)
     assert not is_ready(staged)
+    result = _stage(old_src, staged, sync=True)
+    assert snapshot(outside) == before, "the link went, never what it points to"
+    assert_staged(staged, OLD)
+    assert result.files_removed == 1
+
+
+def test_replace_clears_what_stands_where_the_new_layout_needs_room(tmp_path: Path) -> None:
+    old = {"a": b"a file", "d/x": b"x", "d/y/z": b"z", "keep": b"k"}
+    new = {"a/b": b"now a directory", "d": b"now a file", "keep": b"k"}
+    old_src, new_src = write_tree(tmp_path / "o", old), write_tree(tmp_path / "n", new)
+    dest = tmp_path / "dest"
+    _stage(old_src, dest)
+    with pytest.raises(OtherDatasetError):
+        _stage(new_src, dest)
+    result = _stage(new_src, dest, replace=True)
+    assert_staged(dest, new)
+    assert result.files_removed == 3  # a, d/x, d/y/z
+    assert result.files_copied == 3  # keep too: another source's file is another object
 
 
 def test_the_walk_is_in_the_plans_key_order(tmp_path: Path) -> None:
