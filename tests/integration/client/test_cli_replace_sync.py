@@ -24,6 +24,8 @@ from integration.helpers import (
     payload,
     write_tree,
 )
+from stagegate.actions import AuditAction
+from stagegate.ledger import AuditTrail, open_ledger
 from stagegate.transfer.layout import state_dir_of
 
 pytestmark = pytest.mark.integration
@@ -94,6 +96,22 @@ def test_a_rerun_after_a_source_deletion_refuses_until_sync(staged: Path, old_sr
     assert proc.returncode == 0, proc.stderr
     assert "removed 1 not in the source" in proc.stdout
     assert_staged(staged, {"train/a.bin": OLD["train/a.bin"]})
+
+
+def test_the_audit_trail_records_the_refusal_and_what_sync_removed(staged: Path, old_src: Path) -> None:
+    (old_src / "val" / "b.bin").unlink()
+    assert run("stage", str(old_src), "--to", str(staged), "--job", "refused", *NO_BAR).returncode == 2
+    assert (
+        run("stage", str(old_src), "--to", str(staged), "--job", "synced", "--sync", *NO_BAR).returncode == 0
+    )
+    with open_ledger() as ledger:
+        refused = AuditTrail(ledger).query(job="refused")
+        synced = AuditTrail(ledger).query(job="synced")
+    failed = [e for e in refused if e.action == AuditAction.STAGE_FAILED]
+    assert len(failed) == 1 and "val/b.bin" in failed[0].reasons[0]
+    assert failed[0].details["error"] == "StrayFilesError"
+    (completed,) = [e for e in synced if e.action == AuditAction.STAGE_COMPLETED]
+    assert completed.details["files_removed"] == 1
 
 
 def test_sync_that_the_policy_denies_deletes_nothing(staged: Path, old_src: Path) -> None:

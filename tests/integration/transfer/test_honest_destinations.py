@@ -9,6 +9,7 @@ one that is."""
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from integration.helpers import (
     assert_staged,
     dataset_and_state,
     is_ready,
+    put_objects,
     read_manifest,
     small_config,
     snapshot,
@@ -248,3 +250,36 @@ def test_the_walk_is_in_the_plans_key_order(tmp_path: Path) -> None:
     with DatasetDir(dest) as dataset:
         walked = [e.key for e in dataset.walk()]
     assert walked == sorted(keys)
+
+
+# -- the issue's scenario, on a real S3 server -----------------------------------------
+
+
+def test_s3_another_prefix_is_refused_a_deleted_object_refuses_and_sync_removes_it(
+    s3_client: Any, bucket: str, tmp_path: Path
+) -> None:
+    train = {f"train/{i:03d}.bin": bytes([i]) * 100 for i in range(30)}
+    put_objects(s3_client, bucket, {f"mini/{k}": v for k, v in train.items()})
+    put_objects(s3_client, bucket, {"other/x.bin": b"x", "other/y.bin": b"y"})
+    dest = tmp_path / "dest"
+    _stage(f"s3://{bucket}/mini", dest)
+    assert_staged(dest, train)
+
+    with pytest.raises(OtherDatasetError, match=f"s3://{bucket}/mini"):
+        _stage(f"s3://{bucket}/other", dest)  # once "succeeded", leaving 32 files under a READY of 2
+    assert_staged(dest, train)
+    assert _stage(f"s3://{bucket}/mini/", dest).files_skipped == len(train)  # the same folder
+
+    s3_client.delete_object(Bucket=bucket, Key="mini/train/007.bin")
+    with pytest.raises(StrayFilesError, match=r"train/007\.bin"):
+        _stage(f"s3://{bucket}/mini", dest)
+    assert_staged(dest, train)  # untouched, and READY still true
+    result = _stage(f"s3://{bucket}/mini", dest, sync=True)
+    del train["train/007.bin"]
+    assert_staged(dest, train)
+    assert (result.files_removed, result.files_copied) == (1, 0)
+
+    result = _stage(f"s3://{bucket}/other", dest, replace=True)
+    assert_staged(dest, {"x.bin": b"x", "y.bin": b"y"})
+    assert result.files_removed == len(train)
+    assert not (dest / "train").exists()
