@@ -166,7 +166,9 @@ class StagingRun:
             state=StagingState.PLANNING,
             policy_version=policy.version,
         )
-        self._audit(AuditAction.STAGE_REQUESTED)
+        # What may go from the destination is part of what was asked: on the trail before a byte moves.
+        wanted = {name: True for name in ("replace", "sync") if getattr(request, name)}
+        self._audit(AuditAction.STAGE_REQUESTED, details=wanted)
 
     def _audit(self, action: str, **fields: object) -> None:
         plan = self._plan

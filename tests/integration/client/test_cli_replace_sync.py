@@ -112,6 +112,9 @@ def test_the_audit_trail_records_the_refusal_and_what_sync_removed(staged: Path,
     assert failed[0].details["error"] == "StrayFilesError"
     (completed,) = [e for e in synced if e.action == AuditAction.STAGE_COMPLETED]
     assert completed.details["files_removed"] == 1
+    (requested,) = [e for e in synced if e.action == AuditAction.STAGE_REQUESTED]
+    assert requested.details == {"sync": True}
+    assert not next(e for e in refused if e.action == AuditAction.STAGE_REQUESTED).details
 
 
 def test_sync_that_the_policy_denies_deletes_nothing(staged: Path, old_src: Path) -> None:
