@@ -190,12 +190,13 @@ def _remove_empty_directories(fd: int) -> bool:
             child_empty = _remove_empty_directories(child)
         finally:
             os.close(child)
-        try:
-            if not child_empty:
-                raise OSError(errno.ENOTEMPTY, "not empty")
-            os.rmdir(name, dir_fd=fd)
-        except OSError:
-            empty = False
+        if child_empty:
+            try:
+                os.rmdir(name, dir_fd=fd)
+                continue
+            except OSError:
+                pass  # something landed in it meanwhile: it stays
+        empty = False
     return empty
 
 
