@@ -7,7 +7,6 @@ node's worker copies, and this command submits and (with ``--wait``) follows it.
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -15,11 +14,12 @@ from typing import TYPE_CHECKING, cast
 import click
 
 from stagegate.client import context
-from stagegate.client.errors import EXIT_DENIED, EXIT_FAILED, EXIT_OK
-from stagegate.client.progress_bar import ProgressBar
+from stagegate.client.errors import EXIT_DENIED, EXIT_FAILED, EXIT_OK, errors_as_json
+from stagegate.client.progress_output import choose_output, summary_line
 from stagegate.client.service_commands import server_option
 from stagegate.client.stage_command import SIZE, policy_option
 from stagegate.errors import InvalidInputError
+from stagegate.progress import throughput
 from stagegate.requests import BestMode, EgressRequest
 from stagegate.sizes import format_bytes
 from stagegate.states import EGRESS_TERMINAL, EgressState
@@ -101,7 +101,10 @@ def _real_local(destination: str) -> str:
     help="Cap the transfer at RATE bytes/s across all files (e.g. 500MB).",
 )
 @click.option(
-    "--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal)."
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar (default: when stderr is a terminal); with --json, progress as JSON lines on "
+    "stdout before the summary.",
 )
 def egress(
     run_dir: Path,
@@ -134,6 +137,7 @@ def egress(
     one. Here (without --node) paths through your own links are resolved first; below the
     resolved destination nothing is followed and no file is ever overwritten.
     """
+    errors_as_json(as_json)
     if best is None and mode is not None:
         raise click.UsageError("--mode goes with --best METRIC")
     if quiet and (as_json or progress or dry_run):
@@ -182,17 +186,20 @@ def egress(
             multipart_threshold=multipart_threshold,
             bandwidth_limit=bandwidth,
         )
-        show_bar = (sys.stderr.isatty() if progress is None else progress) and not quiet
-        bar = ProgressBar() if show_bar else None
+        shown = choose_output(as_json, progress, quiet)
         started = time.monotonic()
         try:
-            outcome = run_egress(ledger, policy, context.local_requester(), request, options, on_progress=bar)
-        finally:
-            if bar is not None:
-                bar.finish()
+            who = context.local_requester()
+            outcome = run_egress(ledger, policy, who, request, options, on_progress=shown)
+        except BaseException:
+            if shown is not None:
+                shown.finish()
+            raise
     seconds = time.monotonic() - started
+    if shown is not None:  # the last line shows the summary's rate
+        shown.finish(rate=throughput(outcome.result.bytes if outcome.result else 0, seconds))
     if as_json:
-        click.echo(json.dumps(_summary(outcome, request, seconds)))
+        click.echo(summary_line(_summary(outcome, request, seconds)))
     elif not quiet:
         _print_summary(outcome, request, seconds)
     return EXIT_OK
@@ -252,7 +259,7 @@ def _summary(outcome: "EgressOutcome", request: "EgressRequest", seconds: float)
 def _print_summary(outcome: "EgressOutcome", request: "EgressRequest", seconds: float) -> None:
     result = outcome.result
     assert result is not None
-    rate = result.bytes / seconds if seconds > 0 else 0.0
+    rate = throughput(result.bytes, seconds)
     click.echo(
         f"egressed {len(outcome.selection.selected)} checkpoint(s), {len(result.files)} files, "
         f"{format_bytes(result.bytes)} to {request.destination} in {seconds:.1f} s ({format_bytes(rate)}/s)"

@@ -11,6 +11,8 @@ must do next:
   unreachable server, a server error; retrying later may succeed.
 """
 
+import contextvars
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -26,6 +28,27 @@ EXIT_BAD_INPUT = 2  # bad usage or bad input: an unsafe key, a missing source, a
 EXIT_DENIED = 3  # the policy refused (nothing moved), or the token's role may not do this
 EXIT_TAMPERED = 4  # the audit chain is broken
 EXIT_INTERRUPTED = 130
+
+# Set by a command given --json: its errors are then printed on stdout as one JSON object too,
+# so a program reading the JSON lines sees why it ended (the human message still goes to stderr).
+_ERRORS_AS_JSON: contextvars.ContextVar[bool] = contextvars.ContextVar("errors_as_json", default=False)
+
+
+def errors_as_json(wanted: bool = True) -> None:
+    """Ask for this command's errors as a JSON line on stdout (``--json``)."""
+    _ERRORS_AS_JSON.set(wanted)
+
+
+def error_json(message: str, exit_code: int, reasons: Sequence[str] = ()) -> str | None:
+    """The JSON line for an error ending the command, or None unless the command asked for it:
+    ``{"event": "error", "error": ..., "exit_code": ..., "reasons": [...]}``."""
+    if not _ERRORS_AS_JSON.get():
+        return None
+    event: dict[str, object] = {"event": "error", "error": message, "exit_code": exit_code}
+    if reasons:
+        event["reasons"] = list(reasons)
+    return json.dumps(event)
+
 
 # A staging in one of these states will not change any more.
 TERMINAL_STATES = STAGING_TERMINAL

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stagegate.errors import InvalidInputError
+from stagegate.progress import ListingCallback
 from stagegate.transfer.dataset_source import record_source, refuse_other_source
 from stagegate.transfer.engine import CopyEngine, LabelGate, TransferConfig
 from stagegate.transfer.layout import LEGACY_STATE_DIR, state_dir_of
@@ -50,6 +51,7 @@ def stage(
     label_file_name: str | None = None,
     record_interval: float = RECORD_INTERVAL,
     label_gate: LabelGate | None = None,
+    on_listed: ListingCallback | None = None,
     *,
     replace: bool = False,
     sync: bool = False,
@@ -59,7 +61,8 @@ def stage(
     Files already there from an earlier run, unchanged and verified, are kept. The dataset
     is ready (``READY`` exists in its state directory beside it,
     :func:`transfer.layout.state_dir_of`) only when every file is verified and durable.
-    ``on_plan`` sees the plan before any byte moves; if it raises (a policy denial), the
+    ``on_listed`` hears how far planning has listed the source. ``on_plan`` sees the plan
+    before any byte moves; if it raises (a policy denial), the
     destination is left as it was found. Files named ``label_file_name`` label their
     directory and are not staged; with ``config.recheck_labels`` they are re-read before
     each batch and once more before READY (a change raises :class:`transfer.errors.LabelChangedError`, and
@@ -93,7 +96,7 @@ def stage(
         try:
             if not replace:
                 refuse_other_source(dataset, source.url)
-            plan = plan_dataset(source, dataset.state_path / PLAN_FILE, label_file_name)
+            plan = plan_dataset(source, dataset.state_path / PLAN_FILE, label_file_name, on_listed)
             if on_plan is not None:
                 on_plan(plan)
             if not (replace or sync):
