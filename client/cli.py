@@ -14,7 +14,6 @@ from typing import NoReturn
 
 import click
 
-from stagegate import __version__
 from stagegate.client import log_redaction
 from stagegate.client.audit_commands import audit
 from stagegate.client.config_command import config
@@ -43,6 +42,7 @@ from stagegate.client.usage_commands import usage_command
 from stagegate.errors import InvalidInputError, NotFoundError, StagegateError
 from stagegate.policies import PolicyDeniedError
 from stagegate.urls import redact_text
+from stagegate.version import __version__
 
 
 @click.group(

@@ -13,8 +13,8 @@ must do next:
 
 import contextvars
 import json
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from stagegate.errors import StagegateError
 from stagegate.states import STAGING_TERMINAL, StagingState
@@ -99,17 +99,42 @@ class ServiceProtocolError(ServiceError):
 
 
 class WaitTimeoutError(ServiceError, TimeoutError):
-    """``ServiceClient.wait`` gave up before the staging finished; ``staging`` is the last
-    state seen. The staging itself goes on."""
+    """``ServiceClient.wait`` (or ``wait_egress``) gave up before the staging (the egress)
+    finished; ``staging`` is the last state seen of a staging. It goes on."""
+
+    def __init__(self, message: str, staging: "Staging | None" = None) -> None:
+        super().__init__(message)
+        self.staging = staging
+
+
+class StagingFailedError(ServiceError):
+    """A staging waited for ended failed or released, not ready; ``staging`` is how it ended."""
 
     def __init__(self, message: str, staging: "Staging") -> None:
         super().__init__(message)
         self.staging = staging
 
 
+class EgressDeniedError(ServiceError, PermissionError):
+    """The classification policy denied an egress on the service; nothing moved. ``egress`` is
+    the service's view of it (with its ``reasons``)."""
+
+    def __init__(self, message: str, egress: Mapping[str, Any]) -> None:
+        super().__init__(message, status=None)
+        self.egress = egress
+
+
+class EgressFailedError(ServiceError):
+    """An egress on the service failed; ``egress`` is the service's view of it (``errors``)."""
+
+    def __init__(self, message: str, egress: Mapping[str, Any]) -> None:
+        super().__init__(message)
+        self.egress = egress
+
+
 def service_exit_code(exc: ServiceError) -> int:
     """The exit code for an error of the service client (see the module docstring)."""
-    if isinstance(exc, StagingDeniedError | PermissionDeniedError):
+    if isinstance(exc, StagingDeniedError | PermissionDeniedError | EgressDeniedError):
         return EXIT_DENIED
     if isinstance(exc, AuthenticationError):
         return EXIT_BAD_INPUT

@@ -4,13 +4,13 @@
 import shlex
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import click
 from click.core import ParameterSource
 
-from stagegate.client import context
 from stagegate.client.duration_param import DURATION
+from stagegate.client.embedded_api import StagedDataset, stage_here
 from stagegate.client.errors import EXIT_INTERRUPTED, errors_as_json
 from stagegate.client.progress_output import choose_output, summary_line
 from stagegate.client.service_commands import Output, Submission, server_option, stage_on_service
@@ -19,38 +19,7 @@ from stagegate.progress import throughput
 from stagegate.requests import StagingRequest
 from stagegate.sizes import format_bytes, parse_size
 from stagegate.urls import refuse_credentials
-from stagegate.workers.staging import StagingOptions, run_staging
-
-
-class StagedDataset(Protocol):
-    """What this command reads of a finished staging (the engine's result has it): a shape,
-    so the client names nothing of the engine."""
-
-    @property
-    def destination(self) -> str: ...
-    @property
-    def digest(self) -> str: ...
-    @property
-    def state_dir(self) -> str: ...
-    @property
-    def files(self) -> int: ...
-    @property
-    def bytes(self) -> int: ...
-    @property
-    def files_copied(self) -> int: ...
-    @property
-    def bytes_copied(self) -> int: ...
-    @property
-    def files_skipped(self) -> int: ...
-    @property
-    def files_removed(self) -> int: ...
-    @property
-    def verified_source(self) -> int: ...
-    @property
-    def verified_local(self) -> int: ...
-    @property
-    def seconds(self) -> float: ...
-    def to_json(self) -> dict[str, object]: ...
+from stagegate.workers.staging import StagingOptions
 
 
 class SizeParam(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.3
@@ -342,30 +311,26 @@ def stage(
         bandwidth_limit=bandwidth_limit,
         durability=Durability(durability),
     )
-    policy = context.load_policy(policy_path)
     request = StagingRequest(
         source=source, destination=str(destination), job_ref=job_ref, replace=replace, sync=sync
     )
     shown = choose_output(as_json, progress, quiet)
-    with context.ledger() as ledger:
+    try:
         try:
-            try:
-                result = run_staging(
-                    ledger,
-                    policy,
-                    context.local_requester(),
-                    request,
-                    on_progress=shown,
-                    options=options,
-                    on_listed=shown.listed if shown is not None else None,
-                )
-            except BaseException:
-                if shown is not None:
-                    shown.finish()
-                raise
-        except KeyboardInterrupt:
-            click.echo(resume_hint(source, destination), err=True)
-            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+            result = stage_here(
+                request,
+                options,
+                policy_path,
+                on_progress=shown,
+                on_listed=shown.listed if shown is not None else None,
+            )
+        except BaseException:
+            if shown is not None:
+                shown.finish()
+            raise
+    except KeyboardInterrupt:
+        click.echo(resume_hint(source, destination), err=True)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
     if shown is not None:  # the last line shows the summary's rate, not the bar's window
         shown.finish(rate=throughput(result.bytes_copied, result.seconds))
     if as_json:

@@ -283,3 +283,18 @@ def test_s3_another_prefix_is_refused_a_deleted_object_refuses_and_sync_removes_
     assert_staged(dest, {"x.bin": b"x", "y.bin": b"y"})
     assert result.files_removed == len(train)
     assert not (dest / "train").exists()
+
+
+def test_the_python_api_refuses_and_syncs_as_the_cli_does(staged: Path, old_src: Path) -> None:
+    import stagegate
+    from stagegate.errors import InvalidInputError
+
+    (old_src / "val" / "c.bin").unlink()
+    # The shipped policy stages public data only: label the source as a user would.
+    (old_src / ".classification").write_bytes(b"public\n")
+    with pytest.raises(InvalidInputError, match="--sync"):
+        stagegate.stage(str(old_src), staged)
+    assert_staged(staged, OLD)
+    staged_again = stagegate.stage(str(old_src), staged, sync=True)
+    assert staged_again.files_removed == 1
+    assert_staged(staged, {k: v for k, v in OLD.items() if k != "val/c.bin"})
