@@ -67,6 +67,8 @@ EMBEDDED_ONLY = (
     "multipart_threshold",
     "bandwidth_limit",
     "durability",
+    "replace",
+    "sync",
 )
 SERVICE_ONLY = ("mode", "idempotency_key", "wait", "pin_ttl")
 MAX_NODES = 64
@@ -140,7 +142,7 @@ def choose_mode(
     default=None,
     type=DestinationParam(file_okay=False, path_type=Path),
     help="Stage here, in this process: the directory the dataset lands in (created if missing); an "
-    "existing one must be empty or hold an earlier staging of it.",
+    "existing one must be empty or hold an earlier staging of the same source (see --replace, --sync).",
 )
 @click.option(
     "--node",
@@ -223,6 +225,19 @@ def choose_mode(
     "~1 GiB batch); file: also fsync every file.",
 )
 @click.option(
+    "--replace",
+    is_flag=True,
+    help="--to: the new dataset replaces whatever DIR holds (another source's dataset, or files "
+    "stagegate did not put there); nothing of the old remains once the new set is verified.",
+)
+@click.option(
+    "--sync",
+    is_flag=True,
+    help="--to: like rclone sync, remove from DIR the files gone from the source (and any others "
+    "it holds), after the new set is copied and verified. Without it a rerun that finds such "
+    "files refuses, changing nothing.",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Progress bar on stderr (default: when stderr is a terminal); with --json, progress as JSON "
@@ -246,6 +261,8 @@ def stage(
     multipart_threshold: int,
     bandwidth_limit: int | None,
     durability: str,
+    replace: bool,
+    sync: bool,
     progress: bool | None,
 ) -> None:
     """Copy the dataset at SOURCE into a directory (--to), verifying every byte; or ask the
@@ -256,8 +273,8 @@ def stage(
     only, never a flag: it would land in shell history); the nodes' workers copy and verify
     it into their caches, and `stagegate status ID` follows it. --to always stages here, even
     with STAGEGATE_URL set. --policy, --concurrency, --part-size, --multipart-threshold,
-    --bandwidth and --durability apply to --to only; --mode, --idempotency-key, --pin-ttl,
-    --wait and --server to --node only.
+    --bandwidth, --durability, --replace and --sync apply to --to only; --mode,
+    --idempotency-key, --pin-ttl, --wait and --server to --node only.
 
     SOURCE is s3://bucket/prefix (credentials from the standard AWS chain; AWS_ENDPOINT_URL
     selects an S3-compatible store), a local or NFS path (or file:///path), or any other
@@ -267,8 +284,11 @@ def stage(
     nearest `.classification` file) is checked against the policy; a denial names the
     objects and exits 3. Every staging is recorded in the audit trail.
 
-    Running the same command again resumes: files already there and verified are kept. DIR
-    holds exactly the source's files; the staging's state lies beside it, in
+    Running the same command again resumes: files already there and verified are kept. A DIR
+    holding another source's dataset is refused unless --replace; one holding files the
+    source no longer has (or files stagegate did not stage) is refused unless --sync or
+    --replace, which remove them after the new set is verified. DIR holds exactly the
+    source's files; the staging's state lies beside it, in
     .stagegate-NAME next to DIR (NAME is DIR's name). DIR is complete when READY exists
     there; manifest.jsonl there holds the BLAKE3 checksum of every file.
     """
@@ -291,7 +311,9 @@ def stage(
         bandwidth_limit=bandwidth_limit,
         durability=Durability(durability),
     )
-    request = StagingRequest(source=source, destination=str(destination), job_ref=job_ref)
+    request = StagingRequest(
+        source=source, destination=str(destination), job_ref=job_ref, replace=replace, sync=sync
+    )
     shown = choose_output(as_json, progress, quiet)
     try:
         try:
@@ -340,6 +362,8 @@ def _print_summary(r: StagedDataset) -> None:
         f"in {r.seconds:.1f} s ({format_bytes(rate)}/s)"
     )
     click.echo(f"  copied {r.files_copied}, already present and verified {r.files_skipped}")
+    if r.files_removed:
+        click.echo(f"  removed {r.files_removed} not in the source (--sync/--replace)")
     click.echo(
         f"  verified against the source's checksum: {r.verified_source}; "
         f"hashed locally only (source publishes none): {r.verified_local}"

@@ -40,7 +40,10 @@ class StagingRequest:
     """Stage ``source``: onto ``nodes`` (the service) or into ``destination`` (embedded, here).
 
     ``job_ref`` is the requester's job reference (a Slurm job id); ``idempotency_key`` makes a
-    repeated service submission return the first staging.
+    repeated service submission return the first staging. ``replace`` (the new dataset
+    replaces whatever ``destination`` holds) and ``sync`` (files gone from the source are
+    removed from it) are for a destination only: a node's dataset directory is named by its
+    digest, so another source, or a changed one, lands in another directory.
     """
 
     source: str
@@ -49,6 +52,8 @@ class StagingRequest:
     nodes: tuple[str, ...] = ()
     mode: StagingMode = "replicate"
     idempotency_key: str | None = None
+    replace: bool = False
+    sync: bool = False
 
     def __post_init__(self) -> None:
         if not self.source:
@@ -64,6 +69,8 @@ class StagingRequest:
             raise InvalidInputError("a staging goes onto nodes (the service) or into a directory, not both")
         if self.destination is None and not nodes:
             raise InvalidInputError("nodes must name at least one node")
+        if (self.replace or self.sync) and self.destination is None:
+            raise InvalidInputError("replace and sync apply to a destination directory, not to nodes")
 
 
 @dataclass(frozen=True, slots=True)

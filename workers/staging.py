@@ -168,7 +168,9 @@ class StagingRun:
             state=StagingState.PLANNING,
             policy_version=policy.version,
         )
-        self._audit(AuditAction.STAGE_REQUESTED)
+        # What may go from the destination is part of what was asked: on the trail before a byte moves.
+        wanted = {name: True for name in ("replace", "sync") if getattr(request, name)}
+        self._audit(AuditAction.STAGE_REQUESTED, details=wanted)
 
     def _audit(self, action: str, **fields: object) -> None:
         plan = self._plan
@@ -236,6 +238,7 @@ class StagingRun:
         details = {
             "files_copied": result.files_copied,
             "files_skipped": result.files_skipped,
+            "files_removed": result.files_removed,
             "verified_source": result.verified_source,
             "verified_local": result.verified_local,
             "seconds": result.seconds,
@@ -264,6 +267,8 @@ def run_staging(
 
     Raises :class:`policies.PolicyDeniedError` (nothing moved) when the policy refuses any
     object, and the transfer's own errors when the copy fails; each outcome is audited.
+    ``request.replace`` and ``request.sync`` say what becomes of what the destination held
+    (:func:`transfer.stage.stage`); the files removed are counted in ``stage.completed``.
     """
     if request.destination is None:
         raise InvalidInputError("an embedded staging needs a destination directory (nodes are the service's)")
@@ -291,6 +296,8 @@ def run_staging(
             planned,
             label_file_name=LABELS.file_name,
             label_gate=run.label_gate(source),
+            replace=request.replace,
+            sync=request.sync,
             on_listed=on_listed,
         )
     except PolicyDeniedError as exc:
