@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
 from stagegate.errors import InvalidInputError
+from stagegate.owners import OwnerRef
 from stagegate.urls import refuse_credentials
 
 __all__ = ["EGRESS_MODES", "STAGING_MODES", "BestMode", "EgressRequest", "StagingMode", "StagingRequest"]
@@ -40,7 +41,8 @@ class StagingRequest:
     """Stage ``source``: onto ``nodes`` (the service) or into ``destination`` (embedded, here).
 
     ``job_ref`` is the requester's job reference (a Slurm job id); ``idempotency_key`` makes a
-    repeated service submission return the first staging.
+    repeated service submission return the first staging; ``owner`` (service only) is the Pod or
+    Job whose end releases the staging's pins.
     """
 
     source: str
@@ -49,6 +51,7 @@ class StagingRequest:
     nodes: tuple[str, ...] = ()
     mode: StagingMode = "replicate"
     idempotency_key: str | None = None
+    owner: OwnerRef | None = None
 
     def __post_init__(self) -> None:
         if not self.source:
@@ -64,6 +67,10 @@ class StagingRequest:
             raise InvalidInputError("a staging goes onto nodes (the service) or into a directory, not both")
         if self.destination is None and not nodes:
             raise InvalidInputError("nodes must name at least one node")
+        if self.owner is not None and self.destination is not None:
+            raise InvalidInputError(
+                "an owner ends a service staging's pins; a staging into a directory has none"
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,7 @@ from stagegate.transfer.sources import Source
 from stagegate.workers.confined_sources import confined_source
 from stagegate.workers.lease import LeaseKeeper, TaskCancelledError
 from stagegate.workers.metrics import WorkerMetrics
+from stagegate.workers.owner_checks import OwnerChecker
 from stagegate.workers.portions import split_plan
 from stagegate.workers.settings import WorkerSettings
 from stagegate.workers.staging import LABELS, OwnLabelGate, decide_plan, label_resolver, manifest_entries
@@ -85,6 +86,8 @@ class NodeContext:
     policy: Policy
     dispatcher: Dispatcher
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
+    # Asks whether pin owners are gone (None: no Kubernetes API, owned pins are kept).
+    owner_checker: OwnerChecker | None = None
 
     def __post_init__(self) -> None:
         self.tasks = Tasks(self.ledger, self.settings.lease_seconds)
