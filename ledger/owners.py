@@ -19,10 +19,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from stagegate.ledger.database import Ledger
-from stagegate.ledger.models import JobRow, PinOwnerRow
+from stagegate.ledger.models import JobRow, NodeDatasetRow, PinOwnerRow, PinRow
 from stagegate.ledger.pins import ENDED, SERVICE_ACTOR
 from stagegate.ledger.staging_requests import release_locked
 from stagegate.owners import OwnerRef
+from stagegate.states import DatasetState, StagingState
 
 MAX_ERROR = 500
 
@@ -45,6 +46,27 @@ class PinOwners:
         with self._ledger.read_session() as session, session.begin():
             rows = session.scalars(select(PinOwnerRow).where(PinOwnerRow.job_id.in_(ids)))
             return {row.job_id: row.owner() for row in rows}
+
+    def views_on(self, node: str) -> list[tuple[str, str, str]]:
+        """(owner uid, staging id, dataset path) of every ready staging that names an owner and
+        pins a ready dataset on ``node``: the views that node should show (``workers.views``)."""
+        with self._ledger.read_session() as session, session.begin():
+            rows = session.execute(
+                select(PinOwnerRow.uid, PinRow.job_id, NodeDatasetRow.path)
+                .join(PinOwnerRow, PinOwnerRow.job_id == PinRow.job_id)
+                .join(JobRow, JobRow.id == PinRow.job_id)
+                .join(
+                    NodeDatasetRow,
+                    (NodeDatasetRow.node == PinRow.node) & (NodeDatasetRow.digest == PinRow.digest),
+                )
+                .where(
+                    PinRow.node == node,
+                    JobRow.state == StagingState.READY,
+                    NodeDatasetRow.state == DatasetState.READY,
+                )
+                .order_by(PinRow.job_id)
+            )
+            return [(uid, job_id, path) for uid, job_id, path in rows]
 
     def claim_due(
         self, interval: float, now: datetime | None = None, limit: int = 200

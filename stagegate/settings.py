@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     kube_token_file: Path = SERVICE_ACCOUNT / "token"
     kube_ca_file: Path = SERVICE_ACCOUNT / "ca.crt"
     owner_check_seconds: float = DEFAULT_OWNER_CHECK_SECONDS
+    # Per-owner read-only views of the datasets (see stagegate.workers.views): bind mounts, so only
+    # a worker with CAP_SYS_ADMIN can keep them; off unless the operator says so.
+    views: bool = False
     # The CLI's own pod, as the downward API gives it (stage --owner-from-env).
     pod_namespace: str | None = Field(default=None, validation_alias="POD_NAMESPACE")
     pod_name: str | None = Field(default=None, validation_alias="POD_NAME")
@@ -311,6 +314,7 @@ READERS: dict[str, tuple[Reader, ...]] = {
     "kube_token_file": ("worker",),
     "kube_ca_file": ("worker",),
     "owner_check_seconds": ("worker",),
+    "views": ("worker",),
     "pod_namespace": ("CLI",),
     "pod_name": ("CLI",),
     "pod_uid": ("CLI",),

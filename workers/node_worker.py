@@ -38,13 +38,14 @@ def _heartbeat(ctx: NodeContext, stop: threading.Event) -> None:
 
 
 def _background(ctx: NodeContext, checkpoints: Checkpoints, stop: threading.Event) -> None:
-    """Sweep the quarantine every few seconds; reconcile (re-sends, completions, expired pin
+    """Sweep the quarantine and the views every few seconds; reconcile (re-sends, completions, expired pin
     leases), and sign an audit checkpoint when one is due, every ``reconcile_seconds``."""
     settings = ctx.settings
     waited = settings.reconcile_seconds  # reconcile at once on start: recover what a crash left
     while True:
         try:
             sweep_quarantine(ctx)
+            ctx.sync_views()  # a view appears within seconds of its staging's ready, goes with its pin
             if waited >= settings.reconcile_seconds:
                 waited = 0.0
                 reconcile_once(ctx)

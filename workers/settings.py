@@ -59,6 +59,8 @@ class WorkerSettings:
     kube_token_file: Path | None = None
     kube_ca_file: Path | None = None
     owner_check_seconds: float = DEFAULT_OWNER_CHECK_SECONDS
+    # Keep per-owner read-only views under <root>/views (bind mounts: CAP_SYS_ADMIN).
+    views: bool = False
 
     @property
     def owner(self) -> str:
@@ -100,6 +102,7 @@ class WorkerSettings:
             kube_token_file=env.kube_token_file,
             kube_ca_file=env.kube_ca_file,
             owner_check_seconds=env.owner_check_seconds,
+            views=env.views,
         ).checked()
 
     def checked(self) -> "WorkerSettings":
@@ -109,6 +112,7 @@ class WorkerSettings:
             "the node cache": self.root / "datasets",
             "the quarantine": self.root / "quarantine",
             "the trash": self.root / "trash",
+            "the views": self.root / "views",
             RUNS_ROOT_ENV: self.runs_root or self.root / "runs",
             EGRESS_ROOT_ENV: self.egress_root or self.root / "egress",
         }
