@@ -145,7 +145,9 @@ class NodeViews:
             self._mounter.unmount(target)
         for target in plan.remove:
             _remove_empty(target)
-        for owner in _dirs(self._views):
+        # Only the owner directories this pass emptied: kubelet creates a pod's own (subPathExpr)
+        # before its first view exists, and removing it would cut the pod off from it.
+        for owner in sorted({target.parent for target in plan.remove}):
             _remove_empty(owner, quiet=True)
         for dataset, target in plan.mount:
             target.mkdir(parents=True, exist_ok=True)

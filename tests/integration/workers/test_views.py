@@ -37,7 +37,10 @@ def test_a_view_shows_its_own_dataset_read_only_and_goes_with_the_pin(tmp_path: 
     )
     assert out["again"] == 0, "a second pass mounts nothing twice"
     assert out["outside_root"] == 0 and out["traversal"] == 0
-    assert out["unmounted"] == 2 and out["left_in_views"] == [] and out["mounts_left"] == []
+    assert out["unmounted"] == 2 and out["mounts_left"] == []
+    assert out["left_in_views"] == [str(tmp_path / "views" / "2d9a5b2e-7f4c-4e3a-9b2c-4d5e6f708192")], (
+        "a pending pod's own directory stays"
+    )
     assert out["dataset_intact"]
 
 
