@@ -13,6 +13,7 @@ someone else's pod binds one's own pins to that pod's life, and touches nothing 
 """
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
@@ -32,6 +33,15 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class OwnedDataset:
+    """A held staging's dataset on a node, and the uid of the owner that may see it."""
+
+    owner_uid: str
+    job_id: str
+    path: str
+
+
 class PinOwners:
     """The pin owners of one ledger."""
 
@@ -47,7 +57,7 @@ class PinOwners:
             rows = session.scalars(select(PinOwnerRow).where(PinOwnerRow.job_id.in_(ids)))
             return {row.job_id: row.owner() for row in rows}
 
-    def views_on(self, node: str) -> list[tuple[str, str, str]]:
+    def views_on(self, node: str) -> list[OwnedDataset]:
         """(owner uid, staging id, dataset path) of every ready staging that names an owner and
         pins a ready dataset on ``node``: the views that node should show (``workers.views``)."""
         with self._ledger.read_session() as session, session.begin():
@@ -66,7 +76,7 @@ class PinOwners:
                 )
                 .order_by(PinRow.job_id)
             )
-            return [(uid, job_id, path) for uid, job_id, path in rows]
+            return [OwnedDataset(uid, job_id, path) for uid, job_id, path in rows]
 
     def claim_due(
         self, interval: float, now: datetime | None = None, limit: int = 200

@@ -174,5 +174,5 @@ def _remove_empty(path: Path, quiet: bool = False) -> None:
 
 def sync_node_views(ledger: Ledger, node: str, views: NodeViews) -> ViewPlan:
     """Make ``node``'s views the ones its held, ready, owned stagings call for."""
-    wanted = [View(uid, job_id, Path(path)) for uid, job_id, path in PinOwners(ledger).views_on(node)]
+    wanted = [View(held.owner_uid, held.job_id, Path(held.path)) for held in PinOwners(ledger).views_on(node)]
     return views.sync(wanted)

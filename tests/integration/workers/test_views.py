@@ -9,7 +9,7 @@ from pathlib import Path
 from integration.ledger.test_pins import OTHER, ready_staging
 from integration.workers.test_owner_release import ledger as ledger  # the fixture, found by its name
 from stagegate.ledger import Ledger, Nodes, StagingRequests
-from stagegate.ledger.owners import PinOwners
+from stagegate.ledger.owners import OwnedDataset, PinOwners
 from stagegate.owners import OwnerRef
 
 UID = "0b7e3f0c-5d2a-4c1e-9f0a-2b3c4d5e6f70"
@@ -51,5 +51,5 @@ def test_the_ledger_lists_the_views_of_held_ready_owned_stagings_only(ledger: Le
     StagingRequests(ledger).release(OTHER, released)
     (node,) = Nodes(ledger).all()
     path = next(d.path for d in node.datasets if d.digest == "e" * 64)
-    assert PinOwners(ledger).views_on("a") == [(UID, owned, path)]
+    assert PinOwners(ledger).views_on("a") == [OwnedDataset(UID, owned, path)]
     assert PinOwners(ledger).views_on("b") == []

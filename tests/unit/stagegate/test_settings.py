@@ -70,6 +70,7 @@ def test_each_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "KUBE_TOKEN_FILE": "/run/sa/token",
         "KUBE_CA_FILE": "/run/sa/ca.crt",
         "OWNER_CHECK_SECONDS": "30",
+        "VIEWS": "1",
     }
     for name, value in values.items():
         monkeypatch.setenv(PREFIX + name, value)
@@ -116,6 +117,7 @@ def test_each_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         Path("/run/sa/ca.crt"),
         30.0,
     )
+    assert s.views is True
     assert (s.kubernetes_service_host, s.kubernetes_service_port) == ("10.0.0.1", "443")
     assert (s.pod_namespace, s.pod_name, s.pod_uid) == ("ml", "train-0", kubernetes["POD_UID"])
     assert all(s.from_environment(field) for field in Settings.model_fields)
