@@ -39,6 +39,7 @@ from stagegate.errors import InvalidInputError, NotFoundError
 from stagegate.ledger import AuditEvent
 from stagegate.ledger.tokens import TokenInfo
 from stagegate.ledger.usage import UsageRow
+from stagegate.owners import OwnerRef
 from stagegate.requests import EgressRequest, StagingMode, StagingRequest
 from stagegate.states import EGRESS_TERMINAL
 from stagegate.urls import has_credentials
@@ -188,18 +189,21 @@ class ServiceClient(ClosedOnExit):
         job: str | None = None,
         idempotency_key: str | None = None,
         pin_ttl: float | None = None,
+        owner: OwnerRef | None = None,
     ) -> Staging:
         """Ask for ``source`` to be staged onto ``nodes``. Returns at once (the staging runs
         on the service), except that a policy denial raises :class:`StagingDeniedError`.
         The same ``idempotency_key`` again returns the first staging instead of a new one.
         ``pin_ttl`` (seconds) is how long the nodes hold it before the service releases it
-        (default: the service's ``STAGEGATE_PIN_TTL``); :meth:`renew` extends it."""
+        (default: the service's ``STAGEGATE_PIN_TTL``); :meth:`renew` extends it. ``owner``: the
+        Kubernetes Pod or Job whose end releases it."""
         request = StagingRequest(  # refuses here what the service would refuse (credentials too)
             source,
             nodes=tuple(nodes),
             mode=cast(StagingMode, mode),
             job_ref=job,
             idempotency_key=idempotency_key,
+            owner=owner,
         )
         body: dict[str, Any] = {
             "source": request.source,
@@ -210,6 +214,8 @@ class ServiceClient(ClosedOnExit):
         }
         if pin_ttl is not None:
             body["pin_ttl_seconds"] = pin_ttl
+        if request.owner is not None:
+            body["owner"] = request.owner.to_json()
         data = self._request("POST", "/v1/stagings", json=body, idempotent=idempotency_key is not None)
         return Staging.from_json(data)
 

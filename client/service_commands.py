@@ -38,6 +38,7 @@ from stagegate.client.service_render import (
     render_submitted,
     verdict,
 )
+from stagegate.owners import OwnerRef
 from stagegate.progress import Listed
 from stagegate.settings import load_settings
 from stagegate.states import StagingState
@@ -160,6 +161,7 @@ class Submission:
     job: str | None = None
     idempotency_key: str | None = None
     pin_ttl: float | None = None
+    owner: OwnerRef | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +197,7 @@ def stage_on_service(server: str | None, ask: Submission, wait: bool, output: Ou
                 job=ask.job,
                 idempotency_key=ask.idempotency_key,
                 pin_ttl=ask.pin_ttl,
+                owner=ask.owner,
             )
         except StagingDeniedError as exc:
             _denied_at_submit(exc, output.as_json)

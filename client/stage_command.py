@@ -12,6 +12,7 @@ from click.core import ParameterSource
 from stagegate.client.duration_param import DURATION
 from stagegate.client.embedded_api import StagedDataset, stage_here
 from stagegate.client.errors import EXIT_INTERRUPTED, errors_as_json
+from stagegate.client.owner_options import OWNER_OPTIONS, chosen_owner, owner_options
 from stagegate.client.progress_output import choose_output, summary_line
 from stagegate.client.service_commands import Output, Submission, server_option, stage_on_service
 from stagegate.durability import Durability
@@ -70,7 +71,7 @@ EMBEDDED_ONLY = (
     "replace",
     "sync",
 )
-SERVICE_ONLY = ("mode", "idempotency_key", "wait", "pin_ttl")
+SERVICE_ONLY = ("mode", "idempotency_key", "wait", "pin_ttl", *OWNER_OPTIONS)
 MAX_NODES = 64
 
 
@@ -178,6 +179,7 @@ def choose_mode(
     help="Service: how long the nodes hold the data for you (4h, 2d, 3600...), after which the service "
     "releases it; `stagegate renew ID` extends it. Default: the service's STAGEGATE_PIN_TTL.",
 )
+@owner_options
 @server_option
 @policy_option
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
@@ -252,6 +254,10 @@ def stage(
     idempotency_key: str | None,
     wait: bool,
     pin_ttl: float | None,
+    owner_pod: str | None,
+    owner_job: str | None,
+    owner_uid: str | None,
+    owner_from_env: bool,
     server: str | None,
     policy_path: Path | None,
     as_json: bool,
@@ -300,7 +306,8 @@ def stage(
     given = {name for name in ctx.params if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE}
     if choose_mode(destination, nodes, server, "server" in given, given) == "service":
         output = Output(as_json=as_json, progress=False if quiet else progress, quiet=quiet)
-        submission = Submission(source, nodes, mode or "replicate", job_ref, idempotency_key, pin_ttl)
+        owner = chosen_owner(owner_pod, owner_job, owner_uid, owner_from_env)
+        submission = Submission(source, nodes, mode or "replicate", job_ref, idempotency_key, pin_ttl, owner)
         stage_on_service(server, submission, wait, output)
         return
     assert destination is not None  # choose_mode said embedded

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
 from stagegate.errors import InvalidInputError
+from stagegate.owners import OwnerRef
 from stagegate.urls import refuse_credentials
 
 __all__ = ["EGRESS_MODES", "STAGING_MODES", "BestMode", "EgressRequest", "StagingMode", "StagingRequest"]
@@ -40,10 +41,11 @@ class StagingRequest:
     """Stage ``source``: onto ``nodes`` (the service) or into ``destination`` (embedded, here).
 
     ``job_ref`` is the requester's job reference (a Slurm job id); ``idempotency_key`` makes a
-    repeated service submission return the first staging. ``replace`` (the new dataset
-    replaces whatever ``destination`` holds) and ``sync`` (files gone from the source are
-    removed from it) are for a destination only: a node's dataset directory is named by its
-    digest, so another source, or a changed one, lands in another directory.
+    repeated service submission return the first staging; ``owner`` (service only) is the Pod or
+    Job whose end releases the staging's pins. ``replace`` (the new dataset replaces whatever
+    ``destination`` holds) and ``sync`` (files gone from the source are removed from it) are for
+    a destination only: a node's dataset directory is named by its digest, so another source, or
+    a changed one, lands in another directory.
     """
 
     source: str
@@ -54,6 +56,7 @@ class StagingRequest:
     idempotency_key: str | None = None
     replace: bool = False
     sync: bool = False
+    owner: OwnerRef | None = None
 
     def __post_init__(self) -> None:
         if not self.source:
@@ -71,6 +74,10 @@ class StagingRequest:
             raise InvalidInputError("nodes must name at least one node")
         if (self.replace or self.sync) and self.destination is None:
             raise InvalidInputError("replace and sync apply to a destination directory, not to nodes")
+        if self.owner is not None and self.destination is not None:
+            raise InvalidInputError(
+                "an owner ends a service staging's pins; a staging into a directory has none"
+            )
 
 
 @dataclass(frozen=True, slots=True)
