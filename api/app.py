@@ -22,6 +22,7 @@ from stagegate.api.ui import install_ui
 from stagegate.confinement import SourceRules
 from stagegate.ledger import AuditTrail, Ledger, Nodes, StagingRequests, StagingViews, Tokens, open_ledger
 from stagegate.ledger.checkpoints import Checkpoints
+from stagegate.ledger.owners import PinOwners
 from stagegate.ledger.pins import PinLeases
 from stagegate.queues import Dispatcher, make_celery
 from stagegate.settings import load_settings
@@ -89,6 +90,7 @@ def create_app(
         checkpoints=Checkpoints(ledger, origin=env.checkpoint_origin),
         tokens=Tokens(ledger),
         pins=PinLeases(ledger),
+        owners=PinOwners(ledger),
         pin_ttl=env.pin_ttl,
         pin_ttl_max=env.pin_ttl_max,
         decision_wait=decision_wait,

@@ -16,6 +16,7 @@ from pydantic_core import PydanticCustomError
 from stagegate.ledger import AuditEvent, ChainVerdict, NodeView, Staging
 from stagegate.ledger.pins import Lease
 from stagegate.limits import MAX_FILTER_PATTERN_CHARS, MAX_FILTER_RULES
+from stagegate.owners import MAX_NAME, MAX_NAMESPACE, OwnerKind, OwnerRef
 from stagegate.requests import StagingMode, StagingRequest
 from stagegate.states import DatasetState, NodeStagingState, StagingState
 
@@ -41,6 +42,20 @@ def _utc(moment: datetime) -> datetime:
 
 
 # -- requests ------------------------------------------------------------------------------
+
+
+class OwnerIn(BaseModel):
+    """A Pod or Job by namespace, name and uid (checked as Kubernetes checks them: 400 if not)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: OwnerKind
+    namespace: str = Field(min_length=1, max_length=MAX_NAMESPACE)
+    name: str = Field(min_length=1, max_length=MAX_NAME)
+    uid: str = Field(min_length=36, max_length=36, description="metadata.uid")
+
+    def to_owner(self) -> OwnerRef:
+        return OwnerRef(self.kind, self.namespace, self.name, self.uid)
 
 
 class StagingRequestIn(BaseModel):
@@ -108,6 +123,12 @@ class StagingRequestIn(BaseModel):
         max_length=MAX_FILTER_RULES,
         description="Leave out the keys these match (tried after every include, as in rclone).",
     )
+    owner: OwnerIn | None = Field(
+        default=None,
+        description="The Kubernetes Pod or Job this staging serves: once the service sees it gone (deleted, "
+        "ended, or replaced by another object of the same name), it releases the staging. The uid is the "
+        "object's metadata.uid (the downward API's), so a pod recreated under the name is not the owner.",
+    )
 
     @field_validator("nodes")
     @classmethod
@@ -130,6 +151,7 @@ class StagingRequestIn(BaseModel):
             idempotency_key=self.idempotency_key,
             include=tuple(self.include),
             exclude=tuple(self.exclude),
+            owner=None if self.owner is None else self.owner.to_owner(),
         )
 
 
@@ -197,6 +219,7 @@ class StagingOut(BaseModel):
     pin: PinOut | None = Field(
         default=None, description="Its pin lease; null for a staging from before leases existed."
     )
+    owner: OwnerIn | None = Field(default=None, description="The Pod or Job whose end releases it, if any.")
 
 
 class StagingList(BaseModel):
@@ -333,7 +356,7 @@ def pin_out(lease: Lease | None) -> PinOut | None:
     )
 
 
-def staging_out(staging: Staging, lease: Lease | None = None) -> StagingOut:
+def staging_out(staging: Staging, lease: Lease | None = None, owner: OwnerRef | None = None) -> StagingOut:
     p = staging.progress
     return StagingOut(
         id=staging.id,
@@ -372,6 +395,7 @@ def staging_out(staging: Staging, lease: Lease | None = None) -> StagingOut:
         errors=list(staging.errors),
         reasons=list(staging.reasons),
         pin=pin_out(lease),
+        owner=None if owner is None else OwnerIn(**owner.to_json()),  # type: ignore[arg-type]  # kind checked
     )
 
 

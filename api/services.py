@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 
 from stagegate.ledger import AuditTrail, Ledger, Nodes, StagingRequests, StagingViews, Tokens
 from stagegate.ledger.checkpoints import Checkpoints
+from stagegate.ledger.owners import PinOwners
 from stagegate.ledger.pins import PinLeases
 from stagegate.queues import Dispatcher
 
@@ -27,6 +28,7 @@ class Services:
     checkpoints: Checkpoints  # read only: the API signs none (node workers do)
     tokens: Tokens
     pins: PinLeases
+    owners: PinOwners  # the Pod or Job whose end releases a staging
     pin_ttl: float  # seconds a staging's pins last unless it asks otherwise (STAGEGATE_PIN_TTL)
     pin_ttl_max: float  # the longest TTL a request may ask for (STAGEGATE_PIN_TTL_MAX)
     decision_wait: float  # seconds POST /v1/stagings waits for the plan step's decision

@@ -65,6 +65,8 @@ class StagedDataset(Protocol):
     @property
     def files_skipped(self) -> int: ...
     @property
+    def files_removed(self) -> int: ...
+    @property
     def verified_source(self) -> int: ...
     @property
     def verified_local(self) -> int: ...
@@ -113,6 +115,7 @@ class Staged:
     verified_source: int  # checked against a checksum the source publishes
     verified_local: int  # hashed here only: the source publishes none
     seconds: float
+    files_removed: int = 0  # gone from the source, or strays: removed (``sync``, ``replace``)
 
     @classmethod
     def of(cls, result: StagedDataset) -> "Staged":
@@ -129,6 +132,7 @@ class Staged:
             verified_source=result.verified_source,
             verified_local=result.verified_local,
             seconds=result.seconds,
+            files_removed=result.files_removed,
         )
 
 
@@ -153,6 +157,8 @@ def stage(
     multipart_threshold: int = _STAGING_DEFAULTS.multipart_threshold,
     bandwidth_limit: int | None = None,
     durability: str = Durability.BATCH.value,
+    replace: bool = False,
+    sync: bool = False,
 ) -> Staged:
     """Copy the dataset at ``source`` into the directory ``to``, here, verifying every byte:
     ``stagegate stage SOURCE --to DIR`` as a function.
@@ -161,6 +167,10 @@ def stage(
     for an S3-compatible store), a local or NFS path, ``file:///path``, or another fsspec URL.
     ``to`` is created if missing; an existing one must be empty or hold an earlier staging of
     the same source, which is then resumed (files already there and verified are kept).
+    ``replace`` (``--replace``): the new dataset replaces whatever ``to`` holds; ``sync``
+    (``--sync``): files gone from the source are removed, after the new set is verified.
+    Without them, a ``to`` holding another source's dataset or files the source lacks raises
+    :class:`stagegate.errors.InvalidInputError` naming them, and nothing changes.
 
     Before a byte moves every object's label is checked against the policy (``policy``: a
     policy file; default ``$STAGEGATE_POLICY``, else the shipped one, public data only). Each
@@ -195,7 +205,7 @@ def stage(
         durability=chosen_durability,
     )
     _check_tunables(options.transfer_config)
-    request = StagingRequest(source=source, destination=destination, job_ref=job)
+    request = StagingRequest(source=source, destination=destination, job_ref=job, replace=replace, sync=sync)
     policy_path = None if policy is None else Path(policy)
     return Staged.of(stage_here(request, options, policy_path, ordered(progress)))
 

@@ -39,6 +39,7 @@ from stagegate.errors import InvalidInputError, NotFoundError
 from stagegate.ledger import AuditEvent
 from stagegate.ledger.tokens import TokenInfo
 from stagegate.ledger.usage import UsageRow
+from stagegate.owners import OwnerRef
 from stagegate.requests import EgressRequest, StagingMode, StagingRequest
 from stagegate.states import EGRESS_TERMINAL
 from stagegate.urls import has_credentials
@@ -190,13 +191,15 @@ class ServiceClient(ClosedOnExit):
         pin_ttl: float | None = None,
         include: Iterable[str] = (),
         exclude: Iterable[str] = (),
+        owner: OwnerRef | None = None,
     ) -> Staging:
         """Ask for ``source`` to be staged onto ``nodes``. Returns at once (the staging runs
         on the service), except that a policy denial raises :class:`StagingDeniedError`.
         The same ``idempotency_key`` again returns the first staging instead of a new one.
         ``pin_ttl`` (seconds) is how long the nodes hold it before the service releases it
         (default: the service's ``STAGEGATE_PIN_TTL``); :meth:`renew` extends it.
-        ``include``/``exclude``: which keys of the source, as for ``stagegate stage``."""
+        ``include``/``exclude``: which keys of the source, as for ``stagegate stage``. ``owner``:
+        the Kubernetes Pod or Job whose end releases it."""
         request = StagingRequest(  # refuses here what the service would refuse (credentials too)
             source,
             nodes=tuple(nodes),
@@ -205,6 +208,7 @@ class ServiceClient(ClosedOnExit):
             idempotency_key=idempotency_key,
             include=tuple(include),
             exclude=tuple(exclude),
+            owner=owner,
         )
         body: dict[str, Any] = {
             "source": request.source,
@@ -217,6 +221,8 @@ class ServiceClient(ClosedOnExit):
             body["include"], body["exclude"] = list(request.include), list(request.exclude)
         if pin_ttl is not None:
             body["pin_ttl_seconds"] = pin_ttl
+        if request.owner is not None:
+            body["owner"] = request.owner.to_json()
         data = self._request("POST", "/v1/stagings", json=body, idempotent=idempotency_key is not None)
         return Staging.from_json(data)
 

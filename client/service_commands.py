@@ -38,6 +38,7 @@ from stagegate.client.service_render import (
     render_submitted,
     verdict,
 )
+from stagegate.owners import OwnerRef
 from stagegate.progress import Listed
 from stagegate.settings import load_settings
 from stagegate.states import StagingState
@@ -162,6 +163,7 @@ class Submission:
     pin_ttl: float | None = None
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    owner: OwnerRef | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +201,7 @@ def stage_on_service(server: str | None, ask: Submission, wait: bool, output: Ou
                 pin_ttl=ask.pin_ttl,
                 include=ask.include,
                 exclude=ask.exclude,
+                owner=ask.owner,
             )
         except StagingDeniedError as exc:
             _denied_at_submit(exc, output.as_json)

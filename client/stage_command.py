@@ -13,6 +13,7 @@ from stagegate.client.duration_param import DURATION
 from stagegate.client.embedded_api import StagedDataset, stage_here
 from stagegate.client.errors import EXIT_INTERRUPTED, errors_as_json
 from stagegate.client.filter_options import filter_options
+from stagegate.client.owner_options import OWNER_OPTIONS, chosen_owner, owner_options
 from stagegate.client.progress_output import choose_output, summary_line
 from stagegate.client.service_commands import Output, Submission, server_option, stage_on_service
 from stagegate.durability import Durability
@@ -68,8 +69,10 @@ EMBEDDED_ONLY = (
     "multipart_threshold",
     "bandwidth_limit",
     "durability",
+    "replace",
+    "sync",
 )
-SERVICE_ONLY = ("mode", "idempotency_key", "wait", "pin_ttl")
+SERVICE_ONLY = ("mode", "idempotency_key", "wait", "pin_ttl", *OWNER_OPTIONS)
 MAX_NODES = 64
 
 
@@ -141,7 +144,7 @@ def choose_mode(
     default=None,
     type=DestinationParam(file_okay=False, path_type=Path),
     help="Stage here, in this process: the directory the dataset lands in (created if missing); an "
-    "existing one must be empty or hold an earlier staging of it.",
+    "existing one must be empty or hold an earlier staging of the same source (see --replace, --sync).",
 )
 @click.option(
     "--node",
@@ -178,6 +181,7 @@ def choose_mode(
     "releases it; `stagegate renew ID` extends it. Default: the service's STAGEGATE_PIN_TTL.",
 )
 @filter_options
+@owner_options
 @server_option
 @policy_option
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
@@ -225,6 +229,19 @@ def choose_mode(
     "~1 GiB batch); file: also fsync every file.",
 )
 @click.option(
+    "--replace",
+    is_flag=True,
+    help="--to: the new dataset replaces whatever DIR holds (another source's dataset, or files "
+    "stagegate did not put there); nothing of the old remains once the new set is verified.",
+)
+@click.option(
+    "--sync",
+    is_flag=True,
+    help="--to: like rclone sync, remove from DIR the files gone from the source (and any others "
+    "it holds), after the new set is copied and verified. Without it a rerun that finds such "
+    "files refuses, changing nothing.",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Progress bar on stderr (default: when stderr is a terminal); with --json, progress as JSON "
@@ -241,6 +258,10 @@ def stage(
     pin_ttl: float | None,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
+    owner_pod: str | None,
+    owner_job: str | None,
+    owner_uid: str | None,
+    owner_from_env: bool,
     server: str | None,
     policy_path: Path | None,
     as_json: bool,
@@ -250,6 +271,8 @@ def stage(
     multipart_threshold: int,
     bandwidth_limit: int | None,
     durability: str,
+    replace: bool,
+    sync: bool,
     progress: bool | None,
 ) -> None:
     """Copy the dataset at SOURCE into a directory (--to), verifying every byte; or ask the
@@ -260,8 +283,8 @@ def stage(
     only, never a flag: it would land in shell history); the nodes' workers copy and verify
     it into their caches, and `stagegate status ID` follows it. --to always stages here, even
     with STAGEGATE_URL set. --policy, --concurrency, --part-size, --multipart-threshold,
-    --bandwidth and --durability apply to --to only; --mode, --idempotency-key, --pin-ttl,
-    --wait and --server to --node only.
+    --bandwidth, --durability, --replace and --sync apply to --to only; --mode,
+    --idempotency-key, --pin-ttl, --wait and --server to --node only.
 
     SOURCE is s3://bucket/prefix (credentials from the standard AWS chain; AWS_ENDPOINT_URL
     selects an S3-compatible store), a local or NFS path (or file:///path), or any other
@@ -275,8 +298,11 @@ def stage(
     --include/--exclude stage a subset, chosen with rclone's filter rules before planning:
     the manifest, digest and label decision cover exactly the files staged.
 
-    Running the same command again resumes: files already there and verified are kept. DIR
-    holds exactly the source's files; the staging's state lies beside it, in
+    Running the same command again resumes: files already there and verified are kept. A DIR
+    holding another source's dataset is refused unless --replace; one holding files the
+    source no longer has (or files stagegate did not stage) is refused unless --sync or
+    --replace, which remove them after the new set is verified. DIR holds exactly the
+    source's files; the staging's state lies beside it, in
     .stagegate-NAME next to DIR (NAME is DIR's name). DIR is complete when READY exists
     there; manifest.jsonl there holds the BLAKE3 checksum of every file.
     """
@@ -288,8 +314,9 @@ def stage(
     given = {name for name in ctx.params if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE}
     if choose_mode(destination, nodes, server, "server" in given, given) == "service":
         output = Output(as_json=as_json, progress=False if quiet else progress, quiet=quiet)
+        owner = chosen_owner(owner_pod, owner_job, owner_uid, owner_from_env)
         submission = Submission(
-            source, nodes, mode or "replicate", job_ref, idempotency_key, pin_ttl, include, exclude
+            source, nodes, mode or "replicate", job_ref, idempotency_key, pin_ttl, include, exclude, owner
         )
         stage_on_service(server, submission, wait, output)
         return
@@ -302,7 +329,13 @@ def stage(
         durability=Durability(durability),
     )
     request = StagingRequest(
-        source=source, destination=str(destination), job_ref=job_ref, include=include, exclude=exclude
+        source=source,
+        destination=str(destination),
+        job_ref=job_ref,
+        replace=replace,
+        sync=sync,
+        include=include,
+        exclude=exclude,
     )
     shown = choose_output(as_json, progress, quiet)
     try:
@@ -352,6 +385,8 @@ def _print_summary(r: StagedDataset) -> None:
         f"in {r.seconds:.1f} s ({format_bytes(rate)}/s)"
     )
     click.echo(f"  copied {r.files_copied}, already present and verified {r.files_skipped}")
+    if r.files_removed:
+        click.echo(f"  removed {r.files_removed} not in the source (--sync/--replace)")
     click.echo(
         f"  verified against the source's checksum: {r.verified_source}; "
         f"hashed locally only (source publishes none): {r.verified_local}"

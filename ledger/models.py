@@ -22,6 +22,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from stagegate.owners import OwnerRef
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC in and out. SQLite stores no zone, so values are normalised to UTC
@@ -280,6 +282,43 @@ class PinLeaseRow(Base):
             renewed_at=None,
             renewals=0,
         )
+
+
+class PinOwnerRow(Base):
+    """The Kubernetes Pod or Job whose end releases a service staging (revision 0008). Checked
+    at most every ``STAGEGATE_OWNER_CHECK_SECONDS``: ``next_check_at`` is claimed by a conditional
+    update, so however many reconcilers run, one asks the Kubernetes API per interval."""
+
+    __tablename__ = "pin_owners"
+
+    job_id: Mapped[str] = mapped_column(String(36), ForeignKey("jobs.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    namespace: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(253))
+    uid: Mapped[str] = mapped_column(String(36))
+    next_check_at: Mapped[datetime] = mapped_column(index=True)
+    checked_at: Mapped[datetime | None]
+    # Checks in a row that could not tell (API down, refused, garbled): never a release.
+    failures: Mapped[int]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+    @classmethod
+    def starting(cls, job_id: str, owner: OwnerRef, now: datetime) -> "PinOwnerRow":
+        """The row a submission adds in its own transaction: due for a first check at once."""
+        return cls(
+            job_id=job_id,
+            kind=owner.kind,
+            namespace=owner.namespace,
+            name=owner.name,
+            uid=owner.uid,
+            next_check_at=now,
+            checked_at=None,
+            failures=0,
+            last_error=None,
+        )
+
+    def owner(self) -> OwnerRef:
+        return OwnerRef(self.kind, self.namespace, self.name, self.uid)  # type: ignore[arg-type]  # stored checked
 
 
 class AuditEventRow(Base):

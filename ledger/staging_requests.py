@@ -19,7 +19,7 @@ from stagegate.errors import ExistsError, InvalidInputError
 from stagegate.ledger.audit import AuditTrail
 from stagegate.ledger.database import Ledger
 from stagegate.ledger.events import job_event
-from stagegate.ledger.models import JobRow, PinLeaseRow
+from stagegate.ledger.models import JobRow, PinLeaseRow, PinOwnerRow
 from stagegate.ledger.nodes import require_known
 from stagegate.ledger.staging_steps import filters_of, let_go, lock_staging
 from stagegate.ledger.staging_views import Staging, StagingViews
@@ -114,10 +114,13 @@ class StagingRequests:
                 session.add(job)
                 if pin_ttl_seconds is not None:
                     session.add(PinLeaseRow.starting(job.id, pin_ttl_seconds, now))
+                if request.owner is not None:
+                    session.add(PinOwnerRow.starting(job.id, request.owner, now))
                 session.add(new_task(plan, TaskState.QUEUED, lease=self._tasks.lease.total_seconds()))
                 session.flush()
                 AuditTrail.append_in(
-                    session.connection(), job_event(job, AuditAction.STAGE_REQUESTED, details={"mode": mode})
+                    session.connection(),
+                    job_event(job, AuditAction.STAGE_REQUESTED, details=_requested_details(request)),
                 )
         except IntegrityError as exc:
             # The same key submitted twice at once: the other request won; answer with its staging.
@@ -160,6 +163,13 @@ class StagingRequests:
         with self._ledger.sessions.begin() as session:
             release_locked(session, lock_staging(session, job_id), {"by": who.user})
         return self._views.view(job_id)
+
+
+def _requested_details(request: StagingRequest) -> dict[str, object]:
+    """What ``stage.requested`` records beyond the job's own columns."""
+    if request.owner is None:
+        return {"mode": request.mode}
+    return {"mode": request.mode, "owner": request.owner.to_json()}
 
 
 def release_locked(session: Session, job: JobRow, details: dict[str, object]) -> bool:

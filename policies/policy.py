@@ -61,7 +61,11 @@ class _StrictLoader(yaml.SafeLoader):
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
-            if isinstance(key, Hashable) and key in seen:
+            try:
+                hash(key)
+            except TypeError:
+                continue  # a mapping or list as a key: the base constructor refuses it as a YAMLError
+            if key in seen:
                 raise PolicyFileError(
                     f"line {key_node.start_mark.line + 1}: key {key!r} appears twice in the same mapping"
                 )

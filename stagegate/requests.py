@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args
 
 from stagegate.errors import InvalidInputError
 from stagegate.key_filters import KeyFilter
+from stagegate.owners import OwnerRef
 from stagegate.urls import refuse_credentials
 
 __all__ = ["EGRESS_MODES", "STAGING_MODES", "BestMode", "EgressRequest", "StagingMode", "StagingRequest"]
@@ -66,6 +67,11 @@ class StagingRequest:
     ``job_ref`` is the requester's job reference (a Slurm job id); ``idempotency_key`` makes a
     repeated service submission return the first staging. ``include``/``exclude``: rclone-style
     patterns (:mod:`stagegate.key_filters`) choosing which of the source's keys are staged.
+    repeated service submission return the first staging; ``owner`` (service only) is the Pod or
+    Job whose end releases the staging's pins. ``replace`` (the new dataset replaces whatever
+    ``destination`` holds) and ``sync`` (files gone from the source are removed from it) are for
+    a destination only: a node's dataset directory is named by its digest, so another source, or
+    a changed one, lands in another directory.
     """
 
     source: str
@@ -76,6 +82,9 @@ class StagingRequest:
     idempotency_key: str | None = None
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    replace: bool = False
+    sync: bool = False
+    owner: OwnerRef | None = None
 
     def __post_init__(self) -> None:
         if not self.source:
@@ -92,6 +101,12 @@ class StagingRequest:
             raise InvalidInputError("a staging goes onto nodes (the service) or into a directory, not both")
         if self.destination is None and not nodes:
             raise InvalidInputError("nodes must name at least one node")
+        if (self.replace or self.sync) and self.destination is None:
+            raise InvalidInputError("replace and sync apply to a destination directory, not to nodes")
+        if self.owner is not None and self.destination is not None:
+            raise InvalidInputError(
+                "an owner ends a service staging's pins; a staging into a directory has none"
+            )
 
     @property
     def key_filter(self) -> KeyFilter:

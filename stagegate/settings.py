@@ -45,12 +45,23 @@ DEFAULT_CHECKPOINT_RETENTION_DAYS = 365
 DEFAULT_PIN_TTL = 86400.0
 DEFAULT_PIN_TTL_MAX = 7 * 86400.0
 MIN_PIN_TTL = 60.0
+# A pin owner (a Pod or Job) is asked after at most this often: a pod's end frees its pins within
+# a minute or so, and a thousand owned stagings cost the Kubernetes API some 17 GETs a second.
+DEFAULT_OWNER_CHECK_SECONDS = 60.0
+# The in-cluster service account, as the kubelet mounts it into every pod that asks for it.
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 Reader = Literal["API", "worker", "CLI"]
 
 
 def env_name(field: str) -> str:
     return PREFIX + field.upper()
+
+
+def variable(field: str) -> str:
+    """The variable that sets ``field``: Kubernetes' own name for the few it defines (POD_UID)."""
+    alias = Settings.model_fields[field].validation_alias
+    return alias if isinstance(alias, str) else env_name(field)
 
 
 def _number(value: Any, info: ValidationInfo, *, zero_ok: bool = False) -> Any:
@@ -94,6 +105,21 @@ class Settings(BaseSettings):
     # How long a service staging's pins last (see stagegate.ledger.pins), as durations (4h, 2d).
     pin_ttl: float = DEFAULT_PIN_TTL
     pin_ttl_max: float = DEFAULT_PIN_TTL_MAX
+    # Where a worker asks whether a pin's owner is still there (see stagegate.workers.owner_checks):
+    # STAGEGATE_KUBE_API, else the in-cluster address Kubernetes puts in every pod's environment.
+    kube_api: str | None = None
+    kubernetes_service_host: str | None = Field(default=None, validation_alias="KUBERNETES_SERVICE_HOST")
+    kubernetes_service_port: str | None = Field(default=None, validation_alias="KUBERNETES_SERVICE_PORT")
+    kube_token_file: Path = SERVICE_ACCOUNT / "token"
+    kube_ca_file: Path = SERVICE_ACCOUNT / "ca.crt"
+    owner_check_seconds: float = DEFAULT_OWNER_CHECK_SECONDS
+    # Per-owner read-only views of the datasets (see stagegate.workers.views): bind mounts, so only
+    # a worker with CAP_SYS_ADMIN can keep them; off unless the operator says so.
+    views: bool = False
+    # The CLI's own pod, as the downward API gives it (stage --owner-from-env).
+    pod_namespace: str | None = Field(default=None, validation_alias="POD_NAMESPACE")
+    pod_name: str | None = Field(default=None, validation_alias="POD_NAME")
+    pod_uid: str | None = Field(default=None, validation_alias="POD_UID")
     # Signed checkpoints of the audit trail (see stagegate.ledger.checkpoints).
     checkpoint_events: int = DEFAULT_CHECKPOINT_EVENTS
     checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS
@@ -107,7 +133,9 @@ class Settings(BaseSettings):
     url: str | None = None
     token: SecretStr | None = Field(default=None, repr=False)
 
-    @field_validator("lease_seconds", "reconcile_seconds", "scrub_interval", mode="before")
+    @field_validator(
+        "lease_seconds", "reconcile_seconds", "scrub_interval", "owner_check_seconds", mode="before"
+    )
     @classmethod
     def _positive_seconds(cls, value: Any, info: ValidationInfo) -> Any:
         return _number(value, info)
@@ -214,6 +242,27 @@ class Settings(BaseSettings):
     def _stripped(cls, value: Any) -> Any:
         return value.strip() or None if isinstance(value, str) else value
 
+    @field_validator("kube_api")
+    @classmethod
+    def _kube_api(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and (not value.startswith(("https://", "http://")) or "@" in value):
+            name = env_name(str(info.field_name))
+            shown = (
+                "a URL with credentials" if "@" in value else repr(value)
+            )  # the worker's token is the credential
+            raise ValueError(f"{name} must be the Kubernetes API's URL (https://HOST:PORT), not {shown}")
+        return value.rstrip("/") if value else value
+
+    def kube_api_url(self) -> str | None:
+        """The Kubernetes API a worker asks about pin owners: STAGEGATE_KUBE_API, else the
+        in-cluster one; None outside a cluster (owned pins are then kept, never released)."""
+        if self.kube_api:
+            return self.kube_api
+        host, port = self.kubernetes_service_host, self.kubernetes_service_port or "443"
+        if not host:
+            return None
+        return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
     def source_rules(self) -> SourceRules:
         return SourceRules.parse(self.source_roots, self.source_schemes)
 
@@ -259,6 +308,16 @@ READERS: dict[str, tuple[Reader, ...]] = {
     "source_schemes": ("API", "worker"),
     "pin_ttl": ("API",),
     "pin_ttl_max": ("API",),
+    "kube_api": ("worker",),
+    "kubernetes_service_host": ("worker",),
+    "kubernetes_service_port": ("worker",),
+    "kube_token_file": ("worker",),
+    "kube_ca_file": ("worker",),
+    "owner_check_seconds": ("worker",),
+    "views": ("worker",),
+    "pod_namespace": ("CLI",),
+    "pod_name": ("CLI",),
+    "pod_uid": ("CLI",),
     "checkpoint_events": ("worker", "CLI"),
     "checkpoint_seconds": ("worker", "CLI"),
     "checkpoint_origin": ("worker", "CLI"),
@@ -297,7 +356,7 @@ def shown(settings: Settings) -> list[ShownSetting]:
         source: Literal["environment", "default"] = (
             "environment" if settings.from_environment(field) else "default"
         )
-        out.append(ShownSetting(env_name(field), text, source, READERS[field]))
+        out.append(ShownSetting(variable(field), text, source, READERS[field]))
     return out
 
 

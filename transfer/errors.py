@@ -46,6 +46,24 @@ class DestinationNotEmptyError(InvalidInputError):
     """The destination directory holds files that no earlier staging put there."""
 
 
+class OtherDatasetError(DestinationNotEmptyError):
+    """The destination holds (part of) another source's dataset; ``source`` names it."""
+
+    def __init__(self, message: str, source: str) -> None:
+        super().__init__(message)
+        self.source = source
+
+
+class StrayFilesError(DestinationNotEmptyError):
+    """The destination holds files its new plan does not: gone from the source since the last
+    staging, or put there by someone else. ``keys`` are the first few, ``count`` all of them."""
+
+    def __init__(self, message: str, keys: list[str], count: int) -> None:
+        super().__init__(message)
+        self.keys = keys
+        self.count = count
+
+
 class DestinationBusyError(TransferError):
     """Another staging holds the destination's lock; ``pid`` is its process, when it recorded one."""
 

@@ -17,8 +17,9 @@ import json
 import os
 import shutil
 import stat
+import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,74 @@ def refuse_foreign_directory(path: Path) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """Something in a dataset directory that is no directory: a regular file (``regular``),
+    or anything else (a symlink, a FIFO, a socket), which a staging never puts there."""
+
+    key: str
+    regular: bool
+
+
+def _walk_entries(fd: int, prefix: str) -> Iterator[Entry]:
+    """What lies below the directory ``fd``, in ascending key order: a directory sorts as its
+    name and a ``/`` (every key below ``a/`` follows ``a.txt`` and precedes ``a0``, as in the
+    plan), one directory's listing held at a time."""
+    with os.scandir(fd) as scanned:
+        listed = sorted(
+            (e.name + "/" if is_dir else e.name, is_dir, e.is_file(follow_symlinks=False))
+            for e in scanned
+            for is_dir in (e.is_dir(follow_symlinks=False),)
+        )
+    for sort_name, is_dir, regular in listed:
+        if not is_dir:
+            yield Entry(prefix + sort_name, regular)
+            continue
+        name = sort_name[:-1]
+        try:
+            child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # replaced by a symlink or a file since it was listed
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            yield Entry(prefix + name, regular=False)
+            continue
+        try:
+            yield from _walk_entries(child, prefix + sort_name)
+        finally:
+            os.close(child)
+
+
+def _remove_empty_directories(fd: int) -> bool:
+    """Remove every directory below ``fd`` that holds no file (post-order, by descriptor);
+    True if ``fd`` is left empty."""
+    empty = True
+    with os.scandir(fd) as entries:
+        listed = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
+    for name, is_dir in listed:
+        if not is_dir:
+            empty = False
+            continue
+        try:
+            child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+        except OSError:
+            empty = False  # gone, or no directory any more: not ours to judge
+            continue
+        try:
+            child_empty = _remove_empty_directories(child)
+        finally:
+            os.close(child)
+        if child_empty:
+            try:
+                os.rmdir(name, dir_fd=fd)
+                continue
+            except OSError:
+                pass  # something landed in it meanwhile: it stays
+        empty = False
+    return empty
+
+
 def _lock_holder(fd: int) -> int | None:
     text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
     return int(text) if text.isdigit() else None
@@ -145,9 +214,16 @@ class DatasetDir:
     read_back_algorithm = None  # its bytes were checked against the source on the way in
     part_rule = PartRule()
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, clear_the_way: bool = False) -> None:
+        """``clear_the_way`` (a staging with ``sync`` or ``replace``): what stands where a new
+        file or directory must go (an old file where the new set has a directory, an old
+        directory where it has a file, a symlink) is removed, by descriptor and never
+        followed, instead of failing the staging; :attr:`cleared` counts the files it held."""
         self.path = Path(path)
         self.state_path = state_dir_of(self.path)
+        self._clear_the_way = clear_the_way
+        self._cleared_lock = threading.Lock()
+        self.cleared = 0
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except FileExistsError:
@@ -276,6 +352,11 @@ class DatasetDir:
                 except OSError as exc:
                     if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.EEXIST):
                         raise
+                    if create and self._clear_the_way:
+                        child = self._replace_with_directory(fd, part)
+                        os.close(fd)
+                        fd = child
+                        continue
                     where = self.path.joinpath(*parts[: depth + 1])
                     # Linux reports a symlink opened with O_DIRECTORY|O_NOFOLLOW as ENOTDIR.
                     if stat.S_ISLNK(os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode):
@@ -336,14 +417,42 @@ class DatasetDir:
             temp.fd = -1  # closed: discard() must not close the number again, another file may own it
         parent = self._walk_dir(parts[:-1], create=True)
         try:
-            os.rename(temp.name, parts[-1], src_dir_fd=self._tmp_fd, dst_dir_fd=parent)
-        except IsADirectoryError:
-            raise UnsafeDestinationError(
-                f"cannot write {self.path.joinpath(*parts)}: a directory of that name is in the way"
-            ) from None
+            try:
+                os.rename(temp.name, parts[-1], src_dir_fd=self._tmp_fd, dst_dir_fd=parent)
+            except IsADirectoryError:
+                if not self._clear_the_way:
+                    raise UnsafeDestinationError(
+                        f"cannot write {self.path.joinpath(*parts)}: a directory of that name is in the way"
+                    ) from None
+                self._remove_directory(parent, parts[-1])
+                os.rename(temp.name, parts[-1], src_dir_fd=self._tmp_fd, dst_dir_fd=parent)
         finally:
             os.close(parent)
         return mtime_ns
+
+    def _replace_with_directory(self, parent: int, name: str) -> int:
+        """The directory ``name`` below ``parent``, made in place of the file or symlink there."""
+        try:
+            os.unlink(name, dir_fd=parent)  # a symlink itself, never what it points to
+        except FileNotFoundError:
+            pass  # another thread cleared it first
+        else:
+            self._count_cleared(1)
+        return open_or_make_dir(parent, name, create=True)
+
+    def _remove_directory(self, parent: int, name: str) -> None:
+        """Remove the directory ``name`` below ``parent`` and everything in it, by descriptor."""
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+        try:
+            files = sum(1 for _ in _walk_entries(fd, ""))
+        finally:
+            os.close(fd)
+        shutil.rmtree(name, dir_fd=parent)  # fd-based on Linux: follows no symlink inside
+        self._count_cleared(files)
+
+    def _count_cleared(self, files: int) -> None:
+        with self._cleared_lock:
+            self.cleared += files
 
     def stat_file(self, parts: tuple[str, ...]) -> os.stat_result | None:
         """The file at ``parts`` if it is a regular file (symlinks are not followed)."""
@@ -358,6 +467,39 @@ class DatasetDir:
         finally:
             os.close(parent)
         return st if stat.S_ISREG(st.st_mode) else None
+
+    def walk(self) -> Iterator[Entry]:
+        """Everything below the dataset root that is no directory, in ascending key order
+        (the plan's order). Walked by descriptor, each directory opened with ``O_NOFOLLOW``
+        relative to its parent: a symlink is an entry (never ``regular``) and never entered,
+        wherever it points."""
+        fd = os.open(".", _DIR_FLAGS, dir_fd=self._fd)  # a descriptor of its own: scandir reads its offset
+        try:
+            yield from _walk_entries(fd, "")
+        finally:
+            os.close(fd)
+
+    def remove(self, key: str) -> None:
+        """Remove the entry at ``key``: a file, or a symlink itself (``unlink`` never follows
+        one). Its directory is reached by descriptor, so a link planted in the way is refused."""
+        parts = tuple(key.split("/"))
+        try:
+            parent = self._walk_dir(parts[:-1], create=False)
+        except FileNotFoundError:
+            return
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(parts[-1], dir_fd=parent)
+        finally:
+            os.close(parent)
+
+    def remove_empty_directories(self) -> None:
+        """Remove the directories below the root that hold no file (left by removed files)."""
+        fd = os.open(".", _DIR_FLAGS, dir_fd=self._fd)
+        try:
+            _remove_empty_directories(fd)
+        finally:
+            os.close(fd)
 
     def clear_temp(self) -> None:
         """Remove temporary files an interrupted run left behind."""
@@ -379,7 +521,11 @@ class DatasetDir:
 
     def read_ready(self) -> dict[str, Any] | None:
         """The ready marker's content, or None while the dataset is not (or no longer) ready."""
+        return self.read_state_json(READY_MARKER)
+
+    def read_state_json(self, name: str) -> dict[str, Any] | None:
+        """The JSON object in the state directory's ``name``, or None if there is none."""
         try:
-            return json.loads((self.state_path / READY_MARKER).read_bytes())  # type: ignore[no-any-return]
+            return json.loads((self.state_path / name).read_bytes())  # type: ignore[no-any-return]
         except FileNotFoundError:
             return None

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from stagegate.errors import InvalidInputError
 from stagegate.progress import ListingCallback
+from stagegate.transfer.dataset_source import record_source, refuse_other_source
 from stagegate.transfer.engine import CopyEngine, LabelGate, TransferConfig
 from stagegate.transfer.layout import LEGACY_STATE_DIR, state_dir_of
 from stagegate.transfer.parts import batched_by_weight
@@ -31,6 +32,7 @@ from stagegate.transfer.staging_steps import (
     open_batch,
     publish,
 )
+from stagegate.transfer.strays import refuse_strays, remove_strays
 
 PLAN_FILE = "plan.jsonl"
 BATCHES_IN_FLIGHT = 2  # while one batch is synced and recorded, the next one copies
@@ -51,6 +53,9 @@ def stage(
     label_gate: LabelGate | None = None,
     on_listed: ListingCallback | None = None,
     key_filter: Callable[[str], bool] | None = None,
+    *,
+    replace: bool = False,
+    sync: bool = False,
 ) -> StageResult:
     """Copy every object of ``source`` into ``destination`` and mark it ready.
 
@@ -68,9 +73,15 @@ def stage(
     any change since planning fails the staging). ``key_filter`` says which keys are staged
     (:func:`transfer.plan.plan_dataset`).
 
-    ``destination`` must be new, empty or an earlier staging's (else
-    :class:`DestinationNotEmptyError`); its lock is held throughout, and a staging already
-    holding it fails this one at once (:class:`DestinationBusyError`).
+    ``destination`` must be new, empty or an earlier staging of the same source (else
+    :class:`DestinationNotEmptyError`, or its :class:`OtherDatasetError` naming the other
+    source), and hold nothing the plan does not (else :class:`StrayFilesError`, raised
+    after planning and before anything changes); its lock is held throughout, and a staging
+    already holding it fails this one at once (:class:`DestinationBusyError`). With ``sync``,
+    what it holds beyond the plan (files gone from the source, strays) is removed once the
+    new set is copied and verified, before READY. ``replace`` also lifts the first rule: the
+    new dataset replaces whatever is there, which is removed the same way. Either way, until
+    READY is written again the directory is not ready, and a rerun finishes the job.
     """
     config = config or TransferConfig()
     started = clock()
@@ -78,17 +89,22 @@ def stage(
         # Path("") is the current directory: an unset variable must not stage over a home.
         raise InvalidInputError("the destination is empty: name the directory to stage into")
     destination = Path(destination)
-    refuse_foreign_directory(destination)
+    if not replace:
+        refuse_foreign_directory(destination)
     existed = destination.exists()
     had_state = state_dir_of(destination).exists() or (destination / LEGACY_STATE_DIR).is_dir()
-    with DatasetDir(destination) as dataset:
+    with DatasetDir(destination, clear_the_way=replace or sync) as dataset:
         dataset.lock_exclusive()  # held until the dataset is closed: for the whole staging
         try:
+            if not replace:
+                refuse_other_source(dataset, source.url)
             plan = plan_dataset(
                 source, dataset.state_path / PLAN_FILE, label_file_name, on_listed, key_filter=key_filter
             )
             if on_plan is not None:
                 on_plan(plan)
+            if not (replace or sync):
+                refuse_strays(dataset, plan)  # before READY goes: the old dataset stays as it was
         except BaseException:
             # A refused or missing source leaves the destination as it found it.
             (dataset.state_path / PLAN_FILE).unlink(missing_ok=True)
@@ -97,6 +113,7 @@ def stage(
             if not had_state:
                 shutil.rmtree(dataset.state_path, ignore_errors=True)
             raise
+        record_source(dataset, plan.source_url)
         begin_rewrite(dataset)
         _forget_old_journal(dataset)
         tracker = ProgressTracker(plan.files, plan.bytes, on_progress)
@@ -121,6 +138,8 @@ def stage(
                 (obj.key for obj in plan.entries()),
                 plan.label_files_above,
             )
+        # Only now, every new file verified and durable, does anything of the old go.
+        removed = dataset.cleared + (remove_strays(dataset, plan) if replace or sync else 0)
         progress = tracker.state
         result = publish(
             dataset,
@@ -131,6 +150,7 @@ def stage(
             bytes=plan.bytes,
             skipped=(progress.files_skipped, progress.bytes_skipped),
             seconds=clock() - started,
+            files_removed=removed,
         )
         (dataset.state_path / PLAN_FILE).unlink()
         return result

@@ -102,6 +102,7 @@ class StageResult:
     verified_source: int
     verified_local: int
     seconds: float
+    files_removed: int = 0  # gone from the source, or strays: removed before READY (sync, replace)
 
     @property
     def state_dir(self) -> str:
@@ -376,12 +377,14 @@ def publish(
     bytes: int,
     skipped: tuple[int, int] | None = None,
     seconds: float | None = None,
+    files_removed: int = 0,
 ) -> StageResult:
     """Publish ``dataset`` from the records of its ``batches`` batches: the manifest (every
     batch's records in index order, which is key order) and READY; then drop the records.
 
     ``skipped`` (files, bytes) and ``seconds`` default to the sums of the batches' counts;
-    a run that copied every batch itself knows its own. Raises :class:`TransferError` naming
+    a run that copied every batch itself knows its own; ``files_removed`` is what it removed
+    before publishing (:func:`transfer.strays.remove_strays`). Raises :class:`TransferError` naming
     the batches not (intact) there, or if the records hold other totals than ``files`` and
     ``bytes``. Publishing again once published (READY for the same ``digest``) returns the
     published result.
@@ -390,7 +393,7 @@ def publish(
     batches_dir = real_directory(dataset.state_path / BATCHES_DIR)
     ready = dataset.read_ready()
     if ready is not None and ready.get("digest") == digest:
-        result = StageResult(**{f.name: ready[f.name] for f in fields(StageResult)})
+        result = StageResult(**{f.name: ready[f.name] for f in fields(StageResult) if f.name in ready})
         if (result.files, result.bytes) != (files, bytes):
             raise TransferError(
                 f"{dataset.path} is published with {result.files} files, {result.bytes} bytes; "
@@ -425,6 +428,7 @@ def publish(
         verified_source=counts[Verification.SOURCE],
         verified_local=counts[Verification.LOCAL],
         seconds=round(seconds, 3),
+        files_removed=files_removed,
     )
     ready_marker = {**result.to_json(), "manifest": MANIFEST, "completed_at": time.time()}
     dataset.write_state_file(READY_MARKER, [json.dumps(ready_marker, indent=2).encode() + b"\n"])

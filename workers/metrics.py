@@ -63,6 +63,13 @@ class WorkerMetrics:
             ["node", "kind", "outcome"],
             registry=self.registry,
         )
+        self.owner_checks = Counter(
+            "stagegate_worker_owner_checks",
+            "Questions this worker asked the Kubernetes API about pin owners, by verdict: present, gone "
+            "(the staging was released), unknown (the API could not tell; the pins were kept).",
+            ["node", "verdict"],
+            registry=self.registry,
+        )
         self._step = _Step()
         self._process_collected = False
 
@@ -109,7 +116,9 @@ class WorkerMetrics:
         except OSError as exc:
             log.error(
                 "metrics not served: cannot listen on %s:%d (%s); pass --metrics-host/--metrics-port",
-                addr, port, exc,
+                addr,
+                port,
+                exc,
             )
             return False
         if not self._process_collected:  # this process's CPU, memory and file descriptors

@@ -49,6 +49,7 @@ from stagegate.workers.confined_sources import confined_source
 from stagegate.workers.lease import LeaseKeeper, TaskCancelledError
 from stagegate.workers.listing_progress import ListingRecorder
 from stagegate.workers.metrics import WorkerMetrics
+from stagegate.workers.owner_checks import OwnerChecker
 from stagegate.workers.portions import split_plan
 from stagegate.workers.settings import WorkerSettings
 from stagegate.workers.staging import (
@@ -60,6 +61,7 @@ from stagegate.workers.staging import (
     manifest_entries,
     resolver_of,
 )
+from stagegate.workers.views import NodeViews, sync_node_views
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,8 @@ class NodeContext:
     policy: Policy
     dispatcher: Dispatcher
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
+    # Asks whether pin owners are gone (None: no Kubernetes API, owned pins are kept).
+    owner_checker: OwnerChecker | None = None
 
     def __post_init__(self) -> None:
         self.tasks = Tasks(self.ledger, self.settings.lease_seconds)
@@ -122,6 +126,7 @@ class NodeContext:
         # Held while a cached dataset is checked or moved aside: the scrub runs in its own thread.
         self.cache_lock = threading.Lock()
         self.owner = self.settings.owner
+        self.views = NodeViews(self.settings.root) if self.settings.views else None
 
     def send_ready(self, job_id: str, node: str | None = None) -> None:
         """Send the job's tasks (on ``node``, or all) that may run now (those this caller moved
@@ -129,9 +134,17 @@ class NodeContext:
         keys = self.tasks.mark_sent(self.tasks.next_to_send(job_id, node))
         self.dispatcher.send(k.to_message() for k in keys)
 
+    def sync_views(self) -> None:
+        """Make the per-owner views on this node the ones its held stagings call for (if on)."""
+        if self.views is not None:
+            sync_node_views(self.ledger, self.settings.node, self.views)
+
     def sweep_evictions(self) -> None:
         """Delete the datasets admission chose to evict on this node."""
         datasets = self.settings.root / "datasets"
+        # Views first: an evicted dataset has no pin, so no view of it survives this, and its
+        # space is not held on by a mount the pod may still see.
+        self.sync_views()
         for eviction in self.nodes.claim_evictions(self.settings.node):
             digest, path = eviction.digest, eviction.path
             target = Path(path)

@@ -18,6 +18,7 @@ from stagegate.workers.cache_integrity import scrub_forever, sweep_quarantine
 from stagegate.workers.celery_app import node_app
 from stagegate.workers.metrics import DEFAULT_METRICS_HOST
 from stagegate.workers.node_steps import NodeContext
+from stagegate.workers.owner_checks import KubernetesOwners
 from stagegate.workers.reconciler import reconcile_once
 from stagegate.workers.settings import WorkerSettings
 
@@ -37,13 +38,14 @@ def _heartbeat(ctx: NodeContext, stop: threading.Event) -> None:
 
 
 def _background(ctx: NodeContext, checkpoints: Checkpoints, stop: threading.Event) -> None:
-    """Sweep the quarantine every few seconds; reconcile (re-sends, completions, expired pin
+    """Sweep the quarantine and the views every few seconds; reconcile (re-sends, completions, expired pin
     leases), and sign an audit checkpoint when one is due, every ``reconcile_seconds``."""
     settings = ctx.settings
     waited = settings.reconcile_seconds  # reconcile at once on start: recover what a crash left
     while True:
         try:
             sweep_quarantine(ctx)
+            ctx.sync_views()  # a view appears within seconds of its staging's ready, goes with its pin
             if waited >= settings.reconcile_seconds:
                 waited = 0.0
                 reconcile_once(ctx)
@@ -71,7 +73,14 @@ def run_worker(
     settings = WorkerSettings.from_env(node, root, capacity, concurrency)
     (settings.root / "datasets").mkdir(parents=True, exist_ok=True)
     ledger = open_ledger()
-    ctx = NodeContext(settings, ledger, policy or Policy.default(), Dispatcher(make_celery()))
+    owner_checker = KubernetesOwners.for_worker(settings)
+    if owner_checker is None:
+        log.info(
+            "no Kubernetes API (KUBERNETES_SERVICE_HOST, STAGEGATE_KUBE_API): owned pins end by lease only"
+        )
+    ctx = NodeContext(
+        settings, ledger, policy or Policy.default(), Dispatcher(make_celery()), owner_checker=owner_checker
+    )
     ctx.nodes.heartbeat(settings.node, str(settings.root), settings.capacity, ctx.owner)
     ctx.metrics.serve(metrics_port, metrics_host)
     ctx.sweep_evictions()

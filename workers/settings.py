@@ -12,6 +12,7 @@ from stagegate.settings import (
     DEFAULT_BATCH_MAX_BYTES,
     DEFAULT_BATCH_MAX_FILES,
     DEFAULT_LEASE_SECONDS,
+    DEFAULT_OWNER_CHECK_SECONDS,
     DEFAULT_RECONCILE_SECONDS,
     DEFAULT_SCRUB_INTERVAL,
     DEFAULT_SCRUB_RATE,
@@ -52,6 +53,14 @@ class WorkerSettings:
     # dataset stays trusted after its last scrub.
     scrub_rate: int = DEFAULT_SCRUB_RATE
     scrub_interval: float = DEFAULT_SCRUB_INTERVAL
+    # The Kubernetes API asked whether a pin's owner is gone (None: not in a cluster, owned pins
+    # are kept), the service account that asks, and how often each owner is asked.
+    kube_api: str | None = None
+    kube_token_file: Path | None = None
+    kube_ca_file: Path | None = None
+    owner_check_seconds: float = DEFAULT_OWNER_CHECK_SECONDS
+    # Keep per-owner read-only views under <root>/views (bind mounts: CAP_SYS_ADMIN).
+    views: bool = False
 
     @property
     def owner(self) -> str:
@@ -89,6 +98,11 @@ class WorkerSettings:
             source_rules=env.source_rules(),
             scrub_rate=env.scrub_rate,
             scrub_interval=env.scrub_interval,
+            kube_api=env.kube_api_url(),
+            kube_token_file=env.kube_token_file,
+            kube_ca_file=env.kube_ca_file,
+            owner_check_seconds=env.owner_check_seconds,
+            views=env.views,
         ).checked()
 
     def checked(self) -> "WorkerSettings":
@@ -98,6 +112,7 @@ class WorkerSettings:
             "the node cache": self.root / "datasets",
             "the quarantine": self.root / "quarantine",
             "the trash": self.root / "trash",
+            "the views": self.root / "views",
             RUNS_ROOT_ENV: self.runs_root or self.root / "runs",
             EGRESS_ROOT_ENV: self.egress_root or self.root / "egress",
         }

@@ -204,7 +204,9 @@ class StagingRun:
             state=StagingState.PLANNING,
             policy_version=policy.version,
         )
-        self._audit(AuditAction.STAGE_REQUESTED)
+        # What may go from the destination is part of what was asked: on the trail before a byte moves.
+        wanted = {name: True for name in ("replace", "sync") if getattr(request, name)}
+        self._audit(AuditAction.STAGE_REQUESTED, details=wanted)
 
     def _audit(self, action: str, **fields: object) -> None:
         plan = self._plan
@@ -272,6 +274,7 @@ class StagingRun:
         details = {
             "files_copied": result.files_copied,
             "files_skipped": result.files_skipped,
+            "files_removed": result.files_removed,
             "verified_source": result.verified_source,
             "verified_local": result.verified_local,
             "seconds": result.seconds,
@@ -300,6 +303,8 @@ def run_staging(
 
     Raises :class:`policies.PolicyDeniedError` (nothing moved) when the policy refuses any
     object, and the transfer's own errors when the copy fails; each outcome is audited.
+    ``request.replace`` and ``request.sync`` say what becomes of what the destination held
+    (:func:`transfer.stage.stage`); the files removed are counted in ``stage.completed``.
     """
     if request.destination is None:
         raise InvalidInputError("an embedded staging needs a destination directory (nodes are the service's)")
@@ -327,6 +332,8 @@ def run_staging(
             planned,
             label_file_name=LABELS.file_name,
             label_gate=run.label_gate(source),
+            replace=request.replace,
+            sync=request.sync,
             on_listed=on_listed,
             key_filter=request.key_filter,
         )

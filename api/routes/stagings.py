@@ -112,7 +112,10 @@ async def create_staging(
 
 
 def _out(services: Services, staging: Staging) -> StagingOut:
-    return staging_out(staging, services.pins.of([staging.id]).get(staging.id))
+    ids = [staging.id]
+    return staging_out(
+        staging, services.pins.of(ids).get(staging.id), services.owners.of(ids).get(staging.id)
+    )
 
 
 @router.get("", summary="List stagings", responses=_AUTH_ERRORS)
@@ -124,8 +127,9 @@ def list_stagings(
 ) -> StagingList:
     """Your stagings, newest first; an auditor's or admin's: everyone's."""
     found = services.staging_views.for_principal(who, state, limit)
-    leases = services.pins.of(s.id for s in found)
-    return StagingList(stagings=[staging_out(s, leases.get(s.id)) for s in found])
+    ids = [s.id for s in found]
+    leases, owners = services.pins.of(ids), services.owners.of(ids)
+    return StagingList(stagings=[staging_out(s, leases.get(s.id), owners.get(s.id)) for s in found])
 
 
 @router.get("/{staging_id}", summary="Get a staging", responses={**_AUTH_ERRORS, **_NOT_FOUND})

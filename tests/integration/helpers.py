@@ -131,6 +131,13 @@ def snapshot(root: Path) -> dict[str, tuple[str, int, bytes | str]]:
     return seen
 
 
+def dataset_and_state(dest: Path) -> dict[str, dict[str, tuple[str, int, bytes | str]]]:
+    """:func:`snapshot` of the dataset and of its state directory (the lock aside: it holds
+    the pid of the last staging): equal before and after means nothing changed, READY included."""
+    state = {k: v for k, v in snapshot(state_dir_of(dest)).items() if k != "lock"}
+    return {"data": snapshot(dest), "state": state}
+
+
 def moto_key(bucket: str, key: str) -> Any:
     """The stored object inside the in-process moto backend."""
     from moto.core import DEFAULT_ACCOUNT_ID

@@ -22,6 +22,8 @@ from stagegate.ledger import (
 )
 from stagegate.ledger.pins import PinLeases, PinReleasedError, checked_ttl
 from stagegate.ledger.usage import usage
+from stagegate.owners import OwnerRef
+from stagegate.requests import StagingRequest
 
 WHO = Principal("alice", "scientist", "vision", "token-id")
 OTHER = Principal("bob", "scientist", None, "token-id-2")
@@ -32,14 +34,22 @@ HOUR = 3600
 DAY = 86400.0
 
 
-def ready_staging(ledger: Ledger, ttl: int | None = HOUR) -> str:
-    """A staging of 2 GB on node a, planned, admitted and finished: ready, pinned."""
+def ready_staging(
+    ledger: Ledger,
+    ttl: int | None = HOUR,
+    who: Principal = WHO,
+    owner: OwnerRef | None = None,
+    digest: str = DIGEST,
+) -> str:
+    """A staging of 2 GB on node a (of dataset ``digest``, by ``who``, owned by ``owner``),
+    planned, admitted and finished: ready, pinned."""
     Nodes(ledger).heartbeat("a", "/nvme/a", 1 << 40, "a@host:1")
     stagings, tasks = StagingSteps(ledger, 30), Tasks(ledger, 30)
     requests = StagingRequests(ledger, 30)
-    staging, _, (plan,) = requests.submit(WHO, source="s3://b/ds", nodes=["a"], pin_ttl_seconds=ttl)
+    request = StagingRequest(f"s3://b/{digest[:8]}", nodes=("a",), owner=owner)
+    staging, _, (plan,) = requests.submit(who, request, pin_ttl_seconds=ttl)
     assert tasks.claim(plan, "planner") is not None and stagings.begin_planning(staging.id)
-    portion = NodePortion("a", DIGEST, 10, 2 * 10**9, [BatchRange("k0", "k9", 10, 2 * 10**9)])
+    portion = NodePortion("a", digest, 10, 2 * 10**9, [BatchRange("k0", "k9", 10, 2 * 10**9)])
     assert stagings.admit(staging.id, plan, "planner", [portion], {}).state == "transferring"
     for key in tasks.mark_sent(tasks.next_to_send(staging.id)):
         assert tasks.claim(key, "w") is not None and tasks.finish(key, "w", 10, 2 * 10**9)

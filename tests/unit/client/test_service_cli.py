@@ -238,6 +238,7 @@ def test_submit_without_wait_prints_id_and_state(stub: list[StubService]):
             "pin_ttl": None,
             "include": (),
             "exclude": (),
+            "owner": None,
         },
     )
     assert ("close", None) in stub[0].calls

@@ -30,7 +30,20 @@ IMAGE = f"stagegate:{VERSION}"
 CLI_OPTIONS: dict[str, set[str]] = {
     "serve": {"--host", "--port"},
     "worker": {"--node", "--root", "--capacity", "--concurrency", "--metrics-host", "--metrics-port"},
-    "stage": {"--node", "--mode", "--job", "--idempotency-key", "--wait", "--json", "--server", "--pin-ttl"},
+    "stage": {
+        "--node",
+        "--mode",
+        "--job",
+        "--idempotency-key",
+        "--wait",
+        "--json",
+        "--server",
+        "--pin-ttl",
+        "--owner-pod",
+        "--owner-job",
+        "--owner-uid",
+        "--owner-from-env",
+    },
     "db upgrade": {"--runtime-role"},
 }
 # Deployments always name the runtime role: without it the API and workers would have no grants.
@@ -43,7 +56,7 @@ CLI_REQUIRED: dict[str, set[str]] = {
 CLI_POSITIONALS = {"serve": 0, "worker": 0, "stage": 1, "db upgrade": 0}  # stage SOURCE
 # Subcommands that are groups: their first argument names the command.
 CLI_GROUPS = {"db"}
-CLI_FLAGS = {"--wait", "--json"}
+CLI_FLAGS = {"--wait", "--json", "--owner-from-env"}
 
 # Environment variables stagegate reads, as the contract names them.
 STAGEGATE_ENV = {

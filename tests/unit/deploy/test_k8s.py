@@ -30,8 +30,10 @@ from unit.deploy.helpers import (
 )
 
 NAMESPACE = "stagegate"
+# Objects of no namespace: the workers' one grant (worker-rbac.yaml).
+CLUSTER_WIDE = ("ClusterRole", "ClusterRoleBinding")
 # Downward-API variables the manifests define for command-line expansion, not read by stagegate.
-DOWNWARD_ENV = {"NODE_NAME", "POD_NAME", "POD_IP"}
+DOWNWARD_ENV = {"NODE_NAME", "POD_NAME", "POD_IP", "POD_NAMESPACE", "POD_UID"}
 # Applied by hand (see kustomization.yaml): placeholders to fill in, and a pod for the jobs' namespace.
 NOT_IN_KUSTOMIZATION = {"secret.template.yaml", "example-training-pod.yaml"}
 # The one container allowed to run as root: it chowns the worker's hostPath root for the image's user.
@@ -132,7 +134,7 @@ def test_kustomization_lists_every_manifest_but_the_hand_applied_ones() -> None:
 
 def test_namespaced_objects_live_in_the_stagegate_namespace() -> None:
     for path, obj in k8s_objects():
-        if path.name == "example-training-pod.yaml" or obj["kind"] == "Namespace":
+        if path.name == "example-training-pod.yaml" or obj["kind"] in ("Namespace", *CLUSTER_WIDE):
             continue  # the example belongs in the namespace of the jobs
         assert obj["metadata"].get("namespace") == NAMESPACE, f"{path.name}: {obj['kind']}"
     assert k8s_object("Namespace", NAMESPACE)
@@ -361,7 +363,7 @@ def test_worker_root_is_the_nodes_nvme_at_the_same_path() -> None:
 
 def test_training_pod_stages_its_dataset_onto_its_own_node_first() -> None:
     spec = _pod("Pod", "train-imagenet")
-    (init,) = spec["initContainers"]
+    init = spec["initContainers"][0]
     stage = _invocation(init)
     assert stage.subcommand == "stage"
     assert "--wait" in stage.flags
@@ -374,7 +376,7 @@ def test_training_pod_stages_its_dataset_onto_its_own_node_first() -> None:
 
 
 def test_training_pod_reaches_the_api_service_with_a_token_from_a_secret() -> None:
-    (init,) = _pod("Pod", "train-imagenet")["initContainers"]
+    init = _pod("Pod", "train-imagenet")["initContainers"][0]
     env = _env(init)
     url = urlsplit(env["STAGEGATE_URL"]["value"])
     service = k8s_object("Service", "stagegate-api")
@@ -385,15 +387,65 @@ def test_training_pod_reaches_the_api_service_with_a_token_from_a_secret() -> No
     assert "value" not in env["STAGEGATE_TOKEN"]
 
 
-def test_training_container_reads_the_workers_root_read_only() -> None:
+def test_training_pod_owns_its_staging_and_mounts_only_its_own_view_read_only() -> None:
     workers = _pod("DaemonSet", "stagegate-worker")
     worker_root = _invocation(_one_container(workers, "worker")).one("--root")
     spec = _pod("Pod", "train-imagenet")
+    stage_init, wait_init = spec["initContainers"]
+    assert "--owner-from-env" in _invocation(stage_init).flags
+    for name, path in (("POD_NAMESPACE", "metadata.namespace"), ("POD_NAME", "metadata.name")):
+        assert _field_ref(stage_init, name) == path
     train = _one_container(spec, "train")
-    mount, volume = _mount_at(spec, train, worker_root)
-    assert mount["readOnly"] is True
-    assert volume["hostPath"]["path"] == worker_root
+    for container in (stage_init, wait_init, train):
+        assert _field_ref(container, "POD_UID") == "metadata.uid"
+    for container in (wait_init, train):
+        mount, volume = _mount_at(spec, container, "/data")
+        assert mount["readOnly"] is True and mount["subPathExpr"] == "$(POD_UID)"
+        assert mount["mountPropagation"] == "HostToContainer"
+        assert volume["hostPath"]["path"] == f"{worker_root}/views"
+    # Nothing else of the node: not the workers' root, which holds every cached dataset.
+    host_paths = [v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v]
+    assert host_paths == [f"{worker_root}/views"]
     assert spec["nodeSelector"] == workers["nodeSelector"]
+
+
+def test_workers_may_get_pods_and_jobs_and_nothing_else() -> None:
+    workers = _pod("DaemonSet", "stagegate-worker")
+    account = k8s_object("ServiceAccount", workers["serviceAccountName"])
+    assert account["metadata"]["namespace"] == NAMESPACE and workers["automountServiceAccountToken"] is True
+    role = k8s_object("ClusterRole", "stagegate-pin-owners")
+    assert sorted(
+        (tuple(r["apiGroups"]), tuple(r["resources"]), tuple(r["verbs"])) for r in role["rules"]
+    ) == [
+        (("",), ("pods",), ("get",)),
+        (("batch",), ("jobs",), ("get",)),
+    ]
+    binding = k8s_object("ClusterRoleBinding", "stagegate-pin-owners")
+    assert binding["roleRef"]["name"] == "stagegate-pin-owners"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": NAMESPACE}
+    ]
+    others = [
+        o
+        for _, o in k8s_objects()
+        if o["kind"] in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+    ]
+    assert len(others) == 2, "no other grant"
+
+
+def test_the_views_overlay_turns_views_on_with_the_privilege_they_need() -> None:
+    overlay = K8S.parent / "k8s-views"
+    kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+    assert kustomization["resources"] == ["../k8s"]
+    (patch,) = kustomization["patches"]
+    daemonset = yaml.safe_load((overlay / patch["path"]).read_text())
+    assert (daemonset["kind"], daemonset["metadata"]["name"]) == ("DaemonSet", "stagegate-worker")
+    (worker,) = daemonset["spec"]["template"]["spec"]["containers"]
+    assert _env(worker)["STAGEGATE_VIEWS"]["value"] == "1"
+    assert worker["securityContext"]["privileged"] is True
+    (mount,) = worker["volumeMounts"]
+    root = _invocation(_one_container(_pod("DaemonSet", "stagegate-worker"), "worker")).one("--root")
+    assert mount["mountPath"] == root and mount["mountPropagation"] == "Bidirectional"
 
 
 # --- the database roles
@@ -512,7 +564,7 @@ def test_the_service_monitor_scrapes_the_workers_metrics_port() -> None:
 
 def test_training_pod_leases_its_pin_and_releases_it_when_training_ends() -> None:
     spec = _pod("Pod", "train-imagenet")
-    (init,) = spec["initContainers"]
+    init = spec["initContainers"][0]
     assert _invocation(init).one("--pin-ttl") == "12h"
     train = _one_container(spec, "train")
     (script,) = train["args"]

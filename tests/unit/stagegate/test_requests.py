@@ -47,6 +47,8 @@ def test_an_egress_request_refuses_what_cannot_mean_one_thing(fields: dict[str, 
         ({"nodes": ("a", "a")}, "each node once"),
         ({"nodes": ("a", "")}, "non-empty names"),
         ({"destination": "/nvme/ds"}, "not both"),
+        ({"replace": True}, "replace and sync apply to a destination directory"),
+        ({"sync": True}, "replace and sync apply to a destination directory"),
     ],
 )
 def test_a_staging_request_refuses_what_cannot_mean_one_thing(fields: dict[str, Any], message: str) -> None:
@@ -88,3 +90,7 @@ def test_a_bad_filter_is_refused_on_construction_naming_it(
             StagingRequest("s3://b/d", nodes=["n"], **fields)
         else:
             EgressRequest("/runs/r1", "s3://b/m", latest=1, **fields)
+def test_replace_and_sync_go_with_a_destination() -> None:
+    request = StagingRequest("s3://b/x", "/nvme/ds", replace=True, sync=True)
+    assert (request.replace, request.sync) == (True, True)
+    assert not StagingRequest("s3://b/x", "/nvme/ds").replace

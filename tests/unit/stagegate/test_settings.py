@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from stagegate.errors import InvalidInputError
-from stagegate.settings import PREFIX, READERS, Settings, load_settings, mask_password, shown
+from stagegate.settings import PREFIX, READERS, Settings, load_settings, mask_password, shown, variable
 
 
 @pytest.fixture(autouse=True)
@@ -66,9 +66,24 @@ def test_each_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "CHECKPOINT_RETENTION_DAYS": "30",
         "PIN_TTL": "4h",
         "PIN_TTL_MAX": "2d",
+        "KUBE_API": "https://kube.example:6443/",
+        "KUBE_TOKEN_FILE": "/run/sa/token",
+        "KUBE_CA_FILE": "/run/sa/ca.crt",
+        "OWNER_CHECK_SECONDS": "30",
+        "VIEWS": "1",
     }
     for name, value in values.items():
         monkeypatch.setenv(PREFIX + name, value)
+    # Kubernetes' own variables keep Kubernetes' names: the in-cluster API, the downward API.
+    kubernetes = {
+        "KUBERNETES_SERVICE_HOST": "10.0.0.1",
+        "KUBERNETES_SERVICE_PORT": "443",
+        "POD_NAMESPACE": "ml",
+        "POD_NAME": "train-0",
+        "POD_UID": "0b7e3f0c-5d2a-4c1e-9f0a-2b3c4d5e6f70",
+    }
+    for name, value in kubernetes.items():
+        monkeypatch.setenv(name, value)
     s = load_settings()
     assert s.database_url is not None and s.database_url.get_secret_value() == values["DATABASE_URL"]
     assert (s.home, s.db_runtime_role, s.broker_url.get_secret_value()) == (
@@ -96,6 +111,15 @@ def test_each_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     assert s.checkpoint_key is not None and s.checkpoint_key.get_secret_value().startswith("PRIVATE+KEY+")
     assert (s.pin_ttl, s.pin_ttl_max) == (4 * 3600.0, 2 * 86400.0)
+    assert (s.kube_api_url(), s.kube_token_file, s.kube_ca_file, s.owner_check_seconds) == (
+        "https://kube.example:6443",
+        Path("/run/sa/token"),
+        Path("/run/sa/ca.crt"),
+        30.0,
+    )
+    assert s.views is True
+    assert (s.kubernetes_service_host, s.kubernetes_service_port) == ("10.0.0.1", "443")
+    assert (s.pod_namespace, s.pod_name, s.pod_uid) == ("ml", "train-0", kubernetes["POD_UID"])
     assert all(s.from_environment(field) for field in Settings.model_fields)
 
 
@@ -165,7 +189,39 @@ def test_shown_masks_every_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     assert rows["STAGEGATE_DATABASE_URL"].value == "postgresql+psycopg://owner:[redacted]@db:5432/ledger"
     assert rows["STAGEGATE_DATABASE_URL"].source == "environment"
     assert rows["STAGEGATE_HOME"].source == "default"
-    assert set(rows) == {PREFIX + field.upper() for field in READERS}
+    assert set(rows) == {variable(field) for field in READERS}
+    assert {"POD_UID", "KUBERNETES_SERVICE_HOST", "STAGEGATE_KUBE_API"} <= set(rows)
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "url"),
+    [
+        ("10.0.0.1", None, "https://10.0.0.1:443"),
+        ("10.0.0.1", "6443", "https://10.0.0.1:6443"),
+        ("fd00::1", "443", "https://[fd00::1]:443"),
+        (None, "443", None),  # outside a cluster: no API, owned pins are kept
+    ],
+)
+def test_the_in_cluster_kubernetes_api(
+    monkeypatch: pytest.MonkeyPatch, host: str | None, port: str | None, url: str | None
+) -> None:
+    for name, value in (("KUBERNETES_SERVICE_HOST", host), ("KUBERNETES_SERVICE_PORT", port)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    monkeypatch.delenv("STAGEGATE_KUBE_API", raising=False)
+    assert load_settings().kube_api_url() == url
+
+
+@pytest.mark.parametrize("value", ["kube:6443", "https://user:pw@kube:6443", "file:///etc/passwd"])
+def test_a_bad_kube_api_is_named(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("STAGEGATE_KUBE_API", value)
+    with pytest.raises(
+        InvalidInputError, match="STAGEGATE_KUBE_API must be the Kubernetes API's URL"
+    ) as raised:
+        load_settings()
+    assert "pw" not in str(raised.value)
 
 
 @pytest.mark.parametrize(
