@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 
 from stagegate.ledger import AuditEvent, ChainVerdict, NodeView, Staging
 from stagegate.ledger.pins import Lease
+from stagegate.limits import MAX_FILTER_PATTERN_CHARS, MAX_FILTER_RULES
 from stagegate.owners import MAX_NAME, MAX_NAMESPACE, OwnerKind, OwnerRef
 from stagegate.requests import StagingMode, StagingRequest
 from stagegate.states import DatasetState, NodeStagingState, StagingState
@@ -27,6 +28,8 @@ DATASET_STATES = tuple(DatasetState)
 
 Mode = StagingMode
 NodeName = Annotated[str, StringConstraints(pattern=NODE_NAME_PATTERN)]
+# Bounded here for the wire; what a pattern may say is the request's rule (a 400 naming it).
+FilterPattern = Annotated[str, StringConstraints(min_length=1, max_length=MAX_FILTER_PATTERN_CHARS)]
 
 
 def _states(values: tuple[str, ...], what: str) -> Any:
@@ -108,6 +111,18 @@ class StagingRequestIn(BaseModel):
         "STAGEGATE_PIN_TTL; more than STAGEGATE_PIN_TTL_MAX is refused (400).",
     )
 
+    include: list[FilterPattern] = Field(
+        default_factory=list,
+        max_length=MAX_FILTER_RULES,
+        description="Stage only the keys one of these matches (rclone's filter patterns: * within a "
+        "path segment, ** across, ?, [...], {a,b}; a leading / anchors at the source's root). Label "
+        "files are read whatever the filters say.",
+    )
+    exclude: list[FilterPattern] = Field(
+        default_factory=list,
+        max_length=MAX_FILTER_RULES,
+        description="Leave out the keys these match (tried after every include, as in rclone).",
+    )
     owner: OwnerIn | None = Field(
         default=None,
         description="The Kubernetes Pod or Job this staging serves: once the service sees it gone (deleted, "
@@ -134,6 +149,8 @@ class StagingRequestIn(BaseModel):
             mode=self.mode,
             job_ref=self.job,
             idempotency_key=self.idempotency_key,
+            include=tuple(self.include),
+            exclude=tuple(self.exclude),
             owner=None if self.owner is None else self.owner.to_owner(),
         )
 

@@ -14,6 +14,7 @@ import click
 
 from stagegate.client import context
 from stagegate.client.errors import EXIT_DENIED, EXIT_FAILED, EXIT_OK, errors_as_json
+from stagegate.client.filter_options import filter_options
 from stagegate.client.progress_output import choose_output, summary_line
 from stagegate.client.service_commands import server_option
 from stagegate.client.stage_command import SIZE, policy_option
@@ -50,6 +51,7 @@ POLL_S = 0.5
     "(loss, error, perplexity: min; accuracy, f1, bleu, reward: max).",
 )
 @click.option("--name", "names", multiple=True, metavar="NAME", help="This checkpoint (repeatable).")
+@filter_options
 @click.option(
     "--job", "job_ref", default=None, help="The job reference the training run staged its data under."
 )
@@ -104,6 +106,8 @@ def egress(
     best: str | None,
     mode: str | None,
     names: tuple[str, ...],
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
     job_ref: str | None,
     delete_unselected: bool,
     dry_run: bool,
@@ -127,6 +131,10 @@ def egress(
     the run directory, and the datasets you staged under --job. `stagegate declassify` lowers
     one. Here (without --node) paths through your own links are resolved first; below the
     resolved destination nothing is followed and no file is ever overwritten.
+
+    --include/--exclude choose which files of the selected checkpoints go (keys relative to
+    RUN_DIR, such as checkpoint-500/optimizer.pt), with rclone's filter rules; the label is
+    still that of the whole checkpoint.
     """
     errors_as_json(as_json)
     if best is None and mode is not None:
@@ -149,6 +157,8 @@ def egress(
         job=job_ref,
         delete_unselected=delete_unselected,
         node=node,
+        include=include,
+        exclude=exclude,
     )
     if node is not None:
         if dry_run:

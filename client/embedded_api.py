@@ -238,6 +238,8 @@ def egress_request(
     job: str | None = None,
     delete_unselected: bool = False,
     node: str | None = None,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
 ) -> EgressRequest:
     """The request to egress checkpoints of ``run_dir`` (relative: to the current directory):
     here (``node`` None) with the caller's own links resolved (:func:`resolve_here`), or on
@@ -255,6 +257,8 @@ def egress_request(
         job_ref=job,
         delete_unselected=delete_unselected,
         node=node,
+        include=tuple(include),
+        exclude=tuple(exclude),
     )
 
 

@@ -189,20 +189,25 @@ class ServiceClient(ClosedOnExit):
         job: str | None = None,
         idempotency_key: str | None = None,
         pin_ttl: float | None = None,
+        include: Iterable[str] = (),
+        exclude: Iterable[str] = (),
         owner: OwnerRef | None = None,
     ) -> Staging:
         """Ask for ``source`` to be staged onto ``nodes``. Returns at once (the staging runs
         on the service), except that a policy denial raises :class:`StagingDeniedError`.
         The same ``idempotency_key`` again returns the first staging instead of a new one.
         ``pin_ttl`` (seconds) is how long the nodes hold it before the service releases it
-        (default: the service's ``STAGEGATE_PIN_TTL``); :meth:`renew` extends it. ``owner``: the
-        Kubernetes Pod or Job whose end releases it."""
+        (default: the service's ``STAGEGATE_PIN_TTL``); :meth:`renew` extends it.
+        ``include``/``exclude``: which keys of the source, as for ``stagegate stage``. ``owner``:
+        the Kubernetes Pod or Job whose end releases it."""
         request = StagingRequest(  # refuses here what the service would refuse (credentials too)
             source,
             nodes=tuple(nodes),
             mode=cast(StagingMode, mode),
             job_ref=job,
             idempotency_key=idempotency_key,
+            include=tuple(include),
+            exclude=tuple(exclude),
             owner=owner,
         )
         body: dict[str, Any] = {
@@ -212,6 +217,8 @@ class ServiceClient(ClosedOnExit):
             "job": request.job_ref,
             "idempotency_key": request.idempotency_key,
         }
+        if request.include or request.exclude:  # a service from before filters refuses the fields
+            body["include"], body["exclude"] = list(request.include), list(request.exclude)
         if pin_ttl is not None:
             body["pin_ttl_seconds"] = pin_ttl
         if request.owner is not None:
@@ -233,6 +240,8 @@ class ServiceClient(ClosedOnExit):
             "job": request.job_ref,
             "delete_unselected": request.delete_unselected,
         }
+        if request.include or request.exclude:  # a service from before filters refuses the fields
+            body["include"], body["exclude"] = list(request.include), list(request.exclude)
         data = self._request("POST", "/v1/egress", json=body, idempotent=False)
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             raise ServiceError("the service answered POST /v1/egress without an id")

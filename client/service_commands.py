@@ -161,6 +161,8 @@ class Submission:
     job: str | None = None
     idempotency_key: str | None = None
     pin_ttl: float | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
     owner: OwnerRef | None = None
 
 
@@ -197,6 +199,8 @@ def stage_on_service(server: str | None, ask: Submission, wait: bool, output: Ou
                 job=ask.job,
                 idempotency_key=ask.idempotency_key,
                 pin_ttl=ask.pin_ttl,
+                include=ask.include,
+                exclude=ask.exclude,
                 owner=ask.owner,
             )
         except StagingDeniedError as exc:

@@ -12,6 +12,7 @@ from click.core import ParameterSource
 from stagegate.client.duration_param import DURATION
 from stagegate.client.embedded_api import StagedDataset, stage_here
 from stagegate.client.errors import EXIT_INTERRUPTED, errors_as_json
+from stagegate.client.filter_options import filter_options
 from stagegate.client.owner_options import OWNER_OPTIONS, chosen_owner, owner_options
 from stagegate.client.progress_output import choose_output, summary_line
 from stagegate.client.service_commands import Output, Submission, server_option, stage_on_service
@@ -179,6 +180,7 @@ def choose_mode(
     help="Service: how long the nodes hold the data for you (4h, 2d, 3600...), after which the service "
     "releases it; `stagegate renew ID` extends it. Default: the service's STAGEGATE_PIN_TTL.",
 )
+@filter_options
 @owner_options
 @server_option
 @policy_option
@@ -254,6 +256,8 @@ def stage(
     idempotency_key: str | None,
     wait: bool,
     pin_ttl: float | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
     owner_pod: str | None,
     owner_job: str | None,
     owner_uid: str | None,
@@ -287,8 +291,12 @@ def stage(
     fsspec URL.
 
     Before a byte moves, every object's label (its S3 tag or xattr `classification`, else the
-    nearest `.classification` file) is checked against the policy; a denial names the
-    objects and exits 3. Every staging is recorded in the audit trail.
+    nearest `.classification` file, in the source or in a folder above it up to the bucket's or
+    the mount's root) is checked against the policy; a denial names the objects and the label
+    files consulted, and exits 3. Every staging is recorded in the audit trail.
+
+    --include/--exclude stage a subset, chosen with rclone's filter rules before planning:
+    the manifest, digest and label decision cover exactly the files staged.
 
     Running the same command again resumes: files already there and verified are kept. A DIR
     holding another source's dataset is refused unless --replace; one holding files the
@@ -307,7 +315,9 @@ def stage(
     if choose_mode(destination, nodes, server, "server" in given, given) == "service":
         output = Output(as_json=as_json, progress=False if quiet else progress, quiet=quiet)
         owner = chosen_owner(owner_pod, owner_job, owner_uid, owner_from_env)
-        submission = Submission(source, nodes, mode or "replicate", job_ref, idempotency_key, pin_ttl, owner)
+        submission = Submission(
+            source, nodes, mode or "replicate", job_ref, idempotency_key, pin_ttl, include, exclude, owner
+        )
         stage_on_service(server, submission, wait, output)
         return
     assert destination is not None  # choose_mode said embedded
@@ -319,7 +329,13 @@ def stage(
         durability=Durability(durability),
     )
     request = StagingRequest(
-        source=source, destination=str(destination), job_ref=job_ref, replace=replace, sync=sync
+        source=source,
+        destination=str(destination),
+        job_ref=job_ref,
+        replace=replace,
+        sync=sync,
+        include=include,
+        exclude=exclude,
     )
     shown = choose_output(as_json, progress, quiet)
     try:

@@ -21,7 +21,7 @@ from stagegate.ledger.database import Ledger
 from stagegate.ledger.events import job_event
 from stagegate.ledger.models import JobRow, PinLeaseRow, PinOwnerRow
 from stagegate.ledger.nodes import require_known
-from stagegate.ledger.staging_steps import let_go, lock_staging
+from stagegate.ledger.staging_steps import filters_of, let_go, lock_staging
 from stagegate.ledger.staging_views import Staging, StagingViews
 from stagegate.ledger.tasks import TaskKey, Tasks, new_task
 from stagegate.ledger.tokens import Principal
@@ -81,7 +81,7 @@ class StagingRequests:
         if idempotency_key is not None:
             existing = self._by_idempotency_key(who.user, idempotency_key)
             if existing is not None:
-                return self._same_request(existing, source, nodes, mode), False, []
+                return self._same_request(existing, request), False, []
         with self._ledger.read_session() as session, session.begin():
             require_known(session, nodes)
         now = _now()
@@ -106,6 +106,7 @@ class StagingRequests:
             nodes=json.dumps(list(nodes)),
             idempotency_key=idempotency_key,
             started_at=None,
+            params=json.dumps({"include": list(request.include), "exclude": list(request.exclude)}),
         )
         plan = TaskKey(job.id, "plan", "", 0)
         try:
@@ -126,19 +127,27 @@ class StagingRequests:
             if idempotency_key is not None:
                 existing = self._by_idempotency_key(who.user, idempotency_key)
                 if existing is not None:
-                    return self._same_request(existing, source, nodes, mode), False, []
+                    return self._same_request(existing, request), False, []
             raise ExistsError(f"staging {job.id} already exists") from exc
         return self._views.view(job.id), True, [plan]
 
-    def _same_request(self, job_id: str, source: str, nodes: Sequence[str], mode: str) -> Staging:
+    def _same_request(self, job_id: str, request: StagingRequest) -> Staging:
         """The staging a repeated key names, if the request is the same; a different request
         under a used key is a client bug, refused rather than silently answered."""
         staging = self._views.view(job_id)
-        if (staging.source, [n.node for n in staging.nodes], staging.mode) != (source, list(nodes), mode):
+        asked = (request.source, list(request.nodes), request.mode, request.include, request.exclude)
+        first = (staging.source, [n.node for n in staging.nodes], staging.mode, *self._filters_of(job_id))
+        if first != asked:
             raise ExistsError(
-                f"idempotency key already used for staging {job_id} with a different source, nodes or mode"
+                f"idempotency key already used for staging {job_id} with a different source, nodes, "
+                "mode or filters"
             )
         return staging
+
+    def _filters_of(self, job_id: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        with self._ledger.read_session() as session, session.begin():
+            row = session.get(JobRow, job_id)
+            return filters_of(row) if row is not None else ((), ())
 
     def _by_idempotency_key(self, user: str, key: str) -> str | None:
         with self._ledger.read_session() as session, session.begin():

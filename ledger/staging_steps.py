@@ -41,6 +41,15 @@ class StagingJob:
     nodes: tuple[str, ...]
     job_ref: str | None
     manifest_digest: str | None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+
+def filters_of(row: JobRow) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A staging's ``include`` and ``exclude`` patterns, from its params (stagings from before
+    filters have none)."""
+    params = json.loads(row.params or "{}")
+    return tuple(params.get("include") or ()), tuple(params.get("exclude") or ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +90,10 @@ class StagingSteps:
             row = session.get(JobRow, job_id)
             if row is None or row.mode is None:
                 raise NotFoundError(f"no staging {job_id}")
+            include, exclude = filters_of(row)
             return StagingJob(
+                include=include,
+                exclude=exclude,
                 id=row.id,
                 state=row.state,
                 source=row.source,

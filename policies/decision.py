@@ -29,6 +29,9 @@ class Decision:
       they were seen (or the one reason the zone itself is refused).
     - ``offending_count``: how many objects were refused in all; ``object_count``: how many
       were seen.
+    - ``consulted``: what the labels were read from, as lines for people (the label files in
+      the dataset and above it): a user told their data is unclassified learns where a label
+      was looked for. Set by the caller that read them; the policy itself reads nothing.
     """
 
     allowed: bool
@@ -40,6 +43,7 @@ class Decision:
     reasons: tuple[str, ...]
     offending_count: int
     object_count: int
+    consulted: tuple[str, ...] = ()
 
     @property
     def reasons_truncated(self) -> bool:
@@ -58,6 +62,7 @@ class Decision:
             "reasons": list(self.reasons),
             "offending_count": self.offending_count,
             "object_count": self.object_count,
+            "consulted": list(self.consulted),
         }
 
     def to_json(self) -> str:

@@ -29,7 +29,7 @@ class PolicyDeniedError(StagegateError, PermissionError):
 
     def __init__(self, decision: "Decision") -> None:
         more = decision.offending_count - len(decision.reasons)
-        lines = list(decision.reasons) + ([f"... and {more} more"] if more > 0 else [])
+        lines = [*decision.reasons, *([f"... and {more} more"] if more > 0 else []), *decision.consulted]
         super().__init__(
             f"denied by policy {decision.policy_version[:12]} for {decision.zone.describe()}:\n  "
             + "\n  ".join(lines)

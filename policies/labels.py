@@ -6,7 +6,9 @@ For an object with key ``a/b/c.bin`` two sources count:
 1. its own label: the S3 object tag ``classification`` or the POSIX xattr
    ``user.classification`` (the transfer engine reads it and passes the raw string, or None);
 2. the word in the nearest label file: ``a/b/.classification``, then ``a/.classification``,
-   then ``.classification`` at the dataset root.
+   then ``.classification`` at the dataset root, then those of the directories above the
+   dataset (``s3://bucket/mini/.classification`` for a staging of ``s3://bucket/mini/val``),
+   nearest first.
 
 A deeper file overrides a shallower one (the directory's owner refines its label), but an
 own label only ever raises the file's: labels only rise, so tagging one file ``public``
@@ -19,7 +21,7 @@ dropped in favour of a lower known one. Label files are few and parsed up front,
 malformed one is reported at once as :class:`LabelFileError` naming the file.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from stagegate.limits import MAX_LABEL_FILE_BYTES
@@ -92,13 +94,20 @@ class LabelResolver:
 
     ``label_files`` maps a directory key (``''`` for the dataset root, ``'a/b'`` for a
     subdirectory; no leading, trailing or doubled ``/``) to the content of the
-    ``.classification`` file in it (text, or raw bytes as read). Every file is parsed once
-    here; :meth:`resolve` then costs one dict lookup per directory level of the key.
+    ``.classification`` file in it (text, or raw bytes as read). ``above``: the label files
+    found above the dataset root, nearest first, as (where it is, content): the nearest one
+    labels what no label file in the dataset does. Every file is parsed once here;
+    :meth:`resolve` then costs one dict lookup per directory level of the key.
     """
 
-    __slots__ = ("_by_directory", "_levels")
+    __slots__ = ("_above", "_by_directory", "_levels")
 
-    def __init__(self, label_files: Mapping[str, str | bytes], levels: Levels = DEFAULT_LEVELS) -> None:
+    def __init__(
+        self,
+        label_files: Mapping[str, str | bytes],
+        levels: Levels = DEFAULT_LEVELS,
+        above: Sequence[tuple[str, str | bytes]] = (),
+    ) -> None:
         """Raise :class:`LabelFileError` for a malformed directory key or label file."""
         by_directory: dict[str, ResolvedLabel] = {}
         for directory, content in label_files.items():
@@ -110,6 +119,9 @@ class LabelResolver:
             by_directory[directory] = ResolvedLabel(parse_label_file(content, where), f"file:{where}")
         self._by_directory = by_directory
         self._levels = levels
+        # Every one is parsed, so a malformed file above fails closed even where a nearer one rules.
+        parsed = [ResolvedLabel(parse_label_file(text, where), f"file:{where}") for where, text in above]
+        self._above = parsed[0] if parsed else _NO_LABEL
 
     def resolve(self, key: str, own: str | None = None) -> ResolvedLabel:
         """The label of the object at ``key`` whose own label (tag or xattr) is ``own``.
@@ -137,8 +149,8 @@ class LabelResolver:
     def _nearest(self, key: str) -> ResolvedLabel:
         """The label of the nearest label file above ``key``, or ``unclassified``."""
         if not self._by_directory:
-            return _NO_LABEL
-        # Walk up the parents: 'a/b/c.bin' looks in 'a/b', then 'a', then ''.
+            return self._above
+        # Walk up the parents: 'a/b/c.bin' looks in 'a/b', then 'a', then '', then above.
         directory = key
         while directory:
             cut = directory.rfind("/")
@@ -146,4 +158,4 @@ class LabelResolver:
             found = self._by_directory.get(directory)
             if found is not None:
                 return found
-        return _NO_LABEL
+        return self._above

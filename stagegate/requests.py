@@ -4,10 +4,10 @@ into, the ledger stores and the workers run.
 Frozen dataclasses, checked on construction: a request that exists is one the service could
 act on as far as can be told without a disk, a network or the policy (non-empty source,
 absolute run directory, known modes, a name list of non-empty names, ``mode`` only with
-``best``, no credentials in a URL). What needs the world (does the source exist, may this
-user read it, is the node registered, which direction an unnamed metric runs) stays with the
-layer that has it. The JSON form (:meth:`EgressRequest.to_params`) is what the ledger keeps in
-``jobs.params``; it reads back equal (:meth:`EgressRequest.from_params`).
+``best``, no credentials in a URL, ``include``/``exclude`` patterns that compile). What needs
+the world (does the source exist, may this user read it, is the node registered, which direction
+an unnamed metric runs) stays with the layer that has it. The JSON form (``to_params``) is what
+the ledger keeps in ``jobs.params``; it reads back equal (``from_params``).
 """
 
 from collections.abc import Iterable, Mapping
@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
 from stagegate.errors import InvalidInputError
+from stagegate.key_filters import KeyFilter
 from stagegate.owners import OwnerRef
 from stagegate.urls import refuse_credentials
 
@@ -36,11 +37,36 @@ def _names(names: Iterable[str], what: str) -> tuple[str, ...]:
     return named
 
 
+def _filtered(request: "StagingRequest | EgressRequest") -> None:
+    """Check the request's ``include``/``exclude`` patterns (InvalidInputError naming a bad one)
+    and keep them as the tuples they mean."""
+    rules = KeyFilter.of(request.include, request.exclude)
+    object.__setattr__(request, "include", rules.include)
+    object.__setattr__(request, "exclude", rules.exclude)
+
+
+def _as_params(request: "StagingRequest | EgressRequest") -> dict[str, Any]:
+    """``request`` as JSON-ready values: its tuples as lists."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(request).items()}
+
+
+def _known(cls: Any, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of ``cls`` in ``params``, sequences as tuples (unknown keys are ignored: rows
+    outlive code)."""
+    known: dict[str, Any] = {k: params[k] for k in cls.__dataclass_fields__ if k in params}
+    for name in ("names", "nodes", "include", "exclude"):
+        if name in known:
+            known[name] = tuple(known[name] or ())
+    return known
+
+
 @dataclass(frozen=True, slots=True)
 class StagingRequest:
     """Stage ``source``: onto ``nodes`` (the service) or into ``destination`` (embedded, here).
 
     ``job_ref`` is the requester's job reference (a Slurm job id); ``idempotency_key`` makes a
+    repeated service submission return the first staging. ``include``/``exclude``: rclone-style
+    patterns (:mod:`stagegate.key_filters`) choosing which of the source's keys are staged.
     repeated service submission return the first staging; ``owner`` (service only) is the Pod or
     Job whose end releases the staging's pins. ``replace`` (the new dataset replaces whatever
     ``destination`` holds) and ``sync`` (files gone from the source are removed from it) are for
@@ -54,6 +80,8 @@ class StagingRequest:
     nodes: tuple[str, ...] = ()
     mode: StagingMode = "replicate"
     idempotency_key: str | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
     replace: bool = False
     sync: bool = False
     owner: OwnerRef | None = None
@@ -61,6 +89,7 @@ class StagingRequest:
     def __post_init__(self) -> None:
         if not self.source:
             raise InvalidInputError("the source must not be empty")
+        _filtered(self)
         refuse_credentials(self.source, "source URL")
         if self.mode not in STAGING_MODES:
             raise InvalidInputError(f"mode must be replicate or shard, not {self.mode!r}")
@@ -79,6 +108,20 @@ class StagingRequest:
                 "an owner ends a service staging's pins; a staging into a directory has none"
             )
 
+    @property
+    def key_filter(self) -> KeyFilter:
+        """The compiled ``include``/``exclude`` rules."""
+        return KeyFilter(self.include, self.exclude)
+
+    def to_params(self) -> dict[str, Any]:
+        """The JSON object the ledger stores (``jobs.params``)."""
+        return _as_params(self)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> "StagingRequest":
+        """The request :meth:`to_params` wrote."""
+        return cls(**_known(cls, params))
+
 
 @dataclass(frozen=True, slots=True)
 class EgressRequest:
@@ -87,6 +130,8 @@ class EgressRequest:
     Selection is the union of ``latest`` (the N newest), ``best`` (with ``mode``, or the
     direction the metric's name says) and ``names``. ``node``: the node whose worker holds the
     run directory (None: here, embedded); ``project`` is the requester's, set by the ledger.
+    ``include``/``exclude`` choose which files of the selected checkpoints go (keys relative to
+    the run directory, ``checkpoint-500/optimizer.pt``), as for a staging.
     """
 
     run_dir: str
@@ -99,6 +144,8 @@ class EgressRequest:
     delete_unselected: bool = False
     node: str | None = None
     project: str | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.run_dir.startswith("/"):
@@ -116,6 +163,12 @@ class EgressRequest:
             raise InvalidInputError(f"latest must be a positive count, not {self.latest!r}")
         object.__setattr__(self, "names", _names(self.names, "names"))
         object.__setattr__(self, "delete_unselected", bool(self.delete_unselected))
+        _filtered(self)
+
+    @property
+    def key_filter(self) -> KeyFilter:
+        """The compiled ``include``/``exclude`` rules."""
+        return KeyFilter(self.include, self.exclude)
 
     @property
     def source(self) -> str:
@@ -124,14 +177,12 @@ class EgressRequest:
 
     def to_params(self) -> dict[str, Any]:
         """The JSON object the ledger stores (``jobs.params``)."""
-        return {**asdict(self), "names": list(self.names)}
+        return _as_params(self)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "EgressRequest":
-        """The request :meth:`to_params` wrote (unknown keys are ignored: rows outlive code)."""
-        known: dict[str, Any] = {k: params[k] for k in cls.__dataclass_fields__ if k in params}
-        known["names"] = tuple(known.get("names") or ())
-        return cls(**known)
+        """The request :meth:`to_params` wrote."""
+        return cls(**_known(cls, params))
 
     def selection_details(self) -> dict[str, object]:
         """What ``egress.requested`` records about the request (no paths: they are the event's own)."""
@@ -143,4 +194,6 @@ class EgressRequest:
             "delete_unselected": self.delete_unselected,
             "node": self.node,
             "project": self.project,
+            "include": list(self.include),
+            "exclude": list(self.exclude),
         }

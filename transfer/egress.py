@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from stagegate.durability import Durability
-from stagegate.errors import ExistsError
+from stagegate.errors import ExistsError, InvalidInputError
 from stagegate.transfer.endpoints import EgressWriter, local_path, open_writer, validate_destination
 from stagegate.transfer.endpoints.run_dir import CheckpointLike, RunDir, RunDirSource
 from stagegate.transfer.engine import CopyEngine, TransferConfig
@@ -107,11 +107,13 @@ class EgressResult:
 
 
 def list_checkpoint_files(
-    run_dir: str | os.PathLike[str], checkpoints: Sequence[CheckpointLike]
+    run_dir: str | os.PathLike[str],
+    checkpoints: Sequence[CheckpointLike],
+    key_filter: Callable[[str], bool] | None = None,
 ) -> list[str]:
     """The keys egress would write for ``checkpoints`` (for dry runs and tests)."""
     with RunDir(run_dir) as run:
-        return [o.key for o in RunDirSource(run, checkpoints).objects]
+        return [o.key for o in RunDirSource(run, checkpoints, key_filter).objects]
 
 
 def egress(
@@ -124,16 +126,22 @@ def egress(
     client: "S3Client | None" = None,
     on_start: Callable[[Progress], None] | None = None,
     fsync: Callable[[int], None] = os.fsync,
+    key_filter: Callable[[str], bool] | None = None,
 ) -> EgressResult:
-    """Copy ``checkpoints`` of ``run_dir`` to ``destination`` and verify every file there.
+    """Copy ``checkpoints`` of ``run_dir`` (their files ``key_filter`` takes) to
+    ``destination`` and verify every file there.
 
     Returns every file's record once all are verified; raises on the first failure (the
     files verified before it stay at the destination, the failing one does not).
     """
     config = config or EgressConfig()
     with RunDir(run_dir) as run:
-        source = RunDirSource(run, checkpoints)
+        source = RunDirSource(run, checkpoints, key_filter)
         objects = source.objects
+        if not objects and key_filter is not None:
+            raise InvalidInputError(
+                "the --include/--exclude filters leave no file of the selected checkpoints"
+            )
         tracker = ProgressTracker(len(objects), sum(o.size for o in objects), on_progress)
         if on_start is not None:
             on_start(tracker.state)

@@ -9,6 +9,7 @@ word, which every policy denies, naming them.
 """
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from stagegate.transfer.errors import LabelSourceError
 
@@ -52,3 +53,32 @@ def not_a_label_file(key: str, what: str) -> LabelSourceError:
         f"{key}: a label file must be a regular file holding one word, but this is {what}; "
         "replace it with a file such as 'public'"
     )
+
+
+def too_big_a_label_file(where: str, size: int, limit: int) -> LabelSourceError:
+    """The error for the label file at ``where`` of ``size`` bytes, more than ``limit``."""
+    return LabelSourceError(
+        f"{where}: {size} bytes, more than the {limit} a label file may hold; "
+        "it must hold one word such as 'public'"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LabelFileAbove:
+    """A place a label file was looked for above a source, in a directory (or S3 folder) that
+    holds the source: ``where`` names the file as people write it
+    (``s3://datasets/mini/.classification``, ``/mnt/nfs/alice/.classification``), ``content`` is
+    what it holds, or None where there is none."""
+
+    where: str
+    content: bytes | None
+
+
+def directories_above(path: str) -> list[str]:
+    """The directories holding ``path`` (``/``-separated, no leading or trailing ``/``),
+    nearest first, the root (``''``) last: ``a/b/c`` -> ``['a/b', 'a', '']``; none for ``''``."""
+    found = []
+    while path:
+        path = path.rpartition("/")[0]
+        found.append(path)
+    return found

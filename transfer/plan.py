@@ -3,10 +3,11 @@ plan to a spill file, so a listing of millions of objects is never held in memor
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stagegate.errors import InvalidInputError
 from stagegate.limits import MAX_LABEL_FILE_BYTES
 from stagegate.progress import Listed, ListingCallback
 from stagegate.transfer.errors import (
@@ -17,7 +18,7 @@ from stagegate.transfer.errors import (
     UnsafeKeyError,
 )
 from stagegate.transfer.keys import NormalizationGuard, is_directory_marker, key_parts
-from stagegate.transfer.label_sources import not_a_label_file
+from stagegate.transfer.label_sources import LabelFileAbove, not_a_label_file, too_big_a_label_file
 from stagegate.transfer.manifest import ManifestDigest
 from stagegate.transfer.objects import SourceObject
 from stagegate.transfer.sink import open_nofollow
@@ -38,7 +39,11 @@ class LabelFile:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What a staging will copy: its entries live in ``path``, one JSON object a line."""
+    """What a staging will copy: its entries live in ``path``, one JSON object a line.
+
+    ``label_files_above``: every place a label file was looked for above the source, nearest
+    first, with or without one; ``filtered_out``: objects the request's filters left out.
+    """
 
     source_url: str
     path: Path
@@ -47,6 +52,8 @@ class Plan:
     digest: str
     directory_markers: int
     label_files: dict[str, LabelFile] = field(default_factory=dict)
+    label_files_above: tuple[LabelFileAbove, ...] = ()
+    filtered_out: int = 0
 
     def entries(self) -> Iterator[SourceObject]:
         with os.fdopen(open_nofollow(self.path, os.O_RDONLY), "rb") as f:
@@ -95,10 +102,7 @@ def read_small(source: Source, obj: SourceObject, limit: int) -> bytes:
     """The whole content of a small object (a label file), refusing anything bigger
     (:class:`LabelSourceError`): a label file holds one word."""
     if obj.size > limit:
-        raise LabelSourceError(
-            f"{obj.key}: {obj.size} bytes, more than the {limit} a label file may hold; "
-            "it must hold one word such as 'public'"
-        )
+        raise too_big_a_label_file(obj.key, obj.size, limit)
     reader = source.open(obj)
     try:
         chunks = []
@@ -110,14 +114,24 @@ def read_small(source: Source, obj: SourceObject, limit: int) -> bytes:
 
 
 def plan_dataset(
-    source: Source, spill: Path, label_file_name: str | None = None, on_listed: ListingCallback | None = None
+    source: Source,
+    spill: Path,
+    label_file_name: str | None = None,
+    on_listed: ListingCallback | None = None,
+    key_filter: Callable[[str], bool] | None = None,
 ) -> Plan:
     """List ``source`` into ``spill`` and check every key; ``on_listed`` hears how far the
     listing is every :data:`LISTED_EVERY` objects, and once more when it is complete.
 
     Objects named ``label_file_name`` are read, not staged: their content labels their
     directory, and they are in ``Plan.label_files``. They count in the digest, so a
-    relabelled dataset is a different dataset.
+    relabelled dataset is a different dataset. The label files of the directories above the
+    source (:meth:`Source.label_files_above`) are read too, into ``Plan.label_files_above``.
+
+    ``key_filter`` (a :class:`stagegate.key_filters.KeyFilter`) says which other keys are
+    staged: the rest are not in the plan, its counts or its digest, so two filters that take
+    different files make different datasets. Label files are read whatever it says (an
+    exclude cannot leave data unlabelled), and so is a label file's name used as a folder.
 
     Raises :class:`PlanRejectedError` naming the unsafe keys (the first 20 and a count), among
     them a key under another (``a/b`` under the file ``a``);
@@ -130,7 +144,7 @@ def plan_dataset(
     digest = ManifestDigest()
     label_files: dict[str, LabelFile] = {}
     problems: list[str] = []
-    problem_count = total_bytes = markers = files = listed = listed_bytes = 0
+    problem_count = total_bytes = markers = files = listed = listed_bytes = filtered_out = 0
     with os.fdopen(open_nofollow(spill, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb") as f:
         for obj in source.list():
             listed += 1
@@ -141,6 +155,12 @@ def plan_dataset(
                 if label_file_name is not None:
                     _no_label_directory(obj.key.rstrip("/") + "/", label_file_name)
                 markers += 1
+                continue
+            is_label_file = label_file_name is not None and obj.key.rpartition("/")[2] == label_file_name
+            if key_filter is not None and not is_label_file and not key_filter(obj.key):
+                if label_file_name is not None:  # a label "folder" is refused, excluded or not
+                    _no_label_directory(obj.key, label_file_name)
+                filtered_out += 1
                 continue
             try:
                 parts = key_parts(obj.key)
@@ -154,8 +174,8 @@ def plan_dataset(
             if label_file_name is not None and label_file_name in parts[:-1]:
                 _no_label_directory(obj.key, label_file_name)
             digest.add(obj)
-            directory, _, name = obj.key.rpartition("/")
-            if label_file_name is not None and name == label_file_name:
+            directory = obj.key.rpartition("/")[0]
+            if is_label_file:
                 content = read_small(source, obj, MAX_LABEL_FILE_BYTES)
                 label_files[directory] = LabelFile(directory, obj, content)
                 continue
@@ -164,7 +184,14 @@ def plan_dataset(
             f.write(_encode(obj))
     if on_listed is not None:
         on_listed(Listed(listed, listed_bytes, done=True))
-    plan = Plan(source.url, spill, files, total_bytes, digest.hexdigest(), markers, label_files)
+    if files == 0 and filtered_out:
+        raise InvalidInputError(
+            f"the --include/--exclude filters leave none of the {filtered_out} objects of {source.url}"
+        )
+    above = source.label_files_above(label_file_name) if label_file_name is not None else ()
+    plan = Plan(
+        source.url, spill, files, total_bytes, digest.hexdigest(), markers, label_files, above, filtered_out
+    )
     if guard.needs_second_pass and not problems:
         try:
             guard.check_against(o.key for o in plan.entries())
@@ -228,9 +255,20 @@ def check_label_files(
 
 
 def check_labels_before_ready(
-    source: Source, label_files: Mapping[str, LabelFile], label_file_name: str, keys: Iterable[str]
+    source: Source,
+    label_files: Mapping[str, LabelFile],
+    label_file_name: str,
+    keys: Iterable[str],
+    above: Sequence[LabelFileAbove] = (),
 ) -> None:
-    """:func:`check_label_files` over every directory of ``keys`` and every planned label file:
-    run once after the last batch, before READY. Each batch checks the label files only as
-    it begins, so one rewritten while the last (or only) batch copied is caught here."""
+    """:func:`check_label_files` over every directory of ``keys`` and every planned label file,
+    and the label files above the source against ``above`` (the plan's: those it found): run
+    once after the last batch, before READY. Each batch checks the label files only as it
+    begins, so one rewritten while the last (or only) batch copied is caught here."""
     check_label_files(source, label_files, label_file_name, directories_of(keys) | set(label_files))
+    planned = {a.where: a.content for a in above if a.content is not None}
+    now = {a.where: a.content for a in source.label_files_above(label_file_name) if a.content is not None}
+    for where in sorted(planned.keys() | now.keys()):
+        if planned.get(where) != now.get(where):
+            what = "appeared" if where not in planned else "was removed" if where not in now else "changed"
+            raise LabelChangedError(f"{where}: a label file above the source {what} since planning")

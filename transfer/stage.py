@@ -52,6 +52,7 @@ def stage(
     record_interval: float = RECORD_INTERVAL,
     label_gate: LabelGate | None = None,
     on_listed: ListingCallback | None = None,
+    key_filter: Callable[[str], bool] | None = None,
     *,
     replace: bool = False,
     sync: bool = False,
@@ -69,7 +70,8 @@ def stage(
     the dataset is not published), and every object's own label right before it is copied.
     ``label_gate`` (:data:`transfer.engine.LabelGate`) decides on each object's own label as
     it is opened, before a byte of it is written (default: with ``config.recheck_labels``,
-    any change since planning fails the staging).
+    any change since planning fails the staging). ``key_filter`` says which keys are staged
+    (:func:`transfer.plan.plan_dataset`).
 
     ``destination`` must be new, empty or an earlier staging of the same source (else
     :class:`DestinationNotEmptyError`, or its :class:`OtherDatasetError` naming the other
@@ -96,7 +98,9 @@ def stage(
         try:
             if not replace:
                 refuse_other_source(dataset, source.url)
-            plan = plan_dataset(source, dataset.state_path / PLAN_FILE, label_file_name, on_listed)
+            plan = plan_dataset(
+                source, dataset.state_path / PLAN_FILE, label_file_name, on_listed, key_filter=key_filter
+            )
             if on_plan is not None:
                 on_plan(plan)
             if not (replace or sync):
@@ -128,7 +132,11 @@ def stage(
                 count += 1
         if config.recheck_labels and label_file_name is not None:
             check_labels_before_ready(
-                source, plan.label_files, label_file_name, (obj.key for obj in plan.entries())
+                source,
+                plan.label_files,
+                label_file_name,
+                (obj.key for obj in plan.entries()),
+                plan.label_files_above,
             )
         # Only now, every new file verified and durable, does anything of the old go.
         removed = dataset.cleared + (remove_strays(dataset, plan) if replace or sync else 0)

@@ -7,6 +7,10 @@ anywhere under the root (``~alice/data -> ~bob/secret``) fails the staging inste
 redirecting it. The source then reads through the descriptor it walked to
 (``/proc/self/fd/N``), so renaming or relinking the path afterwards cannot redirect it
 either. The root itself is the operator's choice and may be a link (``/mnt/nfs -> /nfs``).
+
+Label files above the source are looked for in the directories walked, from the source's up to
+the requester's root and never higher: a ``.classification`` above the root (say, a permissive
+one in ``/mnt/nfs/home``) is another owner's and labels nothing of theirs.
 """
 
 import contextlib
@@ -79,10 +83,14 @@ def confined_source(
         yield open_source(url, max_connections=max_connections, labels=labels, tags_at_plan=tags_at_plan)
         return
     fds: list[int] = []
+    root, below = where
     try:
-        fd, name = _walk(*where, fds)
+        fd, name = _walk(root, below, fds)
         through = Path(f"/proc/self/fd/{fd}")
-        yield LocalSource(through / name if name else through, url=url, labels=labels)
+        # fds[i] is the directory i segments below the root; the source's own (or, for a file,
+        # the file) is not above it.
+        above = [("/".join((root.rstrip("/"), *below[:i])), fds[i]) for i in reversed(range(len(below)))]
+        yield LocalSource(through / name if name else through, url=url, labels=labels, above=above)
     finally:
         for held in reversed(fds):
             os.close(held)

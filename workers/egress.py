@@ -376,6 +376,7 @@ def run_egress(
             (options or EgressOptions()).egress_config(),
             on_progress,
             client=s3_client,
+            key_filter=request.key_filter if request.include or request.exclude else None,
         )
     except BaseException as exc:
         run.failed(exc)

@@ -13,13 +13,14 @@ import logging
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from stagegate.confinement import SourceNotPermittedError
 from stagegate.errors import InvalidInputError, NotFoundError
+from stagegate.key_filters import KeyFilter
 from stagegate.ledger import (
     CacheIntegrity,
     CopiedEntry,
@@ -34,13 +35,14 @@ from stagegate.ledger import (
     TaskKey,
     Tasks,
 )
-from stagegate.policies import LabelResolver, Policy, PolicyDeniedError, Zone
+from stagegate.policies import Policy, PolicyDeniedError, Zone
 from stagegate.queues import Dispatcher
 from stagegate.states import DatasetState
 from stagegate.transfer import SourceObject, copy_batch, plan_dataset, publish_batches, read_manifest
 from stagegate.transfer.errors import SourceChangedError, UnsafeDestinationError
+from stagegate.transfer.label_sources import LabelFileAbove
 from stagegate.transfer.layout import state_dir_of
-from stagegate.transfer.plan import LabelFile, check_labels_before_ready
+from stagegate.transfer.plan import LabelFile, Plan, check_labels_before_ready
 from stagegate.transfer.sealed import fingerprint, is_sealed, seal, unseal
 from stagegate.transfer.sources import Source
 from stagegate.workers.confined_sources import confined_source
@@ -50,12 +52,23 @@ from stagegate.workers.metrics import WorkerMetrics
 from stagegate.workers.owner_checks import OwnerChecker
 from stagegate.workers.portions import split_plan
 from stagegate.workers.settings import WorkerSettings
-from stagegate.workers.staging import LABELS, OwnLabelGate, decide_plan, label_resolver, manifest_entries
+from stagegate.workers.staging import (
+    LABELS,
+    OwnLabelGate,
+    decide_plan,
+    decision_details,
+    label_resolver,
+    manifest_entries,
+    resolver_of,
+)
 from stagegate.workers.views import NodeViews, sync_node_views
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+# The ledger keeps the label files found above a source beside those in it, under the
+# directory keys '..', '../..' (nearest first): no key of a dataset has a '..' segment.
+ABOVE = ".."
 # Errors no retry can fix: bad input, a refused destination, a source changed under us.
 PERMANENT = (
     InvalidInputError,
@@ -66,6 +79,18 @@ PERMANENT = (
     UnsafeDestinationError,
 )
 Step = Callable[["NodeContext", TaskKey], None]
+
+
+def _label_file_records(plan: Plan) -> Iterator[LabelFileRecord]:
+    """What the ledger keeps of the plan's label files, for the copy and finalize steps."""
+    for d, f in plan.label_files.items():
+        o = f.object
+        yield LabelFileRecord(d, o.key, o.size, o.revision, o.version, o.mtime, f.content)
+    for depth, a in enumerate(plan.label_files_above, start=1):
+        if a.content is not None:
+            yield LabelFileRecord(
+                "/".join([ABOVE] * depth), a.where, len(a.content), None, None, None, a.content
+            )
 
 
 def _timed(step: Step) -> Step:
@@ -172,14 +197,18 @@ class NodeContext:
         dataset = self.nodes.written_by(self.settings.node, job_id)
         return dataset is not None and dataset.state == DatasetState.WRITING
 
-    def _planned_label_files(self, job_id: str) -> dict[str, LabelFile]:
-        """The label files the plan read, by directory, as the ledger recorded them."""
-        return {
-            r.directory: LabelFile(
-                r.directory, SourceObject(r.key, r.size, r.revision, r.version, r.mtime), r.content
-            )
-            for r in self.label_files.of_job(job_id)
-        }
+    def _planned_label_files(self, job_id: str) -> tuple[dict[str, LabelFile], tuple[LabelFileAbove, ...]]:
+        """The label files the plan read, as the ledger recorded them: those in the source by
+        directory, and those above it, nearest first."""
+        inside: dict[str, LabelFile] = {}
+        above: list[tuple[int, LabelFileAbove]] = []
+        for r in self.label_files.of_job(job_id):
+            if r.directory.startswith(ABOVE):
+                above.append((r.directory.count(ABOVE), LabelFileAbove(r.key, r.content)))
+            else:
+                obj = SourceObject(r.key, r.size, r.revision, r.version, r.mtime)
+                inside[r.directory] = LabelFile(r.directory, obj, r.content)
+        return inside, tuple(a for _, a in sorted(above, key=lambda pair: pair[0]))
 
     # -- error handling shared by the steps ------------------------------------------------
 
@@ -226,33 +255,19 @@ class NodeContext:
             tempfile.TemporaryDirectory(prefix="stagegate-plan-") as scratch,
         ):
             listed = ListingRecorder(self.stagings, job.id)
-            plan = plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name, listed)
+            key_filter = KeyFilter(job.include, job.exclude)
+            plan = plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name, listed, key_filter)
             resolver = label_resolver(plan, self.policy)
             self.manifests.clear(job.id)
             self.manifests.add(job.id, manifest_entries(plan, resolver))
-            self.label_files.replace(
-                job.id,
-                (
-                    LabelFileRecord(
-                        d,
-                        f.object.key,
-                        f.object.size,
-                        f.object.revision,
-                        f.object.version,
-                        f.object.mtime,
-                        f.content,
-                    )
-                    for d, f in plan.label_files.items()
-                ),
-            )
+            self.label_files.replace(job.id, _label_file_records(plan))
             self.stagings.record_plan(job.id, plan.digest, plan.files, plan.bytes, self.policy.version)
             decision = decide_plan(self.policy, plan, Zone.staging(), resolver)
-            details: dict[str, object] = {
-                "offending": decision.offending_count,
-                "highest_label": decision.highest_label,
-            }
+            details = decision_details(decision)
             if not decision.allowed:
-                self.stagings.deny(job.id, key, self.owner, decision.reasons, details)
+                # The requester sees the staging's reasons only: they say where labels were looked for.
+                reasons = (*decision.reasons, *decision.consulted)
+                self.stagings.deny(job.id, key, self.owner, reasons, details)
                 return
             config = self.settings.transfer_config()
             portions = split_plan(
@@ -287,8 +302,8 @@ class NodeContext:
                 )
                 for e in self.manifests.entries(job.id, first=task.key_from, through=task.key_to)
             ]
-            label_files = self._planned_label_files(job.id)
-            resolver = LabelResolver({d: f.content for d, f in label_files.items()}, self.policy.levels)
+            label_files, above = self._planned_label_files(job.id)
+            resolver = resolver_of(label_files, above, self.policy)
             with self.source_of(job) as source, LeaseKeeper(self.tasks, key, self.owner) as lease:
                 # An object whose own label (read as it is opened) the policy refuses fails the
                 # staging (PolicyDeniedError is permanent) with nothing of it written.
@@ -336,16 +351,18 @@ class NodeContext:
             path.mkdir(parents=True, exist_ok=True)  # an empty share has no batch to create it
             # Each batch checked the label files as it began: one rewritten while the last
             # batch copied is caught here, before READY (LabelChangedError fails the staging).
+            label_files, above = self._planned_label_files(job.id)
             with self.source_of(job) as source:
                 check_labels_before_ready(
                     source,
-                    self._planned_label_files(job.id),
+                    label_files,
                     LABELS.file_name,
                     (
                         e.key
                         for t in copies
                         for e in self.manifests.entries(job.id, first=t.key_from, through=t.key_to)
                     ),
+                    above,
                 )
             publish_batches(
                 path, source_url=job.source, digest=digest, batches=batches, files=files, bytes=nbytes

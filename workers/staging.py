@@ -8,14 +8,16 @@ same steps.
 """
 
 import contextlib
+import dataclasses
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from stagegate.actions import AuditAction
 from stagegate.durability import Durability
 from stagegate.errors import InvalidInputError
+from stagegate.key_filters import KeyFilter
 from stagegate.ledger import AuditTrail, CopiedEntry, Jobs, Ledger, ManifestEntry, Manifests, NewEvent
 from stagegate.policies import (
     LABEL_FILE_NAME,
@@ -43,6 +45,8 @@ from stagegate.transfer import (
     read_manifest,
     stage,
 )
+from stagegate.transfer.label_sources import LabelFileAbove
+from stagegate.transfer.plan import LabelFile
 from stagegate.transfer.sources import Source
 from stagegate.urls import refuse_credentials
 
@@ -51,6 +55,7 @@ __all__ = [
     "Requester",
     "StagingOptions",
     "check_policy",
+    "consulted_label_files",
     "planned_source",
     "run_staging",
 ]
@@ -87,10 +92,30 @@ class Requester:
     role: str
 
 
+def resolver_of(
+    label_files: Mapping[str, LabelFile], above: Iterable[LabelFileAbove], policy: Policy
+) -> LabelResolver:
+    """The resolver of the label files in a source (by directory) and above it (nearest first),
+    ordered by the policy's levels (an own label may only raise its directory's)."""
+    found_above = [(a.where, a.content) for a in above if a.content is not None]
+    return LabelResolver({d: f.content for d, f in label_files.items()}, policy.levels, found_above)
+
+
 def label_resolver(plan: Plan, policy: Policy) -> LabelResolver:
-    """The resolver for a plan's objects, from the label files it read, ordered by the
-    policy's levels (an own label may only raise its directory's)."""
-    return LabelResolver({d: f.content for d, f in plan.label_files.items()}, policy.levels)
+    """The resolver for a plan's objects, from the label files it read."""
+    return resolver_of(plan.label_files, plan.label_files_above, policy)
+
+
+def consulted_label_files(plan: Plan) -> str:
+    """Which label files labelled ``plan`` (those in the source, then every place above it that
+    was looked at, with what it holds or ``none``): a denial says it, so that a user who finds
+    their data unclassified learns where a ``.classification`` was looked for."""
+    inside = ", ".join(f.object.key for _, f in sorted(plan.label_files.items())) or "none"
+    above = ", ".join(
+        f"{a.where} ({'none' if a.content is None else a.content.decode('utf-8', 'replace').strip()[:40]})"
+        for a in plan.label_files_above
+    )
+    return f"label files consulted: in the source: {inside}; above it: {above or 'none looked for'}"
 
 
 def manifest_entries(plan: Plan, resolver: LabelResolver) -> Iterator[ManifestEntry]:
@@ -141,8 +166,19 @@ class OwnLabelGate:
 
 
 def decide_plan(policy: Policy, plan: Plan, zone: Zone, resolver: LabelResolver) -> Decision:
-    """The policy's decision on every object of ``plan``, streamed from its spill file."""
-    return policy.decide(zone, ((o.key, resolver.resolve(o.key, o.label).label) for o in plan.entries()))
+    """The policy's decision on every object of ``plan``, streamed from its spill file, with the
+    label files consulted (:func:`consulted_label_files`)."""
+    decision = policy.decide(zone, ((o.key, resolver.resolve(o.key, o.label).label) for o in plan.entries()))
+    return dataclasses.replace(decision, consulted=(consulted_label_files(plan),))
+
+
+def decision_details(decision: Decision) -> dict[str, object]:
+    """What a ``policy.allowed`` / ``policy.denied`` event records of the decision beyond its reasons."""
+    return {
+        "offending": decision.offending_count,
+        "highest_label": decision.highest_label,
+        "label_files_consulted": list(decision.consulted),
+    }
 
 
 class StagingRun:
@@ -197,7 +233,7 @@ class StagingRun:
         resolver = self._resolver = label_resolver(plan, self._policy)
         self._manifests.add(self.job.id, manifest_entries(plan, resolver))
         decision = decide_plan(self._policy, plan, Zone.staging(), resolver)
-        details = {"offending": decision.offending_count, "highest_label": decision.highest_label}
+        details = decision_details(decision)
         if not decision.allowed:
             self.deny(decision)
             raise PolicyDeniedError(decision)
@@ -208,7 +244,7 @@ class StagingRun:
         """Record the policy's refusal: of the plan, or of an object whose own label, read as
         it was opened, raised its label above what the zone accepts (nothing of it written)."""
         assert self._plan is not None
-        details = {"offending": decision.offending_count, "highest_label": decision.highest_label}
+        details = decision_details(decision)
         self._audit(AuditAction.POLICY_DENIED, decision="deny", reasons=decision.reasons, details=details)
         self._update_job(self._plan, StagingState.DENIED)
         self.denied = True
@@ -299,6 +335,7 @@ def run_staging(
             replace=request.replace,
             sync=request.sync,
             on_listed=on_listed,
+            key_filter=request.key_filter,
         )
     except PolicyDeniedError as exc:
         if not run.denied:  # refused at copy time, by an object's own label
@@ -312,17 +349,25 @@ def run_staging(
 
 
 @contextlib.contextmanager
-def planned_source(source_url: str, on_listed: ListingCallback | None = None) -> Iterator[Plan]:
-    """The plan of ``source_url`` as a staging makes it, read with the caller's own credentials
-    and every own label read up front (one tagging request per S3 object), moving nothing;
-    its spill file lasts as long as the block."""
+def planned_source(
+    source_url: str, on_listed: ListingCallback | None = None, key_filter: KeyFilter | None = None
+) -> Iterator[Plan]:
+    """The plan of ``source_url`` (the keys ``key_filter`` takes) as a staging makes it, read
+    with the caller's own credentials and every own label read up front (one tagging request
+    per S3 object), moving nothing; its spill file lasts as long as the block. The labels of a
+    source in one place (``policy check``, ``ls``, ``du``): :func:`label_resolver` of the plan
+    resolves each object's, and its ``label_files`` and ``label_files_above`` (or a decision's
+    ``consulted``) say which label files were consulted."""
     refuse_credentials(source_url, "source URL")
     source = open_source(source_url, labels=LABELS, tags_at_plan=True)
     with tempfile.TemporaryDirectory(prefix="stagegate-plan-") as scratch:
-        yield plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name, on_listed)
+        yield plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name, on_listed, key_filter)
 
 
-def check_policy(policy: Policy, source_url: str) -> tuple[Plan, Decision]:
-    """What the policy would decide on staging ``source_url``, without moving a byte."""
-    with planned_source(source_url) as plan:
+def check_policy(
+    policy: Policy, source_url: str, key_filter: KeyFilter | None = None
+) -> tuple[Plan, Decision]:
+    """What the policy would decide on staging ``source_url`` (the keys ``key_filter`` takes),
+    without moving a byte, with the label files consulted."""
+    with planned_source(source_url, key_filter=key_filter) as plan:
         return plan, decide_plan(policy, plan, Zone.staging(), label_resolver(plan, policy))

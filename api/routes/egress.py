@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from stagegate.api.auth import Authenticated, Submitter
-from stagegate.api.schemas import NODE_NAME_PATTERN, ErrorOut
+from stagegate.api.schemas import NODE_NAME_PATTERN, ErrorOut, FilterPattern
 from stagegate.api.services import ServicesDep
 from stagegate.ledger.egresses import Egresses
+from stagegate.limits import MAX_FILTER_RULES
 from stagegate.requests import BestMode, EgressRequest
 from stagegate.states import EgressState
 
@@ -47,6 +48,15 @@ class EgressRequestIn(BaseModel):
     )
     job: str | None = Field(default=None, min_length=1, max_length=200, description="Lineage job reference.")
     delete_unselected: bool = False
+    include: list[FilterPattern] = Field(
+        default_factory=list,
+        max_length=MAX_FILTER_RULES,
+        description="Only the files of the selected checkpoints one of these matches (keys relative to "
+        "run_dir; rclone's filter patterns, as for a staging).",
+    )
+    exclude: list[FilterPattern] = Field(
+        default_factory=list, max_length=MAX_FILTER_RULES, description="Leave out the files these match."
+    )
 
     def to_request(self) -> EgressRequest:
         """The kernel's request (``job`` on the wire is its ``job_ref``); raises
@@ -61,6 +71,8 @@ class EgressRequestIn(BaseModel):
             job_ref=self.job,
             delete_unselected=self.delete_unselected,
             node=self.node,
+            include=tuple(self.include),
+            exclude=tuple(self.exclude),
         )
 
 

@@ -14,13 +14,14 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from stagegate.errors import InvalidInputError, NotFoundError
 from stagegate.transfer.errors import SourceChangedError, UnsafeDestinationError
+from stagegate.transfer.label_sources import LabelFileAbove
 from stagegate.transfer.objects import SourceObject
 from stagegate.transfer.sources.base import PublishedChecksum
 from stagegate.transfer.sources.local import posix_revision
@@ -216,17 +217,24 @@ class _RangeReader:
 
 
 class RunDirSource:
-    """The files of ``checkpoints`` in ``run`` as a :class:`transfer.sources.base.Source`,
-    listed once when made (so every final name can be checked before the first byte)."""
+    """The files of ``checkpoints`` in ``run`` (those ``key_filter`` takes) as a
+    :class:`transfer.sources.base.Source`, listed once when made (so every final name can be
+    checked before the first byte)."""
 
     prefers_ranged_reads = False  # a local file streams faster than it splits (README)
 
     labels_listed = True  # own labels come with the listing, at no extra cost
 
-    def __init__(self, run: RunDir, checkpoints: Sequence[CheckpointLike]) -> None:
+    def __init__(
+        self,
+        run: RunDir,
+        checkpoints: Sequence[CheckpointLike],
+        key_filter: Callable[[str], bool] | None = None,
+    ) -> None:
         self.run = run
         self.url = str(run.path)
-        files = sorted((f for c in checkpoints for f in run.files(c)), key=lambda f: f.key)
+        taken = (f for c in checkpoints for f in run.files(c) if key_filter is None or key_filter(f.key))
+        files = sorted(taken, key=lambda f: f.key)
         self._files = {f.key: f for f in files}
         self.objects = [SourceObject(f.key, f.size, revision=f.revision) for f in files]
 
@@ -253,3 +261,6 @@ class RunDirSource:
 
     def find(self, key: str) -> SourceObject | None:
         return next((o for o in self.objects if o.key == key), None)
+
+    def label_files_above(self, name: str) -> tuple[LabelFileAbove, ...]:
+        return ()  # a checkpoint's labels are egress's own (workers.egress_labels), up to the run root

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from stagegate.transfer.label_sources import LabelFileAbove
 from stagegate.transfer.objects import SourceObject
 
 
@@ -72,6 +73,17 @@ class Source(Protocol):
 
     def find(self, key: str) -> SourceObject | None:
         """The object at ``key`` (relative to the source) as it is now, or None."""
+        ...
+
+    def label_files_above(self, name: str) -> tuple[LabelFileAbove, ...]:
+        """The label file ``name`` of each directory above the source, nearest first (for a
+        source that is one object, its own directory first, since its listing holds nothing
+        beside it), as high as this source may look: S3 up to the bucket's root, POSIX up to
+        the mount's root, or on the service up to the requester's source root and no higher.
+
+        Raises :class:`transfer.errors.LabelSourceError` for one that is not a regular file
+        or is too big: skipped, it would leave the data under it unlabelled.
+        """
         ...
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import fsspec
 
 from stagegate.transfer.errors import SourceChangedError, SourceNotFoundError
-from stagegate.transfer.label_sources import not_a_label_file
+from stagegate.transfer.label_sources import LabelFileAbove, not_a_label_file
 from stagegate.transfer.objects import LabelSpec, SourceObject
 from stagegate.transfer.sources.base import DirEntry, PublishedChecksum, walk_sorted
 
@@ -113,6 +113,11 @@ class FsspecSource:
 
     def own_label(self, obj: SourceObject) -> str | None:
         return None
+
+    def label_files_above(self, name: str) -> tuple[LabelFileAbove, ...]:
+        # Where a generic filesystem's bucket or mount begins is not known here: nothing above
+        # the URL is read, so data labelled only from above stays unclassified (denied).
+        return ()
 
     def find(self, key: str) -> SourceObject | None:
         try:

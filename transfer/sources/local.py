@@ -3,13 +3,25 @@
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import cast
 
-from stagegate.transfer.errors import LabelChangedError, SourceChangedError, SourceNotFoundError
-from stagegate.transfer.label_sources import combined_label, is_label_name, not_a_label_file
+from stagegate.limits import MAX_LABEL_FILE_BYTES
+from stagegate.transfer.errors import (
+    LabelChangedError,
+    LabelSourceError,
+    SourceChangedError,
+    SourceNotFoundError,
+)
+from stagegate.transfer.label_sources import (
+    LabelFileAbove,
+    combined_label,
+    is_label_name,
+    not_a_label_file,
+    too_big_a_label_file,
+)
 from stagegate.transfer.objects import LabelSpec, SourceObject
 from stagegate.transfer.sources.base import DirEntry, PublishedChecksum, walk_sorted
 
@@ -65,6 +77,49 @@ def read_xattr(target: int | Path, name: str) -> str | None:
     return combined_label(values)
 
 
+def read_label_file_in(dir_fd: int, name: str, where: str) -> bytes | None:
+    """The content of the label file ``name`` in the directory held open as ``dir_fd`` (shown as
+    ``where``), or None if there is none; a link, FIFO or directory there, or a file too big,
+    is :class:`LabelSourceError` (never followed, never skipped)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    except PermissionError:  # unreadable, it could hold any label: fail closed, saying so
+        raise LabelSourceError(
+            f"{where}: a label file that cannot be read labels nothing; make it readable"
+        ) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise not_a_label_file(where, "a symlink") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise not_a_label_file(where, describe_file_type(st.st_mode))
+        if st.st_size > MAX_LABEL_FILE_BYTES:
+            raise too_big_a_label_file(where, st.st_size, MAX_LABEL_FILE_BYTES)
+        return os.pread(fd, MAX_LABEL_FILE_BYTES + 1, 0)
+    finally:
+        os.close(fd)
+
+
+def directories_up_to_mount(path: Path) -> list[Path]:
+    """The directories holding ``path`` (its real path), nearest first, up to and including the
+    root of the filesystem it is on: a label above a mount point belongs to another filesystem."""
+    real = Path(os.path.realpath(path))
+    device = real.stat().st_dev
+    found = []
+    here = real
+    while here.parent != here:
+        parent = here.parent
+        if parent.stat().st_dev != device:
+            break
+        found.append(parent)
+        here = parent
+    return found
+
+
 class _FileReader:
     published: PublishedChecksum | None = None  # POSIX publishes no checksum
 
@@ -97,7 +152,11 @@ class LocalSource:
     Other entries that are not regular files (FIFOs, sockets, devices) are skipped, except
     that a label file (``labels.file_name``) that is not a regular file is an error
     (:class:`LabelSourceError`): skipping it would stage its directory unlabelled or under a
-    parent's lower label. Files are opened non-blocking, so a FIFO never blocks a reader."""
+    parent's lower label. Files are opened non-blocking, so a FIFO never blocks a reader.
+
+    ``above``: the directories above the source whose label files count, nearest first, as
+    (shown path, open descriptor) pairs; by default those up to the mount's root (the service
+    passes the requester's, which end at their source root)."""
 
     # Measured (README): from a local disk or page cache, one stream per file written and
     # hashed in one pass beats ranged parts that must be hashed again after assembly.
@@ -106,9 +165,14 @@ class LocalSource:
     labels_listed = True  # own labels come with the listing, at no extra cost
 
     def __init__(
-        self, path: str | os.PathLike[str], url: str | None = None, labels: LabelSpec | None = None
+        self,
+        path: str | os.PathLike[str],
+        url: str | None = None,
+        labels: LabelSpec | None = None,
+        above: Sequence[tuple[str, int]] | None = None,
     ) -> None:
         self.root = Path(path)
+        self._above = above
         self.url = url or str(self.root)
         self.skipped_symlinks = 0
         self._xattr = labels.xattr if labels else None
@@ -243,6 +307,27 @@ class LocalSource:
             return read_xattr(fd, self._xattr)
         finally:
             os.close(fd)
+
+    def label_files_above(self, name: str) -> tuple[LabelFileAbove, ...]:
+        if self._above is not None:
+            return tuple(
+                LabelFileAbove(f"{shown}/{name}", read_label_file_in(fd, name, f"{shown}/{name}"))
+                for shown, fd in self._above
+            )
+        try:
+            directories = directories_up_to_mount(self.root)
+        except FileNotFoundError:
+            raise SourceNotFoundError(f"no such file or directory: {self.root}") from None
+        found = []
+        for directory in directories:
+            where = f"{directory.as_posix().rstrip('/')}/{name}"
+            # O_PATH: a parent one may pass through but not list (mode 0711) is still looked in.
+            fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                found.append(LabelFileAbove(where, read_label_file_in(fd, name, where)))
+            finally:
+                os.close(fd)
+        return tuple(found)
 
     def find(self, key: str) -> SourceObject | None:
         *parents, name = key.split("/")

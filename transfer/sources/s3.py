@@ -20,9 +20,17 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from stagegate.errors import InvalidInputError
+from stagegate.limits import MAX_LABEL_FILE_BYTES
 from stagegate.transfer.checksums import hex_from_base64, md5_from_etag
 from stagegate.transfer.errors import SourceChangedError, SourceNotFoundError, TransferError
-from stagegate.transfer.label_sources import combined_label, is_label_name
+from stagegate.transfer.label_sources import (
+    LabelFileAbove,
+    combined_label,
+    directories_above,
+    is_label_name,
+    not_a_label_file,
+    too_big_a_label_file,
+)
 from stagegate.transfer.objects import LabelSpec, SourceObject
 from stagegate.transfer.sources.base import PublishedChecksum
 
@@ -257,6 +265,31 @@ class S3Source:
         if head is None:
             return None
         return self._object(key, {"Size": head["ContentLength"], "ETag": head.get("ETag")})
+
+    def label_files_above(self, name: str) -> tuple[LabelFileAbove, ...]:
+        # The folders holding the URL's folder (or object) up to the bucket's root.
+        found = []
+        for folder in directories_above(self._prefix.rstrip("/")):
+            key = f"{folder}/{name}" if folder else name
+            where = f"s3://{self.bucket}/{key}"
+            try:
+                under = self._client.list_objects_v2(Bucket=self.bucket, Prefix=key + "/", MaxKeys=1)
+            except ClientError as exc:
+                raise self._listing_failed(exc) from None
+            if under.get("Contents"):
+                raise not_a_label_file(where, "a folder")
+            head = self._head(key)
+            if head is None:
+                found.append(LabelFileAbove(where, None))
+                continue
+            if head["ContentLength"] > MAX_LABEL_FILE_BYTES:
+                raise too_big_a_label_file(where, head["ContentLength"], MAX_LABEL_FILE_BYTES)
+            try:
+                body = self._client.get_object(Bucket=self.bucket, Key=key, IfMatch=head["ETag"])["Body"]
+            except ClientError as exc:
+                raise TransferError(f"cannot read {where}: {_error_code(exc) or exc}") from None
+            found.append(LabelFileAbove(where, body.read(MAX_LABEL_FILE_BYTES + 1)))
+        return tuple(found)
 
     @staticmethod
     def _object(key: str, item: Any, label: str | None = None) -> SourceObject:

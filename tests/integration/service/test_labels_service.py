@@ -63,8 +63,10 @@ def test_labels_only_rise_on_the_service(
         return
     assert response.status_code == 403, response.text
     detail = response.json()["detail"]
-    assert sorted(r.split(" ")[0] for r in detail["reasons"]) == ["x.bin", "y.bin"], detail
-    assert all("confidential" in r for r in detail["reasons"]), detail
+    *objects, consulted = detail["reasons"]  # the objects, then where their labels were looked for
+    assert sorted(r.split(" ")[0] for r in objects) == ["x.bin", "y.bin"], detail
+    assert all("confidential" in r for r in objects), detail
+    assert consulted.startswith("label files consulted: "), detail
     assert not list((cluster.roots["a"] / "datasets").iterdir())
     staging_id = detail["staging"]["id"]
     assert audit_actions(cluster.ledger, staging_id) == ["stage.requested", "policy.denied"]

@@ -23,11 +23,19 @@ from integration.helpers import (
     snapshot,
 )
 from stagegate.errors import InvalidInputError
+from stagegate.key_filters import KeyFilter
 from stagegate.ledger import AuditEvent, AuditTrail, Job, Jobs, ManifestEntry, Manifests, open_ledger
 from stagegate.policies import LABEL_FILE_NAME, LABEL_TAG, LABEL_XATTR, Policy, PolicyDeniedError
 from stagegate.requests import StagingRequest
 from stagegate.transfer import LabelChangedError, Plan, StageResult
-from stagegate.workers.staging import Requester, StagingOptions, check_policy, run_staging
+from stagegate.workers.staging import (
+    Requester,
+    StagingOptions,
+    check_policy,
+    label_resolver,
+    planned_source,
+    run_staging,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -342,18 +350,56 @@ def test_one_offending_object_denies_the_whole_dataset(
     assert chain_intact()
 
 
-def test_label_file_above_the_dataset_root_does_not_apply(tmp_path: Path) -> None:
-    # Labels are looked up only up to the dataset root: a .classification file in the parent
-    # of the staged directory labels nothing in it.
+def test_label_file_above_the_dataset_root_applies(tmp_path: Path) -> None:
+    # A subset of a labelled tree: the .classification in the parent of the staged directory
+    # labels it (embedded, the parents are looked at up to the mount's root), and the manifest
+    # says which file did.
     ds = PosixDataset(tmp_path / "parent" / "src")
     fill(ds)
     (tmp_path / "parent" / LABEL_FILE_NAME).write_bytes(b"public\n")
     dest = tmp_path / "dest"
 
+    stage_with(ds, dest, "job-parent")
+
+    job = job_of(events_of("job-parent"))
+    assert {e.label for e in manifest_of(job.id)} == {"public"}
+    allowed = [e for e in events_of("job-parent") if e.action == "policy.allowed"]
+    assert f"{tmp_path}/parent/{LABEL_FILE_NAME} (public)" in allowed[0].details["label_files_consulted"][0]
+
+
+def test_check_policy_gives_each_objects_label_and_where_it_came_from(tmp_path: Path) -> None:
+    # The one look-up `policy check` (and `ls`/`du` of a source) use: labels from inside the
+    # source and from above it, the filters applied.
+    ds = PosixDataset(tmp_path / "parent" / "src")
+    fill(ds)
+    (tmp_path / "parent" / LABEL_FILE_NAME).write_bytes(b"internal\n")
+    ds.put(f"sub/deep/{LABEL_FILE_NAME}", b"public\n")
+    with planned_source(ds.url, key_filter=KeyFilter.of(exclude=["a.txt"])) as plan:
+        resolver = label_resolver(plan, Policy.default())
+        seen = {
+            o.key: (r.label, r.origin) for o in plan.entries() for r in [resolver.resolve(o.key, o.label)]
+        }
+    _, decision = check_policy(Policy.default(), ds.url, KeyFilter.of(exclude=["a.txt"]))
+
+    assert seen == {
+        "sub/b.bin": ("internal", f"file:{tmp_path}/parent/{LABEL_FILE_NAME}"),
+        "sub/deep/c.bin": ("public", f"file:sub/deep/{LABEL_FILE_NAME}"),
+    }
+    assert plan.files == len(seen) and not decision.allowed
+    assert f"{tmp_path}/parent/{LABEL_FILE_NAME} (internal)" in decision.consulted[0]
+
+
+def test_a_denial_names_the_parents_that_had_no_label_file(tmp_path: Path) -> None:
+    ds = PosixDataset(tmp_path / "parent" / "src")
+    fill(ds)
+    dest = tmp_path / "dest"
+
     with pytest.raises(PolicyDeniedError) as denied:
-        stage_with(ds, dest, "job-parent")
+        stage_with(ds, dest, "job-no-parent")
 
     assert denied.value.decision.offending_count == len(FILES)
+    assert f"{tmp_path}/parent/{LABEL_FILE_NAME} (none)" in str(denied.value)
+    assert f"{tmp_path}/{LABEL_FILE_NAME} (none)" in str(denied.value)
     nothing_written(dest, existed=False)
 
 

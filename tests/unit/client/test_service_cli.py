@@ -236,6 +236,8 @@ def test_submit_without_wait_prints_id_and_state(stub: list[StubService]):
             "job": "train-42",
             "idempotency_key": "k1",
             "pin_ttl": None,
+            "include": (),
+            "exclude": (),
             "owner": None,
         },
     )

@@ -150,6 +150,7 @@ def test_to_json_is_canonical_and_complete() -> None:
         "reasons": ["a is restricted; egress to s3://models/x accepts at most confidential"],
         "offending_count": 1,
         "object_count": 1,
+        "consulted": [],
     }
     assert decision.to_json() == json.dumps(record, sort_keys=True, separators=(",", ":"))
 

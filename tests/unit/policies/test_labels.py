@@ -202,3 +202,20 @@ def test_resolution_cost_does_not_grow_with_the_number_of_label_files() -> None:
     _CountingDict.lookups = 0
     assert resolver.resolve("d7/e7/f.bin", None).label == "internal"
     assert _CountingDict.lookups == 1  # found in its own directory
+
+
+def test_a_label_file_above_the_dataset_labels_what_none_inside_does() -> None:
+    above = [("s3://b/mini/.classification", b"internal\n"), ("s3://b/.classification", "restricted")]
+    resolver = LabelResolver({"val": "public"}, above=above)
+    assert resolver.resolve("val/x.bin") == ResolvedLabel("public", "file:val/.classification")
+    assert resolver.resolve("train/y.bin") == ResolvedLabel("internal", "file:s3://b/mini/.classification")
+    assert resolver.resolve("z.bin", "confidential") == ResolvedLabel("confidential", "own")
+    assert resolver.resolve("z.bin", "public").label == "internal"  # an own label only raises
+    assert LabelResolver({}, above=above).resolve("a").origin == "file:s3://b/mini/.classification"
+
+
+def test_a_malformed_label_file_above_fails_closed_even_behind_a_nearer_one() -> None:
+    with pytest.raises(LabelFileError, match=r"s3://b/\.classification"):
+        LabelResolver(
+            {}, above=[("s3://b/mini/.classification", "public"), ("s3://b/.classification", "a b")]
+        )

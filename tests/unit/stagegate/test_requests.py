@@ -61,6 +61,35 @@ def test_a_staging_request_goes_onto_nodes_or_into_a_directory() -> None:
     assert StagingRequest("s3://b/x", "/nvme/ds").destination == "/nvme/ds"
 
 
+def test_filters_travel_with_both_requests_and_round_trip() -> None:
+    staging = StagingRequest("s3://b/d", nodes=["n"], include=["val/**"], exclude=["*.tmp"])
+    assert (staging.include, staging.exclude) == (("val/**",), ("*.tmp",))
+    assert StagingRequest.from_params(staging.to_params()) == staging
+    assert staging.key_filter("val/a.bin") and not staging.key_filter("train/a.bin")
+    egress = EgressRequest("/runs/r1", "s3://b/m", latest=1, exclude=["optimizer.pt"])
+    assert EgressRequest.from_params(egress.to_params()) == egress
+    assert not egress.key_filter("checkpoint-5/optimizer.pt")
+    assert egress.selection_details()["exclude"] == ["optimizer.pt"]
+
+
+@pytest.mark.parametrize("request_type", ["staging", "egress"])
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"include": ["../**"]}, r"'\.\./\*\*'.*above the source"),
+        ({"exclude": ["a{b"]}, r"'a\{b'.*mismatched"),
+        ({"include": "*.jpg"}, "list of patterns"),
+        ({"include": ["dir/"]}, "selects no file"),
+    ],
+)
+def test_a_bad_filter_is_refused_on_construction_naming_it(
+    request_type: str, fields: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        if request_type == "staging":
+            StagingRequest("s3://b/d", nodes=["n"], **fields)
+        else:
+            EgressRequest("/runs/r1", "s3://b/m", latest=1, **fields)
 def test_replace_and_sync_go_with_a_destination() -> None:
     request = StagingRequest("s3://b/x", "/nvme/ds", replace=True, sync=True)
     assert (request.replace, request.sync) == (True, True)

@@ -59,3 +59,11 @@ def test_disagreeing_values_are_never_one_label_word(values: list[str]) -> None:
     else:
         assert combined.casefold() == distinct.pop()
     assert combined_label(reversed(values)) == combined  # the order of tags does not matter
+
+
+def test_directories_above_a_path_nearest_first() -> None:
+    from stagegate.transfer.label_sources import directories_above
+
+    assert directories_above("a/b/c") == ["a/b", "a", ""]
+    assert directories_above("a") == [""]
+    assert directories_above("") == []
