@@ -21,8 +21,10 @@ from stagegate.ledger.admission import NoRoomError, choose_evictions
 from stagegate.ledger.audit import AuditTrail
 from stagegate.ledger.database import Ledger
 from stagegate.ledger.events import job_event
+from stagegate.ledger.label_quarantine import QuarantinedError, check_not_quarantined
 from stagegate.ledger.models import JobRow, NodeDatasetRow, NodeRow, PinRow, TaskRow
 from stagegate.ledger.nodes import dataset_path, held_in
+from stagegate.ledger.plan_shares import SharedPlan
 from stagegate.ledger.redact import redact_text
 from stagegate.ledger.tasks import BatchRange, TaskKey, Tasks, new_task
 from stagegate.states import STAGING_TERMINAL, DatasetState, StagingState, TaskState
@@ -41,6 +43,10 @@ class StagingJob:
     nodes: tuple[str, ...]
     job_ref: str | None
     manifest_digest: str | None
+    # The staging whose manifest and label files hold this one's plan: itself, unless it
+    # followed a shared plan (ledger.plan_shares).
+    plan_job: str = ""
+    params: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +97,8 @@ class StagingSteps:
                 nodes=tuple(json.loads(row.nodes or "[]")),
                 job_ref=row.job_ref,
                 manifest_digest=row.manifest_digest,
+                plan_job=row.plan_job or row.id,
+                params=row.params,
             )
 
     def begin_planning(self, job_id: str) -> bool:
@@ -109,6 +117,21 @@ class StagingSteps:
                 update(JobRow)
                 .where(JobRow.id == job_id)
                 .values(manifest_digest=digest, files=files, bytes=nbytes, policy_version=policy_version)
+            )
+
+    def follow_plan(self, job_id: str, plan: SharedPlan) -> None:
+        """Record that the staging uses ``plan`` (another staging's): its totals, no rows."""
+        with self._ledger.sessions.begin() as session:
+            session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.state == StagingState.PLANNING)
+                .values(
+                    plan_job=plan.job_id,
+                    manifest_digest=plan.digest,
+                    files=plan.files,
+                    bytes=plan.bytes,
+                    policy_version=plan.policy_version,
+                )
             )
 
     def deny(
@@ -142,6 +165,10 @@ class StagingSteps:
         room fails the staging, and nothing is evicted for it."""
         try:
             return self._admit(job_id, plan, owner, portions, details)
+        except QuarantinedError as exc:
+            # Its labels rose since it was cached: a clear denial, never a hit.
+            self.deny(job_id, plan, owner, [str(exc)], details)
+            return Admitted(StagingState.DENIED, [], str(exc))
         except NoRoomError as exc:
             with self._ledger.sessions.begin() as session:
                 job = lock_staging(session, job_id)
@@ -177,6 +204,7 @@ class StagingSteps:
                 existing = session.get(NodeDatasetRow, (node, portion.digest), with_for_update=True)
                 if existing is not None and existing.state == DatasetState.DELETING:
                     raise RetryLaterError(f"node {node} is deleting this dataset right now")
+                check_not_quarantined(session, node, portion.digest)
                 if existing is not None and existing.state in (DatasetState.READY, DatasetState.EVICTING):
                     existing.state, existing.last_used = (
                         DatasetState.READY,

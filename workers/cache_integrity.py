@@ -161,7 +161,9 @@ def _verify(ctx: NodeContext, key: TaskKey) -> None:
     batches = (
         list(
             batches_of(
-                ctx.manifests.entries(key.job_id, first=share.key_from, through=share.key_to),
+                ctx.manifests.entries(
+                    ctx.stagings.job(key.job_id).plan_job, first=share.key_from, through=share.key_to
+                ),
                 config.batch_max_files,
                 config.batch_max_bytes,
             )
@@ -193,7 +195,9 @@ def scrub_once(ctx: NodeContext) -> bool:
     expected: Iterable[tuple[str, str | None]] = (
         (
             (e.key, e.blake3)
-            for e in ctx.manifests.entries(due.writer_job, first=share.first, through=share.last)
+            for e in ctx.manifests.entries(
+                ctx.stagings.job(due.writer_job).plan_job, first=share.first, through=share.last
+            )
         )
         if due.writer_job and share
         else ()

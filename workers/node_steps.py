@@ -27,6 +27,7 @@ from stagegate.ledger import (
     LabelFiles,
     Ledger,
     Manifests,
+    NodePortion,
     Nodes,
     RetryLaterError,
     StagingJob,
@@ -34,6 +35,8 @@ from stagegate.ledger import (
     TaskKey,
     Tasks,
 )
+from stagegate.ledger.label_quarantine import DatasetLabels
+from stagegate.ledger.plan_shares import PlanShares, Role, SharedPlan, ShareShape, share_key
 from stagegate.policies import LabelResolver, Policy, PolicyDeniedError, Zone
 from stagegate.queues import Dispatcher
 from stagegate.states import DatasetState
@@ -93,6 +96,10 @@ class NodeContext:
         self.manifests = Manifests(self.ledger)
         self.label_files = LabelFiles(self.ledger)
         self.integrity = CacheIntegrity(self.ledger, self.settings.lease_seconds)
+        self.dataset_labels = DatasetLabels(self.ledger)
+        self.plan_shares = PlanShares(
+            self.ledger, self.settings.lease_seconds, self.settings.plan_fresh_seconds
+        )
         # Held while a cached dataset is checked or moved aside: the scrub runs in its own thread.
         self.cache_lock = threading.Lock()
         self.owner = self.settings.owner
@@ -164,7 +171,7 @@ class NodeContext:
             r.directory: LabelFile(
                 r.directory, SourceObject(r.key, r.size, r.revision, r.version, r.mtime), r.content
             )
-            for r in self.label_files.of_job(job_id)
+            for r in self.label_files.of_job(self.stagings.job(job_id).plan_job)
         }
 
     # -- error handling shared by the steps ------------------------------------------------
@@ -206,7 +213,42 @@ class NodeContext:
 
     def _plan(self, key: TaskKey) -> None:
         job = self.stagings.job(key.job_id)
-        nodes = list(job.nodes)
+        # The requester's own right to read the source, checked for every request, whether it
+        # plans or follows someone else's plan: sharing must never widen what a user reaches.
+        with self.source_of(job):
+            pass
+        config = self.settings.transfer_config()
+        shares = 1 if (job.mode or "replicate") == "replicate" else len(job.nodes)
+        share = share_key(
+            job.source,
+            job.params,
+            self.policy.version,
+            job.mode or "replicate",
+            shares,
+            config.batch_max_bytes,
+            config.batch_max_files,
+        )
+        taken = self.plan_shares.take(share, job.id, self.owner)
+        if taken.role == Role.WAIT:
+            log.info("staging %s waits for the plan of %s", job.id, taken.leader)
+            return  # the task is queued again, woken when that plan is done
+        if taken.role == Role.FOLLOW:
+            assert taken.plan is not None
+            self._follow(job, key, taken.plan)
+            return
+        try:
+            shared = self._plan_afresh(job, key)
+        except Exception:
+            self.dispatcher.send(k.to_message() for k in self.plan_shares.abandon(share, job.id))
+            raise
+        # Followers now reuse it, and the requests waiting for it are sent on.
+        self.dispatcher.send(k.to_message() for k in self.plan_shares.planned(share, shared))
+        if shared.allowed:
+            self._admit(job, key, shared)
+
+    def _plan_afresh(self, job: StagingJob, key: TaskKey) -> SharedPlan:
+        """List the source, read its labels, record the manifest and ask the policy; a denial is
+        recorded here. Returns the plan as followers share it."""
         with (
             self.source_of(job) as source,
             tempfile.TemporaryDirectory(prefix="stagegate-plan-") as scratch,
@@ -236,15 +278,50 @@ class NodeContext:
                 "offending": decision.offending_count,
                 "highest_label": decision.highest_label,
             }
-            if not decision.allowed:
-                self.stagings.deny(job.id, key, self.owner, decision.reasons, details)
-                return
-            config = self.settings.transfer_config()
-            portions = split_plan(
-                plan, nodes, job.mode or "replicate", config.batch_max_bytes, config.batch_max_files
+            shapes: list[ShareShape] = []
+            if decision.allowed:
+                config = self.settings.transfer_config()
+                portions = split_plan(
+                    plan, job.nodes, job.mode or "replicate", config.batch_max_bytes, config.batch_max_files
+                )
+                distinct = portions[:1] if (job.mode or "replicate") == "replicate" else portions
+                shapes = [ShareShape(p.digest, p.files, p.bytes, tuple(p.batches)) for p in distinct]
+        shared = SharedPlan(
+            job.id,
+            plan.digest,
+            plan.files,
+            plan.bytes,
+            self.policy.version,
+            decision.allowed,
+            tuple(decision.reasons),
+            details,
+            tuple(shapes),
+        )
+        if not decision.allowed:
+            self.stagings.deny(job.id, key, self.owner, decision.reasons, details)
+        log.info("staging %s planned: %d files, %d bytes", job.id, plan.files, plan.bytes)
+        return shared
+
+    def _follow(self, job: StagingJob, key: TaskKey, plan: SharedPlan) -> None:
+        """Use another staging's fresh plan: no listing, no label read, no row per object. The
+        decision is that plan's (same source, same policy version), audited for this staging."""
+        self.stagings.follow_plan(job.id, plan)
+        if not plan.allowed:
+            self.stagings.deny(
+                job.id, key, self.owner, plan.reasons, {**plan.details, "plan_of": plan.job_id}
             )
+            return
+        self._admit(job, key, plan)
+
+    def _admit(self, job: StagingJob, key: TaskKey, plan: SharedPlan) -> None:
+        details = {**plan.details, "plan_of": plan.job_id} if plan.job_id != job.id else plan.details
+        if (job.mode or "replicate") == "replicate":
+            placed = [(node, plan.shapes[0]) for node in job.nodes]
+        else:
+            placed = list(zip(job.nodes, plan.shapes, strict=True))
+        portions = [NodePortion(node, s.digest, s.files, s.bytes, s.batches) for node, s in placed]
         outcome = self.stagings.admit(job.id, key, self.owner, portions, details)
-        log.info("staging %s planned: %d files, %d bytes, %s", job.id, plan.files, plan.bytes, outcome.state)
+        log.info("staging %s admitted: %s", job.id, outcome.state)
         self.send_ready(job.id)
 
     @_timed
@@ -270,7 +347,7 @@ class NodeContext:
                     checksum_algorithm=e.checksum_algorithm,
                     label=e.own_label,
                 )
-                for e in self.manifests.entries(job.id, first=task.key_from, through=task.key_to)
+                for e in self.manifests.entries(job.plan_job, first=task.key_from, through=task.key_to)
             ]
             label_files = self._planned_label_files(job.id)
             resolver = LabelResolver({d: f.content for d, f in label_files.items()}, self.policy.levels)
@@ -329,14 +406,14 @@ class NodeContext:
                     (
                         e.key
                         for t in copies
-                        for e in self.manifests.entries(job.id, first=t.key_from, through=t.key_to)
+                        for e in self.manifests.entries(job.plan_job, first=t.key_from, through=t.key_to)
                     ),
                 )
             publish_batches(
                 path, source_url=job.source, digest=digest, batches=batches, files=files, bytes=nbytes
             )
             self.manifests.record_copies(
-                job.id,
+                job.plan_job,
                 (CopiedEntry(r.key, r.blake3, r.verification.value, r.label) for r in read_manifest(path)),
             )
             # Read-only to jobs from here on, and fingerprinted: a cache hit checks the copy

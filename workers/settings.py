@@ -11,7 +11,10 @@ from stagegate.errors import InvalidInputError
 from stagegate.settings import (
     DEFAULT_BATCH_MAX_BYTES,
     DEFAULT_BATCH_MAX_FILES,
+    DEFAULT_LABEL_RESCAN_INTERVAL,
+    DEFAULT_LABEL_RESCAN_RATE,
     DEFAULT_LEASE_SECONDS,
+    DEFAULT_PLAN_FRESH_SECONDS,
     DEFAULT_RECONCILE_SECONDS,
     DEFAULT_SCRUB_INTERVAL,
     DEFAULT_SCRUB_RATE,
@@ -52,6 +55,12 @@ class WorkerSettings:
     # dataset stays trusted after its last scrub.
     scrub_rate: int = DEFAULT_SCRUB_RATE
     scrub_interval: float = DEFAULT_SCRUB_INTERVAL
+    # Identical requests share a plan while it runs and this long after (ledger.plan_shares).
+    plan_fresh_seconds: float = DEFAULT_PLAN_FRESH_SECONDS
+    # The label re-scan of cached datasets: requests/s to the source (0: off), and how long a
+    # dataset's labels stay trusted after their last re-read (workers.label_rescan).
+    label_rescan_rate: float = DEFAULT_LABEL_RESCAN_RATE
+    label_rescan_interval: float = DEFAULT_LABEL_RESCAN_INTERVAL
 
     @property
     def owner(self) -> str:
@@ -89,6 +98,9 @@ class WorkerSettings:
             source_rules=env.source_rules(),
             scrub_rate=env.scrub_rate,
             scrub_interval=env.scrub_interval,
+            plan_fresh_seconds=env.plan_fresh_seconds,
+            label_rescan_rate=env.label_rescan_rate,
+            label_rescan_interval=env.label_rescan_interval,
         ).checked()
 
     def checked(self) -> "WorkerSettings":

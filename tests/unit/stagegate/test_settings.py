@@ -34,6 +34,7 @@ def test_defaults_are_todays() -> None:
     )
     assert (s.checkpoint_key, s.checkpoint_key_file, s.checkpoint_publish) == (None, None, None)
     assert s.checkpoint_retention_days == 365
+    assert (s.plan_fresh_seconds, s.label_rescan_rate, s.label_rescan_interval) == (30.0, 50.0, 3600.0)
 
 
 def test_each_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -66,6 +67,9 @@ def test_each_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "CHECKPOINT_RETENTION_DAYS": "30",
         "PIN_TTL": "4h",
         "PIN_TTL_MAX": "2d",
+        "PLAN_FRESH_SECONDS": "0",
+        "LABEL_RESCAN_RATE": "5",
+        "LABEL_RESCAN_INTERVAL": "600",
     }
     for name, value in values.items():
         monkeypatch.setenv(PREFIX + name, value)
@@ -96,6 +100,7 @@ def test_each_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     assert s.checkpoint_key is not None and s.checkpoint_key.get_secret_value().startswith("PRIVATE+KEY+")
     assert (s.pin_ttl, s.pin_ttl_max) == (4 * 3600.0, 2 * 86400.0)
+    assert (s.plan_fresh_seconds, s.label_rescan_rate, s.label_rescan_interval) == (0.0, 5.0, 600.0)
     assert all(s.from_environment(field) for field in Settings.model_fields)
 
 
