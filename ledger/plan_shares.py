@@ -144,6 +144,22 @@ class PlanShares:
             )
             return Taken(Role.LEAD)
 
+    def renew(self, key: str, job_id: str, owner: str) -> bool:
+        """Extend the lease of the plan ``owner`` is making for ``job_id``; False if it is not
+        theirs any more (taken over)."""
+        with self._ledger.sessions.begin() as session:
+            result = session.execute(
+                update(PlanShareRow)
+                .where(
+                    PlanShareRow.key == key,
+                    PlanShareRow.job_id == job_id,
+                    PlanShareRow.owner == owner,
+                    PlanShareRow.state == PlanShareState.PLANNING,
+                )
+                .values(lease_until=_now() + self.lease)
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
     def planned(self, key: str, plan: SharedPlan) -> list[TaskKey]:
         """The leader's plan is done: fresh from now. Returns the waiters' plan tasks, taken to
         be sent now (send them after this commit)."""

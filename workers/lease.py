@@ -5,6 +5,7 @@ import threading
 from types import TracebackType
 
 from stagegate.ledger import TaskKey, Tasks
+from stagegate.ledger.plan_shares import PlanShares
 from stagegate.transfer import Progress
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,14 @@ class LeaseKeeper:
     def lost(self) -> bool:
         return self._lost.is_set()
 
+    def _renew(self) -> bool:
+        p = self._progress
+        return self._tasks.renew(self._key, self._owner, p.files_done, p.bytes_done)
+
     def _run(self) -> None:
         while not self._stop.wait(self._period):
-            p = self._progress
             try:
-                if not self._tasks.renew(self._key, self._owner, p.files_done, p.bytes_done):
+                if not self._renew():
                     self._lost.set()
                     return
             except Exception as exc:  # the ledger is briefly unreachable: try again next period
@@ -54,3 +58,15 @@ class LeaseKeeper:
     ) -> None:
         self._stop.set()
         self._thread.join()
+
+
+class PlanLeaseKeeper(LeaseKeeper):
+    """Also keeps the lease of the shared plan the task makes (``ledger.plan_shares``): a long
+    listing is not taken over while its planner lives, and is once it dies."""
+
+    def __init__(self, tasks: Tasks, key: TaskKey, owner: str, shares: PlanShares, share: str) -> None:
+        super().__init__(tasks, key, owner)
+        self._shares, self._share = shares, share
+
+    def _renew(self) -> bool:
+        return super()._renew() & self._shares.renew(self._share, self._key.job_id, self._owner)

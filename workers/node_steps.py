@@ -46,8 +46,8 @@ from stagegate.transfer.layout import state_dir_of
 from stagegate.transfer.plan import LabelFile, check_labels_before_ready
 from stagegate.transfer.sealed import fingerprint, is_sealed, seal, unseal
 from stagegate.transfer.sources import Source
-from stagegate.workers.confined_sources import confined_source
-from stagegate.workers.lease import LeaseKeeper, TaskCancelledError
+from stagegate.workers.confined_sources import check_confined, confined_source
+from stagegate.workers.lease import LeaseKeeper, PlanLeaseKeeper, TaskCancelledError
 from stagegate.workers.metrics import WorkerMetrics
 from stagegate.workers.portions import split_plan
 from stagegate.workers.settings import WorkerSettings
@@ -215,8 +215,7 @@ class NodeContext:
         job = self.stagings.job(key.job_id)
         # The requester's own right to read the source, checked for every request, whether it
         # plans or follows someone else's plan: sharing must never widen what a user reaches.
-        with self.source_of(job):
-            pass
+        check_confined(job.source, self.settings.source_rules, job.actor, job.project)
         config = self.settings.transfer_config()
         shares = 1 if (job.mode or "replicate") == "replicate" else len(job.nodes)
         share = share_key(
@@ -237,7 +236,8 @@ class NodeContext:
             self._follow(job, key, taken.plan)
             return
         try:
-            shared = self._plan_afresh(job, key)
+            with PlanLeaseKeeper(self.tasks, key, self.owner, self.plan_shares, share):
+                shared = self._plan_afresh(job, key)
         except Exception:
             self.dispatcher.send(k.to_message() for k in self.plan_shares.abandon(share, job.id))
             raise
