@@ -82,19 +82,12 @@ class Taken:
 
 
 def share_key(
-    source: str,
-    params: str | None,
-    policy_version: str,
-    mode: str,
-    shares: int,
-    batch_max_bytes: int,
-    batch_max_files: int,
+    request_part: str, policy_version: str, shares: int, batch_max_bytes: int, batch_max_files: int
 ) -> str:
-    """The key identical requests share. ``params`` is the request's stored parameters (any
-    include/exclude filters): requests that differ in any of them never share a plan."""
+    """The key identical requests share: what they ask to be planned (``request_part``: the
+    source, the mode and any parameters such as filters), under which policy, cut how."""
     canonical = json.dumps(
-        [source, params, policy_version, mode, shares, batch_max_bytes, batch_max_files],
-        separators=(",", ":"),
+        [request_part, policy_version, shares, batch_max_bytes, batch_max_files], separators=(",", ":")
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -46,7 +46,8 @@ class StagingJob:
     # The staging whose manifest and label files hold this one's plan: itself, unless it
     # followed a shared plan (ledger.plan_shares).
     plan_job: str = ""
-    params: str | None = None
+    # What it asks to be planned (source, mode, any filters), as the key shared plans use.
+    request_part: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,7 @@ class StagingSteps:
                 job_ref=row.job_ref,
                 manifest_digest=row.manifest_digest,
                 plan_job=row.plan_job or row.id,
-                params=row.params,
+                request_part=request_part(row),
             )
 
     def begin_planning(self, job_id: str) -> bool:
@@ -358,6 +359,24 @@ class StagingSteps:
     def transferring(self) -> list[str]:
         with self._ledger.read_session() as session, session.begin():
             return list(session.scalars(select(JobRow.id).where(JobRow.state == StagingState.TRANSFERRING)))
+
+
+# Columns that say who asked, onto which nodes and how it went: never what is planned. Every
+# other column (source, mode, parameters, and any a later revision adds, such as filters) is
+# part of the request's plan, so requests differing in it never share one.
+NOT_PLANNED = frozenset(
+    {
+        "id", "kind", "state", "actor", "role", "job_ref", "destination", "manifest_digest", "files",
+        "bytes", "policy_version", "error", "created_at", "updated_at", "project", "nodes",
+        "idempotency_key", "started_at", "plan_job",
+    }
+)  # fmt: skip
+
+
+def request_part(row: JobRow) -> str:
+    """The canonical text of what ``row`` asks to be planned."""
+    planned = {c.key: getattr(row, c.key) for c in JobRow.__table__.columns if c.key not in NOT_PLANNED}
+    return json.dumps(planned, sort_keys=True, default=str)
 
 
 def lock_staging(session: Session, job_id: str) -> JobRow:

@@ -219,13 +219,7 @@ class NodeContext:
         config = self.settings.transfer_config()
         shares = 1 if (job.mode or "replicate") == "replicate" else len(job.nodes)
         share = share_key(
-            job.source,
-            job.params,
-            self.policy.version,
-            job.mode or "replicate",
-            shares,
-            config.batch_max_bytes,
-            config.batch_max_files,
+            job.request_part, self.policy.version, shares, config.batch_max_bytes, config.batch_max_files
         )
         taken = self.plan_shares.take(share, job.id, self.owner)
         if taken.role == Role.WAIT:
