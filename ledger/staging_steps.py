@@ -356,6 +356,24 @@ class StagingSteps:
                     session, other, f"the staging writing its dataset ({job.id}) failed: {error}"
                 )
 
+    def not_yet_planned(self, source: str, but: str, limit: int = 1000) -> list[str]:
+        """Other stagings of ``source`` still pending or planning, oldest first: candidates to
+        follow a plan just made or found (each is checked on its own before it does)."""
+        with self._ledger.read_session() as session, session.begin():
+            return list(
+                session.scalars(
+                    select(JobRow.id)
+                    .where(
+                        JobRow.kind == "stage",
+                        JobRow.source == source,
+                        JobRow.state.in_((StagingState.PENDING, StagingState.PLANNING)),
+                        JobRow.id != but,
+                    )
+                    .order_by(JobRow.created_at)
+                    .limit(limit)
+                )
+            )
+
     def transferring(self) -> list[str]:
         with self._ledger.read_session() as session, session.begin():
             return list(session.scalars(select(JobRow.id).where(JobRow.state == StagingState.TRANSFERRING)))

@@ -216,11 +216,7 @@ class NodeContext:
         # The requester's own right to read the source, checked for every request, whether it
         # plans or follows someone else's plan: sharing must never widen what a user reaches.
         check_confined(job.source, self.settings.source_rules, job.actor, job.project)
-        config = self.settings.transfer_config()
-        shares = 1 if (job.mode or "replicate") == "replicate" else len(job.nodes)
-        share = share_key(
-            job.request_part, self.policy.version, shares, config.batch_max_bytes, config.batch_max_files
-        )
+        share = self._share_key(job)
         taken = self.plan_shares.take(share, job.id, self.owner)
         if taken.role == Role.WAIT:
             log.info("staging %s waits for the plan of %s", job.id, taken.leader)
@@ -228,6 +224,7 @@ class NodeContext:
         if taken.role == Role.FOLLOW:
             assert taken.plan is not None
             self._follow(job, key, taken.plan)
+            self._follow_others(job, share, taken.plan)
             return
         try:
             with PlanLeaseKeeper(self.tasks, key, self.owner, self.plan_shares, share):
@@ -239,6 +236,38 @@ class NodeContext:
         self.dispatcher.send(k.to_message() for k in self.plan_shares.planned(share, shared))
         if shared.allowed:
             self._admit(job, key, shared)
+        self._follow_others(job, share, shared)
+
+    def _share_key(self, job: StagingJob) -> str:
+        config = self.settings.transfer_config()
+        shares = 1 if (job.mode or "replicate") == "replicate" else len(job.nodes)
+        return share_key(
+            job.request_part, self.policy.version, shares, config.batch_max_bytes, config.batch_max_files
+        )
+
+    def _follow_others(self, done: StagingJob, share: str, plan: SharedPlan) -> None:
+        """Take the plan tasks of the other stagings of the same request that wait in the
+        queue and have them follow ``plan`` now, in this task: a burst of identical requests
+        costs one broker round trip, not one each. Each is claimed (a task another worker
+        holds is left to it), checked against its own requester's rights, and decided and
+        audited on its own; one that differs in anything planned is given back untouched."""
+        for job_id in self.stagings.not_yet_planned(done.source, but=done.id):
+            key = TaskKey(job_id, "plan", "", 0)
+            task = self.tasks.claim(key, self.owner)
+            if task is None:
+                continue
+            try:
+                if not self.stagings.begin_planning(job_id):
+                    self.tasks.finish(key, self.owner)
+                    continue
+                job = self.stagings.job(job_id)
+                if self._share_key(job) != share:
+                    self.tasks.retry_later(key, self.owner, "", 0)  # its own plan: back to the queue
+                    continue
+                check_confined(job.source, self.settings.source_rules, job.actor, job.project)
+                self._follow(job, key, plan)
+            except Exception as exc:
+                self._give_back_or_fail(key, task.attempts, exc)
 
     def _plan_afresh(self, job: StagingJob, key: TaskKey) -> SharedPlan:
         """List the source, read its labels, record the manifest and ask the policy; a denial is
