@@ -36,14 +36,11 @@ class LeaseKeeper:
     def lost(self) -> bool:
         return self._lost.is_set()
 
-    def _renew(self) -> bool:
-        p = self._progress
-        return self._tasks.renew(self._key, self._owner, p.files_done, p.bytes_done)
-
     def _run(self) -> None:
         while not self._stop.wait(self._period):
+            p = self._progress
             try:
-                if not self._renew():
+                if not self._tasks.renew(self._key, self._owner, p.files_done, p.bytes_done):
                     self._lost.set()
                     return
             except Exception as exc:  # the ledger is briefly unreachable: try again next period
@@ -60,13 +57,31 @@ class LeaseKeeper:
         self._thread.join()
 
 
-class PlanLeaseKeeper(LeaseKeeper):
-    """Also keeps the lease of the shared plan the task makes (``ledger.plan_shares``): a long
-    listing is not taken over while its planner lives, and is once it dies."""
+class PlanShareLease:
+    """Keeps the lease of the shared plan a plan task is making (``ledger.plan_shares``), beside
+    the task's own :class:`LeaseKeeper`: a long listing is not taken over while its planner
+    lives, and is once it dies."""
 
-    def __init__(self, tasks: Tasks, key: TaskKey, owner: str, shares: PlanShares, share: str) -> None:
-        super().__init__(tasks, key, owner)
-        self._shares, self._share = shares, share
+    def __init__(self, shares: PlanShares, share: str, job_id: str, owner: str) -> None:
+        self._shares, self._share, self._job_id, self._owner = shares, share, job_id, owner
+        self._period = max(0.5, shares.lease.total_seconds() / 4)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-plan-share", daemon=True)
 
-    def _renew(self) -> bool:
-        return super()._renew() & self._shares.renew(self._share, self._key.job_id, self._owner)
+    def _run(self) -> None:
+        while not self._stop.wait(self._period):
+            try:
+                if not self._shares.renew(self._share, self._job_id, self._owner):
+                    return  # taken over: its new planner's plan is the one shared
+            except Exception as exc:  # the ledger is briefly unreachable: try again next period
+                log.warning("could not renew the lease of the plan of %s: %s", self._job_id, exc)
+
+    def __enter__(self) -> "PlanShareLease":
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -47,7 +47,7 @@ from stagegate.transfer.plan import LabelFile, check_labels_before_ready
 from stagegate.transfer.sealed import fingerprint, is_sealed, seal, unseal
 from stagegate.transfer.sources import Source
 from stagegate.workers.confined_sources import check_confined, confined_source
-from stagegate.workers.lease import LeaseKeeper, PlanLeaseKeeper, TaskCancelledError
+from stagegate.workers.lease import LeaseKeeper, PlanShareLease, TaskCancelledError
 from stagegate.workers.metrics import WorkerMetrics
 from stagegate.workers.portions import split_plan
 from stagegate.workers.settings import WorkerSettings
@@ -227,7 +227,10 @@ class NodeContext:
             self._follow_others(job, share, taken.plan)
             return
         try:
-            with PlanLeaseKeeper(self.tasks, key, self.owner, self.plan_shares, share):
+            with (
+                LeaseKeeper(self.tasks, key, self.owner),
+                PlanShareLease(self.plan_shares, share, job.id, self.owner),
+            ):
                 shared = self._plan_afresh(job, key)
         except Exception:
             self.dispatcher.send(k.to_message() for k in self.plan_shares.abandon(share, job.id))
