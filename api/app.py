@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-import stagegate
 from stagegate.api.edge import DEFAULT_MAX_BODY_BYTES, RequestGuard
 from stagegate.api.errors import install_error_handlers
 from stagegate.api.metrics import build_registry
@@ -26,6 +25,7 @@ from stagegate.ledger.checkpoints import Checkpoints
 from stagegate.ledger.pins import PinLeases
 from stagegate.queues import Dispatcher, make_celery
 from stagegate.settings import load_settings
+from stagegate.version import __version__
 
 DESCRIPTION = """\
 Stages datasets from S3 and on-prem storage onto GPU nodes' local NVMe, verified, under a
@@ -110,7 +110,7 @@ def create_app(
         title="stagegate",
         summary="Verified dataset staging onto GPU nodes' NVMe, under a classification policy.",
         description=DESCRIPTION,
-        version=stagegate.__version__,
+        version=__version__,
         lifespan=lifespan,
     )
     app.state.services = services

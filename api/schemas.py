@@ -144,6 +144,10 @@ class ProgressOut(BaseModel):
     bytes_total: int
     rate_bytes_per_s: float | None = Field(description="Recent copy rate; null until bytes move.")
     eta_seconds: float | None = Field(description="Estimated seconds to go; null until known.")
+    listed_objects: int | None = Field(
+        default=None, description="While planning: objects listed from the source so far; else null."
+    )
+    listed_bytes: int | None = Field(default=None, description="While planning: their bytes; else null.")
 
 
 class NodeStagingOut(BaseModel):
@@ -331,6 +335,8 @@ def staging_out(staging: Staging, lease: Lease | None = None) -> StagingOut:
             bytes_total=p.bytes_total,
             rate_bytes_per_s=p.rate_bytes_per_s,
             eta_seconds=p.eta_seconds,
+            listed_objects=p.listed_objects,
+            listed_bytes=p.listed_bytes,
         ),
         nodes=[
             NodeStagingOut(

@@ -24,6 +24,10 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 BASE_TOOLS = ["stagegate", *(tool.name for tool in peers.PEERS)]
 DEFAULT_SCENARIOS = [name for name in scenarios.NAMES if name != scenarios.RSS.name]
 EGRESS_RSS = "egress-rss"  # bench.egress_rss: an egress's peak memory, beside aws and s5cmd
+# bench.plan_scale: the planner over 10 million generated listing entries (1 million with --quick)
+PLAN_SCALE = "plan-10m"
+PLAN_RESULTS = Path(__file__).resolve().parent / "RESULTS-plan.md"
+EXTRA = [EGRESS_RSS, PLAN_SCALE]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,11 +42,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--scenarios",
-        type=_names([*scenarios.NAMES, EGRESS_RSS]),
+        type=_names([*scenarios.NAMES, *EXTRA]),
         default=DEFAULT_SCENARIOS,
-        help=f"comma-separated subset of {','.join([*scenarios.NAMES, EGRESS_RSS])} "
-        f"(default: {','.join(DEFAULT_SCENARIOS)}; rss-200k and egress-rss run only if named; "
-        "egress-rss writes bench/RESULTS-egress.md)",
+        help=f"comma-separated subset of {','.join([*scenarios.NAMES, *EXTRA])} "
+        f"(default: {','.join(DEFAULT_SCENARIOS)}; rss-200k, egress-rss and plan-10m run only if "
+        "named; egress-rss writes bench/RESULTS-egress.md, plan-10m bench/RESULTS-plan.md)",
     )
     parser.add_argument(
         "--runs",
@@ -125,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
         failed = egress_rss.main(["--runs", str(args.runs or 3)])
         if failed or not args.scenarios:
             return failed
+    if PLAN_SCALE in args.scenarios:
+        args.scenarios = [name for name in args.scenarios if name != PLAN_SCALE]
+        plan_scale_report(args.quick, args.runs or 1)
+        if not args.scenarios:
+            return 0
     # Turn `kill` into an exit that unwinds: the running tool and the S3 server get stopped.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(128 + signal.SIGTERM))
     if not os.access(measure.GNU_TIME, os.X_OK):
@@ -158,6 +167,18 @@ def main(argv: list[str] | None = None) -> int:
     write_atomically(RUNS_ROOT / "results.json", [json.dumps(runs, indent=1).encode()])
     _log(f"done in {elapsed:.0f} s; wrote {args.output} and {RUNS_ROOT / 'results.json'}")
     return 0
+
+
+def plan_scale_report(quick: bool, runs: int) -> None:
+    """The planning scenario, printed and written to bench/RESULTS-plan.md."""
+    from bench import plan_scale
+
+    load = os.getloadavg()
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC (start)")
+    table = plan_scale.table(1_000_000 if quick else 10_000_000, runs)
+    note = f"{when}; load average {_load(load)} before, {_load(os.getloadavg())} after (2 cores)"
+    print(table)
+    write_atomically(PLAN_RESULTS, [f"# Planning at scale\n\n{note}\n\n{table}\n".encode()])
 
 
 def run_all(

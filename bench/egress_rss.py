@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         client = server._client()
         for round_ in range(args.runs):
             for name, argv_ in tools(run, server.url, f"r{round_}").items():
-                done = measure._run(argv_, env, timeout_s=600)
+                done = measure.run_timed(argv_, env, timeout_s=600)
                 if done.code != 0:
                     print(f"{name} failed (exit {done.code}): {done.stderr[-400:]}", file=sys.stderr)
                     return 1

@@ -79,7 +79,7 @@ def run_once(
         os.sync()
         server_before = server_cpu() if server_cpu else 0.0
         machine_before = _machine_busy_s()
-        done = _run(argv, env, timeout_s)
+        done = run_timed(argv, env, timeout_s)
         server_used = server_cpu() - server_before if server_cpu else 0.0
         machine_used = _machine_busy_s() - machine_before
         synced = time.perf_counter()
@@ -113,7 +113,7 @@ def run_once(
     return run
 
 
-def _run(argv: list[str], env: dict[str, str], timeout_s: float) -> _Exit:
+def run_timed(argv: list[str], env: dict[str, str], timeout_s: float) -> _Exit:
     """Run `argv` under GNU time in its own session, killing the session on timeout."""
     with (
         tempfile.TemporaryFile() as out,

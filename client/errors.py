@@ -11,8 +11,10 @@ must do next:
   unreachable server, a server error; retrying later may succeed.
 """
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import contextvars
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from stagegate.errors import StagegateError
 from stagegate.states import STAGING_TERMINAL, StagingState
@@ -26,6 +28,27 @@ EXIT_BAD_INPUT = 2  # bad usage or bad input: an unsafe key, a missing source, a
 EXIT_DENIED = 3  # the policy refused (nothing moved), or the token's role may not do this
 EXIT_TAMPERED = 4  # the audit chain is broken
 EXIT_INTERRUPTED = 130
+
+# Set by a command given --json: its errors are then printed on stdout as one JSON object too,
+# so a program reading the JSON lines sees why it ended (the human message still goes to stderr).
+_ERRORS_AS_JSON: contextvars.ContextVar[bool] = contextvars.ContextVar("errors_as_json", default=False)
+
+
+def errors_as_json(wanted: bool = True) -> None:
+    """Ask for this command's errors as a JSON line on stdout (``--json``)."""
+    _ERRORS_AS_JSON.set(wanted)
+
+
+def error_json(message: str, exit_code: int, reasons: Sequence[str] = ()) -> str | None:
+    """The JSON line for an error ending the command, or None unless the command asked for it:
+    ``{"event": "error", "error": ..., "exit_code": ..., "reasons": [...]}``."""
+    if not _ERRORS_AS_JSON.get():
+        return None
+    event: dict[str, object] = {"event": "error", "error": message, "exit_code": exit_code}
+    if reasons:
+        event["reasons"] = list(reasons)
+    return json.dumps(event)
+
 
 # A staging in one of these states will not change any more.
 TERMINAL_STATES = STAGING_TERMINAL
@@ -76,17 +99,42 @@ class ServiceProtocolError(ServiceError):
 
 
 class WaitTimeoutError(ServiceError, TimeoutError):
-    """``ServiceClient.wait`` gave up before the staging finished; ``staging`` is the last
-    state seen. The staging itself goes on."""
+    """``ServiceClient.wait`` (or ``wait_egress``) gave up before the staging (the egress)
+    finished; ``staging`` is the last state seen of a staging. It goes on."""
+
+    def __init__(self, message: str, staging: "Staging | None" = None) -> None:
+        super().__init__(message)
+        self.staging = staging
+
+
+class StagingFailedError(ServiceError):
+    """A staging waited for ended failed or released, not ready; ``staging`` is how it ended."""
 
     def __init__(self, message: str, staging: "Staging") -> None:
         super().__init__(message)
         self.staging = staging
 
 
+class EgressDeniedError(ServiceError, PermissionError):
+    """The classification policy denied an egress on the service; nothing moved. ``egress`` is
+    the service's view of it (with its ``reasons``)."""
+
+    def __init__(self, message: str, egress: Mapping[str, Any]) -> None:
+        super().__init__(message, status=None)
+        self.egress = egress
+
+
+class EgressFailedError(ServiceError):
+    """An egress on the service failed; ``egress`` is the service's view of it (``errors``)."""
+
+    def __init__(self, message: str, egress: Mapping[str, Any]) -> None:
+        super().__init__(message)
+        self.egress = egress
+
+
 def service_exit_code(exc: ServiceError) -> int:
     """The exit code for an error of the service client (see the module docstring)."""
-    if isinstance(exc, StagingDeniedError | PermissionDeniedError):
+    if isinstance(exc, StagingDeniedError | PermissionDeniedError | EgressDeniedError):
         return EXIT_DENIED
     if isinstance(exc, AuthenticationError):
         return EXIT_BAD_INPUT

@@ -20,12 +20,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, Self, cast
 from urllib.parse import quote
 
 import httpx
 
-from stagegate import __version__
 from stagegate.client.errors import (
     AuthenticationError,
     PermissionDeniedError,
@@ -41,7 +40,9 @@ from stagegate.ledger import AuditEvent
 from stagegate.ledger.tokens import TokenInfo
 from stagegate.ledger.usage import UsageRow
 from stagegate.requests import EgressRequest, StagingMode, StagingRequest
+from stagegate.states import EGRESS_TERMINAL
 from stagegate.urls import has_credentials
+from stagegate.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,22 @@ def detail_message(detail: object) -> str:
     return ""
 
 
-class ServiceClient:
+class ClosedOnExit:
+    """``with thing:`` closes the thing at the end, however the block ends."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class ServiceClient(ClosedOnExit):
     """One connection pool to the service at ``base_url``, authenticated by ``token``.
 
     GET and DELETE requests (and a submission with an idempotency key, which the server
@@ -161,14 +177,6 @@ class ServiceClient:
 
     def close(self) -> None:
         self._http.close()
-
-    def __enter__(self) -> "ServiceClient":
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     # -- the API ---------------------------------------------------------------------------
 
@@ -334,6 +342,23 @@ class ServiceClient:
                 self._sleep(min(poll, left))
             else:
                 self._sleep(poll)
+
+    def wait_egress(self, id: str, poll: float = 1.0, timeout: float | None = None) -> dict[str, Any]:
+        """Poll the egress ``id`` every ``poll`` seconds until it is completed, failed or denied,
+        and return it. After ``timeout`` seconds raise :class:`WaitTimeoutError` (it goes on)."""
+        if poll <= 0:
+            raise InvalidInputError("poll must be positive")
+        deadline = None if timeout is None else self._clock() + timeout
+        while True:
+            view = self.egress(id)
+            if view.get("state") in EGRESS_TERMINAL:
+                return view
+            left = poll if deadline is None else deadline - self._clock()
+            if left <= 0:
+                raise WaitTimeoutError(
+                    f"egress {id} is still {view.get('state')} after {timeout:g} s; it continues"
+                )
+            self._sleep(min(poll, left))
 
     # -- transport -------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from stagegate.client.errors import (
     state_exit_code,
 )
 from stagegate.client.progress_bar import ProgressBar
+from stagegate.client.progress_output import ProgressOutput, choose_output, summary_line
 from stagegate.client.service_models import Staging
 from stagegate.client.service_render import (
     bar_progress,
@@ -37,6 +38,7 @@ from stagegate.client.service_render import (
     render_submitted,
     verdict,
 )
+from stagegate.progress import Listed
 from stagegate.settings import load_settings
 from stagegate.states import StagingState
 
@@ -71,9 +73,10 @@ def _exit_for(staging: Staging) -> None:
 
 
 def _print_final(staging: Staging, as_json: bool) -> None:
-    """A finished staging: the summary (or JSON) on stdout, why it is not ready on stderr."""
+    """A finished staging: the summary (or JSON, the last of the JSON lines) on stdout, why it
+    is not ready on stderr."""
     if as_json:
-        click.echo(json.dumps(staging.to_json()))
+        click.echo(summary_line(staging.to_json()))
         return
     click.echo(render_status(staging, _now()))
     for line in verdict(staging):
@@ -84,11 +87,12 @@ class Follower:
     """Shows successive looks at a staging: a bar on stderr and a line per change of state,
     or (``json_lines``) each changed staging as one JSON line on stdout."""
 
-    def __init__(self, bar: ProgressBar | None, json_lines: bool, say_changes: bool) -> None:
+    def __init__(self, bar: ProgressOutput | None, json_lines: bool, say_changes: bool) -> None:
         self._bar = bar
         self._json_lines = json_lines
         self._say_changes = say_changes
         self.last: Staging | None = None
+        self._rate: float | None = None  # the service's last measure, kept once it is ready
 
     def __call__(self, staging: Staging) -> None:
         if self._json_lines:
@@ -100,20 +104,26 @@ class Follower:
                 self._bar.finish()
             for line in lines:
                 click.echo(line, err=True)
+        p = staging.progress
+        if self._bar is not None and staging.state == StagingState.PLANNING and p.listed_objects is not None:
+            self._bar.listed(Listed(p.listed_objects, p.listed_bytes or 0))
         drawn = bar_progress(staging)
         # Ready only completes a bar already drawn: one first drawn at 100 % says nothing.
         if staging.state != StagingState.TRANSFERRING and (
             self.last is None or self.last.state != StagingState.TRANSFERRING
         ):
             drawn = None
+        if staging.progress.rate_bytes_per_s is not None:
+            self._rate = staging.progress.rate_bytes_per_s
         if self._bar is not None and drawn is not None:
             progress, note = drawn
-            self._bar(progress, note=note, rate=staging.progress.rate_bytes_per_s)
+            # The service's rate throughout (and its last one once ready): never the bar's own.
+            self._bar(progress, note=note, rate=self._rate if self._rate is not None else 0.0)
         self.last = staging
 
     def finish(self) -> None:
         if self._bar is not None:
-            self._bar.finish()
+            self._bar.finish(rate=self._rate)
 
 
 def interrupted_message(staging_id: str) -> str:
@@ -214,8 +224,7 @@ def stage_on_service(server: str | None, ask: Submission, wait: bool, output: Ou
                 click.echo(f"  follow it: stagegate status {staging.id} --watch", err=True)
             _exit_for(staging)
             return
-        show_bar = sys.stderr.isatty() if output.progress is None else output.progress
-        bar = ProgressBar(stream=sys.stderr) if show_bar else None
+        bar = choose_output(output.as_json, output.progress, output.quiet)
         follower = Follower(bar, json_lines=False, say_changes=not (output.as_json or output.quiet))
         final = follow(service, staging.id, staging, follower)
     if output.quiet:

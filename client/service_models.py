@@ -118,6 +118,8 @@ class StagingProgress:
     bytes_total: int = 0
     rate_bytes_per_s: float | None = None
     eta_seconds: float | None = None
+    listed_objects: int | None = None  # while planning: objects listed so far
+    listed_bytes: int | None = None
 
     @classmethod
     def parse(cls, f: _Fields) -> "StagingProgress":
@@ -128,6 +130,8 @@ class StagingProgress:
             bytes_total=f.integer("bytes_total"),
             rate_bytes_per_s=f.opt_number("rate_bytes_per_s"),
             eta_seconds=f.opt_number("eta_seconds"),
+            listed_objects=f.opt_integer("listed_objects"),
+            listed_bytes=f.opt_integer("listed_bytes"),
         )
 
 
@@ -231,6 +235,12 @@ class Staging:
             raw=dict(f.data),
         )
 
+    def _listing(self) -> dict[str, int]:
+        p = self.progress
+        if p.listed_objects is None:
+            return {}
+        return {"listed_objects": p.listed_objects, "listed_bytes": p.listed_bytes or 0}
+
     def to_json(self) -> dict[str, Any]:
         """The server's JSON as received; for a staging built in code, the same shape."""
         built: dict[str, Any] = {
@@ -251,6 +261,7 @@ class Staging:
                 "bytes_total": self.progress.bytes_total,
                 "rate_bytes_per_s": self.progress.rate_bytes_per_s,
                 "eta_seconds": self.progress.eta_seconds,
+                **self._listing(),
             },
             "nodes": [
                 {

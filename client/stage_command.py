@@ -1,55 +1,25 @@
 """``stagegate stage``: copy a dataset into a directory, verified, under the policy; or, with
 ``--node``, ask the service to stage it onto cluster nodes (``client/service_commands.py``)."""
 
-import json
 import shlex
-import sys
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import click
 from click.core import ParameterSource
 
-from stagegate.client import context
 from stagegate.client.duration_param import DURATION
-from stagegate.client.errors import EXIT_INTERRUPTED
-from stagegate.client.progress_bar import ProgressBar
+from stagegate.client.embedded_api import StagedDataset, stage_here
+from stagegate.client.errors import EXIT_INTERRUPTED, errors_as_json
+from stagegate.client.progress_output import choose_output, summary_line
 from stagegate.client.service_commands import Output, Submission, server_option, stage_on_service
 from stagegate.durability import Durability
+from stagegate.progress import throughput
 from stagegate.requests import StagingRequest
 from stagegate.sizes import format_bytes, parse_size
 from stagegate.urls import refuse_credentials
-from stagegate.workers.staging import StagingOptions, run_staging
-
-
-class StagedDataset(Protocol):
-    """What this command reads of a finished staging (the engine's result has it): a shape,
-    so the client names nothing of the engine."""
-
-    @property
-    def destination(self) -> str: ...
-    @property
-    def digest(self) -> str: ...
-    @property
-    def state_dir(self) -> str: ...
-    @property
-    def files(self) -> int: ...
-    @property
-    def bytes(self) -> int: ...
-    @property
-    def files_copied(self) -> int: ...
-    @property
-    def bytes_copied(self) -> int: ...
-    @property
-    def files_skipped(self) -> int: ...
-    @property
-    def verified_source(self) -> int: ...
-    @property
-    def verified_local(self) -> int: ...
-    @property
-    def seconds(self) -> float: ...
-    def to_json(self) -> dict[str, object]: ...
+from stagegate.workers.staging import StagingOptions
 
 
 class SizeParam(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.3
@@ -255,7 +225,8 @@ def choose_mode(
 @click.option(
     "--progress/--no-progress",
     default=None,
-    help="Progress bar on stderr (default: when stderr is a terminal).",
+    help="Progress bar on stderr (default: when stderr is a terminal); with --json, progress as JSON "
+    "lines on stdout before the summary.",
 )
 def stage(
     source: str,
@@ -301,6 +272,7 @@ def stage(
     .stagegate-NAME next to DIR (NAME is DIR's name). DIR is complete when READY exists
     there; manifest.jsonl there holds the BLAKE3 checksum of every file.
     """
+    errors_as_json(as_json)
     refuse_credentials(source, "SOURCE")  # before it reaches the service or the ledger
     if quiet and (as_json or progress):
         raise click.UsageError("--quiet prints no summary and no progress: leave out --json and --progress")
@@ -319,24 +291,28 @@ def stage(
         bandwidth_limit=bandwidth_limit,
         durability=Durability(durability),
     )
-    policy = context.load_policy(policy_path)
     request = StagingRequest(source=source, destination=str(destination), job_ref=job_ref)
-    show_bar = (sys.stderr.isatty() if progress is None else progress) and not quiet
-    bar = ProgressBar() if show_bar else None
-    with context.ledger() as ledger:
+    shown = choose_output(as_json, progress, quiet)
+    try:
         try:
-            try:
-                result = run_staging(
-                    ledger, policy, context.local_requester(), request, on_progress=bar, options=options
-                )
-            finally:
-                if bar is not None:
-                    bar.finish()
-        except KeyboardInterrupt:
-            click.echo(resume_hint(source, destination), err=True)
-            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+            result = stage_here(
+                request,
+                options,
+                policy_path,
+                on_progress=shown,
+                on_listed=shown.listed if shown is not None else None,
+            )
+        except BaseException:
+            if shown is not None:
+                shown.finish()
+            raise
+    except KeyboardInterrupt:
+        click.echo(resume_hint(source, destination), err=True)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+    if shown is not None:  # the last line shows the summary's rate, not the bar's window
+        shown.finish(rate=throughput(result.bytes_copied, result.seconds))
     if as_json:
-        click.echo(json.dumps(_summary(result)))
+        click.echo(summary_line(_summary(result)))
     elif not quiet:
         _print_summary(result)
 
@@ -352,14 +328,13 @@ def resume_hint(source: str, destination: Path) -> str:
 
 def _summary(result: StagedDataset) -> dict[str, object]:
     summary = result.to_json()
-    seconds = max(result.seconds, 1e-9)
-    summary["throughput_bytes_per_second"] = round(result.bytes_copied / seconds)
+    summary["throughput_bytes_per_second"] = round(throughput(result.bytes_copied, result.seconds))
     summary["state_dir"] = result.state_dir
     return summary
 
 
 def _print_summary(r: StagedDataset) -> None:
-    rate = r.bytes_copied / r.seconds if r.seconds > 0 else 0.0
+    rate = throughput(r.bytes_copied, r.seconds)
     click.echo(
         f"staged {r.files} files, {format_bytes(r.bytes)} into {r.destination} "
         f"in {r.seconds:.1f} s ({format_bytes(rate)}/s)"

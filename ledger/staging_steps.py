@@ -112,6 +112,17 @@ class StagingSteps:
             )
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
+    def record_listing(self, job_id: str, objects: int, nbytes: int) -> None:
+        """How far the plan step has listed the source: kept in the job's files and bytes while
+        it plans (``record_plan`` then writes the plan's own counts), so a planning staging's
+        view can say how many objects were found so far."""
+        with self._ledger.sessions.begin() as session:
+            session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.state == StagingState.PLANNING)
+                .values(files=objects, bytes=nbytes)
+            )
+
     def record_plan(self, job_id: str, digest: str, files: int, nbytes: int, policy_version: str) -> None:
         with self._ledger.sessions.begin() as session:
             session.execute(

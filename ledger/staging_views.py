@@ -8,7 +8,7 @@ same code over a list of one, so the two can never disagree.
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
@@ -44,6 +44,9 @@ class StagingProgress:
     bytes_total: int
     rate_bytes_per_s: float | None
     eta_seconds: float | None
+    # While planning: the objects (and bytes) the plan step has listed so far; else None.
+    listed_objects: int | None = None
+    listed_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,11 +248,17 @@ def _staging(job: JobRow, statuses: list[NodeStatus], reasons: list[str]) -> Sta
         created_at=job.created_at,
         updated_at=job.updated_at,
         digest=job.manifest_digest,
-        progress=progress_of(statuses, job.started_at, job.state),
+        progress=_with_listing(progress_of(statuses, job.started_at, job.state), job),
         nodes=statuses,
         errors=[job.error] if job.error and job.state != StagingState.DENIED else [],
         reasons=reasons,
     )
+
+
+def _with_listing(progress: StagingProgress, job: JobRow) -> StagingProgress:
+    if job.state != StagingState.PLANNING:
+        return progress
+    return replace(progress, listed_objects=job.files or 0, listed_bytes=job.bytes or 0)
 
 
 def node_state(job_state: str, dataset_state: str | None) -> str:

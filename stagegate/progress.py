@@ -19,3 +19,23 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+
+
+def throughput(bytes_moved: int, seconds: float) -> float:
+    """Bytes per second over a whole transfer: the one definition of "rate" that a summary, its
+    JSON and the last line of a progress bar all show (bytes found already in place are not
+    moved, so they are not in ``bytes_moved``)."""
+    return bytes_moved / seconds if seconds > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """How far planning has listed the source: objects (and their bytes) seen so far; ``done``
+    once the listing is complete."""
+
+    objects: int
+    bytes: int
+    done: bool = False
+
+
+ListingCallback = Callable[[Listed], None]

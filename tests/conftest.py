@@ -11,6 +11,13 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline: hypothesis's default 200 ms is a timed assertion, and on this shared
+# two-core machine a property test that writes files outran it under load (a failure that said
+# nothing about the code). Examples still stop at max_examples.
+settings.register_profile("stagegate", deadline=None)
+settings.load_profile("stagegate")
 
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

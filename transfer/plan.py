@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stagegate.limits import MAX_LABEL_FILE_BYTES
+from stagegate.progress import Listed, ListingCallback
 from stagegate.transfer.errors import (
     LabelChangedError,
     LabelSourceError,
@@ -23,6 +24,7 @@ from stagegate.transfer.sink import open_nofollow
 from stagegate.transfer.sources.base import Source
 
 MAX_PROBLEMS_SHOWN = 20
+LISTED_EVERY = 1000  # objects between two planning-progress reports (an S3 listing page)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +109,11 @@ def read_small(source: Source, obj: SourceObject, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def plan_dataset(source: Source, spill: Path, label_file_name: str | None = None) -> Plan:
-    """List ``source`` into ``spill`` and check every key.
+def plan_dataset(
+    source: Source, spill: Path, label_file_name: str | None = None, on_listed: ListingCallback | None = None
+) -> Plan:
+    """List ``source`` into ``spill`` and check every key; ``on_listed`` hears how far the
+    listing is every :data:`LISTED_EVERY` objects, and once more when it is complete.
 
     Objects named ``label_file_name`` are read, not staged: their content labels their
     directory, and they are in ``Plan.label_files``. They count in the digest, so a
@@ -125,9 +130,13 @@ def plan_dataset(source: Source, spill: Path, label_file_name: str | None = None
     digest = ManifestDigest()
     label_files: dict[str, LabelFile] = {}
     problems: list[str] = []
-    problem_count = total_bytes = markers = files = 0
+    problem_count = total_bytes = markers = files = listed = listed_bytes = 0
     with os.fdopen(open_nofollow(spill, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb") as f:
         for obj in source.list():
+            listed += 1
+            listed_bytes += obj.size
+            if on_listed is not None and listed % LISTED_EVERY == 0:
+                on_listed(Listed(listed, listed_bytes))
             if is_directory_marker(obj.key, obj.size):
                 if label_file_name is not None:
                     _no_label_directory(obj.key.rstrip("/") + "/", label_file_name)
@@ -153,6 +162,8 @@ def plan_dataset(source: Source, spill: Path, label_file_name: str | None = None
             files += 1
             total_bytes += obj.size
             f.write(_encode(obj))
+    if on_listed is not None:
+        on_listed(Listed(listed, listed_bytes, done=True))
     plan = Plan(source.url, spill, files, total_bytes, digest.hexdigest(), markers, label_files)
     if guard.needs_second_pass and not problems:
         try:

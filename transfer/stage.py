@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stagegate.errors import InvalidInputError
+from stagegate.progress import ListingCallback
 from stagegate.transfer.engine import CopyEngine, LabelGate, TransferConfig
 from stagegate.transfer.layout import LEGACY_STATE_DIR, state_dir_of
 from stagegate.transfer.parts import batched_by_weight
@@ -48,13 +49,15 @@ def stage(
     label_file_name: str | None = None,
     record_interval: float = RECORD_INTERVAL,
     label_gate: LabelGate | None = None,
+    on_listed: ListingCallback | None = None,
 ) -> StageResult:
     """Copy every object of ``source`` into ``destination`` and mark it ready.
 
     Files already there from an earlier run, unchanged and verified, are kept. The dataset
     is ready (``READY`` exists in its state directory beside it,
     :func:`transfer.layout.state_dir_of`) only when every file is verified and durable.
-    ``on_plan`` sees the plan before any byte moves; if it raises (a policy denial), the
+    ``on_listed`` hears how far planning has listed the source. ``on_plan`` sees the plan
+    before any byte moves; if it raises (a policy denial), the
     destination is left as it was found. Files named ``label_file_name`` label their
     directory and are not staged; with ``config.recheck_labels`` they are re-read before
     each batch and once more before READY (a change raises :class:`transfer.errors.LabelChangedError`, and
@@ -79,7 +82,7 @@ def stage(
     with DatasetDir(destination) as dataset:
         dataset.lock_exclusive()  # held until the dataset is closed: for the whole staging
         try:
-            plan = plan_dataset(source, dataset.state_path / PLAN_FILE, label_file_name)
+            plan = plan_dataset(source, dataset.state_path / PLAN_FILE, label_file_name, on_listed)
             if on_plan is not None:
                 on_plan(plan)
         except BaseException:

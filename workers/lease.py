@@ -1,4 +1,5 @@
-"""Keeping a task's lease alive while it runs, and noticing when it is taken away."""
+"""Keeping a task's lease alive while it runs, reporting its progress, and noticing when it is
+taken away."""
 
 import logging
 import threading
@@ -10,18 +11,28 @@ from stagegate.transfer import Progress
 
 log = logging.getLogger(__name__)
 
+# How often, at most, a running batch writes its progress to the ledger: often enough that the
+# service's bar moves per file (a batch holds up to ~1,000 files), rarely enough that a node
+# copying small files does not turn every file into a database write.
+PROGRESS_EVERY = 0.5  # seconds
+
 
 class TaskCancelledError(Exception):
     """The task is no longer ours (the staging was released, or the lease was lost)."""
 
 
 class LeaseKeeper:
-    """Renews the lease every quarter lease from a thread, reporting the batch's progress;
-    the copy's progress callback raises once a renewal is refused, which stops the engine."""
+    """Renews the lease every quarter lease from a thread, and records the batch's progress
+    whenever it changed, at most every :data:`PROGRESS_EVERY` seconds (each write also renews
+    the lease, and both are refused once the task is no longer ours); the copy's progress
+    callback raises once a renewal is refused, which stops the engine."""
 
-    def __init__(self, tasks: Tasks, key: TaskKey, owner: str) -> None:
+    def __init__(
+        self, tasks: Tasks, key: TaskKey, owner: str, progress_every: float = PROGRESS_EVERY
+    ) -> None:
         self._tasks, self._key, self._owner = tasks, key, owner
         self._period = max(0.5, tasks.lease.total_seconds() / 4)
+        self._tick = min(self._period, progress_every)
         self._progress = Progress(0, 0)
         self._lost = threading.Event()
         self._stop = threading.Event()
@@ -37,14 +48,21 @@ class LeaseKeeper:
         return self._lost.is_set()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._period):
+        written = Progress(0, 0)
+        since_renewal = 0.0
+        while not self._stop.wait(self._tick):
+            since_renewal += self._tick
             p = self._progress
+            if p == written and since_renewal < self._period:
+                continue  # nothing new to show, and the lease is not due
             try:
                 if not self._tasks.renew(self._key, self._owner, p.files_done, p.bytes_done):
                     self._lost.set()
                     return
-            except Exception as exc:  # the ledger is briefly unreachable: try again next period
+            except Exception as exc:  # the ledger is briefly unreachable: try again next tick
                 log.warning("could not renew the lease of %s: %s", self._key, exc)
+                continue
+            written, since_renewal = p, 0.0
 
     def __enter__(self) -> "LeaseKeeper":
         self._thread.start()

@@ -48,6 +48,7 @@ from stagegate.transfer.sealed import fingerprint, is_sealed, seal, unseal
 from stagegate.transfer.sources import Source
 from stagegate.workers.confined_sources import check_confined, confined_source
 from stagegate.workers.lease import LeaseKeeper, PlanShareLease, TaskCancelledError
+from stagegate.workers.listing_progress import ListingRecorder
 from stagegate.workers.metrics import WorkerMetrics
 from stagegate.workers.portions import split_plan
 from stagegate.workers.settings import WorkerSettings
@@ -279,7 +280,8 @@ class NodeContext:
             self.source_of(job) as source,
             tempfile.TemporaryDirectory(prefix="stagegate-plan-") as scratch,
         ):
-            plan = plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name)
+            listed = ListingRecorder(self.stagings, job.id)
+            plan = plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name, listed)
             resolver = label_resolver(plan, self.policy)
             self.manifests.clear(job.id)
             self.manifests.add(job.id, manifest_entries(plan, resolver))

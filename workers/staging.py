@@ -7,6 +7,7 @@ embedded client calls :func:`run_staging` in-process; the service's tasks will c
 same steps.
 """
 
+import contextlib
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from stagegate.policies import (
     PolicyDeniedError,
     Zone,
 )
-from stagegate.progress import ProgressCallback
+from stagegate.progress import ListingCallback, ProgressCallback
 from stagegate.requests import StagingRequest
 from stagegate.states import StagingState
 from stagegate.transfer import (
@@ -50,6 +51,7 @@ __all__ = [
     "Requester",
     "StagingOptions",
     "check_policy",
+    "planned_source",
     "run_staging",
 ]
 
@@ -255,8 +257,10 @@ def run_staging(
     on_progress: ProgressCallback | None = None,
     on_plan: Callable[[Plan], None] | None = None,
     options: StagingOptions | None = None,
+    on_listed: ListingCallback | None = None,
 ) -> StageResult:
-    """Stage ``request.source`` into ``request.destination`` in this process.
+    """Stage ``request.source`` into ``request.destination`` in this process; ``on_listed``
+    hears how far planning has listed the source, ``on_progress`` how far the copy is.
 
     Raises :class:`policies.PolicyDeniedError` (nothing moved) when the policy refuses any
     object, and the transfer's own errors when the copy fails; each outcome is audited.
@@ -287,6 +291,7 @@ def run_staging(
             planned,
             label_file_name=LABELS.file_name,
             label_gate=run.label_gate(source),
+            on_listed=on_listed,
         )
     except PolicyDeniedError as exc:
         if not run.denied:  # refused at copy time, by an object's own label
@@ -299,11 +304,18 @@ def run_staging(
     return result
 
 
-def check_policy(policy: Policy, source_url: str) -> tuple[Plan, Decision]:
-    """What the policy would decide on staging ``source_url``, without moving a byte: every
-    object's own label is read up front (one tagging request per S3 object)."""
+@contextlib.contextmanager
+def planned_source(source_url: str, on_listed: ListingCallback | None = None) -> Iterator[Plan]:
+    """The plan of ``source_url`` as a staging makes it, read with the caller's own credentials
+    and every own label read up front (one tagging request per S3 object), moving nothing;
+    its spill file lasts as long as the block."""
     refuse_credentials(source_url, "source URL")
     source = open_source(source_url, labels=LABELS, tags_at_plan=True)
     with tempfile.TemporaryDirectory(prefix="stagegate-plan-") as scratch:
-        plan = plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name)
+        yield plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name, on_listed)
+
+
+def check_policy(policy: Policy, source_url: str) -> tuple[Plan, Decision]:
+    """What the policy would decide on staging ``source_url``, without moving a byte."""
+    with planned_source(source_url) as plan:
         return plan, decide_plan(policy, plan, Zone.staging(), label_resolver(plan, policy))

@@ -8,6 +8,8 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.responses import HTMLResponse
 
+from stagegate.sizes import format_bytes
+
 HERE = Path(__file__).parent
 # No script runs on these pages and nothing is fetched from elsewhere: air-gapped clusters,
 # and an XSS that slipped past escaping would still have nothing to run.
@@ -22,12 +24,9 @@ HEADERS = {
 
 
 def human_bytes(n: int | float) -> str:
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(value) < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
+    """The one byte formatter every output uses (:func:`stagegate.sizes.format_bytes`), so the
+    pages say what the CLI says (999,950 bytes is 1.0 MB in both, not 1000.0 kB here)."""
+    return format_bytes(n)
 
 
 def when(moment: datetime | None) -> str:

@@ -87,5 +87,6 @@ def test_the_wheel_holds_only_the_stagegate_namespace(tmp_path: Path) -> None:
         "stagegate/client/cli.py",
         "stagegate/ledger/migrations/script.py.mako",
         "stagegate/policies/default_policy.yaml",
+        "stagegate/py.typed",
     ):
         assert expected in names, expected

@@ -1,4 +1,6 @@
-"""An S3 bucket prefix as a source, through boto3.
+"""An S3 bucket prefix as a source: listings, HEADs and tags through boto3; the bodies of
+small objects through the CRT's S3 client (:mod:`transfer.sources.s3_crt`), ranges and big
+objects through boto3's GET (``data_path="auto"``; "crt" or "boto3" force one for all).
 
 Credentials come from boto3's standard chain and ``AWS_ENDPOINT_URL`` is honoured, so any
 S3-compatible store works. Every GET carries ``If-Match`` with the listed ETag: a ranged
@@ -26,6 +28,12 @@ from stagegate.transfer.sources.base import PublishedChecksum
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+    from stagegate.transfer.sources.s3_crt import CrtGetter
+
+# "auto": whole objects of up to one CRT part through the CRT, ranges and bigger objects
+# through boto3 (the measurement behind it: README, "S3 data path"); or either for everything.
+DATA_PATHS = ("auto", "crt", "boto3")
 
 # response field -> our algorithm name, most preferred first
 _CHECKSUM_FIELDS = (
@@ -128,8 +136,15 @@ class S3Source:
         max_connections: int = 64,
         labels: LabelSpec | None = None,
         tags_at_plan: bool = False,
+        data_path: str = "auto",
     ) -> None:
+        if data_path not in DATA_PATHS:
+            raise InvalidInputError(f"unknown S3 data path {data_path!r}: one of {', '.join(DATA_PATHS)}")
         self.url = url
+        self._data_path = data_path
+        self._max_connections = max_connections
+        self._getter: CrtGetter | None = None
+        self._getter_lock = threading.Lock()
         self.bucket, prefix = split_s3_url(url)
         self._client = client or make_client(max_connections)
         self._prefix = prefix
@@ -268,17 +283,70 @@ class S3Source:
             raise
 
     def open(self, obj: SourceObject, offset: int = 0, length: int | None = None) -> _BodyReader:
-        args: dict[str, Any] = {"Bucket": self.bucket, "Key": self._full_key(obj)}
+        whole = offset == 0 and (length is None or length == obj.size)
+        if not whole and (length == 0 or offset >= obj.size):
+            return _BodyReader(io.BytesIO(), None)  # S3 ignores an empty Range and sends it all
+        byte_range = None if whole else (offset, obj.size - 1 if length is None else offset + length - 1)
+        full_key = self._full_key(obj)
+        if self._through_crt(obj, byte_range):
+            body, resp = self._get_crt(obj, full_key, byte_range)
+        else:
+            body, resp = self._get_boto3(obj, full_key, byte_range)
+        published = published_from_response(resp, obj.revision) if whole else None
+        if whole and obj.checksum_algorithm and (published is None or published.algorithm == "md5"):
+            # The object has a checksum the response did not carry (the CRT reads an object
+            # above one part as ranged GETs, which S3 answers without it): ask for it.
+            published = self.published_checksum(obj)
+
+        def label() -> str | None:
+            # A GET reports how many tags the object has: untagged objects cost no extra call.
+            if not self._tag or not resp.get("TagCount"):
+                return None
+            return self._label_of(full_key)
+
+        return _BodyReader(body, published, label)
+
+    def _through_crt(self, obj: SourceObject, byte_range: tuple[int, int] | None) -> bool:
+        if self._data_path != "auto":
+            return self._data_path == "crt"
+        from stagegate.transfer.sources.s3_crt import PART_SIZE
+
+        # Per file the CRT costs less CPU than botocore; per byte more (it hands Python each
+        # part as a fresh buffer, and splits a range into more requests): small files take it.
+        return byte_range is None and obj.size <= PART_SIZE
+
+    def _get_crt(
+        self, obj: SourceObject, full_key: str, byte_range: tuple[int, int] | None
+    ) -> tuple[Any, dict[str, Any]]:
+        from stagegate.transfer.sources.s3_crt import response_fields
+
+        body = self._crt().get(self.bucket, full_key, obj.revision, obj.version, byte_range, obj.key)
+        return body, response_fields(body.headers)
+
+    def _crt(self) -> "CrtGetter":
+        with self._getter_lock:  # one CRT client (and its event loops) per source
+            if self._getter is None:
+                from stagegate.transfer.sources.s3_crt import CrtGetter
+
+                meta = self._client.meta
+                self._getter = CrtGetter(
+                    meta.endpoint_url,
+                    meta.region_name or "us-east-1",
+                    boto3.session.Session().get_credentials,
+                    max_connections=self._max_connections,
+                )
+            return self._getter
+
+    def _get_boto3(
+        self, obj: SourceObject, full_key: str, byte_range: tuple[int, int] | None
+    ) -> tuple[Any, dict[str, Any]]:
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": full_key}
         if obj.revision:
             args["IfMatch"] = obj.revision
         if obj.version:
             args["VersionId"] = obj.version
-        whole = offset == 0 and (length is None or length == obj.size)
-        if not whole and (length == 0 or offset >= obj.size):
-            return _BodyReader(io.BytesIO(), None)  # S3 ignores an empty Range and sends it all
-        if not whole:
-            end = obj.size - 1 if length is None else offset + length - 1
-            args["Range"] = f"bytes={offset}-{end}"
+        if byte_range is not None:
+            args["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
         try:
             resp = self._client.get_object(**args)
         except ClientError as exc:
@@ -288,16 +356,7 @@ class S3Source:
             if code in ("NoSuchKey", "404"):
                 raise SourceChangedError(f"{obj.key}: deleted since it was listed") from None
             raise TransferError(f"{obj.key}: S3 GET failed: {code or exc}") from None
-        published = published_from_response(resp, obj.revision) if whole else None  # type: ignore[arg-type]
-        full_key = args["Key"]
-
-        def label() -> str | None:
-            # A GET reports how many tags the object has: untagged objects cost no extra call.
-            if not self._tag or not resp.get("TagCount"):
-                return None
-            return self._label_of(full_key)
-
-        return _BodyReader(resp["Body"], published, label)
+        return resp["Body"], resp  # type: ignore[return-value]
 
     def published_checksum(self, obj: SourceObject) -> PublishedChecksum | None:
         head = self._head(self._full_key(obj), ChecksumMode="ENABLED")

@@ -18,7 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from integration.helpers import STAGEGATE, assert_staged, data_files, is_ready, payload, write_tree
+from integration.helpers import (
+    STAGEGATE,
+    assert_staged,
+    data_files,
+    is_ready,
+    payload,
+    put_objects,
+    write_tree,
+)
 from stagegate.transfer import open_source, stage
 from stagegate.transfer.batch_record import BATCHES_DIR, read_batch_record
 from stagegate.transfer.layout import state_dir_of
@@ -52,7 +60,7 @@ def recorded(dest: Path) -> tuple[set[str], int, int]:
     return keys, complete, partial
 
 
-def command(mode: str, src: Path, dest: Path, scratch: Path, throttled: bool) -> list[str]:
+def command(mode: str, src: Path | str, dest: Path, scratch: Path, throttled: bool) -> list[str]:
     if mode == "embedded":
         cmd = [STAGEGATE, "stage", str(src), "--to", str(dest), "--no-progress", "--json"]
         return [*cmd, "--bandwidth", str(BANDWIDTH)] if throttled else cmd
@@ -85,6 +93,21 @@ def copied_by(mode: str, stdout: str) -> tuple[int, int]:
 )
 def test_killed_mid_batch_then_rerun_copies_only_what_was_not_durable(tmp_path, mode, how):
     src = write_tree(tmp_path / "src", {**FILES, ".classification": b"public\n"})
+    kill_then_rerun(mode, how, src, tmp_path)
+
+
+@pytest.mark.parametrize("mode", ["embedded", "service"])
+def test_s3_source_killed_mid_batch_then_rerun_resumes(tmp_path, mode, s3_client, bucket, subprocess_env):
+    """The same from S3, where the bodies come through the CRT's client (its native threads
+    die with the process, mid-GET)."""
+    objects = {**FILES, ".classification": b"public\n"}
+    put_objects(s3_client, bucket, {f"ds/{key}": data for key, data in objects.items()})
+    kill_then_rerun(mode, signal.SIGKILL, f"s3://{bucket}/ds", tmp_path, subprocess_env)
+
+
+def kill_then_rerun(
+    mode: str, how: signal.Signals, src: Path | str, tmp_path: Path, env: dict[str, str] | None = None
+) -> None:
     dest = tmp_path / "dest"
     scratch = tmp_path / "scratch"
     scratch.mkdir()
@@ -95,6 +118,7 @@ def test_killed_mid_batch_then_rerun_copies_only_what_was_not_durable(tmp_path, 
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        env=env,
     )
     try:
         deadline = time.monotonic() + 60
@@ -125,7 +149,11 @@ def test_killed_mid_batch_then_rerun_copies_only_what_was_not_durable(tmp_path, 
     untouched = {key: os.stat(dest / key) for key in durable}
 
     rerun = subprocess.run(
-        command(mode, src, dest, scratch, throttled=False), capture_output=True, text=True, timeout=120
+        command(mode, src, dest, scratch, throttled=False),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert rerun.returncode == 0, rerun.stderr
     copied, found_done = copied_by(mode, rerun.stdout)

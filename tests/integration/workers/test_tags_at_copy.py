@@ -2,7 +2,8 @@
 and decided on before a byte of the object is written; on the real (loopback) S3 server,
 with the real SQLite ledger under $STAGEGATE_HOME.
 
-Requests are counted with botocore event hooks on the client the staging itself makes.
+Requests are counted with botocore event hooks on the client the staging itself makes, and
+the GETs of object bodies where the data path (the CRT's client) sends them.
 """
 
 import collections
@@ -17,6 +18,7 @@ from stagegate.policies import LABEL_FILE_NAME, LABEL_TAG, Policy, PolicyDeniedE
 from stagegate.requests import StagingRequest
 from stagegate.transfer import DatasetDir
 from stagegate.transfer.sources import s3 as s3_source
+from stagegate.transfer.sources import s3_crt
 from stagegate.workers.staging import Requester, StagingOptions, check_policy, run_staging
 
 pytestmark = pytest.mark.integration
@@ -32,6 +34,11 @@ def requests(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[str]:
     """S3 operations sent by every client the staging code makes, by name."""
     sent: collections.Counter[str] = collections.Counter()
     make_client = s3_source.make_client
+    crt_get = s3_crt.CrtGetter.get
+
+    def counting_get(self: s3_crt.CrtGetter, *args: Any, **kwargs: Any) -> Any:
+        sent.update(["GetObject"])
+        return crt_get(self, *args, **kwargs)
 
     def counting(max_connections: int) -> Any:
         client = make_client(max_connections)
@@ -39,6 +46,7 @@ def requests(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[str]:
         return client
 
     monkeypatch.setattr(s3_source, "make_client", counting)
+    monkeypatch.setattr(s3_crt.CrtGetter, "get", counting_get)
     return sent
 
 

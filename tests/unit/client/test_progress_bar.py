@@ -163,3 +163,40 @@ def test_a_given_rate_replaces_the_bars_own() -> None:
     clock.now += 1.0
     bar(p(300))  # without one, the bar measures again: 200 bytes in a second
     assert "200 B/s" in last_line(stream)
+
+
+def _wide_words(monkeypatch: pytest.MonkeyPatch, progress: Progress, note: str) -> list[str]:
+    bar, stream, _ = make_bar()
+    bar(progress, note=note)
+    return last_line(stream).split()
+
+
+@pytest.mark.parametrize("columns", [80, 40])
+def test_a_narrow_terminal_loses_whole_fields_never_part_of_a_word(
+    monkeypatch: pytest.MonkeyPatch, columns: int
+) -> None:
+    big = p(41_300_000_000, total=62_500_000_000, files=845012, files_total=1281167)
+    wide = _wide_words(monkeypatch, big, "nodes 1/2 ready")
+    monkeypatch.setenv("COLUMNS", str(columns))
+    bar, stream, _ = make_bar()
+    bar(big, note="nodes 1/2 ready")
+    line = last_line(stream)
+    assert len(line) <= columns - 1
+    words = line.split()
+    assert words[0].startswith("[") and words[0].endswith("]"), "the bar is kept, whole"
+    assert all(w in wide for w in words[1:]), f"a word was cut: {line!r}"
+    assert "66.1%" in words and "41.3" in words, "the percentage and the bytes come first"
+    if columns == 80:
+        assert "ETA" in words and "files" in words
+
+
+def test_finish_with_the_summarys_rate_redraws_the_last_line_with_it() -> None:
+    bar, stream, clock = make_bar()
+    bar(p(0))
+    clock.now += 1.0
+    bar(p(1000, files=10))  # 1 kB in the last second: the bar's own window says 1.0 kB/s
+    assert "1.0 kB/s" in last_line(stream)
+    bar.finish(rate=250.0)  # the whole staging, planning included, averaged 250 B/s
+    final = stream.getvalue().rstrip("\n").split("\r")[-1]
+    assert "250 B/s" in final and "100.0%" in final
+    assert stream.getvalue().endswith("\n")

@@ -440,3 +440,31 @@ def test_help_explains_each_command(command: list[str], mentions: list[str]):
     text = " ".join(result.stdout.split())
     for word in mentions:
         assert word in text, (command, word)
+
+
+def planning(objects: int, nbytes: int) -> Staging:
+    return staging("planning", progress={"listed_objects": objects, "listed_bytes": nbytes})
+
+
+def test_wait_shows_how_far_planning_has_listed(stub: list[StubService], monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    stub.append(StubService([staging("pending"), planning(4000, 5_000_000), staging("transferring"), done()]))
+    result = run("stage", "s3://b/ds", "--node", "gpu-01", "--wait", "--progress", "--server", SERVER)
+    assert result.exit_code == 0, result.output
+    drawn = [part.split("\n")[0].strip() for part in result.stderr.split("\r")]
+    assert "listing the source: 4000 objects, 5.0 MB" in drawn
+
+
+def test_wait_json_progress_is_json_lines_with_the_listing_and_the_summary_last(
+    stub: list[StubService], monkeypatch: pytest.MonkeyPatch
+):
+    stub.append(StubService([staging("pending"), planning(4000, 5_000_000), staging("transferring"), done()]))
+    result = run(
+        "stage", "s3://b/ds", "--node", "gpu-01", "--wait", "--json", "--progress", "--server", SERVER
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [e["event"] for e in lines] == ["listing", "progress", "progress", "summary"]
+    assert lines[0] == {"event": "listing", "objects": 4000, "bytes": 5_000_000, "done": False}
+    assert lines[-1]["state"] == "ready"
+    assert lines[2]["files_done"] == 20 and lines[2]["rate_bytes_per_s"] == 100

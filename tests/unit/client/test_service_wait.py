@@ -1,7 +1,7 @@
 """``ServiceClient.wait``: the polling loop alone, over httpx.MockTransport answering a scripted
 sequence of states (the end-to-end tests against the real service are elsewhere)."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import httpx
 import pytest
@@ -46,7 +46,7 @@ class FakeTime:
         return self.now
 
 
-def client_for(script: Script, time: FakeTime) -> ServiceClient:
+def client_for(script: Callable[[httpx.Request], httpx.Response], time: FakeTime) -> ServiceClient:
     return ServiceClient(
         "http://stagegate.test",
         TOKEN,
@@ -122,3 +122,28 @@ def test_a_staging_that_does_not_exist():
 def test_poll_must_be_positive():
     with client_for(Script(["ready"]), FakeTime()) as client, pytest.raises(InvalidInputError):
         client.wait("st-1", poll=0)
+
+
+def egress_client(states: list[str], time: FakeTime) -> ServiceClient:
+    def answer(request: httpx.Request) -> httpx.Response:
+        state = states.pop(0) if len(states) > 1 else states[0]
+        return httpx.Response(200, json={"id": "eg-1", "state": state, "errors": [], "reasons": []})
+
+    return client_for(answer, time)
+
+
+def test_wait_egress_polls_until_the_egress_ends() -> None:
+    time = FakeTime()
+    with egress_client(["pending", "running", "running", "completed"], time) as client:
+        assert client.wait_egress("eg-1", poll=0.5)["state"] == "completed"
+    assert time.sleeps == [0.5, 0.5, 0.5]
+
+
+def test_wait_egress_gives_up_after_the_timeout_and_says_it_goes_on() -> None:
+    time = FakeTime()
+    with (
+        egress_client(["running"], time) as client,
+        pytest.raises(WaitTimeoutError, match="continues") as info,
+    ):
+        client.wait_egress("eg-1", poll=1.0, timeout=2.5)
+    assert info.value.staging is None and time.now == 2.5

@@ -57,20 +57,20 @@ def test_the_key_a_fresh_source_reads(url: str, key: str, expected: str) -> None
         "ds/dir/other": b"also in it",
     }
     client = FakeClient(keys)
-    source = S3Source(url, client=client)  # type: ignore[arg-type]
+    source = S3Source(url, client=client, data_path="boto3")  # type: ignore[arg-type]
     assert read(source, key, len(keys[expected])) == keys[expected]
     assert client.gets == [expected]
 
 
 def test_the_question_is_asked_once_and_only_for_the_urls_own_name() -> None:
     client = FakeClient({"ds/file.bin": b"one", "ds/dir/a": b"a", "ds/dir/b": b"b"})
-    single = S3Source("s3://bkt/ds/file.bin", client=client)  # type: ignore[arg-type]
+    single = S3Source("s3://bkt/ds/file.bin", client=client, data_path="boto3")  # type: ignore[arg-type]
     for _ in range(3):
         read(single, "file.bin", 3)
     assert client.listings == ["ds/file.bin/"]
 
     client.listings.clear()
-    folder = S3Source("s3://bkt/ds/dir", client=client)  # type: ignore[arg-type]
+    folder = S3Source("s3://bkt/ds/dir", client=client, data_path="boto3")  # type: ignore[arg-type]
     read(folder, "a", 1)
     read(folder, "b", 1)
     assert client.listings == [], "a key that is not the URL's own name needs no question"
