@@ -4,6 +4,7 @@ taken away."""
 import logging
 import threading
 from types import TracebackType
+from typing import Self
 
 from stagegate.ledger import TaskKey, Tasks
 from stagegate.ledger.plan_shares import PlanShares
@@ -21,7 +22,24 @@ class TaskCancelledError(Exception):
     """The task is no longer ours (the staging was released, or the lease was lost)."""
 
 
-class LeaseKeeper:
+class _InBackground:
+    """Runs ``_run`` in a daemon thread for the length of a ``with`` block."""
+
+    _stop: threading.Event
+    _thread: threading.Thread
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class LeaseKeeper(_InBackground):
     """Renews the lease every quarter lease from a thread, and records the batch's progress
     whenever it changed, at most every :data:`PROGRESS_EVERY` seconds (each write also renews
     the lease, and both are refused once the task is no longer ours); the copy's progress
@@ -64,18 +82,8 @@ class LeaseKeeper:
                 continue
             written, since_renewal = p, 0.0
 
-    def __enter__(self) -> "LeaseKeeper":
-        self._thread.start()
-        return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-class PlanShareLease:
+class PlanShareLease(_InBackground):
     """Keeps the lease of the shared plan a plan task is making (``ledger.plan_shares``), beside
     the task's own :class:`LeaseKeeper`: a long listing is not taken over while its planner
     lives, and is once it dies."""
@@ -93,13 +101,3 @@ class PlanShareLease:
                     return  # taken over: its new planner's plan is the one shared
             except Exception as exc:  # the ledger is briefly unreachable: try again next period
                 log.warning("could not renew the lease of the plan of %s: %s", self._job_id, exc)
-
-    def __enter__(self) -> "PlanShareLease":
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._stop.set()
-        self._thread.join()
