@@ -131,7 +131,7 @@ class S3Server:
                 return
             except urllib.error.HTTPError:
                 return  # any HTTP answer means it is serving
-            except (urllib.error.URLError, ConnectionError):
+            except (urllib.error.URLError, OSError):  # refused, or too slow to answer on a loaded machine
                 time.sleep(0.1)
         raise RuntimeError(f"moto_server did not answer on {self.url} within 30 s")
 

@@ -141,6 +141,23 @@ class CacheIntegrity:
                 StagingSteps.complete_in(session, job)
             return True
 
+    def other_hits(self, key: TaskKey, digest: str) -> list[TaskKey]:
+        """The other stagings' verify tasks, not yet run, for the same dataset on the same node:
+        admitted before this check began, so one fingerprint taken now answers for them all."""
+        with self._ledger.read_session() as session, session.begin():
+            jobs = session.scalars(
+                select(TaskRow.job_id)
+                .join(PinRow, (PinRow.job_id == TaskRow.job_id) & (PinRow.node == TaskRow.node))
+                .where(
+                    TaskRow.kind == "verify",
+                    TaskRow.node == key.node,
+                    TaskRow.state.in_((TaskState.WAITING, TaskState.QUEUED)),
+                    TaskRow.job_id != key.job_id,
+                    PinRow.digest == digest,
+                )
+            ).all()
+            return [TaskKey(job_id, "verify", key.node, 0) for job_id in jobs]
+
     def wait_for_writer(self, key: TaskKey, owner: str) -> None:
         """Another staging is writing the dataset afresh: this one completes when it is ready."""
         Tasks(self._ledger, 0).finish(key, owner)

@@ -204,7 +204,8 @@ class Manifests:
         statement = (
             select(_entries.c.label)
             .distinct()
-            .join(JobRow, JobRow.id == _entries.c.job_id)
+            # A staging that followed a shared plan reads its labels from that plan's manifest.
+            .join(JobRow, func.coalesce(JobRow.plan_job, JobRow.id) == _entries.c.job_id)
             .where(
                 JobRow.job_ref == job_ref,
                 JobRow.kind == "stage",

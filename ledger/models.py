@@ -91,6 +91,8 @@ class JobRow(Base):
     started_at: Mapped[datetime | None]  # the first byte's time, for the rate
     # Revision 0003: an egress's request as JSON (run dir, node, selection...), for its worker.
     params: Mapped[str | None]
+    # Revision 0009: the staging whose plan (manifest, label files) this one shares; None: its own.
+    plan_job: Mapped[str | None] = mapped_column(String(36))
 
     __table_args__ = (
         CheckConstraint("kind IN ('stage', 'egress')", name="kind"),
@@ -245,6 +247,46 @@ class QuarantinedDatasetRow(Base):
     reason: Mapped[str]
     holders: Mapped[str]
     quarantined_at: Mapped[datetime]
+
+
+class PlanShareRow(Base):
+    """One plan shared by identical requests (revision 0009): led by ``job_id`` while
+    ``planning`` (under a lease, so a dead planner's plan is taken over), then ``planned`` with
+    its ``outcome`` (JSON: digest, totals, decision, node shares) for ``planned_at`` + the
+    freshness window."""
+
+    __tablename__ = "plan_shares"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(36), index=True)
+    state: Mapped[str] = mapped_column(String(16))  # planning | planned
+    owner: Mapped[str | None]
+    lease_until: Mapped[datetime]
+    planned_at: Mapped[datetime | None]
+    outcome: Mapped[str | None]
+
+
+class PlanWaiterRow(Base):
+    """A staging waiting for a shared plan that is being made (revision 0009)."""
+
+    __tablename__ = "plan_waiters"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+
+
+class DatasetLabelCheckRow(Base):
+    """When the label re-scan last read a cached dataset's source labels (revision 0009); a
+    ``quarantined_at`` dataset's labels rose above what the zone accepts: never pinned again,
+    evicted once no staging holds it."""
+
+    __tablename__ = "dataset_label_checks"
+
+    node: Mapped[str] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    checked_at: Mapped[datetime]
+    quarantined_at: Mapped[datetime | None]
+    reason: Mapped[str | None]
 
 
 class PinRow(Base):

@@ -21,8 +21,10 @@ from stagegate.ledger.admission import NoRoomError, choose_evictions
 from stagegate.ledger.audit import AuditTrail
 from stagegate.ledger.database import Ledger
 from stagegate.ledger.events import job_event
+from stagegate.ledger.label_quarantine import QuarantinedError, check_not_quarantined
 from stagegate.ledger.models import JobRow, NodeDatasetRow, NodeRow, PinRow, TaskRow
 from stagegate.ledger.nodes import dataset_path, held_in
+from stagegate.ledger.plan_shares import SharedPlan
 from stagegate.ledger.redact import redact_text
 from stagegate.ledger.tasks import BatchRange, TaskKey, Tasks, new_task
 from stagegate.states import STAGING_TERMINAL, DatasetState, StagingState, TaskState
@@ -43,6 +45,11 @@ class StagingJob:
     manifest_digest: str | None
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    # The staging whose manifest and label files hold this one's plan: itself, unless it
+    # followed a shared plan (ledger.plan_shares).
+    plan_job: str = ""
+    # What it asks to be planned (source, mode, any filters), as the key shared plans use.
+    request_part: str = ""
 
 
 def filters_of(row: JobRow) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -103,6 +110,8 @@ class StagingSteps:
                 nodes=tuple(json.loads(row.nodes or "[]")),
                 job_ref=row.job_ref,
                 manifest_digest=row.manifest_digest,
+                plan_job=row.plan_job or row.id,
+                request_part=request_part(row),
             )
 
     def begin_planning(self, job_id: str) -> bool:
@@ -132,6 +141,21 @@ class StagingSteps:
                 update(JobRow)
                 .where(JobRow.id == job_id)
                 .values(manifest_digest=digest, files=files, bytes=nbytes, policy_version=policy_version)
+            )
+
+    def follow_plan(self, job_id: str, plan: SharedPlan) -> None:
+        """Record that the staging uses ``plan`` (another staging's): its totals, no rows."""
+        with self._ledger.sessions.begin() as session:
+            session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.state == StagingState.PLANNING)
+                .values(
+                    plan_job=plan.job_id,
+                    manifest_digest=plan.digest,
+                    files=plan.files,
+                    bytes=plan.bytes,
+                    policy_version=plan.policy_version,
+                )
             )
 
     def deny(
@@ -165,6 +189,10 @@ class StagingSteps:
         room fails the staging, and nothing is evicted for it."""
         try:
             return self._admit(job_id, plan, owner, portions, details)
+        except QuarantinedError as exc:
+            # Its labels rose since it was cached: a clear denial, never a hit.
+            self.deny(job_id, plan, owner, [str(exc)], details)
+            return Admitted(StagingState.DENIED, [], str(exc))
         except NoRoomError as exc:
             with self._ledger.sessions.begin() as session:
                 job = lock_staging(session, job_id)
@@ -200,6 +228,7 @@ class StagingSteps:
                 existing = session.get(NodeDatasetRow, (node, portion.digest), with_for_update=True)
                 if existing is not None and existing.state == DatasetState.DELETING:
                     raise RetryLaterError(f"node {node} is deleting this dataset right now")
+                check_not_quarantined(session, node, portion.digest)
                 if existing is not None and existing.state in (DatasetState.READY, DatasetState.EVICTING):
                     existing.state, existing.last_used = (
                         DatasetState.READY,
@@ -350,9 +379,45 @@ class StagingSteps:
                     session, other, f"the staging writing its dataset ({job.id}) failed: {error}"
                 )
 
+    def not_yet_planned(self, source: str, but: str, limit: int = 1000) -> list[str]:
+        """Other stagings of ``source`` still pending or planning, oldest first: candidates to
+        follow a plan just made or found (each is checked on its own before it does)."""
+        with self._ledger.read_session() as session, session.begin():
+            return list(
+                session.scalars(
+                    select(JobRow.id)
+                    .where(
+                        JobRow.kind == "stage",
+                        JobRow.source == source,
+                        JobRow.state.in_((StagingState.PENDING, StagingState.PLANNING)),
+                        JobRow.id != but,
+                    )
+                    .order_by(JobRow.created_at)
+                    .limit(limit)
+                )
+            )
+
     def transferring(self) -> list[str]:
         with self._ledger.read_session() as session, session.begin():
             return list(session.scalars(select(JobRow.id).where(JobRow.state == StagingState.TRANSFERRING)))
+
+
+# Columns that say who asked, onto which nodes and how it went: never what is planned. Every
+# other column (source, mode, parameters, and any a later revision adds, such as filters) is
+# part of the request's plan, so requests differing in it never share one.
+NOT_PLANNED = frozenset(
+    {
+        "id", "kind", "state", "actor", "role", "job_ref", "destination", "manifest_digest", "files",
+        "bytes", "policy_version", "error", "created_at", "updated_at", "project", "nodes",
+        "idempotency_key", "started_at", "plan_job",
+    }
+)  # fmt: skip
+
+
+def request_part(row: JobRow) -> str:
+    """The canonical text of what ``row`` asks to be planned."""
+    planned = {c.key: getattr(row, c.key) for c in JobRow.__table__.columns if c.key not in NOT_PLANNED}
+    return json.dumps(planned, sort_keys=True, default=str)
 
 
 def lock_staging(session: Session, job_id: str) -> JobRow:

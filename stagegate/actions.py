@@ -21,3 +21,5 @@ class AuditAction(StrEnum):
     CHECKPOINT_DELETED = "checkpoint.deleted"
     LABEL_DECLASSIFIED = "label.declassified"
     DATASET_QUARANTINED = "dataset.quarantined"
+    # A cached dataset whose source labels rose above what the staging zone accepts.
+    DATASET_LABELS_ROSE = "dataset.labels_rose"

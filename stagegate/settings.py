@@ -33,6 +33,16 @@ DEFAULT_BATCH_MAX_FILES = 1000
 DEFAULT_BATCH_MAX_BYTES = 1 << 30
 DEFAULT_SCRUB_RATE = 20 << 20
 DEFAULT_SCRUB_INTERVAL = 86400.0
+# Identical staging requests share one plan while it runs and this long after: a burst of
+# init containers lists the source once. Within the window a changed source is not listed
+# again (a new object is missed, a changed one fails its If-Match GET); 0 shares only plans
+# still running.
+DEFAULT_PLAN_FRESH_SECONDS = 30.0
+# The label re-scan re-reads cached datasets' label files and object tags (S3 HEADs, a tag
+# request only for tagged objects) at this many requests a second (0: off), each dataset at
+# most once an interval: a label raised at the source quarantines its cached copies within it.
+DEFAULT_LABEL_RESCAN_RATE = 50.0
+DEFAULT_LABEL_RESCAN_INTERVAL = 3600.0
 # Signed checkpoints of the audit trail: often enough that little is ever unsigned, rarely
 # enough that the checkpoint log stays small. The origin names the log in every checkpoint.
 DEFAULT_CHECKPOINT_EVENTS = 1000
@@ -99,6 +109,9 @@ class Settings(BaseSettings):
     egress_root: Path | None = None
     scrub_rate: int = DEFAULT_SCRUB_RATE
     scrub_interval: float = DEFAULT_SCRUB_INTERVAL
+    plan_fresh_seconds: float = DEFAULT_PLAN_FRESH_SECONDS
+    label_rescan_rate: float = DEFAULT_LABEL_RESCAN_RATE
+    label_rescan_interval: float = DEFAULT_LABEL_RESCAN_INTERVAL
     # What a service staging may read (see stagegate.confinement).
     source_roots: str | None = None
     source_schemes: str | None = None
@@ -134,7 +147,12 @@ class Settings(BaseSettings):
     token: SecretStr | None = Field(default=None, repr=False)
 
     @field_validator(
-        "lease_seconds", "reconcile_seconds", "scrub_interval", "owner_check_seconds", mode="before"
+        "lease_seconds",
+        "reconcile_seconds",
+        "scrub_interval",
+        "owner_check_seconds",
+        "label_rescan_interval",
+        mode="before",
     )
     @classmethod
     def _positive_seconds(cls, value: Any, info: ValidationInfo) -> Any:
@@ -162,7 +180,7 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("decision_wait", mode="before")
+    @field_validator("decision_wait", "plan_fresh_seconds", "label_rescan_rate", mode="before")
     @classmethod
     def _wait(cls, value: Any, info: ValidationInfo) -> Any:
         return _number(value, info, zero_ok=True)
@@ -304,6 +322,9 @@ READERS: dict[str, tuple[Reader, ...]] = {
     "egress_root": ("worker",),
     "scrub_rate": ("worker",),
     "scrub_interval": ("worker",),
+    "plan_fresh_seconds": ("worker",),
+    "label_rescan_rate": ("worker",),
+    "label_rescan_interval": ("worker",),
     "source_roots": ("API", "worker"),
     "source_schemes": ("API", "worker"),
     "pin_ttl": ("API",),

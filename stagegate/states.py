@@ -49,6 +49,13 @@ class EgressState(StrEnum):
 EGRESS_TERMINAL = frozenset({EgressState.COMPLETED, EgressState.FAILED, EgressState.DENIED})
 
 
+class PlanShareState(StrEnum):
+    """A plan shared by identical requests (``plan_shares.state``)."""
+
+    PLANNING = "planning"  # one staging lists the source, under a lease
+    PLANNED = "planned"  # done: followers reuse it while it is fresh
+
+
 class DatasetState(StrEnum):
     """A dataset in a node's cache (``node_datasets.state``)."""
 

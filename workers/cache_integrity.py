@@ -122,6 +122,18 @@ def verify_step(ctx: NodeContext, key: TaskKey) -> None:
     ctx.send_ready(key.job_id, key.node)
 
 
+def _confirm_other_hits(ctx: NodeContext, key: TaskKey, digest: str, seen: str) -> None:
+    """Count this check for the hits of the same copy still waiting for theirs (a burst of
+    identical requests): each was admitted before the check began, so it is as good as their
+    own, and each still completes, audited, on its own. A task another worker holds is left
+    to it."""
+    for other in ctx.integrity.other_hits(key, digest):
+        if ctx.tasks.claim(other, ctx.owner) is None:
+            continue
+        if not ctx.integrity.confirm_hit(other, ctx.owner, digest, seen):
+            ctx.tasks.retry_later(other, ctx.owner, "the cached dataset changed while it was checked", 0)
+
+
 def _verify(ctx: NodeContext, key: TaskKey) -> None:
     integrity = ctx.integrity
     hit = integrity.hit(key)
@@ -142,6 +154,7 @@ def _verify(ctx: NodeContext, key: TaskKey) -> None:
         if seen is not None and seen == hit.fingerprint and not legacy:
             if integrity.confirm_hit(key, ctx.owner, hit.digest, seen):
                 log.info("cache hit of %s on %s verified", key.job_id, key.node)
+                _confirm_other_hits(ctx, key, hit.digest, seen)
                 return
             raise RetryLaterError("the cached dataset changed in the ledger while it was checked")
         if hit.fingerprint is None:
@@ -161,7 +174,9 @@ def _verify(ctx: NodeContext, key: TaskKey) -> None:
     batches = (
         list(
             batches_of(
-                ctx.manifests.entries(key.job_id, first=share.key_from, through=share.key_to),
+                ctx.manifests.entries(
+                    ctx.stagings.job(key.job_id).plan_job, first=share.key_from, through=share.key_to
+                ),
                 config.batch_max_files,
                 config.batch_max_bytes,
             )
@@ -193,7 +208,9 @@ def scrub_once(ctx: NodeContext) -> bool:
     expected: Iterable[tuple[str, str | None]] = (
         (
             (e.key, e.blake3)
-            for e in ctx.manifests.entries(due.writer_job, first=share.first, through=share.last)
+            for e in ctx.manifests.entries(
+                ctx.stagings.job(due.writer_job).plan_job, first=share.first, through=share.last
+            )
         )
         if due.writer_job and share
         else ()

@@ -94,3 +94,17 @@ def confined_source(
     finally:
         for held in reversed(fds):
             os.close(held)
+
+
+def check_confined(url: str, rules: SourceRules, user: str, project: str | None) -> None:
+    """Raise as :func:`confined_source` would if ``user`` may not have ``url`` read, without
+    opening a source (a follower of a shared plan reads nothing, but must have the right to)."""
+    where = rules.local_root(url, user, project)
+    if where is None:
+        return  # a permitted non-local source: the check is the scheme's
+    fds: list[int] = []
+    try:
+        _walk(*where, fds)
+    finally:
+        for held in reversed(fds):
+            os.close(held)

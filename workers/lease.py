@@ -4,8 +4,10 @@ taken away."""
 import logging
 import threading
 from types import TracebackType
+from typing import Self
 
 from stagegate.ledger import TaskKey, Tasks
+from stagegate.ledger.plan_shares import PlanShares
 from stagegate.transfer import Progress
 
 log = logging.getLogger(__name__)
@@ -20,7 +22,24 @@ class TaskCancelledError(Exception):
     """The task is no longer ours (the staging was released, or the lease was lost)."""
 
 
-class LeaseKeeper:
+class _InBackground:
+    """Runs ``_run`` in a daemon thread for the length of a ``with`` block."""
+
+    _stop: threading.Event
+    _thread: threading.Thread
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class LeaseKeeper(_InBackground):
     """Renews the lease every quarter lease from a thread, and records the batch's progress
     whenever it changed, at most every :data:`PROGRESS_EVERY` seconds (each write also renews
     the lease, and both are refused once the task is no longer ours); the copy's progress
@@ -63,12 +82,22 @@ class LeaseKeeper:
                 continue
             written, since_renewal = p, 0.0
 
-    def __enter__(self) -> "LeaseKeeper":
-        self._thread.start()
-        return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._stop.set()
-        self._thread.join()
+class PlanShareLease(_InBackground):
+    """Keeps the lease of the shared plan a plan task is making (``ledger.plan_shares``), beside
+    the task's own :class:`LeaseKeeper`: a long listing is not taken over while its planner
+    lives, and is once it dies."""
+
+    def __init__(self, shares: PlanShares, share: str, job_id: str, owner: str) -> None:
+        self._shares, self._share, self._job_id, self._owner = shares, share, job_id, owner
+        self._period = max(0.5, shares.lease.total_seconds() / 4)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-plan-share", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._period):
+            try:
+                if not self._shares.renew(self._share, self._job_id, self._owner):
+                    return  # taken over: its new planner's plan is the one shared
+            except Exception as exc:  # the ledger is briefly unreachable: try again next period
+                log.warning("could not renew the lease of the plan of %s: %s", self._job_id, exc)

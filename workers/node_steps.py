@@ -28,6 +28,7 @@ from stagegate.ledger import (
     LabelFiles,
     Ledger,
     Manifests,
+    NodePortion,
     Nodes,
     RetryLaterError,
     StagingJob,
@@ -35,6 +36,8 @@ from stagegate.ledger import (
     TaskKey,
     Tasks,
 )
+from stagegate.ledger.label_quarantine import DatasetLabels
+from stagegate.ledger.plan_shares import PlanShares, Role, SharedPlan, ShareShape, share_key
 from stagegate.policies import Policy, PolicyDeniedError, Zone
 from stagegate.queues import Dispatcher
 from stagegate.states import DatasetState
@@ -45,8 +48,8 @@ from stagegate.transfer.layout import state_dir_of
 from stagegate.transfer.plan import LabelFile, Plan, check_labels_before_ready
 from stagegate.transfer.sealed import fingerprint, is_sealed, seal, unseal
 from stagegate.transfer.sources import Source
-from stagegate.workers.confined_sources import confined_source
-from stagegate.workers.lease import LeaseKeeper, TaskCancelledError
+from stagegate.workers.confined_sources import check_confined, confined_source
+from stagegate.workers.lease import LeaseKeeper, PlanShareLease, TaskCancelledError
 from stagegate.workers.listing_progress import ListingRecorder
 from stagegate.workers.metrics import WorkerMetrics
 from stagegate.workers.owner_checks import OwnerChecker
@@ -123,6 +126,10 @@ class NodeContext:
         self.manifests = Manifests(self.ledger)
         self.label_files = LabelFiles(self.ledger)
         self.integrity = CacheIntegrity(self.ledger, self.settings.lease_seconds)
+        self.dataset_labels = DatasetLabels(self.ledger)
+        self.plan_shares = PlanShares(
+            self.ledger, self.settings.lease_seconds, self.settings.plan_fresh_seconds
+        )
         # Held while a cached dataset is checked or moved aside: the scrub runs in its own thread.
         self.cache_lock = threading.Lock()
         self.owner = self.settings.owner
@@ -202,7 +209,7 @@ class NodeContext:
         directory, and those above it, nearest first."""
         inside: dict[str, LabelFile] = {}
         above: list[tuple[int, LabelFileAbove]] = []
-        for r in self.label_files.of_job(job_id):
+        for r in self.label_files.of_job(self.stagings.job(job_id).plan_job):
             if r.directory.startswith(ABOVE):
                 above.append((r.directory.count(ABOVE), LabelFileAbove(r.key, r.content)))
             else:
@@ -249,7 +256,68 @@ class NodeContext:
 
     def _plan(self, key: TaskKey) -> None:
         job = self.stagings.job(key.job_id)
-        nodes = list(job.nodes)
+        # The requester's own right to read the source, checked for every request, whether it
+        # plans or follows someone else's plan: sharing must never widen what a user reaches.
+        check_confined(job.source, self.settings.source_rules, job.actor, job.project)
+        share = self._share_key(job)
+        taken = self.plan_shares.take(share, job.id, self.owner)
+        if taken.role == Role.WAIT:
+            log.info("staging %s waits for the plan of %s", job.id, taken.leader)
+            return  # the task is queued again, woken when that plan is done
+        if taken.role == Role.FOLLOW:
+            assert taken.plan is not None
+            self._follow(job, key, taken.plan)
+            self._follow_others(job, share, taken.plan)
+            return
+        try:
+            with (
+                LeaseKeeper(self.tasks, key, self.owner),
+                PlanShareLease(self.plan_shares, share, job.id, self.owner),
+            ):
+                shared = self._plan_afresh(job, key)
+        except Exception:
+            self.dispatcher.send(k.to_message() for k in self.plan_shares.abandon(share, job.id))
+            raise
+        # Followers now reuse it, and the requests waiting for it are sent on.
+        self.dispatcher.send(k.to_message() for k in self.plan_shares.planned(share, shared))
+        if shared.allowed:
+            self._admit(job, key, shared)
+        self._follow_others(job, share, shared)
+
+    def _share_key(self, job: StagingJob) -> str:
+        config = self.settings.transfer_config()
+        shares = 1 if (job.mode or "replicate") == "replicate" else len(job.nodes)
+        return share_key(
+            job.request_part, self.policy.version, shares, config.batch_max_bytes, config.batch_max_files
+        )
+
+    def _follow_others(self, done: StagingJob, share: str, plan: SharedPlan) -> None:
+        """Take the plan tasks of the other stagings of the same request that wait in the
+        queue and have them follow ``plan`` now, in this task: a burst of identical requests
+        costs one broker round trip, not one each. Each is claimed (a task another worker
+        holds is left to it), checked against its own requester's rights, and decided and
+        audited on its own; one that differs in anything planned is given back untouched."""
+        for job_id in self.stagings.not_yet_planned(done.source, but=done.id):
+            key = TaskKey(job_id, "plan", "", 0)
+            task = self.tasks.claim(key, self.owner)
+            if task is None:
+                continue
+            try:
+                if not self.stagings.begin_planning(job_id):
+                    self.tasks.finish(key, self.owner)
+                    continue
+                job = self.stagings.job(job_id)
+                if self._share_key(job) != share:
+                    self.tasks.retry_later(key, self.owner, "", 0)  # its own plan: back to the queue
+                    continue
+                check_confined(job.source, self.settings.source_rules, job.actor, job.project)
+                self._follow(job, key, plan)
+            except Exception as exc:
+                self._give_back_or_fail(key, task.attempts, exc)
+
+    def _plan_afresh(self, job: StagingJob, key: TaskKey) -> SharedPlan:
+        """List the source, read its labels, record the manifest and ask the policy; a denial is
+        recorded here. Returns the plan as followers share it."""
         with (
             self.source_of(job) as source,
             tempfile.TemporaryDirectory(prefix="stagegate-plan-") as scratch,
@@ -264,17 +332,52 @@ class NodeContext:
             self.stagings.record_plan(job.id, plan.digest, plan.files, plan.bytes, self.policy.version)
             decision = decide_plan(self.policy, plan, Zone.staging(), resolver)
             details = decision_details(decision)
-            if not decision.allowed:
-                # The requester sees the staging's reasons only: they say where labels were looked for.
-                reasons = (*decision.reasons, *decision.consulted)
-                self.stagings.deny(job.id, key, self.owner, reasons, details)
-                return
-            config = self.settings.transfer_config()
-            portions = split_plan(
-                plan, nodes, job.mode or "replicate", config.batch_max_bytes, config.batch_max_files
+            # The requester sees the staging's reasons only: they say where labels were looked for.
+            reasons = (*decision.reasons, *decision.consulted)
+            shapes: list[ShareShape] = []
+            if decision.allowed:
+                config = self.settings.transfer_config()
+                portions = split_plan(
+                    plan, job.nodes, job.mode or "replicate", config.batch_max_bytes, config.batch_max_files
+                )
+                distinct = portions[:1] if (job.mode or "replicate") == "replicate" else portions
+                shapes = [ShareShape(p.digest, p.files, p.bytes, tuple(p.batches)) for p in distinct]
+        shared = SharedPlan(
+            job.id,
+            plan.digest,
+            plan.files,
+            plan.bytes,
+            self.policy.version,
+            decision.allowed,
+            tuple(reasons),
+            details,
+            tuple(shapes),
+        )
+        if not decision.allowed:
+            self.stagings.deny(job.id, key, self.owner, reasons, details)
+        log.info("staging %s planned: %d files, %d bytes", job.id, plan.files, plan.bytes)
+        return shared
+
+    def _follow(self, job: StagingJob, key: TaskKey, plan: SharedPlan) -> None:
+        """Use another staging's fresh plan: no listing, no label read, no row per object. The
+        decision is that plan's (same source, same policy version), audited for this staging."""
+        self.stagings.follow_plan(job.id, plan)
+        if not plan.allowed:
+            self.stagings.deny(
+                job.id, key, self.owner, plan.reasons, {**plan.details, "plan_of": plan.job_id}
             )
+            return
+        self._admit(job, key, plan)
+
+    def _admit(self, job: StagingJob, key: TaskKey, plan: SharedPlan) -> None:
+        details = {**plan.details, "plan_of": plan.job_id} if plan.job_id != job.id else plan.details
+        if (job.mode or "replicate") == "replicate":
+            placed = [(node, plan.shapes[0]) for node in job.nodes]
+        else:
+            placed = list(zip(job.nodes, plan.shapes, strict=True))
+        portions = [NodePortion(node, s.digest, s.files, s.bytes, s.batches) for node, s in placed]
         outcome = self.stagings.admit(job.id, key, self.owner, portions, details)
-        log.info("staging %s planned: %d files, %d bytes, %s", job.id, plan.files, plan.bytes, outcome.state)
+        log.info("staging %s admitted: %s", job.id, outcome.state)
         self.send_ready(job.id)
 
     @_timed
@@ -300,7 +403,7 @@ class NodeContext:
                     checksum_algorithm=e.checksum_algorithm,
                     label=e.own_label,
                 )
-                for e in self.manifests.entries(job.id, first=task.key_from, through=task.key_to)
+                for e in self.manifests.entries(job.plan_job, first=task.key_from, through=task.key_to)
             ]
             label_files, above = self._planned_label_files(job.id)
             resolver = resolver_of(label_files, above, self.policy)
@@ -360,7 +463,7 @@ class NodeContext:
                     (
                         e.key
                         for t in copies
-                        for e in self.manifests.entries(job.id, first=t.key_from, through=t.key_to)
+                        for e in self.manifests.entries(job.plan_job, first=t.key_from, through=t.key_to)
                     ),
                     above,
                 )
@@ -368,7 +471,7 @@ class NodeContext:
                 path, source_url=job.source, digest=digest, batches=batches, files=files, bytes=nbytes
             )
             self.manifests.record_copies(
-                job.id,
+                job.plan_job,
                 (CopiedEntry(r.key, r.blake3, r.verification.value, r.label) for r in read_manifest(path)),
             )
             # Read-only to jobs from here on, and fingerprinted: a cache hit checks the copy

@@ -16,6 +16,7 @@ from stagegate.policies import Policy
 from stagegate.queues import PLAN_QUEUE, Dispatcher, make_celery, node_queue
 from stagegate.workers.cache_integrity import scrub_forever, sweep_quarantine
 from stagegate.workers.celery_app import node_app
+from stagegate.workers.label_rescan import rescan_forever
 from stagegate.workers.metrics import DEFAULT_METRICS_HOST
 from stagegate.workers.node_steps import NodeContext
 from stagegate.workers.owner_checks import KubernetesOwners
@@ -94,6 +95,8 @@ def run_worker(
     thread.start()
     scrub = threading.Thread(target=scrub_forever, args=(ctx, stop), name="scrub", daemon=True)
     scrub.start()
+    rescan = threading.Thread(target=rescan_forever, args=(ctx, stop), name="label-rescan", daemon=True)
+    rescan.start()
     app = node_app(ctx)
     log.info("node %s serving %s (capacity %d bytes)", node, settings.root, settings.capacity)
     try:
@@ -113,4 +116,5 @@ def run_worker(
         beat.join(timeout=10)
         thread.join(timeout=10)
         scrub.join(timeout=10)
+        rescan.join(timeout=10)
         ledger.close()

@@ -11,8 +11,11 @@ from stagegate.errors import InvalidInputError
 from stagegate.settings import (
     DEFAULT_BATCH_MAX_BYTES,
     DEFAULT_BATCH_MAX_FILES,
+    DEFAULT_LABEL_RESCAN_INTERVAL,
+    DEFAULT_LABEL_RESCAN_RATE,
     DEFAULT_LEASE_SECONDS,
     DEFAULT_OWNER_CHECK_SECONDS,
+    DEFAULT_PLAN_FRESH_SECONDS,
     DEFAULT_RECONCILE_SECONDS,
     DEFAULT_SCRUB_INTERVAL,
     DEFAULT_SCRUB_RATE,
@@ -61,6 +64,12 @@ class WorkerSettings:
     owner_check_seconds: float = DEFAULT_OWNER_CHECK_SECONDS
     # Keep per-owner read-only views under <root>/views (bind mounts: CAP_SYS_ADMIN).
     views: bool = False
+    # Identical requests share a plan while it runs and this long after (ledger.plan_shares).
+    plan_fresh_seconds: float = DEFAULT_PLAN_FRESH_SECONDS
+    # The label re-scan of cached datasets: requests/s to the source (0: off), and how long a
+    # dataset's labels stay trusted after their last re-read (workers.label_rescan).
+    label_rescan_rate: float = DEFAULT_LABEL_RESCAN_RATE
+    label_rescan_interval: float = DEFAULT_LABEL_RESCAN_INTERVAL
 
     @property
     def owner(self) -> str:
@@ -103,6 +112,9 @@ class WorkerSettings:
             kube_ca_file=env.kube_ca_file,
             owner_check_seconds=env.owner_check_seconds,
             views=env.views,
+            plan_fresh_seconds=env.plan_fresh_seconds,
+            label_rescan_rate=env.label_rescan_rate,
+            label_rescan_interval=env.label_rescan_interval,
         ).checked()
 
     def checked(self) -> "WorkerSettings":

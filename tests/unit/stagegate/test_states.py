@@ -2,7 +2,14 @@
 a changed value would orphan existing rows and break every client."""
 
 from stagegate.actions import AuditAction
-from stagegate.states import DatasetState, EgressState, NodeStagingState, StagingState, TaskState
+from stagegate.states import (
+    DatasetState,
+    EgressState,
+    NodeStagingState,
+    PlanShareState,
+    StagingState,
+    TaskState,
+)
 
 
 def test_staging_states_are_the_stored_strings() -> None:
@@ -23,6 +30,10 @@ def test_dataset_states_are_the_stored_strings() -> None:
     assert [s.value for s in DatasetState] == ["writing", "ready", "evicting", "deleting"]
 
 
+def test_plan_share_states_are_the_stored_strings() -> None:
+    assert [s.value for s in PlanShareState] == ["planning", "planned"]
+
+
 def test_task_states_are_the_stored_strings() -> None:
     assert [s.value for s in TaskState] == ["waiting", "queued", "running", "done", "failed", "cancelled"]
 
@@ -33,6 +44,7 @@ def test_audit_actions_are_the_recorded_strings() -> None:
         "policy.allowed", "policy.denied",
         "egress.requested", "egress.completed", "egress.failed",
         "checkpoint.deleted", "label.declassified", "dataset.quarantined",
+        "dataset.labels_rose",
     ])  # fmt: skip
 
 

@@ -1,0 +1,337 @@
+"""Many identical stagings of one cached dataset, as a big job's init containers send them:
+``python -m bench.burst``.
+
+Each variant runs a whole service on loopback, started as a user starts it: a private
+redis-server, a fresh PostgreSQL database, moto's S3 server, ``stagegate serve`` and one
+``stagegate worker`` per node. ``--code`` names other checkouts to run the same scenario
+with (``before=/tmp/main``: that tree's ``stagegate`` package comes first on PYTHONPATH, run
+with this virtualenv's interpreter), so before and after are measured in the same run.
+
+Scenarios:
+- burst: one warm staging (the dataset cached on both nodes), then ``--stagings`` more,
+  ``--parallel`` submissions in flight at a time; wall time until all are terminal, submit
+  latency (the POST, which waits up to STAGEGATE_DECISION_WAIT for the decision) p50/p95,
+  states, and the audit story of each request.
+- big-hit: a dataset of ``--objects`` objects staged once, then hit: seconds from submit to
+  ready, twice (the first hit after the plan's freshness window ran out, the second right
+  after it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from bench.s3server import BUCKET, CREDENTIALS, S3Server
+
+PG_ADMIN = os.environ.get("STAGEGATE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TERMINAL = ("ready", "failed", "denied", "released")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(what: str, check: Any, timeout: float = 60.0, every: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if result := check():
+                return result
+        except (httpx.HTTPError, OSError):
+            pass
+        time.sleep(every)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+@contextmanager
+def _database() -> Iterator[str]:
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    name = f"sg_bench_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def _redis(workdir: Path) -> Iterator[str]:
+    port = _free_port()
+    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen(args, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait("redis", lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.kill()
+        process.wait()
+
+
+class Service:
+    """The API and two node workers of one code tree, on loopback."""
+
+    def __init__(self, code: Path | None, workdir: Path, env: dict[str, str]) -> None:
+        self.workdir = workdir
+        self.env = dict(env)
+        if code is not None:
+            self.env["PYTHONPATH"] = str(code)
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.url = ""
+
+    def _cli(self, *args: str) -> subprocess.Popen[bytes]:
+        log = (self.workdir / f"{args[0]}-{len(self.processes)}.log").open("ab")
+        cmd = [sys.executable, "-c", "import sys; from stagegate.client.cli import main; sys.exit(main())"]
+        process = subprocess.Popen(
+            [*cmd, *args], env=self.env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT
+        )
+        self.processes.append(process)
+        return process
+
+    def python(self, code: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env=self.env,
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip()
+
+    def start(self, nodes: tuple[str, ...]) -> None:
+        # Migrate once, before the processes race to.
+        self.python("from stagegate.ledger import open_ledger; open_ledger().close()")
+        for node in nodes:
+            root = self.workdir / f"node-{node}"
+            self._cli(
+                "worker", "--node", node, "--root", str(root), "--concurrency", "4", "--metrics-port", "0"
+            )
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self._cli("serve", "--port", str(port))
+        _wait("the API", lambda: httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200)
+        _wait(
+            "the nodes",
+            lambda: self._nodes(nodes),
+        )
+
+    def _nodes(self, nodes: tuple[str, ...]) -> bool:
+        logs = "".join(p.read_text(errors="replace") for p in self.workdir.glob("worker-*.log"))
+        return all(f"{n}@" in logs for n in nodes) and logs.count(" ready.") >= len(nodes)
+
+    def token(self, user: str) -> str:
+        return self.python(
+            "from stagegate.ledger import open_ledger, Tokens; "
+            f"print(Tokens(open_ledger()).create({user!r}, 'scientist').token)"
+        )
+
+    def audit_counts(self) -> dict[str, int]:
+        out = self.python(
+            "import json, collections; from stagegate.ledger import open_ledger, AuditTrail; "
+            "print(json.dumps(collections.Counter(e.action for e in AuditTrail(open_ledger()).query())))"
+        )
+        return dict(json.loads(out))
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _submit(http: httpx.Client, source: str, nodes: list[str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    response = http.post("/v1/stagings", json={"source": source, "nodes": nodes})
+    took = time.perf_counter() - started
+    response.raise_for_status()
+    return took, str(response.json()["id"])
+
+
+def _until_terminal(http: httpx.Client, ids: list[str], timeout: float) -> dict[str, str]:
+    states: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    while len(states) < len(ids) and time.monotonic() < deadline:
+        for staging_id in ids:
+            if staging_id not in states:
+                state = http.get(f"/v1/stagings/{staging_id}").json()["state"]
+                if state in TERMINAL:
+                    states[staging_id] = state
+        time.sleep(0.2)
+    return states
+
+
+def _put_dataset(s3: Any, prefix: str, objects: int, size: int) -> str:
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/.classification", Body=b"public\n")
+
+    def put(i: int) -> None:
+        s3.put_object(Bucket=BUCKET, Key=f"{prefix}/f/{i:07d}.bin", Body=os.urandom(size))
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(put, range(objects)))
+    return f"s3://{BUCKET}/{prefix}"
+
+
+def run_variant(name: str, code: Path | None, args: argparse.Namespace, s3_url: str) -> dict[str, Any]:
+    nodes = ("a", "b")
+    with (
+        tempfile.TemporaryDirectory(prefix=f"sg-burst-{name}-") as tmp,
+        _database() as db,
+        _redis(Path(tmp)) as broker,
+    ):
+        workdir = Path(tmp)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STAGEGATE_")}
+        env.update(CREDENTIALS)
+        env.update(
+            {
+                "AWS_ENDPOINT_URL": s3_url,
+                "STAGEGATE_DATABASE_URL": db,
+                "STAGEGATE_BROKER_URL": broker,
+                "STAGEGATE_HOME": str(workdir / "home"),
+                "STAGEGATE_RECONCILE_SECONDS": "2",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        service = Service(code, workdir, env)
+        result: dict[str, Any] = {"variant": name}
+        try:
+            service.start(nodes)
+            token = service.token("bench")
+            with httpx.Client(
+                base_url=service.url, headers={"Authorization": f"Bearer {token}"}, timeout=120
+            ) as http:
+                if "burst" in args.scenarios:
+                    result["burst"] = _burst(http, service, args)
+                if "big-hit" in args.scenarios:
+                    result["big_hit"] = _big_hit(http, args)
+        finally:
+            service.stop()
+        return result
+
+
+def _burst(http: httpx.Client, service: Service, args: argparse.Namespace) -> dict[str, Any]:
+    source = f"s3://{BUCKET}/burst-small"  # uploaded once, before the variants
+    _, warm = _submit(http, source, ["a", "b"])
+    if _until_terminal(http, [warm], 120) != {warm: "ready"}:
+        raise RuntimeError("the warm-up staging did not end ready")
+    before = service.audit_counts()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(args.parallel) as pool:
+        submitted = list(pool.map(lambda _: _submit(http, source, ["a", "b"]), range(args.stagings)))
+    submit_done = time.perf_counter() - started
+    ids = [i for _, i in submitted]
+    states = _until_terminal(http, ids, args.timeout)
+    wall = time.perf_counter() - started
+    after = service.audit_counts()
+    latencies = sorted(t for t, _ in submitted)
+    stories = {
+        k: after.get(k, 0) - before.get(k, 0)
+        for k in ("stage.requested", "policy.allowed", "stage.completed")
+    }
+    return {
+        "stagings": args.stagings,
+        "parallel": args.parallel,
+        "wall_s": round(wall, 2),
+        "submitted_s": round(submit_done, 2),
+        "submit_p50_s": round(statistics.median(latencies), 3),
+        "submit_p95_s": round(latencies[int(0.95 * (len(latencies) - 1))], 3),
+        "submit_max_s": round(latencies[-1], 3),
+        "states": dict(sorted((s, list(states.values()).count(s)) for s in set(states.values()))),
+        "not_terminal": len(ids) - len(states),
+        "audit": stories,
+    }
+
+
+def _big_hit(http: httpx.Client, args: argparse.Namespace) -> dict[str, Any]:
+    source = f"s3://{BUCKET}/big"
+    started = time.perf_counter()
+    _, first = _submit(http, source, ["a"])
+    if _until_terminal(http, [first], args.timeout) != {first: "ready"}:
+        raise RuntimeError("the big staging did not end ready")
+    copied = time.perf_counter() - started
+    hits = []
+    for _ in range(2):
+        started = time.perf_counter()
+        _, hit = _submit(http, source, ["a"])
+        state = _until_terminal(http, [hit], args.timeout).get(hit)
+        hits.append((round(time.perf_counter() - started, 3), state))
+    return {"objects": args.objects, "first_staging_s": round(copied, 1), "hits": hits}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.burst", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--code", action="append", default=[], metavar="NAME=PATH", help="another checkout to run"
+    )
+    parser.add_argument("--scenarios", default="burst", help="comma-separated: burst, big-hit")
+    parser.add_argument("--stagings", type=int, default=500)
+    parser.add_argument("--parallel", type=int, default=50)
+    parser.add_argument("--objects", type=int, default=10_000, help="objects of the big-hit dataset")
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--rounds", type=int, default=1, help="variants alternate, round after round")
+    parser.add_argument("--out", type=Path, default=None, help="append each result as a JSON line")
+    args = parser.parse_args(argv)
+    args.scenarios = set(args.scenarios.split(","))
+    variants: list[tuple[str, Path | None]] = [("this", None)]
+    for spec in args.code:
+        name, _, path = spec.partition("=")
+        variants.append((name, Path(path).resolve()))
+    with (
+        tempfile.TemporaryDirectory(prefix="sg-burst-s3-") as tmp,
+        S3Server(Path(tmp) / "moto.log") as server,
+    ):
+        import boto3
+
+        s3 = boto3.client("s3", endpoint_url=server.url, **_boto_credentials())
+        _put_dataset(s3, "burst-small", 20, 4096)
+        if "big-hit" in args.scenarios:
+            started = time.perf_counter()
+            _put_dataset(s3, "big", args.objects, 256)
+            print(f"uploaded {args.objects} objects in {time.perf_counter() - started:.0f} s", flush=True)
+        for round_ in range(args.rounds):
+            order = variants if round_ % 2 == 0 else list(reversed(variants))
+            for name, code in order:
+                result = run_variant(name, code, args, server.url)
+                result["round"] = round_
+                line = json.dumps(result, sort_keys=True)
+                print(line, flush=True)
+                if args.out:
+                    with args.out.open("a") as out:
+                        out.write(line + "\n")
+
+
+def _boto_credentials() -> dict[str, str]:
+    return {
+        "aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        "region_name": CREDENTIALS["AWS_DEFAULT_REGION"],
+    }
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""One plan for many identical requests, and cached datasets whose labels rose, end to end:
+the API and real worker processes on loopback, real PostgreSQL and Redis, the loopback S3.
+
+Listings are counted (and, for the killed planner, held) inside the S3 server, which runs in
+this test's process: the workers are other processes, so their clients cannot be hooked."""
+
+import collections
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto.s3.responses import S3Response
+from sqlalchemy import select
+
+from integration.helpers import payload
+from integration.service.cluster import audit_actions, dump, wait_for
+from stagegate.ledger.models import NodeDatasetRow, PinRow, PlanShareRow
+from stagegate.policies import LABEL_TAG
+
+pytestmark = pytest.mark.integration
+
+FILES = {f"part-{i:02d}.bin": payload(f"p{i}", 2000 + i) for i in range(6)}
+
+
+class Listings:
+    """ListObjectsV2 requests the S3 server answered, by bucket; ``hold`` blocks them until
+    ``release`` (a planner stuck in its listing, to be killed there)."""
+
+    def __init__(self) -> None:
+        self.count: collections.Counter[str] = collections.Counter()
+        self.open = threading.Event()
+        self.open.set()
+        self.entered = threading.Event()
+
+    def hold(self) -> None:
+        self.open.clear()
+
+    def release(self) -> None:
+        self.open.set()
+
+
+@pytest.fixture
+def listings(monkeypatch: pytest.MonkeyPatch) -> Iterator[Listings]:
+    seen = Listings()
+    original = S3Response.list_objects_v2
+
+    def counted(self: S3Response) -> Any:
+        seen.count[self.bucket_name] += 1
+        seen.entered.set()
+        seen.open.wait(60)
+        return original(self)
+
+    monkeypatch.setattr(S3Response, "list_objects_v2", counted)
+    yield seen
+    seen.release()
+
+
+def submit(cluster: Any, token: str, source: str, nodes: list[str]) -> str:
+    with cluster.http(token) as http:
+        response = http.post("/v1/stagings", json={"source": source, "nodes": nodes})
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+def event_details(cluster: Any, job_id: str, action: str) -> dict[str, Any]:
+    from stagegate.ledger import AuditTrail
+
+    (event,) = [e for e in AuditTrail(cluster.ledger).query(job=job_id) if e.action == action]
+    return dict(event.details)
+
+
+def test_concurrent_identical_requests_list_the_source_once_and_share_the_copy(
+    start_cluster, dataset, bucket, listings: Listings
+) -> None:
+    cluster = start_cluster({"a": None, "b": None})
+    source = dataset("ds", FILES)
+    users = [cluster.token(f"user{i}", "scientist") for i in range(8)]
+    baseline = listings.count[bucket]  # what submission itself asks of S3 (nothing per plan)
+
+    ids = [submit(cluster, token, source, ["a", "b"]) for token in users]
+    finals = [cluster.wait_terminal(token, i) for token, i in zip(users, ids, strict=True)]
+
+    assert [f["state"] for f in finals] == ["ready"] * 8, dump(finals) + cluster.logs()
+    assert listings.count[bucket] - baseline == 1, (listings.count, cluster.logs())
+    # One copy per node, pinned by every request.
+    with cluster.ledger.read_session() as session, session.begin():
+        datasets = session.scalars(select(NodeDatasetRow)).all()
+        pins = session.scalars(select(PinRow)).all()
+    assert sorted(d.node for d in datasets) == ["a", "b"] and len({d.digest for d in datasets}) == 1
+    assert sorted(p.job_id for p in pins) == sorted(ids * 2)
+    # Each request keeps its own story, the followers naming the plan they used.
+    leaders = []
+    for job_id in ids:
+        actions = audit_actions(cluster.ledger, job_id)
+        assert actions == ["stage.requested", "policy.allowed", "stage.completed"], actions
+        allowed = event_details(cluster, job_id, "policy.allowed")
+        assert allowed["highest_label"] == "public"
+        if "plan_of" not in allowed:
+            leaders.append(job_id)
+        else:
+            assert allowed["plan_of"] in ids
+    assert len(leaders) == 1, leaders
+
+
+def test_a_killed_planner_is_taken_over_and_its_waiters_follow(
+    start_cluster, dataset, bucket, listings: Listings
+) -> None:
+    cluster = start_cluster({"a": None, "b": None})
+    source = dataset("ds", FILES)
+    alice, bob = cluster.token("alice", "scientist"), cluster.token("bob", "scientist")
+    listings.hold()
+    first = submit(cluster, alice, source, ["a", "b"])
+    assert listings.entered.wait(30), cluster.logs()
+
+    def planning() -> str | None:
+        with cluster.ledger.read_session() as session, session.begin():
+            return session.scalar(select(PlanShareRow.owner).where(PlanShareRow.job_id == first))
+
+    planner = wait_for("the planner", planning, timeout=30)
+    stuck = planner.partition("@")[0]
+    second = submit(cluster, bob, source, ["a", "b"])
+    cluster.kill_worker(stuck)  # dies mid-listing, holding the plan's lease
+    listings.release()
+
+    def taken_over() -> bool:
+        with cluster.ledger.read_session() as session, session.begin():
+            (share,) = session.scalars(select(PlanShareRow)).all()  # one source: one plan
+            return share.state == "planned" and share.owner != planner
+
+    wait_for("the plan taken over", taken_over, timeout=60)
+    cluster.start_worker(stuck)  # the node comes back, for its own copies
+    one, two = cluster.wait_terminal(alice, first), cluster.wait_terminal(bob, second)
+
+    assert one["state"] == two["state"] == "ready", dump([one, two]) + cluster.logs()
+    # The dead planner's listing (held, unanswered) and the take-over's: two, none for the follower.
+    assert listings.count[bucket] == 2, listings.count
+    plan_ofs = [event_details(cluster, i, "policy.allowed").get("plan_of") for i in (first, second)]
+    assert plan_ofs in ([None, first], [second, None]), plan_ofs  # one planned it, the other followed
+    for staging_id in (first, second):
+        actions = audit_actions(cluster.ledger, staging_id)
+        assert actions == ["stage.requested", "policy.allowed", "stage.completed"], actions
+
+
+def test_a_user_who_may_not_read_the_source_gets_no_hit_from_someone_elses_plan(
+    start_cluster, tmp_path: Path
+) -> None:
+    """The API lets both through (it allows the whole tree); the worker is stricter (each
+    user's own directory): bob's request for alice's data, fresh plan and cached copy at
+    hand, still fails on his own rights, pinning nothing."""
+    homes = tmp_path / "homes"
+    ds = homes / "alice" / "ds"
+    for key, data in FILES.items():
+        (ds / key).parent.mkdir(parents=True, exist_ok=True)
+        (ds / key).write_bytes(data)
+    (ds / ".classification").write_text("public\n")
+    cluster = start_cluster({}, env={"STAGEGATE_SOURCE_ROOTS": f"{homes}/{{user}}:{homes}"})
+    cluster.start_worker("a", env={"STAGEGATE_SOURCE_ROOTS": f"{homes}/{{user}}"})
+    cluster.wait_nodes_ready()
+    alice, bob = cluster.token("alice", "scientist"), cluster.token("bob", "scientist")
+
+    mine = cluster.wait_terminal(alice, submit(cluster, alice, str(ds), ["a"]))
+    assert mine["state"] == "ready", dump(mine) + cluster.logs()
+    theirs = cluster.wait_terminal(bob, submit(cluster, bob, str(ds), ["a"]))
+
+    assert theirs["state"] == "failed", dump(theirs)
+    assert "homes/bob" in " ".join(theirs["errors"]) or "not permitted" in " ".join(theirs["errors"]).lower()
+    with cluster.ledger.read_session() as session, session.begin():
+        assert session.scalars(select(PinRow.job_id).where(PinRow.job_id == theirs["id"])).all() == []
+    assert "policy.allowed" not in audit_actions(cluster.ledger, theirs["id"])
+
+
+def test_a_label_raised_at_the_source_quarantines_the_cached_copy(
+    start_cluster, dataset, bucket, s3_client
+) -> None:
+    cluster = start_cluster(
+        {"a": None},
+        env={"STAGEGATE_LABEL_RESCAN_INTERVAL": "1", "STAGEGATE_LABEL_RESCAN_RATE": "200"},
+    )
+    source = dataset("ds", FILES)
+    alice, bob = cluster.token("alice", "scientist"), cluster.token("bob", "scientist")
+    held = cluster.wait_terminal(alice, submit(cluster, alice, source, ["a"]))
+    assert held["state"] == "ready", dump(held) + cluster.logs()
+    path = Path(held["nodes"][0]["path"])
+
+    # A tag changes neither the ETag nor LastModified: no listing can see it.
+    s3_client.put_object_tagging(
+        Bucket=bucket, Key="ds/part-03.bin", Tagging={"TagSet": [{"Key": LABEL_TAG, "Value": "internal"}]}
+    )
+
+    def quarantined() -> list[Any]:
+        from stagegate.ledger import AuditTrail
+
+        return [e for e in AuditTrail(cluster.ledger).query(action="dataset.labels_rose")]
+
+    (event,) = wait_for("the quarantine", quarantined, timeout=60, every=0.5)
+    assert event.details["highest_label"] == "internal" and event.details["evicting"] is False
+    assert path.is_dir(), "alice still holds it: it stays until she lets go"
+
+    # A new request is denied, clearly, not given the copy.
+    with cluster.http(bob) as http:
+        response = http.post("/v1/stagings", json={"source": source, "nodes": ["a"]})
+    assert response.status_code == 403, response.text
+    refused = response.json()["detail"]["staging"]
+    assert refused["state"] == "denied" and "is quarantined: part-03.bin is internal" in refused["reasons"][0]
+    with cluster.ledger.read_session() as session, session.begin():
+        assert session.scalars(select(PinRow.job_id).where(PinRow.job_id == refused["id"])).all() == []
+
+    with cluster.http(alice) as http:
+        assert http.delete(f"/v1/stagings/{held['id']}").json()["state"] == "released"
+    wait_for("the quarantined copy deleted", lambda: not path.exists(), timeout=30)
+    with cluster.ledger.read_session() as session, session.begin():
+        assert session.scalars(select(NodeDatasetRow)).all() == []
