@@ -204,7 +204,7 @@ def choose_mode(
     type=SIZE,
     default="64MiB",
     show_default=True,
-    help="Size of the ranged parts big files are read in.",
+    help="Smallest ranged part big files are read in: they are split only as far as --concurrency needs.",
 )
 @click.option(
     "--multipart-threshold",

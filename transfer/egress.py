@@ -154,7 +154,7 @@ def egress(
                 present, todo = _recognise(engine, writer, objects, config.concurrency)
                 for obj in present:
                     tracker.file_skipped(obj.size)
-                copied = engine.collect([engine.submit(obj, None) for obj in todo])
+                copied = engine.collect(engine.submit_all((obj, None) for obj in todo))
             writer.finish()
         finally:
             writer.close()

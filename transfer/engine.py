@@ -17,14 +17,14 @@ durability apply in both directions.
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from stagegate.durability import Durability
 from stagegate.errors import StagegateError
-from stagegate.transfer.checksums import Hasher, new_local_hasher, new_source_hasher
+from stagegate.transfer.checksums import ALL_CORES, Hasher, new_local_hasher, new_source_hasher
 from stagegate.transfer.endpoints.base import TempObject, Writer
 from stagegate.transfer.errors import (
     ChecksumMismatchError,
@@ -35,7 +35,7 @@ from stagegate.transfer.errors import (
 )
 from stagegate.transfer.keys import key_parts
 from stagegate.transfer.objects import CopiedFile, SourceObject, Verification
-from stagegate.transfer.parts import Part, part_size_under, split_parts
+from stagegate.transfer.parts import Part, part_size_by_need, part_size_under, split_parts
 from stagegate.transfer.progress import ProgressTracker
 from stagegate.transfer.sink import DatasetDir
 from stagegate.transfer.sources.base import ObjectReader, PublishedChecksum, Source
@@ -52,6 +52,8 @@ class TransferConfig:
     """How a copy runs. The defaults suit NVMe targets and S3 or NFS sources."""
 
     concurrency: int = 16  # files (and, separately, parts of big files) copied at once
+    # the smallest ranged part (big files are split only as far as the concurrency needs,
+    # transfer.parts.part_size_by_need), and the part size of a writer that uploads in parts
     part_size: int = 64 * MiB
     multipart_threshold: int = 128 * MiB  # objects larger than this are read in ranged parts
     chunk_size: int = 1 * MiB  # read size; memory is about 2 x concurrency x chunk_size
@@ -116,8 +118,8 @@ class _Hashes:
     """The hashers of one file: BLAKE3 always, the source's published algorithm, and the
     writer's read-back algorithm (shared with BLAKE3 when it is BLAKE3)."""
 
-    def __init__(self, published: PublishedChecksum | None, read_back: str | None) -> None:
-        self.local = new_local_hasher()
+    def __init__(self, published: PublishedChecksum | None, read_back: str | None, threads: int = 1) -> None:
+        self.local = new_local_hasher(threads)
         self.check = new_source_hasher(published.algorithm) if published else None
         self.dest: Hasher | None = None
         self.dest_algorithm = read_back
@@ -165,6 +167,8 @@ class CopyEngine:
         )
         self._cancel = threading.Event()
         self._local = threading.local()  # each copying thread's chunk buffer
+        self._ranged_lock = threading.Lock()
+        self._ranged_in_flight = 0  # big objects submitted and not yet done: they share the parts
         # Two pools: a big file's thread waits on its parts, which must not queue behind it.
         self._files = ThreadPoolExecutor(config.concurrency, thread_name_prefix="stagegate-file")
         self._parts = ThreadPoolExecutor(config.concurrency, thread_name_prefix="stagegate-part")
@@ -189,13 +193,37 @@ class CopyEngine:
 
     def submit(self, obj: SourceObject, prior: CopiedFile | None) -> "Future[CopiedFile]":
         """Copy ``obj`` unless ``prior`` shows it is already present and verified."""
+        return self.submit_all([(obj, prior)])[0]
+
+    def submit_all(
+        self, pairs: Iterable[tuple[SourceObject, CopiedFile | None]]
+    ) -> "list[Future[CopiedFile]]":
+        """:meth:`submit` every pair. The big objects among them count as in flight before
+        the first starts, so each is split by the same share of the part threads."""
+        todo = [(obj, prior if self._kept(obj, prior) else None) for obj, prior in pairs]
+        with self._ranged_lock:
+            self._ranged_in_flight += sum(1 for obj, kept in todo if kept is None and self._ranged(obj))
+        futures: list[Future[CopiedFile]] = []
+        for obj, kept in todo:
+            if kept is not None:
+                self._tracker.file_skipped(obj.size)
+                done: Future[CopiedFile] = Future()
+                done.set_result(kept)
+                futures.append(done)
+                continue
+            future = self._files.submit(self.copy_file, obj)
+            if self._ranged(obj):
+                future.add_done_callback(self._ranged_done)
+            futures.append(future)
+        return futures
+
+    def _kept(self, obj: SourceObject, prior: CopiedFile | None) -> bool:
         writer: object = self._writer  # only a dataset keeps records to resume from
-        if prior is not None and isinstance(writer, DatasetDir) and is_intact(writer, obj, prior):
-            self._tracker.file_skipped(obj.size)
-            done: Future[CopiedFile] = Future()
-            done.set_result(prior)
-            return done
-        return self._files.submit(self.copy_file, obj)
+        return prior is not None and isinstance(writer, DatasetDir) and is_intact(writer, obj, prior)
+
+    def _ranged_done(self, _: "Future[CopiedFile]") -> None:
+        with self._ranged_lock:
+            self._ranged_in_flight -= 1
 
     def collect(self, futures: "list[Future[T]]") -> list[T]:
         """The results of ``futures``; on the first failure, cancel the run and raise it."""
@@ -238,7 +266,15 @@ class CopyEngine:
         )
 
     def _part_size(self, obj: SourceObject) -> int:
+        """The part size a writer that uploads in parts gathers (its memory bound)."""
         return part_size_under(self._writer.part_rule, obj.size, self._config.part_size)
+
+    def _ranged_part_size(self, obj: SourceObject) -> int:
+        """Parts by need: the part threads shared among the big objects in flight."""
+        with self._ranged_lock:
+            streams = max(1, self._ranged_in_flight)
+        rule = self._writer.part_rule
+        return part_size_by_need(obj.size, streams, self._config.concurrency, rule, self._config.part_size)
 
     def checksum_of(self, obj: SourceObject) -> str | None:
         """The writer's read-back checksum of ``obj`` as the source holds it now (read through
@@ -351,7 +387,7 @@ class CopyEngine:
             raise
         except Exception as exc:
             raise SourceReadError(f"{obj.key}: cannot read its checksum: {exc}") from exc
-        part_size = self._part_size(obj)
+        part_size = self._ranged_part_size(obj)
         temp: TempObject | None = self._writer.open_temp(parts, obj.size, part_size)
         moved = [0]  # bytes of this attempt, across part threads
         lock = threading.Lock()
@@ -406,7 +442,8 @@ class CopyEngine:
 
     def _hash_file(self, fd: int, size: int, published: PublishedChecksum | None) -> _Hashes:
         """Hash an assembled file once, from the page cache it was just written through."""
-        hashes = _Hashes(published, self._writer.read_back_algorithm)
+        # One thread hashes the whole file: let BLAKE3 spread each 8 MiB buffer over the cores.
+        hashes = _Hashes(published, self._writer.read_back_algorithm, threads=ALL_CORES)
         buf = bytearray(8 * MiB)
         view = memoryview(buf)
         offset = 0

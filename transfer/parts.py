@@ -51,6 +51,21 @@ def part_size_under(rule: PartRule, size: int, preferred: int) -> int:
     return part_size_for(size, preferred, rule.max_parts, rule.min_size)
 
 
+def part_size_by_need(size: int, streams: int, concurrency: int, rule: PartRule, floor: int) -> int:
+    """The part size for a big object read in ranged parts: split only as far as the
+    concurrency budget needs. ``concurrency`` connections shared by ``streams`` big objects
+    in flight give each about ``ceil(concurrency / streams)`` parts (4 objects, 16
+    connections: 4 parts each; one object: 16), in whole MiB, never below ``floor`` (each
+    part costs a request and a stream set-up) nor the writer's minimum, and never more than
+    the writer's part count allows. The same rule for every source and writer."""
+    if size < 0 or streams < 1 or concurrency < 1 or floor < 1:
+        raise ValueError("size must not be negative; streams, concurrency and floor must be positive")
+    wanted = -(-concurrency // streams)
+    each = -(-size // wanted)
+    each = -(-each // MIN_PART_SIZE) * MIN_PART_SIZE
+    return part_size_for(size, max(each, floor), rule.max_parts, rule.min_size)
+
+
 def split_parts(size: int, part_size: int) -> list[Part]:
     """Cover ``[0, size)`` with consecutive parts of ``part_size`` bytes (the last may be short).
 

@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import itertools
 import json
 import os
 import shutil
@@ -34,11 +35,14 @@ from stagegate.transfer.errors import (
 )
 from stagegate.transfer.layout import LEGACY_STATE_DIR, state_dir_of
 from stagegate.transfer.parts import PartRule
+from stagegate.transfer.writeback import WRITEBACK, Writeback
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 READY_MARKER = "READY"
 MANIFEST = "manifest.jsonl"
 LOCK_FILE = "lock"  # in the state directory; holds the pid of the staging that has it
+# Files up to this size get no space reservation: a fallocate a file costs more than it saves.
+RESERVE_ABOVE = 1 << 20
 
 
 _libc = ctypes.CDLL(None, use_errno=True)  # libc is already loaded; find_library would run ldconfig
@@ -68,14 +72,22 @@ def write_all_at(fd: int, offset: int, data: bytes | memoryview) -> None:
 
 @dataclass(slots=True)
 class TempFile:
+    """A temporary file being written; writeback of what is written starts as it goes
+    (:mod:`transfer.writeback`), so the batch's sync does not have it all to write."""
+
     fd: int
     name: str
+    writeback: Writeback = WRITEBACK
+    written: int = 0  # where sequential writes have got to (the descriptor's position)
 
     def write(self, data: bytes | memoryview, /) -> None:
         write_all(self.fd, data)
+        self.writeback.wrote(self.fd, self.written, len(data))
+        self.written += len(data)
 
     def write_at(self, offset: int, data: bytes | memoryview, /) -> None:
         write_all_at(self.fd, offset, data)
+        self.writeback.wrote(self.fd, offset, len(data))
 
 
 def open_nofollow(path: Path, flags: int, mode: int = 0o644) -> int:
@@ -214,12 +226,18 @@ class DatasetDir:
     read_back_algorithm = None  # its bytes were checked against the source on the way in
     part_rule = PartRule()
 
-    def __init__(self, path: str | os.PathLike[str], *, clear_the_way: bool = False) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, clear_the_way: bool = False, writeback: Writeback = WRITEBACK
+    ) -> None:
         """``clear_the_way`` (a staging with ``sync`` or ``replace``): what stands where a new
         file or directory must go (an old file where the new set has a directory, an old
         directory where it has a file, a symlink) is removed, by descriptor and never
         followed, instead of failing the staging; :attr:`cleared` counts the files it held."""
         self.path = Path(path)
+        self._writeback = writeback
+        # Temporary names: one random prefix per open, then a counter, not a getrandom per file.
+        self._temp_prefix = uuid.uuid4().hex
+        self._temp_numbers = itertools.count()
         self.state_path = state_dir_of(self.path)
         self._clear_the_way = clear_the_way
         self._cleared_lock = threading.Lock()
@@ -376,15 +394,16 @@ class DatasetDir:
 
     def create_temp(self, size: int) -> TempFile:
         """A new, empty temporary file with room for ``size`` bytes reserved up front, so a
-        full disk fails the file at once instead of half way through."""
-        name = f"{uuid.uuid4().hex}.part"
+        full disk fails the file at once instead of half way through (a file of at most
+        :data:`RESERVE_ABOVE` bytes goes in a write or two, which fail as soon)."""
+        name = f"{self._temp_prefix}-{next(self._temp_numbers)}.part"
         fd = os.open(
             name,
             os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
             0o666,
             dir_fd=self._tmp_fd,
         )
-        if size > 0:
+        if size > RESERVE_ABOVE:
             try:
                 os.posix_fallocate(fd, 0, size)
             except OSError as exc:
@@ -393,7 +412,7 @@ class DatasetDir:
                 if exc.errno == errno.EOPNOTSUPP:
                     return self.create_temp(0)
                 raise
-        return TempFile(fd, name)
+        return TempFile(fd, name, self._writeback)
 
     def open_temp(self, parts: tuple[str, ...], size: int, part_size: int = 0) -> TempFile:
         """:meth:`create_temp`, as the engine's writer interface asks for it."""

@@ -186,7 +186,7 @@ class BatchCopy:
             check_label_files(source, label_files, label_file_name, directories)
         kept = [prior for _, prior in self._pairs if prior is not None]
         self._writer = BatchRecordWriter(self._path, self.index, kept)
-        self.futures = [engine.submit(obj, prior) for obj, prior in self._pairs]
+        self.futures = engine.submit_all(self._pairs)
         self._recorded = [False] * len(self.futures)
 
     def pending(self) -> "list[Future[CopiedFile]]":

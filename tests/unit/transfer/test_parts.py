@@ -14,6 +14,7 @@ from stagegate.transfer.parts import (
     Part,
     PartRule,
     batched_by_weight,
+    part_size_by_need,
     part_size_for,
     part_size_under,
     split_parts,
@@ -184,3 +185,56 @@ def test_s3_parts_are_at_least_5_mib_and_at_most_10000(size: int, preferred: int
 def test_the_local_rule_keeps_small_parts() -> None:
     assert part_size_under(PartRule(), 10 * MiB, MiB) == MiB
     assert part_size_under(S3_PART_RULE, 10 * MiB, MiB) == 5 * MiB
+
+
+# --- part_size_by_need ----------------------------------------------------------------
+
+
+def test_four_big_objects_with_sixteen_connections_get_four_parts_each():
+    size = part_size_by_need(512 * MiB, streams=4, concurrency=16, rule=PartRule(), floor=8 * MiB)
+    assert len(split_parts(512 * MiB, size)) == 4
+
+
+def test_one_big_object_gets_every_connection():
+    size = part_size_by_need(512 * MiB, streams=1, concurrency=16, rule=PartRule(), floor=8 * MiB)
+    assert len(split_parts(512 * MiB, size)) == 16
+
+
+def test_more_objects_than_connections_read_each_whole_down_to_the_floor():
+    # 32 objects share 16 connections: one part each would do, but the floor still cuts
+    size = part_size_by_need(512 * MiB, streams=32, concurrency=16, rule=PartRule(), floor=64 * MiB)
+    assert size == 512 * MiB
+    size = part_size_by_need(512 * MiB, streams=4, concurrency=64, rule=PartRule(), floor=64 * MiB)
+    assert size == 64 * MiB  # 16 parts wanted; the 64 MiB floor allows 8
+
+
+def test_the_s3_writer_minimum_and_part_count_still_bind():
+    small = part_size_by_need(12 * MiB, streams=1, concurrency=16, rule=S3_PART_RULE, floor=1 * MiB)
+    assert small == 5 * MiB  # S3 refuses parts under 5 MiB
+    huge = 100_000 * MiB
+    size = part_size_by_need(huge, streams=1, concurrency=2, rule=PartRule(max_parts=10), floor=MiB)
+    assert len(split_parts(huge, size)) <= 10
+
+
+@given(
+    size=st.integers(0, 1 << 44),
+    streams=st.integers(1, 64),
+    concurrency=st.integers(1, 1024),
+    floor=st.integers(1, 256 * MiB),
+    rule=st.sampled_from([PartRule(), S3_PART_RULE, PartRule(min_size=MiB, max_parts=7)]),
+)
+@settings(max_examples=300, deadline=None)
+def test_parts_by_need_never_exceed_the_need_or_the_rule(size, streams, concurrency, floor, rule):
+    part = part_size_by_need(size, streams, concurrency, rule, floor)
+    count = len(split_parts(size, part))
+    assert count <= rule.max_parts
+    assert part >= max(floor, rule.min_size)
+    assert count <= ceil_div(concurrency, streams)  # never split further than the share needs
+    assert part % MIN_PART_SIZE == 0 or part == max(floor, rule.min_size)
+
+
+@pytest.mark.parametrize("bad", [dict(streams=0), dict(concurrency=0), dict(floor=0), dict(size=-1)])
+def test_parts_by_need_refuses_nonsense(bad):
+    args = dict(size=MiB, streams=1, concurrency=1, rule=PartRule(), floor=MiB) | bad
+    with pytest.raises(ValueError):
+        part_size_by_need(**args)

@@ -1,0 +1,154 @@
+"""The POSIX data path on a real disk: buffers reused across many files corrupt nothing,
+writeback starts as big files are written (and a kernel without sync_file_range changes
+nothing but speed), and big objects are split by need, not by a fixed size."""
+
+import ctypes
+import errno
+import os
+import random
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from integration.helpers import MiB, assert_staged, payload, write_tree
+from stagegate.transfer import CopyEngine, DatasetDir, TransferConfig, open_source, stage
+from stagegate.transfer.objects import SourceObject
+from stagegate.transfer.progress import ProgressTracker
+from stagegate.transfer.writeback import (
+    SYNC_FILE_RANGE_WRITE,
+    WRITEBACK_WINDOW,
+    Writeback,
+    libc_sync_file_range,
+)
+
+pytestmark = pytest.mark.integration
+
+CHUNK = 64 << 10
+
+
+def _many_files() -> dict[str, bytes]:
+    rng = random.Random("buffers")
+    edges = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK, 5 * CHUNK // 2]
+    sizes = edges * 4 + [rng.randint(0, 3 * MiB) for _ in range(300)]
+    files = {f"d{i % 7}/f{i:04d}.bin": payload(f"f{i}", size) for i, size in enumerate(sizes)}
+    files["big/a.bin"] = payload("a", 17 * MiB + 5)
+    files["big/b.bin"] = payload("b", 2 * WRITEBACK_WINDOW)
+    return files
+
+
+def test_many_files_through_reused_buffers_stage_byte_identical(tmp_path):
+    """Every thread reads into one buffer it reuses; a chunk still being written or hashed
+    when the next read lands would show up here as a file with another file's bytes."""
+    files = _many_files()
+    src = write_tree(tmp_path / "src", files)
+    config = TransferConfig(concurrency=8, chunk_size=CHUNK, batch_max_files=50)
+    stage(open_source(str(src)), tmp_path / "dest", config)
+    assert_staged(tmp_path / "dest", files)
+
+
+def test_the_local_reader_fills_the_callers_buffer(tmp_path):
+    data = payload("r", 3 * CHUNK + 11)
+    src = open_source(str(write_tree(tmp_path / "src", {"f": data})))
+    (obj,) = src.list()
+    reader: Any = src.open(obj)
+    buffer = memoryview(bytearray(CHUNK))
+    got = bytearray()
+    try:
+        while n := reader.readinto(buffer):
+            got += buffer[:n]
+    finally:
+        reader.close()
+    assert bytes(got) == data
+
+
+class Recording:
+    """The real sync_file_range, or a refusal with ``fail_with``, with every call kept."""
+
+    def __init__(self, fail_with: int | None = None) -> None:
+        self.calls: list[tuple[int, int, int]] = []
+        self.fail_with = fail_with
+        self._real = libc_sync_file_range()
+        self._lock = threading.Lock()
+
+    def __call__(self, fd: int, offset: int, size: int, flags: int) -> int:
+        assert flags == SYNC_FILE_RANGE_WRITE
+        with self._lock:
+            self.calls.append((os.fstat(fd).st_ino, offset, size))
+        if self.fail_with is not None:
+            ctypes.set_errno(self.fail_with)
+            return -1
+        assert self._real is not None
+        return self._real(fd, offset, size, flags)
+
+
+def _copy(src_dir: Path, dest: Path, writeback: Writeback, config: TransferConfig) -> None:
+    src = open_source(str(src_dir))
+    objects = list(src.list())
+    tracker = ProgressTracker(len(objects), sum(o.size for o in objects), None)
+    with (
+        DatasetDir(dest, writeback=writeback) as dataset,
+        CopyEngine(src, dataset, config, tracker) as engine,
+    ):
+        engine.collect(engine.submit_all((obj, None) for obj in objects))
+
+
+def test_writeback_starts_window_by_window_as_a_big_file_is_written(tmp_path):
+    files = {"big.bin": payload("big", 2 * WRITEBACK_WINDOW + 3 * MiB), "small.bin": payload("s", 70_000)}
+    src = write_tree(tmp_path / "src", files)
+    call = Recording()
+    _copy(src, tmp_path / "dest", Writeback(call), TransferConfig(concurrency=2))
+    big = os.stat(tmp_path / "dest" / "big.bin").st_ino  # a rename keeps the inode
+    assert call.calls == [(big, 0, WRITEBACK_WINDOW), (big, WRITEBACK_WINDOW, WRITEBACK_WINDOW)]
+    for key, data in files.items():
+        assert (tmp_path / "dest" / key).read_bytes() == data
+
+
+@pytest.mark.parametrize("refusal", [errno.ENOSYS, errno.EINVAL, None])
+def test_without_sync_file_range_the_copy_is_the_same(tmp_path, refusal):
+    """Refused by the kernel (ENOSYS, EINVAL on some filesystems) or missing from libc
+    (None): the first refusal switches it off, and every byte still lands."""
+    files = {f"f{i}.bin": payload(f"f{i}", (i + 1) * 5 * MiB) for i in range(4)}
+    src = write_tree(tmp_path / "src", files)
+    call = Recording(fail_with=refusal) if refusal is not None else None
+    writeback = Writeback(call)
+    _copy(src, tmp_path / "dest", writeback, TransferConfig(concurrency=4))
+    assert not writeback.enabled
+    if call is not None:  # once, or once per thread that asked at the same moment
+        assert 1 <= len(call.calls) <= 4
+    for key, data in files.items():
+        assert (tmp_path / "dest" / key).read_bytes() == data
+
+
+class RangedLocal:
+    """A local source asking for ranged reads (as an object store does), recording them."""
+
+    prefers_ranged_reads = True
+
+    def __init__(self, root: Path) -> None:
+        self._inner = open_source(str(root))
+        self.ranges: dict[str, list[tuple[int, int | None]]] = {}
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def open(self, obj: SourceObject, offset: int = 0, length: int | None = None) -> Any:
+        with self._lock:
+            self.ranges.setdefault(obj.key, []).append((offset, length))
+        return self._inner.open(obj, offset, length)
+
+
+def test_big_objects_are_split_only_as_far_as_the_connections_need(tmp_path):
+    """4 big objects, 16 part threads: 4 parts each, not the 16 a 1 MiB part size would cut."""
+    files = {f"f{i}.bin": payload(f"f{i}", 16 * MiB) for i in range(4)}
+    source = RangedLocal(write_tree(tmp_path / "src", files))
+    config = TransferConfig(concurrency=16, part_size=1 * MiB, multipart_threshold=2 * MiB)
+    objects = list(source.list())
+    tracker = ProgressTracker(len(objects), sum(o.size for o in objects), None)
+    with DatasetDir(tmp_path / "dest") as dataset, CopyEngine(source, dataset, config, tracker) as engine:  # type: ignore[arg-type]
+        engine.collect(engine.submit_all((obj, None) for obj in objects))
+    for key, data in files.items():
+        assert sorted(source.ranges[key]) == [(i * 4 * MiB, 4 * MiB) for i in range(4)]
+        assert (tmp_path / "dest" / key).read_bytes() == data
