@@ -159,6 +159,8 @@ def stage(
     durability: str = Durability.BATCH.value,
     replace: bool = False,
     sync: bool = False,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
 ) -> Staged:
     """Copy the dataset at ``source`` into the directory ``to``, here, verifying every byte:
     ``stagegate stage SOURCE --to DIR`` as a function.
@@ -169,8 +171,11 @@ def stage(
     the same source, which is then resumed (files already there and verified are kept).
     ``replace`` (``--replace``): the new dataset replaces whatever ``to`` holds; ``sync``
     (``--sync``): files gone from the source are removed, after the new set is verified.
-    Without them, a ``to`` holding another source's dataset or files the source lacks raises
-    :class:`stagegate.errors.InvalidInputError` naming them, and nothing changes.
+    ``include``/``exclude`` (``--include``/``--exclude``, rclone's glob rules) choose which keys
+    of the source are the dataset, before it is planned: labels, digest and ``to`` cover exactly
+    those. Without ``replace``/``sync``, a ``to`` holding another source's dataset or files the
+    source lacks raises :class:`stagegate.errors.InvalidInputError` naming them, and nothing
+    changes.
 
     Before a byte moves every object's label is checked against the policy (``policy``: a
     policy file; default ``$STAGEGATE_POLICY``, else the shipped one, public data only). Each
@@ -205,7 +210,15 @@ def stage(
         durability=chosen_durability,
     )
     _check_tunables(options.transfer_config)
-    request = StagingRequest(source=source, destination=destination, job_ref=job, replace=replace, sync=sync)
+    request = StagingRequest(
+        source=source,
+        destination=destination,
+        job_ref=job,
+        replace=replace,
+        sync=sync,
+        include=tuple(include),
+        exclude=tuple(exclude),
+    )
     policy_path = None if policy is None else Path(policy)
     return Staged.of(stage_here(request, options, policy_path, ordered(progress)))
 
@@ -312,6 +325,8 @@ def egress(
     part_size: int | None = None,
     multipart_threshold: int | None = None,
     bandwidth_limit: int | None = None,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
 ) -> Egressed:
     """Copy the selected checkpoints of the training run ``run_dir`` to ``to``
     (``s3://bucket/prefix``, an absolute path or ``file:///path``), verified, if the policy
@@ -322,7 +337,8 @@ def egress(
     ``names``. A checkpoint's label only rises: the highest of its own, the nearest
     ``.classification`` in the run directory, and the datasets you staged under ``job``.
     ``delete_unselected`` deletes the other checkpoints once every selected file is verified
-    at the destination. Tunables left as None take the CLI's defaults.
+    at the destination. ``include``/``exclude`` (rclone's glob rules) choose files of the
+    selected checkpoints. Tunables left as None take the CLI's defaults.
 
     Raises :class:`stagegate.policies.PolicyDeniedError` (nothing moved, nothing deleted),
     :class:`stagegate.errors.InvalidInputError` for a bad selection or destination,
@@ -348,6 +364,8 @@ def egress(
         names=names,
         job=job,
         delete_unselected=delete_unselected,
+        include=include,
+        exclude=exclude,
     )
     policy_path = None if policy is None else Path(policy)
     started = time.monotonic()

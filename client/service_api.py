@@ -26,6 +26,7 @@ from stagegate.client.service_render import bar_progress, verdict
 from stagegate.errors import InvalidInputError
 from stagegate.ledger import AuditEvent
 from stagegate.ledger.usage import UsageRow
+from stagegate.owners import OwnerRef
 from stagegate.progress import ProgressCallback
 from stagegate.requests import BestMode
 from stagegate.settings import env_name, load_settings
@@ -112,6 +113,9 @@ class Client(ClosedOnExit):
         job: str | None = None,
         idempotency_key: str | None = None,
         pin_ttl: float | None = None,
+        include: Iterable[str] = (),
+        exclude: Iterable[str] = (),
+        owner: OwnerRef | None = None,
         wait: bool = True,
         timeout: float | None = None,
         progress: ProgressCallback | None = None,
@@ -122,7 +126,10 @@ class Client(ClosedOnExit):
         ``mode`` is ``"replicate"`` (every node gets it all) or ``"shard"``; ``pin_ttl``
         (seconds) how long the nodes hold it for you before the service releases it (default:
         the service's ``STAGEGATE_PIN_TTL``; :meth:`renew` extends it); the same
-        ``idempotency_key`` again returns the first staging. With ``wait`` (the default),
+        ``idempotency_key`` again returns the first staging. ``include``/``exclude`` choose which
+        keys of the source are staged (rclone's glob rules, as :func:`stagegate.stage`);
+        ``owner`` (a :class:`stagegate.owners.OwnerRef`) is the Kubernetes Pod or Job whose end
+        releases it. With ``wait`` (the default),
         returns once it is ready (each node's ``path`` in ``.nodes``) and passes
         :class:`stagegate.progress.Progress` snapshots to ``progress`` as it goes; without,
         returns the staging as submitted.
@@ -132,7 +139,15 @@ class Client(ClosedOnExit):
         :class:`WaitTimeoutError` after ``timeout`` seconds (the staging goes on).
         """
         staging = self.service.submit_staging(
-            source, nodes, mode=mode, job=job, idempotency_key=idempotency_key, pin_ttl=pin_ttl
+            source,
+            nodes,
+            mode=mode,
+            job=job,
+            idempotency_key=idempotency_key,
+            pin_ttl=pin_ttl,
+            include=include,
+            exclude=exclude,
+            owner=owner,
         )
         if not wait:
             return check_ended(staging)
@@ -185,6 +200,8 @@ class Client(ClosedOnExit):
         names: Iterable[str] = (),
         job: str | None = None,
         delete_unselected: bool = False,
+        include: Iterable[str] = (),
+        exclude: Iterable[str] = (),
         wait: bool = True,
         timeout: float | None = None,
     ) -> dict[str, Any]:
@@ -209,6 +226,8 @@ class Client(ClosedOnExit):
             job=job,
             delete_unselected=delete_unselected,
             node=node,
+            include=include,
+            exclude=exclude,
         )
         check_selection(request)  # what the CLI refuses before asking; the worker applies it too
         egress_id = self.service.submit_egress(request)

@@ -174,3 +174,21 @@ def test_egress_through_the_service_and_someone_elses_run_is_refused(
         alice.egress(str(secret), f"s3://{bucket}/leak", node="a", latest=1)
     assert isinstance(denied.value, PermissionError) and "confidential" in str(denied.value)
     assert "Contents" not in s3_client.list_objects_v2(Bucket=bucket, Prefix="leak/")
+
+
+def test_stage_a_subset_on_the_service(start_cluster: Any, dataset: Any) -> None:
+    cluster = start_cluster({"a": None})
+    data = {
+        "keep/x.bin": payload("x", 10_000),
+        "keep/y.log": payload("y", 10_000),
+        "drop/z.bin": payload("z", 10_000),
+    }
+    source = dataset("subset", data)
+    with stagegate.Client(cluster.api_url, cluster.token("ivy", "scientist"), poll=0.2) as service:
+        # rclone's order: every include rule is tried before any exclude, first match wins.
+        staging = service.stage(source, nodes=["a"], include=["/keep/*.bin"], exclude=["*.log"])
+        (node,) = staging.nodes
+        assert node.path is not None
+        assert [str(p.relative_to(node.path)) for p in iter_files(Path(node.path))] == ["keep/x.bin"]
+        with pytest.raises(stagegate.InvalidInputError, match=r"\.\."):
+            service.stage(source, nodes=["a"], include=["../**"])

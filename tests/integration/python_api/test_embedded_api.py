@@ -199,3 +199,33 @@ def test_egress_refuses_bad_tunables_before_anything_is_recorded(tmp_path: Path)
     with pytest.raises(stagegate.InvalidInputError, match="concurrency must be positive"):
         stagegate.egress(make_run(tmp_path), to=str(tmp_path / "out"), latest=1, concurrency=0)
     assert actions() == [] and not (tmp_path / "out").exists()
+
+
+def test_stage_subsets_with_include_or_exclude(tmp_path: Path) -> None:
+    data = {
+        "train/a.bin": payload("a", 9_000),
+        "train/b.tmp": payload("b", 9_000),
+        "val/c.bin": payload("c", 9_000),
+    }
+    source = write_tree(tmp_path / "src", {**data, ".classification": b"public\n"})
+
+    train = stagegate.stage(str(source), to=tmp_path / "train", include=["/train/**"])
+    no_tmp = stagegate.stage(str(source), to=tmp_path / "no-tmp", exclude=["*.tmp"])
+    whole = stagegate.stage(str(source), to=tmp_path / "whole")
+
+    assert_staged(tmp_path / "train", {k: v for k, v in data.items() if k.startswith("train/")})
+    assert_staged(tmp_path / "no-tmp", {k: v for k, v in data.items() if not k.endswith(".tmp")})
+    assert (train.files, no_tmp.files, whole.files) == (2, 2, 3)
+    assert len({train.digest, no_tmp.digest, whole.digest}) == 3  # another subset, another dataset
+    with pytest.raises(stagegate.InvalidInputError, match=r"\.\."):
+        stagegate.stage(str(source), to=tmp_path / "up", include=["../**"])
+    assert not (tmp_path / "up").exists()
+
+
+def test_egress_files_of_a_checkpoint_with_include(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    out = stagegate.egress(run, to=str(tmp_path / "out"), latest=1, include=["*.bin"])
+    landed = sorted(
+        str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*") if p.is_file()
+    )
+    assert landed == ["checkpoint-300/model.bin"] and out.files == 1
