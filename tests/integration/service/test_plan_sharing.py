@@ -17,7 +17,7 @@ from sqlalchemy import select
 from integration.helpers import payload
 from integration.service.cluster import audit_actions, dump, wait_for
 from stagegate.ledger.models import NodeDatasetRow, PinRow, PlanShareRow
-from stagegate.policies import LABEL_TAG
+from stagegate.policies import LABEL_FILE_NAME, LABEL_TAG
 
 pytestmark = pytest.mark.integration
 
@@ -25,8 +25,8 @@ FILES = {f"part-{i:02d}.bin": payload(f"p{i}", 2000 + i) for i in range(6)}
 
 
 class Listings:
-    """ListObjectsV2 requests the S3 server answered, by bucket; ``hold`` blocks them until
-    ``release`` (a planner stuck in its listing, to be killed there)."""
+    """Listings of a dataset (ListObjectsV2 requests) the S3 server answered, by bucket;
+    ``hold`` blocks them until ``release`` (a planner stuck in its listing, to be killed there)."""
 
     def __init__(self) -> None:
         self.count: collections.Counter[str] = collections.Counter()
@@ -47,6 +47,11 @@ def listings(monkeypatch: pytest.MonkeyPatch) -> Iterator[Listings]:
     original = S3Response.list_objects_v2
 
     def counted(self: S3Response) -> Any:
+        prefix = self.querystring.get("prefix", [""])[0]
+        if prefix.rstrip("/").rsplit("/", 1)[-1] == LABEL_FILE_NAME:
+            # A probe that no label file above the source is a folder (one key at most): not a
+            # listing of the dataset, and made again before READY on every node.
+            return original(self)
         seen.count[self.bucket_name] += 1
         seen.entered.set()
         seen.open.wait(60)
