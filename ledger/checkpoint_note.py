@@ -20,7 +20,7 @@ from datetime import datetime
 
 from stagegate.ledger.chain import format_time, parse_time
 from stagegate.ledger.merkle import HASH_SIZE
-from stagegate.ledger.signed_note import NoteError, VerifierKey, open_note
+from stagegate.ledger.signed_note import NoteError, VerifierKey, canonical_b64decode, open_note
 
 TIME_PREFIX = "time "
 _SIZE = re.compile(r"0|[1-9][0-9]{0,18}")
@@ -62,7 +62,7 @@ def parse_text(text: str) -> Checkpoint:
     if not _SIZE.fullmatch(size):
         raise NoteError(f"the checkpoint's size is not a decimal number: {size[:40]!r}")
     try:
-        root = base64.b64decode(root_b64, validate=True)
+        root = canonical_b64decode(root_b64)
     except binascii.Error:
         raise NoteError("the checkpoint's root hash is not base64") from None
     if len(root) != HASH_SIZE:

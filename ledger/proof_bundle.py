@@ -22,7 +22,7 @@ from typing import Any
 from stagegate.ledger.chain import canonical_json, event_hash, leaf_bytes
 from stagegate.ledger.checkpoint_note import SignedCheckpoint, open_checkpoint
 from stagegate.ledger.merkle import leaf_hash, root_from_inclusion
-from stagegate.ledger.signed_note import NoteError, VerifierKey
+from stagegate.ledger.signed_note import NoteError, VerifierKey, canonical_b64decode
 
 FORMAT = "stagegate-inclusion-proof/1"
 MAX_BUNDLE_BYTES = 1 << 20
@@ -74,7 +74,7 @@ def parse_bundle(text: str) -> InclusionBundle:
     if data.get("leaf_index") != event["seq"] - 1:
         raise NoteError("the proof's leaf_index is not the event's seq - 1")
     try:
-        hashes = tuple(base64.b64decode(p, validate=True) for p in proof if isinstance(p, str))
+        hashes = tuple(canonical_b64decode(p) for p in proof if isinstance(p, str))
     except binascii.Error:
         raise NoteError("a hash of the proof is not base64") from None
     if len(hashes) != len(proof):

@@ -41,6 +41,17 @@ def key_id(name: str, public: bytes) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
+def canonical_b64decode(text: str) -> bytes:
+    """``text`` as standard base64, accepted only in the one spelling ``b64encode`` gives: the
+    unused low bits of a last character before ``=`` may otherwise be anything, so a flipped
+    bit in a signed note would decode to the same bytes and pass (Go's ``Strict`` encoding
+    refuses it too). Raises :class:`binascii.Error`."""
+    raw = base64.b64decode(text, validate=True)
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise binascii.Error("not canonical base64")
+    return raw
+
+
 def _raw_public(key: Ed25519PublicKey) -> bytes:
     return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
 
@@ -91,7 +102,7 @@ def _key_parts(text: str, what: str) -> tuple[str, int, bytes]:
         if len(id_hex) != 8:
             raise ValueError("the key id is not 8 hex digits")
         ident = int(id_hex, 16)
-        raw = base64.b64decode(raw_b64, validate=True)
+        raw = canonical_b64decode(raw_b64)
     except (ValueError, binascii.Error, InvalidInputError) as exc:
         raise InvalidInputError(
             f"not a {what} key ('NAME+ID+BASE64' as `stagegate audit key` prints): {exc}"
@@ -153,7 +164,7 @@ def open_note(note: str, keys: Iterable[VerifierKey]) -> OpenedNote:
             raise NoteError(f"not a signature line: {line[:80]!r}")
         name, _, blob_b64 = line[len(SIGNATURE_PREFIX) :].rpartition(" ")
         try:
-            blob = base64.b64decode(blob_b64, validate=True)
+            blob = canonical_b64decode(blob_b64)
         except binascii.Error:
             raise NoteError(f"signature by {name!r} is not base64") from None
         if len(blob) != 4 + 64:

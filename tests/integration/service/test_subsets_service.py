@@ -98,7 +98,10 @@ def test_a_label_above_the_requesters_root_is_never_consulted(start_cluster, tmp
     # Above alice's root, a permissive label someone else controls: it must not label her data.
     (homes / ".classification").write_bytes(b"public\n")
     (tmp_path / ".classification").write_bytes(b"public\n")
-    cluster = start_cluster({"a": None}, env={"STAGEGATE_SOURCE_ROOTS": f"{homes}/{{user}}"})
+    # The source's labels change between identical requests here: no fresh plan is followed
+    # (within STAGEGATE_PLAN_FRESH_SECONDS a same request would reuse the first, denied, plan).
+    env = {"STAGEGATE_SOURCE_ROOTS": f"{homes}/{{user}}", "STAGEGATE_PLAN_FRESH_SECONDS": "0"}
+    cluster = start_cluster({"a": None}, env=env)
     alice = cluster.token("alice", "scientist", "vision")
     source = str(homes / "alice" / "ds" / "val")
 

@@ -180,3 +180,20 @@ def test_a_rotated_key_leaves_old_proofs_verifiable() -> None:
     keys = [KEY.verifier(), OTHER.verifier()]
     assert check_bundle(old.to_json(), keys).checkpoint.key.id == KEY.id
     assert check_bundle(new.to_json(), keys).checkpoint.key.id == OTHER.id
+
+
+def test_a_signature_in_another_spelling_of_the_same_bytes_is_refused() -> None:
+    # The last base64 character before "=" has unused low bits: "...Q==" and "...R==" decode
+    # alike. A note whose bytes changed must not open, even if its signature's bytes did not.
+    note = sign(Checkpoint(ORIGIN, 12, b"\x07" * 32, WHEN).text(), KEY)
+    signature_line = note.rstrip("\n").rpartition("\n")[2]
+    blob = signature_line.rsplit(" ", 1)[1]
+    assert blob.endswith("=")
+    last = blob.rstrip("=")[-1]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    twin = alphabet[alphabet.index(last) ^ 1]
+    respelled = blob.rstrip("=")[:-1] + twin + "=" * (len(blob) - len(blob.rstrip("=")))
+    assert base64.b64decode(respelled) == base64.b64decode(blob)
+    tampered = note.replace(blob, respelled)
+    with pytest.raises(NoteError):
+        open_checkpoint(tampered, [KEY.verifier()], ORIGIN)
