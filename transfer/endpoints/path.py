@@ -52,18 +52,24 @@ def open_dir_at(parent_fd: int, name: str, where: str, *, create: bool) -> int:
         raise UnsafeDestinationError(f"{where} exists and is not a directory") from None
 
 
-def open_walked(segments: tuple[str, ...], *, create: bool) -> int:
-    """A descriptor of ``/<segments>``, reached from ``/`` without following any symlink."""
-    fd = os.open("/", _DIR_FLAGS)
+def walk_below(fd: int, above: tuple[str, ...], names: tuple[str, ...], *, create: bool) -> int:
+    """A descriptor of the directory ``names`` below ``fd`` (which is ``/<above>``, for the
+    errors), opened one segment at a time without following any symlink. Takes ``fd`` over:
+    it is closed, also on failure."""
     try:
-        for depth, name in enumerate(segments):
-            child = open_dir_at(fd, name, _where(segments[: depth + 1]), create=create)
+        for depth, name in enumerate(names):
+            child = open_dir_at(fd, name, _where((*above, *names[: depth + 1])), create=create)
             os.close(fd)
             fd = child
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def open_walked(segments: tuple[str, ...], *, create: bool) -> int:
+    """A descriptor of ``/<segments>``, reached from ``/`` without following any symlink."""
+    return walk_below(os.open("/", _DIR_FLAGS), (), segments, create=create)
 
 
 def hash_fd(fd: int) -> str:
@@ -128,16 +134,7 @@ class ConfinedDir:
         self.close()
 
     def _parent(self, parts: tuple[str, ...], *, create: bool) -> int:
-        fd = os.dup(self._fd)
-        try:
-            for depth, name in enumerate(parts[:-1]):
-                child = open_dir_at(fd, name, _where((*self.segments, *parts[: depth + 1])), create=create)
-                os.close(fd)
-                fd = child
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
+        return walk_below(os.dup(self._fd), self.segments, parts[:-1], create=create)
 
     # -- before the first byte ----------------------------------------------------------------
 
