@@ -13,7 +13,7 @@ eviction.
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from stagegate.actions import AuditAction
@@ -64,9 +64,12 @@ class DatasetLabels:
         self._ledger = ledger
 
     def next_due(self, node: str, older_than: timedelta) -> DueDataset | None:
-        """The ready dataset on ``node`` whose labels were read longest ago (never first)."""
+        """The ready dataset on ``node`` whose labels were read longest ago, if that was before
+        ``older_than`` ago. A dataset never re-read counts as read when it was written: its
+        labels were read just before, at planning, and re-reading every new dataset at once
+        would cost a request per object for nothing."""
         due = _now() - older_than
-        checked = DatasetLabelCheckRow.checked_at
+        checked = func.coalesce(DatasetLabelCheckRow.checked_at, NodeDatasetRow.created_at)
         with self._ledger.read_session() as session, session.begin():
             row = session.execute(
                 select(NodeDatasetRow.digest, JobRow)
@@ -78,8 +81,8 @@ class DatasetLabels:
                 )
                 .where(NodeDatasetRow.node == node, NodeDatasetRow.state == DatasetState.READY)
                 .where(DatasetLabelCheckRow.quarantined_at.is_(None))
-                .where(checked.is_(None) | (checked < due))
-                .order_by(checked.is_not(None), checked)
+                .where(checked < due)
+                .order_by(checked)
                 .limit(1)
             ).first()
             if row is None:

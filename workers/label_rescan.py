@@ -82,7 +82,12 @@ def rescan(ctx: NodeContext, due: DueDataset, limiter: BandwidthLimiter) -> bool
         labels=LABELS,
     ) as source:
         contents = _label_files_now(source, directories_of(o.key for o in objects) | planned, limiter)
-        resolver = LabelResolver(contents, ctx.policy.levels)
+        # The label files above the source labelled it at planning (a subset staged under a
+        # labelled prefix): read them again too, or such a dataset looks unclassified here.
+        above = source.label_files_above(LABELS.file_name)
+        limiter.consume(max(1, len(above)))
+        found_above = [(a.where, a.content) for a in above if a.content is not None]
+        resolver = LabelResolver(contents, ctx.policy.levels, found_above)
         decision = ctx.policy.decide(Zone.staging(), _labels_now(source, objects, resolver, limiter))
     if decision.allowed:
         ctx.dataset_labels.checked(due.node, due.digest)

@@ -14,9 +14,9 @@ import pytest
 from moto.s3.responses import S3Response
 from sqlalchemy import select
 
-from integration.helpers import payload
+from integration.helpers import payload, put_objects
 from integration.service.cluster import audit_actions, dump, wait_for
-from stagegate.ledger.models import NodeDatasetRow, PinRow, PlanShareRow
+from stagegate.ledger.models import DatasetLabelCheckRow, NodeDatasetRow, PinRow, PlanShareRow
 from stagegate.policies import LABEL_FILE_NAME, LABEL_TAG
 
 pytestmark = pytest.mark.integration
@@ -217,3 +217,31 @@ def test_a_label_raised_at_the_source_quarantines_the_cached_copy(
     wait_for("the quarantined copy deleted", lambda: not path.exists(), timeout=30)
     with cluster.ledger.read_session() as session, session.begin():
         assert session.scalars(select(NodeDatasetRow)).all() == []
+
+
+def test_the_re_scan_reads_the_label_file_above_a_subset(start_cluster, bucket, s3_client) -> None:
+    """A subset staged under a labelled prefix is labelled by the file above it: the re-scan
+    reads that file too, so it keeps the copy while the label holds and quarantines it once
+    the label rises (before, it read only the files inside and quarantined it as unclassified)."""
+    cluster = start_cluster(
+        {"a": None},
+        env={"STAGEGATE_LABEL_RESCAN_INTERVAL": "1", "STAGEGATE_LABEL_RESCAN_RATE": "200"},
+    )
+    put_objects(s3_client, bucket, {f"mini/val/{k}": v for k, v in FILES.items()})
+    put_objects(s3_client, bucket, {f"mini/{LABEL_FILE_NAME}": b"public\n"})
+    alice = cluster.token("alice", "scientist")
+    source = f"s3://{bucket}/mini/val"
+    held = cluster.wait_terminal(alice, submit(cluster, alice, source, ["a"]))
+    assert held["state"] == "ready", dump(held) + cluster.logs()
+
+    def checks() -> list[DatasetLabelCheckRow]:
+        with cluster.ledger.read_session() as session, session.begin():
+            return list(session.scalars(select(DatasetLabelCheckRow)))
+
+    first = wait_for("a re-scan", checks, timeout=60, every=0.5)
+    wait_for("a second re-scan", lambda: checks()[0].checked_at > first[0].checked_at, timeout=60, every=0.5)
+    assert all(c.quarantined_at is None for c in checks()), [c.reason for c in checks()]
+
+    put_objects(s3_client, bucket, {f"mini/{LABEL_FILE_NAME}": b"internal\n"})
+    wait_for("the quarantine", lambda: checks()[0].quarantined_at is not None, timeout=60, every=0.5)
+    assert "internal" in (checks()[0].reason or ""), checks()[0].reason
