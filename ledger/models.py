@@ -253,7 +253,9 @@ class PlanShareRow(Base):
     """One plan shared by identical requests (revision 0009): led by ``job_id`` while
     ``planning`` (under a lease, so a dead planner's plan is taken over), then ``planned`` with
     its ``outcome`` (JSON: digest, totals, decision, node shares) for ``planned_at`` + the
-    freshness window."""
+    freshness window. ``used_at`` (revision 0010): the last request that led or followed it;
+    the workers re-verify the plans used lately (``workers.plan_recheck``), moving
+    ``planned_at`` to the start of a listing that found the source unchanged."""
 
     __tablename__ = "plan_shares"
 
@@ -264,6 +266,7 @@ class PlanShareRow(Base):
     lease_until: Mapped[datetime]
     planned_at: Mapped[datetime | None]
     outcome: Mapped[str | None]
+    used_at: Mapped[datetime | None]
 
 
 class PlanWaiterRow(Base):

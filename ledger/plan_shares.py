@@ -68,6 +68,15 @@ class SharedPlan:
         return cls(**{**raw, "reasons": tuple(raw["reasons"]), "shapes": shapes})
 
 
+@dataclass(frozen=True, slots=True)
+class DueCheck:
+    """A plan claimed for a check: listed again from ``started`` (``PlanShares.check_due``)."""
+
+    key: str
+    plan: SharedPlan
+    started: datetime
+
+
 class Role(StrEnum):
     LEAD = "lead"  # plan it (first, or taking over a dead or stale plan)
     WAIT = "wait"  # another staging plans it right now: the task was given back until woken
@@ -123,6 +132,7 @@ class PlanShares:
             row = session.get(PlanShareRow, key, with_for_update=True)
             assert row is not None
             fresh = row.planned_at is not None and row.planned_at + self.fresh > now
+            row.used_at = now  # the workers keep the plans in use verified (check_due)
             if row.state == PlanShareState.PLANNED and row.outcome and fresh:
                 return Taken(Role.FOLLOW, SharedPlan.from_json(row.outcome), row.job_id)
             if row.state == PlanShareState.PLANNING and row.job_id != job_id and row.lease_until > now:
@@ -178,6 +188,71 @@ class PlanShares:
                 return []
             session.delete(row)
             return self._wake_in(session, key, _now())
+
+    def check_due(self, owner: str, keep_warm_seconds: float) -> "DueCheck | None":
+        """Claim, for ``owner``, the allowed plan most in need of a fresh listing: used within
+        ``keep_warm_seconds``, planned over half the freshness window ago, and not being
+        checked by anyone else (the row's lease, idle while a plan is planned, is the claim).
+        The listing that checks it starts now; :meth:`verified` or :meth:`forget` ends it."""
+        now = _now()
+        with self._ledger.sessions.begin() as session:
+            candidates = session.scalars(
+                select(PlanShareRow)
+                .where(
+                    PlanShareRow.state == PlanShareState.PLANNED,
+                    PlanShareRow.used_at > now - timedelta(seconds=keep_warm_seconds),
+                    PlanShareRow.planned_at < now - self.fresh / 2,
+                    PlanShareRow.lease_until < now,
+                )
+                .order_by(PlanShareRow.planned_at)
+                .limit(10)
+            ).all()
+            for row in candidates:
+                plan = SharedPlan.from_json(row.outcome) if row.outcome else None
+                if plan is None or not plan.allowed:
+                    continue  # a denial is not worth keeping: it goes stale on its own
+                claimed = session.execute(
+                    update(PlanShareRow)
+                    .where(
+                        PlanShareRow.key == row.key,
+                        PlanShareRow.job_id == row.job_id,
+                        PlanShareRow.state == PlanShareState.PLANNED,
+                        PlanShareRow.lease_until < now,
+                    )
+                    .values(owner=owner, lease_until=now + self.lease)
+                )
+                if claimed.rowcount == 1:  # type: ignore[attr-defined]
+                    return DueCheck(row.key, plan, now)
+        return None
+
+    def verified(self, check: "DueCheck") -> bool:
+        """A listing begun at ``check.started`` found the plan's source as planned: it is fresh
+        from then (not from now: a change made during the listing may have been missed).
+        False if the plan was planned afresh or forgotten meanwhile."""
+        with self._ledger.sessions.begin() as session:
+            result = session.execute(
+                update(PlanShareRow)
+                .where(
+                    PlanShareRow.key == check.key,
+                    PlanShareRow.job_id == check.plan.job_id,
+                    PlanShareRow.state == PlanShareState.PLANNED,
+                    PlanShareRow.planned_at < check.started,
+                )
+                .values(planned_at=check.started, lease_until=_now())
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def forget(self, check: "DueCheck") -> None:
+        """The source changed (or may not be read as planned): no request follows this plan
+        again, the next one lists and decides afresh."""
+        with self._ledger.sessions.begin() as session:
+            session.execute(
+                delete(PlanShareRow).where(
+                    PlanShareRow.key == check.key,
+                    PlanShareRow.job_id == check.plan.job_id,
+                    PlanShareRow.state == PlanShareState.PLANNED,
+                )
+            )
 
     @staticmethod
     def forget_plans_of(session: Session, job_ids: Sequence[str]) -> None:

@@ -38,6 +38,10 @@ DEFAULT_SCRUB_INTERVAL = 86400.0
 # again (a new object is missed, a changed one fails its If-Match GET); 0 shares only plans
 # still running.
 DEFAULT_PLAN_FRESH_SECONDS = 30.0
+# A shared plan used within this long is listed again in the background every half window
+# (workers.plan_recheck) and stays fresh while its source is unchanged: a cache hit follows it
+# instead of listing, whatever the object count (0: off, a hit after the window lists).
+DEFAULT_PLAN_KEEP_WARM_SECONDS = 600.0
 # The label re-scan re-reads cached datasets' label files and object tags (S3 HEADs, a tag
 # request only for tagged objects) at this many requests a second (0: off), each dataset at
 # most once an interval: a label raised at the source quarantines its cached copies within it.
@@ -110,6 +114,7 @@ class Settings(BaseSettings):
     scrub_rate: int = DEFAULT_SCRUB_RATE
     scrub_interval: float = DEFAULT_SCRUB_INTERVAL
     plan_fresh_seconds: float = DEFAULT_PLAN_FRESH_SECONDS
+    plan_keep_warm_seconds: float = DEFAULT_PLAN_KEEP_WARM_SECONDS
     label_rescan_rate: float = DEFAULT_LABEL_RESCAN_RATE
     label_rescan_interval: float = DEFAULT_LABEL_RESCAN_INTERVAL
     # What a service staging may read (see stagegate.confinement).
@@ -180,7 +185,9 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("decision_wait", "plan_fresh_seconds", "label_rescan_rate", mode="before")
+    @field_validator(
+        "decision_wait", "plan_fresh_seconds", "plan_keep_warm_seconds", "label_rescan_rate", mode="before"
+    )
     @classmethod
     def _wait(cls, value: Any, info: ValidationInfo) -> Any:
         return _number(value, info, zero_ok=True)
@@ -323,6 +330,7 @@ READERS: dict[str, tuple[Reader, ...]] = {
     "scrub_rate": ("worker",),
     "scrub_interval": ("worker",),
     "plan_fresh_seconds": ("worker",),
+    "plan_keep_warm_seconds": ("worker",),
     "label_rescan_rate": ("worker",),
     "label_rescan_interval": ("worker",),
     "source_roots": ("API", "worker"),

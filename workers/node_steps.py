@@ -38,7 +38,8 @@ from stagegate.ledger import (
 )
 from stagegate.ledger.label_quarantine import DatasetLabels
 from stagegate.ledger.plan_shares import PlanShares, Role, SharedPlan, ShareShape, share_key
-from stagegate.policies import Policy, PolicyDeniedError, Zone
+from stagegate.policies import Decision, LabelResolver, Policy, PolicyDeniedError, Zone
+from stagegate.progress import ListingCallback
 from stagegate.queues import Dispatcher
 from stagegate.states import DatasetState
 from stagegate.transfer import SourceObject, copy_batch, plan_dataset, publish_batches, read_manifest
@@ -94,6 +95,12 @@ def _label_file_records(plan: Plan) -> Iterator[LabelFileRecord]:
             yield LabelFileRecord(
                 "/".join([ABOVE] * depth), a.where, len(a.content), None, None, None, a.content
             )
+
+
+def plan_reasons(decision: Decision) -> tuple[str, ...]:
+    """The reasons a plan's decision gives: the requester sees the staging's reasons only, so
+    they say where labels were looked for too."""
+    return (*decision.reasons, *decision.consulted)
 
 
 def _timed(step: Step) -> Step:
@@ -323,17 +330,13 @@ class NodeContext:
             tempfile.TemporaryDirectory(prefix="stagegate-plan-") as scratch,
         ):
             listed = ListingRecorder(self.stagings, job.id)
-            key_filter = KeyFilter(job.include, job.exclude)
-            plan = plan_dataset(source, Path(scratch) / "plan.jsonl", LABELS.file_name, listed, key_filter)
-            resolver = label_resolver(plan, self.policy)
+            plan, resolver, decision = self.list_and_decide(job, source, Path(scratch), listed)
             self.manifests.clear(job.id)
             self.manifests.add(job.id, manifest_entries(plan, resolver))
             self.label_files.replace(job.id, _label_file_records(plan))
             self.stagings.record_plan(job.id, plan.digest, plan.files, plan.bytes, self.policy.version)
-            decision = decide_plan(self.policy, plan, Zone.staging(), resolver)
             details = decision_details(decision)
-            # The requester sees the staging's reasons only: they say where labels were looked for.
-            reasons = (*decision.reasons, *decision.consulted)
+            reasons = plan_reasons(decision)
             shapes: list[ShareShape] = []
             if decision.allowed:
                 config = self.settings.transfer_config()
@@ -357,6 +360,16 @@ class NodeContext:
             self.stagings.deny(job.id, key, self.owner, reasons, details)
         log.info("staging %s planned: %d files, %d bytes", job.id, plan.files, plan.bytes)
         return shared
+
+    def list_and_decide(
+        self, job: StagingJob, source: Source, scratch: Path, listed: ListingCallback | None = None
+    ) -> tuple[Plan, LabelResolver, Decision]:
+        """List ``job``'s source (its entries spilled under ``scratch``), read its labels and
+        ask the policy: what a plan and the background check of a shared plan both do."""
+        key_filter = KeyFilter(job.include, job.exclude)
+        plan = plan_dataset(source, scratch / "plan.jsonl", LABELS.file_name, listed, key_filter)
+        resolver = label_resolver(plan, self.policy)
+        return plan, resolver, decide_plan(self.policy, plan, Zone.staging(), resolver)
 
     def _follow(self, job: StagingJob, key: TaskKey, plan: SharedPlan) -> None:
         """Use another staging's fresh plan: no listing, no label read, no row per object. The

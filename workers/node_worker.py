@@ -20,6 +20,7 @@ from stagegate.workers.label_rescan import rescan_forever
 from stagegate.workers.metrics import DEFAULT_METRICS_HOST
 from stagegate.workers.node_steps import NodeContext
 from stagegate.workers.owner_checks import KubernetesOwners
+from stagegate.workers.plan_recheck import recheck_forever
 from stagegate.workers.reconciler import reconcile_once
 from stagegate.workers.settings import WorkerSettings
 
@@ -97,6 +98,8 @@ def run_worker(
     scrub.start()
     rescan = threading.Thread(target=rescan_forever, args=(ctx, stop), name="label-rescan", daemon=True)
     rescan.start()
+    recheck = threading.Thread(target=recheck_forever, args=(ctx, stop), name="plan-recheck", daemon=True)
+    recheck.start()
     app = node_app(ctx)
     log.info("node %s serving %s (capacity %d bytes)", node, settings.root, settings.capacity)
     try:
@@ -117,4 +120,5 @@ def run_worker(
         thread.join(timeout=10)
         scrub.join(timeout=10)
         rescan.join(timeout=10)
+        recheck.join(timeout=10)
         ledger.close()

@@ -16,6 +16,7 @@ from stagegate.settings import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_OWNER_CHECK_SECONDS,
     DEFAULT_PLAN_FRESH_SECONDS,
+    DEFAULT_PLAN_KEEP_WARM_SECONDS,
     DEFAULT_RECONCILE_SECONDS,
     DEFAULT_SCRUB_INTERVAL,
     DEFAULT_SCRUB_RATE,
@@ -66,6 +67,9 @@ class WorkerSettings:
     views: bool = False
     # Identical requests share a plan while it runs and this long after (ledger.plan_shares).
     plan_fresh_seconds: float = DEFAULT_PLAN_FRESH_SECONDS
+    # Shared plans used within this long are listed again in the background and stay fresh
+    # while their source is unchanged (workers.plan_recheck; 0: off).
+    plan_keep_warm_seconds: float = DEFAULT_PLAN_KEEP_WARM_SECONDS
     # The label re-scan of cached datasets: requests/s to the source (0: off), and how long a
     # dataset's labels stay trusted after their last re-read (workers.label_rescan).
     label_rescan_rate: float = DEFAULT_LABEL_RESCAN_RATE
@@ -113,6 +117,7 @@ class WorkerSettings:
             owner_check_seconds=env.owner_check_seconds,
             views=env.views,
             plan_fresh_seconds=env.plan_fresh_seconds,
+            plan_keep_warm_seconds=env.plan_keep_warm_seconds,
             label_rescan_rate=env.label_rescan_rate,
             label_rescan_interval=env.label_rescan_interval,
         ).checked()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from stagegate.ledger import Ledger
-from stagegate.ledger.models import JobRow, TaskRow
+from stagegate.ledger.models import JobRow, PlanShareRow, TaskRow
 from stagegate.ledger.plan_shares import PlanShares, Role, SharedPlan, ShareShape
 from stagegate.ledger.tasks import BatchRange, TaskKey, Tasks, new_task
 from stagegate.states import StagingState, TaskState
@@ -95,3 +95,60 @@ def test_a_leader_that_fails_for_good_lets_a_waiter_plan(ledger: Ledger) -> None
     assert woken == [TaskKey("j2", "plan", "", 0)]
     assert Tasks(ledger, 60).claim(woken[0], "w2") is not None
     assert shares.take(KEY, "j2", "w2").role == Role.LEAD
+
+
+def planned_share(
+    ledger: Ledger, shares: PlanShares, job_id: str = "j1", plan: SharedPlan | None = None
+) -> None:
+    staging(ledger, job_id, "w1")
+    assert shares.take(KEY, job_id, "w1").role == Role.LEAD
+    shares.planned(KEY, plan or plan_of(job_id))
+
+
+def test_a_plan_in_use_is_checked_by_one_worker_and_fresh_again_from_its_listing(ledger: Ledger) -> None:
+    shares = PlanShares(ledger, lease_seconds=60, fresh_seconds=1)
+    planned_share(ledger, shares)
+    assert shares.check_due("w8", keep_warm_seconds=60) is None, "not yet half a window old"
+    time.sleep(0.6)
+    check = shares.check_due("w8", keep_warm_seconds=60)
+    assert check is not None and check.plan == plan_of("j1")
+    assert shares.check_due("w9", keep_warm_seconds=60) is None, "claimed: one listing at a time"
+    time.sleep(0.6)  # the first plan's window ran out meanwhile
+    assert shares.verified(check)
+    staging(ledger, "j2", "w2")
+    followed = shares.take(KEY, "j2", "w2")
+    assert followed.role == Role.FOLLOW and followed.leader == "j1", "fresh from the check's listing"
+
+
+def test_a_forgotten_plan_is_planned_again(ledger: Ledger) -> None:
+    shares = PlanShares(ledger, lease_seconds=60, fresh_seconds=1)
+    planned_share(ledger, shares)
+    time.sleep(0.6)
+    check = shares.check_due("w8", keep_warm_seconds=60)
+    assert check is not None
+    shares.forget(check)
+    staging(ledger, "j2", "w2")
+    assert shares.take(KEY, "j2", "w2").role == Role.LEAD
+
+
+def test_plans_unused_denied_or_planned_afresh_are_not_kept_warm(ledger: Ledger) -> None:
+    shares = PlanShares(ledger, lease_seconds=60, fresh_seconds=1)
+    denied = SharedPlan("j1", "d" * 64, 3, 300, "v1", False, ("no",), {"highest_label": "secret"})
+    planned_share(ledger, shares, plan=denied)
+    time.sleep(0.6)
+    assert shares.check_due("w8", keep_warm_seconds=60) is None, "a denial is not kept"
+
+    time.sleep(0.5)  # the denial is stale: planned afresh, and allowed now
+    planned_share(ledger, shares, "j2")
+    time.sleep(0.6)
+    assert shares.check_due("w8", keep_warm_seconds=0.3) is None, "nobody used it lately"
+    check = shares.check_due("w8", keep_warm_seconds=60)
+    assert check is not None and check.plan.job_id == "j2"
+    time.sleep(1.1)
+    staging(ledger, "j3", "w3")
+    assert shares.take(KEY, "j3", "w3").role == Role.LEAD, "stale: planned afresh, mid-check"
+    assert not shares.verified(check), "the check must not vouch for the new leader's plan"
+    shares.forget(check)
+    with ledger.read_session() as session, session.begin():
+        row = session.get(PlanShareRow, KEY)
+        assert row is not None and (row.job_id, row.state) == ("j3", "planning")

@@ -245,3 +245,53 @@ def test_the_re_scan_reads_the_label_file_above_a_subset(start_cluster, bucket, 
     put_objects(s3_client, bucket, {f"mini/{LABEL_FILE_NAME}": b"internal\n"})
     wait_for("the quarantine", lambda: checks()[0].quarantined_at is not None, timeout=60, every=0.5)
     assert "internal" in (checks()[0].reason or ""), checks()[0].reason
+
+
+def test_a_hit_after_the_window_follows_a_plan_kept_verified_until_the_source_changes(
+    start_cluster, dataset, bucket, s3_client
+) -> None:
+    """A plan in use is listed again in the background (workers.plan_recheck): a hit long
+    after the freshness window follows it without listing, while the source is unchanged. A
+    rewritten object, then a raised label file, make the check forget the plan: the next
+    request lists afresh and copies the new bytes, then is denied."""
+    cluster = start_cluster(
+        {"a": None}, env={"STAGEGATE_PLAN_FRESH_SECONDS": "2", "STAGEGATE_PLAN_KEEP_WARM_SECONDS": "300"}
+    )
+    source = dataset("ds", FILES)
+    alice, bob = cluster.token("alice", "scientist"), cluster.token("bob", "scientist")
+    first = cluster.wait_terminal(alice, submit(cluster, alice, source, ["a"]))
+    assert first["state"] == "ready", dump(first) + cluster.logs()
+
+    def share() -> PlanShareRow | None:
+        with cluster.ledger.read_session() as session, session.begin():
+            return session.scalars(select(PlanShareRow)).one_or_none()
+
+    planned = share()
+    assert planned is not None and planned.job_id == first["id"] and planned.planned_at is not None
+    # Two checks: its first plan is over a window old, kept fresh by the listings alone.
+    wait_for("a check", lambda: (s := share()) and s.planned_at > planned.planned_at, timeout=60, every=0.2)
+    checked = share()
+    wait_for(
+        "a second check", lambda: (s := share()) and s.planned_at > checked.planned_at, timeout=60, every=0.2
+    )
+
+    hit = cluster.wait_terminal(bob, submit(cluster, bob, source, ["a"]))
+    assert hit["state"] == "ready", dump(hit) + cluster.logs()
+    assert event_details(cluster, hit["id"], "policy.allowed")["plan_of"] == first["id"], "followed"
+    assert hit["nodes"][0]["path"] == first["nodes"][0]["path"], "the cached copy"
+
+    s3_client.put_object(Bucket=bucket, Key="ds/part-03.bin", Body=b"rewritten at the source")
+    wait_for("the changed plan forgotten", lambda: share() is None, timeout=60, every=0.2)
+    fresh = cluster.wait_terminal(bob, submit(cluster, bob, source, ["a"]))
+    assert fresh["state"] == "ready", dump(fresh) + cluster.logs()
+    assert "plan_of" not in event_details(cluster, fresh["id"], "policy.allowed"), "listed afresh"
+    assert (Path(fresh["nodes"][0]["path"]) / "part-03.bin").read_bytes() == b"rewritten at the source"
+
+    s3_client.put_object(Bucket=bucket, Key=f"ds/{LABEL_FILE_NAME}", Body=b"internal\n")
+    wait_for("the relabelled plan forgotten", lambda: share() is None, timeout=60, every=0.2)
+    with cluster.http(alice) as http:
+        response = http.post("/v1/stagings", json={"source": source, "nodes": ["a"]})
+    staging = response.json()["detail"]["staging"] if response.status_code == 403 else response.json()
+    refused = cluster.wait_terminal(alice, staging["id"])
+    assert refused["state"] == "denied", dump(refused)
+    assert "policy.allowed" not in audit_actions(cluster.ledger, refused["id"])

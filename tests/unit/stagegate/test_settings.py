@@ -35,6 +35,7 @@ def test_defaults_are_todays() -> None:
     assert (s.checkpoint_key, s.checkpoint_key_file, s.checkpoint_publish) == (None, None, None)
     assert s.checkpoint_retention_days == 365
     assert (s.plan_fresh_seconds, s.label_rescan_rate, s.label_rescan_interval) == (30.0, 50.0, 3600.0)
+    assert s.plan_keep_warm_seconds == 600.0
 
 
 def test_each_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,6 +74,7 @@ def test_each_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "OWNER_CHECK_SECONDS": "30",
         "VIEWS": "1",
         "PLAN_FRESH_SECONDS": "0",
+        "PLAN_KEEP_WARM_SECONDS": "0",
         "LABEL_RESCAN_RATE": "5",
         "LABEL_RESCAN_INTERVAL": "600",
     }
@@ -125,6 +127,7 @@ def test_each_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (s.kubernetes_service_host, s.kubernetes_service_port) == ("10.0.0.1", "443")
     assert (s.pod_namespace, s.pod_name, s.pod_uid) == ("ml", "train-0", kubernetes["POD_UID"])
     assert (s.plan_fresh_seconds, s.label_rescan_rate, s.label_rescan_interval) == (0.0, 5.0, 600.0)
+    assert s.plan_keep_warm_seconds == 0.0
     assert all(s.from_environment(field) for field in Settings.model_fields)
 
 
