@@ -217,6 +217,7 @@ def run_variant(name: str, code: Path | None, args: argparse.Namespace, s3_url: 
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        env.update(args.env)
         service = Service(code, workdir, env)
         result: dict[str, Any] = {"variant": name}
         try:
@@ -229,6 +230,7 @@ def run_variant(name: str, code: Path | None, args: argparse.Namespace, s3_url: 
                     result["burst"] = _burst(http, service, args)
                 if "big-hit" in args.scenarios:
                     result["big_hit"] = _big_hit(http, args)
+                    result["big_hit"]["rechecks_s"] = _recheck_times(workdir)
         finally:
             service.stop()
         return result
@@ -267,6 +269,17 @@ def _burst(http: httpx.Client, service: Service, args: argparse.Namespace) -> di
     }
 
 
+def _recheck_times(workdir: Path) -> list[float]:
+    """How long each background re-listing of a kept-warm plan took (workers.plan_recheck's
+    log lines), to set beside the freshness window: a listing must end within it."""
+    times = []
+    for log in sorted(workdir.glob("worker-*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            if "re-verified" in line and " listed in " in line:
+                times.append(float(line.rsplit(" listed in ", 1)[1].split()[0]))
+    return times
+
+
 def _big_hit(http: httpx.Client, args: argparse.Namespace) -> dict[str, Any]:
     source = f"s3://{BUCKET}/big"
     started = time.perf_counter()
@@ -295,9 +308,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--rounds", type=int, default=1, help="variants alternate, round after round")
     parser.add_argument("--out", type=Path, default=None, help="append each result as a JSON line")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the service, e.g. STAGEGATE_PLAN_FRESH_SECONDS=120 (repeatable)",
+    )
+    parser.add_argument("--no-this", action="store_true", help="run only the --code checkouts")
     args = parser.parse_args(argv)
     args.scenarios = set(args.scenarios.split(","))
-    variants: list[tuple[str, Path | None]] = [("this", None)]
+    args.env = dict(spec.partition("=")[::2] for spec in args.env)
+    variants: list[tuple[str, Path | None]] = [] if args.no_this else [("this", None)]
     for spec in args.code:
         name, _, path = spec.partition("=")
         variants.append((name, Path(path).resolve()))

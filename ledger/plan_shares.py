@@ -8,6 +8,10 @@ that plan: no second listing, no second label read, no per-object row copied (a 
 several workers and the API agree; a planner that died lets its lease run out and the next
 request takes the plan over. Waiting stagings are recorded beside it and woken when it is done.
 
+A plan in use stays fresh past its window while its source is unchanged: the node workers
+list it again in the background (``check_due``, then ``verified`` or ``forget``; the listing
+and the decision are ``workers.plan_recheck``'s), so a cache hit follows it without listing.
+
 Sharing never widens rights: each follower's source is still opened as its own requester
 (``workers.confined_sources``) before it may follow, and it is decided on the leader's labels
 under the same policy version, so its labels are the leader's, never lower.
