@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -42,6 +43,10 @@ from bench.s3server import BUCKET, CREDENTIALS, S3Server
 
 PG_ADMIN = os.environ.get("STAGEGATE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TERMINAL = ("ready", "failed", "denied", "released")
+# workers.plan_recheck's lines: re-verified (listed in N s) or not kept warm (took N s).
+RECHECK_LINE = re.compile(
+    r"plan of staging \S+ (?:re-verified|not kept warm).*?(?:listed in|took) ([\d.]+) s"
+)
 
 
 def _free_port() -> int:
@@ -275,8 +280,8 @@ def _recheck_times(workdir: Path) -> list[float]:
     times = []
     for log in sorted(workdir.glob("worker-*.log")):
         for line in log.read_text(errors="replace").splitlines():
-            if "re-verified" in line and " listed in " in line:
-                times.append(float(line.rsplit(" listed in ", 1)[1].split()[0]))
+            if found := RECHECK_LINE.search(line):
+                times.append(float(found.group(1)))
     return times
 
 

@@ -14,7 +14,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
+from botocore.config import Config as BotoConfig
 
 from bench.datasets import LABEL, LABEL_FILE, Dataset
 from bench.peers import VENV_BIN
@@ -30,6 +32,7 @@ CREDENTIALS = {
 }
 # Bigger than this goes up as a multipart upload (boto3's own default threshold).
 MULTIPART = TransferConfig(multipart_threshold=8 << 20, multipart_chunksize=8 << 20)
+UPLOAD_ATTEMPTS = 3
 
 
 class S3Server:
@@ -100,7 +103,15 @@ class S3Server:
             relative, size = item
             key = f"{prefix}/{relative}"
             if size > MULTIPART.multipart_threshold:
-                client.upload_file(str(dataset.path / relative), BUCKET, key, Config=MULTIPART)
+                # moto on a loaded machine now and then answers CompleteMultipartUpload with a
+                # 500 (seen in a full-size run): upload that object again, whole.
+                for attempt in range(UPLOAD_ATTEMPTS):
+                    try:
+                        client.upload_file(str(dataset.path / relative), BUCKET, key, Config=MULTIPART)
+                        break
+                    except S3UploadFailedError:
+                        if attempt == UPLOAD_ATTEMPTS - 1:
+                            raise
             else:
                 client.put_object(Bucket=BUCKET, Key=key, Body=(dataset.path / relative).read_bytes())
 
@@ -118,6 +129,7 @@ class S3Server:
             aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
             region_name=CREDENTIALS["AWS_DEFAULT_REGION"],
+            config=BotoConfig(retries={"max_attempts": 8, "mode": "standard"}),
         )
 
     def _wait_ready(self) -> None:

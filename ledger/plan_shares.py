@@ -246,6 +246,21 @@ class PlanShares:
             )
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
+    def hold_off(self, check: "DueCheck", seconds: float) -> None:
+        """Check this plan again ``seconds`` from now at the soonest, and leave it as it is:
+        its listing took longer than the window, so listing again at once keeps nothing
+        fresh and only loads the source."""
+        with self._ledger.sessions.begin() as session:
+            session.execute(
+                update(PlanShareRow)
+                .where(
+                    PlanShareRow.key == check.key,
+                    PlanShareRow.job_id == check.plan.job_id,
+                    PlanShareRow.state == PlanShareState.PLANNED,
+                )
+                .values(lease_until=_now() + timedelta(seconds=seconds))
+            )
+
     def forget(self, check: "DueCheck") -> None:
         """The source changed (or may not be read as planned): no request follows this plan
         again, the next one lists and decides afresh."""

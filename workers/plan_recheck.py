@@ -67,16 +67,29 @@ def recheck_once(ctx: NodeContext) -> bool:
             "plan of staging %s not re-verified (%s): the next request plans afresh", check.plan.job_id, exc
         )
         same = False
-    if same and ctx.plan_shares.verified(check):
+    took = time.monotonic() - started
+    if not same:
+        ctx.plan_shares.forget(check)
+        log.info("plan of staging %s forgotten: its source changed", check.plan.job_id)
+    elif took >= ctx.settings.plan_fresh_seconds:
+        # Fresh from the listing's start, it would be stale already: a hit lists anyway.
+        ctx.plan_shares.hold_off(check, ctx.settings.plan_keep_warm_seconds)
+        log.warning(
+            "plan of staging %s not kept warm: listing its %d files took %.1f s, longer than "
+            "STAGEGATE_PLAN_FRESH_SECONDS (%g s); next check in %g s",
+            check.plan.job_id,
+            check.plan.files,
+            took,
+            ctx.settings.plan_fresh_seconds,
+            ctx.settings.plan_keep_warm_seconds,
+        )
+    elif ctx.plan_shares.verified(check):
         log.info(
             "plan of staging %s re-verified: %d files unchanged, listed in %.1f s",
             check.plan.job_id,
             check.plan.files,
-            time.monotonic() - started,
+            took,
         )
-    elif not same:
-        ctx.plan_shares.forget(check)
-        log.info("plan of staging %s forgotten: its source changed", check.plan.job_id)
     return True
 
 

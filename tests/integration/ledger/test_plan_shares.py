@@ -152,3 +152,19 @@ def test_plans_unused_denied_or_planned_afresh_are_not_kept_warm(ledger: Ledger)
     with ledger.read_session() as session, session.begin():
         row = session.get(PlanShareRow, KEY)
         assert row is not None and (row.job_id, row.state) == ("j3", "planning")
+
+
+def test_a_plan_whose_listing_outlasts_the_window_is_held_off_not_listed_again_at_once(
+    ledger: Ledger,
+) -> None:
+    shares = PlanShares(ledger, lease_seconds=0.1, fresh_seconds=1)
+    planned_share(ledger, shares)
+    time.sleep(0.6)
+    check = shares.check_due("w8", keep_warm_seconds=60)
+    assert check is not None
+    shares.hold_off(check, 60)
+    time.sleep(0.2)  # past the claim's own lease
+    assert shares.check_due("w9", keep_warm_seconds=60) is None
+    staging(ledger, "j2", "w2")
+    time.sleep(0.5)
+    assert shares.take(KEY, "j2", "w2").role == Role.LEAD, "held off, not vouched for"

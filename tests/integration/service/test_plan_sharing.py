@@ -22,6 +22,9 @@ from stagegate.policies import LABEL_FILE_NAME, LABEL_TAG
 pytestmark = pytest.mark.integration
 
 FILES = {f"part-{i:02d}.bin": payload(f"p{i}", 2000 + i) for i in range(6)}
+# The listings these tests count are the requests' own: no background re-listing of a plan in
+# use (workers.plan_recheck) beside them.
+REQUESTS_ONLY = {"STAGEGATE_PLAN_KEEP_WARM_SECONDS": "0"}
 
 
 class Listings:
@@ -79,7 +82,7 @@ def event_details(cluster: Any, job_id: str, action: str) -> dict[str, Any]:
 def test_concurrent_identical_requests_list_the_source_once_and_share_the_copy(
     start_cluster, dataset, bucket, listings: Listings
 ) -> None:
-    cluster = start_cluster({"a": None, "b": None})
+    cluster = start_cluster({"a": None, "b": None}, env=REQUESTS_ONLY)
     source = dataset("ds", FILES)
     users = [cluster.token(f"user{i}", "scientist") for i in range(8)]
     baseline = listings.count[bucket]  # what submission itself asks of S3 (nothing per plan)
@@ -112,7 +115,7 @@ def test_concurrent_identical_requests_list_the_source_once_and_share_the_copy(
 def test_a_killed_planner_is_taken_over_and_its_waiters_follow(
     start_cluster, dataset, bucket, listings: Listings
 ) -> None:
-    cluster = start_cluster({"a": None, "b": None})
+    cluster = start_cluster({"a": None, "b": None}, env=REQUESTS_ONLY)
     source = dataset("ds", FILES)
     alice, bob = cluster.token("alice", "scientist"), cluster.token("bob", "scientist")
     listings.hold()
