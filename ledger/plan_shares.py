@@ -181,6 +181,7 @@ class PlanShares:
                 plan.to_json(),
                 now,
             )
+            row.used_at = now  # its leader uses it from now: a long listing does not make it unused
             return self._wake_in(session, key, now)
 
     def abandon(self, key: str, job_id: str) -> list[TaskKey]:

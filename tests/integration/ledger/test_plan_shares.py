@@ -106,14 +106,14 @@ def planned_share(
 
 
 def test_a_plan_in_use_is_checked_by_one_worker_and_fresh_again_from_its_listing(ledger: Ledger) -> None:
-    shares = PlanShares(ledger, lease_seconds=60, fresh_seconds=1)
+    shares = PlanShares(ledger, lease_seconds=60, fresh_seconds=4)
     planned_share(ledger, shares)
     assert shares.check_due("w8", keep_warm_seconds=60) is None, "not yet half a window old"
-    time.sleep(0.6)
+    time.sleep(2.2)
     check = shares.check_due("w8", keep_warm_seconds=60)
     assert check is not None and check.plan == plan_of("j1")
     assert shares.check_due("w9", keep_warm_seconds=60) is None, "claimed: one listing at a time"
-    time.sleep(0.6)  # the first plan's window ran out meanwhile
+    time.sleep(2.0)  # the first plan's window ran out meanwhile (a margin of 2 s to the check's)
     assert shares.verified(check)
     staging(ledger, "j2", "w2")
     followed = shares.take(KEY, "j2", "w2")
