@@ -33,6 +33,8 @@ from stagegate.workers.staging import decision_details
 
 log = logging.getLogger(__name__)
 IDLE_S = 1.0
+# A listing that outlasts the window waits this many times its own length before the next.
+HOLD_OFF_LISTINGS = 4
 
 
 def unchanged(ctx: NodeContext, check: DueCheck) -> bool:
@@ -72,16 +74,18 @@ def recheck_once(ctx: NodeContext) -> bool:
         ctx.plan_shares.forget(check)
         log.info("plan of staging %s forgotten: its source changed", check.plan.job_id)
     elif took >= ctx.settings.plan_fresh_seconds:
-        # Fresh from the listing's start, it would be stale already: a hit lists anyway.
-        ctx.plan_shares.hold_off(check, ctx.settings.plan_keep_warm_seconds)
+        # Fresh from the listing's start, it would be stale already: a hit lists anyway. Try
+        # again later (a loaded source may list faster then), listing at most a fifth of the time.
+        wait = min(ctx.settings.plan_keep_warm_seconds, HOLD_OFF_LISTINGS * took)
+        ctx.plan_shares.hold_off(check, wait)
         log.warning(
             "plan of staging %s not kept warm: listing its %d files took %.1f s, longer than "
-            "STAGEGATE_PLAN_FRESH_SECONDS (%g s); next check in %g s",
+            "STAGEGATE_PLAN_FRESH_SECONDS (%g s); next check in %.0f s",
             check.plan.job_id,
             check.plan.files,
             took,
             ctx.settings.plan_fresh_seconds,
-            ctx.settings.plan_keep_warm_seconds,
+            wait,
         )
     elif ctx.plan_shares.verified(check):
         log.info(

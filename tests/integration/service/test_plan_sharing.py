@@ -218,8 +218,13 @@ def test_a_label_raised_at_the_source_quarantines_the_cached_copy(
     with cluster.http(alice) as http:
         assert http.delete(f"/v1/stagings/{held['id']}").json()["state"] == "released"
     wait_for("the quarantined copy deleted", lambda: not path.exists(), timeout=30)
-    with cluster.ledger.read_session() as session, session.begin():
-        assert session.scalars(select(NodeDatasetRow)).all() == []
+
+    def datasets() -> list[NodeDatasetRow]:
+        with cluster.ledger.read_session() as session, session.begin():
+            return list(session.scalars(select(NodeDatasetRow)))
+
+    # Moved aside first, then its row: the directory is gone a moment before the row.
+    wait_for("its row gone", lambda: datasets() == [], timeout=30, every=0.2)
 
 
 def test_the_re_scan_reads_the_label_file_above_a_subset(start_cluster, bucket, s3_client) -> None:
@@ -257,8 +262,9 @@ def test_a_hit_after_the_window_follows_a_plan_kept_verified_until_the_source_ch
     after the freshness window follows it without listing, while the source is unchanged. A
     rewritten object, then a raised label file, make the check forget the plan: the next
     request lists afresh and copies the new bytes, then is denied."""
+    # A window long enough for a listing on a loaded machine (a longer one is held off).
     cluster = start_cluster(
-        {"a": None}, env={"STAGEGATE_PLAN_FRESH_SECONDS": "2", "STAGEGATE_PLAN_KEEP_WARM_SECONDS": "300"}
+        {"a": None}, env={"STAGEGATE_PLAN_FRESH_SECONDS": "8", "STAGEGATE_PLAN_KEEP_WARM_SECONDS": "300"}
     )
     source = dataset("ds", FILES)
     alice, bob = cluster.token("alice", "scientist"), cluster.token("bob", "scientist")
