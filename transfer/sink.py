@@ -27,6 +27,7 @@ from typing import Any
 
 from stagegate.atomic_files import write_atomically
 from stagegate.durability import Durability as Durability  # the kernel's; transfer.stage takes it from here
+from stagegate.transfer.dir_cache import LastDirectories
 from stagegate.transfer.errors import (
     DestinationBusyError,
     DestinationNotEmptyError,
@@ -256,6 +257,8 @@ class DatasetDir:
             raise
         self._tmp_fd = open_or_make_dir(self._state_fd, "tmp", create=True)
         self._lock_fd: int | None = None
+        # Each committing thread keeps the directory of its last file open (transfer.dir_cache).
+        self._parents = LastDirectories(lambda parts: self._walk_dir(parts, create=True))
 
     def _open_state(self) -> int:
         """Open (making it if missing) the state directory, after moving an older layout's
@@ -315,6 +318,7 @@ class DatasetDir:
         os.fsync(self._fd)
 
     def close(self) -> None:
+        self._parents.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the lock
             self._lock_fd = None
@@ -434,19 +438,16 @@ class DatasetDir:
         finally:
             os.close(temp.fd)
             temp.fd = -1  # closed: discard() must not close the number again, another file may own it
-        parent = self._walk_dir(parts[:-1], create=True)
+        parent = self._parents.get(parts[:-1])  # held for the thread's next file, not closed here
         try:
-            try:
-                os.rename(temp.name, parts[-1], src_dir_fd=self._tmp_fd, dst_dir_fd=parent)
-            except IsADirectoryError:
-                if not self._clear_the_way:
-                    raise UnsafeDestinationError(
-                        f"cannot write {self.path.joinpath(*parts)}: a directory of that name is in the way"
-                    ) from None
-                self._remove_directory(parent, parts[-1])
-                os.rename(temp.name, parts[-1], src_dir_fd=self._tmp_fd, dst_dir_fd=parent)
-        finally:
-            os.close(parent)
+            os.rename(temp.name, parts[-1], src_dir_fd=self._tmp_fd, dst_dir_fd=parent)
+        except IsADirectoryError:
+            if not self._clear_the_way:
+                raise UnsafeDestinationError(
+                    f"cannot write {self.path.joinpath(*parts)}: a directory of that name is in the way"
+                ) from None
+            self._remove_directory(parent, parts[-1])
+            os.rename(temp.name, parts[-1], src_dir_fd=self._tmp_fd, dst_dir_fd=parent)
         return mtime_ns
 
     def _replace_with_directory(self, parent: int, name: str) -> int:

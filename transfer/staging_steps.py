@@ -401,21 +401,17 @@ def publish(
             )
         shutil.rmtree(batches_dir, ignore_errors=True)  # a batch delivered after publishing
         return result
-    summaries = _check_complete(dataset.path, batches_dir, batches, files, bytes)
+    # One pass over the records: each batch is checked as it is copied into the manifest, which
+    # is renamed into place only if every batch was there and the totals add up.
+    joined = _JoinedRecords(dataset.path, batches_dir, batches, files, bytes)
+    dataset.write_state_file(MANIFEST, encode_records(joined))
     dataset.clear_temp()
+    dataset.sync()  # directory entries of every rename, and anything not yet synced, before READY
+    summaries, counts = joined.summaries, joined.verified
     if skipped is None:
         skipped = sum(s.files_skipped for s in summaries), sum(s.bytes_skipped for s in summaries)
     if seconds is None:
         seconds = sum(s.seconds for s in summaries) + time.monotonic() - started
-    dataset.sync()  # directory entries of every rename, and anything not yet synced
-    counts = {level: 0 for level in Verification}
-
-    def counted() -> Iterator[CopiedFile]:
-        for record in _records_in_order(batches_dir, batches):
-            counts[record.verification] += 1
-            yield record
-
-    dataset.write_state_file(MANIFEST, encode_records(counted()))
     result = StageResult(
         source=source_url,
         destination=str(dataset.path),
@@ -496,41 +492,46 @@ def _not_copied(destination: Path, missing: list[int], batches: int) -> Transfer
     )
 
 
-def _check_complete(
-    destination: Path, batches_dir: Path, batches: int, files: int, bytes: int
-) -> list[BatchCounts]:
-    """Every batch's counts, once its record is found complete, following the previous batch
-    in key order, and the totals add up. Only counts are kept: memory stays one batch."""
-    summaries: list[BatchCounts] = []
-    missing: list[int] = []
-    last_key: str | None = None
-    for index in range(batches):
-        recorded = read_batch_record(batches_dir / record_name(index), index)
-        if recorded is None or recorded.counts is None:
-            missing.append(index)
-            continue
-        if recorded.records:
+class _JoinedRecords:
+    """The records of batches ``0 .. batches-1`` in index order (key order), each batch read once
+    and checked as it goes: complete, following the batch before it in key order, and the
+    totals those of the plan. Raises :class:`TransferError` at the end naming every batch not
+    (intact) there, so the manifest being written from it is never renamed into place. Only
+    one batch's records are held at a time."""
+
+    def __init__(self, destination: Path, batches_dir: Path, batches: int, files: int, bytes: int) -> None:
+        self._destination = destination
+        self._dir = batches_dir
+        self._batches = batches
+        self._totals = (files, bytes)
+        self.summaries: list[BatchCounts] = []
+        self.verified = {level: 0 for level in Verification}
+
+    def __iter__(self) -> Iterator[CopiedFile]:
+        missing: list[int] = []
+        last_key: str | None = None
+        for index in range(self._batches):
+            recorded = read_batch_record(self._dir / record_name(index), index)
+            if recorded is None or recorded.counts is None:
+                missing.append(index)
+                continue
+            self.summaries.append(recorded.counts)
+            if missing or not recorded.records:
+                continue  # the manifest will not be kept: only the rest of the check matters
             if last_key is not None and not last_key < recorded.records[0].key:
                 raise TransferError(
-                    f"cannot publish {destination}: batch {index} does not follow the batch "
+                    f"cannot publish {self._destination}: batch {index} does not follow the batch "
                     f"before it in key order (the batches are not one plan's)"
                 )
             last_key = recorded.records[-1].key
-        summaries.append(recorded.counts)
-    if missing:
-        raise _not_copied(destination, missing, batches)
-    got_files, got_bytes = sum(s.files for s in summaries), sum(s.bytes for s in summaries)
-    if (got_files, got_bytes) != (files, bytes):
-        raise TransferError(
-            f"cannot publish {destination}: the batches hold {got_files} files, {got_bytes} bytes; "
-            f"the plan has {files} files, {bytes} bytes"
-        )
-    return summaries
-
-
-def _records_in_order(batches_dir: Path, batches: int) -> Iterator[CopiedFile]:
-    for index in range(batches):
-        recorded = read_batch_record(batches_dir / record_name(index), index)
-        if recorded is None:  # checked a moment ago; no batch runs while its dataset publishes
-            raise TransferError(f"batch {index}: its record vanished while publishing")
-        yield from recorded.records
+            for record in recorded.records:
+                self.verified[record.verification] += 1
+                yield record
+        if missing:
+            raise _not_copied(self._destination, missing, self._batches)
+        got = sum(s.files for s in self.summaries), sum(s.bytes for s in self.summaries)
+        if got != self._totals:
+            raise TransferError(
+                f"cannot publish {self._destination}: the batches hold {got[0]} files, {got[1]} bytes; "
+                f"the plan has {self._totals[0]} files, {self._totals[1]} bytes"
+            )
