@@ -132,3 +132,65 @@ def test_at_most_one_chunk_per_copying_thread_is_in_flight() -> None:
     assert ledger.out == 0
     assert 1 <= ledger.peak <= config.concurrency
     assert ledger.biggest_write <= CHUNK
+
+
+class OpenCounter:
+    """Readers open at once, and the most at once, for small and for bigger files."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.open = {"small": 0, "big": 0}
+        self.peak = {"small": 0, "big": 0}
+
+    def opened(self, kind: str) -> None:
+        with self.lock:
+            self.open[kind] += 1
+            self.peak[kind] = max(self.peak[kind], self.open[kind])
+
+    def closed(self, kind: str) -> None:
+        with self.lock:
+            self.open[kind] -= 1
+
+
+class SlowReader(Reader):
+    def __init__(self, size: int, ledger: Ledger, counter: OpenCounter, kind: str) -> None:
+        super().__init__(size, ledger)
+        self._counter, self._kind = counter, kind
+        counter.opened(kind)
+
+    def read(self, n: int, /) -> bytes:
+        threading.Event().wait(0.002)  # long enough for the other threads to start theirs
+        return super().read(n)
+
+    def close(self) -> None:
+        self._counter.closed(self._kind)
+
+
+class LocalDiskSource(Source):
+    """A source whose reads do not wait: it asks for one thread for small files."""
+
+    small_file_threads = 1
+
+    def __init__(self, ledger: Ledger, counter: OpenCounter) -> None:
+        super().__init__(ledger)
+        self._counter = counter
+
+    def open(self, obj: SourceObject, offset: int = 0, length: int | None = None) -> SlowReader:
+        kind = "small" if obj.size <= CHUNK else "big"
+        return SlowReader(obj.size, self._ledger, self._counter, kind)
+
+
+def test_small_files_from_a_source_that_asks_for_it_take_one_thread_and_big_ones_the_rest() -> None:
+    ledger, counter = Ledger(), OpenCounter()
+    writer = Writer(ledger)
+    objects = [SourceObject(f"s{i:02d}", CHUNK - i) for i in range(20)]
+    objects += [SourceObject(f"t{i:02d}", 8 * CHUNK) for i in range(8)]
+    config = TransferConfig(concurrency=4, chunk_size=CHUNK)
+    tracker = ProgressTracker(len(objects), sum(o.size for o in objects), None)
+
+    with CopyEngine(LocalDiskSource(ledger, counter), writer, config, tracker) as engine:
+        engine.collect([engine.submit(o, None) for o in objects])
+
+    assert writer.committed == {(o.key,): o.size for o in objects}
+    assert counter.peak["small"] == 1
+    assert 2 <= counter.peak["big"] <= config.concurrency
