@@ -17,25 +17,26 @@ Segments = tuple[str, ...]
 class LastDirectories:
     """Per thread, the descriptor of the directory it last asked for, by its segments.
 
-    ``open_dir`` is how a directory is reached (by descriptor, without following links); the
-    descriptor it returns is owned here: valid until the same thread asks for another
+    A descriptor handed out is owned here: valid until the same thread asks for another
     directory, or until :meth:`close`. At most one descriptor per thread is held, so memory
-    and open files stay bounded by the threads, not by the directories.
+    and open files stay bounded by the threads, not by the directories. The cache holds no
+    reference to its owner (the opener comes with each call), so an owner that closes it from
+    a finalizer is freed as soon as it is unused.
     """
 
-    def __init__(self, open_dir: Callable[[Segments], int]) -> None:
-        self._open = open_dir
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._held: dict[int, tuple[Segments, int]] = {}  # thread ident -> (segments, fd)
         self._closed = False
 
-    def get(self, segments: Segments) -> int:
-        """The directory ``segments``, opened once for this thread's run of files in it."""
+    def get(self, segments: Segments, open_dir: Callable[[Segments], int]) -> int:
+        """The directory ``segments``, opened with ``open_dir`` (by descriptor, no link
+        followed) once for this thread's run of files in it."""
         ident = threading.get_ident()
         held = self._held.get(ident)  # only this thread replaces its own entry
         if held is not None and held[0] == segments:
             return held[1]
-        fd = self._open(segments)
+        fd = open_dir(segments)
         with self._lock:
             if self._closed:
                 os.close(fd)

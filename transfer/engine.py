@@ -172,12 +172,6 @@ class CopyEngine:
         # Two pools: a big file's thread waits on its parts, which must not queue behind it.
         self._files = ThreadPoolExecutor(config.concurrency, thread_name_prefix="stagegate-file")
         self._parts = ThreadPoolExecutor(config.concurrency, thread_name_prefix="stagegate-part")
-        # Files of one chunk or less from a source whose reads do not wait (a local disk) go to
-        # fewer threads: there each extra thread costs GIL hand-offs, not latency hidden.
-        small = getattr(source, "small_file_threads", None)
-        self._small = self._files
-        if small is not None and small < config.concurrency:
-            self._small = ThreadPoolExecutor(small, thread_name_prefix="stagegate-small")
 
     def __enter__(self) -> "CopyEngine":
         return self
@@ -188,8 +182,8 @@ class CopyEngine:
         self.close()
 
     def close(self) -> None:
-        for pool in {self._small, self._files, self._parts}:
-            pool.shutdown(wait=True, cancel_futures=True)
+        self._files.shutdown(wait=True, cancel_futures=True)
+        self._parts.shutdown(wait=True, cancel_futures=True)
 
     def cancel(self) -> None:
         """Stop every copy in flight at its next chunk; their temporary files are removed."""
@@ -217,8 +211,7 @@ class CopyEngine:
                 done.set_result(kept)
                 futures.append(done)
                 continue
-            pool = self._small if obj.size <= self._config.chunk_size else self._files
-            future = pool.submit(self.copy_file, obj)
+            future = self._files.submit(self.copy_file, obj)
             if self._ranged(obj):
                 future.add_done_callback(self._ranged_done)
             futures.append(future)

@@ -258,7 +258,7 @@ class DatasetDir:
         self._tmp_fd = open_or_make_dir(self._state_fd, "tmp", create=True)
         self._lock_fd: int | None = None
         # Each committing thread keeps the directory of its last file open (transfer.dir_cache).
-        self._parents = LastDirectories(lambda parts: self._walk_dir(parts, create=True))
+        self._parents = LastDirectories()
 
     def _open_state(self) -> int:
         """Open (making it if missing) the state directory, after moving an older layout's
@@ -438,7 +438,7 @@ class DatasetDir:
         finally:
             os.close(temp.fd)
             temp.fd = -1  # closed: discard() must not close the number again, another file may own it
-        parent = self._parents.get(parts[:-1])  # held for the thread's next file, not closed here
+        parent = self._parents.get(parts[:-1], self._made_dir)  # kept for the thread's next file
         try:
             os.rename(temp.name, parts[-1], src_dir_fd=self._tmp_fd, dst_dir_fd=parent)
         except IsADirectoryError:
@@ -449,6 +449,9 @@ class DatasetDir:
             self._remove_directory(parent, parts[-1])
             os.rename(temp.name, parts[-1], src_dir_fd=self._tmp_fd, dst_dir_fd=parent)
         return mtime_ns
+
+    def _made_dir(self, parts: tuple[str, ...]) -> int:
+        return self._walk_dir(parts, create=True)
 
     def _replace_with_directory(self, parent: int, name: str) -> int:
         """The directory ``name`` below ``parent``, made in place of the file or symlink there."""

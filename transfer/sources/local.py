@@ -26,7 +26,6 @@ from stagegate.transfer.label_sources import (
 )
 from stagegate.transfer.objects import LabelSpec, SourceObject
 from stagegate.transfer.sources.base import DirEntry, PublishedChecksum, walk_sorted
-from stagegate.transfer.sources.mounts import on_network_filesystem
 
 
 def posix_revision(st: os.stat_result) -> str:
@@ -196,7 +195,7 @@ class LocalSource:
         self._label_file = labels.file_name if labels else None
         # Each copying thread keeps its last directory open (transfer.dir_cache), closed with
         # the source; label files are always reached afresh, so a swapped directory's shows.
-        self._dirs = LastDirectories(self._open_dir)
+        self._dirs = LastDirectories()
         weakref.finalize(self, self._dirs.close)
 
     def list(self) -> Iterator[SourceObject]:
@@ -245,13 +244,6 @@ class LocalSource:
         )
 
     @cached_property
-    def small_file_threads(self) -> int | None:
-        """One thread for small files on a local disk, where reads do not wait and every other
-        thread costs GIL hand-offs (:mod:`transfer.sources.mounts`); None (the engine's
-        concurrency) on a network filesystem, where threads hide its latency."""
-        return None if on_network_filesystem(self.root) else 1
-
-    @cached_property
     def _is_single_file(self) -> bool:
         return self.root.is_file()
 
@@ -292,7 +284,7 @@ class LocalSource:
             finally:
                 os.close(dir_fd)
         try:
-            return os.open(name, flags, dir_fd=self._dirs.get(tuple(parents)))
+            return os.open(name, flags, dir_fd=self._dirs.get(tuple(parents), self._open_dir))
         except FileNotFoundError:
             raise SourceChangedError(f"{key}: deleted since it was listed") from None
 

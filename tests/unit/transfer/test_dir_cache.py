@@ -33,10 +33,10 @@ def test_the_same_directory_is_opened_once_per_run_of_files(tmp_path: Path) -> N
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     opener = Opener(tmp_path)
-    cache = LastDirectories(opener)
-    first = cache.get(("a",))
-    assert cache.get(("a",)) == first
-    other = cache.get(("b",))
+    cache = LastDirectories()
+    first = cache.get(("a",), opener)
+    assert cache.get(("a",), opener) == first
+    other = cache.get(("b",), opener)
     assert not is_open(first) or first == other  # the old one was closed (its number may be reused)
     assert opener.opened == [("a",), ("b",)]
     cache.close()
@@ -46,12 +46,13 @@ def test_the_same_directory_is_opened_once_per_run_of_files(tmp_path: Path) -> N
 def test_each_thread_holds_its_own_and_close_closes_them_all(tmp_path: Path) -> None:
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
-    cache = LastDirectories(Opener(tmp_path))
+    cache = LastDirectories()
+    opener = Opener(tmp_path)
     got: dict[str, int] = {}
     both = threading.Barrier(2)  # alive at once: a finished thread's ident may be reused
 
     def use(name: str) -> None:
-        got[name] = cache.get((name,))
+        got[name] = cache.get((name,), opener)
         both.wait()
 
     threads = [threading.Thread(target=use, args=(name,)) for name in ("a", "b")]
@@ -68,9 +69,10 @@ def test_each_thread_holds_its_own_and_close_closes_them_all(tmp_path: Path) -> 
 
 def test_a_closed_cache_opens_nothing_more(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
-    cache = LastDirectories(Opener(tmp_path))
+    cache = LastDirectories()
+    opener = Opener(tmp_path)
     cache.close()
     before = len(os.listdir("/proc/self/fd"))
     with pytest.raises(ValueError, match="closed"):
-        cache.get(("a",))
+        cache.get(("a",), opener)
     assert len(os.listdir("/proc/self/fd")) == before  # what it opened meanwhile went again
