@@ -201,8 +201,9 @@ path = sys.argv[1]
 with open(path, "rb") as f:
     f.read(1)  # a job reads its data...
 failures = 0
+beside = os.path.join(os.path.dirname(path), "new")
 for attempt in (lambda: open(path, "r+b"), lambda: open(path, "ab"), lambda: os.unlink(path),
-                lambda: os.chmod(path, 0o666), lambda: open(os.path.join(os.path.dirname(path), "new"), "wb")):
+                lambda: os.chmod(path, 0o666), lambda: open(beside, "wb")):
     try:
         attempt()
     except PermissionError:
