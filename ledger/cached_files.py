@@ -9,8 +9,9 @@ keeps a cached dataset's fingerprint current when a take or an eviction changed 
 link counts of files it shares.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
@@ -30,6 +31,8 @@ class CachedDatasetOnNode:
     digest: str
     path: str
     fingerprint: str | None
+    bytes: int
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +60,27 @@ class CachedFiles:
         """Every ready dataset on ``node``."""
         with self._ledger.read_session() as session, session.begin():
             rows = session.scalars(
-                select(NodeDatasetRow).where(
-                    NodeDatasetRow.node == node, NodeDatasetRow.state == DatasetState.READY
-                )
+                select(NodeDatasetRow)
+                .where(NodeDatasetRow.node == node, NodeDatasetRow.state == DatasetState.READY)
+                .order_by(NodeDatasetRow.created_at, NodeDatasetRow.digest)
             ).all()
-            return [CachedDatasetOnNode(r.digest, r.path, r.fingerprint) for r in rows]
+            return [CachedDatasetOnNode(r.digest, r.path, r.fingerprint, r.bytes, r.created_at) for r in rows]
+
+    def count_shared(self, node: str, counts: Mapping[str, tuple[int, int] | None]) -> None:
+        """Record each ready dataset's (unique, sole) bytes on ``node`` (None: it shares nothing),
+        as the worker found them on disk."""
+        with self._ledger.sessions.begin() as session:
+            for digest, pair in counts.items():
+                unique, sole = pair if pair is not None else (None, None)
+                session.execute(
+                    update(NodeDatasetRow)
+                    .where(
+                        NodeDatasetRow.node == node,
+                        NodeDatasetRow.digest == digest,
+                        NodeDatasetRow.state == DatasetState.READY,
+                    )
+                    .values(unique_bytes=unique, sole_bytes=sole)
+                )
 
     def matching(
         self, node: str, revisions: Iterable[str], checksums: Iterable[str], but: str

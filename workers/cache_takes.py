@@ -12,6 +12,7 @@ fingerprint recorded. Anything else that changed still shows at its next check.
 """
 
 import logging
+import stat
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -86,6 +87,41 @@ class SharedFiles:
                 self._node, checked.digest, checked.fingerprint, now
             ):
                 checked.fingerprint, checked.before = now, after
+
+
+def shared_counts(datasets: Sequence[tuple[str, Snapshot]]) -> dict[str, tuple[int, int] | None]:
+    """Per dataset (oldest first), the bytes no older one holds and the bytes no other holds,
+    from their snapshots (a shared file is one inode); None for one that shares nothing."""
+    holders: dict[int, int] = {}
+    files_of: list[tuple[str, dict[int, int]]] = []
+    for digest, entries in datasets:
+        files = {st.st_ino: st.st_size for _, st in entries if stat.S_ISREG(st.st_mode)}
+        files_of.append((digest, files))
+        for inode in files:
+            holders[inode] = holders.get(inode, 0) + 1
+    seen: set[int] = set()
+    counts: dict[str, tuple[int, int] | None] = {}
+    for digest, files in files_of:
+        unique = sum(size for inode, size in files.items() if inode not in seen)
+        sole = sum(size for inode, size in files.items() if holders[inode] == 1)
+        seen.update(files)
+        counts[digest] = None if unique == sole == sum(files.values()) else (unique, sole)
+    return counts
+
+
+def recount_shared(cached: CachedFiles, node: str, datasets_root: Path) -> None:
+    """Bring every ready dataset's unique and sole bytes on ``node`` up to date from the disk
+    (one ``lstat`` per entry). Hold the node's cache lock."""
+    found: list[tuple[str, Snapshot]] = []
+    for d in cached.ready_on(node):
+        path = Path(d.path)
+        if path.parent != datasets_root:
+            continue
+        try:
+            found.append((d.digest, snapshot(path)))
+        except OSError:
+            continue
+    cached.count_shared(node, shared_counts(found))
 
 
 def _copy_of(entry: CachedEntry) -> CachedCopy:

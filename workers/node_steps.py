@@ -51,7 +51,7 @@ from stagegate.transfer.layout import state_dir_of
 from stagegate.transfer.plan import LabelFile, Plan, check_labels_before_ready
 from stagegate.transfer.sealed import fingerprint, is_sealed, seal, snapshot, unseal
 from stagegate.transfer.sources import Source
-from stagegate.workers.cache_takes import SharedFiles, take_from_cache
+from stagegate.workers.cache_takes import SharedFiles, recount_shared, take_from_cache
 from stagegate.workers.confined_sources import check_confined, confined_source
 from stagegate.workers.lease import LeaseKeeper, PlanShareLease, TaskCancelledError
 from stagegate.workers.listing_progress import ListingRecorder
@@ -181,6 +181,8 @@ class NodeContext:
                 yield guard
             finally:
                 guard.refresh()
+                if guard.touched:  # links came or went: shared bytes count once
+                    recount_shared(self.cached_files, self.settings.node, self.settings.root / "datasets")
 
     def sweep_evictions(self) -> None:
         """Delete the datasets admission chose to evict on this node."""
@@ -539,6 +541,8 @@ class NodeContext:
             with self.cache_lock:
                 seal(path)
                 pinning = self.stagings.dataset_ready(job.id, key, self.owner, fingerprint(path))
+                if _linked_inodes(path):  # it shares files: the node's used space counts them once
+                    recount_shared(self.cached_files, self.settings.node, self.settings.root / "datasets")
         except Exception as exc:
             self._give_back_or_fail(key, task.attempts, exc)
             return

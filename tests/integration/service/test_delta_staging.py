@@ -85,6 +85,12 @@ def release(cluster: Any, token: str, staging: dict[str, Any]) -> None:
         assert http.delete(f"/v1/stagings/{staging['id']}").json()["state"] == "released"
 
 
+def used(cluster: Any, token: str) -> int:
+    with cluster.http(token) as http:
+        (node,) = http.get("/v1/nodes").json()["nodes"]
+    return int(node["used"])
+
+
 def path_of(staging: dict[str, Any]) -> Path:
     return Path(staging["nodes"][0]["path"])
 
@@ -113,6 +119,8 @@ def test_v2_takes_the_files_v1_holds_and_reads_only_the_changed_ones(start_clust
         assert (p2 / name).stat().st_ino == (p1 / name).stat().st_ino, name
     assert (p2 / "shard-07.bin").stat().st_ino != (p1 / "shard-07.bin").stat().st_ino
     assert "taken from the node's cache {'link': 18}" in cluster.logs()
+    # The node's used space counts the shared files once: v1's 20 files and v2's 2 of its own.
+    assert used(cluster, token) == (len(V1) + len(CHANGED)) * SIZE
 
     # Both stay cache hits that pass their check: the links moved only the shared files' ctimes,
     # and v1's fingerprint was brought up to date under the cache lock.
@@ -130,9 +138,12 @@ def test_v2_takes_the_files_v1_holds_and_reads_only_the_changed_ones(start_clust
         release(cluster, token, staging)
     rehit = stage(cluster, token, v2_url)  # v2 used last, and pinned again
     assert rehit["state"] == "ready", dump(rehit)
-    third = stage(cluster, token, dataset("other", {"x.bin": payload("other", 60_000)}))
+    # 88,000 used of 200,000: 115,000 more fit only by evicting v1, which frees only the 8,000
+    # bytes of its own, and leaves v2 counting its 80,000 whole.
+    third = stage(cluster, token, dataset("other", {"x.bin": payload("other", 115_000)}))
     assert third["state"] == "ready", dump(third) + cluster.logs()
     assert not p1.exists(), "v1 was evicted"
+    assert used(cluster, token) == len(V2) * SIZE + 115_000
     for name, data in V2.items():
         assert (p2 / name).read_bytes() == data, name
     before = dict(reads.count)
