@@ -56,6 +56,16 @@ def _requests(log: Path, prefix: str) -> collections.Counter[str]:
     return seen
 
 
+def _worker_log(workdir: Path) -> str:
+    return "".join(p.read_text(errors="replace") for p in sorted(workdir.glob("worker-*.log")))
+
+
+def _steps(log: str) -> list[tuple[str, float]]:
+    """Each task the worker ran, and its seconds, in order."""
+    found = re.finditer(r"Task stagegate\.(\w+)\[[^]]*\] succeeded in ([0-9.]+)s", log)
+    return [(m.group(1), round(float(m.group(2)), 2)) for m in found]
+
+
 def _stage(http: httpx.Client, source: str, timeout: float) -> float:
     started = time.perf_counter()
     _, staging = _submit(http, source, ["a"])
@@ -91,6 +101,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if args.bandwidth:
+            env["STAGEGATE_BANDWIDTH_LIMIT"] = args.bandwidth  # the source's link, slower than the disk
         service = Service(None, workdir, env)
         try:
             service.start(("a",))
@@ -99,6 +111,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 base_url=service.url, headers={"Authorization": f"Bearer {token}"}, timeout=120
             ) as http:
                 v1_seconds = _stage(http, v1, args.timeout)
+                v1_log_end = len(_worker_log(workdir))
                 v2_seconds = _stage(http, v2, args.timeout)
         finally:
             service.stop()
@@ -107,7 +120,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             args.logs.mkdir(parents=True, exist_ok=True)
             for f in [log, *workdir.glob("*.log")]:
                 (args.logs / f.name).write_bytes(f.read_bytes())
-        worker_log = "".join(p.read_text(errors="replace") for p in workdir.glob("worker-*.log"))
+        worker_log = _worker_log(workdir)
         taken = re.findall(r"taken from the node's cache (\{[^}]*\})", worker_log)
         return {
             "files": args.files,
@@ -119,6 +132,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "v1_requests": dict(_requests(log, "dv1")),
             "v2_requests": dict(_requests(log, "dv2")),
             "v2_taken_by_batch": taken,
+            "bandwidth": args.bandwidth,
+            "v1_steps": _steps(worker_log[:v1_log_end]),
+            "v2_steps": _steps(worker_log[v1_log_end:]),
         }
 
 
@@ -128,6 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=256 << 10)
     parser.add_argument("--changed", type=int, default=50, help="files of v2 with new bytes (5%%)")
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--bandwidth", default=None, help="the worker's cap on source reads, e.g. 100MiB")
     parser.add_argument("--logs", type=Path, default=None, help="copy the service's logs here")
     args = parser.parse_args(argv)
     print(json.dumps(run(args), sort_keys=True), flush=True)

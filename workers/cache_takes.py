@@ -25,7 +25,7 @@ from stagegate.transfer.engine import LabelGate
 from stagegate.transfer.keys import key_parts
 from stagegate.transfer.local_take import TakeMethod, TakenFile, take_cached
 from stagegate.transfer.objects import CopiedFile
-from stagegate.transfer.origins import CachedCopy, Origin, choose_origins
+from stagegate.transfer.origins import CachedCopy, Origin, Take, choose_origins
 from stagegate.transfer.sealed import Snapshot, changed_only_ctimes, fingerprint_of, inodes_of, snapshot
 from stagegate.transfer.sink import DatasetDir
 from stagegate.transfer.sources import Source
@@ -147,6 +147,10 @@ class CacheTakes:
     methods: dict[str, int]
 
 
+def _own_label(source: Source, obj: SourceObject) -> str | None:
+    return obj.label if source.labels_listed else source.own_label(obj)
+
+
 def take_from_cache(
     cached: CachedFiles,
     shared: Callable[[Sequence[str]], AbstractContextManager[SharedFiles]],
@@ -161,8 +165,8 @@ def take_from_cache(
 ) -> CacheTakes:
     """Take the files of ``entries`` ((object, published checksum), key order) that a ready
     dataset on ``node`` other than ``digest`` holds, into ``destination``. Each object's own
-    label is still read from the source and put to ``label_gate`` first (no byte is read),
-    as a copy would; a refusal raises before anything is taken. ``shared`` opens a
+    label is still put to ``label_gate`` first, as a copy would (read from the source where
+    the plan did not list it: no byte is read); a refusal raises before anything is taken. ``shared`` opens a
     :class:`SharedFiles` (under the cache lock) excluding the given digests."""
     candidates = cached.matching(
         node,
@@ -177,27 +181,33 @@ def take_from_cache(
     ]
     if not takes:
         return CacheTakes([], 0, {})
-    labels: list[str | None] = [None] * len(takes)
-    if label_gate is not None:
-        gate = label_gate
-        with ThreadPoolExecutor(max(1, threads), thread_name_prefix="stagegate-label") as pool:
-            labels = list(pool.map(lambda t: gate(t.obj, source.own_label(t.obj)), takes))
-    taken: list[TakenFile] = []
-    with shared([digest]) as guard, DatasetDir(destination) as dataset:
-        for take, label in zip(takes, labels, strict=True):
-            assert take.cached is not None
-            if take.cached.digest not in guard.trusted:
-                continue  # altered since it was sealed: its files come from the source
-            if dataset.stat_file(key_parts(take.obj.key)) is not None:
-                continue  # an earlier run's: the batch's record says whether it counts
-            done = take_cached(dataset, take.obj, take.cached)
-            if done is None:
-                continue
-            if done.method is TakeMethod.LINK:
-                guard.touched.add(done.inode)  # its link count, so its ctime, moved
-            taken.append(replace(done, record=replace(done.record, label=label)) if label else done)
-        if taken:
-            dataset.sync()  # the batch's record vouches for these as soon as it starts
+    with ThreadPoolExecutor(max(1, threads), thread_name_prefix="stagegate-take") as pool:
+        labels: list[str | None] = [None] * len(takes)
+        if label_gate is not None:
+            gate = label_gate
+            # The plan read every own label where the source lists them; else ask (S3: a HEAD).
+            labels = list(pool.map(lambda t: gate(t.obj, _own_label(source, t.obj)), takes))
+        with shared([digest]) as guard, DatasetDir(destination) as dataset:
+
+            def take_one(take: Take) -> TakenFile | None:
+                assert take.cached is not None
+                if take.cached.digest not in guard.trusted:
+                    return None  # altered since it was sealed: its files come from the source
+                if dataset.stat_file(key_parts(take.obj.key)) is not None:
+                    return None  # an earlier run's: the batch's record says whether it counts
+                done = take_cached(dataset, take.obj, take.cached)
+                if done is not None and done.method is TakeMethod.LINK:
+                    guard.touched.add(done.inode)  # its link count, so its ctime, moved
+                return done
+
+            # In threads: each take hashes its file, and BLAKE3 runs outside the GIL.
+            taken = [
+                replace(done, record=replace(done.record, label=label)) if label else done
+                for done, label in zip(pool.map(take_one, takes), labels, strict=True)
+                if done is not None
+            ]
+            if taken:
+                dataset.sync()  # the batch's record vouches for these as soon as it starts
     methods: dict[str, int] = {}
     for t in taken:
         methods[t.method.value] = methods.get(t.method.value, 0) + 1

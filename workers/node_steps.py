@@ -463,7 +463,7 @@ class NodeContext:
                     source,
                     job.source,
                     gate,
-                    threads=self.settings.concurrency,
+                    threads=2 * self.settings.concurrency + 4,  # as many as the source's connections
                 )
                 if taken.records:
                     log.info(
