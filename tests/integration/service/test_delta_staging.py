@@ -21,6 +21,7 @@ from sqlalchemy import update
 from integration.helpers import payload
 from integration.service.cluster import audit_actions, dump
 from stagegate.ledger.models import NodeDatasetRow
+from stagegate.ledger.usage import usage
 from stagegate.transfer.sealed import fingerprint
 
 pytestmark = pytest.mark.integration
@@ -121,6 +122,12 @@ def test_v2_takes_the_files_v1_holds_and_reads_only_the_changed_ones(start_clust
     assert "taken from the node's cache {'link': 18}" in cluster.logs()
     # The node's used space counts the shared files once: v1's 20 files and v2's 2 of its own.
     assert used(cluster, token) == (len(V1) + len(CHANGED)) * SIZE
+    # Chargeback: v2 read its 2 files from the source and took the other 18 from the cache.
+    (row,) = usage(cluster.ledger, period="all")
+    assert (row.bytes_from_source, row.bytes_from_cache) == (
+        (len(V1) + len(CHANGED)) * SIZE,
+        (len(V2) - len(CHANGED)) * SIZE,
+    ), row
 
     # Both stay cache hits that pass their check: the links moved only the shared files' ctimes,
     # and v1's fingerprint was brought up to date under the cache lock.
