@@ -231,6 +231,11 @@ class NodeDatasetRow(Base):
     # entry), checked before a cache hit counts; and when the scrub last re-hashed it.
     fingerprint: Mapped[str | None] = mapped_column(String(64))
     scrubbed_at: Mapped[datetime | None]
+    # Revision 0010: with files shared by hard links (delta staging), the bytes no older dataset
+    # on the node holds (its share of the disk) and those no other holds (what its eviction
+    # frees); None: it shares nothing, ``bytes`` is both.
+    unique_bytes: Mapped[int | None]
+    sole_bytes: Mapped[int | None]
 
 
 class QuarantinedDatasetRow(Base):

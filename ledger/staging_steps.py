@@ -326,21 +326,30 @@ class StagingSteps:
         if job.state != StagingState.TRANSFERRING:
             return False
         nodes = json.loads(job.nodes or "[]")
-        ready = session.execute(
-            select(PinRow.node, NodeDatasetRow.path)
+        rows = session.execute(
+            select(PinRow.node, NodeDatasetRow)
             .join(
                 NodeDatasetRow,
                 (NodeDatasetRow.node == PinRow.node) & (NodeDatasetRow.digest == PinRow.digest),
             )
             .where(PinRow.job_id == job.id, NodeDatasetRow.state == DatasetState.READY)
         ).all()
-        if len(ready) != len(nodes) or unverified_hits(session, job.id):
+        if len(rows) != len(nodes) or unverified_hits(session, job.id):
             return False
         job.state, job.updated_at = StagingState.READY, _now()
         session.flush()
+        details: dict[str, object] = {"paths": dict(sorted((node, d.path) for node, d in rows))}
+        # Delta staging: bytes of the nodes it wrote that it linked from datasets already cached
+        # there (all but its unique bytes), not read from the source (usage counts them so).
+        from_cache = {
+            node: d.bytes - d.unique_bytes
+            for node, d in rows
+            if d.writer_job == job.id and d.unique_bytes is not None and d.bytes > d.unique_bytes
+        }
+        if from_cache:
+            details["node_bytes_from_cache"] = dict(sorted(from_cache.items()))
         AuditTrail.append_in(
-            session.connection(),
-            job_event(job, AuditAction.STAGE_COMPLETED, details={"paths": dict(sorted(ready))}),
+            session.connection(), job_event(job, AuditAction.STAGE_COMPLETED, details=details)
         )
         return True
 

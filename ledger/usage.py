@@ -12,11 +12,13 @@ Definitions (``stagegate usage --help`` and ``GET /v1/usage`` say the same):
   ``policy.allowed`` event over the nodes it copied to itself (``details.copied``; events from
   before that key: the nodes not in ``details.cache_hits``), plus any node whose cache hit
   failed its check and was copied afresh (a ``dataset.quarantined`` event of the staging with
-  ``found_by: verify``); embedded, the ``bytes`` of ``stage.completed``. Counted in the period
-  of ``stage.completed``; ``stagings`` counts those events.
-- **bytes_from_cache**: for the same stagings, the bytes of the other nodes: data a node
-  already held (or another staging was writing) and that this staging reused without
-  reading the source. Embedded stagings: 0.
+  ``found_by: verify``), less the bytes of those nodes it linked from datasets already cached
+  there (delta staging: ``details.node_bytes_from_cache`` of ``stage.completed``); embedded,
+  the ``bytes`` of ``stage.completed``. Counted in the period of ``stage.completed``;
+  ``stagings`` counts those events.
+- **bytes_from_cache**: for the same stagings, the bytes of the other nodes (data a node
+  already held, or another staging was writing, and that this staging reused without
+  reading the source) and the bytes it linked from the node's cache. Embedded stagings: 0.
 - **bytes_egressed**: the ``bytes`` of each ``egress.completed`` event, in its period;
   ``egresses`` counts those events.
 - **nvme_gb_hours**: for each service staging and each of its nodes (cache hits included:
@@ -187,6 +189,13 @@ def _copied(details: Mapping[str, object], nodes: Iterable[str]) -> set[str]:
     return set(nodes) - _names(details.get("cache_hits"))
 
 
+def _linked(details: Mapping[str, object], pin: _Pin) -> int:
+    """Of the bytes of the nodes ``pin`` copied to, those taken from datasets already cached
+    there (delta staging: ``details.node_bytes_from_cache`` of ``stage.completed``)."""
+    taken = _node_bytes({"node_bytes": details.get("node_bytes_from_cache")}) or {}
+    return sum(min(n, pin.node_bytes.get(node, 0)) for node, n in taken.items() if node in pin.copied)
+
+
 def _aware(moment: datetime | None, name: str) -> datetime | None:
     if moment is not None and moment.tzinfo is None:
         raise InvalidInputError(f"{name} must be timezone-aware")
@@ -236,8 +245,9 @@ class _Report:
             if pin is None:  # embedded: no cache to reuse
                 tally.bytes_from_source += event.bytes
             else:
-                tally.bytes_from_source += pin.from_source
-                tally.bytes_from_cache += pin.total - pin.from_source
+                linked = _linked(event.details, pin)
+                tally.bytes_from_source += pin.from_source - linked
+                tally.bytes_from_cache += pin.total - pin.from_source + linked
             tally.stagings += 1
         elif action == AuditAction.EGRESS_COMPLETED:
             tally = self._tally(period_of(event.time, self.period), key)

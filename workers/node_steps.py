@@ -8,12 +8,14 @@ Celery: a step either finishes, gives its task back for a later attempt, or fail
 with a reason, and the ledger says which.
 """
 
+import contextlib
 import functools
 import logging
 import shutil
+import stat
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,7 @@ from stagegate.ledger import (
     TaskKey,
     Tasks,
 )
+from stagegate.ledger.cached_files import CachedFiles
 from stagegate.ledger.label_quarantine import DatasetLabels
 from stagegate.ledger.plan_shares import PlanShares, Role, SharedPlan, ShareShape, share_key
 from stagegate.policies import Policy, PolicyDeniedError, Zone
@@ -46,8 +49,9 @@ from stagegate.transfer.errors import SourceChangedError, UnsafeDestinationError
 from stagegate.transfer.label_sources import LabelFileAbove
 from stagegate.transfer.layout import state_dir_of
 from stagegate.transfer.plan import LabelFile, Plan, check_labels_before_ready
-from stagegate.transfer.sealed import fingerprint, is_sealed, seal, unseal
+from stagegate.transfer.sealed import fingerprint, is_sealed, seal, snapshot, unseal
 from stagegate.transfer.sources import Source
+from stagegate.workers.cache_takes import SharedFiles, recount_shared, take_from_cache
 from stagegate.workers.confined_sources import check_confined, confined_source
 from stagegate.workers.lease import LeaseKeeper, PlanShareLease, TaskCancelledError
 from stagegate.workers.listing_progress import ListingRecorder
@@ -82,6 +86,26 @@ PERMANENT = (
     UnsafeDestinationError,
 )
 Step = Callable[["NodeContext", TaskKey], None]
+
+
+def _linked_inodes(root: Path) -> set[int]:
+    """The inodes of the files below ``root`` that have another name (delta staging's links)."""
+    return {st.st_ino for _, st in snapshot(root) if stat.S_ISREG(st.st_mode) and st.st_nlink > 1}
+
+
+def remove_sharing(ctx: "NodeContext", tree: Path, but: Sequence[str]) -> None:
+    """Delete a dataset's tree moved out of the datasets; where it shares files with cached
+    datasets (hard links), inside :meth:`NodeContext.shared_files`, so their fingerprints
+    stay true to them once its names of those files are gone."""
+    linked = _linked_inodes(tree) if tree.exists() else set()
+    if not linked:
+        unseal(tree)
+        shutil.rmtree(tree, ignore_errors=True)
+        return
+    with ctx.shared_files(but) as guard:
+        guard.touched |= linked
+        unseal(tree)
+        shutil.rmtree(tree, ignore_errors=True)
 
 
 def _label_file_records(plan: Plan) -> Iterator[LabelFileRecord]:
@@ -132,6 +156,7 @@ class NodeContext:
         )
         # Held while a cached dataset is checked or moved aside: the scrub runs in its own thread.
         self.cache_lock = threading.Lock()
+        self.cached_files = CachedFiles(self.ledger)
         self.owner = self.settings.owner
         self.views = NodeViews(self.settings.root) if self.settings.views else None
 
@@ -145,6 +170,19 @@ class NodeContext:
         """Make the per-owner views on this node the ones its held stagings call for (if on)."""
         if self.views is not None:
             sync_node_views(self.ledger, self.settings.node, self.views)
+
+    @contextlib.contextmanager
+    def shared_files(self, but: Sequence[str] = ()) -> Iterator[SharedFiles]:
+        """Under the cache lock: the ready datasets on this node (``but`` these) checked before
+        the body changes links to their files, their fingerprints kept current after."""
+        with self.cache_lock:
+            guard = SharedFiles(self.cached_files, self.settings.node, self.settings.root / "datasets", but)
+            try:
+                yield guard
+            finally:
+                guard.refresh()
+                if guard.touched:  # links came or went: shared bytes count once
+                    recount_shared(self.cached_files, self.settings.node, self.settings.root / "datasets")
 
     def sweep_evictions(self) -> None:
         """Delete the datasets admission chose to evict on this node."""
@@ -171,8 +209,7 @@ class NodeContext:
                 target.rename(trash)
             self.nodes.evicted(self.settings.node, digest)
             self.metrics.evicted(self.settings.node)
-            unseal(trash)
-            shutil.rmtree(trash, ignore_errors=True)
+            remove_sharing(self, trash, [digest])
             shutil.rmtree(trashed_state, ignore_errors=True)
             log.info("evicted dataset %s from node %s", digest, self.settings.node)
 
@@ -389,28 +426,50 @@ class NodeContext:
         try:
             self.sweep_evictions()
             job = self.stagings.job(key.job_id)
-            _, path, _, _ = self.dataset_dir(job.id)
+            digest, path, _, _ = self.dataset_dir(job.id)
             if not self._still_writing(job.id):
                 self.tasks.finish(key, self.owner)  # never write into a ready (sealed) dataset
                 return
-            objects = [
-                SourceObject(
-                    key=e.key,
-                    size=e.size,
-                    revision=e.revision,
-                    version=e.version,
-                    mtime=e.mtime,
-                    checksum_algorithm=e.checksum_algorithm,
-                    label=e.own_label,
+            entries = [
+                (
+                    SourceObject(
+                        key=e.key,
+                        size=e.size,
+                        revision=e.revision,
+                        version=e.version,
+                        mtime=e.mtime,
+                        checksum_algorithm=e.checksum_algorithm,
+                        label=e.own_label,
+                    ),
+                    e.source_checksum,
                 )
                 for e in self.manifests.entries(job.plan_job, first=task.key_from, through=task.key_to)
             ]
+            objects = [obj for obj, _ in entries]
             label_files, above = self._planned_label_files(job.id)
             resolver = resolver_of(label_files, above, self.policy)
             with self.source_of(job) as source, LeaseKeeper(self.tasks, key, self.owner) as lease:
                 # An object whose own label (read as it is opened) the policy refuses fails the
                 # staging (PolicyDeniedError is permanent) with nothing of it written.
                 gate = OwnLabelGate(self.policy, resolver, Zone.staging(), source.labels_listed)
+                # Files a dataset cached on this node already holds come from it, verified.
+                taken = take_from_cache(
+                    self.cached_files,
+                    self.shared_files,
+                    self.settings.node,
+                    digest,
+                    path,
+                    entries,
+                    source,
+                    job.source,
+                    gate,
+                    threads=2 * self.settings.concurrency + 4,  # as many as the source's connections
+                )
+                if taken.records:
+                    log.info(
+                        "batch %d of %s on %s: %d files (%d bytes) taken from the node's cache %s",
+                        key.idx, job.id, key.node, len(taken.records), taken.bytes, taken.methods,
+                    )  # fmt: skip
                 result = copy_batch(
                     source,
                     path,
@@ -421,6 +480,7 @@ class NodeContext:
                     label_file_name=LABELS.file_name,
                     label_files=label_files,
                     label_gate=gate,
+                    taken=taken.records,
                 )
             self.metrics.bytes_copied(self.settings.node, 0 if result.already_done else result.bytes_copied)
             if not self.tasks.finish(key, self.owner, result.files, result.bytes):
@@ -476,8 +536,13 @@ class NodeContext:
             )
             # Read-only to jobs from here on, and fingerprinted: a cache hit checks the copy
             # against it before anyone is handed this directory again.
-            seal(path)
-            pinning = self.stagings.dataset_ready(job.id, key, self.owner, fingerprint(path))
+            # Under the cache lock: a take from the cache into another staging links files this
+            # one may share, which must wait until this fingerprint is on record.
+            with self.cache_lock:
+                seal(path)
+                pinning = self.stagings.dataset_ready(job.id, key, self.owner, fingerprint(path))
+                if _linked_inodes(path):  # it shares files: the node's used space counts them once
+                    recount_shared(self.cached_files, self.settings.node, self.settings.root / "datasets")
         except Exception as exc:
             self._give_back_or_fail(key, task.attempts, exc)
             return
