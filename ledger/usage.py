@@ -16,7 +16,9 @@ Definitions (``stagegate usage --help`` and ``GET /v1/usage`` say the same):
   of ``stage.completed``; ``stagings`` counts those events.
 - **bytes_from_cache**: for the same stagings, the bytes of the other nodes: data a node
   already held (or another staging was writing) and that this staging reused without
-  reading the source. Embedded stagings: 0.
+  reading the source, and the bytes a node copied from a peer node that had read them
+  (peer fan-out, ``details.copied_from`` of ``stage.completed``): bytes_from_source counts
+  each byte read from the source once. Embedded stagings: 0.
 - **bytes_egressed**: the ``bytes`` of each ``egress.completed`` event, in its period;
   ``egresses`` counts those events.
 - **nvme_gb_hours**: for each service staging and each of its nodes (cache hits included:
@@ -174,6 +176,21 @@ def _node_bytes(details: Mapping[str, object]) -> dict[str, int] | None:
     }
 
 
+def _peer_bytes(details: Mapping[str, object]) -> int:
+    """The bytes a completed staging's nodes copied from peers, not the source
+    (``details.copied_from``: per node, bytes by origin)."""
+    copied = details.get("copied_from")
+    if not isinstance(copied, dict):
+        return 0
+    return sum(
+        n
+        for by_origin in copied.values()
+        if isinstance(by_origin, dict)
+        for origin, n in by_origin.items()
+        if origin != "source" and isinstance(n, int) and not isinstance(n, bool) and n > 0
+    )
+
+
 def _names(value: object) -> set[str]:
     return {v for v in value if isinstance(v, str)} if isinstance(value, list) else set()
 
@@ -236,8 +253,10 @@ class _Report:
             if pin is None:  # embedded: no cache to reuse
                 tally.bytes_from_source += event.bytes
             else:
-                tally.bytes_from_source += pin.from_source
-                tally.bytes_from_cache += pin.total - pin.from_source
+                # A node that copied batches from a peer (fan-out) read none of those from the source.
+                peers = min(pin.from_source, _peer_bytes(event.details))
+                tally.bytes_from_source += pin.from_source - peers
+                tally.bytes_from_cache += pin.total - pin.from_source + peers
             tally.stagings += 1
         elif action == AuditAction.EGRESS_COMPLETED:
             tally = self._tally(period_of(event.time, self.period), key)
