@@ -130,16 +130,3 @@ class Fanout:
                 )
             ).all()
         return spread([Peer(n, serving[n]) for n in nodes if n in serving], key.node)
-
-    def holds(self, key: TaskKey) -> bool:
-        """True if ``key`` (a copy batch of this node) is done: what the peer server serves."""
-        with self._ledger.read_session() as session, session.begin():
-            state = session.scalar(
-                select(TaskRow.state).where(
-                    TaskRow.job_id == key.job_id,
-                    TaskRow.kind == "copy",
-                    TaskRow.node == key.node,
-                    TaskRow.idx == key.idx,
-                )
-            )
-        return state == TaskState.DONE

@@ -91,7 +91,7 @@ def run_worker(
     peers = None
     if settings.peer_listen is not None and settings.peer_secret is not None:
         host, port = settings.peer_listen
-        peers = PeerServer(ctx, ctx.fanout, host, port, settings.peer_secret).start()
+        peers = PeerServer(ctx, host, port, settings.peer_secret).start()
         log.info("node %s serves verified batches to peers on %s:%d", node, host, peers.port)
     ctx.sweep_evictions()
     stop = threading.Event()

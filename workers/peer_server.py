@@ -25,18 +25,17 @@ import stat
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import quote, unquote
 
 from stagegate.errors import StagegateError
 from stagegate.ledger import TaskKey
-from stagegate.ledger.fanout import Fanout
+from stagegate.states import TaskState
 from stagegate.transfer.endpoints.path import walk_below
 from stagegate.transfer.keys import key_parts
 from stagegate.workers.node_steps import NodeContext
+from stagegate.workers.peer_paths import parse_peer_path
 
 log = logging.getLogger(__name__)
 
-PREFIX = "/v1/peer/"
 CHUNK = 1 << 20
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: a FIFO planted in the dataset must not block a server thread on open.
@@ -53,23 +52,17 @@ class ServedFile:
     size: int
 
 
-def peer_path(job_id: str, idx: int, key: str) -> str:
-    """The request path of ``key`` of batch ``idx`` of ``job_id``: the key is one quoted segment."""
-    return f"{PREFIX}{quote(job_id, safe='')}/{idx}/{quote(key, safe='')}"
-
-
 class PeerFiles:
     """Resolves a request to an open file of this node's verified batches, or refuses it."""
 
-    def __init__(self, ctx: NodeContext, fanout: Fanout) -> None:
+    def __init__(self, ctx: NodeContext) -> None:
         self._ctx = ctx
-        self._fanout = fanout
 
     def open(self, path: str) -> ServedFile:
-        job_id, idx, key = self._parse(path)
+        job_id, idx, key = parse_peer_path(path)
         ctx = self._ctx
         task = ctx.tasks.get(TaskKey(job_id, "copy", ctx.settings.node, idx))
-        if task is None or not self._fanout.holds(task.key) or task.key_from is None or task.key_to is None:
+        if task is None or task.state != TaskState.DONE or task.key_from is None or task.key_to is None:
             raise NotServedError("no such verified batch on this node")
         if not task.key_from <= key <= task.key_to:
             raise NotServedError("key outside the batch")
@@ -89,15 +82,6 @@ class PeerFiles:
             os.close(leaf)
             raise NotServedError("not the regular file the manifest lists")
         return ServedFile(leaf, st.st_size)
-
-    @staticmethod
-    def _parse(path: str) -> tuple[str, int, str]:
-        if "?" in path or not path.startswith(PREFIX):
-            raise NotServedError("not a peer path")
-        segments = path[len(PREFIX) :].split("/")
-        if len(segments) != 3 or not segments[1].isdigit():
-            raise NotServedError("not a peer path")
-        return unquote(segments[0]), int(segments[1]), unquote(segments[2])
 
 
 def _handler(files: PeerFiles, secret: str) -> type[BaseHTTPRequestHandler]:
@@ -143,8 +127,8 @@ def _handler(files: PeerFiles, secret: str) -> type[BaseHTTPRequestHandler]:
 class PeerServer:
     """The peer server of one worker, in a thread of its own; ``stop`` ends it."""
 
-    def __init__(self, ctx: NodeContext, fanout: Fanout, host: str, port: int, secret: str) -> None:
-        self._server = ThreadingHTTPServer((host, port), _handler(PeerFiles(ctx, fanout), secret))
+    def __init__(self, ctx: NodeContext, host: str, port: int, secret: str) -> None:
+        self._server = ThreadingHTTPServer((host, port), _handler(PeerFiles(ctx), secret))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="peer-server", daemon=True)
 

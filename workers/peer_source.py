@@ -17,7 +17,7 @@ from stagegate.transfer.errors import SourceReadError
 from stagegate.transfer.label_sources import LabelFileAbove
 from stagegate.transfer.objects import SourceObject
 from stagegate.transfer.sources.base import PublishedChecksum
-from stagegate.workers.peer_server import peer_path
+from stagegate.workers.peer_paths import peer_path
 
 TIMEOUT_S = 30.0
 
