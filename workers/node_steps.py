@@ -436,9 +436,9 @@ class NodeContext:
                 result, origin = from_peer
             self.metrics.bytes_copied(self.settings.node, 0 if result.already_done else result.bytes_copied)
             fanned = _replicated(job) and len(job.nodes) > 1
-            if fanned and origin == SOURCE:
+            if fanned and origin == SOURCE and self.settings.peer_url is not None:
                 # What a peer's copy of this batch is checked against, recorded before the batch
-                # counts as done (and so before any peer is sent to copy it).
+                # counts as done (and so before any peer is sent to copy it from here).
                 self.manifests.record_copies(
                     job.plan_job,
                     (CopiedEntry(r.key, r.blake3, r.verification.value, r.label) for r in result.records),
