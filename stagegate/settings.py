@@ -123,6 +123,8 @@ class Settings(BaseSettings):
     peer_url: str | None = None
     peer_secret_file: Path | None = None
     peer_secret: SecretStr | None = Field(default=None, repr=False)
+    # Bytes/s of copies from peers (the cluster fabric); STAGEGATE_BANDWIDTH_LIMIT caps source reads.
+    peer_bandwidth_limit: int | None = None
     # What a service staging may read (see stagegate.confinement).
     source_roots: str | None = None
     source_schemes: str | None = None
@@ -237,7 +239,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("bandwidth_limit", mode="before")
+    @field_validator("bandwidth_limit", "peer_bandwidth_limit", mode="before")
     @classmethod
     def _size(cls, value: Any, info: ValidationInfo) -> Any:
         """Written as for ``--bandwidth``: ``600KB``, ``4MiB`` (bytes per second)."""
@@ -375,6 +377,7 @@ READERS: dict[str, tuple[Reader, ...]] = {
     "peer_url": ("worker",),
     "peer_secret_file": ("worker",),
     "peer_secret": ("worker",),
+    "peer_bandwidth_limit": ("worker",),
     "source_roots": ("API", "worker"),
     "source_schemes": ("API", "worker"),
     "pin_ttl": ("API",),

@@ -62,7 +62,7 @@ def peer_env(tmp_path: Path, port: int, bandwidth: str | None = None) -> dict[st
         secret.chmod(0o600)
     env = {"STAGEGATE_PEER_LISTEN": f"127.0.0.1:{port}", "STAGEGATE_PEER_SECRET_FILE": str(secret)}
     if bandwidth is not None:
-        env["STAGEGATE_BANDWIDTH_LIMIT"] = bandwidth
+        env["STAGEGATE_BANDWIDTH_LIMIT"] = env["STAGEGATE_PEER_BANDWIDTH_LIMIT"] = bandwidth
     return env
 
 
@@ -188,7 +188,8 @@ def test_a_peer_killed_mid_copy_is_replaced_and_the_staging_completes(
 ) -> None:
     files = {f"part-{i:02d}.bin": payload(f"k{i}", 200_000 + i) for i in range(16)}
     source = dataset("fankill", files)
-    # Slow links (400 KB/s a node), so the kill lands while the others copy from the peer.
+    # Slow links (400 KB/s a node, from the source and from peers), so the kill lands while
+    # the others copy from the peer.
     cluster, envs = start_peers(start_cluster, tmp_path, ["a", "b", "c", "d"], bandwidth="400KB")
     token = cluster.token("alice", "scientist")
 
