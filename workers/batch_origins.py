@@ -15,7 +15,7 @@ from pathlib import Path
 from stagegate.ledger import TaskKey
 from stagegate.ledger.fanout import Fanout
 from stagegate.ledger.manifests import ManifestEntry
-from stagegate.transfer import SourceObject, TransferConfig, copy_batch
+from stagegate.transfer import CopiedFile, SourceObject, TransferConfig, copy_batch
 from stagegate.transfer.errors import TransferError
 from stagegate.transfer.progress import ProgressCallback
 from stagegate.transfer.staging_steps import BatchResult
@@ -30,6 +30,12 @@ def labels_of_the_source_reader(obj: SourceObject, now: str | None) -> str | Non
     return None
 
 
+def copied_from_a_peer(record: CopiedFile) -> bool:
+    """True for a file's record made from a peer's copy: checked against the manifest's
+    BLAKE3, which no source publishes (:data:`transfer.checksums.SOURCE_ALGORITHMS`)."""
+    return record.source_checksum == f"blake3:{record.blake3}"
+
+
 @dataclass(frozen=True, slots=True)
 class BatchOrigins:
     """The peers of one worker: ``secret`` is the worker credential (None: no fan-out)."""
@@ -41,8 +47,8 @@ class BatchOrigins:
         """Sources for ``key``'s batch, one per live peer holding it verified; none where a
         file has no recorded BLAKE3 to check a peer's copy by."""
         expected = {e.key: e.blake3 for e in entries if e.blake3}
-        if self.secret is None or len(expected) != len(entries):
-            return []
+        if self.secret is None or self.fanout.readers < 1 or len(expected) != len(entries):
+            return []  # fan-out off, or a file nothing could be checked by
         return [PeerSource(p, key.job_id, key.idx, self.secret, expected) for p in self.fanout.holders(key)]
 
     def copy_from_peers(

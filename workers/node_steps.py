@@ -57,7 +57,7 @@ from stagegate.transfer.layout import state_dir_of
 from stagegate.transfer.plan import LabelFile, Plan, check_labels_before_ready
 from stagegate.transfer.sealed import fingerprint, is_sealed, seal, unseal
 from stagegate.transfer.sources import Source
-from stagegate.workers.batch_origins import BatchOrigins
+from stagegate.workers.batch_origins import BatchOrigins, copied_from_a_peer
 from stagegate.workers.confined_sources import check_confined, confined_source
 from stagegate.workers.lease import LeaseKeeper, PlanShareLease, TaskCancelledError
 from stagegate.workers.listing_progress import ListingRecorder
@@ -427,7 +427,7 @@ class NodeContext:
                 )
                 for e in entries
             ]
-            config = self.settings.transfer_config()
+            config = self.settings.peer_transfer_config()
             with LeaseKeeper(self.tasks, key, self.owner) as lease:
                 progress = lease.on_progress
                 from_peer = self.origins.copy_from_peers(key, entries, objects, path, config, progress)
@@ -518,9 +518,15 @@ class NodeContext:
             publish_batches(
                 path, source_url=job.source, digest=digest, batches=batches, files=files, bytes=nbytes
             )
+            # A file copied from a peer was checked against the BLAKE3 its source reader recorded,
+            # with how that reader verified it: the manifest keeps the reader's word for it.
             self.manifests.record_copies(
                 job.plan_job,
-                (CopiedEntry(r.key, r.blake3, r.verification.value, r.label) for r in read_manifest(path)),
+                (
+                    CopiedEntry(r.key, r.blake3, r.verification.value, r.label)
+                    for r in read_manifest(path)
+                    if not copied_from_a_peer(r)
+                ),
             )
             # Read-only to jobs from here on, and fingerprinted: a cache hit checks the copy
             # against it before anyone is handed this directory again.

@@ -89,6 +89,7 @@ def _handler(files: PeerFiles, secret: str) -> type[BaseHTTPRequestHandler]:
 
     class PeerHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = 60  # seconds a connection may sit idle: a silent client does not hold a thread
 
         def do_GET(self) -> None:
             given = self.headers.get("Authorization", "").encode()

@@ -3,7 +3,7 @@
 import os
 import shutil
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from stagegate.confinement import SourceRules
@@ -77,11 +77,17 @@ class WorkerSettings:
     peer_listen: tuple[str, int] | None = None
     peer_url: str | None = None
     peer_secret: str | None = field(default=None, repr=False)
+    # Bytes/s of copies from peers (None: uncapped); bandwidth_limit caps reads of the source.
+    peer_bandwidth_limit: int | None = None
 
     @property
     def owner(self) -> str:
         """Who holds a lease: this process on this host."""
         return f"{self.node}@{socket.gethostname()}:{os.getpid()}"
+
+    def peer_transfer_config(self) -> TransferConfig:
+        """How a batch is copied from a peer: over the cluster fabric, under its own cap."""
+        return replace(self.transfer_config(), bandwidth_limit=self.peer_bandwidth_limit)
 
     def transfer_config(self) -> TransferConfig:
         return TransferConfig(
@@ -135,6 +141,7 @@ class WorkerSettings:
             peer_listen=listen,
             peer_url=(env.peer_url or f"http://{env.peer_listen}") if env.peer_listen else None,
             peer_secret=secret,
+            peer_bandwidth_limit=env.peer_bandwidth_limit,
         ).checked()
 
     def checked(self) -> "WorkerSettings":
