@@ -427,15 +427,19 @@ class NodeContext:
                 )
                 for e in entries
             ]
+            # Only a replicated staging's nodes hold the same batches: a shard's batch idx on
+            # another node is another key range.
+            fanned = _replicated(job) and len(job.nodes) > 1
             config = self.settings.peer_transfer_config()
             with LeaseKeeper(self.tasks, key, self.owner) as lease:
                 progress = lease.on_progress
-                from_peer = self.origins.copy_from_peers(key, entries, objects, path, config, progress)
+                from_peer = None
+                if fanned:
+                    from_peer = self.origins.copy_from_peers(key, entries, objects, path, config, progress)
                 if from_peer is None:
                     from_peer = self._copy_from_source(job, key, objects, path, progress), SOURCE
                 result, origin = from_peer
             self.metrics.bytes_copied(self.settings.node, 0 if result.already_done else result.bytes_copied)
-            fanned = _replicated(job) and len(job.nodes) > 1
             if fanned and origin == SOURCE and self.settings.peer_url is not None:
                 # What a peer's copy of this batch is checked against, recorded before the batch
                 # counts as done (and so before any peer is sent to copy it from here).
