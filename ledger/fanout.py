@@ -91,16 +91,24 @@ class Fanout:
         copies = [k for k in keys if k.kind == "copy"]
         if not copies:
             return keys
+        job_id = copies[0].job_id
         with self._ledger.read_session() as session, session.begin():
             serving = self._serving(session)
-            readers = source_readers(nodes, serving, self.readers)
+            # Only nodes that copy this staging can read for it: a node that had it cached
+            # (a hit) has no batch to read or serve.
+            copying = set(
+                session.scalars(
+                    select(TaskRow.node).where(TaskRow.job_id == job_id, TaskRow.kind == "copy").distinct()
+                )
+            )
+            readers = source_readers([n for n in nodes if n in copying], serving, self.readers)
             waiting = [k for k in copies if k.node not in readers]
             if not waiting:
                 return keys
             done = set(
                 session.execute(
                     select(TaskRow.idx, TaskRow.node).where(
-                        TaskRow.job_id == waiting[0].job_id,
+                        TaskRow.job_id == job_id,
                         TaskRow.kind == "copy",
                         TaskRow.state == TaskState.DONE,
                         TaskRow.idx.in_({k.idx for k in waiting}),
