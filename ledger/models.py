@@ -195,6 +195,8 @@ class TaskRow(Base):
     owner: Mapped[str | None]
     error: Mapped[str | None]
     updated_at: Mapped[datetime]
+    # Revision 0011: where a finished copy batch read its bytes, 'source' or a peer node's name.
+    origin: Mapped[str | None] = mapped_column(default=None)
 
     __table_args__ = (
         CheckConstraint("kind IN ('plan', 'copy', 'finalize', 'egress', 'verify')", name="kind"),
@@ -211,6 +213,8 @@ class NodeRow(Base):
     worker: Mapped[str]  # host:pid of the worker that last said hello
     started_at: Mapped[datetime]
     last_heartbeat: Mapped[datetime]
+    # Revision 0011: where its worker serves verified batches to other nodes (None: it does not).
+    peer_url: Mapped[str | None] = mapped_column(default=None)
 
 
 class NodeDatasetRow(Base):

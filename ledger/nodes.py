@@ -106,9 +106,12 @@ class Nodes:
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
 
-    def heartbeat(self, name: str, root: str, capacity: int, worker: str) -> None:
+    def heartbeat(
+        self, name: str, root: str, capacity: int, worker: str, peer_url: str | None = None
+    ) -> None:
+        """Say ``name`` is alive, and where its worker serves peers (None: it does not)."""
         now = datetime.now(UTC)
-        values = {"name": name, "root": root, "capacity": capacity, "worker": worker}
+        values = {"name": name, "root": root, "capacity": capacity, "worker": worker, "peer_url": peer_url}
         insert = postgresql.insert if self._ledger.dialect == "postgresql" else sqlite.insert
         statement = insert(NodeRow).values(**values, started_at=now, last_heartbeat=now)
         statement = statement.on_conflict_do_update(

@@ -21,6 +21,7 @@ from stagegate.ledger.admission import NoRoomError, choose_evictions
 from stagegate.ledger.audit import AuditTrail
 from stagegate.ledger.database import Ledger
 from stagegate.ledger.events import job_event
+from stagegate.ledger.fanout import SOURCE, origins_in
 from stagegate.ledger.label_quarantine import QuarantinedError, check_not_quarantined
 from stagegate.ledger.models import JobRow, NodeDatasetRow, NodeRow, PinRow, TaskRow
 from stagegate.ledger.nodes import dataset_path, held_in
@@ -348,9 +349,12 @@ class StagingSteps:
         }
         if from_cache:
             details["node_bytes_from_cache"] = dict(sorted(from_cache.items()))
-        AuditTrail.append_in(
-            session.connection(), job_event(job, AuditAction.STAGE_COMPLETED, details=details)
-        )
+        origins = origins_in(session, job.id)
+        if any(origin != SOURCE for by_origin in origins.values() for origin in by_origin):
+            # Fan-out: which node copied how many bytes from which peer, and from the source.
+            details["copied_from"] = {node: origins[node] for node in sorted(origins)}
+        event = job_event(job, AuditAction.STAGE_COMPLETED, details=details)
+        AuditTrail.append_in(session.connection(), event)
         return True
 
     def fail(self, job_id: str, error: str) -> None:
