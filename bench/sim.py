@@ -256,8 +256,20 @@ def main(argv: list[str] | None = None) -> int:
         plot(outcomes, args.plot, title)
         print(f"plot: {args.plot}")
     if args.json:
-        rows = [{"mode": o.mode, "cores": o.cores, "total_s": o.total_s, "etas": [e.seconds for e in o.etas]}
-                for o in outcomes]
+        rows = [
+            {
+                "mode": o.mode,
+                "cores": o.cores,
+                "fits": o.fits == "fits",
+                "total_s": o.total_s,
+                "plan_s": o.plan_s,
+                "gets": o.gets,
+                "list_requests": o.list_requests,
+                "source_bytes": o.source_bytes,
+                "etas": [e.seconds for e in o.etas],
+            }
+            for o in outcomes
+        ]
         args.json.write_text(json.dumps(rows))
     return 0
 
