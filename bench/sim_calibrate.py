@@ -27,7 +27,15 @@ from typing import Any
 
 import httpx
 
-from bench.burst import Service, _boto_credentials, _database, _put_dataset, _redis, _until_terminal
+from bench.burst import (
+    Service,
+    _boto_credentials,
+    _database,
+    _put_dataset,
+    _redis,
+    _until_terminal,
+    service_env,
+)
 from bench.s3server import BUCKET, CREDENTIALS, S3Server
 from bench.sim_model import Resources, simulate
 from bench.sim_work import plan_modes
@@ -145,18 +153,7 @@ def measure(case: Case, s3_url: str, timeout: float) -> dict[str, Any]:
     case's staging."""
     nodes = tuple(f"n{i}" for i in range(case.nodes))
     with tempfile.TemporaryDirectory(prefix="sg-cal-") as tmp, _database() as db, _redis(Path(tmp)) as broker:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STAGEGATE_")}
-        env.update(CREDENTIALS)
-        env.update(
-            {
-                "AWS_ENDPOINT_URL": s3_url,
-                "STAGEGATE_DATABASE_URL": db,
-                "STAGEGATE_BROKER_URL": broker,
-                "STAGEGATE_HOME": str(Path(tmp) / "home"),
-                "STAGEGATE_RECONCILE_SECONDS": "2",
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
+        env = service_env(Path(tmp), db, broker, s3_url)
         if case.cap:
             env["STAGEGATE_BANDWIDTH_LIMIT"] = case.cap
         service = Service(None, Path(tmp), env)
