@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.plan_scale import GeneratedSource
 from bench.sim_model import NodeEta, NodeWork, Resources, simulate
-from bench.sim_work import MODES, ModePlan, admission, plan_modes
+from bench.sim_work import MODES, ModePlan, admission, fan_out, plan_modes
 from stagegate.ledger import NodePortion
 from stagegate.sizes import format_bytes, parse_size
 from stagegate.transfer.engine import TransferConfig
@@ -151,6 +151,13 @@ class Planned:
         fields = {"files": self.files, "bytes": self.bytes, "planner_cpu_s": self.planner_cpu_s}
         path.write_text(json.dumps({**fields, "split_s": self.split_s, "modes": modes}))
 
+    def fanned_out(self, modes: list[str], readers: int, fanout: int) -> Planned:
+        """``modes`` from what was planned, fan-out derived afresh from replicate (so the
+        fan-out settings apply without planning again)."""
+        kept = {m.mode: m for m in self.modes if not m.mode.startswith("fan-out")}
+        chosen = [kept[m] if m in kept else fan_out(kept["replicate"], m, readers, fanout) for m in modes]
+        return replace(self, modes=chosen)
+
     @classmethod
     def load(cls, path: Path) -> Planned:
         d = json.loads(path.read_text())
@@ -229,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     nodes = [f"node-{i:02d}" for i in range(args.nodes)]
     if args.work is not None and args.work.exists():
-        planned = Planned.load(args.work)
+        planned = Planned.load(args.work).fanned_out(modes, args.readers, args.peer_fanout)
         print(f"planned work read from {args.work} (planned in {planned.split_s:.0f} s)")
     else:
         planned = plan_generated(args, nodes, modes)

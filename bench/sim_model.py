@@ -210,8 +210,8 @@ def simulate(works: Sequence[NodeWork], r: Resources) -> list[NodeEta]:
     for w in works:
         f = flows[w.node]
         seconds = finished[w.node] + w.batches * r.batch_overhead_s
-        if w.lead is not None:  # the pipeline's tail: the last batch still has hops to travel
-            last = max(finished[w.lead], finished[w.node])
+        if w.hops:  # the pipeline's tail: the last batch read still has hops to travel
+            last = max(finished[w.lead] if w.lead else 0.0, finished[w.node])
             seconds = last + w.hops * w.batch_bytes / max(f.rate, 1.0) + w.batches * r.batch_overhead_s
         bottleneck = max(f.bound, key=lambda k: f.bound[k]) if f.bound else "-"
         if bottleneck.startswith("lead ") and w.lead is not None:  # what held the lead back

@@ -9,7 +9,7 @@ is modelled is only how long the moves take.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bench.sim_model import NodeWork, tree_hops
 from stagegate.ledger import BatchRange, NodePortion
@@ -19,7 +19,7 @@ from stagegate.transfer.engine import TransferConfig
 from stagegate.transfer.parts import S3_PART_RULE, part_size_by_need, split_parts
 from stagegate.workers.portions import shard_of, split_plan
 
-MODES = ("replicate", "shard", "fan-out")
+MODES = ("replicate", "shard", "fan-out", "fan-out-fixed")
 WINDOW = 2  # copy batches of one staging queued or running on a node (ledger/tasks.py WINDOW)
 
 
@@ -76,7 +76,7 @@ class ModePlan:
     list_requests: int
 
 
-def _work(portion: NodePortion, gets: int, depth: int, **more: object) -> NodeWork:
+def _work(portion: NodePortion, depth: int, **more: object) -> NodeWork:
     batches = len(portion.batches)
     return NodeWork(
         node=portion.node,
@@ -96,58 +96,71 @@ def plan_modes(
     fanout: int = 4,
     prefix_depth: int = 1,
 ) -> list[ModePlan]:
-    """Each mode's shares (the real splitter) and each node's work. Fan-out splits as
-    replicate does; ``readers`` nodes read the source, the rest copy from peers."""
+    """Each mode's shares (the real splitter) and each node's work; fan-out is derived from
+    replicate's (:func:`fan_out`)."""
     listed = plan.files + len(plan.label_files) + plan.directory_markers
     list_requests = -(-listed // 1000)  # ListObjectsV2 pages of 1,000 keys, on the planning node
     batch_limits = (config.batch_max_bytes, config.batch_max_files)
-    out = []
-    replicated: list[NodePortion] | None = None
     counts = gets_by_shard(plan, len(nodes), config)  # one pass; replicate reads them all
+    made: dict[str, ModePlan] = {}
     for mode in modes:
-        if mode in ("replicate", "fan-out"):
-            if replicated is None:
-                replicated = split_plan(plan, nodes, "replicate", *batch_limits)
-            portions, gets = replicated, sum(counts)
-            if mode == "replicate":
-                works = [
-                    _work(p, gets, prefix_depth, source_bytes=p.bytes, source_files=p.files,
-                          source_gets=gets, group="share 0")
-                    for p in portions
-                ]
-            else:
-                works = fan_out_works(portions, gets, readers, fanout, prefix_depth)
-        elif mode == "shard":
+        if mode == "shard":
             portions = split_plan(plan, nodes, "shard", *batch_limits)
             works = [
-                _work(p, g, prefix_depth, source_bytes=p.bytes, source_files=p.files, source_gets=g,
+                _work(p, prefix_depth, source_bytes=p.bytes, source_files=p.files, source_gets=g,
                       group=f"share {i}")
                 for i, (p, g) in enumerate(zip(portions, counts, strict=True))
             ]
+            made[mode] = ModePlan(mode, portions, works, list_requests)
+        elif mode in MODES:
+            if "replicate" not in made:
+                portions = split_plan(plan, nodes, "replicate", *batch_limits)
+                works = [
+                    _work(p, prefix_depth, source_bytes=p.bytes, source_files=p.files,
+                          source_gets=sum(counts), group="share 0")
+                    for p in portions
+                ]
+                made["replicate"] = ModePlan("replicate", portions, works, list_requests)
+            if mode != "replicate":
+                made[mode] = fan_out(made["replicate"], mode, readers, fanout)
         else:
             raise ValueError(f"unknown mode {mode!r}: one of {', '.join(MODES)}")
-        out.append(ModePlan(mode, portions, works, list_requests))
-    return out
+    return [made[m] for m in modes]
 
 
-def fan_out_works(
-    portions: Sequence[NodePortion], gets: int, readers: int, fanout: int, prefix_depth: int
-) -> list[NodeWork]:
-    """The issue's fan-out: ``readers`` nodes read every batch from the source, the others copy
-    it from peers that hold it verified. Serving is spread over every node (each holder serves
-    up to ``fanout`` peers, so the batch travels a tree), each node sending about as much as
-    it receives."""
-    n = len(portions)
+def fan_out(replicated: ModePlan, mode: str, readers: int, fanout: int) -> ModePlan:
+    """Fan-out, from replicate's shares (it splits as replicate does). ``fan-out``: each batch
+    is read from the source by ``readers`` nodes, taking turns over all nodes, and copied by
+    the others from peers holding it verified; ``fan-out-fixed``: the same ``readers`` nodes
+    read every batch. Serving is spread over every node (each holder serves up to ``fanout``
+    peers, so a batch travels a tree), each node sending about what it receives."""
+    works = replicated.works
+    n = len(works)
     readers = max(1, min(readers, n))
-    receivers = n - readers
     hops = tree_hops(n, readers, fanout)
-    works = []
-    for i, p in enumerate(portions):
-        served = p.bytes * receivers // n
-        if i < readers:
-            more = {"source_bytes": p.bytes, "source_files": p.files, "source_gets": gets}
+    out = []
+    for i, w in enumerate(works):
+        served = w.bytes * (n - readers) // n
+        if mode == "fan-out":  # a share of every batch's source reads, the rest from peers
+            part = readers / n
+            source_bytes, files = round(w.source_bytes * part), round(w.source_files * part)
+            out.append(
+                replace(
+                    w,
+                    source_bytes=source_bytes,
+                    source_files=files,
+                    source_gets=round(w.source_gets * part),
+                    peer_bytes=w.source_bytes - source_bytes,
+                    peer_files=w.source_files - files,
+                    served_bytes=served,
+                    hops=hops,
+                )
+            )
+        elif i < readers:
+            out.append(replace(w, served_bytes=served))
         else:
-            lead = portions[i % readers].node
-            more = {"peer_bytes": p.bytes, "peer_files": p.files, "lead": lead, "hops": hops}
-        works.append(_work(p, gets, prefix_depth, served_bytes=served, group="share 0", **more))
-    return works
+            peer = {"peer_bytes": w.source_bytes, "peer_files": w.source_files, "served_bytes": served}
+            lead = works[i % readers].node
+            none = {"source_bytes": 0, "source_files": 0, "source_gets": 0}
+            out.append(replace(w, lead=lead, hops=hops, **none, **peer))
+    return ModePlan(mode, replicated.portions, out, replicated.list_requests)
