@@ -119,7 +119,7 @@ def plot(outcomes: list[Outcome], path: Path, title: str) -> None:
         ax.set_xlabel("node")
         ax.set_title(f"{c:g} core(s) per node")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="center right", framealpha=0.9)
     axes[0][0].set_ylabel("ETA after the plan, hours (log)")
     fig.suptitle(title)
     fig.tight_layout()
