@@ -106,3 +106,17 @@ def test_gets_follow_the_engines_part_rule() -> None:
     assert gets_of(10 << 20, config) == 1
     assert gets_of(config.multipart_threshold, config) == 1
     assert gets_of(1 << 30, config) == 16  # one big object in flight: split for all 16 connections
+
+
+def test_fan_out_reads_every_object_once_from_the_source() -> None:
+    from bench.sim_work import ModePlan, fan_out
+
+    works = [node(f"n{i}", 64 * GIB, 6400, batches=64, batch_bytes=GIB) for i in range(8)]
+    replicated = ModePlan("replicate", [], works, 7)
+    taking_turns = fan_out(replicated, "fan-out", readers=1, fanout=4).works
+    assert sum(w.source_bytes for w in taking_turns) == 64 * GIB
+    assert sum(w.source_gets for w in taking_turns) == 6400
+    assert all(w.source_bytes + w.peer_bytes == 64 * GIB and w.lead is None for w in taking_turns)
+    fixed = fan_out(replicated, "fan-out-fixed", readers=1, fanout=4).works
+    assert [w.source_bytes for w in fixed] == [64 * GIB] + [0] * 7
+    assert {w.lead for w in fixed[1:]} == {"n0"} and {w.hops for w in fixed[1:]} == {2}
