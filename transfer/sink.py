@@ -418,6 +418,22 @@ class DatasetDir:
                 raise
         return TempFile(fd, name, self._writeback)
 
+    def link_temp(self, src_dir_fd: int, name: str) -> TempFile:
+        """A temporary name for the file ``name`` below ``src_dir_fd``: a hard link to it (the
+        same inode, no byte copied), opened read-only. A symlink there is linked as itself and
+        then refused (``UnsafeDestinationError``), never followed."""
+        temp = f"{self._temp_prefix}-{next(self._temp_numbers)}.part"
+        os.link(name, temp, src_dir_fd=src_dir_fd, dst_dir_fd=self._tmp_fd, follow_symlinks=False)
+        try:
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+            fd = os.open(temp, flags, dir_fd=self._tmp_fd)
+        except OSError as exc:
+            os.unlink(temp, dir_fd=self._tmp_fd)
+            if exc.errno == errno.ELOOP:
+                raise UnsafeDestinationError(f"refusing to link the symlink {name}") from None
+            raise
+        return TempFile(fd, temp, self._writeback)
+
     def open_temp(self, parts: tuple[str, ...], size: int, part_size: int = 0) -> TempFile:
         """:meth:`create_temp`, as the engine's writer interface asks for it."""
         return self.create_temp(size)

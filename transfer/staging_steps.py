@@ -150,7 +150,13 @@ class BatchCopy:
     Made by :func:`open_batch`; :func:`copy_batches` starts and completes it.
     """
 
-    def __init__(self, dataset: DatasetDir, index: int, objects: Sequence[SourceObject]) -> None:
+    def __init__(
+        self,
+        dataset: DatasetDir,
+        index: int,
+        objects: Sequence[SourceObject],
+        taken: Sequence[CopiedFile] = (),
+    ) -> None:
         _check_batch(index, objects)
         self.index = index
         self.objects = objects
@@ -166,7 +172,7 @@ class BatchCopy:
         if recorded is not None and recorded.counts is not None and _vouches_for(dataset, recorded, objects):
             self.done = replace(BatchResult.of(index, recorded.records, recorded.counts), already_done=True)
             return
-        pairs = pair_with_prior(iter(objects), _prior_records(dataset, objects, recorded))
+        pairs = pair_with_prior(iter(objects), _prior_records(dataset, objects, recorded, taken))
         self._pairs = [(o, p if p is not None and is_intact(dataset, o, p) else None) for o, p in pairs]
         self.to_copy = sum(1 for _, prior in self._pairs if prior is None)
 
@@ -239,10 +245,14 @@ def _failed(future: "Future[CopiedFile]") -> bool:
     return future.done() and not future.cancelled() and future.exception() is not None
 
 
-def open_batch(dataset: DatasetDir, index: int, objects: Sequence[SourceObject]) -> BatchCopy:
+def open_batch(
+    dataset: DatasetDir, index: int, objects: Sequence[SourceObject], taken: Sequence[CopiedFile] = ()
+) -> BatchCopy:
     """Batch ``index``, ``objects`` (strictly ascending keys), as earlier runs left it in
-    ``dataset``: complete (``.done``) or with the files it still needs (``.to_copy``)."""
-    return BatchCopy(dataset, index, objects)
+    ``dataset``: complete (``.done``) or with the files it still needs (``.to_copy``).
+    ``taken`` are records of files just put in place from elsewhere than the source (the node's
+    cache, :mod:`transfer.local_take`), verified and durable: kept like an earlier run's."""
+    return BatchCopy(dataset, index, objects, taken)
 
 
 def copy_batches(
@@ -335,6 +345,7 @@ def copy_batch(
     label_file_name: str | None = None,
     label_files: Mapping[str, LabelFile] | None = None,
     label_gate: LabelGate | None = None,
+    taken: Sequence[CopiedFile] = (),
 ) -> BatchResult:
     """The service's copy step: batch ``index``, ``objects`` (in strictly ascending key
     order), into ``destination``.
@@ -347,10 +358,12 @@ def copy_batch(
     none given means the plan found none); ``label_gate`` decides on each object's own label
     before a byte of it is written (:func:`transfer.stage.stage`). Once anything is to be
     written the dataset stops being ready; a batch with nothing to write leaves it as it
-    is, so a batch delivered again after its dataset was published changes nothing.
+    is, so a batch delivered again after its dataset was published changes nothing. ``taken``
+    (in key order) are files of the batch already put in place and verified (:func:`open_batch`):
+    they count as skipped, and only the rest is read from the source.
     """
     with DatasetDir(destination) as dataset:
-        batch = open_batch(dataset, index, objects)
+        batch = open_batch(dataset, index, objects, taken)
         if batch.done is not None:
             return batch.done
         if batch.to_copy:
@@ -469,10 +482,14 @@ def _vouches_for(dataset: DatasetDir, recorded: BatchRecord, objects: Sequence[S
 
 
 def _prior_records(
-    dataset: DatasetDir, objects: Sequence[SourceObject], recorded: BatchRecord | None
+    dataset: DatasetDir,
+    objects: Sequence[SourceObject],
+    recorded: BatchRecord | None,
+    taken: Sequence[CopiedFile] = (),
 ) -> Iterator[CopiedFile]:
     """What earlier runs recorded for the batch's key range, in key order: the manifest of an
-    earlier publish (its slice only), then this batch's own record, which is newer."""
+    earlier publish (its slice only), then this batch's own record, which is newer, then the
+    files just taken from elsewhere, newest."""
     streams: list[Iterator[CopiedFile]] = []
     manifest = dataset.state_path / MANIFEST
     if manifest.is_file():
@@ -480,6 +497,8 @@ def _prior_records(
         streams.append(itertools.takewhile(lambda r: r.key <= last, read_records_from(manifest, first)))
     if recorded is not None:
         streams.append(iter(recorded.records))
+    if taken:
+        streams.append(iter(taken))
     return newest_per_key(streams)
 
 
