@@ -96,8 +96,26 @@ def _redis(workdir: Path) -> Iterator[str]:
         process.wait()
 
 
+def service_env(workdir: Path, db: str, broker: str, s3_url: str) -> dict[str, str]:
+    """The environment of a loopback service's processes: this one's, less its own
+    ``STAGEGATE_`` settings, with the database, broker, S3 server and a home under ``workdir``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STAGEGATE_")}
+    env.update(CREDENTIALS)
+    env.update(
+        {
+            "AWS_ENDPOINT_URL": s3_url,
+            "STAGEGATE_DATABASE_URL": db,
+            "STAGEGATE_BROKER_URL": broker,
+            "STAGEGATE_HOME": str(workdir / "home"),
+            "STAGEGATE_RECONCILE_SECONDS": "2",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
 class Service:
-    """The API and two node workers of one code tree, on loopback."""
+    """The API and node workers of one code tree, on loopback."""
 
     def __init__(self, code: Path | None, workdir: Path, env: dict[str, str]) -> None:
         self.workdir = workdir
@@ -212,18 +230,7 @@ def run_variant(name: str, code: Path | None, args: argparse.Namespace, s3_url: 
         _redis(Path(tmp)) as broker,
     ):
         workdir = Path(tmp)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STAGEGATE_")}
-        env.update(CREDENTIALS)
-        env.update(
-            {
-                "AWS_ENDPOINT_URL": s3_url,
-                "STAGEGATE_DATABASE_URL": db,
-                "STAGEGATE_BROKER_URL": broker,
-                "STAGEGATE_HOME": str(workdir / "home"),
-                "STAGEGATE_RECONCILE_SECONDS": "2",
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
+        env = service_env(workdir, db, broker, s3_url)
         env.update(args.env)
         service = Service(code, workdir, env)
         result: dict[str, Any] = {"variant": name}

@@ -27,25 +27,36 @@ FILES_PER_DIR = 1000
 
 
 class GeneratedSource:
-    """A listing of ``count`` objects made up as it is read; never holds it."""
+    """A listing of ``count`` objects made up as it is read; never holds it. Sizes are 16-80
+    KiB, or with ``mean_size`` spread evenly over half to one and a half times it."""
 
     prefers_ranged_reads = True
     labels_listed = True
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, mean_size: int | None = None) -> None:
         self.count = count
+        self.mean_size = mean_size
         self.url = f"generated://{count}"
+
+    def size_of(self, index: int) -> int:
+        if self.mean_size is None:
+            return 16384 + index % 65536
+        # a multiplicative hash spreads neighbouring keys over the range, the mean exact
+        return self.mean_size // 2 + (index * 2654435761) % self.mean_size
 
     def list(self) -> Iterator[SourceObject]:
         for index in range(self.count):
             leaf = index // FILES_PER_DIR
             yield SourceObject(
                 key=f"p{leaf // 100:05d}/d{leaf % 100:02d}/f{index:09d}.bin",
-                size=16384 + index % 65536,
+                size=self.size_of(index),
                 revision=f"{index:032x}",
                 mtime=1.7e9 + index,
                 checksum_algorithm="crc32",
             )
+
+    def label_files_above(self, name: str) -> tuple[()]:
+        return ()  # nothing above a made-up listing; its planning reads no label file
 
     def open(self, obj: SourceObject, offset: int = 0, length: int | None = None) -> object:
         raise AssertionError("planning reads no object but label files, and this source has none")

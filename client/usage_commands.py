@@ -60,8 +60,10 @@ def usage_command(
     \b
     bytes_from_source  for each staging that completed: the bytes read from its source, summed
                        over the nodes it copied to (a node that already held the data, or was
-                       being written by another staging, moved nothing); embedded: all of it
-    bytes_from_cache   for the same stagings: the bytes of the nodes that reused a cached copy
+                       being written by another staging, moved nothing; files linked from
+                       another dataset cached on the node neither); embedded: all of it
+    bytes_from_cache   for the same stagings: the bytes of the nodes that reused a cached copy,
+                       and those linked from the node's cache
     bytes_egressed     the bytes of each egress.completed event, in its period
     nvme_gb_hours      per service staging and node (cache hits too: they hold the space):
                        bytes / 1e9 x hours pinned, from policy.allowed to stage.released (by

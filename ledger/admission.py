@@ -20,6 +20,20 @@ class CachedDataset:
     state: str  # writing | ready | evicting | deleting
     pinned: bool
     last_used: datetime
+    # Where it shares files with other datasets on the node (delta staging's hard links): the
+    # bytes no older dataset holds, and the bytes no other holds. None: it shares nothing.
+    unique_bytes: int | None = None
+    sole_bytes: int | None = None
+
+    @property
+    def counted(self) -> int:
+        """Its share of the node's used space: shared bytes count once, for the oldest holder."""
+        return self.bytes if self.unique_bytes is None else self.unique_bytes
+
+    @property
+    def frees(self) -> int:
+        """What evicting it alone gives back: not the files another dataset still holds."""
+        return self.bytes if self.sole_bytes is None else self.sole_bytes
 
 
 class NoRoomError(StagegateError):
@@ -34,7 +48,7 @@ def choose_evictions(node: str, capacity: int, held: Iterable[CachedDataset], ne
     their worker deletes them, so they count as used.
     """
     held = list(held)
-    used = sum(d.bytes for d in held)
+    used = sum(d.counted for d in held)
     free = capacity - used
     if need <= free:
         return []
@@ -44,11 +58,11 @@ def choose_evictions(node: str, capacity: int, held: Iterable[CachedDataset], ne
     chosen: list[str] = []
     for dataset in evictable:
         chosen.append(dataset.digest)
-        free += dataset.bytes
+        free += dataset.frees  # counted low where files are shared: never admits too much
         if need <= free:
             return chosen
-    pinned = sum(d.bytes for d in held if d.pinned)
-    busy = sum(d.bytes for d in held if not d.pinned and d.state != DatasetState.READY)
+    pinned = sum(d.counted for d in held if d.pinned)
+    busy = sum(d.counted for d in held if not d.pinned and d.state != DatasetState.READY)
     need_, capacity_, pinned_, busy_, free_ = (
         format_bytes(n, binary=True) for n in (need, capacity, pinned, busy, free)
     )

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from stagegate.errors import InvalidInputError
 from stagegate.ledger.chain import GENESIS_HASH, canonical_json, event_hash
 from stagegate.ledger.database import Ledger
-from stagegate.ledger.events import AuditEvent, ChainVerdict, NewEvent
+from stagegate.ledger.events import AuditEvent, ChainVerdict, NewEvent, StoredEvent
 from stagegate.ledger.export import ExportFormat, write_events
 from stagegate.ledger.locks import AUDIT_APPEND_LOCK, lock_writers
 from stagegate.ledger.models import AuditEventRow
@@ -187,10 +187,16 @@ class AuditTrail:
                 return
             last = page[-1].seq
 
-    def rows(self, after: int = 0, page_size: int = PAGE_SIZE) -> Iterator[AuditEventRow]:
-        """Every stored row after seq ``after``, in seq order, streamed, undecoded: for walks
-        that must see a row even when it no longer decodes (see :func:`row_event`)."""
-        return self._pages(select(AuditEventRow), page_size, after)
+    def stored(self, after: int = 0, page_size: int = PAGE_SIZE) -> Iterator[StoredEvent]:
+        """Every stored event after seq ``after``, in seq order, streamed, a row that no longer
+        decodes included (with why): for walks that must count and place every row."""
+        for row in self._pages(select(AuditEventRow), page_size, after):
+            try:
+                event = _to_event(row)
+            except (ValueError, TypeError) as exc:
+                yield StoredEvent(row.seq, None, str(exc))
+            else:
+                yield StoredEvent(row.seq, event)
 
     def verify(
         self, expected_head: tuple[int, str] | None = None, page_size: int = PAGE_SIZE
@@ -201,12 +207,10 @@ class AuditTrail:
         caught too: "missing row" if the chain is now shorter, "head mismatch" if that row differs.
         """
         checker = ChainChecker(expected_head)
-        for row in self._pages(select(AuditEventRow), page_size):
-            try:
-                event = _to_event(row)
-            except (ValueError, TypeError) as exc:
-                return checker.unreadable(row.seq, str(exc))
-            verdict = checker.check(event)
+        for stored in self.stored(page_size=page_size):
+            if stored.event is None:
+                return checker.unreadable(stored.seq, str(stored.unreadable))
+            verdict = checker.check(stored.event)
             if verdict is not None:
                 return verdict
         return checker.finish()

@@ -23,7 +23,7 @@ from typing import cast
 from sqlalchemy import Connection, Table, func, insert, select
 
 from stagegate.errors import InvalidInputError, NotFoundError, StagegateError
-from stagegate.ledger.audit import AuditTrail, row_event
+from stagegate.ledger.audit import AuditTrail
 from stagegate.ledger.audit_tree import StoredSubtrees, compact_range, extend_tree, tree_size
 from stagegate.ledger.checkpoint_note import Checkpoint, SignedCheckpoint, open_checkpoint
 from stagegate.ledger.checkpoint_publish import Publisher, publisher_from
@@ -278,11 +278,12 @@ class Checkpoints:
                 f"event {seq} is not in the latest checkpoint, which covers events 1 to {chosen.size}"
                 + ("; sign a newer one with `stagegate audit checkpoint --new`" if seq > chosen.size else "")
             )
-        events = AuditTrail(self._ledger).rows(after=seq - 1, page_size=1)
-        row = next(events, None)
-        if row is None or row.seq != seq:
+        stored = next(AuditTrail(self._ledger).stored(after=seq - 1, page_size=1), None)
+        if stored is None or stored.seq != seq:
             raise NotFoundError(f"audit event {seq} is not in the trail")
-        event = row_event(row)
+        if stored.event is None:
+            raise ValueError(f"audit event {seq} no longer decodes: {stored.unreadable}")
+        event = stored.event
         with self._reader() as conn:
             subtree = StoredSubtrees(conn)
             proof = tuple(range_hash(s, e, subtree) for s, e in inclusion_ranges(seq - 1, chosen.size))

@@ -94,6 +94,16 @@ class AuditEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One row of the trail as it is stored: its seq and the event it holds, or, where the row
+    no longer decodes (edited by hand), why not. Walks over the chain must see such a row."""
+
+    seq: int
+    event: AuditEvent | None
+    unreadable: str | None = None  # why the row does not decode; set exactly when event is None
+
+
+@dataclass(frozen=True, slots=True)
 class ChainVerdict:
     """The outcome of walking the chain.
 

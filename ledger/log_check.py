@@ -13,7 +13,7 @@ consistency proof over the stored tree between the two fails).
 
 from dataclasses import dataclass, field
 
-from stagegate.ledger.audit import AuditTrail, row_event
+from stagegate.ledger.audit import AuditTrail
 from stagegate.ledger.audit_tree import StoredSubtrees, TreeError, event_leaf
 from stagegate.ledger.checkpoint_note import Checkpoint
 from stagegate.ledger.checkpoints import StoredCheckpoint
@@ -63,19 +63,17 @@ def check_log(ledger: Ledger, checkpoint: Checkpoint, latest: StoredCheckpoint |
                         first_differing = page_first + offset
                         return
 
-        for row in AuditTrail(ledger).rows(page_size=PAGE):
+        for entry in AuditTrail(ledger).stored(page_size=PAGE):
             rows += 1
-            try:
-                event = row_event(row)
-            except (ValueError, TypeError) as exc:
+            if entry.event is None:
                 if chain_problem is None:
-                    verdict = chain.unreadable(row.seq, str(exc))
+                    verdict = chain.unreadable(entry.seq, str(entry.unreadable))
                     chain_problem = f"{verdict.problem} at seq {verdict.first_bad_seq} ({verdict.detail})"
                 leaf = b"\x00" * 32  # keeps the count; the roots can no longer match
             else:
-                if chain_problem is None and (bad := chain.check(event)) is not None:
+                if chain_problem is None and (bad := chain.check(entry.event)) is not None:
                     chain_problem = f"{bad.problem} at seq {bad.first_bad_seq} ({bad.detail})"
-                leaf = event_leaf(event)
+                leaf = event_leaf(entry.event)
             tree.append(leaf)
             page.append(leaf)
             if len(page) == PAGE:

@@ -195,6 +195,8 @@ class TaskRow(Base):
     owner: Mapped[str | None]
     error: Mapped[str | None]
     updated_at: Mapped[datetime]
+    # Revision 0011: where a finished copy batch read its bytes, 'source' or a peer node's name.
+    origin: Mapped[str | None] = mapped_column(default=None)
 
     __table_args__ = (
         CheckConstraint("kind IN ('plan', 'copy', 'finalize', 'egress', 'verify')", name="kind"),
@@ -211,6 +213,8 @@ class NodeRow(Base):
     worker: Mapped[str]  # host:pid of the worker that last said hello
     started_at: Mapped[datetime]
     last_heartbeat: Mapped[datetime]
+    # Revision 0011: where its worker serves verified batches to other nodes (None: it does not).
+    peer_url: Mapped[str | None] = mapped_column(default=None)
 
 
 class NodeDatasetRow(Base):
@@ -231,6 +235,11 @@ class NodeDatasetRow(Base):
     # entry), checked before a cache hit counts; and when the scrub last re-hashed it.
     fingerprint: Mapped[str | None] = mapped_column(String(64))
     scrubbed_at: Mapped[datetime | None]
+    # Revision 0010: with files shared by hard links (delta staging), the bytes no older dataset
+    # on the node holds (its share of the disk) and those no other holds (what its eviction
+    # frees); None: it shares nothing, ``bytes`` is both.
+    unique_bytes: Mapped[int | None]
+    sole_bytes: Mapped[int | None]
 
 
 class QuarantinedDatasetRow(Base):
@@ -253,7 +262,7 @@ class PlanShareRow(Base):
     """One plan shared by identical requests (revision 0009): led by ``job_id`` while
     ``planning`` (under a lease, so a dead planner's plan is taken over), then ``planned`` with
     its ``outcome`` (JSON: digest, totals, decision, node shares) for ``planned_at`` + the
-    freshness window. ``used_at`` (revision 0010): the last request that led or followed it;
+    freshness window. ``used_at`` (revision 0012): the last request that led or followed it;
     the workers re-verify the plans used lately (``workers.plan_recheck``), moving
     ``planned_at`` to the start of a listing that found the source unchanged."""
 

@@ -93,6 +93,8 @@ def held_in(session: Session, node: str) -> list[CachedDataset]:
             state=r[0].state,
             pinned=bool(r[1]),
             last_used=r[0].last_used,
+            unique_bytes=r[0].unique_bytes,
+            sole_bytes=r[0].sole_bytes,
         )
         for r in rows
     ]
@@ -104,9 +106,12 @@ class Nodes:
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
 
-    def heartbeat(self, name: str, root: str, capacity: int, worker: str) -> None:
+    def heartbeat(
+        self, name: str, root: str, capacity: int, worker: str, peer_url: str | None = None
+    ) -> None:
+        """Say ``name`` is alive, and where its worker serves peers (None: it does not)."""
         now = datetime.now(UTC)
-        values = {"name": name, "root": root, "capacity": capacity, "worker": worker}
+        values = {"name": name, "root": root, "capacity": capacity, "worker": worker, "peer_url": peer_url}
         insert = postgresql.insert if self._ledger.dialect == "postgresql" else sqlite.insert
         statement = insert(NodeRow).values(**values, started_at=now, last_heartbeat=now)
         statement = statement.on_conflict_do_update(
@@ -137,6 +142,7 @@ class Nodes:
                 ).all()
             }
             datasets: dict[str, list[CachedDatasetView]] = {}
+            counted: dict[str, int] = {}  # per node, shared files once (delta staging's links)
             for row in session.scalars(select(NodeDatasetRow).order_by(NodeDatasetRow.last_used.desc())):
                 datasets.setdefault(row.node, []).append(
                     CachedDatasetView(
@@ -149,6 +155,10 @@ class Nodes:
                         last_used=row.last_used,
                     )
                 )
+                if row.state in HOLDING:
+                    counted[row.node] = counted.get(row.node, 0) + (
+                        row.bytes if row.unique_bytes is None else row.unique_bytes
+                    )
             views = []
             for node in nodes:
                 held = datasets.get(node.name, [])
@@ -157,7 +167,7 @@ class Nodes:
                         name=node.name,
                         root=node.root,
                         capacity=node.capacity,
-                        used=sum(d.bytes for d in held if d.state in HOLDING),
+                        used=counted.get(node.name, 0),
                         pinned=sum(d.bytes for d in held if d.pins),
                         last_heartbeat=node.last_heartbeat,
                         alive=now - node.last_heartbeat < ALIVE_WITHIN,

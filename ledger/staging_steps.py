@@ -21,6 +21,7 @@ from stagegate.ledger.admission import NoRoomError, choose_evictions
 from stagegate.ledger.audit import AuditTrail
 from stagegate.ledger.database import Ledger
 from stagegate.ledger.events import job_event
+from stagegate.ledger.fanout import SOURCE, origins_in
 from stagegate.ledger.label_quarantine import QuarantinedError, check_not_quarantined
 from stagegate.ledger.models import JobRow, NodeDatasetRow, NodeRow, PinRow, TaskRow
 from stagegate.ledger.nodes import dataset_path, held_in
@@ -326,22 +327,34 @@ class StagingSteps:
         if job.state != StagingState.TRANSFERRING:
             return False
         nodes = json.loads(job.nodes or "[]")
-        ready = session.execute(
-            select(PinRow.node, NodeDatasetRow.path)
+        rows = session.execute(
+            select(PinRow.node, NodeDatasetRow)
             .join(
                 NodeDatasetRow,
                 (NodeDatasetRow.node == PinRow.node) & (NodeDatasetRow.digest == PinRow.digest),
             )
             .where(PinRow.job_id == job.id, NodeDatasetRow.state == DatasetState.READY)
         ).all()
-        if len(ready) != len(nodes) or unverified_hits(session, job.id):
+        if len(rows) != len(nodes) or unverified_hits(session, job.id):
             return False
         job.state, job.updated_at = StagingState.READY, _now()
         session.flush()
-        AuditTrail.append_in(
-            session.connection(),
-            job_event(job, AuditAction.STAGE_COMPLETED, details={"paths": dict(sorted(ready))}),
-        )
+        details: dict[str, object] = {"paths": dict(sorted((node, d.path) for node, d in rows))}
+        # Delta staging: bytes of the nodes it wrote that it linked from datasets already cached
+        # there (all but its unique bytes), not read from the source (usage counts them so).
+        from_cache = {
+            node: d.bytes - d.unique_bytes
+            for node, d in rows
+            if d.writer_job == job.id and d.unique_bytes is not None and d.bytes > d.unique_bytes
+        }
+        if from_cache:
+            details["node_bytes_from_cache"] = dict(sorted(from_cache.items()))
+        origins = origins_in(session, job.id)
+        if any(origin != SOURCE for by_origin in origins.values() for origin in by_origin):
+            # Fan-out: which node copied how many bytes from which peer, and from the source.
+            details["copied_from"] = {node: origins[node] for node in sorted(origins)}
+        event = job_event(job, AuditAction.STAGE_COMPLETED, details=details)
+        AuditTrail.append_in(session.connection(), event)
         return True
 
     def fail(self, job_id: str, error: str) -> None:

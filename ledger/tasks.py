@@ -173,8 +173,16 @@ class Tasks:
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     @staticmethod
-    def finish_in(session: Session, key: TaskKey, owner: str, files_done: int, bytes_done: int) -> bool:
-        """Mark the task done inside the caller's transaction; False if it was no longer ours."""
+    def finish_in(
+        session: Session,
+        key: TaskKey,
+        owner: str,
+        files_done: int,
+        bytes_done: int,
+        origin: str | None = None,
+    ) -> bool:
+        """Mark the task done inside the caller's transaction (a copy batch with where it read
+        its bytes, ``origin``); False if it was no longer ours."""
         result = session.execute(
             update(TaskRow)
             .where(*_where(key), TaskRow.state == TaskState.RUNNING, TaskRow.owner == owner)
@@ -184,13 +192,16 @@ class Tasks:
                 bytes_done=bytes_done,
                 lease_until=None,
                 updated_at=_now(),
+                origin=origin,
             )
         )
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
-    def finish(self, key: TaskKey, owner: str, files_done: int = 0, bytes_done: int = 0) -> bool:
+    def finish(
+        self, key: TaskKey, owner: str, files_done: int = 0, bytes_done: int = 0, origin: str | None = None
+    ) -> bool:
         with self._ledger.sessions.begin() as session:
-            return self.finish_in(session, key, owner, files_done, bytes_done)
+            return self.finish_in(session, key, owner, files_done, bytes_done, origin)
 
     def retry_later(self, key: TaskKey, owner: str, error: str, delay: float) -> None:
         """Give the task back after a failed attempt: the reconciler sends it again once

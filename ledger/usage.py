@@ -12,11 +12,16 @@ Definitions (``stagegate usage --help`` and ``GET /v1/usage`` say the same):
   ``policy.allowed`` event over the nodes it copied to itself (``details.copied``; events from
   before that key: the nodes not in ``details.cache_hits``), plus any node whose cache hit
   failed its check and was copied afresh (a ``dataset.quarantined`` event of the staging with
-  ``found_by: verify``); embedded, the ``bytes`` of ``stage.completed``. Counted in the period
-  of ``stage.completed``; ``stagings`` counts those events.
-- **bytes_from_cache**: for the same stagings, the bytes of the other nodes: data a node
-  already held (or another staging was writing) and that this staging reused without
-  reading the source. Embedded stagings: 0.
+  ``found_by: verify``), less the bytes of those nodes it linked from datasets already cached
+  there (delta staging: ``details.node_bytes_from_cache`` of ``stage.completed``) and those
+  a node copied from a peer node that had read them (peer fan-out, ``details.copied_from``);
+  embedded, the ``bytes`` of ``stage.completed``. Counted in the period of
+  ``stage.completed``; ``stagings`` counts those events. Each byte read from the source
+  counts once.
+- **bytes_from_cache**: for the same stagings, the bytes of the other nodes (data a node
+  already held, or another staging was writing, and that this staging reused without
+  reading the source), the bytes it linked from the node's cache, and the bytes copied from
+  peers. Embedded stagings: 0.
 - **bytes_egressed**: the ``bytes`` of each ``egress.completed`` event, in its period;
   ``egresses`` counts those events.
 - **nvme_gb_hours**: for each service staging and each of its nodes (cache hits included:
@@ -174,6 +179,21 @@ def _node_bytes(details: Mapping[str, object]) -> dict[str, int] | None:
     }
 
 
+def _peer_bytes(details: Mapping[str, object]) -> int:
+    """The bytes a completed staging's nodes copied from peers, not the source
+    (``details.copied_from``: per node, bytes by origin)."""
+    copied = details.get("copied_from")
+    if not isinstance(copied, dict):
+        return 0
+    return sum(
+        n
+        for by_origin in copied.values()
+        if isinstance(by_origin, dict)
+        for origin, n in by_origin.items()
+        if origin != "source" and isinstance(n, int) and not isinstance(n, bool) and n > 0
+    )
+
+
 def _names(value: object) -> set[str]:
     return {v for v in value if isinstance(v, str)} if isinstance(value, list) else set()
 
@@ -185,6 +205,13 @@ def _copied(details: Mapping[str, object], nodes: Iterable[str]) -> set[str]:
     if "copied" in details:
         return _names(details["copied"])
     return set(nodes) - _names(details.get("cache_hits"))
+
+
+def _linked(details: Mapping[str, object], pin: _Pin) -> int:
+    """Of the bytes of the nodes ``pin`` copied to, those taken from datasets already cached
+    there (delta staging: ``details.node_bytes_from_cache`` of ``stage.completed``)."""
+    taken = _node_bytes({"node_bytes": details.get("node_bytes_from_cache")}) or {}
+    return sum(min(n, pin.node_bytes.get(node, 0)) for node, n in taken.items() if node in pin.copied)
 
 
 def _aware(moment: datetime | None, name: str) -> datetime | None:
@@ -236,8 +263,11 @@ class _Report:
             if pin is None:  # embedded: no cache to reuse
                 tally.bytes_from_source += event.bytes
             else:
-                tally.bytes_from_source += pin.from_source
-                tally.bytes_from_cache += pin.total - pin.from_source
+                # Linked from the node's cache (delta staging) or copied from a peer that read
+                # them (fan-out): none of those bytes came from the source.
+                reused = min(pin.from_source, _linked(event.details, pin) + _peer_bytes(event.details))
+                tally.bytes_from_source += pin.from_source - reused
+                tally.bytes_from_cache += pin.total - pin.from_source + reused
             tally.stagings += 1
         elif action == AuditAction.EGRESS_COMPLETED:
             tally = self._tally(period_of(event.time, self.period), key)

@@ -42,6 +42,10 @@ DEFAULT_PLAN_FRESH_SECONDS = 30.0
 # (workers.plan_recheck) and stays fresh while its source is unchanged: a cache hit follows it
 # instead of listing, whatever the object count (0: off, a hit after the window lists).
 DEFAULT_PLAN_KEEP_WARM_SECONDS = 600.0
+
+# Nodes of a replicated staging that read each batch from the source; the others copy it from
+# a peer that has it verified (stagegate.ledger.fanout). 0: every node reads the source.
+DEFAULT_FANOUT_READERS = 1
 # The label re-scan re-reads cached datasets' label files and object tags (S3 HEADs, a tag
 # request only for tagged objects) at this many requests a second (0: off), each dataset at
 # most once an interval: a label raised at the source quarantines its cached copies within it.
@@ -117,6 +121,16 @@ class Settings(BaseSettings):
     plan_keep_warm_seconds: float = DEFAULT_PLAN_KEEP_WARM_SECONDS
     label_rescan_rate: float = DEFAULT_LABEL_RESCAN_RATE
     label_rescan_interval: float = DEFAULT_LABEL_RESCAN_INTERVAL
+    # Peer fan-out (see stagegate.workers.peer_server): source readers per replicated staging,
+    # where this worker serves its verified batches (host:port; unset: it serves none), the URL
+    # other nodes reach it at (default http://<peer_listen>), and the shared worker credential.
+    fanout_readers: int = DEFAULT_FANOUT_READERS
+    peer_listen: str | None = None
+    peer_url: str | None = None
+    peer_secret_file: Path | None = None
+    peer_secret: SecretStr | None = Field(default=None, repr=False)
+    # Bytes/s of copies from peers (the cluster fabric); STAGEGATE_BANDWIDTH_LIMIT caps source reads.
+    peer_bandwidth_limit: int | None = None
     # What a service staging may read (see stagegate.confinement).
     source_roots: str | None = None
     source_schemes: str | None = None
@@ -198,7 +212,7 @@ class Settings(BaseSettings):
         number = _number(value, info)
         return int(number) if isinstance(number, float) else number
 
-    @field_validator("checkpoint_events", mode="before")
+    @field_validator("checkpoint_events", "fanout_readers", mode="before")
     @classmethod
     def _count_or_off(cls, value: Any, info: ValidationInfo) -> Any:
         number = _number(value, info, zero_ok=True)
@@ -233,7 +247,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("bandwidth_limit", mode="before")
+    @field_validator("bandwidth_limit", "peer_bandwidth_limit", mode="before")
     @classmethod
     def _size(cls, value: Any, info: ValidationInfo) -> Any:
         """Written as for ``--bandwidth``: ``600KB``, ``4MiB`` (bytes per second)."""
@@ -266,6 +280,40 @@ class Settings(BaseSettings):
     @classmethod
     def _stripped(cls, value: Any) -> Any:
         return value.strip() or None if isinstance(value, str) else value
+
+    @field_validator("peer_listen")
+    @classmethod
+    def _listen(cls, value: str | None, info: ValidationInfo) -> str | None:
+        host, colon, port = (value or "").rpartition(":")
+        if value is not None and (not colon or not host or not port.isdigit() or not 0 < int(port) < 65536):
+            raise ValueError(f"{env_name(str(info.field_name))} must be HOST:PORT, not {value!r}")
+        return value
+
+    @field_validator("peer_url")
+    @classmethod
+    def _peer_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and (not value.startswith(("http://", "https://")) or "@" in value):
+            name = env_name(str(info.field_name))
+            raise ValueError(f"{name} must be http(s)://HOST:PORT without credentials")
+        return value.rstrip("/") if value else value
+
+    def peer_credential(self) -> str | None:
+        """The worker credential peers present to each other: STAGEGATE_PEER_SECRET, else the
+        first line of STAGEGATE_PEER_SECRET_FILE; None if neither is set."""
+        if self.peer_secret is not None:
+            secret = self.peer_secret.get_secret_value().strip()
+        elif self.peer_secret_file is not None:
+            try:
+                secret = self.peer_secret_file.read_text().strip()
+            except OSError as exc:
+                raise InvalidInputError(
+                    f"{env_name('peer_secret_file')}: cannot read {self.peer_secret_file}: {exc.strerror}"
+                ) from None
+        else:
+            return None
+        if len(secret) < 16:
+            raise InvalidInputError("the peer secret must be at least 16 characters")
+        return secret
 
     @field_validator("kube_api")
     @classmethod
@@ -333,6 +381,12 @@ READERS: dict[str, tuple[Reader, ...]] = {
     "plan_keep_warm_seconds": ("worker",),
     "label_rescan_rate": ("worker",),
     "label_rescan_interval": ("worker",),
+    "fanout_readers": ("worker",),
+    "peer_listen": ("worker",),
+    "peer_url": ("worker",),
+    "peer_secret_file": ("worker",),
+    "peer_secret": ("worker",),
+    "peer_bandwidth_limit": ("worker",),
     "source_roots": ("API", "worker"),
     "source_schemes": ("API", "worker"),
     "pin_ttl": ("API",),
@@ -374,7 +428,7 @@ def shown(settings: Settings) -> list[ShownSetting]:
     out = []
     for field in Settings.model_fields:
         value = getattr(settings, field)
-        if field in ("token", "checkpoint_key"):
+        if field in ("token", "checkpoint_key", "peer_secret"):
             text = REDACTED if value is not None else ""
         elif isinstance(value, SecretStr):
             text = mask_password(value.get_secret_value())

@@ -91,7 +91,7 @@ def read_batch_record(path: Path, index: int) -> BatchRecord | None:
     counts: BatchCounts | None = None
     for number, line in enumerate(lines[1:], 2):
         try:
-            fields = json.loads(line)
+            fields = json.loads(line.decode())  # a str: no encoding detection per line
             if "complete" in fields:
                 if fields.get("batch") != index or number != len(lines):
                     raise ValueError("a last line that is not last, or not this batch's")

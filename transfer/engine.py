@@ -120,14 +120,18 @@ class _Hashes:
 
     def __init__(self, published: PublishedChecksum | None, read_back: str | None, threads: int = 1) -> None:
         self.local = new_local_hasher(threads)
-        self.check = new_source_hasher(published.algorithm) if published else None
+        self.check: Hasher | None = None
+        if published is not None:
+            # A peer publishes the manifest's BLAKE3 (workers.peer_source): the one hash serves both.
+            blake = published.algorithm == "blake3"
+            self.check = self.local if blake else new_source_hasher(published.algorithm)
         self.dest: Hasher | None = None
         self.dest_algorithm = read_back
         if read_back == "blake3":
             self.dest = self.local
         elif read_back is not None:
             self.dest = new_source_hasher(read_back)
-        self._all = [h for h in (self.local, self.check) if h is not None]
+        self._all = [self.local] + ([self.check] if self.check not in (None, self.local) else [])
         if self.dest is not None and self.dest is not self.local:
             self._all.append(self.dest)
 

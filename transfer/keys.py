@@ -8,6 +8,7 @@ backslash (which some consumers treat as a separator), valid Unicode, and not in
 are found by :class:`NormalizationGuard`.
 """
 
+import re
 import unicodedata
 from collections.abc import Iterable
 
@@ -33,10 +34,13 @@ def _bidi_control(key: str) -> str | None:
     return next((c for c in key if c in BIDI_CONTROLS), None)
 
 
+_ASCII_CONTROL = re.compile("[\x00-\x1f\x7f]")  # one C scan: keys are checked at every copy
+
+
 def _has_control_character(key: str) -> bool:
     """C0, DEL and C1 (NEL, CSI...): line breaks and terminal escapes have no place in a name."""
     if key.isascii():
-        return any(ord(c) < 0x20 or ord(c) == 0x7F for c in key)
+        return _ASCII_CONTROL.search(key) is not None
     return any(unicodedata.category(c) == "Cc" for c in key)
 
 

@@ -24,6 +24,7 @@ from stagegate.transfer.objects import SourceObject
 from stagegate.transfer.sink import open_nofollow
 from stagegate.transfer.sources.base import Source
 
+_DECODER = json.JSONDecoder()
 MAX_PROBLEMS_SHOWN = 20
 LISTED_EVERY = 1000  # objects between two planning-progress reports (an S3 listing page)
 
@@ -56,9 +57,12 @@ class Plan:
     filtered_out: int = 0
 
     def entries(self) -> Iterator[SourceObject]:
+        # Read several times a staging (policy, ledger rows, batches, label checks): a str to
+        # raw_decode skips json.loads' encoding detection, a third of a line's cost.
+        decode = _DECODER.raw_decode
         with os.fdopen(open_nofollow(self.path, os.O_RDONLY), "rb") as f:
             for line in f:
-                yield SourceObject(**json.loads(line))
+                yield SourceObject(**decode(line.decode())[0])
 
 
 def _encode(obj: SourceObject) -> bytes:

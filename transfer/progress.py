@@ -1,7 +1,6 @@
 """Progress leaves the engine only through a callback receiving immutable snapshots."""
 
 import threading
-from dataclasses import replace
 
 from stagegate.progress import Progress, ProgressCallback
 
@@ -9,22 +8,31 @@ __all__ = ["Progress", "ProgressCallback", "ProgressTracker"]
 
 
 class ProgressTracker:
-    """Thread-safe counters behind the callback."""
+    """Thread-safe counters behind the callback. A snapshot is made only when someone looks
+    (the callback, or :attr:`state`): the counters move several times a file."""
 
     def __init__(self, files_total: int, bytes_total: int, callback: ProgressCallback | None) -> None:
         self._lock = threading.Lock()
-        self._state = Progress(files_total, bytes_total)
+        self._totals = (files_total, bytes_total)
+        self._done = [0, 0, 0, 0]  # files, bytes, files skipped, bytes skipped
         self._callback = callback
+
+    def _snapshot(self) -> Progress:
+        files, size, files_skipped, bytes_skipped = self._done
+        return Progress(*self._totals, files, size, files_skipped, bytes_skipped)
 
     def _advance(self, files: int = 0, size: int = 0, skipped: bool = False) -> None:
         with self._lock:
-            s = self._state
-            s = replace(s, files_done=s.files_done + files, bytes_done=s.bytes_done + size)
+            done = self._done
+            done[0] += files
+            done[1] += size
             if skipped:
-                s = replace(s, files_skipped=s.files_skipped + files, bytes_skipped=s.bytes_skipped + size)
-            self._state = s
-        if self._callback is not None:
-            self._callback(s)
+                done[2] += files
+                done[3] += size
+            if self._callback is None:
+                return
+            snapshot = self._snapshot()
+        self._callback(snapshot)
 
     def bytes_moved(self, n: int) -> None:
         self._advance(size=n)
@@ -42,4 +50,4 @@ class ProgressTracker:
     @property
     def state(self) -> Progress:
         with self._lock:
-            return self._state
+            return self._snapshot()

@@ -62,7 +62,7 @@ def read_records_from(path: Path, first_key: str) -> Iterator[CopiedFile]:
 def _records(lines: Iterable[bytes], path: Path) -> Iterator[CopiedFile]:
     for number, line in enumerate(lines, 1):
         try:
-            record = CopiedFile.from_json(json.loads(line))
+            record = CopiedFile.from_json(json.loads(line.decode()))
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring %s from line %d on: damaged (%s)", path, number, exc)
             return

@@ -13,7 +13,7 @@ the raw disk. Checking it costs one ``lstat`` per entry and reads no byte of dat
 import contextlib
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Set
 from pathlib import Path
 
 import blake3
@@ -40,14 +40,23 @@ def _entries(root: Path) -> Iterator[tuple[str, os.stat_result]]:
                 stack.append(key)
 
 
-def fingerprint(root: str | os.PathLike[str]) -> str:
-    """The fingerprint of the tree at ``root``, the root directory itself included."""
+Snapshot = list[tuple[str, os.stat_result]]
+"""(relative path, lstat) of a tree's every entry, the root itself first (key "")."""
+
+
+def snapshot(root: str | os.PathLike[str]) -> Snapshot:
+    """What :func:`fingerprint` covers of the tree at ``root``, as it is now."""
     root = Path(root)
-    digest = blake3.blake3()
     top = root.lstat()
     if not stat.S_ISDIR(top.st_mode):
         raise NotADirectoryError(f"{root} is not a directory")
-    for key, st in [("", top), *_entries(root)]:
+    return [("", top), *_entries(root)]
+
+
+def fingerprint_of(entries: Snapshot) -> str:
+    """The fingerprint of a :func:`snapshot`."""
+    digest = blake3.blake3()
+    for key, st in entries:
         line = (
             f"{key}\0{stat.S_IFMT(st.st_mode)}\0{st.st_ino}\0{st.st_size}\0"
             f"{stat.S_IMODE(st.st_mode)}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\n"
@@ -56,13 +65,46 @@ def fingerprint(root: str | os.PathLike[str]) -> str:
     return str(digest.hexdigest())
 
 
+def fingerprint(root: str | os.PathLike[str]) -> str:
+    """The fingerprint of the tree at ``root``, the root directory itself included."""
+    return fingerprint_of(snapshot(root))
+
+
+def inodes_of(entries: Snapshot) -> set[int]:
+    """The inodes of the regular files of a snapshot."""
+    return {st.st_ino for _, st in entries if stat.S_ISREG(st.st_mode)}
+
+
+def _identity(key: str, st: os.stat_result) -> tuple[object, ...]:
+    """What the fingerprint covers of an entry, its ctime aside."""
+    return key, stat.S_IFMT(st.st_mode), st.st_ino, st.st_size, stat.S_IMODE(st.st_mode), st.st_mtime_ns
+
+
+def changed_only_ctimes(before: Snapshot, after: Snapshot, inodes: Set[int]) -> bool:
+    """True if ``after`` differs from ``before`` in nothing but the ctime of files whose inode
+    is in ``inodes``: what linking or unlinking another name of a shared file does (a link
+    count is part of the inode, so its ctime moves). Anything else (a byte, a mode, a name,
+    the ctime of any other entry) is a change the fingerprint must go on showing."""
+    if len(before) != len(after):
+        return False
+    for (key, old), (key_after, new) in zip(before, after, strict=True):
+        if _identity(key, old) != _identity(key_after, new):
+            return False
+        if old.st_ctime_ns != new.st_ctime_ns and not (stat.S_ISREG(new.st_mode) and new.st_ino in inodes):
+            return False
+    return True
+
+
 def seal(root: str | os.PathLike[str]) -> None:
     """Make the tree read-only: files 0444, directories 0555, children before their parents."""
     root = Path(root)
+    # Only what is not sealed yet: a chmod moves the ctime even to the same mode, and a file
+    # linked from another cached dataset (delta staging) must keep the ctime that one recorded.
     for key, st in reversed(list(_entries(root))):
-        if stat.S_ISDIR(st.st_mode):
+        mode = stat.S_IMODE(st.st_mode)
+        if stat.S_ISDIR(st.st_mode) and mode != DIR_MODE:
             (root / key).chmod(DIR_MODE)
-        elif stat.S_ISREG(st.st_mode):
+        elif stat.S_ISREG(st.st_mode) and mode != FILE_MODE:
             (root / key).chmod(FILE_MODE)
     root.chmod(DIR_MODE)
 

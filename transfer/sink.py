@@ -27,6 +27,7 @@ from typing import Any
 
 from stagegate.atomic_files import write_atomically
 from stagegate.durability import Durability as Durability  # the kernel's; transfer.stage takes it from here
+from stagegate.transfer.dir_cache import LastDirectories
 from stagegate.transfer.errors import (
     DestinationBusyError,
     DestinationNotEmptyError,
@@ -256,6 +257,8 @@ class DatasetDir:
             raise
         self._tmp_fd = open_or_make_dir(self._state_fd, "tmp", create=True)
         self._lock_fd: int | None = None
+        # Each committing thread keeps the directory of its last file open (transfer.dir_cache).
+        self._parents = LastDirectories()
 
     def _open_state(self) -> int:
         """Open (making it if missing) the state directory, after moving an older layout's
@@ -315,6 +318,7 @@ class DatasetDir:
         os.fsync(self._fd)
 
     def close(self) -> None:
+        self._parents.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the lock
             self._lock_fd = None
@@ -414,6 +418,22 @@ class DatasetDir:
                 raise
         return TempFile(fd, name, self._writeback)
 
+    def link_temp(self, src_dir_fd: int, name: str) -> TempFile:
+        """A temporary name for the file ``name`` below ``src_dir_fd``: a hard link to it (the
+        same inode, no byte copied), opened read-only. A symlink there is linked as itself and
+        then refused (``UnsafeDestinationError``), never followed."""
+        temp = f"{self._temp_prefix}-{next(self._temp_numbers)}.part"
+        os.link(name, temp, src_dir_fd=src_dir_fd, dst_dir_fd=self._tmp_fd, follow_symlinks=False)
+        try:
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+            fd = os.open(temp, flags, dir_fd=self._tmp_fd)
+        except OSError as exc:
+            os.unlink(temp, dir_fd=self._tmp_fd)
+            if exc.errno == errno.ELOOP:
+                raise UnsafeDestinationError(f"refusing to link the symlink {name}") from None
+            raise
+        return TempFile(fd, temp, self._writeback)
+
     def open_temp(self, parts: tuple[str, ...], size: int, part_size: int = 0) -> TempFile:
         """:meth:`create_temp`, as the engine's writer interface asks for it."""
         return self.create_temp(size)
@@ -434,20 +454,20 @@ class DatasetDir:
         finally:
             os.close(temp.fd)
             temp.fd = -1  # closed: discard() must not close the number again, another file may own it
-        parent = self._walk_dir(parts[:-1], create=True)
+        parent = self._parents.get(parts[:-1], self._made_dir)  # kept for the thread's next file
         try:
-            try:
-                os.rename(temp.name, parts[-1], src_dir_fd=self._tmp_fd, dst_dir_fd=parent)
-            except IsADirectoryError:
-                if not self._clear_the_way:
-                    raise UnsafeDestinationError(
-                        f"cannot write {self.path.joinpath(*parts)}: a directory of that name is in the way"
-                    ) from None
-                self._remove_directory(parent, parts[-1])
-                os.rename(temp.name, parts[-1], src_dir_fd=self._tmp_fd, dst_dir_fd=parent)
-        finally:
-            os.close(parent)
+            os.rename(temp.name, parts[-1], src_dir_fd=self._tmp_fd, dst_dir_fd=parent)
+        except IsADirectoryError:
+            if not self._clear_the_way:
+                raise UnsafeDestinationError(
+                    f"cannot write {self.path.joinpath(*parts)}: a directory of that name is in the way"
+                ) from None
+            self._remove_directory(parent, parts[-1])
+            os.rename(temp.name, parts[-1], src_dir_fd=self._tmp_fd, dst_dir_fd=parent)
         return mtime_ns
+
+    def _made_dir(self, parts: tuple[str, ...]) -> int:
+        return self._walk_dir(parts, create=True)
 
     def _replace_with_directory(self, parent: int, name: str) -> int:
         """The directory ``name`` below ``parent``, made in place of the file or symlink there."""

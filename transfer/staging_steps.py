@@ -150,7 +150,13 @@ class BatchCopy:
     Made by :func:`open_batch`; :func:`copy_batches` starts and completes it.
     """
 
-    def __init__(self, dataset: DatasetDir, index: int, objects: Sequence[SourceObject]) -> None:
+    def __init__(
+        self,
+        dataset: DatasetDir,
+        index: int,
+        objects: Sequence[SourceObject],
+        taken: Sequence[CopiedFile] = (),
+    ) -> None:
         _check_batch(index, objects)
         self.index = index
         self.objects = objects
@@ -166,7 +172,7 @@ class BatchCopy:
         if recorded is not None and recorded.counts is not None and _vouches_for(dataset, recorded, objects):
             self.done = replace(BatchResult.of(index, recorded.records, recorded.counts), already_done=True)
             return
-        pairs = pair_with_prior(iter(objects), _prior_records(dataset, objects, recorded))
+        pairs = pair_with_prior(iter(objects), _prior_records(dataset, objects, recorded, taken))
         self._pairs = [(o, p if p is not None and is_intact(dataset, o, p) else None) for o, p in pairs]
         self.to_copy = sum(1 for _, prior in self._pairs if prior is None)
 
@@ -239,10 +245,14 @@ def _failed(future: "Future[CopiedFile]") -> bool:
     return future.done() and not future.cancelled() and future.exception() is not None
 
 
-def open_batch(dataset: DatasetDir, index: int, objects: Sequence[SourceObject]) -> BatchCopy:
+def open_batch(
+    dataset: DatasetDir, index: int, objects: Sequence[SourceObject], taken: Sequence[CopiedFile] = ()
+) -> BatchCopy:
     """Batch ``index``, ``objects`` (strictly ascending keys), as earlier runs left it in
-    ``dataset``: complete (``.done``) or with the files it still needs (``.to_copy``)."""
-    return BatchCopy(dataset, index, objects)
+    ``dataset``: complete (``.done``) or with the files it still needs (``.to_copy``).
+    ``taken`` are records of files just put in place from elsewhere than the source (the node's
+    cache, :mod:`transfer.local_take`), verified and durable: kept like an earlier run's."""
+    return BatchCopy(dataset, index, objects, taken)
 
 
 def copy_batches(
@@ -335,6 +345,7 @@ def copy_batch(
     label_file_name: str | None = None,
     label_files: Mapping[str, LabelFile] | None = None,
     label_gate: LabelGate | None = None,
+    taken: Sequence[CopiedFile] = (),
 ) -> BatchResult:
     """The service's copy step: batch ``index``, ``objects`` (in strictly ascending key
     order), into ``destination``.
@@ -347,10 +358,12 @@ def copy_batch(
     none given means the plan found none); ``label_gate`` decides on each object's own label
     before a byte of it is written (:func:`transfer.stage.stage`). Once anything is to be
     written the dataset stops being ready; a batch with nothing to write leaves it as it
-    is, so a batch delivered again after its dataset was published changes nothing.
+    is, so a batch delivered again after its dataset was published changes nothing. ``taken``
+    (in key order) are files of the batch already put in place and verified (:func:`open_batch`):
+    they count as skipped, and only the rest is read from the source.
     """
     with DatasetDir(destination) as dataset:
-        batch = open_batch(dataset, index, objects)
+        batch = open_batch(dataset, index, objects, taken)
         if batch.done is not None:
             return batch.done
         if batch.to_copy:
@@ -401,21 +414,17 @@ def publish(
             )
         shutil.rmtree(batches_dir, ignore_errors=True)  # a batch delivered after publishing
         return result
-    summaries = _check_complete(dataset.path, batches_dir, batches, files, bytes)
+    # One pass over the records: each batch is checked as it is copied into the manifest, which
+    # is renamed into place only if every batch was there and the totals add up.
+    joined = _JoinedRecords(dataset.path, batches_dir, batches, files, bytes)
+    dataset.write_state_file(MANIFEST, encode_records(joined))
     dataset.clear_temp()
+    dataset.sync()  # directory entries of every rename, and anything not yet synced, before READY
+    summaries, counts = joined.summaries, joined.verified
     if skipped is None:
         skipped = sum(s.files_skipped for s in summaries), sum(s.bytes_skipped for s in summaries)
     if seconds is None:
         seconds = sum(s.seconds for s in summaries) + time.monotonic() - started
-    dataset.sync()  # directory entries of every rename, and anything not yet synced
-    counts = {level: 0 for level in Verification}
-
-    def counted() -> Iterator[CopiedFile]:
-        for record in _records_in_order(batches_dir, batches):
-            counts[record.verification] += 1
-            yield record
-
-    dataset.write_state_file(MANIFEST, encode_records(counted()))
     result = StageResult(
         source=source_url,
         destination=str(dataset.path),
@@ -473,10 +482,14 @@ def _vouches_for(dataset: DatasetDir, recorded: BatchRecord, objects: Sequence[S
 
 
 def _prior_records(
-    dataset: DatasetDir, objects: Sequence[SourceObject], recorded: BatchRecord | None
+    dataset: DatasetDir,
+    objects: Sequence[SourceObject],
+    recorded: BatchRecord | None,
+    taken: Sequence[CopiedFile] = (),
 ) -> Iterator[CopiedFile]:
     """What earlier runs recorded for the batch's key range, in key order: the manifest of an
-    earlier publish (its slice only), then this batch's own record, which is newer."""
+    earlier publish (its slice only), then this batch's own record, which is newer, then the
+    files just taken from elsewhere, newest."""
     streams: list[Iterator[CopiedFile]] = []
     manifest = dataset.state_path / MANIFEST
     if manifest.is_file():
@@ -484,6 +497,8 @@ def _prior_records(
         streams.append(itertools.takewhile(lambda r: r.key <= last, read_records_from(manifest, first)))
     if recorded is not None:
         streams.append(iter(recorded.records))
+    if taken:
+        streams.append(iter(taken))
     return newest_per_key(streams)
 
 
@@ -496,41 +511,46 @@ def _not_copied(destination: Path, missing: list[int], batches: int) -> Transfer
     )
 
 
-def _check_complete(
-    destination: Path, batches_dir: Path, batches: int, files: int, bytes: int
-) -> list[BatchCounts]:
-    """Every batch's counts, once its record is found complete, following the previous batch
-    in key order, and the totals add up. Only counts are kept: memory stays one batch."""
-    summaries: list[BatchCounts] = []
-    missing: list[int] = []
-    last_key: str | None = None
-    for index in range(batches):
-        recorded = read_batch_record(batches_dir / record_name(index), index)
-        if recorded is None or recorded.counts is None:
-            missing.append(index)
-            continue
-        if recorded.records:
+class _JoinedRecords:
+    """The records of batches ``0 .. batches-1`` in index order (key order), each batch read once
+    and checked as it goes: complete, following the batch before it in key order, and the
+    totals those of the plan. Raises :class:`TransferError` at the end naming every batch not
+    (intact) there, so the manifest being written from it is never renamed into place. Only
+    one batch's records are held at a time."""
+
+    def __init__(self, destination: Path, batches_dir: Path, batches: int, files: int, bytes: int) -> None:
+        self._destination = destination
+        self._dir = batches_dir
+        self._batches = batches
+        self._totals = (files, bytes)
+        self.summaries: list[BatchCounts] = []
+        self.verified = {level: 0 for level in Verification}
+
+    def __iter__(self) -> Iterator[CopiedFile]:
+        missing: list[int] = []
+        last_key: str | None = None
+        for index in range(self._batches):
+            recorded = read_batch_record(self._dir / record_name(index), index)
+            if recorded is None or recorded.counts is None:
+                missing.append(index)
+                continue
+            self.summaries.append(recorded.counts)
+            if missing or not recorded.records:
+                continue  # the manifest will not be kept: only the rest of the check matters
             if last_key is not None and not last_key < recorded.records[0].key:
                 raise TransferError(
-                    f"cannot publish {destination}: batch {index} does not follow the batch "
+                    f"cannot publish {self._destination}: batch {index} does not follow the batch "
                     f"before it in key order (the batches are not one plan's)"
                 )
             last_key = recorded.records[-1].key
-        summaries.append(recorded.counts)
-    if missing:
-        raise _not_copied(destination, missing, batches)
-    got_files, got_bytes = sum(s.files for s in summaries), sum(s.bytes for s in summaries)
-    if (got_files, got_bytes) != (files, bytes):
-        raise TransferError(
-            f"cannot publish {destination}: the batches hold {got_files} files, {got_bytes} bytes; "
-            f"the plan has {files} files, {bytes} bytes"
-        )
-    return summaries
-
-
-def _records_in_order(batches_dir: Path, batches: int) -> Iterator[CopiedFile]:
-    for index in range(batches):
-        recorded = read_batch_record(batches_dir / record_name(index), index)
-        if recorded is None:  # checked a moment ago; no batch runs while its dataset publishes
-            raise TransferError(f"batch {index}: its record vanished while publishing")
-        yield from recorded.records
+            for record in recorded.records:
+                self.verified[record.verification] += 1
+                yield record
+        if missing:
+            raise _not_copied(self._destination, missing, self._batches)
+        got = sum(s.files for s in self.summaries), sum(s.bytes for s in self.summaries)
+        if got != self._totals:
+            raise TransferError(
+                f"cannot publish {self._destination}: the batches hold {got[0]} files, {got[1]} bytes; "
+                f"the plan has {self._totals[0]} files, {self._totals[1]} bytes"
+            )

@@ -22,7 +22,7 @@ from stagegate.states import DatasetState
 from stagegate.transfer.layout import LEGACY_STATE_DIR, state_dir_of
 from stagegate.transfer.sealed import file_hashes, fingerprint, unseal
 from stagegate.transfer.throttle import BandwidthLimiter
-from stagegate.workers.node_steps import NodeContext
+from stagegate.workers.node_steps import NodeContext, remove_sharing
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,8 @@ def sweep_quarantine(ctx: NodeContext) -> None:
     for copy in ctx.integrity.releasable(ctx.settings.node):
         target = Path(copy.path) if copy.path else None
         if target is not None and target.parent == quarantine_dir(ctx):
-            remove_quarantined(target)
+            remove_sharing(ctx, target, ())  # it may share files with datasets still cached
+            shutil.rmtree(target.with_name(target.name + ".state"), ignore_errors=True)
         ctx.integrity.deleted(copy.id)
         log.info("deleted quarantined copy %s", copy.path or "(already gone)")
 

@@ -8,12 +8,14 @@ Celery: a step either finishes, gives its task back for a later attempt, or fail
 with a reason, and the ledger says which.
 """
 
+import contextlib
 import functools
 import logging
 import shutil
+import stat
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,19 +38,31 @@ from stagegate.ledger import (
     TaskKey,
     Tasks,
 )
+from stagegate.ledger.cached_files import CachedFiles
+from stagegate.ledger.fanout import SOURCE, Fanout
 from stagegate.ledger.label_quarantine import DatasetLabels
 from stagegate.ledger.plan_shares import PlanShares, Role, SharedPlan, ShareShape, share_key
 from stagegate.policies import Decision, LabelResolver, Policy, PolicyDeniedError, Zone
 from stagegate.progress import ListingCallback
 from stagegate.queues import Dispatcher
 from stagegate.states import DatasetState
-from stagegate.transfer import SourceObject, copy_batch, plan_dataset, publish_batches, read_manifest
+from stagegate.transfer import (
+    BatchResult,
+    ProgressCallback,
+    SourceObject,
+    copy_batch,
+    plan_dataset,
+    publish_batches,
+    read_manifest,
+)
 from stagegate.transfer.errors import SourceChangedError, UnsafeDestinationError
 from stagegate.transfer.label_sources import LabelFileAbove
 from stagegate.transfer.layout import state_dir_of
 from stagegate.transfer.plan import LabelFile, Plan, check_labels_before_ready
-from stagegate.transfer.sealed import fingerprint, is_sealed, seal, unseal
+from stagegate.transfer.sealed import fingerprint, is_sealed, seal, snapshot, unseal
 from stagegate.transfer.sources import Source
+from stagegate.workers.batch_origins import BatchOrigins, copied_from_a_peer
+from stagegate.workers.cache_takes import SharedFiles, recount_shared, take_from_cache
 from stagegate.workers.confined_sources import check_confined, confined_source
 from stagegate.workers.lease import LeaseKeeper, PlanShareLease, TaskCancelledError
 from stagegate.workers.listing_progress import ListingRecorder
@@ -85,6 +99,26 @@ PERMANENT = (
 Step = Callable[["NodeContext", TaskKey], None]
 
 
+def _linked_inodes(root: Path) -> set[int]:
+    """The inodes of the files below ``root`` that have another name (delta staging's links)."""
+    return {st.st_ino for _, st in snapshot(root) if stat.S_ISREG(st.st_mode) and st.st_nlink > 1}
+
+
+def remove_sharing(ctx: "NodeContext", tree: Path, but: Sequence[str]) -> None:
+    """Delete a dataset's tree moved out of the datasets; where it shares files with cached
+    datasets (hard links), inside :meth:`NodeContext.shared_files`, so their fingerprints
+    stay true to them once its names of those files are gone."""
+    linked = _linked_inodes(tree) if tree.exists() else set()
+    if not linked:
+        unseal(tree)
+        shutil.rmtree(tree, ignore_errors=True)
+        return
+    with ctx.shared_files(but) as guard:
+        guard.touched |= linked
+        unseal(tree)
+        shutil.rmtree(tree, ignore_errors=True)
+
+
 def _label_file_records(plan: Plan) -> Iterator[LabelFileRecord]:
     """What the ledger keeps of the plan's label files, for the copy and finalize steps."""
     for d, f in plan.label_files.items():
@@ -101,6 +135,10 @@ def plan_reasons(decision: Decision) -> tuple[str, ...]:
     """The reasons a plan's decision gives: the requester sees the staging's reasons only, so
     they say where labels were looked for too."""
     return (*decision.reasons, *decision.consulted)
+
+
+def _replicated(job: StagingJob) -> bool:
+    return (job.mode or "replicate") == "replicate"
 
 
 def _timed(step: Step) -> Step:
@@ -139,19 +177,40 @@ class NodeContext:
         )
         # Held while a cached dataset is checked or moved aside: the scrub runs in its own thread.
         self.cache_lock = threading.Lock()
+        self.cached_files = CachedFiles(self.ledger)
         self.owner = self.settings.owner
         self.views = NodeViews(self.settings.root) if self.settings.views else None
+        self.fanout = Fanout(self.ledger, self.settings.fanout_readers)
+        self.origins = BatchOrigins(self.fanout, self.settings.peer_secret)
 
-    def send_ready(self, job_id: str, node: str | None = None) -> None:
+    def send_ready(self, job_id: str, node: str | None = None) -> int:
         """Send the job's tasks (on ``node``, or all) that may run now (those this caller moved
-        to queued)."""
-        keys = self.tasks.mark_sent(self.tasks.next_to_send(job_id, node))
-        self.dispatcher.send(k.to_message() for k in keys)
+        to queued; returns how many): a batch of a replicated staging that should come from a
+        peer waits until a peer holds it verified."""
+        ready = self.tasks.next_to_send(job_id, node)
+        if any(k.kind == "copy" for k in ready):
+            job = self.stagings.job(job_id)
+            ready = self.fanout.sendable(ready, job.nodes, _replicated(job))
+        keys = self.tasks.mark_sent(ready)
+        return self.dispatcher.send(k.to_message() for k in keys)
 
     def sync_views(self) -> None:
         """Make the per-owner views on this node the ones its held stagings call for (if on)."""
         if self.views is not None:
             sync_node_views(self.ledger, self.settings.node, self.views)
+
+    @contextlib.contextmanager
+    def shared_files(self, but: Sequence[str] = ()) -> Iterator[SharedFiles]:
+        """Under the cache lock: the ready datasets on this node (``but`` these) checked before
+        the body changes links to their files, their fingerprints kept current after."""
+        with self.cache_lock:
+            guard = SharedFiles(self.cached_files, self.settings.node, self.settings.root / "datasets", but)
+            try:
+                yield guard
+            finally:
+                guard.refresh()
+                if guard.touched:  # links came or went: shared bytes count once
+                    recount_shared(self.cached_files, self.settings.node, self.settings.root / "datasets")
 
     def sweep_evictions(self) -> None:
         """Delete the datasets admission chose to evict on this node."""
@@ -178,8 +237,7 @@ class NodeContext:
                 target.rename(trash)
             self.nodes.evicted(self.settings.node, digest)
             self.metrics.evicted(self.settings.node)
-            unseal(trash)
-            shutil.rmtree(trash, ignore_errors=True)
+            remove_sharing(self, trash, [digest])
             shutil.rmtree(trashed_state, ignore_errors=True)
             log.info("evicted dataset %s from node %s", digest, self.settings.node)
 
@@ -402,10 +460,11 @@ class NodeContext:
         try:
             self.sweep_evictions()
             job = self.stagings.job(key.job_id)
-            _, path, _, _ = self.dataset_dir(job.id)
+            digest, path, _, _ = self.dataset_dir(job.id)
             if not self._still_writing(job.id):
                 self.tasks.finish(key, self.owner)  # never write into a ready (sealed) dataset
                 return
+            entries = list(self.manifests.entries(job.plan_job, first=task.key_from, through=task.key_to))
             objects = [
                 SourceObject(
                     key=e.key,
@@ -416,29 +475,35 @@ class NodeContext:
                     checksum_algorithm=e.checksum_algorithm,
                     label=e.own_label,
                 )
-                for e in self.manifests.entries(job.plan_job, first=task.key_from, through=task.key_to)
+                for e in entries
             ]
-            label_files, above = self._planned_label_files(job.id)
-            resolver = resolver_of(label_files, above, self.policy)
-            with self.source_of(job) as source, LeaseKeeper(self.tasks, key, self.owner) as lease:
-                # An object whose own label (read as it is opened) the policy refuses fails the
-                # staging (PolicyDeniedError is permanent) with nothing of it written.
-                gate = OwnLabelGate(self.policy, resolver, Zone.staging(), source.labels_listed)
-                result = copy_batch(
-                    source,
-                    path,
-                    key.idx,
-                    objects,
-                    self.settings.transfer_config(),
-                    on_progress=lease.on_progress,
-                    label_file_name=LABELS.file_name,
-                    label_files=label_files,
-                    label_gate=gate,
-                )
+            # Only a replicated staging's nodes hold the same batches: a shard's batch idx on
+            # another node is another key range.
+            fanned = _replicated(job) and len(job.nodes) > 1
+            config = self.settings.peer_transfer_config()
+            with LeaseKeeper(self.tasks, key, self.owner) as lease:
+                progress = lease.on_progress
+                from_peer = None
+                if fanned:
+                    from_peer = self.origins.copy_from_peers(key, entries, objects, path, config, progress)
+                if from_peer is None:
+                    checksums = [e.source_checksum for e in entries]
+                    copied = self._copy_from_source(job, key, digest, objects, checksums, path, progress)
+                    from_peer = copied, SOURCE
+                result, origin = from_peer
             self.metrics.bytes_copied(self.settings.node, 0 if result.already_done else result.bytes_copied)
-            if not self.tasks.finish(key, self.owner, result.files, result.bytes):
+            if fanned and origin == SOURCE and self.settings.peer_url is not None:
+                # What a peer's copy of this batch is checked against, recorded before the batch
+                # counts as done (and so before any peer is sent to copy it from here).
+                self.manifests.record_copies(
+                    job.plan_job,
+                    (CopiedEntry(r.key, r.blake3, r.verification.value, r.label) for r in result.records),
+                )
+            if not self.tasks.finish(key, self.owner, result.files, result.bytes, origin):
                 self.metrics.outcome("cancelled")
                 return  # cancelled meanwhile; the batch is on disk all the same
+            if fanned:
+                self.send_ready(key.job_id)  # the other nodes may now copy this batch from here
         except TaskCancelledError:
             self.metrics.outcome("cancelled")
             log.info("%s batch %d of %s stopped: cancelled", key.node, key.idx, key.job_id)
@@ -447,6 +512,53 @@ class NodeContext:
             self._give_back_or_fail(key, task.attempts, exc)
             return
         self.send_ready(key.job_id, key.node)
+
+    def _copy_from_source(
+        self,
+        job: StagingJob,
+        key: TaskKey,
+        digest: str,
+        objects: list[SourceObject],
+        checksums: list[str | None],
+        path: Path,
+        on_progress: ProgressCallback,
+    ) -> BatchResult:
+        label_files, above = self._planned_label_files(job.id)
+        resolver = resolver_of(label_files, above, self.policy)
+        with self.source_of(job) as source:
+            # An object whose own label (read as it is opened) the policy refuses fails the
+            # staging (PolicyDeniedError is permanent) with nothing of it written.
+            gate = OwnLabelGate(self.policy, resolver, Zone.staging(), source.labels_listed)
+            # Files a dataset cached on this node already holds come from it, verified.
+            taken = take_from_cache(
+                self.cached_files,
+                self.shared_files,
+                self.settings.node,
+                digest,
+                path,
+                list(zip(objects, checksums, strict=True)),
+                source,
+                job.source,
+                gate,
+                threads=2 * self.settings.concurrency + 4,  # as many as the source's connections
+            )
+            if taken.records:
+                log.info(
+                    "batch %d of %s on %s: %d files (%d bytes) taken from the node's cache %s",
+                    key.idx, job.id, key.node, len(taken.records), taken.bytes, taken.methods,
+                )  # fmt: skip
+            return copy_batch(
+                source,
+                path,
+                key.idx,
+                objects,
+                self.settings.transfer_config(),
+                on_progress=on_progress,
+                label_file_name=LABELS.file_name,
+                label_files=label_files,
+                label_gate=gate,
+                taken=taken.records,
+            )
 
     @_timed
     def finalize(self, key: TaskKey) -> None:
@@ -483,14 +595,25 @@ class NodeContext:
             publish_batches(
                 path, source_url=job.source, digest=digest, batches=batches, files=files, bytes=nbytes
             )
+            # A file copied from a peer was checked against the BLAKE3 its source reader recorded,
+            # with how that reader verified it: the manifest keeps the reader's word for it.
             self.manifests.record_copies(
                 job.plan_job,
-                (CopiedEntry(r.key, r.blake3, r.verification.value, r.label) for r in read_manifest(path)),
+                (
+                    CopiedEntry(r.key, r.blake3, r.verification.value, r.label)
+                    for r in read_manifest(path)
+                    if not copied_from_a_peer(r)
+                ),
             )
             # Read-only to jobs from here on, and fingerprinted: a cache hit checks the copy
             # against it before anyone is handed this directory again.
-            seal(path)
-            pinning = self.stagings.dataset_ready(job.id, key, self.owner, fingerprint(path))
+            # Under the cache lock: a take from the cache into another staging links files this
+            # one may share, which must wait until this fingerprint is on record.
+            with self.cache_lock:
+                seal(path)
+                pinning = self.stagings.dataset_ready(job.id, key, self.owner, fingerprint(path))
+                if _linked_inodes(path):  # it shares files: the node's used space counts them once
+                    recount_shared(self.cached_files, self.settings.node, self.settings.root / "datasets")
         except Exception as exc:
             self._give_back_or_fail(key, task.attempts, exc)
             return

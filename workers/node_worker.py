@@ -1,9 +1,10 @@
 """``stagegate worker``: one per GPU node. Consumes the node's queue and the shared plan
 queue, one task at a time (each batch copies with many threads of its own), heartbeats and
-reconciles, signs audit checkpoints when due, and scrubs its cached datasets in the
-background. Datasets chosen for eviction are deleted at start and before each copy batch:
-eviction only ever happens to admit a dataset this node is about to copy; quarantined copies
-once no staging holds them."""
+reconciles, signs audit checkpoints when due, scrubs its cached datasets in the background,
+and serves its verified batches to the other nodes (peer fan-out, ``workers.peer_server``).
+Datasets chosen for eviction are deleted at start and before each copy batch: eviction only
+ever happens to admit a dataset this node is about to copy; quarantined copies once no
+staging holds them."""
 
 import logging
 import threading
@@ -20,6 +21,7 @@ from stagegate.workers.label_rescan import rescan_forever
 from stagegate.workers.metrics import DEFAULT_METRICS_HOST
 from stagegate.workers.node_steps import NodeContext
 from stagegate.workers.owner_checks import KubernetesOwners
+from stagegate.workers.peer_server import PeerServer
 from stagegate.workers.plan_recheck import recheck_forever
 from stagegate.workers.reconciler import reconcile_once
 from stagegate.workers.settings import WorkerSettings
@@ -34,7 +36,9 @@ def _heartbeat(ctx: NodeContext, stop: threading.Event) -> None:
     settings = ctx.settings
     while not stop.wait(HEARTBEAT_S):
         try:
-            ctx.nodes.heartbeat(settings.node, str(settings.root), settings.capacity, ctx.owner)
+            ctx.nodes.heartbeat(
+                settings.node, str(settings.root), settings.capacity, ctx.owner, settings.peer_url
+            )
         except Exception as exc:  # the ledger is briefly away: keep trying
             log.warning("heartbeat failed: %s", exc)
 
@@ -83,8 +87,13 @@ def run_worker(
     ctx = NodeContext(
         settings, ledger, policy or Policy.default(), Dispatcher(make_celery()), owner_checker=owner_checker
     )
-    ctx.nodes.heartbeat(settings.node, str(settings.root), settings.capacity, ctx.owner)
+    ctx.nodes.heartbeat(settings.node, str(settings.root), settings.capacity, ctx.owner, settings.peer_url)
     ctx.metrics.serve(metrics_port, metrics_host)
+    peers = None
+    if settings.peer_listen is not None and settings.peer_secret is not None:
+        host, port = settings.peer_listen
+        peers = PeerServer(ctx, host, port, settings.peer_secret).start()
+        log.info("node %s serves verified batches to peers on %s:%d", node, host, peers.port)
     ctx.sweep_evictions()
     stop = threading.Event()
     checkpoints = Checkpoints.from_settings(ledger)
@@ -116,6 +125,8 @@ def run_worker(
         )
     finally:
         stop.set()
+        if peers is not None:
+            peers.stop()
         beat.join(timeout=10)
         thread.join(timeout=10)
         scrub.join(timeout=10)

@@ -30,8 +30,7 @@ def reconcile_once(ctx: NodeContext) -> int:
     if expired:
         log.info("re-sent %d tasks whose lease ran out", len(expired))
     for job_id in ctx.tasks.jobs_with_waiting():
-        keys = ctx.tasks.mark_sent(ctx.tasks.next_to_send(job_id))
-        sent += ctx.dispatcher.send(k.to_message() for k in keys)
+        sent += ctx.send_ready(job_id)
     for job_id in ctx.stagings.transferring():
         ctx.stagings.complete_if_ready(job_id)
     ended = PinLeases(ctx.ledger).expire_due()

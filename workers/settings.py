@@ -3,7 +3,7 @@
 import os
 import shutil
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from stagegate.confinement import SourceRules
@@ -11,6 +11,7 @@ from stagegate.errors import InvalidInputError
 from stagegate.settings import (
     DEFAULT_BATCH_MAX_BYTES,
     DEFAULT_BATCH_MAX_FILES,
+    DEFAULT_FANOUT_READERS,
     DEFAULT_LABEL_RESCAN_INTERVAL,
     DEFAULT_LABEL_RESCAN_RATE,
     DEFAULT_LEASE_SECONDS,
@@ -74,11 +75,23 @@ class WorkerSettings:
     # dataset's labels stay trusted after their last re-read (workers.label_rescan).
     label_rescan_rate: float = DEFAULT_LABEL_RESCAN_RATE
     label_rescan_interval: float = DEFAULT_LABEL_RESCAN_INTERVAL
+    # Peer fan-out: source readers per replicated staging, where this worker serves peers
+    # (host, port; None: it serves none), the URL others reach it at, and the worker credential.
+    fanout_readers: int = DEFAULT_FANOUT_READERS
+    peer_listen: tuple[str, int] | None = None
+    peer_url: str | None = None
+    peer_secret: str | None = field(default=None, repr=False)
+    # Bytes/s of copies from peers (None: uncapped); bandwidth_limit caps reads of the source.
+    peer_bandwidth_limit: int | None = None
 
     @property
     def owner(self) -> str:
         """Who holds a lease: this process on this host."""
         return f"{self.node}@{socket.gethostname()}:{os.getpid()}"
+
+    def peer_transfer_config(self) -> TransferConfig:
+        """How a batch is copied from a peer: over the cluster fabric, under its own cap."""
+        return replace(self.transfer_config(), bandwidth_limit=self.peer_bandwidth_limit)
 
     def transfer_config(self) -> TransferConfig:
         return TransferConfig(
@@ -96,6 +109,15 @@ class WorkerSettings:
         if capacity is None:
             capacity = int(shutil.disk_usage(root).total * DEFAULT_CAPACITY_SHARE)
         env = load_settings()
+        secret = env.peer_credential()
+        listen = None
+        if env.peer_listen is not None:
+            if secret is None:
+                raise InvalidInputError(
+                    "STAGEGATE_PEER_LISTEN needs a worker credential: set STAGEGATE_PEER_SECRET_FILE"
+                )
+            host, _, port = env.peer_listen.rpartition(":")
+            listen = (host.strip("[]"), int(port))
         return cls(
             node=node,
             root=root,
@@ -120,6 +142,11 @@ class WorkerSettings:
             plan_keep_warm_seconds=env.plan_keep_warm_seconds,
             label_rescan_rate=env.label_rescan_rate,
             label_rescan_interval=env.label_rescan_interval,
+            fanout_readers=env.fanout_readers,
+            peer_listen=listen,
+            peer_url=(env.peer_url or f"http://{env.peer_listen}") if env.peer_listen else None,
+            peer_secret=secret,
+            peer_bandwidth_limit=env.peer_bandwidth_limit,
         ).checked()
 
     def checked(self) -> "WorkerSettings":

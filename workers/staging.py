@@ -50,6 +50,8 @@ from stagegate.transfer.plan import LabelFile
 from stagegate.transfer.sources import Source
 from stagegate.urls import refuse_credentials
 
+ROWS_PER_ADD = 5000  # manifest rows per ledger transaction while the plan is decided on
+
 __all__ = [
     "OwnLabelGate",
     "Requester",
@@ -122,16 +124,21 @@ def manifest_entries(plan: Plan, resolver: LabelResolver) -> Iterator[ManifestEn
     """The ledger's manifest rows for ``plan``: each object with its resolved label, and what
     a node worker needs to read it again without listing (mtime, checksum algorithm, own label)."""
     for o in plan.entries():
-        yield ManifestEntry(
-            key=o.key,
-            size=o.size,
-            revision=o.revision,
-            version=o.version,
-            label=resolver.resolve(o.key, o.label).label,
-            mtime=o.mtime,
-            checksum_algorithm=o.checksum_algorithm,
-            own_label=o.label,
-        )
+        yield manifest_entry(o, resolver.resolve(o.key, o.label).label)
+
+
+def manifest_entry(o: SourceObject, label: str) -> ManifestEntry:
+    """The manifest row of ``o``, whose resolved label is ``label``."""
+    return ManifestEntry(
+        key=o.key,
+        size=o.size,
+        revision=o.revision,
+        version=o.version,
+        label=label,
+        mtime=o.mtime,
+        checksum_algorithm=o.checksum_algorithm,
+        own_label=o.label,
+    )
 
 
 class OwnLabelGate:
@@ -169,6 +176,31 @@ def decide_plan(policy: Policy, plan: Plan, zone: Zone, resolver: LabelResolver)
     """The policy's decision on every object of ``plan``, streamed from its spill file, with the
     label files consulted (:func:`consulted_label_files`)."""
     decision = policy.decide(zone, ((o.key, resolver.resolve(o.key, o.label).label) for o in plan.entries()))
+    return dataclasses.replace(decision, consulted=(consulted_label_files(plan),))
+
+
+def record_and_decide(
+    manifests: Manifests, job_id: str, policy: Policy, plan: Plan, zone: Zone, resolver: LabelResolver
+) -> Decision:
+    """``plan``'s manifest rows added to job ``job_id`` (:func:`manifest_entries`) and the
+    policy's decision on them (:func:`decide_plan`), in one pass over the spill file, each label
+    resolved once; rows go in chunks as the decision streams, so memory stays one chunk."""
+    pending: list[ManifestEntry] = []
+
+    def labelled() -> Iterator[tuple[str, str]]:
+        for o in plan.entries():
+            label = resolver.resolve(o.key, o.label).label
+            pending.append(manifest_entry(o, label))
+            if len(pending) >= ROWS_PER_ADD:
+                manifests.add(job_id, pending)
+                pending.clear()
+            yield o.key, label
+        manifests.add(job_id, pending)
+
+    rows = labelled()
+    decision = policy.decide(zone, rows)
+    for _ in rows:  # a decision that stopped early still leaves every row recorded
+        pass
     return dataclasses.replace(decision, consulted=(consulted_label_files(plan),))
 
 
@@ -231,8 +263,8 @@ class StagingRun:
         """Between planning and the first byte: record the manifest, ask the policy."""
         self._plan = plan
         resolver = self._resolver = label_resolver(plan, self._policy)
-        self._manifests.add(self.job.id, manifest_entries(plan, resolver))
-        decision = decide_plan(self._policy, plan, Zone.staging(), resolver)
+        zone = Zone.staging()
+        decision = record_and_decide(self._manifests, self.job.id, self._policy, plan, zone, resolver)
         details = decision_details(decision)
         if not decision.allowed:
             self.deny(decision)

@@ -3,12 +3,14 @@
 import errno
 import os
 import stat
+import weakref
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import cast
 
 from stagegate.limits import MAX_LABEL_FILE_BYTES
+from stagegate.transfer.dir_cache import LastDirectories
 from stagegate.transfer.errors import (
     LabelChangedError,
     LabelSourceError,
@@ -191,6 +193,10 @@ class LocalSource:
         self.skipped_symlinks = 0
         self._xattr = labels.xattr if labels else None
         self._label_file = labels.file_name if labels else None
+        # Each copying thread keeps its last directory open (transfer.dir_cache), closed with
+        # the source; label files are always reached afresh, so a swapped directory's shows.
+        self._dirs = LastDirectories()
+        weakref.finalize(self, self._dirs.close)
 
     def list(self) -> Iterator[SourceObject]:
         try:
@@ -268,14 +274,19 @@ class LocalSource:
         if self._is_single_file:
             return os.open(self.root, flags)
         *parents, name = key.split("/")
+        if name == self._label_file:
+            try:
+                dir_fd = self._open_dir(tuple(parents))
+            except FileNotFoundError:
+                raise SourceChangedError(f"{key}: deleted since it was listed") from None
+            try:
+                return os.open(name, flags, dir_fd=dir_fd)
+            finally:
+                os.close(dir_fd)
         try:
-            dir_fd = self._open_dir(tuple(parents))
+            return os.open(name, flags, dir_fd=self._dirs.get(tuple(parents), self._open_dir))
         except FileNotFoundError:
             raise SourceChangedError(f"{key}: deleted since it was listed") from None
-        try:
-            return os.open(name, flags, dir_fd=dir_fd)
-        finally:
-            os.close(dir_fd)
 
     def open(self, obj: SourceObject, offset: int = 0, length: int | None = None) -> _FileReader:
         try:

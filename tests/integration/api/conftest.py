@@ -131,7 +131,11 @@ def open_world(
     source_rules: SourceRules | None = None,
     lease_seconds: float | None = None,
 ) -> Iterator[World]:
-    with fresh_pg_database(pg_admin) as url, flushed_redis() as broker, open_ledger(url) as ledger:
+    with (
+        fresh_pg_database(pg_admin, migrated=True) as url,
+        flushed_redis() as broker,
+        open_ledger(url) as ledger,
+    ):
         tokens: dict[str, str] = {}
         principals: dict[str, Principal] = {}
         for who, user in USERS.items():

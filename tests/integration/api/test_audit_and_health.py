@@ -121,7 +121,7 @@ def test_not_ready_when_the_broker_is_down(world: World) -> None:
         with TestClient(app) as client:
             started = time.monotonic()
             response = client.get("/readyz")
-            assert time.monotonic() - started < 5
+            assert time.monotonic() - started < 20, "/readyz must not hang on a dead broker"
             assert response.status_code == 503
             assert response.json() == {
                 "status": "unavailable",
@@ -174,7 +174,8 @@ def test_create_app_from_the_environment(pg_admin: sa.Engine, monkeypatch: pytes
                 headers={"Authorization": f"Bearer {token}"},
             )
             assert response.status_code == 202
-            assert 0.2 <= time.monotonic() - started < 3
+            # The decision wait came from the environment: 0.2 s, not the default 10 s.
+            assert 0.2 <= time.monotonic() - started < 8
         # Shut down: the app closed the ledger it opened, so no connection to it is left.
         with pg_admin.connect() as conn:
             left = conn.execute(

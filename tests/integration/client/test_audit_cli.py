@@ -203,3 +203,29 @@ def test_deleted_last_row_is_caught_against_an_exported_head(
     assert proc.returncode == 4, (proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr
     assert "seq 5" in proc.stderr
+
+
+def test_embedded_commands_sign_a_checkpoint_every_n_events(
+    tmp_path: Path, stagegate_home: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No service in embedded mode: a command that wrote the ledger signs when one is due, with
+    # a key it makes under $STAGEGATE_HOME on first use.
+    monkeypatch.setenv("STAGEGATE_CHECKPOINT_EVENTS", "3")
+    monkeypatch.setenv("STAGEGATE_CHECKPOINT_SECONDS", "0")
+    good = write_tree(tmp_path / "good", {**FILES, ".classification": b"public\n"})
+    bad = write_tree(tmp_path / "bad", FILES)
+    assert run("audit", "checkpoint").returncode != 0  # nothing signed yet
+    ok("stage", str(good), "--to", str(tmp_path / "d1"), "--job", "one", "--no-progress")  # events 1-3
+    key = Path(stagegate_home) / "checkpoint.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    first = ok("audit", "checkpoint")
+    assert first.splitlines()[1] == "3"
+    assert run("stage", str(bad), "--to", str(tmp_path / "d2"), "--job", "two").returncode == 3  # 4-5
+    assert ok("audit", "checkpoint") == first  # two new events: not due yet
+    ok("stage", str(good), "--to", str(tmp_path / "d3"), "--job", "three", "--no-progress")  # 6-8
+    assert ok("audit", "checkpoint").splitlines()[1] == "8"
+    kept = tmp_path / "kept.checkpoint"
+    kept.write_text(first)
+    public = ok("audit", "key").strip()
+    checked = ok("audit", "verify", "--checkpoint", str(kept), "--public-key", public)
+    assert "the trail's 8 events extend the checkpoint of 3 events" in checked

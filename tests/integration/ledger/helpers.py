@@ -23,6 +23,38 @@ def tamper(url: str, statement: str, params: dict[str, object] | None = None) ->
         engine.dispose()
 
 
+def drop_audit_triggers(url: str) -> None:
+    """Drop every trigger guarding audit_events, as the database's owner (or a superuser) can:
+    the attacker the signed checkpoints are for."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                listed = (
+                    "SELECT tgname FROM pg_trigger"
+                    " WHERE tgrelid = 'audit_events'::regclass AND NOT tgisinternal"
+                )
+            else:
+                listed = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_events'"
+            names = list(conn.execute(sa.text(listed)).scalars())
+            assert names, "audit_events has no triggers guarding it"
+            for name in names:
+                on = " ON audit_events" if conn.dialect.name == "postgresql" else ""
+                conn.execute(sa.text(f'DROP TRIGGER "{name}"{on}'))
+    finally:
+        engine.dispose()
+
+
+def as_owner(url: str, statement: str, params: dict[str, object] | None = None) -> None:
+    """Run ``statement`` plainly, in its own transaction (after :func:`drop_audit_triggers`)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(statement), params or {})
+    finally:
+        engine.dispose()
+
+
 def append_many(url: str, writer: int, count: int, start: multiprocessing.synchronize.Barrier) -> None:
     """A writer process: open the ledger, wait until every writer has, then append ``count`` events.
 

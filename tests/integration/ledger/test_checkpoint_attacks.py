@@ -1,7 +1,7 @@
 """The auditor's path on each backend, as the CLI runs it: take a checkpoint, and later prove the
 trail an append-only extension of it. Each attack is made as someone with every right on the
-database would (the append-only triggers bypassed, as ``tamper()`` does), and each is caught,
-exit 4, naming what broke, by a checkpoint taken before it."""
+database would (the append-only triggers dropped first), and each is caught, exit 4, naming
+what broke, by a checkpoint taken before it."""
 
 import os
 import subprocess
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from integration.helpers import STAGEGATE
-from integration.ledger.helpers import tamper
+from integration.ledger.helpers import as_owner, drop_audit_triggers
 from stagegate.ledger import AuditTrail, NewEvent, open_ledger
 from stagegate.ledger.chain import event_hash
 
@@ -20,7 +20,11 @@ ORIGIN = "stagegate.local/audit"
 
 @pytest.fixture
 def env(ledger_url: str, tmp_path: Path) -> dict[str, str]:
-    """The CLI pointed at this test's ledger, with a signing key of its own."""
+    """The CLI pointed at this test's ledger, with a signing key of its own, and the ledger's
+    append-only triggers dropped by the attacker before anything else happens."""
+    with open_ledger(ledger_url):
+        pass  # the schema, with its triggers
+    drop_audit_triggers(ledger_url)
     base = {**os.environ, "STAGEGATE_DATABASE_URL": ledger_url}
     key_file = tmp_path / "checkpoint.key"
     made = subprocess.run(
@@ -68,7 +72,7 @@ def rewrite_from(url: str, seq: int, **changes: object) -> None:
     for event in events[seq - 1 :]:
         changed = replace(event, prev_hash=prev, **(changes if event.seq == seq else {}))  # type: ignore[arg-type]
         new_hash = event_hash(prev, changed.hashed_fields())
-        tamper(
+        as_owner(
             url,
             "UPDATE audit_events SET bytes = :b, prev_hash = :p, hash = :h WHERE seq = :s",
             {"b": changed.bytes, "p": prev, "h": new_hash, "s": event.seq},
@@ -90,7 +94,7 @@ def test_an_intact_trail_extends_the_checkpoint(ledger_url: str, env: dict[str, 
 def test_a_deleted_newest_event_is_caught(ledger_url: str, env: dict[str, str], tmp_path: Path) -> None:
     append(ledger_url, 5)
     kept = take_checkpoint(env, tmp_path)
-    tamper(ledger_url, "DELETE FROM audit_events WHERE seq = 5")
+    as_owner(ledger_url, "DELETE FROM audit_events WHERE seq = 5")
     assert run(env, "verify").returncode == 0  # the chain alone cannot see it
     result = verify(env, kept, tmp_path)
     assert result.returncode == 4
@@ -102,7 +106,7 @@ def test_a_deleted_newest_event_is_caught(ledger_url: str, env: dict[str, str], 
 def test_an_edited_row_is_caught(ledger_url: str, env: dict[str, str], tmp_path: Path) -> None:
     append(ledger_url, 5)
     kept = take_checkpoint(env, tmp_path)
-    tamper(ledger_url, "UPDATE audit_events SET bytes = 999999 WHERE seq = 3")
+    as_owner(ledger_url, "UPDATE audit_events SET bytes = 999999 WHERE seq = 3")
     result = verify(env, kept, tmp_path)
     assert result.returncode == 4
     assert "altered row at seq 3" in result.stderr
@@ -128,8 +132,8 @@ def test_a_rewrite_signed_afresh_is_caught(ledger_url: str, env: dict[str, str],
     append(ledger_url, 5)
     kept = take_checkpoint(env, tmp_path)
     rewrite_from(ledger_url, 2, bytes=7)
-    tamper(ledger_url, "DELETE FROM audit_tree_nodes")
-    tamper(ledger_url, "DELETE FROM audit_checkpoints")
+    as_owner(ledger_url, "DELETE FROM audit_tree_nodes")
+    as_owner(ledger_url, "DELETE FROM audit_checkpoints")
     append(ledger_url, 2, actor="mallory")
     assert run(env, "checkpoint", "--new").returncode == 0
     assert run(env, "verify").returncode == 0
@@ -144,7 +148,7 @@ def test_a_deleted_event_replaced_by_a_new_one_is_caught(
 ) -> None:
     append(ledger_url, 5)
     kept = take_checkpoint(env, tmp_path)
-    tamper(ledger_url, "DELETE FROM audit_events WHERE seq = 5")
+    as_owner(ledger_url, "DELETE FROM audit_events WHERE seq = 5")
     append(ledger_url, 1, actor="mallory")  # seq 5 again, chained properly
     result = verify(env, kept, tmp_path)
     assert result.returncode == 4

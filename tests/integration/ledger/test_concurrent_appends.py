@@ -62,4 +62,4 @@ def test_sqlite_readers_do_not_wait_for_a_writer(tmp_path: Path) -> None:
             reading = AuditTrail(reader)
             assert reading.head() is not None and len(reading.query()) == 1
             assert reading.verify().intact
-            assert time.monotonic() - started < 5  # well under the 30 s busy timeout
+            assert time.monotonic() - started < 20  # under the 30 s busy timeout: it did not wait

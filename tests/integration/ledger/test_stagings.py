@@ -72,11 +72,11 @@ def test_batches_go_out_a_window_at_a_time_and_finalize_after_the_last(ledger: L
 
 def test_a_claimed_task_is_not_claimed_again_until_its_lease_runs_out(ledger: Ledger) -> None:
     job = admitted(ledger, nodes=("a",), n=1)
-    short = Tasks(ledger, 1.5)  # long enough that w2's claim below comes well within it
+    short = Tasks(ledger, 3.0)  # long enough that w2's claim below comes well within it, loaded or not
     (key,) = short.mark_sent(short.next_to_send(job))
     assert short.claim(key, "w1") is not None
     assert short.claim(key, "w2") is None, "a duplicate message while w1 works"
-    time.sleep(1.6)
+    time.sleep(3.1)
     with ThreadPoolExecutor(4) as pool:
         taken = list(pool.map(lambda _: short.take_expired(), range(4)))
     assert sum(len(t) for t in taken) == 1, "of several reconcilers, one re-sends it"

@@ -170,15 +170,29 @@ class Cluster:
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-4000:]}" for p in sorted(self.workdir.glob("*.log")))
 
+    def _processes(self) -> list[subprocess.Popen[bytes]]:
+        return [*self.workers.values(), *([self.api] if self.api else [])]
+
     def stop(self) -> None:
-        for process in [*self.workers.values(), *([self.api] if self.api else [])]:
+        """Stop the API and workers as an operator does (SIGTERM, a warm shutdown), then Redis."""
+        for process in self._processes():
             process.terminate()
-        for process in [*self.workers.values(), *([self.api] if self.api else [])]:
+        for process in self._processes():
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        self.workers.clear()
+        self.redis.stop()
+
+    def discard(self) -> None:
+        """The test is over: kill everything (a Celery warm shutdown takes seconds per worker,
+        and nothing after it is looked at)."""
+        for process in self._processes():
+            process.kill()
+        for process in self._processes():
+            process.wait()
         self.workers.clear()
         self.redis.stop()
 

@@ -21,7 +21,7 @@ def start_cluster(
 ) -> Iterator[StartCluster]:
     """``start_cluster(nodes={"a": None, "b": "10M"}, env={...})`` starts Redis, the API and one
     worker per node (with its capacity), and waits until all are ready."""
-    with fresh_pg_database(pg_admin) as db_url:
+    with fresh_pg_database(pg_admin, migrated=True) as db_url:
         clusters: list[Cluster] = []
 
         def start(nodes: dict[str, str | None], env: dict[str, str] | None = None) -> Cluster:
@@ -45,7 +45,7 @@ def start_cluster(
             yield start
         finally:
             for cluster in clusters:
-                cluster.stop()
+                cluster.discard()
                 cluster.ledger.close()
 
 

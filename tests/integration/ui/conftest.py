@@ -49,7 +49,7 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(pg_admin: sa.Engine) -> Iterator[Site]:
-    with fresh_pg_database(pg_admin) as url, open_ledger(url) as ledger:
+    with fresh_pg_database(pg_admin, migrated=True) as url, open_ledger(url) as ledger:
         scene = populate(ledger)
         celery_app = make_celery(BROKER_URL)
         try:

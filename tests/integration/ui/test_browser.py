@@ -12,6 +12,9 @@ from typing import Any
 import pytest
 
 from stagegate.ledger import AuditTrail
+from stagegate.ledger.checkpoints import Checkpoints
+from stagegate.ledger.signed_note import SignerKey
+from stagegate.settings import load_settings
 
 from .conftest import Site
 from .scenes import DENIAL, XSS
@@ -102,6 +105,10 @@ def test_an_auditor_finds_a_staging_and_exports_the_trail(
     )
     shoot(page, "staging")
 
+    # The service has signed a checkpoint of the trail as it is now (as its workers do).
+    origin = load_settings().checkpoint_origin
+    key = SignerKey.generate(origin)
+    signed = Checkpoints(site.ledger, origin=origin, signer=lambda: key).sign()
     for path, name in (
         (f"/ui/egress/{site.scene.egress}", "egress"),
         ("/ui/usage", "usage"),
@@ -112,6 +119,11 @@ def test_an_auditor_finds_a_staging_and_exports_the_trail(
         assert page.locator("h1").count() == 1
         shoot(page, name)
     assert page.inner_text("#verdict").startswith("Intact:")
+    assert page.inner_text("#checkpoint-verdict") == (
+        f"Signed by {origin}+{key.id:08x} over the first {len(everything)} events; "
+        "its signature checks, and the trail as it is now extends it."
+    )
+    assert page.inner_text("#checkpoint-text") == signed.note
     page.goto(served + "/ui/usage")
     assert page.locator("#chart svg rect.bar").count() >= 1
 

@@ -197,7 +197,7 @@ def test_integrity_verifies_the_chain_now(site: Site, auditor: TestClient) -> No
 
 
 def test_integrity_shows_the_latest_checkpoint_and_whether_the_trail_extends_it(pg_admin: sa.Engine) -> None:
-    with fresh_pg_database(pg_admin) as url, open_ledger(url) as ledger:
+    with fresh_pg_database(pg_admin, migrated=True) as url, open_ledger(url) as ledger:
         scene = populate(ledger)
         key = SignerKey.generate("stagegate.local/audit")
         signed = Checkpoints(ledger, origin="stagegate.local/audit", signer=lambda: key).sign()
@@ -217,7 +217,7 @@ def test_integrity_shows_the_latest_checkpoint_and_whether_the_trail_extends_it(
 
 
 def test_integrity_names_a_tampered_row(pg_admin: sa.Engine) -> None:
-    with fresh_pg_database(pg_admin) as url, open_ledger(url) as ledger:
+    with fresh_pg_database(pg_admin, migrated=True) as url, open_ledger(url) as ledger:
         scene = populate(ledger)
         tamper(url, "UPDATE audit_events SET bytes = bytes + 1 WHERE seq = 3")
         celery_app = make_celery(BROKER_URL)

@@ -38,7 +38,8 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
         with open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as opened:
             yield opened
         return
-    with fresh_pg_database(request.getfixturevalue("pg_admin")) as url, open_ledger(url) as opened:
+    pg_admin = request.getfixturevalue("pg_admin")
+    with fresh_pg_database(pg_admin, migrated=True) as url, open_ledger(url) as opened:
         yield opened
 
 

@@ -11,6 +11,7 @@ from stagegate.settings import PREFIX
 
 PASSWORD = "pl4nted-db-pw"  # planted to prove it never appears
 TOKEN = "sg_pl4nted-token"
+PEER_SECRET = "pl4nted-peer-secret-0123456789"
 
 
 @pytest.fixture(autouse=True)
@@ -20,6 +21,7 @@ def planted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STAGEGATE_DATABASE_URL", f"postgresql+psycopg://owner:{PASSWORD}@db:5432/ledger")
     monkeypatch.setenv("STAGEGATE_BROKER_URL", f"redis://:{PASSWORD}@redis:6379/0")
     monkeypatch.setenv("STAGEGATE_TOKEN", TOKEN)
+    monkeypatch.setenv("STAGEGATE_PEER_SECRET", PEER_SECRET)
     monkeypatch.setenv("STAGEGATE_LEASE_SECONDS", "30")
 
 
@@ -27,6 +29,7 @@ def test_text_output_names_each_setting_and_its_source_and_hides_secrets() -> No
     result = CliRunner().invoke(cli, ["config"])
     assert result.exit_code == 0, result.output
     assert PASSWORD not in result.output and TOKEN not in result.output
+    assert PEER_SECRET not in result.output
     lines = {line.split()[0]: line for line in result.output.splitlines()}
     assert "postgresql+psycopg://owner:[redacted]@db:5432/ledger" in lines["STAGEGATE_DATABASE_URL"]
     assert (
@@ -35,12 +38,14 @@ def test_text_output_names_each_setting_and_its_source_and_hides_secrets() -> No
     )
     assert "[default; API]" in lines["STAGEGATE_DECISION_WAIT"]
     assert "[redacted]" in lines["STAGEGATE_TOKEN"]
+    assert "[redacted]" in lines["STAGEGATE_PEER_SECRET"]
 
 
 def test_json_output_hides_secrets() -> None:
     result = CliRunner().invoke(cli, ["config", "--json"])
     assert result.exit_code == 0, result.output
     assert PASSWORD not in result.output and TOKEN not in result.output
+    assert PEER_SECRET not in result.output
     rows = {r["name"]: r for r in map(json.loads, result.output.splitlines())}
     assert rows["STAGEGATE_BROKER_URL"] == {
         "name": "STAGEGATE_BROKER_URL",

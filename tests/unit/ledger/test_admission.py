@@ -47,3 +47,14 @@ def test_what_cannot_fit_is_refused_with_the_reason() -> None:
 def test_a_dataset_bigger_than_the_node_is_refused_even_on_an_empty_node() -> None:
     with pytest.raises(NoRoomError):
         choose_evictions("n", 100, [], 101)
+
+
+def test_files_shared_between_datasets_count_once_and_free_only_when_no_other_holds_them() -> None:
+    # v1 (100) and v2 (100) share 90 bytes of files: the disk holds 110.
+    v1 = CachedDataset("v1", 100, "ready", False, T0 - timedelta(hours=5), unique_bytes=100, sole_bytes=10)
+    v2 = CachedDataset("v2", 100, "ready", True, T0, unique_bytes=10, sole_bytes=10)
+    assert choose_evictions("n", 200, [v1, v2], 90) == [], "110 used, 90 free"
+    # Evicting v1 gives back only its own 10 bytes: v2 still holds the rest.
+    assert choose_evictions("n", 200, [v1, v2], 100) == ["v1"]
+    with pytest.raises(NoRoomError):
+        choose_evictions("n", 200, [v1, v2], 101)

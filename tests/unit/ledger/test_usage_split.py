@@ -48,3 +48,11 @@ def test_a_hit_that_failed_its_check_is_copied_afresh() -> None:
 def test_events_from_before_copied_was_recorded_count_every_non_hit_as_moved() -> None:
     allowed = event(1, "policy.allowed", "j", node_bytes={"a": 100, "b": 70}, cache_hits=["b"])
     assert report(allowed, event(2, "stage.completed", "j")) == (100, 70)
+
+
+def test_bytes_a_node_copied_from_a_peer_are_not_read_from_the_source_again() -> None:
+    held = {"a": 100, "b": 100, "c": 100}
+    allowed = event(1, "policy.allowed", "j", node_bytes=held, copied=["a", "b", "c"])
+    copied_from = {"a": {"source": 100}, "b": {"a": 100}, "c": {"a": 60, "source": 40}}
+    completed = event(2, "stage.completed", "j", copied_from=copied_from)
+    assert report(allowed, completed) == (140, 160)

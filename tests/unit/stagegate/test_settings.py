@@ -77,6 +77,12 @@ def test_each_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "PLAN_KEEP_WARM_SECONDS": "0",
         "LABEL_RESCAN_RATE": "5",
         "LABEL_RESCAN_INTERVAL": "600",
+        "FANOUT_READERS": "2",
+        "PEER_LISTEN": "10.1.0.5:7070",
+        "PEER_URL": "http://gpu-01.fabric:7070/",
+        "PEER_SECRET_FILE": "/run/sg/peer-secret",
+        "PEER_SECRET": "a-peer-secret-of-sixteen+",
+        "PEER_BANDWIDTH_LIMIT": "4MiB",
     }
     for name, value in values.items():
         monkeypatch.setenv(PREFIX + name, value)
@@ -128,6 +134,9 @@ def test_each_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (s.pod_namespace, s.pod_name, s.pod_uid) == ("ml", "train-0", kubernetes["POD_UID"])
     assert (s.plan_fresh_seconds, s.label_rescan_rate, s.label_rescan_interval) == (0.0, 5.0, 600.0)
     assert s.plan_keep_warm_seconds == 0.0
+    assert (s.fanout_readers, s.peer_listen, s.peer_url) == (2, "10.1.0.5:7070", "http://gpu-01.fabric:7070")
+    assert (s.peer_secret_file, s.peer_bandwidth_limit) == (Path("/run/sg/peer-secret"), 4 << 20)
+    assert s.peer_credential() == "a-peer-secret-of-sixteen+"  # the secret itself wins over its file
     assert all(s.from_environment(field) for field in Settings.model_fields)
 
 

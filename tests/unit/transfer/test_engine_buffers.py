@@ -132,3 +132,4 @@ def test_at_most_one_chunk_per_copying_thread_is_in_flight() -> None:
     assert ledger.out == 0
     assert 1 <= ledger.peak <= config.concurrency
     assert ledger.biggest_write <= CHUNK
+

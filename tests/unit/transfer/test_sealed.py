@@ -6,7 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from stagegate.transfer.sealed import file_hashes, fingerprint, is_sealed, seal, unseal
+from stagegate.transfer.sealed import (
+    changed_only_ctimes,
+    file_hashes,
+    fingerprint,
+    fingerprint_of,
+    inodes_of,
+    is_sealed,
+    seal,
+    snapshot,
+    unseal,
+)
 
 
 @pytest.fixture
@@ -65,3 +75,28 @@ def test_file_hashes_come_in_key_order_and_leave_nothing_inside_out(tree: Path) 
     assert keys == [".stagegate/READY", "a/b/x.bin", "y.bin"]
     os.mkfifo(tree / "fifo")
     assert dict(file_hashes(tree))["fifo"] is None
+
+
+def test_sealing_again_leaves_a_sealed_file_untouched(tree: Path) -> None:
+    # A file linked in from another cached dataset is sealed already: a chmod would move its
+    # ctime, and with it the other dataset's fingerprint.
+    seal(tree)
+    before = (tree / "y.bin").stat().st_ctime_ns
+    unseal(tree)
+    seal(tree)
+    assert (tree / "y.bin").stat().st_ctime_ns == before
+
+
+def test_only_a_link_count_change_of_a_shared_file_is_taken_as_harmless(tree: Path, tmp_path: Path) -> None:
+    seal(tree)
+    before = snapshot(tree)
+    shared = tree / "a" / "b" / "x.bin"
+    os.link(shared, tmp_path / "other-name")  # what a take from this dataset does
+    after = snapshot(tree)
+    assert fingerprint(tree) != fingerprint_of(before), "the ctime moved"
+    assert changed_only_ctimes(before, after, {shared.stat().st_ino})
+    assert not changed_only_ctimes(before, after, set()), "not among the inodes touched"
+    assert shared.stat().st_ino in inodes_of(after)
+    # Anything else that changed meanwhile still shows.
+    (tree / "y.bin").chmod(0o644)
+    assert not changed_only_ctimes(before, snapshot(tree), {shared.stat().st_ino})

@@ -37,3 +37,33 @@ def test_bad_bandwidth_names_the_variable(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv(BANDWIDTH_ENV, text)
     with pytest.raises(InvalidInputError, match=BANDWIDTH_ENV):
         settings(tmp_path)
+
+
+def test_a_peer_server_needs_the_worker_credential(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STAGEGATE_PEER_LISTEN", "127.0.0.1:7070")
+    with pytest.raises(InvalidInputError, match="credential"):
+        settings(tmp_path)
+    secret = tmp_path / "secret"
+    secret.write_text("short\n")
+    monkeypatch.setenv("STAGEGATE_PEER_SECRET_FILE", str(secret))
+    with pytest.raises(InvalidInputError, match="at least 16"):
+        settings(tmp_path)
+    secret.write_text("a-long-enough-worker-secret\n")
+    got = settings(tmp_path)
+    assert got.peer_listen == ("127.0.0.1", 7070) and got.peer_url == "http://127.0.0.1:7070"
+    assert got.peer_secret == "a-long-enough-worker-secret"
+    assert "a-long-enough-worker-secret" not in repr(got)
+
+
+@pytest.mark.parametrize("listen", ["7070", "host:", ":7070", "host:0", "host:99999", "host:x"])
+def test_a_peer_address_is_host_and_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listen: str
+) -> None:
+    monkeypatch.setenv("STAGEGATE_PEER_LISTEN", listen)
+    with pytest.raises(InvalidInputError, match="HOST:PORT"):
+        settings(tmp_path)
+
+
+def test_no_peer_address_serves_no_peers(tmp_path: Path) -> None:
+    got = settings(tmp_path)
+    assert got.peer_listen is None and got.peer_url is None and got.fanout_readers == 1

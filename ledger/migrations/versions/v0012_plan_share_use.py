@@ -5,8 +5,8 @@ re-list the sources of plans used within ``STAGEGATE_PLAN_KEEP_WARM_SECONDS`` in
 background (``workers.plan_recheck``), so a cache hit follows a plan verified moments ago
 instead of listing; a plan nobody asked for lately is left to go stale.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-01
 """
 
@@ -17,8 +17,8 @@ from alembic import op
 
 from stagegate.ledger.models import UTCDateTime
 
-revision: str = "0010"
-down_revision: str | None = "0009"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

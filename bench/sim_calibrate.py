@@ -1,0 +1,238 @@
+"""``python -m bench.sim_calibrate``: the simulator against real loopback clusters.
+
+Each run starts a whole service as :mod:`bench.burst` does (a private redis-server, a fresh
+PostgreSQL database, ``stagegate serve``, one ``stagegate worker`` per node) over one moto S3
+server, each worker capped with ``STAGEGATE_BANDWIDTH_LIMIT`` (standing in for a slower
+link), and times one staging from submit to ready. The prediction for it comes from the
+same code as ``python -m bench.sim``: the real planner over the very listing the cluster
+reads, the real splitter, and :func:`bench.sim_model.simulate` with the loopback's resources
+(every node and the S3 server share this machine's cores), plus the fixed cost of a staging
+on that cluster, measured by a one-object staging just before.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.burst import (
+    Service,
+    _boto_credentials,
+    _database,
+    _put_dataset,
+    _redis,
+    _until_terminal,
+    service_env,
+)
+from bench.s3server import BUCKET, CREDENTIALS, S3Server
+from bench.sim_model import Resources, simulate
+from bench.sim_work import plan_modes
+from stagegate.sizes import format_bytes, parse_size
+from stagegate.transfer.engine import TransferConfig
+from stagegate.transfer.plan import plan_dataset
+from stagegate.transfer.sources import open_source
+
+CONCURRENCY = 4  # bench.burst's workers run with --concurrency 4
+DATASETS = {"big": (40, 4 << 20), "small": (1500, 64 << 10), "warm": (1, 4096), "tiny": (1, 4096)}
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    dataset: str
+    mode: str
+    nodes: int
+    cap: str | None  # STAGEGATE_BANDWIDTH_LIMIT of every worker
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset} {self.mode} x{self.nodes} {self.cap or 'uncapped'}"
+
+
+CASES = (
+    Case("big", "replicate", 3, "4MiB"),
+    Case("big", "shard", 4, "2MiB"),
+    Case("small", "replicate", 3, "4MiB"),
+    Case("small", "shard", 3, "1MiB"),
+    Case("big", "replicate", 4, None),
+)
+
+# This machine as the model sees it (bench/RESULTS.md, 2026-12-01 data-path table): the
+# engine's CPU per file and per GiB on the CRT path (whole objects up to 8 MiB), moto's per
+# GET and per GiB; two cores shared by every node and the server; loopback has no NIC limit.
+LOOPBACK = Resources(
+    s3_connection_bps=math.inf,
+    s3_aggregate_bps=None,
+    prefix_gets_per_s=math.inf,
+    connections_per_node=CONCURRENCY,
+    nic_bps=1e12,
+    nvme_write_bps=1e12,
+    cpu_ms_per_file=1.86,
+    cpu_s_per_gib=3.59,
+    shared_cores=2.0,
+    server_ms_per_get=2.77,
+    server_s_per_gib=3.64,
+)
+
+
+def cpu_share(s3_url: str, seconds: float = 3.0) -> float:
+    """The share of a core the S3 server (one Python process) gets now, from the GETs per
+    second it answers for four threads of small reads during ``seconds``, at its measured CPU
+    per GET: what it, and each node's worker (one process, its GIL), can have while other work
+    loads the cores. Capped at one core."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=s3_url, **_boto_credentials())
+    key = f"cal-tiny/f/{0:07d}.bin"
+    s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    deadline = time.perf_counter() + seconds
+
+    def reads() -> int:
+        n = 0
+        while time.perf_counter() < deadline:
+            s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+            n += 1
+        return n
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(4) as pool:
+        gets = sum(pool.map(lambda _: reads(), range(4)))
+    rate = gets / (time.perf_counter() - started)
+    return min(1.0, rate * LOOPBACK.server_ms_per_get / 1e3)
+
+
+def predict(case: Case, s3_url: str, fixed_s: float, share: float) -> dict[str, Any]:
+    """The model's wall time for ``case``: the fixed cost measured on the cluster, the real
+    planner over the real listing (timed here), and the modelled copy."""
+    nodes = [f"n{i}" for i in range(case.nodes)]
+    cap = parse_size(case.cap) if case.cap else None
+    config = TransferConfig(concurrency=CONCURRENCY, bandwidth_limit=cap)
+    os.environ.update({**CREDENTIALS, "AWS_ENDPOINT_URL": s3_url})
+    source = open_source(f"s3://{BUCKET}/cal-{case.dataset}")
+    with tempfile.TemporaryDirectory(prefix="stagegate-cal-") as scratch:
+        started = time.perf_counter()
+        plan = plan_dataset(source, Path(scratch) / "plan.jsonl", ".classification")
+        plan_s = time.perf_counter() - started
+        (mode_plan,) = plan_modes(plan, nodes, [case.mode], config)
+    resources = replace(LOOPBACK, node_cap_bps=cap, cores_per_node=share, server_cores=share)
+    etas = simulate(mode_plan.works, resources)
+    return {
+        "fixed_s": fixed_s,
+        "cpu_share": share,
+        "plan_s": plan_s,
+        "copy_s": max(e.seconds for e in etas),
+        "binds": etas[0].bottleneck,
+        "predicted_s": fixed_s + plan_s + max(e.seconds for e in etas),
+    }
+
+
+def _stage(http: httpx.Client, source: str, nodes: list[str], mode: str, timeout: float) -> float:
+    started = time.perf_counter()
+    response = http.post("/v1/stagings", json={"source": source, "nodes": nodes, "mode": mode})
+    response.raise_for_status()
+    staging = str(response.json()["id"])
+    state = _until_terminal(http, [staging], timeout).get(staging)
+    if state != "ready":
+        raise RuntimeError(f"staging of {source} ended {state}")
+    return time.perf_counter() - started
+
+
+def measure(case: Case, s3_url: str, timeout: float) -> dict[str, Any]:
+    """One fresh cluster: two one-object stagings (warm-up, then the fixed cost), then the
+    case's staging."""
+    nodes = tuple(f"n{i}" for i in range(case.nodes))
+    with tempfile.TemporaryDirectory(prefix="sg-cal-") as tmp, _database() as db, _redis(Path(tmp)) as broker:
+        env = service_env(Path(tmp), db, broker, s3_url)
+        if case.cap:
+            env["STAGEGATE_BANDWIDTH_LIMIT"] = case.cap
+        service = Service(None, Path(tmp), env)
+        try:
+            service.start(nodes)
+            token = service.token("calibrate")
+            headers = {"Authorization": f"Bearer {token}"}
+            with httpx.Client(base_url=service.url, headers=headers, timeout=120) as http:
+                # The first staging of a fresh cluster pays its warm-up (connections, imports):
+                # a second, of another one-object dataset, is the fixed cost of a staging.
+                _stage(http, f"s3://{BUCKET}/cal-warm", list(nodes), case.mode, timeout)
+                fixed = _stage(http, f"s3://{BUCKET}/cal-tiny", list(nodes), case.mode, timeout)
+                load, share = os.getloadavg()[0], cpu_share(s3_url)
+                wall = _stage(http, f"s3://{BUCKET}/cal-{case.dataset}", list(nodes), case.mode, timeout)
+        finally:
+            service.stop()
+    return {"fixed_s": fixed, "wall_s": wall, "load": load, "cpu_share": share}
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| case | bytes a node | runs | measured wall s (median; each) | load avg | core share "
+        "| predicted s "
+        "(fixed + plan + copy) | binds | error |",
+        "|---|--:|--:|---|--:|--:|---|---|--:|",
+    ]
+    for r in rows:
+        each = ", ".join(f"{w:.1f}" for w in r["walls"])
+        p = r["prediction"]
+        lines.append(
+            f"| {r['case']} | {r['node_bytes']} | {len(r['walls'])} | {r['measured_s']:.1f} ({each}) "
+            f"| {r['load']:.0f} | {p['cpu_share']:.2f} | {p['predicted_s']:.1f} ({p['fixed_s']:.1f} + "
+            f"{p['plan_s']:.1f} + {p['copy_s']:.1f}) | {p['binds']} | {r['error']:+.0%} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    description = __doc__.splitlines()[0]
+    parser = argparse.ArgumentParser(prog="python -m bench.sim_calibrate", description=description)
+    parser.add_argument("--runs", type=int, default=2, help="runs of each case (the median is taken)")
+    parser.add_argument("--cases", default="all", help="comma-separated case numbers (1-based), or all")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--out", type=Path, default=None, help="append each case's result as a JSON line")
+    args = parser.parse_args(argv)
+    chosen = CASES if args.cases == "all" else tuple(CASES[int(i) - 1] for i in args.cases.split(","))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="sg-cal-s3-") as tmp, S3Server(Path(tmp) / "moto.log") as server:
+        import boto3
+
+        s3 = boto3.client("s3", endpoint_url=server.url, **_boto_credentials())
+        for name, (objects, size) in DATASETS.items():
+            _put_dataset(s3, f"cal-{name}", objects, size)
+        for case in chosen:
+            runs = [measure(case, server.url, args.timeout) for _ in range(args.runs)]
+            walls = [r["wall_s"] for r in runs]
+            fixed = statistics.median(r["fixed_s"] for r in runs)
+            share = statistics.median(r["cpu_share"] for r in runs)
+            prediction = predict(case, server.url, fixed, share)
+            measured = statistics.median(walls)
+            objects, size = DATASETS[case.dataset]
+            share = objects * size // (1 if case.mode == "replicate" else case.nodes)
+            row = {
+                "case": case.name,
+                "node_bytes": format_bytes(share),
+                "walls": walls,
+                "measured_s": measured,
+                "load": statistics.median(r["load"] for r in runs),
+                "prediction": prediction,
+                "error": prediction["predicted_s"] / measured - 1,
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            if args.out:
+                with args.out.open("a") as out:
+                    out.write(json.dumps(row) + "\n")
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
