@@ -30,7 +30,7 @@ from stagegate.transfer.sources import Source
 from stagegate.transfer.throttle import BandwidthLimiter
 from stagegate.workers.confined_sources import confined_source
 from stagegate.workers.node_steps import NodeContext
-from stagegate.workers.staging import LABELS
+from stagegate.workers.staging import LABELS, resolver_of_contents
 
 log = logging.getLogger(__name__)
 IDLE_S = 5.0
@@ -86,8 +86,7 @@ def rescan(ctx: NodeContext, due: DueDataset, limiter: BandwidthLimiter) -> bool
         # labelled prefix): read them again too, or such a dataset looks unclassified here.
         above = source.label_files_above(LABELS.file_name)
         limiter.consume(max(1, len(above)))
-        found_above = [(a.where, a.content) for a in above if a.content is not None]
-        resolver = LabelResolver(contents, ctx.policy.levels, found_above)
+        resolver = resolver_of_contents(contents, above, ctx.policy)
         decision = ctx.policy.decide(Zone.staging(), _labels_now(source, objects, resolver, limiter))
     if decision.allowed:
         ctx.dataset_labels.checked(due.node, due.digest)

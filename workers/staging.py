@@ -99,8 +99,15 @@ def resolver_of(
 ) -> LabelResolver:
     """The resolver of the label files in a source (by directory) and above it (nearest first),
     ordered by the policy's levels (an own label may only raise its directory's)."""
+    return resolver_of_contents({d: f.content for d, f in label_files.items()}, above, policy)
+
+
+def resolver_of_contents(
+    contents: Mapping[str, bytes], above: Iterable[LabelFileAbove], policy: Policy
+) -> LabelResolver:
+    """As :func:`resolver_of`, from the label files' contents by directory (as the re-scan reads them)."""
     found_above = [(a.where, a.content) for a in above if a.content is not None]
-    return LabelResolver({d: f.content for d, f in label_files.items()}, policy.levels, found_above)
+    return LabelResolver(contents, policy.levels, found_above)
 
 
 def label_resolver(plan: Plan, policy: Policy) -> LabelResolver:
