@@ -113,6 +113,8 @@ class Settings(BaseSettings):
     batch_max_files: int = DEFAULT_BATCH_MAX_FILES
     batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES
     bandwidth_limit: int | None = None
+    # Copy processes for small files (unset: one per four cores, at least 1; the CLI's too).
+    copy_processes: int | None = None
     runs_root: Path | None = None
     egress_root: Path | None = None
     scrub_rate: int = DEFAULT_SCRUB_RATE
@@ -206,7 +208,9 @@ class Settings(BaseSettings):
     def _wait(cls, value: Any, info: ValidationInfo) -> Any:
         return _number(value, info, zero_ok=True)
 
-    @field_validator("batch_max_files", "batch_max_bytes", "checkpoint_retention_days", mode="before")
+    @field_validator(
+        "batch_max_files", "batch_max_bytes", "checkpoint_retention_days", "copy_processes", mode="before"
+    )
     @classmethod
     def _count(cls, value: Any, info: ValidationInfo) -> Any:
         number = _number(value, info)
@@ -373,6 +377,7 @@ READERS: dict[str, tuple[Reader, ...]] = {
     "batch_max_files": ("worker",),
     "batch_max_bytes": ("worker",),
     "bandwidth_limit": ("worker",),
+    "copy_processes": ("worker", "CLI"),
     "runs_root": ("worker",),
     "egress_root": ("worker",),
     "scrub_rate": ("worker",),
