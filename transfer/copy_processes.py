@@ -22,8 +22,11 @@ exits the moment the staging's process is gone (a watch on its pidfd), so no orp
 writing into a dataset a rerun has taken over.
 """
 
+import atexit
 import contextlib
+import functools
 import multiprocessing
+import multiprocessing.forkserver
 import multiprocessing.util
 import os
 import pickle
@@ -132,6 +135,7 @@ class CopyProcesses:
             raise TypeError(f"a copy process needs a picklable source recipe and label gate: {exc}") from exc
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(_PRELOADED)
+        _stop_fork_server_at_exit()
         self._pool = ProcessPoolExecutor(
             processes, mp_context=context, initializer=_start_child, initargs=(spec,)
         )
@@ -150,6 +154,18 @@ class CopyProcesses:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+@functools.cache
+def _stop_fork_server_at_exit() -> None:
+    """At exit, stop the fork server and wait for it: the children are its, so only then do
+    their CPU seconds reach this process's own accounts (``wait4``, ``time``), as a thread's do."""
+
+    def stop() -> None:
+        with contextlib.suppress(Exception):  # multiprocessing's own, if ever renamed: CPU uncounted
+            multiprocessing.forkserver._forkserver._stop()  # type: ignore[attr-defined]
+
+    atexit.register(stop)
 
 
 # -- in the child -----------------------------------------------------------------------------
