@@ -8,6 +8,7 @@ process always sees its environment as it is.
 """
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -346,6 +347,19 @@ class Settings(BaseSettings):
     def from_environment(self, field: str) -> bool:
         """True if ``field`` was set by its variable, False if it has its default."""
         return field in self.model_fields_set
+
+
+def environment_without_settings() -> dict[str, str]:
+    """This process's environment less every ``STAGEGATE_*`` variable: what a copy process
+    (:mod:`transfer.copy_processes`) gets, which needs the AWS chain's variables, never the
+    ledger's or broker's URL or the peer credential."""
+    return {name: value for name, value in os.environ.items() if not name.startswith(PREFIX)}
+
+
+def adopt_environment(environment: dict[str, str]) -> None:
+    """Make ``environment`` this process's whole environment (a copy process, as it starts)."""
+    os.environ.clear()
+    os.environ.update(environment)
 
 
 def load_settings() -> Settings:

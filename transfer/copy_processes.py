@@ -41,6 +41,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stagegate.settings import adopt_environment, environment_without_settings
 from stagegate.transfer.errors import TransferError
 from stagegate.transfer.objects import CopiedFile, SourceObject
 
@@ -127,7 +128,7 @@ class CopyProcesses:
             bandwidth_limit=config.bandwidth_limit and max(1, config.bandwidth_limit // processes),
         )
         # The environment as it is now, not as the fork server found it when it started.
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("STAGEGATE_")}
+        environment = environment_without_settings()
         spec = _ChildSpec(recipe, str(destination), clear_the_way, share, gate, environment, os.getpid())
         try:
             pickle.dumps(spec)
@@ -198,8 +199,7 @@ def _start_child(spec: _ChildSpec) -> None:
     global _child
     _die_with(spec.parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    os.environ.clear()  # the fork server's, from when it started
-    os.environ.update(spec.environment)
+    adopt_environment(spec.environment)  # not the fork server's, from when it started
     from stagegate.transfer.engine import CopyEngine
     from stagegate.transfer.progress import ProgressTracker
     from stagegate.transfer.sink import DatasetDir
