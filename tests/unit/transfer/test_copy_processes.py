@@ -46,3 +46,14 @@ def test_an_error_that_cannot_cross_the_pipe_arrives_as_a_transfer_error_saying_
     assert pickle.loads(pickle.dumps(kept)).args == kept.args
     replaced = _portable(Unpicklable(1, 2))
     assert isinstance(replaced, TransferError) and str(replaced) == "Unpicklable: 1+2"
+
+
+def test_a_copy_process_gets_no_stagegate_setting_and_keeps_the_aws_chain(monkeypatch):
+    from stagegate.settings import environment_without_settings
+
+    monkeypatch.setenv("STAGEGATE_PEER_SECRET", "a-peer-secret-of-sixteen+")
+    monkeypatch.setenv("STAGEGATE_DATABASE_URL", "postgresql://u:pw@db/ledger")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    env = environment_without_settings()
+    assert not [name for name in env if name.startswith("STAGEGATE_")]
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:9"
