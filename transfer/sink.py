@@ -260,6 +260,11 @@ class DatasetDir:
         # Each committing thread keeps the directory of its last file open (transfer.dir_cache).
         self._parents = LastDirectories()
 
+    @property
+    def clears_the_way(self) -> bool:
+        """Whether this directory was opened to clear what stands in a new file's way."""
+        return self._clear_the_way
+
     def _open_state(self) -> int:
         """Open (making it if missing) the state directory, after moving an older layout's
         ``DIR/.stagegate`` out to it, and insist it shares the dataset's filesystem."""

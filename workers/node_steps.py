@@ -55,6 +55,7 @@ from stagegate.transfer import (
     publish_batches,
     read_manifest,
 )
+from stagegate.transfer.copy_processes import SourceRecipe
 from stagegate.transfer.errors import SourceChangedError, UnsafeDestinationError
 from stagegate.transfer.label_sources import LabelFileAbove
 from stagegate.transfer.layout import state_dir_of
@@ -244,7 +245,12 @@ class NodeContext:
     def source_of(self, job: StagingJob) -> AbstractContextManager[Source]:
         """The staging's source, as its requester may read it (checked again here: the API's
         check is not proof, and this node may be configured more strictly)."""
-        return confined_source(
+        return self.source_recipe(job)()
+
+    def source_recipe(self, job: StagingJob) -> SourceRecipe:
+        """What opens :meth:`source_of` (the same confinement, checked again) in a copy process."""
+        return functools.partial(
+            confined_source,
             job.source,
             self.settings.source_rules,
             job.actor,
@@ -558,6 +564,7 @@ class NodeContext:
                 label_files=label_files,
                 label_gate=gate,
                 taken=taken.records,
+                source_recipe=self.source_recipe(job),
             )
 
     @_timed
