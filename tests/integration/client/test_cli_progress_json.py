@@ -48,6 +48,8 @@ def test_a_staging_streams_listing_and_progress_then_the_summary(tmp_path: Path)
     assert last["files_done"] == last["files_total"] == summary["files"] == 1500
     assert last["bytes_done"] == last["bytes_total"] == summary["bytes"] == sum(map(len, FILES.values()))
     assert summary["throughput_bytes_per_second"] > 0
+    assert last["rate_bytes_per_s"] == summary["throughput_bytes_per_second"], "the last line agrees"
+    assert sum(p["files_done"] == p["files_total"] for p in progress) == 1, "the last snapshot once"
     assert proc.stderr == "", "with --json nothing is drawn on stderr"
 
 
