@@ -116,6 +116,7 @@ def test_an_egress_streams_progress_then_the_summary(tmp_path: Path) -> None:
     assert got[-1]["event"] == "summary" and got[-1]["selected"] == ["checkpoint-200"]
     progress = [e for e in got if e["event"] == "progress"]
     assert progress and progress[-1]["bytes_done"] == progress[-1]["bytes_total"] == got[-1]["bytes"]
+    assert progress[-1]["rate_bytes_per_s"] == got[-1]["throughput_bytes_per_second"] > 0, "one rate"
 
 
 def test_a_denied_egress_is_a_json_error_and_exit_3(tmp_path: Path) -> None:
