@@ -143,6 +143,7 @@ class Cluster:
             wait_for(
                 f"worker {node}",
                 lambda log=log, node=node: f"{node}@" in log.read_text() and " ready." in log.read_text(),
+                timeout=120,  # a bound on a start, as for the API (over 30 s at load 40)
             )
 
     def kill_worker(self, node: str) -> None:
