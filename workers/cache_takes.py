@@ -12,6 +12,7 @@ fingerprint recorded. Anything else that changed still shows at its next check.
 """
 
 import logging
+import os
 import stat
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +41,13 @@ class _Checked:
     fingerprint: str
     before: Snapshot
     inodes: set[int] = field(default_factory=set)
+    _files: dict[str, os.stat_result] | None = None
+
+    def files(self) -> dict[str, os.stat_result]:
+        """Each entry's ``lstat`` as the fingerprint check saw it, by key."""
+        if self._files is None:
+            self._files = dict(self.before)
+        return self._files
 
 
 class SharedFiles:
@@ -66,6 +74,11 @@ class SharedFiles:
                 )
                 continue
             self.trusted[d.digest] = _Checked(d.digest, path, d.fingerprint, before, inodes_of(before))
+
+    def sealed_files(self, digests: Sequence[str]) -> dict[str, dict[str, os.stat_result]]:
+        """Of each of ``digests`` found as sealed, its files' ``lstat`` as the check saw them:
+        a file still so is the one its manifest's BLAKE3 was recorded for."""
+        return {d: self.trusted[d].files() for d in digests if d in self.trusted}
 
     def refresh(self) -> None:
         """Record the new fingerprint of every checked dataset holding a touched inode whose
@@ -188,14 +201,17 @@ def take_from_cache(
             # The plan read every own label where the source lists them; else ask (S3: a HEAD).
             labels = list(pool.map(lambda t: gate(t.obj, _own_label(source, t.obj)), takes))
         with shared([digest]) as guard, DatasetDir(destination) as dataset:
+            sealed = guard.sealed_files(sorted({t.cached.digest for t in takes if t.cached is not None}))
 
             def take_one(take: Take) -> TakenFile | None:
                 assert take.cached is not None
-                if take.cached.digest not in guard.trusted:
+                files = sealed.get(take.cached.digest)
+                if files is None:
                     return None  # altered since it was sealed: its files come from the source
                 if dataset.stat_file(key_parts(take.obj.key)) is not None:
                     return None  # an earlier run's: the batch's record says whether it counts
-                done = take_cached(dataset, take.obj, take.cached)
+                # A link of a file still as sealed is verified by the fingerprint just checked.
+                done = take_cached(dataset, take.obj, take.cached, sealed=files.get(take.cached.key))
                 if done is not None and done.method is TakeMethod.LINK:
                     guard.touched.add(done.inode)  # its link count, so its ctime, moved
                 return done
