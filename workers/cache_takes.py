@@ -14,7 +14,7 @@ fingerprint recorded. Anything else that changed still shows at its next check.
 import logging
 import os
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
@@ -160,6 +160,46 @@ class CacheTakes:
     methods: dict[str, int]
 
 
+def _cache_takes(
+    cached: CachedFiles,
+    node: str,
+    digest: str,
+    entries: Sequence[tuple[SourceObject, str | None]],
+    source_url: str,
+) -> list[Take]:
+    """The entries ((object, published checksum)) whose bytes a ready dataset on ``node`` other
+    than ``digest`` holds, each with the cached file a take would use."""
+    candidates = cached.matching(
+        node,
+        (obj.revision for obj, _ in entries if obj.revision is not None),
+        (checksum for _, checksum in entries if checksum is not None),
+        but=digest,
+    )
+    if not candidates:
+        return []
+    return [
+        t for t in choose_origins(entries, source_url, map(_copy_of, candidates)) if t.origin is Origin.CACHE
+    ]
+
+
+def held_on_node(
+    cached: CachedFiles,
+    node: str,
+    digest: str,
+    batches: Iterable[Sequence[tuple[SourceObject, str | None]]],
+    source_url: str,
+) -> dict[str, int]:
+    """Of a dataset to be written on ``node`` (its entries, a batch at a time), the bytes ready
+    datasets there already hold, by the dataset the copy step would take them from: what
+    admission need not find room for (:mod:`ledger.delta_accounting`)."""
+    held: dict[str, int] = {}
+    for entries in batches:
+        for take in _cache_takes(cached, node, digest, entries, source_url):
+            assert take.cached is not None
+            held[take.cached.digest] = held.get(take.cached.digest, 0) + take.obj.size
+    return held
+
+
 def _own_label(source: Source, obj: SourceObject) -> str | None:
     return obj.label if source.labels_listed else source.own_label(obj)
 
@@ -181,17 +221,7 @@ def take_from_cache(
     label is still put to ``label_gate`` first, as a copy would (read from the source where
     the plan did not list it: no byte is read); a refusal raises before anything is taken. ``shared`` opens a
     :class:`SharedFiles` (under the cache lock) excluding the given digests."""
-    candidates = cached.matching(
-        node,
-        (obj.revision for obj, _ in entries if obj.revision is not None),
-        (checksum for _, checksum in entries if checksum is not None),
-        but=digest,
-    )
-    if not candidates:
-        return CacheTakes([], 0, {})
-    takes = [
-        t for t in choose_origins(entries, source_url, map(_copy_of, candidates)) if t.origin is Origin.CACHE
-    ]
+    takes = _cache_takes(cached, node, digest, entries, source_url)
     if not takes:
         return CacheTakes([], 0, {})
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="stagegate-take") as pool:

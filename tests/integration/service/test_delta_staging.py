@@ -19,6 +19,7 @@ from moto.s3.responses import S3Response
 
 from integration.helpers import payload
 from integration.service.cluster import audit_actions, dump
+from stagegate.ledger.models import NodeDatasetRow
 from stagegate.ledger.usage import usage
 
 pytestmark = pytest.mark.integration
@@ -155,6 +156,29 @@ def test_v2_takes_the_files_v1_holds_and_reads_only_the_changed_ones(start_clust
     assert last["state"] == "ready", dump(last) + cluster.logs()
     assert dict(reads.count) == before, "v2's hit after v1's eviction is verified, nothing read again"
     assert "dataset.quarantined" not in audit_actions(cluster.ledger, last["id"])
+
+
+def test_on_a_full_node_v2_is_admitted_for_its_changed_files_and_v1_is_kept_to_take_from(
+    start_cluster, dataset, reads
+) -> None:
+    # Room for v1 and v2's 2 files of its own (88,000), not for v1 and v2 at full size (160,000).
+    cluster = start_cluster({"a": "90000"})
+    token = cluster.token("alice", "scientist")
+    v1_url, v2_url = dataset("ds/v1", V1), dataset("ds/v2", V2)
+    v2_prefix = v2_url.split("/", 3)[3]
+    first = stage(cluster, token, v1_url)
+    assert first["state"] == "ready", dump(first) + cluster.logs()
+    release(cluster, token, first)  # unpinned: evictable, as the least recently used
+
+    second = stage(cluster, token, v2_url)
+    assert second["state"] == "ready", dump(second) + cluster.logs()
+    assert path_of(first).exists(), "v1, which v2 takes from, was not evicted for it"
+    assert reads.of(v2_prefix) == dict.fromkeys(CHANGED, 1), (reads.of(v2_prefix), cluster.logs())
+    assert used(cluster, token) == (len(V1) + len(CHANGED)) * SIZE
+    # While v2 was written, v1 was held as if pinned; once v2 is ready it is not any more.
+    with cluster.ledger.read_session() as session:
+        rows = {r.digest: r for r in session.query(NodeDatasetRow).all()}
+    assert all(r.takes_from is None for r in rows.values())
 
 
 def test_a_tampered_cached_file_is_read_from_the_source_not_passed_on(start_cluster, dataset, reads) -> None:
