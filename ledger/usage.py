@@ -13,8 +13,9 @@ Definitions (``stagegate usage --help`` and ``GET /v1/usage`` say the same):
   ``policy.allowed`` event over the nodes it copied to itself (``details.copied``; events from
   before that key: the nodes not in ``details.cache_hits``), plus any node whose cache hit
   failed its check and was copied afresh (a ``dataset.quarantined`` event of the staging with
-  ``found_by: verify``), less the bytes of those nodes it linked from datasets already cached
-  there (delta staging: ``details.node_bytes_from_cache`` of ``stage.completed``) and those
+  ``found_by: verify``), less the bytes of those nodes it took from datasets already cached
+  there, by link, reflink or local copy (delta staging: ``details.node_bytes_from_cache`` of
+  ``stage.completed``) and those
   a node copied from a peer node that had read them (peer fan-out, ``details.copied_from``);
   embedded, the ``bytes`` of ``stage.completed``. Counted in the period of
   ``stage.completed``; ``stagings`` counts those events. Each byte read from the source
@@ -24,8 +25,9 @@ Definitions (``stagegate usage --help`` and ``GET /v1/usage`` say the same):
   not read from the source. Embedded stagings: 0.
 - **bytes_from_cache**: for the same stagings, the bytes of the other nodes (data a node
   already held, or another staging was writing, and that this staging reused without
-  reading the source) and the bytes it linked from the node's cache: nothing moved for them.
-  Embedded stagings: 0. A byte is counted in one of the three, never two.
+  reading the source) and the bytes it took from the node's cache (linked, reflinked or copied
+  from a dataset cached there): nothing moved for them. Embedded stagings: 0. A byte is
+  counted in one of the three, never two.
 - **bytes_egressed**: the ``bytes`` of each ``egress.completed`` event, in its period;
   ``egresses`` counts those events.
 - **nvme_gb_hours**: for each service staging and each of its nodes (cache hits included:
