@@ -41,12 +41,9 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from bench.peers import VENV_BIN
 from bench.s3server import BUCKET, CREDENTIALS, S3Server
 
 PG_ADMIN = os.environ.get("STAGEGATE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-S5CMD = VENV_BIN / "s5cmd"
-S5CMD_ABOVE = 1000  # datasets bigger than this go up through s5cmd when it is installed
 TERMINAL = ("ready", "failed", "denied", "released")
 # workers.plan_recheck's lines: re-verified (listed in N s) or not kept warm (took N s).
 RECHECK_LINE = re.compile(
@@ -214,11 +211,8 @@ def _until_terminal(http: httpx.Client, ids: list[str], timeout: float) -> dict[
     return states
 
 
-def _put_dataset(s3: Any, prefix: str, objects: int, size: int, server_url: str = "") -> str:
+def _put_dataset(s3: Any, prefix: str, objects: int, size: int) -> str:
     s3.put_object(Bucket=BUCKET, Key=f"{prefix}/.classification", Body=b"public\n")
-    if objects > S5CMD_ABOVE and server_url and S5CMD.exists():
-        _put_with_s5cmd(server_url, prefix, objects, size)
-        return f"s3://{BUCKET}/{prefix}"
 
     def put(i: int) -> None:
         s3.put_object(Bucket=BUCKET, Key=f"{prefix}/f/{i:07d}.bin", Body=os.urandom(size))
@@ -226,33 +220,6 @@ def _put_dataset(s3: Any, prefix: str, objects: int, size: int, server_url: str 
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(put, range(objects)))
     return f"s3://{BUCKET}/{prefix}"
-
-
-def _put_with_s5cmd(server_url: str, prefix: str, objects: int, size: int) -> None:
-    """Upload ``objects`` generated files with s5cmd (Go, many workers): boto3's 16 threads
-    spent as much CPU per PUT as moto did on these two cores (100,000 objects: 723 s)."""
-    with tempfile.TemporaryDirectory(prefix="sg-burst-tree-") as tmp:
-        tree = Path(tmp) / "f"
-        tree.mkdir()
-        for i in range(objects):
-            (tree / f"{i:07d}.bin").write_bytes(os.urandom(size))
-        env = {**os.environ, **CREDENTIALS}
-        subprocess.run(
-            [
-                str(S5CMD),
-                "--endpoint-url",
-                server_url,
-                "--log",
-                "error",
-                "--numworkers",
-                "64",
-                "cp",
-                f"{tree}/*",
-                f"s3://{BUCKET}/{prefix}/f/",
-            ],
-            env=env,
-            check=True,
-        )
 
 
 def run_variant(name: str, code: Path | None, args: argparse.Namespace, s3_url: str) -> dict[str, Any]:
@@ -394,7 +361,7 @@ def main(argv: list[str] | None = None) -> None:
         _put_dataset(s3, "burst-small", 20, 4096)
         if "big-hit" in args.scenarios:
             started = time.perf_counter()
-            _put_dataset(s3, "big", args.objects, 256, server.url)
+            _put_dataset(s3, "big", args.objects, 256)
             print(f"uploaded {args.objects} objects in {time.perf_counter() - started:.0f} s", flush=True)
         for round_ in range(args.rounds):
             order = variants if round_ % 2 == 0 else list(reversed(variants))
