@@ -17,6 +17,7 @@ this same engine (:mod:`transfer.copy_processes`); their records come back to th
 futures as a thread's would.
 """
 
+import errno
 import logging
 import os
 import threading
@@ -55,6 +56,8 @@ log = logging.getLogger(__name__)
 
 MiB = 1 << 20
 GiB = 1 << 30
+# What a copy inside the kernel fails with when it is the destination's fault, not the source's.
+DESTINATION_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,6 +405,50 @@ class CopyEngine:
                 self._limiter.consume(len(data))
             yield data
 
+    def _written_chunks(
+        self, obj: SourceObject, reader: ObjectReader, temp: TempObject
+    ) -> Iterator[bytes | memoryview]:
+        """``obj``'s bytes, a chunk at a time, each once it is in ``temp``. Where the reader can
+        copy inside the kernel into a local temporary file (a POSIX source into the dataset),
+        it does, and each chunk is read back from the destination's page cache to be hashed:
+        one copy of every byte instead of two through a Python buffer (measured in the README,
+        "Speed"), and the hash is of the bytes as written. Elsewhere: read, write, yield."""
+        copy_into = getattr(reader, "copy_into", None)
+        append_from = getattr(temp, "append_from", None)
+        if copy_into is not None and append_from is not None and temp.fd is not None:
+            offset = 0
+            buffer = self._buffer()
+            while True:
+                self._check_cancelled()
+                try:
+                    n = append_from(copy_into, len(buffer))
+                except OSError as exc:
+                    if exc.errno in DESTINATION_ERRNOS:
+                        raise  # a full disk or quota: copy_file's "cannot write it under"
+                    raise SourceReadError(f"{obj.key}: copy failed: {exc}") from exc
+                if n is None:
+                    break  # the kernel cannot copy here: the rest goes through the buffer
+                if n == 0:
+                    return
+                if self._limiter is not None:
+                    self._limiter.consume(n)
+                yield self._read_back(temp.fd, offset, buffer[:n])
+                offset += n
+        for data in self._chunks(obj, reader):
+            temp.write(data)
+            yield data
+
+    @staticmethod
+    def _read_back(fd: int, offset: int, view: memoryview) -> memoryview:
+        """Fill ``view`` from ``fd`` at ``offset``: what was just written there."""
+        got = 0
+        while got < len(view):
+            n = os.preadv(fd, [view[got:]], offset + got)
+            if n == 0:
+                raise TransferError(f"temporary file shorter than written ({offset + got})")
+            got += n
+        return view
+
     def _copy_whole(self, obj: SourceObject) -> CopiedFile:
         parts = key_parts(obj.key)
         temp: TempObject | None = None
@@ -415,9 +462,8 @@ class CopyEngine:
                 temp = self._writer.open_temp(parts, obj.size, self._part_size(obj))
                 published = reader.published
                 hashes = _Hashes(published, self._writer.read_back_algorithm)
-                for data in self._chunks(obj, reader):
+                for data in self._written_chunks(obj, reader, temp):
                     hashes.update(data)
-                    temp.write(data)
                     moved += len(data)
                     self._tracker.bytes_moved(len(data))
             finally:
