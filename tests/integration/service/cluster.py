@@ -109,7 +109,12 @@ class Cluster:
             stdout=self._log("api"),
             stderr=subprocess.STDOUT,
         )
-        wait_for("the API", lambda: httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200)
+        # Generous: on a loaded shared machine the API's imports alone took over 30 s (load 24).
+        wait_for(
+            "the API",
+            lambda: httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200,
+            timeout=120,
+        )
 
     def start_worker(
         self, node: str, capacity: str | None = None, env: dict[str, str] | None = None, metrics_port: int = 0
