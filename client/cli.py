@@ -61,7 +61,9 @@ def cli(verbose: int) -> None:
     at PostgreSQL instead.
 
     With a server (--server or STAGEGATE_URL, and a token in STAGEGATE_TOKEN), `stage --node`,
-    `status`, `release` and `nodes` talk to the stagegate service; `serve` and `worker` run
+    `status`, `release` and `nodes` talk to the stagegate service, and so do the read commands
+    `list`, `usage`, `audit query|export|verify|head|checkpoint` (--local reads the ledger
+    instead; those only the ledger answers refuse a server without it); `serve` and `worker` run
     its processes, `token create` issues its tokens, and `db upgrade` migrates its PostgreSQL
     ledger as the owner role and grants the role the service runs as.
     """
