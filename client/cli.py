@@ -130,11 +130,11 @@ def main() -> None:
         if as_json is not None:
             click.echo(as_json)
         sys.exit(EXIT_BAD_INPUT)
-    except click.Abort:
-        click.echo("stagegate: aborted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except KeyboardInterrupt:
-        click.echo("\nstagegate: interrupted; run the same command again to resume", err=True)
+    except click.Abort as exc:
+        # Outside standalone mode click turns Ctrl-C into Abort; the commands that can be resumed
+        # (stage, egress) catch it first and say how.
+        interrupted = isinstance(exc.__cause__, KeyboardInterrupt)
+        click.echo("stagegate: interrupted" if interrupted else "stagegate: aborted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except ServiceError as exc:
         code = service_exit_code(exc)
