@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from pydantic_core import PydanticCustomError
 
 from stagegate.ledger import AuditEvent, ChainVerdict, NodeView, Staging
+from stagegate.ledger.chain import format_head
 from stagegate.ledger.pins import Lease
 from stagegate.limits import MAX_FILTER_PATTERN_CHARS, MAX_FILTER_RULES
 from stagegate.owners import MAX_NAME, MAX_NAMESPACE, OwnerKind, OwnerRef
@@ -304,6 +305,13 @@ class VerifyOut(BaseModel):
     problem: str | None = Field(description="The first problem found, and where; null when ok.")
 
 
+class HeadOut(BaseModel):
+    head: str | None = Field(
+        description="SEQ:HASH of the newest event (as `stagegate audit head` prints it). Null for "
+        "an empty trail."
+    )
+
+
 class CheckpointOut(BaseModel):
     """A signed checkpoint of the audit trail (C2SP tlog-checkpoint in a signed note)."""
 
@@ -436,6 +444,14 @@ def audit_event_out(event: AuditEvent) -> AuditEventOut:
     return AuditEventOut.model_validate(event.to_json())
 
 
+def _head_text(head: tuple[int, str] | None) -> str | None:
+    return None if head is None else format_head(head)
+
+
+def head_out(head: tuple[int, str] | None) -> HeadOut:
+    return HeadOut(head=_head_text(head))
+
+
 def verify_out(verdict: ChainVerdict, head: tuple[int, str] | None) -> VerifyOut:
     problem = None
     if not verdict.intact:
@@ -447,6 +463,6 @@ def verify_out(verdict: ChainVerdict, head: tuple[int, str] | None) -> VerifyOut
     return VerifyOut(
         ok=verdict.intact,
         checked=verdict.checked,
-        head=None if head is None else f"{head[0]}:{head[1]}",
+        head=_head_text(head),
         problem=problem,
     )

@@ -4,19 +4,17 @@ import json
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from stagegate.client import context
 from stagegate.client.checkpoint_commands import checkpoint, key, prove, verify_checkpoints, verify_proof
 from stagegate.client.errors import EXIT_TAMPERED
+from stagegate.client.read_from import service_or_local, where_from
 from stagegate.ledger import AuditEvent, AuditTrail
+from stagegate.ledger.chain import format_head, parse_head
 from stagegate.ledger.export import write_events
-from stagegate.settings import load_settings
-
-if TYPE_CHECKING:
-    from stagegate.client.service_client import ServiceClient
 
 # What one request to the service returns at most (the API's cap on GET /v1/audit).
 SERVICE_EVENT_LIMIT = 10_000
@@ -38,34 +36,6 @@ class WhenParam(click.ParamType):  # type: ignore[type-arg]  # generic only in c
 
 
 WHEN = WhenParam()
-
-
-def where_from(f: Any) -> Any:
-    """``--server`` / ``--local``: the service's trail when a server is named (or $STAGEGATE_URL
-    is set), else the ledger this machine reaches; never the local one silently in its place."""
-    f = click.option(
-        "--local",
-        is_flag=True,
-        help="Read the ledger directly ($STAGEGATE_DATABASE_URL, else the SQLite file under "
-        "$STAGEGATE_HOME) even when a server is set.",
-    )(f)
-    return click.option(
-        "--server",
-        metavar="URL",
-        default=lambda: load_settings().url,
-        show_default=f"${context.SERVER_ENV}",
-        help="Ask the stagegate service (an auditor's or admin's token in $STAGEGATE_TOKEN).",
-    )(f)
-
-
-def service_or_local(server: str | None, local: bool) -> "ServiceClient | None":
-    """The service client to read from, or None for the local ledger."""
-    if local or not server:
-        return None
-    try:
-        return context.service(server)
-    except click.UsageError as exc:  # no token: say how to read the ledger instead
-        raise click.UsageError(f"{exc.message}; or pass --local to read the ledger directly") from None
 
 
 def filters(f: Any) -> Any:
@@ -153,13 +123,13 @@ def verify(
     local: bool,
 ) -> None:
     """Walk the whole chain; exit 0 if intact, 4 naming the first bad row if not. With a server,
-    the service walks its own ledger and says what it found; --head and --checkpoint are checked
-    against the ledger itself (--local, where the database is reachable)."""
+    the service walks its own ledger (and checks --head) and says what it found; --checkpoint is
+    checked against the ledger itself (--local, where the database is reachable)."""
     client = service_or_local(server, local)
-    if client is not None and (anchor or checkpoint_files):
+    if client is not None and checkpoint_files:
         raise click.UsageError(
-            "--head and --checkpoint are checked against the ledger itself: run with --local where "
-            "the database is reachable ($STAGEGATE_DATABASE_URL)"
+            "--checkpoint is checked against the ledger itself: run with --local where the database "
+            "is reachable ($STAGEGATE_DATABASE_URL)"
         )
     if checkpoint_files:
         verify_checkpoints(checkpoint_files, key_values)
@@ -167,10 +137,10 @@ def verify(
             return
     elif key_values:
         raise click.UsageError("--public-key checks a --checkpoint: give one")
-    expected = _parse_head(anchor) if anchor else None
+    expected = parse_head(anchor) if anchor else None
     if client is not None:
         with client:
-            answer = client.verify_audit()
+            answer = client.verify_audit(expected)
         if answer["ok"]:
             click.echo(f"intact: {answer.get('checked')} events (walked by the service at {client.base_url})")
             return
@@ -191,13 +161,6 @@ def verify(
     raise click.exceptions.Exit(EXIT_TAMPERED)
 
 
-def _parse_head(text: str) -> tuple[int, str]:
-    seq, _, digest = text.partition(":")
-    if not seq.isdigit() or len(digest) != 64:
-        raise click.BadParameter(f"expected SEQ:HASH as `stagegate audit head` prints it, not {text!r}")
-    return int(seq), digest
-
-
 @audit.command()
 @filters
 @where_from
@@ -208,11 +171,19 @@ def export(fmt: str, server: str | None, local: bool, **where: Any) -> None:
 
 
 @audit.command()
-def head() -> None:
-    """Print SEQ:HASH of the newest event, to anchor the chain outside the database."""
-    with context.ledger() as ledger:
-        newest = AuditTrail(ledger).head()
-    click.echo("0:" + "0" * 64 if newest is None else f"{newest[0]}:{newest[1]}")
+@where_from
+def head(server: str | None, local: bool) -> None:
+    """Print SEQ:HASH of the newest event, to anchor the chain outside the database: the
+    service's when a server is set, else the local ledger's. Check it later with
+    `stagegate audit verify --head SEQ:HASH`."""
+    client = service_or_local(server, local)
+    if client is not None:
+        with client:
+            newest = client.audit_head()
+    else:
+        with context.ledger() as ledger:
+            newest = AuditTrail(ledger).head()
+    click.echo(format_head(newest))
 
 
 audit.add_command(checkpoint)

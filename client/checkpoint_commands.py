@@ -9,6 +9,7 @@ import click
 
 from stagegate.client import context
 from stagegate.client.errors import EXIT_TAMPERED
+from stagegate.client.read_from import ledger_here, service_or_local, where_from
 from stagegate.errors import InvalidInputError
 from stagegate.ledger.checkpoint_note import open_checkpoint, split_notes
 from stagegate.ledger.checkpoints import Checkpoints
@@ -45,10 +46,27 @@ def _tampered(lines: list[str]) -> click.exceptions.Exit:
 
 
 @click.command()
-@click.option("--new", "make", is_flag=True, help="Sign a checkpoint of the trail as it is now.")
-def checkpoint(make: bool) -> None:
-    """Print the latest signed checkpoint (a signed note); keep it where the database's owner
-    cannot reach, and check the trail against it later with `audit verify --checkpoint`."""
+@click.option(
+    "--new", "make", is_flag=True, help="Sign a checkpoint of the trail as it is now (the ledger's, --local)."
+)
+@where_from
+def checkpoint(make: bool, server: str | None, local: bool) -> None:
+    """Print the latest signed checkpoint (a signed note): the service's when a server is set,
+    else the local ledger's. Keep it where the database's owner cannot reach, and check the
+    trail against it later with `audit verify --checkpoint`."""
+    client = service_or_local(server, local)
+    if client is not None:
+        if make:
+            raise click.UsageError(
+                "the service signs its own checkpoints; --new signs with the key of the ledger this "
+                "machine reaches: pass --local"
+            )
+        with client:
+            note = client.latest_checkpoint_note()
+        if note is None:
+            raise InvalidInputError(f"the service at {client.base_url} has signed no checkpoint yet")
+        click.echo(note, nl=False)
+        return
     with context.ledger(sign_when_due=False) as ledger:
         checkpoints = Checkpoints.from_settings(ledger)
         latest = checkpoints.sign() if make else checkpoints.latest()
@@ -107,9 +125,12 @@ def verify_checkpoints(files: tuple[str, ...], key_values: tuple[str, ...]) -> N
 @click.option(
     "--out", "out", type=click.Path(dir_okay=False), default=None, help="Write here, not to stdout."
 )
-def prove(seq: int, out: str | None) -> None:
+@where_from
+def prove(seq: int, out: str | None, server: str | None, local: bool) -> None:
     """Write event SEQ with its inclusion proof and the latest checkpoint, for
-    `stagegate audit verify-proof` to check with no database."""
+    `stagegate audit verify-proof` to check with no database. Reads the ledger itself: with a
+    server set, pass --local where the database is reachable."""
+    ledger_here(server, local, "audit prove")
     with context.ledger(sign_when_due=False) as ledger:
         checkpoints = Checkpoints.from_settings(ledger)
         bundle = checkpoints.inclusion(seq)
@@ -163,11 +184,16 @@ def verify_proof(proof_file: str, key_values: tuple[str, ...]) -> None:
     default=None,
     help="Make a new signing key in this file (mode 0600; never overwritten) and print its public key.",
 )
-def key(new_file: str | None) -> None:
+@where_from
+def key(new_file: str | None, server: str | None, local: bool) -> None:
     """Print the public keys auditors check checkpoints with: the signing key's, then every key
-    that signed a checkpoint in this ledger (a rotated key stays listed)."""
+    that signed a checkpoint in this ledger (a rotated key stays listed). Reads the ledger
+    itself: with a server set, pass --local where the database is reachable (`audit checkpoint`
+    shows the service's latest note, which names its key)."""
     settings = load_settings()
-    if new_file is not None:
+    if new_file is None:
+        ledger_here(server, local, "audit key")
+    else:
         made = SignerKey.generate(settings.checkpoint_origin)
         fd = os.open(new_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:

@@ -61,7 +61,9 @@ def cli(verbose: int) -> None:
     at PostgreSQL instead.
 
     With a server (--server or STAGEGATE_URL, and a token in STAGEGATE_TOKEN), `stage --node`,
-    `status`, `release` and `nodes` talk to the stagegate service; `serve` and `worker` run
+    `status`, `release` and `nodes` talk to the stagegate service, and so do the read commands
+    `list`, `usage`, `audit query|export|verify|head|checkpoint` (--local reads the ledger
+    instead; those only the ledger answers refuse a server without it); `serve` and `worker` run
     its processes, `token create` issues its tokens, and `db upgrade` migrates its PostgreSQL
     ledger as the owner role and grants the role the service runs as.
     """
@@ -128,11 +130,11 @@ def main() -> None:
         if as_json is not None:
             click.echo(as_json)
         sys.exit(EXIT_BAD_INPUT)
-    except click.Abort:
-        click.echo("stagegate: aborted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except KeyboardInterrupt:
-        click.echo("\nstagegate: interrupted; run the same command again to resume", err=True)
+    except click.Abort as exc:
+        # Outside standalone mode click turns Ctrl-C into Abort; the commands that can be resumed
+        # (stage, egress) catch it first and say how.
+        interrupted = isinstance(exc.__cause__, KeyboardInterrupt)
+        click.echo("stagegate: interrupted" if interrupted else "stagegate: aborted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except ServiceError as exc:
         code = service_exit_code(exc)

@@ -17,10 +17,10 @@ from pathlib import Path
 import click
 
 from stagegate.client import context
-from stagegate.client.audit_commands import where_from
 from stagegate.client.errors import errors_as_json
 from stagegate.client.progress_bar import ProgressBar
 from stagegate.client.progress_output import summary_line
+from stagegate.client.read_from import where_from
 from stagegate.client.service_render import table
 from stagegate.client.stage_command import policy_option
 from stagegate.policies import Decision

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, cast
 import click
 
 from stagegate.client import context
-from stagegate.client.errors import EXIT_DENIED, EXIT_FAILED, EXIT_OK, errors_as_json
+from stagegate.client.errors import EXIT_DENIED, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, errors_as_json
 from stagegate.client.filter_options import filter_options
 from stagegate.client.progress_output import choose_output, summary_line
 from stagegate.client.service_commands import server_option
@@ -29,6 +29,12 @@ if TYPE_CHECKING:  # imported when the command runs: boto3 would add ~0.3 s to e
     from stagegate.workers.egress import EgressOutcome, EgressPreview
 
 POLL_S = 0.5
+# What Ctrl-C prints: a rerun keeps what is verified at the destination (README "Interrupted and
+# run again"), and nothing unselected was deleted, since deletion waits for the verified copy.
+EGRESS_INTERRUPTED = (
+    "\nstagegate: interrupted; nothing unselected was deleted, and every file already verified at the "
+    "destination is kept: run the same command again to resume (it sends only the rest)"
+)
 
 
 @click.command(
@@ -184,11 +190,15 @@ def egress(
     shown = choose_output(as_json, progress, quiet)
     started = time.monotonic()
     try:
-        outcome = egress_here(request, options, policy_path, on_progress=shown)
-    except BaseException:
-        if shown is not None:
-            shown.finish()
-        raise
+        try:
+            outcome = egress_here(request, options, policy_path, on_progress=shown)
+        except BaseException:
+            if shown is not None:
+                shown.finish()
+            raise
+    except KeyboardInterrupt:
+        click.echo(EGRESS_INTERRUPTED, err=True)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
     seconds = time.monotonic() - started
     if shown is not None:  # the last line shows the summary's rate
         shown.finish(rate=_rate(outcome, seconds))

@@ -21,7 +21,8 @@ def filter_options(command: F) -> F:
         "exclude",
         multiple=True,
         metavar="PATTERN",
-        help=f"Leave out the keys this matches (repeatable; tried after every --include): {_RULES}.",
+        help=f"Leave out the keys this matches (repeatable): {_RULES}. Not beside --include, where it "
+        "would change nothing (rclone tries every include first): refused.",
     )(command)
     return click.option(
         "--include",

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import click
 
 from stagegate.client import context
-from stagegate.client.audit_commands import service_or_local, where_from
+from stagegate.client.read_from import service_or_local, where_from
 from stagegate.client.service_models import Staging
 from stagegate.client.service_render import format_age, table
 from stagegate.durations import format_duration_short
@@ -80,8 +80,7 @@ def list_stagings(state: str | None, limit: int, as_json: bool, server: str | No
     from stagegate.ledger import Jobs
 
     with context.ledger(sign_when_due=False) as ledger:
-        jobs = Jobs(ledger).embedded_stagings(context.local_requester().actor, limit)
-    jobs = [j for j in jobs if state is None or j.state == state]
+        jobs = Jobs(ledger).embedded_stagings(context.local_requester().actor, limit, state)
     if as_json:
         click.echo(
             json.dumps(

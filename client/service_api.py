@@ -1,6 +1,6 @@
 """The service half of the Python API: :class:`Client`, what ``stagegate stage --node``,
 ``status``, ``release``, ``renew``, ``list``, ``nodes``, ``egress --node``, ``usage`` and
-``audit`` do against the service, as methods.
+``audit query|verify|head`` do against the service, as methods.
 
 It is the CLI's own :class:`~stagegate.client.service_client.ServiceClient` underneath (one
 HTTP client, one error mapping), plus what the commands add on top: the server and token from
@@ -25,6 +25,7 @@ from stagegate.client.service_models import Node, Staging
 from stagegate.client.service_render import bar_progress, verdict
 from stagegate.errors import InvalidInputError
 from stagegate.ledger import AuditEvent
+from stagegate.ledger.chain import format_head, parse_head
 from stagegate.ledger.usage import UsageRow
 from stagegate.owners import OwnerRef
 from stagegate.progress import ProgressCallback
@@ -252,9 +253,18 @@ class Client(ClosedOnExit):
         ``until`` and ``limit``, oldest first."""
         return self.service.audit(**filters)
 
-    def verify_audit(self) -> dict[str, Any]:
-        """The service's walk of the whole audit chain: ``{"ok", "checked", "head", "problem"}``."""
-        return self.service.verify_audit()
+    def audit_head(self) -> str:
+        """The newest event's ``SEQ:HASH`` on the service (auditor or admin), as ``stagegate audit
+        head`` prints it: keep it where the database's owner cannot edit it, and pass it to
+        :meth:`verify_audit` later."""
+        return format_head(self.service.audit_head())
+
+    def verify_audit(self, head: str | None = None) -> dict[str, Any]:
+        """The service's walk of the whole audit chain: ``{"ok", "checked", "head", "problem"}``
+        (``stagegate audit verify``); with ``head`` (a :meth:`audit_head` kept earlier) events cut
+        off the end are caught too. A ``head`` that is not ``SEQ:HASH`` raises
+        :class:`stagegate.errors.InvalidInputError`."""
+        return self.service.verify_audit(None if head is None else parse_head(head))
 
     # Last: a method named ``list`` would shadow the type in the annotations after it.
     def list(self, state: str | None = None, limit: int | None = None) -> list[Staging]:

@@ -37,6 +37,7 @@ from stagegate.client.errors import (
 from stagegate.client.service_models import Node, Staging, audit_event, token_info, usage_row
 from stagegate.errors import InvalidInputError, NotFoundError
 from stagegate.ledger import AuditEvent
+from stagegate.ledger.chain import format_head, parse_head
 from stagegate.ledger.tokens import TokenInfo
 from stagegate.ledger.usage import UsageRow
 from stagegate.owners import OwnerRef
@@ -321,9 +322,37 @@ class ServiceClient(ClosedOnExit):
         rows = _list_field(self._request("GET", "/v1/usage", params=params), "rows")
         return [usage_row(row, f"rows[{i}]") for i, row in enumerate(rows)]
 
-    def verify_audit(self) -> dict[str, Any]:
-        """The server's walk of the whole audit chain: ``{"ok", "checked", "head", "problem"}``."""
-        data = self._request("GET", "/v1/audit/verify")
+    def audit_head(self) -> tuple[int, str] | None:
+        """The newest event's (seq, hash) on the server (auditor or admin); None for an empty trail."""
+        data = self._request("GET", "/v1/audit/head")
+        if not isinstance(data, dict) or "head" not in data:
+            raise ServiceProtocolError("unexpected answer from the server: no 'head' in its answer")
+        head = data["head"]
+        if head is None:
+            return None
+        try:
+            return parse_head(str(head))
+        except InvalidInputError:
+            raise ServiceProtocolError(f"unexpected answer from the server: a head {head!r}") from None
+
+    def latest_checkpoint_note(self) -> str | None:
+        """The newest signed checkpoint of the server's trail, as its signed note (auditor or
+        admin); None before the first. Check it with a key you hold (``audit verify --checkpoint``)."""
+        data = self._request("GET", "/v1/audit/checkpoint")
+        if not isinstance(data, dict) or "checkpoint" not in data:
+            raise ServiceProtocolError("unexpected answer from the server: no 'checkpoint' in its answer")
+        latest = data["checkpoint"]
+        if latest is None:
+            return None
+        if not isinstance(latest, dict) or not isinstance(latest.get("note"), str):
+            raise ServiceProtocolError("unexpected answer from the server: a checkpoint without its note")
+        return str(latest["note"])
+
+    def verify_audit(self, expected_head: tuple[int, str] | None = None) -> dict[str, Any]:
+        """The server's walk of the whole audit chain: ``{"ok", "checked", "head", "problem"}``;
+        with ``expected_head`` (a head kept earlier) events cut off the end are caught too."""
+        params = None if expected_head is None else {"head": format_head(expected_head)}
+        data = self._request("GET", "/v1/audit/verify", params=params)
         if not isinstance(data, dict) or not isinstance(data.get("ok"), bool):
             raise ServiceProtocolError("unexpected answer from the server: no 'ok' in the audit verdict")
         return data

@@ -362,7 +362,7 @@ def stage(
                 shown.finish()
             raise
     except KeyboardInterrupt:
-        click.echo(resume_hint(source, destination), err=True)
+        click.echo(resume_hint(request, policy_path), err=True)
         raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
     if shown is not None:  # the last line shows the summary's rate, not the bar's window
         shown.finish(rate=throughput(result.bytes_copied, result.seconds))
@@ -372,12 +372,26 @@ def stage(
         _print_summary(result)
 
 
-def resume_hint(source: str, destination: Path) -> str:
-    """What Ctrl-C prints: the staging is resumable, and how."""
-    again = f"stagegate stage {shlex.quote(source)} --to {shlex.quote(str(destination))}"
+def resume_command(request: StagingRequest, policy_path: Path | None = None) -> str:
+    """The ``stagegate stage`` command that resumes ``request``: every option that decides which
+    dataset it is and where (source, DIR, filters, --sync/--replace, job, policy); the tuning
+    options change no file, so they may differ."""
+    words = ["stagegate", "stage", request.source, "--to", str(request.destination)]
+    words += [w for pattern in request.include for w in ("--include", pattern)]
+    words += [w for pattern in request.exclude for w in ("--exclude", pattern)]
+    words += ["--replace"] * request.replace + ["--sync"] * request.sync
+    if request.job_ref is not None:
+        words += ["--job", request.job_ref]
+    if policy_path is not None:
+        words += ["--policy", str(policy_path)]
+    return shlex.join(words)
+
+
+def resume_hint(request: StagingRequest, policy_path: Path | None = None) -> str:
+    """What Ctrl-C prints: the staging is resumable, and the command that resumes it."""
     return (
-        "\nstagegate: interrupted; every file verified so far is kept. To resume, run the same "
-        f"command again:\n  {again}  (with the same options)"
+        "\nstagegate: interrupted; every file verified so far is kept (only the files in flight "
+        f"are copied again). To resume, run:\n  {resume_command(request, policy_path)}"
     )
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import click
 
 from stagegate.client import context
-from stagegate.client.audit_commands import service_or_local, where_from
+from stagegate.client.read_from import service_or_local, where_from
 from stagegate.client.service_render import format_age, table
 from stagegate.ledger.tokens import TokenInfo
 

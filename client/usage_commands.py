@@ -11,7 +11,8 @@ from typing import cast
 import click
 
 from stagegate.client import context
-from stagegate.client.audit_commands import WHEN, service_or_local, where_from
+from stagegate.client.audit_commands import WHEN
+from stagegate.client.read_from import service_or_local, where_from
 from stagegate.ledger.usage import By, Period, UsageRow, usage
 from stagegate.sizes import format_bytes
 

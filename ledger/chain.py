@@ -11,6 +11,8 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from stagegate.errors import InvalidInputError
+
 GENESIS_HASH = "0" * 64
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -39,3 +41,17 @@ def leaf_bytes(fields: Mapping[str, object]) -> bytes:
     """What an event is as a leaf of the Merkle tree (``ledger.merkle``): the very bytes its
     chain hash covers after prev_hash, so an exported JSONL line minus "hash" is the leaf."""
     return canonical_json(fields).encode("utf-8")
+
+
+def format_head(head: tuple[int, str] | None) -> str:
+    """A chain head as ``stagegate audit head`` prints it, ``SEQ:HASH``; an empty trail's is
+    ``0:`` and the genesis hash."""
+    return f"0:{GENESIS_HASH}" if head is None else f"{head[0]}:{head[1]}"
+
+
+def parse_head(text: str) -> tuple[int, str]:
+    """``SEQ:HASH`` as :func:`format_head` writes it; anything else is bad input, quoted."""
+    seq, _, digest = text.strip().partition(":")
+    if not seq.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise InvalidInputError(f"expected SEQ:HASH as `stagegate audit head` prints it, not {text!r}")
+    return int(seq), digest

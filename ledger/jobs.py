@@ -131,15 +131,14 @@ class Jobs:
             )
             return [_to_job(row) for row in rows]
 
-    def embedded_stagings(self, actor: str, limit: int = 100) -> list[Job]:
-        """``actor``'s stagings run in this process (``stage --to``), newest first."""
+    def embedded_stagings(self, actor: str, limit: int = 100, state: str | None = None) -> list[Job]:
+        """``actor``'s stagings run in this process (``stage --to``), newest first; only those
+        in ``state`` if given (chosen before the limit, so the limit counts only those)."""
+        query = select(JobRow).where(JobRow.kind == "stage", JobRow.mode.is_(None), JobRow.actor == actor)
+        if state is not None:
+            query = query.where(JobRow.state == state)
         with self._ledger.read_session() as session, session.begin():
-            rows = session.scalars(
-                select(JobRow)
-                .where(JobRow.kind == "stage", JobRow.mode.is_(None), JobRow.actor == actor)
-                .order_by(JobRow.created_at.desc())
-                .limit(limit)
-            )
+            rows = session.scalars(query.order_by(JobRow.created_at.desc()).limit(limit))
             return [_to_job(row) for row in rows]
 
     def update(

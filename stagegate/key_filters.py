@@ -14,7 +14,9 @@ The rules, as rclone's ``fs/filter`` applies them to files:
   ``afile.jpg``);
 - every include is tried first, in the order given, then every exclude; the first rule that
   matches decides; if any include was given, a key no rule matched is excluded (rclone's
-  implied ``- **``), else it is included;
+  implied ``- **``), else it is included. So beside an include an exclude changes nothing:
+  :meth:`KeyFilter.of` refuses the mix (rclone runs it, logging an error that the order is
+  indeterminate), rather than stage files the user meant to leave out;
 - an exclude ending in ``/`` excludes that directory's whole content (``dir/`` is ``dir/**``).
 
 Refused, with an error naming the pattern, where rclone's meaning cannot be kept or the
@@ -57,6 +59,19 @@ _ESCAPED_IN_CLASS = set("[&~|")
 
 def _bad(pattern: str, why: str) -> InvalidInputError:
     return InvalidInputError(f"bad filter pattern {pattern!r}: {why}")
+
+
+def _dead_excludes(rules: "KeyFilter") -> InvalidInputError:
+    # With an include, rclone tries every include first and leaves out whatever none matches, so
+    # an exclude can only leave out what is left out anyway: `--include '/val/**' --exclude
+    # '*.tmp'` takes val/x.tmp (rclone copies it too, logging that the order is indeterminate).
+    # Refused rather than staging files the user asked to leave out.
+    return InvalidInputError(
+        f"--exclude {rules.exclude[0]!r} would change nothing beside --include {rules.include[0]!r}: "
+        "rclone's rules try every include first and leave out what none matches, so a file an "
+        "include takes is taken whatever the excludes say. Narrow the includes instead (e.g. "
+        "'/val/**/*.jpg'), or leave them out and list only excludes"
+    )
 
 
 def _class(pattern: str, i: int, out: list[str]) -> int:
@@ -177,7 +192,10 @@ class KeyFilter:
         for what, given in (("include", include), ("exclude", exclude)):
             if isinstance(given, str):
                 raise InvalidInputError(f"{what} must be a list of patterns, not the string {given!r}")
-        return cls(tuple(include), tuple(exclude))
+        made = cls(tuple(include), tuple(exclude))
+        if made.include and made.exclude:
+            raise _dead_excludes(made)
+        return made
 
     def __post_init__(self) -> None:
         if len(self.include) + len(self.exclude) > MAX_FILTER_RULES:

@@ -227,14 +227,18 @@ class CopyEngine:
         return self.submit_all([(obj, prior)])[0]
 
     def submit_all(
-        self, pairs: Iterable[tuple[SourceObject, CopiedFile | None]]
+        self,
+        pairs: Iterable[tuple[SourceObject, CopiedFile | None]],
+        into: "list[Future[CopiedFile]] | None" = None,
     ) -> "list[Future[CopiedFile]]":
         """:meth:`submit` every pair. The big objects among them count as in flight before
-        the first starts, so each is split by the same share of the part threads."""
+        the first starts, so each is split by the same share of the part threads. Each future
+        is appended to ``into`` (returned) as it is submitted: an interrupt while submitting
+        (starting a thousand copies takes a while) leaves the caller every copy already started."""
         todo = [(obj, prior if self._kept(obj, prior) else None) for obj, prior in pairs]
         with self._ranged_lock:
             self._ranged_in_flight += sum(1 for obj, kept in todo if kept is None and self._ranged(obj))
-        futures: list[Future[CopiedFile]] = []
+        futures: list[Future[CopiedFile]] = [] if into is None else into
         for_children: list[tuple[SourceObject, Future[CopiedFile]]] = []
         for obj, kept in todo:
             if kept is not None:

@@ -165,7 +165,7 @@ class BatchCopy:
         self.to_copy = 0  # files no earlier record vouches for
         self.futures: list[Future[CopiedFile]] = []
         self._pairs: list[tuple[SourceObject, CopiedFile | None]] = []
-        self._recorded: list[bool] = []
+        self._recorded: set[int] = set()  # indexes in futures of the files in the record
         self._writer: BatchRecordWriter | None = None
         self._started = 0.0
         self._path = real_directory(dataset.state_path / BATCHES_DIR) / record_name(index)
@@ -193,8 +193,9 @@ class BatchCopy:
             check_label_files(source, label_files, label_file_name, directories)
         kept = [prior for _, prior in self._pairs if prior is not None]
         self._writer = BatchRecordWriter(self._path, self.index, kept)
-        self.futures = engine.submit_all(self._pairs)
-        self._recorded = [False] * len(self.futures)
+        # Filled as the copies start, so a Ctrl-C while they are being started still finds, and
+        # records, the files that finished (it used to find none and lose them all).
+        engine.submit_all(self._pairs, into=self.futures)
 
     def pending(self) -> "list[Future[CopiedFile]]":
         return [f for f in self.futures if not f.done()]
@@ -203,8 +204,8 @@ class BatchCopy:
         return any(_failed(f) for f in self.futures)
 
     def _finished_unrecorded(self) -> Iterator[int]:
-        for i, future in enumerate(self.futures):
-            if not self._recorded[i] and future.done() and not _failed(future) and not future.cancelled():
+        for i, future in enumerate(list(self.futures)):
+            if i not in self._recorded and future.done() and not _failed(future) and not future.cancelled():
                 yield i
 
     def has_unrecorded(self) -> bool:
@@ -217,7 +218,7 @@ class BatchCopy:
             return
         group = []
         for i in list(self._finished_unrecorded()):
-            self._recorded[i] = True
+            self._recorded.add(i)
             record = self.futures[i].result()
             if record is not self._pairs[i][1]:  # a file kept is in the record since start()
                 group.append(record)

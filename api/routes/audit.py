@@ -10,13 +10,15 @@ from stagegate.api.schemas import (
     AuditEventList,
     CheckpointOut,
     ErrorOut,
+    HeadOut,
     LatestCheckpointOut,
     VerifyOut,
     audit_event_out,
+    head_out,
     verify_out,
 )
 from stagegate.api.services import ServicesDep
-from stagegate.ledger.chain import format_time
+from stagegate.ledger.chain import format_time, parse_head
 from stagegate.ledger.log_check import check_latest
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -46,11 +48,33 @@ def query_events(
     return AuditEventList(events=[audit_event_out(e) for e in events])
 
 
-@router.get("/verify", summary="Verify the audit chain", responses=_ERRORS)
-def verify_chain(_who: Auditor, services: ServicesDep) -> VerifyOut:
+@router.get("/head", summary="The newest event's SEQ:HASH", responses=_ERRORS)
+def chain_head(_who: Auditor, services: ServicesDep) -> HeadOut:
+    """What `stagegate audit head` prints: keep it where the database's owner cannot edit it,
+    and check later walks against it (`/v1/audit/verify?head=SEQ:HASH`)."""
+    return head_out(services.audit.head())
+
+
+@router.get(
+    "/verify",
+    summary="Verify the audit chain",
+    responses={**_ERRORS, 400: {"model": ErrorOut, "description": "A head that is not SEQ:HASH."}},
+)
+def verify_chain(
+    _who: Auditor,
+    services: ServicesDep,
+    head: Annotated[
+        str | None,
+        Query(
+            max_length=100,
+            description="A head exported earlier (SEQ:HASH): also catch events cut off the end.",
+        ),
+    ] = None,
+) -> VerifyOut:
     """Walk the whole hash chain and report the first altered, missing or relinked event."""
-    head = services.audit.head()  # read first: the walk then covers at least up to it
-    return verify_out(services.audit.verify(), head)
+    expected = None if head is None else parse_head(head)
+    newest = services.audit.head()  # read first: the walk then covers at least up to it
+    return verify_out(services.audit.verify(expected_head=expected), newest)
 
 
 @router.get("/checkpoint", summary="The latest signed checkpoint", responses=_ERRORS)

@@ -103,6 +103,23 @@ def test_audit_verify(world: World) -> None:
     assert verdict["problem"].startswith("altered row at seq 2")
 
 
+def test_audit_head_and_verify_against_a_kept_head(world: World) -> None:
+    assert world.get("auditor", "/v1/audit/head").json() == {"head": None}
+    for _ in range(2):
+        world.post("scientist")
+    last = world.get("auditor", "/v1/audit").json()["events"][-1]
+    head = world.get("auditor", "/v1/audit/head").json()["head"]
+    assert head == f"2:{last['hash']}"
+
+    assert world.get("auditor", "/v1/audit/verify", head=head).json()["ok"] is True
+    forged = world.get("auditor", "/v1/audit/verify", head=f"2:{'0' * 64}").json()
+    assert forged["ok"] is False and forged["problem"].startswith("head mismatch")
+    cut = world.get("auditor", "/v1/audit/verify", head=f"9:{last['hash']}").json()
+    assert cut["ok"] is False and cut["problem"].startswith("missing row")
+    refused = world.get("auditor", "/v1/audit/verify", head="2:not-a-hash")
+    assert refused.status_code == 400 and "SEQ:HASH" in refused.json()["detail"]
+
+
 # -- probes --------------------------------------------------------------------------------
 
 

@@ -30,9 +30,17 @@ def test_include_and_exclude_stage_exactly_the_subset(tmp_path: Path) -> None:
     src = write_tree(tmp_path / "src", {**TREE, ".classification": b"public\n"})
     dest = tmp_path / "val-only"
 
-    summary = stage_json(str(src), "--to", str(dest), "--include", "/val/**", "--exclude", "*.tmp")
+    # Includes are tried first (as in rclone), so beside one an exclude would change nothing:
+    # *.tmp under val/ would still be taken. The mix is refused, naming both, and nothing moves.
+    mixed = run(
+        "stage", str(src), "--to", str(dest), "--include", "/val/**", "--exclude", "*.tmp", "--no-progress"
+    )
+    assert mixed.returncode == 2, mixed.stderr
+    assert "--exclude '*.tmp' would change nothing beside --include '/val/**'" in mixed.stderr
+    assert not dest.exists()
+    assert audit("--action", "stage.requested") == []
 
-    # Includes are tried first (as in rclone), so *.tmp under val/ is still taken.
+    summary = stage_json(str(src), "--to", str(dest), "--include", "/val/**")
     expected = {k: v for k, v in TREE.items() if k.startswith("val/")}
     assert_staged(dest, expected)
     assert summary["files"] == len(expected)

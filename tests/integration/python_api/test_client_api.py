@@ -13,6 +13,7 @@ import pytest
 import stagegate
 from integration.helpers import payload
 from integration.service.cluster import iter_files
+from stagegate.ledger import AuditTrail
 
 pytestmark = pytest.mark.integration
 
@@ -117,6 +118,12 @@ def test_an_auditor_may_read_but_not_release(start_cluster: Any, dataset: Any) -
     with stagegate.Client(cluster.api_url, cluster.token("audrey", "auditor")) as auditor:
         assert "stage.completed" in [e.action for e in auditor.audit(job=staging.id)]
         assert auditor.verify_audit()["ok"] is True
+        head = auditor.audit_head()
+        assert head == "{}:{}".format(*AuditTrail(cluster.ledger).head())
+        assert auditor.verify_audit(head=head)["ok"] is True
+        assert auditor.verify_audit(head=head.split(":")[0] + ":" + "e" * 64)["ok"] is False
+        with pytest.raises(stagegate.InvalidInputError, match="SEQ:HASH"):
+            auditor.verify_audit(head="latest")
         assert [row.key for row in auditor.usage(by="user", period="all")] == ["olga"]
         with pytest.raises(stagegate.PermissionDeniedError):
             auditor.release(staging.id)
@@ -185,8 +192,11 @@ def test_stage_a_subset_on_the_service(start_cluster: Any, dataset: Any) -> None
     }
     source = dataset("subset", data)
     with stagegate.Client(cluster.api_url, cluster.token("ivy", "scientist"), poll=0.2) as service:
-        # rclone's order: every include rule is tried before any exclude, first match wins.
-        staging = service.stage(source, nodes=["a"], include=["/keep/*.bin"], exclude=["*.log"])
+        # rclone's order: every include rule is tried before any exclude, first match wins, so
+        # beside an include an exclude would change nothing: refused before the request is sent.
+        with pytest.raises(stagegate.InvalidInputError, match="would change nothing"):
+            service.stage(source, nodes=["a"], include=["/keep/**"], exclude=["*.log"])
+        staging = service.stage(source, nodes=["a"], include=["/keep/*.bin"])
         (node,) = staging.nodes
         assert node.path is not None
         assert [str(p.relative_to(node.path)) for p in iter_files(Path(node.path))] == ["keep/x.bin"]

@@ -220,6 +220,9 @@ def test_stage_subsets_with_include_or_exclude(tmp_path: Path) -> None:
     with pytest.raises(stagegate.InvalidInputError, match=r"\.\."):
         stagegate.stage(str(source), to=tmp_path / "up", include=["../**"])
     assert not (tmp_path / "up").exists()
+    with pytest.raises(stagegate.InvalidInputError, match="would change nothing beside --include"):
+        stagegate.stage(str(source), to=tmp_path / "mixed", include=["/train/**"], exclude=["*.tmp"])
+    assert not (tmp_path / "mixed").exists()
 
 
 def test_egress_files_of_a_checkpoint_with_include(tmp_path: Path) -> None:

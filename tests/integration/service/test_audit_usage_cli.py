@@ -10,6 +10,9 @@ from typing import Any
 import pytest
 
 from integration.helpers import STAGEGATE, payload
+from stagegate.ledger import AuditTrail
+from stagegate.ledger.checkpoints import Checkpoints
+from stagegate.ledger.signed_note import SignerKey
 
 pytestmark = pytest.mark.integration
 
@@ -64,3 +67,52 @@ def test_a_scientist_is_refused_the_trail_and_usage(start_cluster, tmp_path: Pat
         refused = run(env, *args)
         assert refused.returncode == 3, refused.stdout + refused.stderr
         assert "Traceback" not in refused.stderr
+
+
+def test_head_checkpoint_and_verify_head_ask_the_service(start_cluster, dataset, tmp_path: Path) -> None:
+    """`audit head` and `audit checkpoint` read the service's trail too (they read the empty
+    local ledger, silently); `audit verify --head` is checked by the service; the commands only
+    the ledger can answer refuse a set server unless --local."""
+    cluster = start_cluster({"a": None})
+    source = dataset("hd", {"f.bin": payload("hd", 10_000)})
+    staged = cluster.cli("stage", source, "--node", "a", "--wait", token=cluster.token("gina", "scientist"))
+    assert staged.returncode == 0, staged.stderr + cluster.logs()
+    env = auditor_machine(cluster, tmp_path / "auditor-home", cluster.token("ada", "auditor"))
+    service_head = AuditTrail(cluster.ledger).head()
+    assert service_head is not None and service_head[0] >= 3
+
+    head = run(env, "audit", "head")
+    assert head.returncode == 0, head.stderr
+    assert head.stdout.strip() == f"{service_head[0]}:{service_head[1]}"
+    local = run(env, "audit", "head", "--local")
+    assert local.returncode == 0 and local.stdout.strip() == "0:" + "0" * 64, local.stdout + local.stderr
+
+    kept = run(env, "audit", "verify", "--head", head.stdout.strip())
+    assert kept.returncode == 0 and "intact" in kept.stdout, kept.stdout + kept.stderr
+    forged = f"{service_head[0]}:{'f' * 64}"  # a head the trail never had: as if rows were rewritten
+    mismatch = run(env, "audit", "verify", "--head", forged)
+    assert mismatch.returncode == 4, mismatch.stdout + mismatch.stderr
+    assert "head mismatch" in mismatch.stderr and cluster.api_url in mismatch.stderr
+    bad = run(env, "audit", "verify", "--head", "12:nothex")
+    assert bad.returncode == 2 and "SEQ:HASH" in bad.stderr, bad.stderr
+
+    none_yet = run(env, "audit", "checkpoint")
+    assert none_yet.returncode == 2 and cluster.api_url in none_yet.stderr, none_yet.stderr
+    key = SignerKey.generate("test.example/audit")
+    signed = Checkpoints(cluster.ledger, origin=key.name, signer=lambda: key).sign()
+    shown = run(env, "audit", "checkpoint")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == signed.note
+    assert run(env, "audit", "checkpoint", "--new").returncode == 2
+
+    for ledger_only in (("audit", "prove", "1"), ("audit", "key")):
+        refused = run(env, *ledger_only)
+        assert refused.returncode == 2 and "--local" in refused.stderr, refused.stdout + refused.stderr
+
+
+def test_a_scientist_is_refused_the_head(start_cluster, tmp_path: Path) -> None:
+    cluster = start_cluster({"a": None})
+    env = auditor_machine(cluster, tmp_path / "home", cluster.token("gina", "scientist", "nlp"))
+    refused = run(env, "audit", "head")
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert refused.stdout == ""

@@ -185,8 +185,8 @@ def kill_then_rerun(
         assert proc.returncode == -signal.SIGKILL
     else:
         assert proc.returncode == 130, stderr
-        assert "To resume, run the same command again" in stderr, stderr
-        assert f"stagegate stage {src} --to {dest}" in stderr, stderr
+        assert "every file verified so far is kept" in stderr, stderr
+        assert f"To resume, run:\n  stagegate stage {src} --to {dest}\n" in stderr, stderr
     assert not is_ready(dest)
     present = data_files(dest)
     assert 0 < len(present) < len(FILES)

@@ -62,14 +62,24 @@ def test_a_staging_request_goes_onto_nodes_or_into_a_directory() -> None:
 
 
 def test_filters_travel_with_both_requests_and_round_trip() -> None:
-    staging = StagingRequest("s3://b/d", nodes=["n"], include=["val/**"], exclude=["*.tmp"])
-    assert (staging.include, staging.exclude) == (("val/**",), ("*.tmp",))
+    staging = StagingRequest("s3://b/d", nodes=["n"], include=["val/**", "*.json"])
+    assert (staging.include, staging.exclude) == (("val/**", "*.json"), ())
     assert StagingRequest.from_params(staging.to_params()) == staging
     assert staging.key_filter("val/a.bin") and not staging.key_filter("train/a.bin")
+    excluding = StagingRequest("s3://b/d", nodes=["n"], exclude=["*.tmp", "/train/"])
+    assert StagingRequest.from_params(excluding.to_params()) == excluding
+    assert excluding.key_filter("val/a.bin") and not excluding.key_filter("val/a.tmp")
     egress = EgressRequest("/runs/r1", "s3://b/m", latest=1, exclude=["optimizer.pt"])
     assert EgressRequest.from_params(egress.to_params()) == egress
     assert not egress.key_filter("checkpoint-5/optimizer.pt")
     assert egress.selection_details()["exclude"] == ["optimizer.pt"]
+
+
+def test_an_exclude_beside_an_include_is_refused_in_both_requests() -> None:
+    with pytest.raises(InvalidInputError, match="would change nothing beside --include"):
+        StagingRequest("s3://b/d", "/nvme/d", include=["val/**"], exclude=["*.tmp"])
+    with pytest.raises(InvalidInputError, match="would change nothing beside --include"):
+        EgressRequest("/runs/r1", "s3://b/m", latest=1, include=["*.pt"], exclude=["optimizer.pt"])
 
 
 @pytest.mark.parametrize("request_type", ["staging", "egress"])
