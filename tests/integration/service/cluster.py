@@ -26,6 +26,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# How long a process started here may take to answer: a Python start-up on a shared 2-core
+# machine under load 20 took 29 s (an upper bound on readiness, not a measure of speed).
+START_S = 120.0
+
+
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, every: float = 0.1) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -109,7 +114,11 @@ class Cluster:
             stdout=self._log("api"),
             stderr=subprocess.STDOUT,
         )
-        wait_for("the API", lambda: httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200)
+        wait_for(
+            "the API",
+            lambda: httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200,
+            timeout=START_S,
+        )
 
     def start_worker(
         self, node: str, capacity: str | None = None, env: dict[str, str] | None = None, metrics_port: int = 0
@@ -135,6 +144,7 @@ class Cluster:
             wait_for(
                 f"worker {node}",
                 lambda log=log, node=node: f"{node}@" in log.read_text() and " ready." in log.read_text(),
+                timeout=START_S,
             )
 
     def kill_worker(self, node: str) -> None:
