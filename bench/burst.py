@@ -45,6 +45,8 @@ from bench.s3server import BUCKET, CREDENTIALS, S3Server
 
 PG_ADMIN = os.environ.get("STAGEGATE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TERMINAL = ("ready", "failed", "denied", "released")
+# How long a service process may take to start: a Python start-up took 29 s at load 20 here.
+START_S = 300.0
 # workers.plan_recheck's lines: re-verified (listed in N s) or not kept warm (took N s).
 RECHECK_LINE = re.compile(
     r"plan of staging \S+ (?:re-verified|not kept warm).*?(?:listed in|took) ([\d.]+) s"
@@ -156,11 +158,8 @@ class Service:
         port = _free_port()
         self.url = f"http://127.0.0.1:{port}"
         self._cli("serve", "--port", str(port))
-        _wait("the API", lambda: httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200)
-        _wait(
-            "the nodes",
-            lambda: self._nodes(nodes),
-        )
+        _wait("the API", lambda: httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200, START_S)
+        _wait("the nodes", lambda: self._nodes(nodes), START_S)
 
     def _nodes(self, nodes: tuple[str, ...]) -> bool:
         logs = "".join(p.read_text(errors="replace") for p in self.workdir.glob("worker-*.log"))
