@@ -67,6 +67,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(a single flag without a space needs --stagegate-args=--flag)",
     )
     parser.add_argument(
+        "--processes",
+        type=_counts,
+        default=[],
+        metavar="N,M",
+        help="run stagegate once per count with --processes N (copy processes for small files), "
+        "alternating with the other tools: the first count as the tool \"stagegate\", the others "
+        "as \"stagegate-Np\" (default: stagegate's own default)",
+    )
+    parser.add_argument(
         "--variant",
         action="append",
         default=[],
@@ -112,8 +121,25 @@ def _names(allowed: list[str]) -> Callable[[str], list[str]]:
     return parse
 
 
+def _counts(text: str) -> list[int]:
+    """An argparse type for comma-separated positive counts."""
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"want counts such as 1,2, not {text!r}")
+    return counts
+
+
 def build_tools(args: argparse.Namespace) -> list[peers.Tool]:
-    tools = [peers.stagegate(extra_args=args.stagegate_args)] if "stagegate" in args.tools else []
+    tools = []
+    if "stagegate" in args.tools:
+        counts = args.processes or [None]
+        for i, count in enumerate(counts):
+            flag = "" if count is None else f"--processes {count} "
+            name = "stagegate" if i == 0 else f"stagegate-{count}p"
+            tools.append(peers.stagegate(name=name, extra_args=flag + args.stagegate_args))
     for variant in args.variant:
         name, extra = variant.split("=", 1)
         tools.append(peers.stagegate(name=name, extra_args=extra))

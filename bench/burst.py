@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -116,6 +116,18 @@ def service_env(workdir: Path, db: str, broker: str, s3_url: str) -> dict[str, s
     return env
 
 
+@contextmanager
+def loopback_cluster(name: str, s3_url: str) -> Iterator[tuple[Path, str, dict[str, str]]]:
+    """What one loopback service runs on: a scratch directory, a fresh PostgreSQL database (its
+    URL) and a private redis-server, with the environment of its processes (:func:`service_env`)."""
+    with (
+        tempfile.TemporaryDirectory(prefix=f"sg-{name}-") as tmp,
+        _database() as db,
+        _redis(Path(tmp)) as broker,
+    ):
+        yield Path(tmp), db, service_env(Path(tmp), db, broker, s3_url)
+
+
 class Service:
     """The API and node workers of one code tree, on loopback."""
 
@@ -127,11 +139,15 @@ class Service:
         self.processes: list[subprocess.Popen[bytes]] = []
         self.url = ""
 
-    def _cli(self, *args: str) -> subprocess.Popen[bytes]:
+    def _cli(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = (self.workdir / f"{args[0]}-{len(self.processes)}.log").open("ab")
         cmd = [sys.executable, "-c", "import sys; from stagegate.client.cli import main; sys.exit(main())"]
         process = subprocess.Popen(
-            [*cmd, *args], env=self.env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT
+            [*cmd, *args],
+            env={**self.env, **(env or {})},
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         self.processes.append(process)
         return process
@@ -147,19 +163,27 @@ class Service:
         )
         return out.stdout.strip()
 
-    def start(self, nodes: tuple[str, ...]) -> None:
+    def start(
+        self,
+        nodes: tuple[str, ...],
+        node_env: Mapping[str, Mapping[str, str]] | None = None,
+        timeout: float = START_S,
+    ) -> None:
+        """The workers of ``nodes`` (each with its own ``node_env`` settings, if any), then the
+        API; ``timeout`` seconds for each to answer (a loaded machine imports slowly)."""
         # Migrate once, before the processes race to.
         self.python("from stagegate.ledger import open_ledger; open_ledger().close()")
         for node in nodes:
             root = self.workdir / f"node-{node}"
             self._cli(
-                "worker", "--node", node, "--root", str(root), "--concurrency", "4", "--metrics-port", "0"
-            )
+                "worker", "--node", node, "--root", str(root), "--concurrency", "4", "--metrics-port", "0",
+                env=(node_env or {}).get(node),
+            )  # fmt: skip
         port = _free_port()
         self.url = f"http://127.0.0.1:{port}"
         self._cli("serve", "--port", str(port))
-        _wait("the API", lambda: httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200, START_S)
-        _wait("the nodes", lambda: self._nodes(nodes), START_S)
+        _wait("the API", lambda: httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200, timeout)
+        _wait("the nodes", lambda: self._nodes(nodes), timeout)
 
     def _nodes(self, nodes: tuple[str, ...]) -> bool:
         logs = "".join(p.read_text(errors="replace") for p in self.workdir.glob("worker-*.log"))
@@ -223,13 +247,7 @@ def _put_dataset(s3: Any, prefix: str, objects: int, size: int) -> str:
 
 def run_variant(name: str, code: Path | None, args: argparse.Namespace, s3_url: str) -> dict[str, Any]:
     nodes = ("a", "b")
-    with (
-        tempfile.TemporaryDirectory(prefix=f"sg-burst-{name}-") as tmp,
-        _database() as db,
-        _redis(Path(tmp)) as broker,
-    ):
-        workdir = Path(tmp)
-        env = service_env(workdir, db, broker, s3_url)
+    with loopback_cluster(f"burst-{name}", s3_url) as (workdir, _, env):
         env.update(args.env)
         service = Service(code, workdir, env)
         result: dict[str, Any] = {"variant": name}

@@ -191,7 +191,7 @@ def egress(
         raise
     seconds = time.monotonic() - started
     if shown is not None:  # the last line shows the summary's rate
-        shown.finish(rate=throughput(outcome.result.bytes if outcome.result else 0, seconds))
+        shown.finish(rate=_rate(outcome, seconds))
     if as_json:
         click.echo(summary_line(_summary(outcome, request, seconds)))
     elif not quiet:
@@ -247,13 +247,19 @@ def _summary(outcome: "EgressOutcome", request: "EgressRequest", seconds: float)
         "checksums": result.checksums,
         "deleted": [{"name": n, "bytes": b} for n, b in outcome.deleted],
         "seconds": round(seconds, 3),
+        "throughput_bytes_per_second": round(_rate(outcome, seconds)),
     }
+
+
+def _rate(outcome: "EgressOutcome", seconds: float) -> float:
+    """The one rate the bar's last line, the summary and its JSON show."""
+    return throughput(outcome.result.bytes if outcome.result else 0, seconds)
 
 
 def _print_summary(outcome: "EgressOutcome", request: "EgressRequest", seconds: float) -> None:
     result = outcome.result
     assert result is not None
-    rate = throughput(result.bytes, seconds)
+    rate = _rate(outcome, seconds)
     click.echo(
         f"egressed {len(outcome.selection.selected)} checkpoint(s), {len(result.files)} files, "
         f"{format_bytes(result.bytes)} to {request.destination} in {seconds:.1f} s ({format_bytes(rate)}/s)"

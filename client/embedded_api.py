@@ -157,6 +157,7 @@ def stage(
     multipart_threshold: int = _STAGING_DEFAULTS.multipart_threshold,
     bandwidth_limit: int | None = None,
     durability: str = Durability.BATCH.value,
+    processes: int | None = None,
     replace: bool = False,
     sync: bool = False,
     include: Iterable[str] = (),
@@ -183,7 +184,9 @@ def stage(
 
     ``progress`` receives :class:`stagegate.progress.Progress` snapshots, one at a time and
     never going backwards, from the copy threads: keep it quick. The sizes are bytes (per
-    second for ``bandwidth_limit``); ``durability`` is ``"batch"`` or ``"file"``.
+    second for ``bandwidth_limit``); ``durability`` is ``"batch"`` or ``"file"``; ``processes``
+    (``--processes``) copy small files on that many cores (None: ``STAGEGATE_COPY_PROCESSES``,
+    else one per four cores).
 
     Raises :class:`stagegate.policies.PolicyDeniedError` (nothing moved, nothing visible),
     :class:`stagegate.errors.InvalidInputError` for bad input (an unsafe key, a destination
@@ -208,6 +211,7 @@ def stage(
         multipart_threshold=multipart_threshold,
         bandwidth_limit=bandwidth_limit,
         durability=chosen_durability,
+        processes=processes,
     )
     _check_tunables(options.transfer_config)
     request = StagingRequest(

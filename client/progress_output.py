@@ -6,7 +6,7 @@ The JSON lines (one object a line, ``event`` says which):
 - ``{"event": "listing", "objects": N, "bytes": B, "done": false}``: planning, objects listed so far;
 - ``{"event": "progress", "files_done", "files_total", "bytes_done", "bytes_total",
   "files_skipped", "bytes_skipped", "rate_bytes_per_s"}``: the copy, at most every 0.5 s and
-  once when the last file is done;
+  once when the last file is done, that one with the summary's rate when there is a summary;
 - ``{"event": "summary", ...}``: the command's summary, always the last line on success;
 - ``{"event": "error", "error": "...", "exit_code": N}``: instead of the summary when it failed
   (the human message goes to stderr as well).
@@ -36,13 +36,14 @@ class ProgressOutput(Protocol):
 
 class JsonLinesProgress:
     """Progress as JSON lines on ``stream`` (stdout), rate-limited; the last snapshot is
-    always written."""
+    always written, by :meth:`finish`, so that it can carry the summary's rate."""
 
     def __init__(self, stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._stream = stream
         self._clock = clock
         self._lock = threading.Lock()
         self._last_write = float("-inf")
+        self._final: dict[str, object] | None = None  # the last snapshot, held for finish()
         # The rate's origin is the command's start, as the summary's is (planning included).
         self._started = clock()
 
@@ -57,7 +58,6 @@ class JsonLinesProgress:
             last = progress.files_done >= progress.files_total
             if now - self._last_write < JSON_EVERY and not last:
                 return
-            self._last_write = now
             if rate is None:  # the average so far: the definition the summary uses
                 elapsed = now - self._started
                 moved = progress.bytes_done - progress.bytes_skipped
@@ -74,6 +74,11 @@ class JsonLinesProgress:
             }
             if note:
                 event["note"] = note
+            if last:  # written by finish(), with the summary's rate if it has one
+                self._final = event
+                return
+            self._final = None  # a later snapshot supersedes it (a service's totals can grow)
+            self._last_write = now
             self._write(event)
 
     def listed(self, listing: Listed) -> None:
@@ -83,7 +88,17 @@ class JsonLinesProgress:
             )
 
     def finish(self, rate: float | None = None) -> None:
-        """Nothing to end: every line is complete."""
+        """Write the last snapshot held back, with ``rate`` (the summary's, bytes per second)
+        when given, so the last progress line and the summary never disagree (see
+        :func:`stagegate.progress.throughput`): this line's rate counts from the command's
+        start, the summary's over the transfer's own time."""
+        with self._lock:
+            final, self._final = self._final, None
+            if final is None:
+                return
+            if rate is not None:
+                final["rate_bytes_per_s"] = round(rate)
+            self._write(final)
 
 
 def choose_output(as_json: bool, progress: bool | None, quiet: bool) -> ProgressOutput | None:

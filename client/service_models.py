@@ -419,6 +419,7 @@ def usage_row(data: object, where: str) -> UsageRow:
         period=f.required_text("period"),
         key=f.required_text("key"),
         bytes_from_source=f.integer("bytes_from_source"),
+        bytes_from_peers=f.integer("bytes_from_peers"),
         bytes_from_cache=f.integer("bytes_from_cache"),
         bytes_egressed=f.integer("bytes_egressed"),
         nvme_gb_hours=f.opt_number("nvme_gb_hours") or 0.0,

@@ -69,6 +69,7 @@ EMBEDDED_ONLY = (
     "multipart_threshold",
     "bandwidth_limit",
     "durability",
+    "processes",
     "replace",
     "sync",
 )
@@ -200,6 +201,13 @@ def choose_mode(
     help="Files copied at once (big files: parts read at once).",
 )
 @click.option(
+    "--processes",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Processes copying small files, each with its share of --concurrency "
+    "(default: $STAGEGATE_COPY_PROCESSES, else one per four cores, at least 1).",
+)
+@click.option(
     "--part-size",
     type=SIZE,
     default="64MiB",
@@ -267,6 +275,7 @@ def stage(
     as_json: bool,
     quiet: bool,
     concurrency: int,
+    processes: int | None,
     part_size: int,
     multipart_threshold: int,
     bandwidth_limit: int | None,
@@ -282,8 +291,8 @@ def stage(
     $STAGEGATE_URL), authenticated by the token in $STAGEGATE_TOKEN (an environment variable
     only, never a flag: it would land in shell history); the nodes' workers copy and verify
     it into their caches, and `stagegate status ID` follows it. --to always stages here, even
-    with STAGEGATE_URL set. --policy, --concurrency, --part-size, --multipart-threshold,
-    --bandwidth, --durability, --replace and --sync apply to --to only; --mode,
+    with STAGEGATE_URL set. --policy, --concurrency, --processes, --part-size,
+    --multipart-threshold, --bandwidth, --durability, --replace and --sync apply to --to only; --mode,
     --idempotency-key, --pin-ttl, --wait and --server to --node only.
 
     SOURCE is s3://bucket/prefix (credentials from the standard AWS chain; AWS_ENDPOINT_URL
@@ -327,6 +336,7 @@ def stage(
         multipart_threshold=multipart_threshold,
         bandwidth_limit=bandwidth_limit,
         durability=Durability(durability),
+        processes=processes,
     )
     request = StagingRequest(
         source=source,

@@ -1,4 +1,5 @@
-"""``stagegate usage``: chargeback figures per user or project (moved, reused, egressed, held),
+"""``stagegate usage``: chargeback figures per user or project (moved from the source and from
+peers, reused, egressed, held),
 from the service when a server is set, else from the ledger directly."""
 
 import csv
@@ -18,6 +19,7 @@ COLUMNS = (
     "period",
     "key",
     "bytes_from_source",
+    "bytes_from_peers",
     "bytes_from_cache",
     "bytes_egressed",
     "nvme_gb_hours",
@@ -50,8 +52,9 @@ def usage_command(
     server: str | None,
     local: bool,
 ) -> None:
-    """Bytes moved from the source, bytes reused from node caches, bytes egressed and NVMe
-    GB-hours per user or project, for chargeback: moving and holding are separate columns.
+    """Bytes moved from the source, bytes copied from peer nodes, bytes reused from node caches,
+    bytes egressed and NVMe GB-hours per user or project, for chargeback: moving and holding
+    are separate columns, and each byte is in one column only.
 
     Asked of the service when a server is set (--server or $STAGEGATE_URL; an auditor's or
     admin's token), else read from the ledger ($STAGEGATE_DATABASE_URL, else the SQLite file
@@ -61,9 +64,12 @@ def usage_command(
     bytes_from_source  for each staging that completed: the bytes read from its source, summed
                        over the nodes it copied to (a node that already held the data, or was
                        being written by another staging, moved nothing; files linked from
-                       another dataset cached on the node neither); embedded: all of it
+                       another dataset cached on the node neither, nor those copied from a
+                       peer); embedded: all of it
+    bytes_from_peers   for the same stagings: the bytes a node copied from a peer node that
+                       had read them from the source (fan-out), over the cluster's network
     bytes_from_cache   for the same stagings: the bytes of the nodes that reused a cached copy,
-                       and those linked from the node's cache
+                       and those linked from the node's cache: nothing moved for them
     bytes_egressed     the bytes of each egress.completed event, in its period
     nvme_gb_hours      per service staging and node (cache hits too: they hold the space):
                        bytes / 1e9 x hours pinned, from policy.allowed to stage.released (by
@@ -100,6 +106,7 @@ def _table(rows: list[UsageRow], by: str) -> str:
         "PERIOD",
         by.upper(),
         "FROM SOURCE",
+        "FROM PEERS",
         "FROM CACHE",
         "EGRESSED",
         "NVME GB-H",
@@ -111,6 +118,7 @@ def _table(rows: list[UsageRow], by: str) -> str:
             r.period,
             r.key,
             format_bytes(r.bytes_from_source),
+            format_bytes(r.bytes_from_peers),
             format_bytes(r.bytes_from_cache),
             format_bytes(r.bytes_egressed),
             f"{r.nvme_gb_hours:.3f}",

@@ -197,6 +197,8 @@ class TaskRow(Base):
     updated_at: Mapped[datetime]
     # Revision 0011: where a finished copy batch read its bytes, 'source' or a peer node's name.
     origin: Mapped[str | None] = mapped_column(default=None)
+    # Revision 0013: the bytes a finished copy batch took from the node's cache (delta staging).
+    taken_bytes: Mapped[int | None] = mapped_column(default=None)
 
     __table_args__ = (
         CheckConstraint("kind IN ('plan', 'copy', 'finalize', 'egress', 'verify')", name="kind"),
@@ -240,6 +242,9 @@ class NodeDatasetRow(Base):
     # frees); None: it shares nothing, ``bytes`` is both.
     unique_bytes: Mapped[int | None]
     sole_bytes: Mapped[int | None]
+    # Revision 0013: while it is written, the ready datasets (a JSON list of digests) admission
+    # counted on it taking files from; they are held as if pinned until it is ready.
+    takes_from: Mapped[str | None] = mapped_column(default=None)
 
 
 class QuarantinedDatasetRow(Base):

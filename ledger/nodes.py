@@ -86,12 +86,19 @@ def held_in(session: Session, node: str) -> list[CachedDataset]:
         .where(NodeDatasetRow.node == node)
         .with_for_update(of=NodeDatasetRow)
     ).all()
+    # Delta staging: a dataset being written counts on taking files from these; kept as pinned.
+    taken_from = {
+        digest
+        for r in rows
+        if r[0].state == DatasetState.WRITING and r[0].takes_from
+        for digest in json.loads(r[0].takes_from)
+    }
     return [
         CachedDataset(
             digest=r[0].digest,
             bytes=r[0].bytes,
             state=r[0].state,
-            pinned=bool(r[1]),
+            pinned=bool(r[1]) or r[0].digest in taken_from,
             last_used=r[0].last_used,
             unique_bytes=r[0].unique_bytes,
             sole_bytes=r[0].sole_bytes,

@@ -8,11 +8,11 @@ repeated by the reconciler. Functions return the tasks the caller must send to t
 """
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from stagegate.actions import AuditAction
@@ -20,6 +20,7 @@ from stagegate.errors import NotFoundError
 from stagegate.ledger.admission import NoRoomError, choose_evictions
 from stagegate.ledger.audit import AuditTrail
 from stagegate.ledger.database import Ledger
+from stagegate.ledger.delta_accounting import bytes_from_cache, delta_admission, kept_for_takes
 from stagegate.ledger.events import job_event
 from stagegate.ledger.fanout import SOURCE, origins_in
 from stagegate.ledger.label_quarantine import QuarantinedError, check_not_quarantined
@@ -69,6 +70,9 @@ class NodePortion:
     files: int
     bytes: int
     batches: Sequence[BatchRange]
+    # Of ``bytes``, those ready datasets on the node already hold, by the dataset a take would
+    # use (delta staging: the worker's count from the manifests).
+    held_by: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,10 @@ class Admitted:
 
 class RetryLaterError(Exception):
     """A transient conflict: run the step again a little later."""
+
+
+def _int_or_none(n: object) -> int | None:
+    return None if n is None else int(n)  # type: ignore[call-overload]  # a SUM: int or Decimal
 
 
 def _now() -> datetime:
@@ -281,7 +289,12 @@ class StagingSteps:
                 session.add(new_task(TaskKey(job.id, "verify", node, 0), TaskState.WAITING, share(portion)))
             elif existing is None:
                 copied.append(node)
-                evict = choose_evictions(node, capacities[node], held_in(session, node), portion.bytes)
+                # Delta staging: room only for what the cached datasets do not hold, and
+                # those kept until it is written (held_in keeps them from then on).
+                on_node = held_in(session, node)
+                delta = delta_admission(portion.bytes, portion.held_by, on_node)
+                on_node = kept_for_takes(on_node, set(delta.takes_from))
+                evict = choose_evictions(node, capacities[node], on_node, delta.adds)
                 if evict:
                     session.execute(
                         update(NodeDatasetRow)
@@ -299,6 +312,9 @@ class StagingSteps:
                         writer_job=job.id,
                         created_at=now,
                         last_used=now,
+                        # Its share of the disk while written (what it adds), and what it takes from.
+                        unique_bytes=delta.adds if delta.takes_from else None,
+                        takes_from=json.dumps(delta.takes_from) if delta.takes_from else None,
                     )
                 )
                 for idx, batch in enumerate(portion.batches):
@@ -345,7 +361,17 @@ class StagingSteps:
                 update(NodeDatasetRow)
                 .where(NodeDatasetRow.node == finalize.node, NodeDatasetRow.digest == digest)
                 .where(NodeDatasetRow.state == DatasetState.WRITING)
-                .values(state=DatasetState.READY, last_used=_now(), fingerprint=fingerprint, scrubbed_at=None)
+                .values(
+                    state=DatasetState.READY,
+                    last_used=_now(),
+                    fingerprint=fingerprint,
+                    scrubbed_at=None,
+                    # Written: what it shares is counted from the disk from here on (the worker
+                    # recounts where it links files), and it needs no dataset kept any more.
+                    unique_bytes=None,
+                    sole_bytes=None,
+                    takes_from=None,
+                )
             )
             return list(
                 session.scalars(
@@ -377,12 +403,20 @@ class StagingSteps:
         job.state, job.updated_at = StagingState.READY, _now()
         session.flush()
         details: dict[str, object] = {"paths": dict(sorted((node, d.path) for node, d in rows))}
-        # Delta staging: bytes of the nodes it wrote that it linked from datasets already cached
-        # there (all but its unique bytes), not read from the source (usage counts them so).
+        # Delta staging: bytes of the nodes it wrote that it took from datasets already cached
+        # there (linked, reflinked or copied), not read from the source (usage counts them so).
+        taken = dict(
+            session.execute(
+                select(TaskRow.node, func.sum(TaskRow.taken_bytes))
+                .where(TaskRow.job_id == job.id, TaskRow.kind == "copy", TaskRow.state == TaskState.DONE)
+                .group_by(TaskRow.node)
+            ).all()
+        )
         from_cache = {
-            node: d.bytes - d.unique_bytes
+            node: n
             for node, d in rows
-            if d.writer_job == job.id and d.unique_bytes is not None and d.bytes > d.unique_bytes
+            if d.writer_job == job.id
+            and (n := bytes_from_cache(d.bytes, d.unique_bytes, _int_or_none(taken.get(node)))) > 0
         }
         if from_cache:
             details["node_bytes_from_cache"] = dict(sorted(from_cache.items()))

@@ -216,9 +216,11 @@ class Tasks:
         files_done: int,
         bytes_done: int,
         origin: str | None = None,
+        taken_bytes: int | None = None,
     ) -> bool:
         """Mark the task done inside the caller's transaction (a copy batch with where it read
-        its bytes, ``origin``); False if it was no longer ours."""
+        its bytes, ``origin``, and those of them it took from the node's cache,
+        ``taken_bytes``); False if it was no longer ours."""
         result = session.execute(
             update(TaskRow)
             .where(*_where(key), TaskRow.state == TaskState.RUNNING, TaskRow.owner == owner)
@@ -229,15 +231,22 @@ class Tasks:
                 lease_until=None,
                 updated_at=_now(),
                 origin=origin,
+                taken_bytes=taken_bytes,
             )
         )
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     def finish(
-        self, key: TaskKey, owner: str, files_done: int = 0, bytes_done: int = 0, origin: str | None = None
+        self,
+        key: TaskKey,
+        owner: str,
+        files_done: int = 0,
+        bytes_done: int = 0,
+        origin: str | None = None,
+        taken_bytes: int | None = None,
     ) -> bool:
         with self._ledger.sessions.begin() as session:
-            return self.finish_in(session, key, owner, files_done, bytes_done, origin)
+            return self.finish_in(session, key, owner, files_done, bytes_done, origin, taken_bytes)
 
     def retry_later(self, key: TaskKey, owner: str, error: str, delay: float) -> None:
         """Give the task back after a failed attempt: the reconciler sends it again once

@@ -1,6 +1,7 @@
-"""Usage for chargeback: bytes moved from the source, bytes reused from the cache, bytes
-egressed and NVMe GB-hours per user or project, each its own figure: moving data and holding
-it cost different things, and a cache hit moves nothing.
+"""Usage for chargeback: bytes moved from the source, bytes copied from peer nodes, bytes
+reused from the cache, bytes egressed and NVMe GB-hours per user or project, each its own
+figure: reading a source, copying over the cluster fabric and holding data cost different
+things, and a cache hit moves nothing.
 
 Everything is derived from the audit trail (plus ``jobs.project``), so a report can be
 recomputed at any time and never disagrees with what the trail says happened.
@@ -12,16 +13,21 @@ Definitions (``stagegate usage --help`` and ``GET /v1/usage`` say the same):
   ``policy.allowed`` event over the nodes it copied to itself (``details.copied``; events from
   before that key: the nodes not in ``details.cache_hits``), plus any node whose cache hit
   failed its check and was copied afresh (a ``dataset.quarantined`` event of the staging with
-  ``found_by: verify``), less the bytes of those nodes it linked from datasets already cached
-  there (delta staging: ``details.node_bytes_from_cache`` of ``stage.completed``) and those
+  ``found_by: verify``), less the bytes of those nodes it took from datasets already cached
+  there, by link, reflink or local copy (delta staging: ``details.node_bytes_from_cache`` of
+  ``stage.completed``) and those
   a node copied from a peer node that had read them (peer fan-out, ``details.copied_from``);
   embedded, the ``bytes`` of ``stage.completed``. Counted in the period of
   ``stage.completed``; ``stagings`` counts those events. Each byte read from the source
   counts once.
+- **bytes_from_peers**: for the same stagings, the bytes their nodes copied from a peer node
+  that had read them (peer fan-out, ``details.copied_from``): moved over the cluster's network,
+  not read from the source. Embedded stagings: 0.
 - **bytes_from_cache**: for the same stagings, the bytes of the other nodes (data a node
   already held, or another staging was writing, and that this staging reused without
-  reading the source), the bytes it linked from the node's cache, and the bytes copied from
-  peers. Embedded stagings: 0.
+  reading the source) and the bytes it took from the node's cache (linked, reflinked or copied
+  from a dataset cached there): nothing moved for them. Embedded stagings: 0. A byte is
+  counted in one of the three, never two.
 - **bytes_egressed**: the ``bytes`` of each ``egress.completed`` event, in its period;
   ``egresses`` counts those events.
 - **nvme_gb_hours**: for each service staging and each of its nodes (cache hits included:
@@ -75,6 +81,7 @@ class UsageRow:
     period: str  # "2026-11" (month), "2026-11-26" (day) or "all"
     key: str  # a user, or a project ("(none)" when none)
     bytes_from_source: int = 0
+    bytes_from_peers: int = 0
     bytes_from_cache: int = 0
     bytes_egressed: int = 0
     nvme_gb_hours: float = 0.0
@@ -145,6 +152,7 @@ def clip(
 @dataclass(slots=True)
 class _Tally:
     bytes_from_source: int = 0
+    bytes_from_peers: int = 0
     bytes_from_cache: int = 0
     bytes_egressed: int = 0
     gb_hours: float = 0.0
@@ -179,19 +187,24 @@ def _node_bytes(details: Mapping[str, object]) -> dict[str, int] | None:
     }
 
 
-def _peer_bytes(details: Mapping[str, object]) -> int:
-    """The bytes a completed staging's nodes copied from peers, not the source
-    (``details.copied_from``: per node, bytes by origin)."""
+def _peer_bytes(details: Mapping[str, object], pin: _Pin) -> int:
+    """Of the bytes of the nodes ``pin`` copied to, those copied from peers, not the source
+    (``details.copied_from`` of ``stage.completed``: per node, bytes by origin), at most each
+    node's own bytes."""
     copied = details.get("copied_from")
     if not isinstance(copied, dict):
         return 0
-    return sum(
-        n
-        for by_origin in copied.values()
-        if isinstance(by_origin, dict)
-        for origin, n in by_origin.items()
-        if origin != "source" and isinstance(n, int) and not isinstance(n, bool) and n > 0
-    )
+    total = 0
+    for node, by_origin in copied.items():
+        if node not in pin.copied or not isinstance(by_origin, dict):
+            continue
+        from_peers = sum(
+            n
+            for origin, n in by_origin.items()
+            if origin != "source" and isinstance(n, int) and not isinstance(n, bool) and n > 0
+        )
+        total += min(from_peers, pin.node_bytes.get(node, 0))
+    return total
 
 
 def _names(value: object) -> set[str]:
@@ -263,11 +276,15 @@ class _Report:
             if pin is None:  # embedded: no cache to reuse
                 tally.bytes_from_source += event.bytes
             else:
-                # Linked from the node's cache (delta staging) or copied from a peer that read
-                # them (fan-out): none of those bytes came from the source.
-                reused = min(pin.from_source, _linked(event.details, pin) + _peer_bytes(event.details))
-                tally.bytes_from_source += pin.from_source - reused
-                tally.bytes_from_cache += pin.total - pin.from_source + reused
+                # Of the bytes of the nodes it copied to, those copied from a peer that read
+                # them (fan-out) moved over the cluster, those linked from the node's cache
+                # (delta staging) did not move; neither came from the source. Clamped so that
+                # no byte counts in two columns, whatever the events say.
+                peers = min(pin.from_source, _peer_bytes(event.details, pin))
+                linked = min(pin.from_source - peers, _linked(event.details, pin))
+                tally.bytes_from_source += pin.from_source - peers - linked
+                tally.bytes_from_peers += peers
+                tally.bytes_from_cache += pin.total - pin.from_source + linked
             tally.stagings += 1
         elif action == AuditAction.EGRESS_COMPLETED:
             tally = self._tally(period_of(event.time, self.period), key)
@@ -283,6 +300,7 @@ class _Report:
                 period=label,
                 key=key,
                 bytes_from_source=t.bytes_from_source,
+                bytes_from_peers=t.bytes_from_peers,
                 bytes_from_cache=t.bytes_from_cache,
                 bytes_egressed=t.bytes_egressed,
                 nvme_gb_hours=t.gb_hours,

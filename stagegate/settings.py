@@ -8,6 +8,7 @@ process always sees its environment as it is.
 """
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -113,6 +114,8 @@ class Settings(BaseSettings):
     batch_max_files: int = DEFAULT_BATCH_MAX_FILES
     batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES
     bandwidth_limit: int | None = None
+    # Copy processes for small files (unset: one per four cores, at least 1; the CLI's too).
+    copy_processes: int | None = None
     runs_root: Path | None = None
     egress_root: Path | None = None
     scrub_rate: int = DEFAULT_SCRUB_RATE
@@ -206,7 +209,9 @@ class Settings(BaseSettings):
     def _wait(cls, value: Any, info: ValidationInfo) -> Any:
         return _number(value, info, zero_ok=True)
 
-    @field_validator("batch_max_files", "batch_max_bytes", "checkpoint_retention_days", mode="before")
+    @field_validator(
+        "batch_max_files", "batch_max_bytes", "checkpoint_retention_days", "copy_processes", mode="before"
+    )
     @classmethod
     def _count(cls, value: Any, info: ValidationInfo) -> Any:
         number = _number(value, info)
@@ -344,6 +349,19 @@ class Settings(BaseSettings):
         return field in self.model_fields_set
 
 
+def environment_without_settings() -> dict[str, str]:
+    """This process's environment less every ``STAGEGATE_*`` variable: what a copy process
+    (:mod:`transfer.copy_processes`) gets, which needs the AWS chain's variables, never the
+    ledger's or broker's URL or the peer credential."""
+    return {name: value for name, value in os.environ.items() if not name.startswith(PREFIX)}
+
+
+def adopt_environment(environment: dict[str, str]) -> None:
+    """Make ``environment`` this process's whole environment (a copy process, as it starts)."""
+    os.environ.clear()
+    os.environ.update(environment)
+
+
 def load_settings() -> Settings:
     """The settings as the environment gives them now."""
     try:
@@ -373,6 +391,7 @@ READERS: dict[str, tuple[Reader, ...]] = {
     "batch_max_files": ("worker",),
     "batch_max_bytes": ("worker",),
     "bandwidth_limit": ("worker",),
+    "copy_processes": ("worker", "CLI"),
     "runs_root": ("worker",),
     "egress_root": ("worker",),
     "scrub_rate": ("worker",),

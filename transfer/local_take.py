@@ -4,9 +4,13 @@ Three ways, the cheapest the filesystem allows: a reflink (``FICLONE``: a new in
 the extents, copy-on-write, so nothing the new dataset does can reach the old one's bytes);
 a hard link of the cached file (the same inode, only when it is sealed: 0444 and owned by
 this worker, so no job can write it and both datasets keep it read-only); a local copy.
-Whichever it is, the file is hashed after the take and counts only if its BLAKE3 is the one
-the cached dataset's manifest recorded: a cached file altered on disk is never passed on
-(the caller reads it from the source instead).
+Whichever it is, the file counts only if it holds the bytes the cached dataset's manifest
+recorded (their BLAKE3): a cached file altered on disk is never passed on (the caller reads it
+from the source instead). A copy or a reflink is hashed after the take. A link is verified as a
+cache hit is, by the seal's fingerprint, where the caller vouches for the file as sealed (its
+``lstat`` in a snapshot of its dataset that matched the fingerprint on record, under the cache
+lock): the same inode, size, mode, mtime and ctime then means the same bytes (any write moves
+the ctime, which no one can set back), so it is not read again; else it is hashed too.
 
 Every path is walked by descriptor with ``O_NOFOLLOW``, as in :mod:`transfer.sink`.
 """
@@ -104,6 +108,31 @@ def _sealed_by_us(st: os.stat_result) -> bool:
     return stat.S_IMODE(st.st_mode) == FILE_MODE and st.st_uid == os.geteuid()
 
 
+def _sealed_identity(st: os.stat_result) -> tuple[int, ...]:
+    """What the seal's fingerprint covers of a file (and its device)."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_mode, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _as_sealed(st: os.stat_result, sealed: os.stat_result | None) -> bool:
+    """True if ``st`` is the file ``sealed`` was, unchanged."""
+    return sealed is not None and _sealed_identity(st) == _sealed_identity(sealed)
+
+
+def _unwritten(before: os.stat_result, sealed: os.stat_result | None, linked: int) -> bool:
+    """True if the file opened as ``before`` and now linked as ``linked`` is the sealed file,
+    unwritten: as sealed when opened, and its size and mtime unmoved since (the link itself
+    moved its ctime, so a write after the open shows in the mtime; one that set the mtime
+    back moved the ctime again, and shows at the fingerprint's next check)."""
+    if not _as_sealed(before, sealed):
+        return False
+    after = os.fstat(linked)
+    return (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+
+
 def _take_temp(
     dataset: DatasetDir, method: TakeMethod, parent: int, fd: int, name: str, st: os.stat_result
 ) -> tuple[TempFile, str | None] | None:
@@ -144,10 +173,13 @@ def take_cached(
     obj: SourceObject,
     cached: CachedCopy,
     methods: tuple[TakeMethod, ...] = ALL_METHODS,
+    sealed: os.stat_result | None = None,
 ) -> TakenFile | None:
     """Put ``cached``'s file into ``dataset`` at ``obj``'s key by the first of ``methods`` the
     filesystem allows, verified against ``cached.blake3``; None (nothing left in ``dataset``)
-    if the cached file is missing, not a regular file, of another size, or hashes otherwise."""
+    if the cached file is missing, not a regular file, of another size, or hashes otherwise.
+    ``sealed``: the file's ``lstat`` where the caller checked its dataset against the seal's
+    fingerprint; a link of the very same file is then verified by it, not hashed."""
     try:
         parent, fd, name = _open_cached(Path(cached.dataset), cached.key)
     except (OSError, UnsafeDestinationError) as exc:
@@ -164,6 +196,8 @@ def take_cached(
                 continue
             temp, hashed = made
             try:
+                if hashed is None and method is TakeMethod.LINK and _unwritten(st, sealed, temp.fd):
+                    hashed = cached.blake3  # the sealed bytes: verified as a cache hit is
                 got = hashed if hashed is not None else _hash_fd(temp.fd, st.st_size)
                 if got != cached.blake3:
                     log.warning(

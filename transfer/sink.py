@@ -20,7 +20,7 @@ import shutil
 import stat
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,16 @@ class TempFile:
     def write_at(self, offset: int, data: bytes | memoryview, /) -> None:
         write_all_at(self.fd, offset, data)
         self.writeback.wrote(self.fd, offset, len(data))
+
+    def append_from(self, copy: Callable[[int, int], int | None], n: int, /) -> int | None:
+        """Append up to ``n`` bytes that ``copy(fd, n)`` writes at the descriptor's position
+        inside the kernel (a local reader's ``copy_into``), so :meth:`write` may go on after
+        it; its count, or None if it could not (nothing written)."""
+        done = copy(self.fd, n)
+        if done:
+            self.writeback.wrote(self.fd, self.written, done)
+            self.written += done
+        return done
 
 
 def open_nofollow(path: Path, flags: int, mode: int = 0o644) -> int:
@@ -259,6 +269,11 @@ class DatasetDir:
         self._lock_fd: int | None = None
         # Each committing thread keeps the directory of its last file open (transfer.dir_cache).
         self._parents = LastDirectories()
+
+    @property
+    def clears_the_way(self) -> bool:
+        """Whether this directory was opened to clear what stands in a new file's way."""
+        return self._clear_the_way
 
     def _open_state(self) -> int:
         """Open (making it if missing) the state directory, after moving an older layout's

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from stagegate.errors import InvalidInputError
 from stagegate.progress import ListingCallback
+from stagegate.transfer.copy_processes import SourceRecipe
 from stagegate.transfer.dataset_source import record_source, refuse_other_source
 from stagegate.transfer.engine import CopyEngine, LabelGate, TransferConfig
 from stagegate.transfer.layout import LEGACY_STATE_DIR, state_dir_of
@@ -56,6 +57,7 @@ def stage(
     *,
     replace: bool = False,
     sync: bool = False,
+    source_recipe: SourceRecipe | None = None,
 ) -> StageResult:
     """Copy every object of ``source`` into ``destination`` and mark it ready.
 
@@ -71,7 +73,9 @@ def stage(
     ``label_gate`` (:data:`transfer.engine.LabelGate`) decides on each object's own label as
     it is opened, before a byte of it is written (default: with ``config.recheck_labels``,
     any change since planning fails the staging). ``key_filter`` says which keys are staged
-    (:func:`transfer.plan.plan_dataset`).
+    (:func:`transfer.plan.plan_dataset`). With ``config.processes`` above 1, small files are
+    copied by that many processes, each opening the source by ``source_recipe``
+    (:func:`transfer.sources.source_recipe`; without one, every file is copied here).
 
     ``destination`` must be new, empty or an earlier staging of the same source (else
     :class:`DestinationNotEmptyError`, or its :class:`OtherDatasetError` naming the other
@@ -123,7 +127,9 @@ def stage(
         )
         batches = (open_batch(dataset, index, objects) for index, objects in enumerate(cut))
         count = 0
-        with CopyEngine(source, dataset, config, tracker, label_gate=label_gate) as engine:
+        with CopyEngine(
+            source, dataset, config, tracker, label_gate=label_gate, source_recipe=source_recipe
+        ) as engine:
             for _ in copy_batches(
                 engine, source, dataset, batches, config, tracker,
                 in_flight=BATCHES_IN_FLIGHT, label_file_name=label_file_name,

@@ -30,6 +30,7 @@ from stagegate.transfer.batch_record import (
     read_batch_record,
     record_name,
 )
+from stagegate.transfer.copy_processes import SourceRecipe
 from stagegate.transfer.engine import CopyEngine, LabelGate, TransferConfig, is_intact
 from stagegate.transfer.errors import TransferError
 from stagegate.transfer.layout import state_dir_of
@@ -346,6 +347,7 @@ def copy_batch(
     label_files: Mapping[str, LabelFile] | None = None,
     label_gate: LabelGate | None = None,
     taken: Sequence[CopiedFile] = (),
+    source_recipe: SourceRecipe | None = None,
 ) -> BatchResult:
     """The service's copy step: batch ``index``, ``objects`` (in strictly ascending key
     order), into ``destination``.
@@ -360,7 +362,9 @@ def copy_batch(
     written the dataset stops being ready; a batch with nothing to write leaves it as it
     is, so a batch delivered again after its dataset was published changes nothing. ``taken``
     (in key order) are files of the batch already put in place and verified (:func:`open_batch`):
-    they count as skipped, and only the rest is read from the source.
+    they count as skipped, and only the rest is read from the source. With
+    ``config.processes`` above 1, ``source_recipe`` opens the source in each copy process
+    (:mod:`transfer.copy_processes`; without one every file is copied here).
     """
     with DatasetDir(destination) as dataset:
         batch = open_batch(dataset, index, objects, taken)
@@ -369,7 +373,9 @@ def copy_batch(
         if batch.to_copy:
             begin_rewrite(dataset)
         tracker = ProgressTracker(len(objects), sum(obj.size for obj in objects), on_progress)
-        with CopyEngine(source, dataset, config, tracker, label_gate=label_gate) as engine:
+        with CopyEngine(
+            source, dataset, config, tracker, label_gate=label_gate, source_recipe=source_recipe
+        ) as engine:
             (result,) = copy_batches(
                 engine, source, dataset, [batch], config, tracker,
                 label_file_name=label_file_name, label_files=label_files,

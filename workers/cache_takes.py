@@ -12,8 +12,9 @@ fingerprint recorded. Anything else that changed still shows at its next check.
 """
 
 import logging
+import os
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
@@ -40,6 +41,13 @@ class _Checked:
     fingerprint: str
     before: Snapshot
     inodes: set[int] = field(default_factory=set)
+    _files: dict[str, os.stat_result] | None = None
+
+    def files(self) -> dict[str, os.stat_result]:
+        """Each entry's ``lstat`` as the fingerprint check saw it, by key."""
+        if self._files is None:
+            self._files = dict(self.before)
+        return self._files
 
 
 class SharedFiles:
@@ -66,6 +74,11 @@ class SharedFiles:
                 )
                 continue
             self.trusted[d.digest] = _Checked(d.digest, path, d.fingerprint, before, inodes_of(before))
+
+    def sealed_files(self, digests: Sequence[str]) -> dict[str, dict[str, os.stat_result]]:
+        """Of each of ``digests`` found as sealed, its files' ``lstat`` as the check saw them:
+        a file still so is the one its manifest's BLAKE3 was recorded for."""
+        return {d: self.trusted[d].files() for d in digests if d in self.trusted}
 
     def refresh(self) -> None:
         """Record the new fingerprint of every checked dataset holding a touched inode whose
@@ -147,6 +160,46 @@ class CacheTakes:
     methods: dict[str, int]
 
 
+def _cache_takes(
+    cached: CachedFiles,
+    node: str,
+    digest: str,
+    entries: Sequence[tuple[SourceObject, str | None]],
+    source_url: str,
+) -> list[Take]:
+    """The entries ((object, published checksum)) whose bytes a ready dataset on ``node`` other
+    than ``digest`` holds, each with the cached file a take would use."""
+    candidates = cached.matching(
+        node,
+        (obj.revision for obj, _ in entries if obj.revision is not None),
+        (checksum for _, checksum in entries if checksum is not None),
+        but=digest,
+    )
+    if not candidates:
+        return []
+    return [
+        t for t in choose_origins(entries, source_url, map(_copy_of, candidates)) if t.origin is Origin.CACHE
+    ]
+
+
+def held_on_node(
+    cached: CachedFiles,
+    node: str,
+    digest: str,
+    batches: Iterable[Sequence[tuple[SourceObject, str | None]]],
+    source_url: str,
+) -> dict[str, int]:
+    """Of a dataset to be written on ``node`` (its entries, a batch at a time), the bytes ready
+    datasets there already hold, by the dataset the copy step would take them from: what
+    admission need not find room for (:mod:`ledger.delta_accounting`)."""
+    held: dict[str, int] = {}
+    for entries in batches:
+        for take in _cache_takes(cached, node, digest, entries, source_url):
+            assert take.cached is not None
+            held[take.cached.digest] = held.get(take.cached.digest, 0) + take.obj.size
+    return held
+
+
 def _own_label(source: Source, obj: SourceObject) -> str | None:
     return obj.label if source.labels_listed else source.own_label(obj)
 
@@ -168,17 +221,7 @@ def take_from_cache(
     label is still put to ``label_gate`` first, as a copy would (read from the source where
     the plan did not list it: no byte is read); a refusal raises before anything is taken. ``shared`` opens a
     :class:`SharedFiles` (under the cache lock) excluding the given digests."""
-    candidates = cached.matching(
-        node,
-        (obj.revision for obj, _ in entries if obj.revision is not None),
-        (checksum for _, checksum in entries if checksum is not None),
-        but=digest,
-    )
-    if not candidates:
-        return CacheTakes([], 0, {})
-    takes = [
-        t for t in choose_origins(entries, source_url, map(_copy_of, candidates)) if t.origin is Origin.CACHE
-    ]
+    takes = _cache_takes(cached, node, digest, entries, source_url)
     if not takes:
         return CacheTakes([], 0, {})
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="stagegate-take") as pool:
@@ -188,14 +231,17 @@ def take_from_cache(
             # The plan read every own label where the source lists them; else ask (S3: a HEAD).
             labels = list(pool.map(lambda t: gate(t.obj, _own_label(source, t.obj)), takes))
         with shared([digest]) as guard, DatasetDir(destination) as dataset:
+            sealed = guard.sealed_files(sorted({t.cached.digest for t in takes if t.cached is not None}))
 
             def take_one(take: Take) -> TakenFile | None:
                 assert take.cached is not None
-                if take.cached.digest not in guard.trusted:
+                files = sealed.get(take.cached.digest)
+                if files is None:
                     return None  # altered since it was sealed: its files come from the source
                 if dataset.stat_file(key_parts(take.obj.key)) is not None:
                     return None  # an earlier run's: the batch's record says whether it counts
-                done = take_cached(dataset, take.obj, take.cached)
+                # A link of a file still as sealed is verified by the fingerprint just checked.
+                done = take_cached(dataset, take.obj, take.cached, sealed=files.get(take.cached.key))
                 if done is not None and done.method is TakeMethod.LINK:
                     guard.touched.add(done.inode)  # its link count, so its ctime, moved
                 return done

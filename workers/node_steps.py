@@ -29,6 +29,7 @@ from stagegate.ledger import (
     LabelFileRecord,
     LabelFiles,
     Ledger,
+    ManifestEntry,
     Manifests,
     NodePortion,
     Nodes,
@@ -56,6 +57,7 @@ from stagegate.transfer import (
     publish_batches,
     read_manifest,
 )
+from stagegate.transfer.copy_processes import SourceRecipe
 from stagegate.transfer.errors import SourceChangedError, UnsafeDestinationError
 from stagegate.transfer.label_sources import LabelFileAbove
 from stagegate.transfer.layout import state_dir_of
@@ -63,7 +65,7 @@ from stagegate.transfer.plan import LabelFile, Plan, check_labels_before_ready
 from stagegate.transfer.sealed import fingerprint, is_sealed, seal, snapshot, unseal
 from stagegate.transfer.sources import Source
 from stagegate.workers.batch_origins import BatchOrigins, copied_from_a_peer
-from stagegate.workers.cache_takes import SharedFiles, recount_shared, take_from_cache
+from stagegate.workers.cache_takes import SharedFiles, held_on_node, recount_shared, take_from_cache
 from stagegate.workers.confined_sources import check_confined, confined_source
 from stagegate.workers.lease import LeaseKeeper, PlanShareLease, TaskCancelledError
 from stagegate.workers.listing_progress import ListingRecorder
@@ -101,6 +103,19 @@ PERMANENT = (
     UnsafeDestinationError,
 )
 Step = Callable[["NodeContext", TaskKey], None]
+
+
+def _object_of(e: ManifestEntry) -> SourceObject:
+    """A manifest entry as the engine reads it from its source."""
+    return SourceObject(
+        key=e.key,
+        size=e.size,
+        revision=e.revision,
+        version=e.version,
+        mtime=e.mtime,
+        checksum_algorithm=e.checksum_algorithm,
+        label=e.own_label,
+    )
 
 
 def _linked_inodes(root: Path) -> set[int]:
@@ -248,7 +263,12 @@ class NodeContext:
     def source_of(self, job: StagingJob) -> AbstractContextManager[Source]:
         """The staging's source, as its requester may read it (checked again here: the API's
         check is not proof, and this node may be configured more strictly)."""
-        return confined_source(
+        return self.source_recipe(job)()
+
+    def source_recipe(self, job: StagingJob) -> SourceRecipe:
+        """What opens :meth:`source_of` (the same confinement, checked again) in a copy process."""
+        return functools.partial(
+            confined_source,
             job.source,
             self.settings.source_rules,
             job.actor,
@@ -479,20 +499,40 @@ class NodeContext:
         """What the staging's decision records of the plan: whose plan it followed, if not its own."""
         return {**plan.details, "plan_of": plan.job_id} if plan.job_id != job.id else plan.details
 
-    @staticmethod
-    def _portions(job: StagingJob, plan: SharedPlan) -> list[NodePortion]:
+    def _portions(self, job: StagingJob, plan: SharedPlan) -> list[NodePortion]:
         """The plan's shares on the staging's own nodes: the whole on each (replicate), or one each."""
         if (job.mode or "replicate") == "replicate":
             placed = [(node, plan.shapes[0]) for node in job.nodes]
         else:
             placed = list(zip(job.nodes, plan.shapes, strict=True))
-        return [NodePortion(node, s.digest, s.files, s.bytes, s.batches) for node, s in placed]
+        return [
+            NodePortion(
+                node, s.digest, s.files, s.bytes, s.batches, self._held_on(node, s, plan.job_id, job.source)
+            )
+            for node, s in placed
+        ]
 
     def _admit(self, job: StagingJob, key: TaskKey, plan: SharedPlan) -> None:
         portions, details = self._portions(job, plan), self._details(job, plan)
         outcome = self.stagings.admit(job.id, key, self.owner, portions, details)
         log.info("staging %s admitted: %s", job.id, outcome.state)
         self.send_ready(job.id)
+
+    def _held_on(self, node: str, shape: ShareShape, plan_job: str, source_url: str) -> dict[str, int]:
+        """The bytes of ``shape`` that ready datasets on ``node`` already hold (delta staging), by
+        the dataset they would be taken from; nothing to look up where the node holds no other
+        dataset, or holds this one (a hit)."""
+        ready = {d.digest for d in self.cached_files.ready_on(node)}
+        if not ready or shape.digest in ready:
+            return {}
+        batches = (
+            [
+                (_object_of(e), e.source_checksum)
+                for e in self.manifests.entries(plan_job, first=b.key_from, through=b.key_to)
+            ]
+            for b in shape.batches
+        )
+        return held_on_node(self.cached_files, node, shape.digest, batches, source_url)
 
     @_timed
     def copy(self, key: TaskKey) -> None:
@@ -508,18 +548,7 @@ class NodeContext:
                 self.tasks.finish(key, self.owner)  # never write into a ready (sealed) dataset
                 return
             entries = list(self.manifests.entries(job.plan_job, first=task.key_from, through=task.key_to))
-            objects = [
-                SourceObject(
-                    key=e.key,
-                    size=e.size,
-                    revision=e.revision,
-                    version=e.version,
-                    mtime=e.mtime,
-                    checksum_algorithm=e.checksum_algorithm,
-                    label=e.own_label,
-                )
-                for e in entries
-            ]
+            objects = [_object_of(e) for e in entries]
             # Only a replicated staging's nodes hold the same batches: a shard's batch idx on
             # another node is another key range.
             fanned = _replicated(job) and len(job.nodes) > 1
@@ -529,9 +558,12 @@ class NodeContext:
                 from_peer = None
                 if fanned:
                     from_peer = self.origins.copy_from_peers(key, entries, objects, path, config, progress)
+                taken_bytes = None  # a batch from a peer takes nothing from this node's cache
                 if from_peer is None:
                     checksums = [e.source_checksum for e in entries]
-                    copied = self._copy_from_source(job, key, digest, objects, checksums, path, progress)
+                    copied, taken_bytes = self._copy_from_source(
+                        job, key, digest, objects, checksums, path, progress
+                    )
                     from_peer = copied, SOURCE
                 result, origin = from_peer
             self.metrics.bytes_copied(self.settings.node, 0 if result.already_done else result.bytes_copied)
@@ -542,7 +574,7 @@ class NodeContext:
                     job.plan_job,
                     (CopiedEntry(r.key, r.blake3, r.verification.value, r.label) for r in result.records),
                 )
-            if not self.tasks.finish(key, self.owner, result.files, result.bytes, origin):
+            if not self.tasks.finish(key, self.owner, result.files, result.bytes, origin, taken_bytes):
                 self.metrics.outcome("cancelled")
                 return  # cancelled meanwhile; the batch is on disk all the same
             if fanned:
@@ -565,7 +597,9 @@ class NodeContext:
         checksums: list[str | None],
         path: Path,
         on_progress: ProgressCallback,
-    ) -> BatchResult:
+    ) -> tuple[BatchResult, int]:
+        """The batch copied, its files a dataset cached here holds taken from it; and the bytes
+        so taken (usage counts them as from the cache, whichever way they were taken)."""
         label_files, above = self._planned_label_files(job.id)
         resolver = resolver_of(label_files, above, self.policy)
         with self.source_of(job) as source:
@@ -590,7 +624,7 @@ class NodeContext:
                     "batch %d of %s on %s: %d files (%d bytes) taken from the node's cache %s",
                     key.idx, job.id, key.node, len(taken.records), taken.bytes, taken.methods,
                 )  # fmt: skip
-            return copy_batch(
+            copied = copy_batch(
                 source,
                 path,
                 key.idx,
@@ -601,7 +635,9 @@ class NodeContext:
                 label_files=label_files,
                 label_gate=gate,
                 taken=taken.records,
+                source_recipe=self.source_recipe(job),
             )
+            return copied, taken.bytes
 
     @_timed
     def finalize(self, key: TaskKey) -> None:

@@ -25,6 +25,7 @@ from stagegate.settings import (
     load_settings,
 )
 from stagegate.transfer import TransferConfig
+from stagegate.transfer.copy_processes import default_processes
 
 RUNS_ROOT_ENV = env_name("runs_root")
 EGRESS_ROOT_ENV = env_name("egress_root")
@@ -34,12 +35,22 @@ BANDWIDTH_ENV = env_name("bandwidth_limit")
 DEFAULT_CAPACITY_SHARE = 0.8
 
 
+def copy_processes(given: int | None = None) -> int:
+    """Copy processes for small files: ``given``, else STAGEGATE_COPY_PROCESSES, else one per
+    four cores of this machine (:func:`transfer.copy_processes.default_processes`)."""
+    if given is not None:
+        return given
+    return load_settings().copy_processes or default_processes()
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
     node: str
     root: Path
     capacity: int
     concurrency: int = 16
+    # Copy processes for small files (transfer.copy_processes), STAGEGATE_COPY_PROCESSES.
+    copy_processes: int = 1
     # The defaults are the settings object's: one place says what an unset variable means.
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     reconcile_seconds: float = DEFAULT_RECONCILE_SECONDS
@@ -96,6 +107,7 @@ class WorkerSettings:
     def transfer_config(self) -> TransferConfig:
         return TransferConfig(
             concurrency=self.concurrency,
+            processes=self.copy_processes,
             bandwidth_limit=self.bandwidth_limit,
             batch_max_files=self.batch_max_files,
             batch_max_bytes=self.batch_max_bytes,
@@ -123,6 +135,7 @@ class WorkerSettings:
             root=root,
             capacity=capacity,
             concurrency=concurrency,
+            copy_processes=copy_processes(env.copy_processes),
             lease_seconds=env.lease_seconds,
             reconcile_seconds=env.reconcile_seconds,
             batch_max_files=env.batch_max_files,

@@ -47,8 +47,9 @@ from stagegate.transfer import (
 )
 from stagegate.transfer.label_sources import LabelFileAbove
 from stagegate.transfer.plan import LabelFile
-from stagegate.transfer.sources import Source
+from stagegate.transfer.sources import Source, source_recipe
 from stagegate.urls import refuse_credentials
+from stagegate.workers.settings import copy_processes
 
 ROWS_PER_ADD = 5000  # manifest rows per ledger transaction while the plan is decided on
 
@@ -74,10 +75,13 @@ class StagingOptions:
     multipart_threshold: int = 128 << 20
     bandwidth_limit: int | None = None
     durability: Durability = Durability.BATCH
+    # copy processes for small files (transfer.copy_processes); None: the setting, else by cores
+    processes: int | None = None
 
     def transfer_config(self) -> TransferConfig:
         return TransferConfig(
             concurrency=self.concurrency,
+            processes=copy_processes(self.processes),
             part_size=self.part_size,
             multipart_threshold=self.multipart_threshold,
             bandwidth_limit=self.bandwidth_limit,
@@ -177,6 +181,28 @@ class OwnLabelGate:
         if not decision.allowed:
             raise PolicyDeniedError(decision)
         return label
+
+
+class _PlannedGate:
+    """A run's :class:`OwnLabelGate`, made when first asked: the engine opens nothing before
+    the plan, whose resolver it needs. It pickles as that gate, so a copy process gets the
+    policy and the plan's label files, never the run with its ledger."""
+
+    def __init__(self, run: "StagingRun", labels_listed: bool) -> None:
+        self._run = run
+        self._labels_listed = labels_listed
+
+    def _gate(self) -> OwnLabelGate:
+        resolver = self._run._resolver
+        assert resolver is not None, "an object opened before the plan"
+        return OwnLabelGate(self._run._policy, resolver, Zone.staging(), self._labels_listed)
+
+    def __call__(self, obj: SourceObject, own: str | None) -> str | None:
+        return self._gate()(obj, own)
+
+    def __reduce__(self) -> tuple[type[OwnLabelGate], tuple[Policy, LabelResolver, Zone, bool]]:
+        gate = self._gate()
+        return OwnLabelGate, (gate._policy, gate._resolver, gate._zone, gate._labels_listed)
 
 
 def decide_plan(policy: Policy, plan: Plan, zone: Zone, resolver: LabelResolver) -> Decision:
@@ -290,12 +316,7 @@ class StagingRun:
 
     def label_gate(self, source: Source) -> LabelGate:
         """The gate for ``source``'s objects, once the plan is known (the resolver is the plan's)."""
-
-        def gate(obj: SourceObject, own: str | None) -> str | None:
-            assert self._resolver is not None  # the engine opens nothing before the plan
-            return OwnLabelGate(self._policy, self._resolver, Zone.staging(), source.labels_listed)(obj, own)
-
-        return gate
+        return _PlannedGate(self, source.labels_listed)
 
     def _update_job(self, plan: Plan, state: str) -> None:
         self._jobs.update(
@@ -357,12 +378,8 @@ def run_staging(
     options = options or StagingOptions()
     try:
         # Connections: one per file thread plus one per part thread.
-        source = open_source(
-            request.source,
-            max_connections=2 * options.concurrency + 4,
-            labels=LABELS,
-            tags_at_plan=policy.tags_at_plan,
-        )
+        connections = 2 * options.concurrency + 4
+        source = open_source(request.source, connections, LABELS, tags_at_plan=policy.tags_at_plan)
         result = stage(
             source,
             Path(request.destination),
@@ -375,6 +392,10 @@ def run_staging(
             sync=request.sync,
             on_listed=on_listed,
             key_filter=request.key_filter,
+            # The same source for each copy process (small files on more than one core).
+            source_recipe=source_recipe(
+                request.source, connections, LABELS, tags_at_plan=policy.tags_at_plan
+            ),
         )
     except PolicyDeniedError as exc:
         if not run.denied:  # refused at copy time, by an object's own label

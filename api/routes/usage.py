@@ -1,4 +1,5 @@
-"""/v1/usage: chargeback figures per user or project (moved, reused, egressed, held), for
+"""/v1/usage: chargeback figures per user or project (moved from the source and from peers,
+reused, egressed, held), for
 auditors and admins.
 
 The shapes live here rather than in ``api.schemas``: only this route serves them.
@@ -31,9 +32,13 @@ class UsageRowOut(BaseModel):
         description="Bytes read from the source by stagings completed in the period, summed over the "
         "nodes each copied to (embedded stagings: all their bytes)."
     )
+    bytes_from_peers: int = Field(
+        description="Bytes those stagings' nodes copied from a peer node that had read them from the "
+        "source (fan-out): moved over the cluster's network, not read from the source."
+    )
     bytes_from_cache: int = Field(
-        description="Bytes those stagings made available by reusing a node's cached copy (a cache hit): "
-        "nothing was read from the source for them."
+        description="Bytes those stagings made available by reusing a node's cached copy (a cache hit) "
+        "or linking files a node already held: nothing was moved for them."
     )
     bytes_egressed: int = Field(description="Bytes of egresses completed in the period.")
     nvme_gb_hours: float = Field(description="Bytes pinned on nodes / 1e9 x hours, within the period.")
@@ -62,10 +67,12 @@ def get_usage(
         Literal["month", "day", "all"], Query(description="One row per key per UTC month, day, or all.")
     ] = "month",
 ) -> UsageOut:
-    """Bytes moved from the source, bytes reused from node caches, bytes egressed and NVMe GB-hours
-    per (period, user or project), from the audit trail. bytes_from_source: per staging that
-    completed, the bytes of the nodes it copied to itself (embedded: all of them);
-    bytes_from_cache: the bytes of its nodes that were cache hits; bytes_egressed: per completed
+    """Bytes moved from the source, bytes copied from peers, bytes reused from node caches, bytes
+    egressed and NVMe GB-hours per (period, user or project), from the audit trail, each byte in
+    one column. bytes_from_source: per staging that completed, the bytes of the nodes it copied to
+    itself from the source (embedded: all of them); bytes_from_peers: those its nodes copied from
+    a peer node; bytes_from_cache: the bytes of its nodes that were cache hits, and files linked
+    from a node's cache; bytes_egressed: per completed
     egress; nvme_gb_hours: per service staging and node, bytes / 1e9 x hours pinned from
     `policy.allowed` to `stage.released` (by its owner, or by the service when the pin lease ran
     out) or `stage.failed` (or now), clipped to [since, until) and split at UTC period

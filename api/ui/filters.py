@@ -128,7 +128,13 @@ def parse_trail_query(params: Mapping[str, str]) -> TrailQuery:
     )
 
 
-USAGE_METRICS = ("nvme_gb_hours", "bytes_from_source", "bytes_from_cache", "bytes_egressed")
+USAGE_METRICS = (
+    "nvme_gb_hours",
+    "bytes_from_source",
+    "bytes_from_peers",
+    "bytes_from_cache",
+    "bytes_egressed",
+)
 
 
 @dataclass(frozen=True, slots=True)

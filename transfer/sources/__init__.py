@@ -1,14 +1,18 @@
 """Sources, picked from the URL: ``s3://`` through boto3, ``file://`` and plain paths as
 POSIX directories, anything else fsspec knows through one generic fsspec source."""
 
+import contextlib
+import functools
+from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
 
 from stagegate.errors import InvalidInputError
+from stagegate.transfer.copy_processes import SourceRecipe
 from stagegate.transfer.objects import LabelSpec
 from stagegate.transfer.sources.base import ObjectReader, PublishedChecksum, Source
 from stagegate.transfer.sources.local import LocalSource
 
-__all__ = ["ObjectReader", "PublishedChecksum", "Source", "open_source"]
+__all__ = ["ObjectReader", "PublishedChecksum", "Source", "open_source", "source_recipe"]
 
 
 def open_source(
@@ -37,3 +41,23 @@ def open_source(
         return FsspecSource(url, labels=labels)
     except (ValueError, ImportError) as exc:
         raise InvalidInputError(f"unsupported source URL {url!r}: {exc}") from None
+
+
+def source_recipe(
+    url: str, max_connections: int = 64, labels: LabelSpec | None = None, *, tags_at_plan: bool = False
+) -> "SourceRecipe":
+    """What opens :func:`open_source`'s source for ``url`` again in a copy process
+    (:data:`transfer.copy_processes.SourceRecipe`): the arguments, never an open client or a
+    credential (the child's own credential chain reads the environment, as this one did)."""
+    return functools.partial(_opened, url, max_connections, labels, tags_at_plan)
+
+
+@contextlib.contextmanager
+def _opened(url: str, max_connections: int, labels: LabelSpec | None, tags_at_plan: bool) -> Iterator[Source]:
+    source = open_source(url, max_connections, labels, tags_at_plan=tags_at_plan)
+    try:
+        yield source
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()

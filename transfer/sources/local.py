@@ -51,6 +51,9 @@ def describe_file_type(mode: int) -> str:
 # A file smaller than this is read in one or two calls: no readahead hint (a syscall) for it.
 READAHEAD_HINT_ABOVE = 1 << 20
 _NO_XATTR = (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP)
+# copy_file_range's "not between these two files": another filesystem (before Linux 5.3, or a
+# pair the kernel will not copy across), no such call, or a filesystem that has none.
+_NO_KERNEL_COPY = frozenset({errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP})
 _DIR_NOFOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -152,6 +155,25 @@ class _FileReader:
         if self._left <= 0:
             return 0
         n = os.preadv(self._fd, [buffer[: min(len(buffer), self._left)]], self._pos)
+        if n == 0:
+            raise SourceChangedError(f"file shrank while being read (at byte {self._pos})")
+        self._pos += n
+        self._left -= n
+        return n
+
+    def copy_into(self, fd: int, n: int, /) -> int | None:
+        """Copy up to ``n`` bytes of the range to ``fd`` at its position inside the kernel
+        (``copy_file_range``): the bytes never pass through a Python buffer. The count, 0 at
+        the end, or None where the kernel cannot copy between these two files (another
+        filesystem, an old kernel): nothing was copied, the caller reads and writes instead."""
+        if self._left <= 0:
+            return 0
+        try:
+            n = os.copy_file_range(self._fd, fd, min(n, self._left), self._pos)
+        except OSError as exc:
+            if exc.errno in _NO_KERNEL_COPY:
+                return None
+            raise
         if n == 0:
             raise SourceChangedError(f"file shrank while being read (at byte {self._pos})")
         self._pos += n

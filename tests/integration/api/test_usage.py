@@ -44,6 +44,7 @@ def test_usage_rows(world: World) -> None:
         "period": "all",
         "key": "sam",
         "bytes_from_source": 2 * 3 * GB,  # replicated on two nodes, copied to both
+        "bytes_from_peers": 0,
         "bytes_from_cache": 0,
         "bytes_egressed": 500_000_000,
         "stagings": 1,

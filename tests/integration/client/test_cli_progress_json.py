@@ -48,6 +48,8 @@ def test_a_staging_streams_listing_and_progress_then_the_summary(tmp_path: Path)
     assert last["files_done"] == last["files_total"] == summary["files"] == 1500
     assert last["bytes_done"] == last["bytes_total"] == summary["bytes"] == sum(map(len, FILES.values()))
     assert summary["throughput_bytes_per_second"] > 0
+    assert last["rate_bytes_per_s"] == summary["throughput_bytes_per_second"], "the last line agrees"
+    assert sum(p["files_done"] == p["files_total"] for p in progress) == 1, "the last snapshot once"
     assert proc.stderr == "", "with --json nothing is drawn on stderr"
 
 
@@ -114,6 +116,7 @@ def test_an_egress_streams_progress_then_the_summary(tmp_path: Path) -> None:
     assert got[-1]["event"] == "summary" and got[-1]["selected"] == ["checkpoint-200"]
     progress = [e for e in got if e["event"] == "progress"]
     assert progress and progress[-1]["bytes_done"] == progress[-1]["bytes_total"] == got[-1]["bytes"]
+    assert progress[-1]["rate_bytes_per_s"] == got[-1]["throughput_bytes_per_second"] > 0, "one rate"
 
 
 def test_a_denied_egress_is_a_json_error_and_exit_3(tmp_path: Path) -> None:

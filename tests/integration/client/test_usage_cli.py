@@ -61,6 +61,7 @@ def test_json_by_user(history: dict[str, float]) -> None:
         "period": "all",
         "key": "alice",
         "bytes_from_source": 6 * GB,
+        "bytes_from_peers": 0,
         "bytes_from_cache": 0,
         "bytes_egressed": 500_000_000,
         "stagings": 1,
@@ -70,6 +71,7 @@ def test_json_by_user(history: dict[str, float]) -> None:
         "period": "all",
         "key": "bob",
         "bytes_from_source": GB,
+        "bytes_from_peers": 0,
         "bytes_from_cache": 0,
         "bytes_egressed": 0,
         "nvme_gb_hours": 0.0,  # embedded stagings pin nothing
@@ -82,7 +84,7 @@ def test_csv_by_project(history: dict[str, float]) -> None:
     month = f"{datetime.fromtimestamp(history['released'], UTC):%Y-%m}"
     text = ok("--csv", "--by", "project")
     assert text.splitlines()[0] == (
-        "period,key,bytes_from_source,bytes_from_cache,bytes_egressed,nvme_gb_hours,stagings,egresses"
+        "period,key,bytes_from_source,bytes_from_peers,bytes_from_cache,bytes_egressed,nvme_gb_hours,stagings,egresses"
     )
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [(r["period"], r["key"], r["bytes_from_source"], r["stagings"]) for r in rows] == [
@@ -100,6 +102,8 @@ def test_table_and_windows(history: dict[str, float]) -> None:
         "FROM",
         "SOURCE",
         "FROM",
+        "PEERS",
+        "FROM",
         "CACHE",
         "EGRESSED",
         "NVME",
@@ -107,7 +111,7 @@ def test_table_and_windows(history: dict[str, float]) -> None:
         "STAGINGS",
         "EGRESSES",
     ]
-    assert table[1].split()[1:7] == ["alice", "6.0", "GB", "0", "B", "500.0"]
+    assert table[1].split()[1:9] == ["alice", "6.0", "GB", "0", "B", "0", "B", "500.0"]
     # Times without a zone are UTC; a window after everything is empty.
     after = datetime.fromtimestamp(history["released"], UTC) + timedelta(days=1)
     assert json.loads(ok("--json", "--since", f"{after:%Y-%m-%d}")) == []

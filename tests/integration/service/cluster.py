@@ -114,11 +114,15 @@ class Cluster:
             stdout=self._log("api"),
             stderr=subprocess.STDOUT,
         )
-        wait_for(
-            "the API",
-            lambda: httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200,
-            timeout=START_S,
-        )
+        # A bound on a start, not a speed check: seven sessions on two cores took over 30 s to
+        # import and migrate. An API that exits stops the wait at once.
+        wait_for("the API", self._api_answers, timeout=START_S)
+
+    def _api_answers(self) -> bool:
+        assert self.api is not None
+        if (code := self.api.poll()) is not None:
+            raise AssertionError(f"the API exited with {code}:\n{self.logs()}")
+        return httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200
 
     def start_worker(
         self, node: str, capacity: str | None = None, env: dict[str, str] | None = None, metrics_port: int = 0
@@ -144,7 +148,7 @@ class Cluster:
             wait_for(
                 f"worker {node}",
                 lambda log=log, node=node: f"{node}@" in log.read_text() and " ready." in log.read_text(),
-                timeout=START_S,
+                timeout=START_S,  # a bound on a start, as for the API (over 30 s at load 40)
             )
 
     def kill_worker(self, node: str) -> None:

@@ -16,13 +16,11 @@ from typing import Any
 
 import pytest
 from moto.s3.responses import S3Response
-from sqlalchemy import update
 
 from integration.helpers import payload
 from integration.service.cluster import audit_actions, dump
 from stagegate.ledger.models import NodeDatasetRow
 from stagegate.ledger.usage import usage
-from stagegate.transfer.sealed import fingerprint
 
 pytestmark = pytest.mark.integration
 
@@ -160,6 +158,29 @@ def test_v2_takes_the_files_v1_holds_and_reads_only_the_changed_ones(start_clust
     assert "dataset.quarantined" not in audit_actions(cluster.ledger, last["id"])
 
 
+def test_on_a_full_node_v2_is_admitted_for_its_changed_files_and_v1_is_kept_to_take_from(
+    start_cluster, dataset, reads
+) -> None:
+    # Room for v1 and v2's 2 files of its own (88,000), not for v1 and v2 at full size (160,000).
+    cluster = start_cluster({"a": "90000"})
+    token = cluster.token("alice", "scientist")
+    v1_url, v2_url = dataset("ds/v1", V1), dataset("ds/v2", V2)
+    v2_prefix = v2_url.split("/", 3)[3]
+    first = stage(cluster, token, v1_url)
+    assert first["state"] == "ready", dump(first) + cluster.logs()
+    release(cluster, token, first)  # unpinned: evictable, as the least recently used
+
+    second = stage(cluster, token, v2_url)
+    assert second["state"] == "ready", dump(second) + cluster.logs()
+    assert path_of(first).exists(), "v1, which v2 takes from, was not evicted for it"
+    assert reads.of(v2_prefix) == dict.fromkeys(CHANGED, 1), (reads.of(v2_prefix), cluster.logs())
+    assert used(cluster, token) == (len(V1) + len(CHANGED)) * SIZE
+    # While v2 was written, v1 was held as if pinned; once v2 is ready it is not any more.
+    with cluster.ledger.read_session() as session:
+        rows = {r.digest: r for r in session.query(NodeDatasetRow).all()}
+    assert all(r.takes_from is None for r in rows.values())
+
+
 def test_a_tampered_cached_file_is_read_from_the_source_not_passed_on(start_cluster, dataset, reads) -> None:
     # The scrub off: it would find the tamper too (it re-hashes), and quarantine v1 first.
     cluster = start_cluster({"a": None}, env={"STAGEGATE_SCRUB_RATE": "0"})
@@ -170,17 +191,14 @@ def test_a_tampered_cached_file_is_read_from_the_source_not_passed_on(start_clus
     assert first["state"] == "ready", dump(first) + cluster.logs()
     p1 = path_of(first)
 
-    # Root rewrites one cached file in place (same size, mtime put back) and even the ledger's
-    # fingerprint to match: only the BLAKE3 check after the take is left to catch it.
+    # Root rewrites one sealed file in place (0444 stops no root), same size, mtime put back.
+    # Its ctime moved, which nobody can set back: v1 no longer matches its seal, and a link
+    # (verified by the seal, not re-hashed) is never made of any of its files.
     target = p1 / "shard-03.bin"
     st = target.stat()
     with target.open("r+b") as f:
         f.write(b"EVIL")
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
-    with cluster.ledger.sessions.begin() as session:
-        session.execute(
-            update(NodeDatasetRow).where(NodeDatasetRow.path == str(p1)).values(fingerprint=fingerprint(p1))
-        )
 
     second = stage(cluster, token, v2_url)
     assert second["state"] == "ready", dump(second) + cluster.logs()
@@ -188,9 +206,10 @@ def test_a_tampered_cached_file_is_read_from_the_source_not_passed_on(start_clus
     assert (p2 / "shard-03.bin").read_bytes() == V2["shard-03.bin"], (
         "the source's bytes, not the tampered ones"
     )
-    assert (p2 / "shard-03.bin").stat().st_ino != st.st_ino
-    assert reads.of(v2_prefix) == dict.fromkeys({*CHANGED, "shard-03.bin"}, 1), reads.of(v2_prefix)
-    assert "hashes otherwise than its manifest says" in cluster.logs()
+    v1_inodes = {(p1 / name).stat().st_ino for name in V1}
+    assert not {(p2 / name).stat().st_ino for name in V2} & v1_inodes, "nothing linked from v1"
+    assert reads.of(v2_prefix) == dict.fromkeys(V2, 1), reads.of(v2_prefix)
+    assert "is not as sealed: nothing is shared from it" in cluster.logs()
 
 
 def _reachable_by_others(path: Path) -> contextlib.AbstractContextManager[None]:

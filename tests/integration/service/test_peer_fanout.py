@@ -133,9 +133,10 @@ def test_replicate_to_three_nodes_reads_each_object_once(
     assert story["a"] == {"source": total}, story
     assert sum(story["b"].values()) == sum(story["c"].values()) == total, story
     assert "source" not in story["b"] and "source" not in story["c"], story
-    # Usage counts the bytes read from the source once; the peers' copies are not source reads.
+    # Usage counts the bytes read from the source once; the peers' copies are their own column,
+    # neither source reads nor reuse of a cache.
     (row,) = usage(cluster.ledger)
-    assert row.bytes_from_source == total and row.bytes_from_cache == 2 * total, row
+    assert (row.bytes_from_source, row.bytes_from_peers, row.bytes_from_cache) == (total, 2 * total, 0), row
 
 
 def test_a_corrupted_byte_served_by_a_peer_is_caught_and_fetched_again(

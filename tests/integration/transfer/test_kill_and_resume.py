@@ -60,12 +60,15 @@ def recorded(dest: Path) -> tuple[set[str], int, int]:
     return keys, complete, partial
 
 
-def command(mode: str, src: Path | str, dest: Path, scratch: Path, throttled: bool) -> list[str]:
+def command(
+    mode: str, src: Path | str, dest: Path, scratch: Path, throttled: bool, processes: int = 1
+) -> list[str]:
     if mode == "embedded":
         cmd = [STAGEGATE, "stage", str(src), "--to", str(dest), "--no-progress", "--json"]
+        cmd += ["--processes", str(processes)]
         return [*cmd, "--bandwidth", str(BANDWIDTH)] if throttled else cmd
     cmd = [sys.executable, STEPS, str(src), str(dest), str(scratch), str(SERVICE_BATCH_FILES)]
-    return [*cmd, str(BANDWIDTH)] if throttled else cmd
+    return [*cmd, str(BANDWIDTH if throttled else 0), str(processes)]
 
 
 def far_enough(mode: str, dest: Path) -> bool:
@@ -105,15 +108,55 @@ def test_s3_source_killed_mid_batch_then_rerun_resumes(tmp_path, mode, s3_client
     kill_then_rerun(mode, signal.SIGKILL, f"s3://{bucket}/ds", tmp_path, subprocess_env)
 
 
+@pytest.mark.parametrize("mode", ["embedded", "service"])
+def test_copy_processes_killed_with_their_parent_then_rerun_resumes(tmp_path, mode):
+    """With two copy processes the small files are copied by children; a kill -9 of the
+    parent takes them with it (none goes on writing into the dataset), and the rerun, with
+    children again, resumes as a single process's would."""
+    src = write_tree(tmp_path / "src", {**FILES, ".classification": b"public\n"})
+    kill_then_rerun(mode, signal.SIGKILL, src, tmp_path, processes=2)
+
+
+def copy_processes_of(group: int, leader: int) -> set[int]:
+    """The copy processes in process group ``group``: children of the fork server that
+    ``leader`` started (forked from it, they share its command line)."""
+    procs = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[2]) == group:
+            procs[int(entry.name)] = (int(fields[1]), cmdline)
+    servers = {pid for pid, (ppid, cmdline) in procs.items() if ppid == leader and b"forkserver" in cmdline}
+    return {pid for pid, (ppid, _) in procs.items() if ppid in servers}
+
+
+def group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def kill_then_rerun(
-    mode: str, how: signal.Signals, src: Path | str, tmp_path: Path, env: dict[str, str] | None = None
+    mode: str,
+    how: signal.Signals,
+    src: Path | str,
+    tmp_path: Path,
+    env: dict[str, str] | None = None,
+    processes: int = 1,
 ) -> None:
     dest = tmp_path / "dest"
     scratch = tmp_path / "scratch"
     scratch.mkdir()
 
     proc = subprocess.Popen(
-        command(mode, src, dest, scratch, throttled=True),
+        command(mode, src, dest, scratch, throttled=True, processes=processes),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -126,8 +169,13 @@ def kill_then_rerun(
             assert proc.poll() is None, f"finished before it could be stopped: {proc.communicate()}"
             assert time.monotonic() < deadline, "nothing recorded within 60 s"
             time.sleep(0.05)
+        children = copy_processes_of(proc.pid, proc.pid)
+        assert len(children) == (processes if processes > 1 else 0), children
         os.kill(proc.pid, how)
         _, stderr = proc.communicate(timeout=60)
+        while processes > 1 and group_alive(proc.pid):  # the copy processes die with it
+            assert time.monotonic() < deadline + 60, f"left running: {copy_processes_of(proc.pid, proc.pid)}"
+            time.sleep(0.05)
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
@@ -149,7 +197,7 @@ def kill_then_rerun(
     untouched = {key: os.stat(dest / key) for key in durable}
 
     rerun = subprocess.run(
-        command(mode, src, dest, scratch, throttled=False),
+        command(mode, src, dest, scratch, throttled=False, processes=processes),
         capture_output=True,
         text=True,
         timeout=120,

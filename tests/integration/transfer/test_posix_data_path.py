@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from integration.helpers import MiB, assert_staged, payload, write_tree
+from integration.helpers import MiB, assert_staged, payload, temp_files, write_tree
 from stagegate.transfer import CopyEngine, DatasetDir, TransferConfig, open_source, stage
+from stagegate.transfer.errors import TransferError
 from stagegate.transfer.objects import SourceObject
 from stagegate.transfer.progress import ProgressTracker
 from stagegate.transfer.writeback import (
@@ -152,3 +153,87 @@ def test_big_objects_are_split_only_as_far_as_the_connections_need(tmp_path):
     for key, data in files.items():
         assert sorted(source.ranges[key]) == [(i * 4 * MiB, 4 * MiB) for i in range(4)]
         assert (tmp_path / "dest" / key).read_bytes() == data
+
+
+class KernelCopies:
+    """``os.copy_file_range`` as the engine calls it: the real one, counting the bytes it
+    copied, or failing with ``fail_with`` from the ``fail_from``-th call on (``times`` times)."""
+
+    def __init__(self, fail_with: int | None = None, fail_from: int = 0, times: int = 1 << 30) -> None:
+        self.calls = 0
+        self.copied = 0
+        self.fail_with = fail_with
+        self.fail_from = fail_from
+        self.times = times
+        self._real = os.copy_file_range
+        self._lock = threading.Lock()
+
+    def __call__(self, src: int, dst: int, count: int, *offsets: Any) -> int:
+        with self._lock:
+            self.calls += 1
+            failing = self.fail_with is not None and self.calls > self.fail_from and self.times > 0
+            if failing:
+                self.times -= 1
+        if failing:
+            assert self.fail_with is not None
+            raise OSError(self.fail_with, os.strerror(self.fail_with))
+        n = self._real(src, dst, count, *offsets)
+        with self._lock:
+            self.copied += n
+        return n
+
+
+def _big_and_small() -> dict[str, bytes]:
+    return {
+        "big.bin": payload("big", 9 * CHUNK + 7),
+        "d/small.bin": payload("small", 1000),
+        "d/empty.bin": b"",
+    }
+
+
+def test_posix_bytes_are_copied_inside_the_kernel_and_hashed_as_written(tmp_path, monkeypatch):
+    """Every byte goes through copy_file_range (none through a Python buffer on its way to the
+    dataset), and the manifest's BLAKE3 is that of the bytes at their final names."""
+    files = _big_and_small()
+    src = write_tree(tmp_path / "src", files)
+    kernel = KernelCopies()
+    monkeypatch.setattr(os, "copy_file_range", kernel)
+    stage(open_source(str(src)), tmp_path / "dest", TransferConfig(concurrency=2, chunk_size=CHUNK))
+    assert kernel.copied == sum(len(d) for d in files.values())
+    assert_staged(tmp_path / "dest", files)
+
+
+@pytest.mark.parametrize("refusal", [errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL])
+@pytest.mark.parametrize("after_calls", [0, 3])
+def test_a_kernel_that_will_not_copy_leaves_the_rest_to_the_buffers(
+    tmp_path, monkeypatch, refusal, after_calls
+):
+    """Refused at once or part way through a file (another filesystem, an old kernel): the
+    buffers carry on at the byte where the kernel stopped, and every file is exact."""
+    files = _big_and_small()
+    src = write_tree(tmp_path / "src", files)
+    monkeypatch.setattr(os, "copy_file_range", KernelCopies(refusal, fail_from=after_calls))
+    stage(open_source(str(src)), tmp_path / "dest", TransferConfig(concurrency=1, chunk_size=CHUNK))
+    assert_staged(tmp_path / "dest", files)
+
+
+def test_a_full_disk_in_a_kernel_copy_fails_the_file_as_a_write(tmp_path, monkeypatch):
+    """ENOSPC is the destination's: no retry, the message says where, no partial file left."""
+    files = {"big.bin": payload("big", 4 * CHUNK)}
+    src = write_tree(tmp_path / "src", files)
+    kernel = KernelCopies(errno.ENOSPC, fail_from=1)
+    monkeypatch.setattr(os, "copy_file_range", kernel)
+    with pytest.raises(TransferError, match=r"cannot write it under .*No space left"):
+        stage(open_source(str(src)), tmp_path / "dest", TransferConfig(chunk_size=CHUNK, max_attempts=3))
+    assert kernel.calls == 2  # one copied chunk, one refusal: not retried
+    assert not (tmp_path / "dest" / "big.bin").exists()
+    assert temp_files(tmp_path / "dest") == []
+
+
+def test_a_failed_read_in_a_kernel_copy_is_retried(tmp_path, monkeypatch):
+    """EIO from the source mid-file: the file is copied again from its start, exactly."""
+    files = {"big.bin": payload("big", 4 * CHUNK)}
+    src = write_tree(tmp_path / "src", files)
+    monkeypatch.setattr(os, "copy_file_range", KernelCopies(errno.EIO, fail_from=2, times=1))
+    stage(open_source(str(src)), tmp_path / "dest", TransferConfig(chunk_size=CHUNK, max_attempts=3))
+    assert_staged(tmp_path / "dest", files)

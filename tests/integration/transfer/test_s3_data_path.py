@@ -38,6 +38,7 @@ class FlippingProxy:
         self.victim, self.flips = victim, flips
         self.flipped = 0
         self.gets: list[tuple[str, str]] = []
+        self.on_get: Any = None  # called with each GET's path and client port, as it is served
         self._lock = threading.Lock()
         target = urlsplit(upstream)
         proxy = self
@@ -57,6 +58,8 @@ class FlippingProxy:
                 resp = upstream_conn.getresponse()
                 data = bytearray(resp.read())
                 if self.command == "GET":
+                    if proxy.on_get is not None:
+                        proxy.on_get(self.path, self.client_address[1])
                     with proxy._lock:
                         proxy.gets.append((self.path, self.headers.get("User-Agent", "")))
                         flip = (

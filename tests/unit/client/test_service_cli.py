@@ -471,3 +471,16 @@ def test_wait_json_progress_is_json_lines_with_the_listing_and_the_summary_last(
     assert lines[0] == {"event": "listing", "objects": 4000, "bytes": 5_000_000, "done": False}
     assert lines[-1]["state"] == "ready"
     assert lines[2]["files_done"] == 20 and lines[2]["rate_bytes_per_s"] == 100
+
+
+@pytest.mark.parametrize("count", ["0", "-1", "100000", "two"])
+def test_processes_out_of_range_is_refused_before_anything_runs(count, tmp_path):
+    result = run("stage", str(tmp_path), "--to", str(tmp_path / "d"), "--processes", count)
+    assert result.exit_code == 2 and "--processes" in result.stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_processes_is_not_a_service_flag():
+    """Copy processes are the node operator's (STAGEGATE_COPY_PROCESSES), not a requester's."""
+    result = run("stage", "s3://b/ds", "--node", "gpu-01", "--server", SERVER, "--processes", "8")
+    assert result.exit_code == 2 and "--processes" in result.stderr

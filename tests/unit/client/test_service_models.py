@@ -108,9 +108,17 @@ def test_a_usage_row_keeps_moved_and_reused_apart_and_refuses_the_old_mixed_figu
     from stagegate.client.service_models import usage_row
 
     row = usage_row(
-        {"period": "all", "key": "alice", "bytes_from_source": 240, "bytes_from_cache": 480, "stagings": 3},
+        {
+            "period": "all",
+            "key": "alice",
+            "bytes_from_source": 240,
+            "bytes_from_peers": 240,
+            "bytes_from_cache": 480,
+            "stagings": 3,
+        },
         "rows[0]",
     )
-    assert (row.bytes_from_source, row.bytes_from_cache, row.stagings) == (240, 480, 3)
+    moved_and_reused = (row.bytes_from_source, row.bytes_from_peers, row.bytes_from_cache)
+    assert (*moved_and_reused, row.stagings) == (240, 240, 480, 3)
     with pytest.raises(ServiceProtocolError, match="older stagegate service"):
         usage_row({"period": "all", "key": "alice", "bytes_staged": 720}, "rows[0]")

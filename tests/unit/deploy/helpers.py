@@ -70,6 +70,13 @@ STAGEGATE_ENV = {
     "STAGEGATE_DECISION_WAIT",
     "STAGEGATE_HOME",
     "STAGEGATE_DB_RUNTIME_ROLE",
+    # Peer fan-out. STAGEGATE_PEER_SECRET (the credential as a value) is left out on purpose:
+    # deployments give it as a file, never in a manifest's environment.
+    "STAGEGATE_FANOUT_READERS",
+    "STAGEGATE_PEER_LISTEN",
+    "STAGEGATE_PEER_URL",
+    "STAGEGATE_PEER_SECRET_FILE",
+    "STAGEGATE_PEER_BANDWIDTH_LIMIT",
 }
 # The AWS_* settings boto3's standard chain reads, for the workers' S3 access.
 AWS_ENV = {

@@ -247,3 +247,46 @@ def test_rehearsal_credentials_do_not_look_like_real_aws_keys() -> None:
         for key in AWS_CREDENTIALS & set(env):
             assert not re.fullmatch(r"(AKIA|ASIA)[A-Z0-9]{16}", env[key])
             assert not re.fullmatch(r"[A-Za-z0-9/+]{40}", env[key])
+
+
+# --- peer fan-out
+
+
+def _peer_listen(name: str) -> tuple[str, int]:
+    host, _, port = _environment(name)["STAGEGATE_PEER_LISTEN"].rpartition(":")
+    return host, int(port)
+
+
+@pytest.mark.parametrize("name", WORKERS)
+def test_workers_serve_peers_on_the_compose_network_only(name: str) -> None:
+    host, port = _peer_listen(name)
+    # Every interface of the container, which is on the compose network only: the port is
+    # declared (`expose`) for the other workers and never published on the host.
+    assert host == "0.0.0.0"
+    assert port in {int(p) for p in _service(name)["expose"]}
+    assert port not in _container_ports(name), f"{name}: the peer port published on the host"
+    url = urlsplit(_environment(name)["STAGEGATE_PEER_URL"])
+    assert (url.scheme, url.hostname, url.port) == ("http", name, port), "reached by its service name"
+
+
+def test_only_workers_serve_peers() -> None:
+    for name in compose()["services"]:
+        if name not in WORKERS:
+            assert not any(k.startswith("STAGEGATE_PEER_") for k in _environment(name)), name
+            assert not _service(name).get("secrets"), f"{name} gets the workers' credential"
+
+
+@pytest.mark.parametrize("name", WORKERS)
+def test_the_peer_credential_is_a_secret_file_never_a_variable(name: str) -> None:
+    env = _environment(name)
+    assert "STAGEGATE_PEER_SECRET" not in env
+    path = env["STAGEGATE_PEER_SECRET_FILE"]
+    # Compose mounts each secret a service names at /run/secrets/<name>.
+    assert path.startswith("/run/secrets/")
+    secret = path.removeprefix("/run/secrets/")
+    assert secret in _service(name)["secrets"]
+    source = ROOT / compose()["secrets"][secret]["file"]
+    assert source.is_file()
+    # As the worker reads it: at least 16 characters (stagegate.settings refuses fewer).
+    assert len(source.read_text().strip()) >= 16
+    assert "not-a-secret" in source.read_text(), "a rehearsal value, marked as one"

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from stagegate.errors import InvalidInputError
+from stagegate.settings import load_settings
 from stagegate.sizes import parse_size
 from unit.deploy.helpers import (
     AWS_CREDENTIALS,
@@ -509,7 +511,8 @@ def test_worker_metrics_listen_on_the_pod_ip_at_a_declared_port() -> None:
     assert invocation.one("--metrics-host") == "$(POD_IP)"
     assert _field_ref(worker, "POD_IP") == "status.podIP"
     declared = {p["name"]: p["containerPort"] for p in worker["ports"]}
-    assert declared == {"metrics": int(invocation.one("--metrics-port"))}
+    assert declared["metrics"] == int(invocation.one("--metrics-port"))
+    assert set(declared) == {"metrics", PEER_PORT}
 
 
 def _policies() -> dict[str, dict[str, Any]]:
@@ -535,15 +538,122 @@ def test_ingress_is_denied_but_for_what_each_component_serves() -> None:
         for component, labels in pod_labels.items():
             if spec["podSelector"] != {} and _selects(spec, labels):
                 opened[component] += spec.get("ingress", [])
-    # Workers: only the metrics port, only from a named source (never "from anywhere").
+    # Workers: only the metrics port and the peer port, each only from a named source (never
+    # "from anywhere"): Prometheus for metrics, the workers themselves for peers.
     assert opened["worker"], "Prometheus could not scrape the workers"
+    ports = set()
     for rule in opened["worker"]:
-        assert [p["port"] for p in rule["ports"]] == ["metrics"]
-        assert rule.get("from"), "worker metrics open to every pod"
+        assert [p["port"] for p in rule["ports"]] in (["metrics"], [PEER_PORT])
+        ports.add(rule["ports"][0]["port"])
+        assert rule.get("from"), "worker ports open to every pod"
         for peer in rule["from"]:
-            assert peer.get("namespaceSelector") and peer.get("podSelector"), peer
+            if rule["ports"][0]["port"] == "metrics":
+                assert peer.get("namespaceSelector") and peer.get("podSelector"), peer
+    assert ports == {"metrics", PEER_PORT}
     # The API: only its HTTP port.
     assert opened["api"] and all([p["port"] for p in rule["ports"]] == ["http"] for rule in opened["api"])
+
+
+# --- peer fan-out
+
+
+PEER_PORT = "peer"
+PEER_SECRET = "stagegate-peer"
+
+
+def _worker_labels() -> dict[str, str]:
+    labels: dict[str, str] = k8s_object("DaemonSet", "stagegate-worker")["spec"]["template"]["metadata"][
+        "labels"
+    ]
+    return labels
+
+
+def _declared_port(container: dict[str, Any], name: str) -> int:
+    (port,) = [p for p in container["ports"] if p["name"] == name]
+    assert port["protocol"] == "TCP"
+    return int(port["containerPort"])
+
+
+def test_workers_serve_peers_on_the_pod_ip_at_the_declared_peer_port() -> None:
+    worker = _worker_container()
+    env = _env(worker)
+    port = _declared_port(worker, PEER_PORT)
+    assert env["STAGEGATE_PEER_LISTEN"]["value"] == f"$(POD_IP):{port}"
+    assert _field_ref(worker, "POD_IP") == "status.podIP"
+    # Kubernetes expands $(POD_IP) in a value only if POD_IP comes earlier in the list.
+    names = [entry["name"] for entry in worker["env"]]
+    assert names.index("POD_IP") < names.index("STAGEGATE_PEER_LISTEN")
+    # The other workers reach it at the pod's IP: the default URL (http://<listen>) or the same.
+    assert (
+        env.get("STAGEGATE_PEER_URL", {}).get("value", f"http://$(POD_IP):{port}")
+        == f"http://$(POD_IP):{port}"
+    )
+
+
+def test_the_peer_credential_is_a_mounted_secret_file_never_a_variable() -> None:
+    for where, c in _stagegate_containers():
+        assert "STAGEGATE_PEER_SECRET" not in _env(c), f"{where}: {c['name']}"
+        for entry in c.get("envFrom", []):
+            assert "secretRef" not in entry, f"{where}: {c['name']} takes a whole Secret as variables"
+    assert "STAGEGATE_PEER_SECRET" not in k8s_object("ConfigMap", "stagegate")["data"]
+    for _, obj in k8s_objects():
+        if obj["kind"] == "Secret":
+            assert "STAGEGATE_PEER_SECRET" not in obj["stringData"], obj["metadata"]["name"]
+    spec = _pod("DaemonSet", "stagegate-worker")
+    worker = _worker_container()
+    path = Path(_env(worker)["STAGEGATE_PEER_SECRET_FILE"]["value"])
+    mount, volume = _mount_at(spec, worker, str(path.parent))
+    assert mount["readOnly"] is True
+    (item,) = volume["secret"]["items"]
+    assert item["path"] == path.name
+    assert volume["secret"]["secretName"] == PEER_SECRET
+    assert item["key"] in k8s_object("Secret", PEER_SECRET)["stringData"]
+    # Not readable by others; the worker reads it through the pod's fsGroup.
+    assert volume["secret"]["defaultMode"] & 0o007 == 0
+    assert spec["securityContext"]["fsGroup"] == spec["securityContext"]["runAsUser"] == _image_uid()
+
+
+def test_only_the_workers_mount_the_peer_credential() -> None:
+    for where, spec in pod_specs():
+        secrets = {v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
+        assert (PEER_SECRET in secrets) == where.endswith("DaemonSet/stagegate-worker"), where
+
+
+def test_an_unfilled_peer_secret_template_stops_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy of the template applied unchanged must not give every cluster the same credential."""
+    (value,) = k8s_object("Secret", PEER_SECRET)["stringData"].values()
+    assert PLACEHOLDER in value
+    secret = tmp_path / "secret"
+    secret.write_text(value)
+    monkeypatch.setenv("STAGEGATE_PEER_SECRET_FILE", str(secret))
+    with pytest.raises(InvalidInputError, match="at least 16 characters"):
+        load_settings().peer_credential()
+
+
+def test_only_workers_in_the_namespace_reach_the_peer_port() -> None:
+    """The hostile case: a training pod (any namespace) or anything outside the cluster opening
+    the peer port to try credentials or requests on it. Only worker pods may connect."""
+    worker_labels = _worker_labels()
+    rules = [
+        rule
+        for spec in _policies().values()
+        if _selects(spec, worker_labels)
+        for rule in spec.get("ingress", [])
+        if PEER_PORT in [p["port"] for p in rule.get("ports", [])]
+    ]
+    assert rules, "no policy opens the peer port: peers could not reach each other"
+    for rule in rules:
+        assert [p["port"] for p in rule["ports"]] == [PEER_PORT]
+        assert rule.get("from"), "the peer port open to every pod"
+        for peer in rule["from"]:
+            # A podSelector alone means this namespace only; no namespaceSelector, no ipBlock.
+            assert set(peer) == {"podSelector"}, peer
+            assert peer["podSelector"]["matchLabels"] == worker_labels
+    training = k8s_object("Pod", "train-imagenet")
+    labels = training["metadata"].get("labels", {})
+    assert not all(labels.get(k) == v for k, v in worker_labels.items()), "a training pod labelled a worker"
 
 
 def test_the_service_monitor_scrapes_the_workers_metrics_port() -> None:

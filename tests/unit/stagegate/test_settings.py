@@ -50,6 +50,7 @@ def test_each_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "BATCH_MAX_FILES": "10",
         "BATCH_MAX_BYTES": "4096",
         "BANDWIDTH_LIMIT": "600KB",
+        "COPY_PROCESSES": "3",
         "RUNS_ROOT": "/runs",
         "EGRESS_ROOT": "/egress",
         "SCRUB_RATE": "0",
@@ -105,6 +106,7 @@ def test_each_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     assert (s.lease_seconds, s.decision_wait, s.reconcile_seconds) == (30.0, 0.0, 2.5)
     assert (s.batch_max_files, s.batch_max_bytes, s.bandwidth_limit) == (10, 4096, 600_000)
+    assert s.copy_processes == 3
     assert (s.runs_root, s.egress_root, s.scrub_rate, s.scrub_interval) == (
         Path("/runs"),
         Path("/egress"),

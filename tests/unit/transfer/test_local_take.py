@@ -103,3 +103,48 @@ def test_a_symlink_or_a_missing_file_or_another_size_is_not_taken(
         assert take_cached(dataset, SourceObject("a.bin", 5, '"e"'), copy_of(cached_dataset)) is None
         assert not (dataset.path / "a.bin").exists()
         assert leftovers(dataset) == []
+
+
+def _never_hashed(*_: object) -> str:
+    raise AssertionError("a link of a file as sealed is verified by the seal, not read again")
+
+
+def test_a_link_of_the_file_as_sealed_is_verified_by_the_seal_not_hashed(
+    cached_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sealed = (cached_dataset / "sub" / "a.bin").lstat()  # what the fingerprint check saw
+    monkeypatch.setattr("stagegate.transfer.local_take._hash_fd", _never_hashed)
+    obj = SourceObject("a.bin", len(DATA), '"e"')
+    with new_dataset(tmp_path) as dataset:
+        taken = take_cached(dataset, obj, copy_of(cached_dataset), (TakeMethod.LINK,), sealed=sealed)
+        assert taken is not None and taken.method is TakeMethod.LINK
+        assert taken.record.blake3 == blake3.blake3(DATA).hexdigest()
+        assert (dataset.path / "a.bin").read_bytes() == DATA
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root rewrites a sealed file (0444) in place")
+def test_a_file_root_rewrote_after_the_seal_check_is_hashed_and_refused(
+    cached_dataset: Path, tmp_path: Path
+) -> None:
+    # The dataset matched its fingerprint when checked; root then rewrites one file in place
+    # (no chmod needed), same size, and puts its mtime back: only the ctime shows it.
+    target = cached_dataset / "sub" / "a.bin"
+    sealed = target.lstat()
+    with target.open("r+b") as f:
+        f.write(b"X")
+    os.utime(target, ns=(sealed.st_atime_ns, sealed.st_mtime_ns))
+    assert target.lstat().st_ctime_ns != sealed.st_ctime_ns
+    obj = SourceObject("a.bin", len(DATA), '"e"')
+    with new_dataset(tmp_path) as dataset:
+        assert take_cached(dataset, obj, copy_of(cached_dataset), (TakeMethod.LINK,), sealed=sealed) is None
+        assert not (dataset.path / "a.bin").exists(), "nothing at the final name"
+        assert leftovers(dataset) == [], "no temporary file left"
+
+
+def test_a_copy_is_hashed_even_of_a_file_as_sealed(cached_dataset: Path, tmp_path: Path) -> None:
+    sealed = (cached_dataset / "sub" / "a.bin").lstat()
+    obj = SourceObject("a.bin", len(DATA), '"e"')
+    wrong = copy_of(cached_dataset, digest="0" * 64)  # a manifest the bytes do not match
+    with new_dataset(tmp_path) as dataset:
+        assert take_cached(dataset, obj, wrong, (TakeMethod.COPY,), sealed=sealed) is None
+        assert leftovers(dataset) == []
