@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from stagegate.api.decision_waits import DecisionWaits
 from stagegate.api.edge import DEFAULT_MAX_BODY_BYTES, RequestGuard
 from stagegate.api.errors import install_error_handlers
 from stagegate.api.metrics import build_registry
@@ -78,13 +79,14 @@ def create_app(
         celery_app = make_celery(env.broker_url.get_secret_value())
         owned.append(celery_app.close)
         dispatcher = Dispatcher(celery_app)
+    staging_views = StagingViews(ledger)
     services = Services(
         ledger=ledger,
         dispatcher=dispatcher,
         # Dispatcher keeps its Celery app private; readiness needs it to open a connection.
         celery=dispatcher.app,
         stagings=StagingRequests(ledger, lease_seconds, source_rules),
-        staging_views=StagingViews(ledger),
+        staging_views=staging_views,
         nodes=Nodes(ledger),
         audit=AuditTrail(ledger),
         checkpoints=Checkpoints(ledger, origin=env.checkpoint_origin),
@@ -94,6 +96,7 @@ def create_app(
         pin_ttl=env.pin_ttl,
         pin_ttl_max=env.pin_ttl_max,
         decision_wait=decision_wait,
+        decision_waits=DecisionWaits(staging_views.views),
         lease_seconds=lease_seconds,
     )
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from stagegate.api.decision_waits import DecisionWaits
 from stagegate.ledger import AuditTrail, Ledger, Nodes, StagingRequests, StagingViews, Tokens
 from stagegate.ledger.checkpoints import Checkpoints
 from stagegate.ledger.owners import PinOwners
@@ -32,6 +33,7 @@ class Services:
     pin_ttl: float  # seconds a staging's pins last unless it asks otherwise (STAGEGATE_PIN_TTL)
     pin_ttl_max: float  # the longest TTL a request may ask for (STAGEGATE_PIN_TTL_MAX)
     decision_wait: float  # seconds POST /v1/stagings waits for the plan step's decision
+    decision_waits: DecisionWaits  # the submissions waiting for it, watched by one loop
     lease_seconds: float  # how long a task's lease lasts before the reconciler re-sends it
 
 

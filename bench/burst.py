@@ -45,6 +45,8 @@ from bench.s3server import BUCKET, CREDENTIALS, S3Server
 
 PG_ADMIN = os.environ.get("STAGEGATE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TERMINAL = ("ready", "failed", "denied", "released")
+# How long a service process may take to start: a Python start-up took 29 s at load 20 here.
+START_S = 300.0
 # workers.plan_recheck's lines: re-verified (listed in N s) or not kept warm (took N s).
 RECHECK_LINE = re.compile(
     r"plan of staging \S+ (?:re-verified|not kept warm).*?(?:listed in|took) ([\d.]+) s"
@@ -165,7 +167,7 @@ class Service:
         self,
         nodes: tuple[str, ...],
         node_env: Mapping[str, Mapping[str, str]] | None = None,
-        timeout: float = 60.0,
+        timeout: float = START_S,
     ) -> None:
         """The workers of ``nodes`` (each with its own ``node_env`` settings, if any), then the
         API; ``timeout`` seconds for each to answer (a loaded machine imports slowly)."""

@@ -33,6 +33,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _job_of(key: TaskKey) -> str:
+    return key.job_id
+
+
 @dataclass(frozen=True, slots=True)
 class HitToVerify:
     """A staging's cache hit on one node, as the node's worker must check it."""
@@ -140,6 +144,30 @@ class CacheIntegrity:
                 session.flush()
                 StagingSteps.complete_in(session, job)
             return True
+
+    def confirm_hits(
+        self, keys: Sequence[TaskKey], owner: str, digest: str, fingerprint: str
+    ) -> list[TaskKey]:
+        """As :meth:`confirm_hit`, for the checks ``keys`` (of one node, claimed by ``owner``) of
+        the same copy, in one transaction: a burst of hits costs one commit, not one each.
+        Each staging still completes, audited, on its own. Returns the keys not confirmed
+        (the copy changed in the ledger meanwhile: check again); all of them, then."""
+        if not keys:
+            return []
+        node = keys[0].node
+        with self._ledger.sessions.begin() as session:
+            # The stagings first, then the copy: the order confirm_hit and a release lock them in.
+            jobs = [session.get(JobRow, k.job_id, with_for_update=True) for k in sorted(keys, key=_job_of)]
+            row = session.get(NodeDatasetRow, (node, digest), with_for_update=True)
+            if row is None or row.state != DatasetState.READY or row.fingerprint != fingerprint:
+                return list(keys)
+            for key in keys:
+                Tasks.finish_in(session, key, owner, row.files, row.bytes)
+            session.flush()
+            for job in jobs:
+                if job is not None:
+                    StagingSteps.complete_in(session, job)
+        return []
 
     def other_hits(self, key: TaskKey, digest: str) -> list[TaskKey]:
         """The other stagings' verify tasks, not yet run, for the same dataset on the same node:

@@ -76,6 +76,16 @@ class NodePortion:
 
 
 @dataclass(frozen=True, slots=True)
+class Following:
+    """A staging to follow a shared plan with others (``StagingSteps.follow_all``): what each
+    of its nodes will hold, and what its ``policy.allowed`` records of the plan."""
+
+    job_id: str
+    portions: Sequence[NodePortion]
+    details: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
 class Admitted:
     state: str  # transferring | ready | failed
     to_send: list[TaskKey]
@@ -106,22 +116,15 @@ class StagingSteps:
             row = session.get(JobRow, job_id)
             if row is None or row.mode is None:
                 raise NotFoundError(f"no staging {job_id}")
-            include, exclude = filters_of(row)
-            return StagingJob(
-                include=include,
-                exclude=exclude,
-                id=row.id,
-                state=row.state,
-                source=row.source,
-                actor=row.actor,
-                project=row.project,
-                mode=row.mode,
-                nodes=tuple(json.loads(row.nodes or "[]")),
-                job_ref=row.job_ref,
-                manifest_digest=row.manifest_digest,
-                plan_job=row.plan_job or row.id,
-                request_part=request_part(row),
+            return _staging_job(row)
+
+    def jobs(self, job_ids: Sequence[str]) -> list[StagingJob]:
+        """The service stagings among ``job_ids`` (in one read), in no particular order."""
+        with self._ledger.read_session() as session, session.begin():
+            rows = session.scalars(
+                select(JobRow).where(JobRow.id.in_(list(job_ids)), JobRow.mode.is_not(None))
             )
+            return [_staging_job(row) for row in rows]
 
     def begin_planning(self, job_id: str) -> bool:
         """pending -> planning; False if the staging is past planning (a repeated message)."""
@@ -215,6 +218,30 @@ class StagingSteps:
                 self._fail_locked(session, job, f"not admitted: {exc}")
             return Admitted(StagingState.FAILED, [], str(exc))
 
+    def follow_all(self, owner: str, plan: SharedPlan, following: Sequence[Following]) -> list[TaskKey]:
+        """Have each staging of ``following``, whose plan task ``owner`` holds, follow ``plan``
+        (another staging's, allowed) and be admitted, all in one transaction: a burst of
+        identical requests costs one commit and one hold of the audit chain's append lock, not
+        one of each per request. Each is still decided and audited on its own (its own
+        ``policy.allowed``, with ``plan_of``); one past planning (released meanwhile) just has
+        its plan task finished. Returns the cache-hit checks to send after the commit (a node
+        it must copy to is the caller's to send, ``Tasks.next_to_send``). Raises what admission
+        raises (a quarantined copy, no room, a dataset being deleted): then nothing is
+        committed, and the caller follows each on its own."""
+        with self._ledger.sessions.begin() as session:
+            admitted = []
+            for follower in sorted(following, key=lambda f: f.job_id):  # one lock order
+                key = TaskKey(follower.job_id, "plan", "", 0)
+                job = lock_staging(session, follower.job_id)
+                if job.state not in (StagingState.PENDING, StagingState.PLANNING):
+                    self._tasks.finish_in(session, key, owner, 0, 0)
+                    continue
+                job.state, job.plan_job, job.manifest_digest = StagingState.PLANNING, plan.job_id, plan.digest
+                job.files, job.bytes, job.policy_version = plan.files, plan.bytes, plan.policy_version
+                self._admit_in(session, job, key, owner, follower.portions, follower.details)
+                admitted.append(job.id)
+            return Tasks.queue_waiting_checks_in(session, admitted, self._tasks.lease)
+
     def _admit(
         self,
         job_id: str,
@@ -223,85 +250,95 @@ class StagingSteps:
         portions: Sequence[NodePortion],
         details: dict[str, object],
     ) -> Admitted:
-        now = _now()
         with self._ledger.sessions.begin() as session:
             job = lock_staging(session, job_id)
             if job.state != StagingState.PLANNING:
                 return Admitted(job.state, [])
-            roots = dict(session.execute(select(NodeRow.name, NodeRow.root)).all())
-            capacities = dict(session.execute(select(NodeRow.name, NodeRow.capacity)).all())
-            hits: list[str] = []
-            copied: list[str] = []  # nodes where this staging writes the dataset itself
-            for portion in portions:
-                node = portion.node
-                existing = session.get(NodeDatasetRow, (node, portion.digest), with_for_update=True)
-                if existing is not None and existing.state == DatasetState.DELETING:
-                    raise RetryLaterError(f"node {node} is deleting this dataset right now")
-                check_not_quarantined(session, node, portion.digest)
-                if existing is not None and existing.state in (DatasetState.READY, DatasetState.EVICTING):
-                    existing.state, existing.last_used = (
-                        DatasetState.READY,
-                        now,
-                    )  # a hit saves it from eviction
-                    hits.append(node)
-                    # It counts once the node's worker has checked the copy against its
-                    # fingerprint; the share's key range lets it copy afresh if the check fails.
-                    session.add(
-                        new_task(TaskKey(job.id, "verify", node, 0), TaskState.WAITING, share(portion))
-                    )
-                elif existing is None:
-                    copied.append(node)
-                    # Delta staging: room only for what the cached datasets do not hold, and
-                    # those kept until it is written (held_in keeps them from then on).
-                    on_node = held_in(session, node)
-                    delta = delta_admission(portion.bytes, portion.held_by, on_node)
-                    on_node = kept_for_takes(on_node, set(delta.takes_from))
-                    evict = choose_evictions(node, capacities[node], on_node, delta.adds)
-                    if evict:
-                        session.execute(
-                            update(NodeDatasetRow)
-                            .where(NodeDatasetRow.node == node, NodeDatasetRow.digest.in_(evict))
-                            .values(state=DatasetState.EVICTING)
-                        )
-                    session.add(
-                        NodeDatasetRow(
-                            node=node,
-                            digest=portion.digest,
-                            path=dataset_path(roots[node], portion.digest),
-                            files=portion.files,
-                            bytes=portion.bytes,
-                            state=DatasetState.WRITING,
-                            writer_job=job.id,
-                            created_at=now,
-                            last_used=now,
-                            # Its share of the disk while written (what it adds), and what it takes from.
-                            unique_bytes=delta.adds if delta.takes_from else None,
-                            takes_from=json.dumps(delta.takes_from) if delta.takes_from else None,
-                        )
-                    )
-                    for idx, batch in enumerate(portion.batches):
-                        session.add(new_task(TaskKey(job.id, "copy", node, idx), TaskState.WAITING, batch))
-                    session.add(new_task(TaskKey(job.id, "finalize", node, 0), TaskState.WAITING))
-                # else: another staging is writing it right now; this one waits for it.
-                session.add(PinRow(job_id=job.id, node=node, digest=portion.digest, created_at=now))
-            self._tasks.finish_in(session, plan, owner, 0, 0)
-            node_bytes = {q.node: q.bytes for q in portions}
-            job.state, job.updated_at, job.started_at = StagingState.TRANSFERRING, now, now
-            session.flush()
-            AuditTrail.append_in(
-                session.connection(),
-                job_event(
-                    job,
-                    AuditAction.POLICY_ALLOWED,
-                    decision="allow",
-                    # What each node now holds for this staging (pinned from here until release):
-                    # usage reports bill NVMe byte-hours from it.
-                    details={**details, "cache_hits": hits, "copied": copied, "node_bytes": node_bytes},
-                ),
-            )
-            # Every node a hit: ready in the same commit, so nobody ever sees it "transferring".
-            self.complete_in(session, job)
+            self._admit_in(session, job, plan, owner, portions, details)
         return Admitted(self.job(job_id).state, self._tasks.next_to_send(job_id))
+
+    def _admit_in(
+        self,
+        session: Session,
+        job: JobRow,
+        plan: TaskKey,
+        owner: str,
+        portions: Sequence[NodePortion],
+        details: dict[str, object],
+    ) -> None:
+        """Inside the caller's transaction, with ``job`` locked and planning: as :meth:`admit`."""
+        now = _now()
+        roots = dict(session.execute(select(NodeRow.name, NodeRow.root)).all())
+        capacities = dict(session.execute(select(NodeRow.name, NodeRow.capacity)).all())
+        hits: list[str] = []
+        copied: list[str] = []  # nodes where this staging writes the dataset itself
+        for portion in portions:
+            node = portion.node
+            existing = session.get(NodeDatasetRow, (node, portion.digest), with_for_update=True)
+            if existing is not None and existing.state == DatasetState.DELETING:
+                raise RetryLaterError(f"node {node} is deleting this dataset right now")
+            check_not_quarantined(session, node, portion.digest)
+            if existing is not None and existing.state in (DatasetState.READY, DatasetState.EVICTING):
+                existing.state, existing.last_used = (
+                    DatasetState.READY,
+                    now,
+                )  # a hit saves it from eviction
+                hits.append(node)
+                # It counts once the node's worker has checked the copy against its
+                # fingerprint; the share's key range lets it copy afresh if the check fails.
+                session.add(new_task(TaskKey(job.id, "verify", node, 0), TaskState.WAITING, share(portion)))
+            elif existing is None:
+                copied.append(node)
+                # Delta staging: room only for what the cached datasets do not hold, and
+                # those kept until it is written (held_in keeps them from then on).
+                on_node = held_in(session, node)
+                delta = delta_admission(portion.bytes, portion.held_by, on_node)
+                on_node = kept_for_takes(on_node, set(delta.takes_from))
+                evict = choose_evictions(node, capacities[node], on_node, delta.adds)
+                if evict:
+                    session.execute(
+                        update(NodeDatasetRow)
+                        .where(NodeDatasetRow.node == node, NodeDatasetRow.digest.in_(evict))
+                        .values(state=DatasetState.EVICTING)
+                    )
+                session.add(
+                    NodeDatasetRow(
+                        node=node,
+                        digest=portion.digest,
+                        path=dataset_path(roots[node], portion.digest),
+                        files=portion.files,
+                        bytes=portion.bytes,
+                        state=DatasetState.WRITING,
+                        writer_job=job.id,
+                        created_at=now,
+                        last_used=now,
+                        # Its share of the disk while written (what it adds), and what it takes from.
+                        unique_bytes=delta.adds if delta.takes_from else None,
+                        takes_from=json.dumps(delta.takes_from) if delta.takes_from else None,
+                    )
+                )
+                for idx, batch in enumerate(portion.batches):
+                    session.add(new_task(TaskKey(job.id, "copy", node, idx), TaskState.WAITING, batch))
+                session.add(new_task(TaskKey(job.id, "finalize", node, 0), TaskState.WAITING))
+            # else: another staging is writing it right now; this one waits for it.
+            session.add(PinRow(job_id=job.id, node=node, digest=portion.digest, created_at=now))
+        self._tasks.finish_in(session, plan, owner, 0, 0)
+        node_bytes = {q.node: q.bytes for q in portions}
+        job.state, job.updated_at, job.started_at = StagingState.TRANSFERRING, now, now
+        session.flush()
+        AuditTrail.append_in(
+            session.connection(),
+            job_event(
+                job,
+                AuditAction.POLICY_ALLOWED,
+                decision="allow",
+                # What each node now holds for this staging (pinned from here until release):
+                # usage reports bill NVMe byte-hours from it.
+                details={**details, "cache_hits": hits, "copied": copied, "node_bytes": node_bytes},
+            ),
+        )
+        # Every node a hit: ready in the same commit, so nobody ever sees it "transferring".
+        self.complete_in(session, job)
 
     def dataset_ready(
         self, job_id: str, finalize: TaskKey, owner: str, fingerprint: str | None = None
@@ -459,6 +496,25 @@ NOT_PLANNED = frozenset(
         "idempotency_key", "started_at", "plan_job",
     }
 )  # fmt: skip
+
+
+def _staging_job(row: JobRow) -> StagingJob:
+    include, exclude = filters_of(row)
+    return StagingJob(
+        include=include,
+        exclude=exclude,
+        id=row.id,
+        state=row.state,
+        source=row.source,
+        actor=row.actor,
+        project=row.project,
+        mode=row.mode or "replicate",
+        nodes=tuple(json.loads(row.nodes or "[]")),
+        job_ref=row.job_ref,
+        manifest_digest=row.manifest_digest,
+        plan_job=row.plan_job or row.id,
+        request_part=request_part(row),
+    )
 
 
 def request_part(row: JobRow) -> str:

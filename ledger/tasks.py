@@ -7,6 +7,7 @@ many copies of a message arrive, one worker at a time runs the task, and a finis
 never run again.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -75,6 +76,17 @@ def _where(key: TaskKey) -> list[ColumnElement[bool]]:
     ]
 
 
+def _claimable(owner: str, now: datetime) -> ColumnElement[bool]:
+    """Not finished, cancelled, or running elsewhere under a live lease."""
+    return (TaskRow.state.in_((TaskState.WAITING, TaskState.QUEUED))) | (
+        (TaskRow.state == TaskState.RUNNING) & ((TaskRow.lease_until < now) | (TaskRow.owner == owner))
+    )
+
+
+def _order(key: TaskKey) -> tuple[str, str, str, int]:
+    return (key.job_id, key.kind, key.node, key.idx)
+
+
 def _to_task(row: TaskRow) -> Task:
     return Task(
         key=TaskKey(row.job_id, row.kind, row.node, row.idx),
@@ -137,9 +149,7 @@ class Tasks:
         """Take ``key`` to run it, or None if it is finished, cancelled, or running elsewhere
         under a live lease (a duplicate message)."""
         now = _now()
-        claimable = (TaskRow.state.in_((TaskState.WAITING, TaskState.QUEUED))) | (
-            (TaskRow.state == TaskState.RUNNING) & ((TaskRow.lease_until < now) | (TaskRow.owner == owner))
-        )
+        claimable = _claimable(owner, now)
         with self._ledger.sessions.begin() as session:
             result = session.execute(
                 update(TaskRow)
@@ -157,6 +167,32 @@ class Tasks:
             row = session.scalar(select(TaskRow).where(*_where(key)))
             assert row is not None
             return _to_task(row)
+
+    def claim_many(self, keys: Sequence[TaskKey], owner: str) -> dict[TaskKey, int]:
+        """Take each of ``keys`` as :meth:`claim` does, in one short transaction (a burst of
+        identical requests: one commit, not one each); returns those taken, with their attempts.
+        Committed before the caller works on them, so no lock on a task row is held while it
+        does (two workers taking overlapping sets wait for each other's commit, never deadlock)."""
+        now = _now()
+        claimable = _claimable(owner, now)
+        taken: dict[TaskKey, int] = {}
+        with self._ledger.sessions.begin() as session:
+            for key in sorted(keys, key=_order):  # one order for every worker
+                attempts = session.scalar(
+                    update(TaskRow)
+                    .where(*_where(key), claimable)
+                    .values(
+                        state=TaskState.RUNNING,
+                        owner=owner,
+                        lease_until=now + self.lease,
+                        attempts=TaskRow.attempts + 1,
+                        updated_at=now,
+                    )
+                    .returning(TaskRow.attempts)
+                )
+                if attempts is not None:
+                    taken[key] = int(attempts)
+        return taken
 
     def renew(self, key: TaskKey, owner: str, files_done: int, bytes_done: int) -> bool:
         """Extend the lease and record progress; False if the task is no longer ours (cancelled,
@@ -252,6 +288,26 @@ class Tasks:
             .where(*conditions)
             .values(state=TaskState.CANCELLED, lease_until=None, updated_at=_now())
         )
+
+    @staticmethod
+    def queue_waiting_checks_in(session: Session, job_ids: Sequence[str], lease: timedelta) -> list[TaskKey]:
+        """Inside the caller's transaction: the jobs' waiting cache-hit checks (``verify``), queued
+        with a lease (what :meth:`next_to_send` and :meth:`mark_sent` do for them, in one
+        statement); returns them, to send after the commit."""
+        if not job_ids:
+            return []
+        now = _now()
+        rows = session.execute(
+            update(TaskRow)
+            .where(
+                TaskRow.job_id.in_(list(job_ids)),
+                TaskRow.kind == "verify",
+                TaskRow.state == TaskState.WAITING,
+            )
+            .values(state=TaskState.QUEUED, lease_until=now + lease, updated_at=now)
+            .returning(TaskRow.job_id, TaskRow.node)
+        ).all()
+        return [TaskKey(job_id, "verify", node, 0) for job_id, node in rows]
 
     def mark_sent(self, keys: list[TaskKey]) -> list[TaskKey]:
         """Move waiting tasks to queued with a fresh lease; returns those this caller moved

@@ -27,6 +27,9 @@ from stagegate.workers.node_steps import NodeContext, remove_sharing
 log = logging.getLogger(__name__)
 
 SCRUB_IDLE_S = 5.0
+# Other stagings' hits one check confirms in one transaction (each still audited on its own):
+# bounded, since the audit chain's append lock is held from the first stage.completed to the commit.
+CONFIRM_BATCH = 50
 FINGERPRINT_CHANGED = (
     "fingerprint: the inode, size, mode, mtime or ctime of some entry differs from what was "
     "recorded when the dataset was sealed"
@@ -127,10 +130,10 @@ def _confirm_other_hits(ctx: NodeContext, key: TaskKey, digest: str, seen: str) 
     identical requests): each was admitted before the check began, so it is as good as their
     own, and each still completes, audited, on its own. A task another worker holds is left
     to it."""
-    for other in ctx.integrity.other_hits(key, digest):
-        if ctx.tasks.claim(other, ctx.owner) is None:
-            continue
-        if not ctx.integrity.confirm_hit(other, ctx.owner, digest, seen):
+    others = ctx.integrity.other_hits(key, digest)
+    for start in range(0, len(others), CONFIRM_BATCH):
+        claimed = list(ctx.tasks.claim_many(others[start : start + CONFIRM_BATCH], ctx.owner))
+        for other in ctx.integrity.confirm_hits(claimed, ctx.owner, digest, seen):
             ctx.tasks.retry_later(other, ctx.owner, "the cached dataset changed while it was checked", 0)
 
 

@@ -43,6 +43,7 @@ from stagegate.ledger.cached_files import CachedFiles
 from stagegate.ledger.fanout import SOURCE, Fanout
 from stagegate.ledger.label_quarantine import DatasetLabels
 from stagegate.ledger.plan_shares import PlanShares, Role, SharedPlan, ShareShape, share_key
+from stagegate.ledger.staging_steps import Following
 from stagegate.policies import Decision, LabelResolver, Policy, PolicyDeniedError, Zone
 from stagegate.progress import ListingCallback
 from stagegate.queues import Dispatcher
@@ -86,6 +87,9 @@ from stagegate.workers.views import NodeViews, sync_node_views
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+# Followers of a shared plan admitted in one transaction: bounded, since the audit chain's
+# append lock is held from the first one's policy.allowed to the commit.
+FOLLOW_BATCH = 50
 # The ledger keeps the label files found above a source beside those in it, under the
 # directory keys '..', '../..' (nearest first): no key of a dataset has a '..' segment.
 ABOVE = ".."
@@ -379,26 +383,56 @@ class NodeContext:
     def _follow_others(self, done: StagingJob, share: str, plan: SharedPlan) -> None:
         """Take the plan tasks of the other stagings of the same request that wait in the
         queue and have them follow ``plan`` now, in this task: a burst of identical requests
-        costs one broker round trip, not one each. Each is claimed (a task another worker
+        costs one broker round trip, not one each, and (``StagingSteps.follow_all``) one
+        commit per batch of them, not a handful each. Each is claimed (a task another worker
         holds is left to it), checked against its own requester's rights, and decided and
         audited on its own; one that differs in anything planned is given back untouched."""
-        for job_id in self.stagings.not_yet_planned(done.source, but=done.id):
-            key = TaskKey(job_id, "plan", "", 0)
-            task = self.tasks.claim(key, self.owner)
-            if task is None:
+        waiting = self.stagings.not_yet_planned(done.source, but=done.id)
+        for start in range(0, len(waiting), FOLLOW_BATCH):
+            self._follow_batch(waiting[start : start + FOLLOW_BATCH], share, plan)
+
+    def _follow_batch(self, job_ids: Sequence[str], share: str, plan: SharedPlan) -> None:
+        claimed = self.tasks.claim_many([TaskKey(job_id, "plan", "", 0) for job_id in job_ids], self.owner)
+        attempts = {key.job_id: n for key, n in claimed.items()}
+        jobs = [job for job in self.stagings.jobs(list(attempts)) if job.id in attempts]
+        for gone in set(attempts) - {job.id for job in jobs}:
+            self.tasks.finish(TaskKey(gone, "plan", "", 0), self.owner)
+        ours = []
+        for job in jobs:
+            key = TaskKey(job.id, "plan", "", 0)
+            if self._share_key(job) != share:
+                self.tasks.retry_later(key, self.owner, "", 0)  # its own plan: back to the queue
                 continue
             try:
-                if not self.stagings.begin_planning(job_id):
-                    self.tasks.finish(key, self.owner)
-                    continue
-                job = self.stagings.job(job_id)
-                if self._share_key(job) != share:
-                    self.tasks.retry_later(key, self.owner, "", 0)  # its own plan: back to the queue
-                    continue
                 check_confined(job.source, self.settings.source_rules, job.actor, job.project)
-                self._follow(job, key, plan)
             except Exception as exc:
-                self._give_back_or_fail(key, task.attempts, exc)
+                self._give_back_or_fail(key, attempts[job.id], exc)
+                continue
+            ours.append(job)
+        if not ours:
+            return
+        if plan.allowed:
+            following = [
+                Following(job.id, self._portions(job, plan), self._details(job, plan)) for job in ours
+            ]
+            try:
+                checks = self.stagings.follow_all(self.owner, plan, following)
+            except Exception as exc:  # a quarantined copy, no room...: each on its own, as below
+                log.info("batch of %d followers of %s admitted one by one: %s", len(ours), plan.job_id, exc)
+            else:
+                self.dispatcher.send(k.to_message() for k in checks)
+                for job in ours:  # a node it must copy to: its first batches (none for hits)
+                    self.send_ready(job.id)
+                return
+        for job in ours:
+            key = TaskKey(job.id, "plan", "", 0)
+            try:
+                if self.stagings.begin_planning(job.id):
+                    self._follow(job, key, plan)
+                else:
+                    self.tasks.finish(key, self.owner)
+            except Exception as exc:
+                self._give_back_or_fail(key, attempts[job.id], exc)
 
     def _plan_afresh(self, job: StagingJob, key: TaskKey) -> SharedPlan:
         """List the source, read its labels, record the manifest and ask the policy; a denial is
@@ -460,18 +494,26 @@ class NodeContext:
             return
         self._admit(job, key, plan)
 
-    def _admit(self, job: StagingJob, key: TaskKey, plan: SharedPlan) -> None:
-        details = {**plan.details, "plan_of": plan.job_id} if plan.job_id != job.id else plan.details
+    @staticmethod
+    def _details(job: StagingJob, plan: SharedPlan) -> dict[str, object]:
+        """What the staging's decision records of the plan: whose plan it followed, if not its own."""
+        return {**plan.details, "plan_of": plan.job_id} if plan.job_id != job.id else plan.details
+
+    def _portions(self, job: StagingJob, plan: SharedPlan) -> list[NodePortion]:
+        """The plan's shares on the staging's own nodes: the whole on each (replicate), or one each."""
         if (job.mode or "replicate") == "replicate":
             placed = [(node, plan.shapes[0]) for node in job.nodes]
         else:
             placed = list(zip(job.nodes, plan.shapes, strict=True))
-        portions = [
+        return [
             NodePortion(
                 node, s.digest, s.files, s.bytes, s.batches, self._held_on(node, s, plan.job_id, job.source)
             )
             for node, s in placed
         ]
+
+    def _admit(self, job: StagingJob, key: TaskKey, plan: SharedPlan) -> None:
+        portions, details = self._portions(job, plan), self._details(job, plan)
         outcome = self.stagings.admit(job.id, key, self.owner, portions, details)
         log.info("staging %s admitted: %s", job.id, outcome.state)
         self.send_ready(job.id)

@@ -2,12 +2,11 @@
 
 Ledger calls block (database I/O), so reads and releases are plain ``def`` handlers, which
 FastAPI runs in its threadpool. Submission is ``async``: it runs the submit in the threadpool
-too, but waits for the plan step's decision with ``asyncio.sleep``, so a burst of submissions
-(a job array starting) does not hold a pool thread per request for the whole wait.
+too, but waits for the plan step's decision without a thread (``api.decision_waits``: one loop
+reads every waiting staging together), so a burst of submissions (a job array starting) holds
+no pool thread per request for the whole wait, nor reads each staging on its own.
 """
 
-import asyncio
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
@@ -32,10 +31,6 @@ from stagegate.states import StagingState
 
 router = APIRouter(prefix="/v1/stagings", tags=["stagings"])
 
-# While a staging is in one of these states the policy has not decided yet.
-DECIDING = (StagingState.PENDING, StagingState.PLANNING)
-POLL_INTERVAL_S = 0.2
-
 StagingId = Annotated[str, Path(min_length=1, max_length=200, description="The staging's id.")]
 
 _AUTH_ERRORS: dict[int | str, dict[str, object]] = {
@@ -56,24 +51,6 @@ def _submit(
         # by the dispatcher and re-sent by the reconciler once the task's lease runs out.
         services.dispatcher.send(key.to_message() for key in to_send)
     return staging, created
-
-
-def _only_checking_hits(staging: Staging) -> bool:
-    """Every node is a cache hit its worker is still checking: ready in a moment, so wait for it
-    (a staging of cached data answers ready, not transferring)."""
-    return staging.state == StagingState.TRANSFERRING and all(n.cache_hit for n in staging.nodes)
-
-
-async def _decision(services: Services, staging: Staging) -> Staging:
-    """The staging once the plan step decided, or as it is when the wait runs out."""
-    deadline = time.monotonic() + services.decision_wait
-    while staging.state in DECIDING or _only_checking_hits(staging):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        await asyncio.sleep(min(POLL_INTERVAL_S, remaining))
-        staging = await run_in_threadpool(services.staging_views.view, staging.id)
-    return staging
 
 
 @router.post(
@@ -103,7 +80,7 @@ async def create_staging(
     staging, created = await run_in_threadpool(
         _submit, services, who, request.to_request(), request.pin_ttl_seconds
     )
-    staging = await _decision(services, staging)
+    staging = await services.decision_waits.decision(staging, services.decision_wait)
     if staging.state == StagingState.DENIED:
         raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=denied_detail(staging))
     if not created:

@@ -26,6 +26,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# How long a process started here may take to answer: a Python start-up on a shared 2-core
+# machine under load 20 took 29 s (an upper bound on readiness, not a measure of speed).
+START_S = 120.0
+
+
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, every: float = 0.1) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -111,7 +116,7 @@ class Cluster:
         )
         # A bound on a start, not a speed check: seven sessions on two cores took over 30 s to
         # import and migrate. An API that exits stops the wait at once.
-        wait_for("the API", self._api_answers, timeout=120)
+        wait_for("the API", self._api_answers, timeout=START_S)
 
     def _api_answers(self) -> bool:
         assert self.api is not None
@@ -143,7 +148,7 @@ class Cluster:
             wait_for(
                 f"worker {node}",
                 lambda log=log, node=node: f"{node}@" in log.read_text() and " ready." in log.read_text(),
-                timeout=120,  # a bound on a start, as for the API (over 30 s at load 40)
+                timeout=START_S,  # a bound on a start, as for the API (over 30 s at load 40)
             )
 
     def kill_worker(self, node: str) -> None:
