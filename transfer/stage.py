@@ -15,9 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stagegate.errors import InvalidInputError
+from stagegate.key_filters import KeyFilter
 from stagegate.progress import ListingCallback
 from stagegate.transfer.copy_processes import SourceRecipe
-from stagegate.transfer.dataset_source import record_source, refuse_other_source
+from stagegate.transfer.dataset_source import record_source, refuse_other_source, source_identity
 from stagegate.transfer.engine import CopyEngine, LabelGate, TransferConfig
 from stagegate.transfer.layout import LEGACY_STATE_DIR, state_dir_of
 from stagegate.transfer.parts import batched_by_weight
@@ -157,9 +158,21 @@ def stage(
             skipped=(progress.files_skipped, progress.bytes_skipped),
             seconds=clock() - started,
             files_removed=removed,
+            selection=_selection(plan.source_url, key_filter),
         )
         (dataset.state_path / PLAN_FILE).unlink()
         return result
+
+
+def _selection(source_url: str, key_filter: Callable[[str], bool] | None) -> dict[str, object]:
+    """What READY records of what was asked for: the source as every spelling of it is known
+    (``source`` is as typed, perhaps relative), and the include and exclude rules if any."""
+    rules = (
+        {"include": list(key_filter.include), "exclude": list(key_filter.exclude)}
+        if isinstance(key_filter, KeyFilter)
+        else {}
+    )
+    return {"source_identity": source_identity(source_url), **rules}
 
 
 def _forget_old_journal(dataset: DatasetDir) -> None:

@@ -398,9 +398,13 @@ def publish(
     skipped: tuple[int, int] | None = None,
     seconds: float | None = None,
     files_removed: int = 0,
+    selection: Mapping[str, object] | None = None,
 ) -> StageResult:
     """Publish ``dataset`` from the records of its ``batches`` batches: the manifest (every
     batch's records in index order, which is key order) and READY; then drop the records.
+    ``selection`` (the embedded staging's source as it is known, whatever its spelling, and
+    its include and exclude rules) is written into READY beside the result, so the marker
+    alone says which source, and which part of it, the directory holds.
 
     ``skipped`` (files, bytes) and ``seconds`` default to the sums of the batches' counts;
     a run that copied every batch itself knows its own; ``files_removed`` is what it removed
@@ -446,7 +450,12 @@ def publish(
         seconds=round(seconds, 3),
         files_removed=files_removed,
     )
-    ready_marker = {**result.to_json(), "manifest": MANIFEST, "completed_at": time.time()}
+    ready_marker = {
+        **result.to_json(),
+        **(selection or {}),
+        "manifest": MANIFEST,
+        "completed_at": time.time(),
+    }
     dataset.write_state_file(READY_MARKER, [json.dumps(ready_marker, indent=2).encode() + b"\n"])
     shutil.rmtree(batches_dir, ignore_errors=True)
     return result

@@ -23,6 +23,7 @@ from integration.helpers import (
     snapshot,
     write_tree,
 )
+from stagegate.key_filters import KeyFilter
 from stagegate.transfer import open_source, stage
 from stagegate.transfer.dataset_source import SOURCE_RECORD
 from stagegate.transfer.errors import (
@@ -298,3 +299,18 @@ def test_the_python_api_refuses_and_syncs_as_the_cli_does(staged: Path, old_src:
     staged_again = stagegate.stage(str(old_src), staged, sync=True)
     assert staged_again.files_removed == 1
     assert_staged(staged, {k: v for k, v in OLD.items() if k != "val/c.bin"})
+
+
+def test_ready_names_the_source_whatever_its_spelling_and_the_rules_of_a_subset(
+    old_src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """READY alone says whose files, and which of them, the directory holds: a relative
+    spelling is recorded as the source it means, and a subset's rules beside it."""
+    monkeypatch.chdir(old_src.parent)
+    dest = tmp_path / "subset"
+    stage(open_source(old_src.name), dest, small_config(), key_filter=KeyFilter.of(include=["/train/**"]))
+    ready = json.loads((state_dir_of(dest) / "READY").read_text())
+    assert ready["source"] == old_src.name, "the result as typed, as the summary prints it"
+    assert ready["source_identity"] == str(old_src)
+    assert (ready["include"], ready["exclude"]) == (["/train/**"], [])
+    assert read_manifest(dest).keys() == {"train/a.bin", "train/b.bin"}
