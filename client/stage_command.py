@@ -411,9 +411,10 @@ def _print_summary(r: StagedDataset) -> None:
     click.echo(f"  copied {r.files_copied}, already present and verified {r.files_skipped}")
     if r.files_removed:
         click.echo(f"  removed {r.files_removed} not in the source (--sync/--replace)")
+    # Within 80 columns, as the bar is, unless both counts run to seven digits.
     click.echo(
-        f"  verified against the source's checksum: {r.verified_source}; "
-        f"hashed locally only (source publishes none): {r.verified_local}"
+        f"  verified: {r.verified_source} by the source's checksum, "
+        f"{r.verified_local} hashed here (source has none)"
     )
     click.echo(f"  manifest digest {r.digest}")
     click.echo(f"  manifest and READY in {r.state_dir}")

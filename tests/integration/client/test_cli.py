@@ -109,6 +109,10 @@ def test_human_summary(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert f"staged {len(FILES)} files" in proc.stdout
     assert "manifest digest" in proc.stdout
+    assert f"verified: 0 by the source's checksum, {len(FILES)} hashed here" in proc.stdout
+    # The lines that name no path fit an 80-column terminal, as the bar does.
+    pathless = [line for line in proc.stdout.splitlines() if str(tmp_path) not in line]
+    assert pathless and all(len(line) <= 80 for line in pathless), pathless
 
 
 def test_missing_local_source_exits_2(tmp_path):
