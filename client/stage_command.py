@@ -416,5 +416,5 @@ def _print_summary(r: StagedDataset) -> None:
         f"  verified: {r.verified_source} by the source's checksum, "
         f"{r.verified_local} hashed here (source has none)"
     )
-    click.echo(f"  manifest digest {r.digest}")
+    click.echo(f"  digest {r.digest}")  # the manifest's, 64 hex: 73 columns
     click.echo(f"  manifest and READY in {r.state_dir}")

@@ -108,7 +108,7 @@ def test_human_summary(tmp_path):
     proc = run("stage", str(src), "--to", str(tmp_path / "dest"), *SMALL)
     assert proc.returncode == 0, proc.stderr
     assert f"staged {len(FILES)} files" in proc.stdout
-    assert "manifest digest" in proc.stdout
+    assert "  digest " in proc.stdout
     assert f"verified: 0 by the source's checksum, {len(FILES)} hashed here" in proc.stdout
     # The lines that name no path fit an 80-column terminal, as the bar does.
     pathless = [line for line in proc.stdout.splitlines() if str(tmp_path) not in line]
