@@ -105,6 +105,7 @@ def create_app(
         try:
             yield
         finally:
+            await services.decision_waits.close()  # its reads use the ledger closed below
             for close in reversed(owned):
                 close()
 

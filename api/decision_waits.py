@@ -42,6 +42,7 @@ class DecisionWaits:
         self._waiting: dict[str, list[asyncio.Future[Staging]]] = {}
         self._latest: dict[str, Staging] = {}  # each waiting staging as last read
         self._watcher: asyncio.Task[None] | None = None
+        self._closing = False  # set at shutdown: the loop ends after its read in flight
 
     async def decision(self, staging: Staging, wait: float) -> Staging:
         """``staging`` once it is decided, or as last seen when ``wait`` seconds pass."""
@@ -63,11 +64,21 @@ class DecisionWaits:
                 self._waiting.pop(staging.id, None)
                 self._latest.pop(staging.id, None)
 
+    async def close(self) -> None:
+        """Stop watching, at the app's shutdown: the loop's read in flight finishes first (a pool
+        thread is not interrupted), so no read reopens the ledger after it is closed."""
+        # Not cancelled: a cancel lands at the await and abandons the pool thread mid-read,
+        # which then holds its connection open after the ledger closed. The loop sees the flag
+        # within one interval instead.
+        self._closing = True
+        if self._watcher is not None:
+            await self._watcher
+
     async def _watch(self) -> None:
-        while self._waiting:
+        while self._waiting and not self._closing:
             await asyncio.sleep(self._interval)
             ids = list(self._waiting)
-            if not ids:
+            if not ids or self._closing:
                 break
             try:
                 seen = await run_in_threadpool(self._read, ids)
