@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, Update, func, select, update
 from sqlalchemy.orm import Session
 
 from stagegate.ledger.database import Ledger
@@ -148,20 +148,8 @@ class Tasks:
     def claim(self, key: TaskKey, owner: str) -> Task | None:
         """Take ``key`` to run it, or None if it is finished, cancelled, or running elsewhere
         under a live lease (a duplicate message)."""
-        now = _now()
-        claimable = _claimable(owner, now)
         with self._ledger.sessions.begin() as session:
-            result = session.execute(
-                update(TaskRow)
-                .where(*_where(key), claimable)
-                .values(
-                    state=TaskState.RUNNING,
-                    owner=owner,
-                    lease_until=now + self.lease,
-                    attempts=TaskRow.attempts + 1,
-                    updated_at=now,
-                )
-            )
+            result = session.execute(self._take(key, owner, _now()))
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 return None
             row = session.scalar(select(TaskRow).where(*_where(key)))
@@ -174,25 +162,27 @@ class Tasks:
         Committed before the caller works on them, so no lock on a task row is held while it
         does (two workers taking overlapping sets wait for each other's commit, never deadlock)."""
         now = _now()
-        claimable = _claimable(owner, now)
         taken: dict[TaskKey, int] = {}
         with self._ledger.sessions.begin() as session:
             for key in sorted(keys, key=_order):  # one order for every worker
-                attempts = session.scalar(
-                    update(TaskRow)
-                    .where(*_where(key), claimable)
-                    .values(
-                        state=TaskState.RUNNING,
-                        owner=owner,
-                        lease_until=now + self.lease,
-                        attempts=TaskRow.attempts + 1,
-                        updated_at=now,
-                    )
-                    .returning(TaskRow.attempts)
-                )
+                attempts = session.scalar(self._take(key, owner, now).returning(TaskRow.attempts))
                 if attempts is not None:
                     taken[key] = int(attempts)
         return taken
+
+    def _take(self, key: TaskKey, owner: str, now: datetime) -> Update:
+        """The statement that takes ``key`` for ``owner`` if it may be taken (:func:`_claimable`)."""
+        return (
+            update(TaskRow)
+            .where(*_where(key), _claimable(owner, now))
+            .values(
+                state=TaskState.RUNNING,
+                owner=owner,
+                lease_until=now + self.lease,
+                attempts=TaskRow.attempts + 1,
+                updated_at=now,
+            )
+        )
 
     def renew(self, key: TaskKey, owner: str, files_done: int, bytes_done: int) -> bool:
         """Extend the lease and record progress; False if the task is no longer ours (cancelled,
