@@ -13,6 +13,7 @@ so another source (or the same one, changed) is another directory.
 
 import json
 import os
+from collections.abc import Sequence
 from urllib.parse import unquote, urlsplit
 
 from stagegate.transfer.errors import OtherDatasetError
@@ -32,6 +33,14 @@ def source_identity(url: str) -> str:
         return os.path.abspath(unquote(parts.path))  # noqa: PTH100
     stripped = url.rstrip("/")
     return url if stripped.endswith(":") else stripped
+
+
+def ready_selection(url: str, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> dict[str, object]:
+    """What READY records of what was asked for, in both the embedded and the service path: the
+    source as every spelling of it is known (READY's ``source`` is as typed, perhaps relative),
+    and the include and exclude rules if any were given."""
+    rules = {"include": list(include), "exclude": list(exclude)} if include or exclude else {}
+    return {"source_identity": source_identity(url), **rules}
 
 
 def recorded_source(dataset: DatasetDir) -> str | None:

@@ -18,7 +18,11 @@ from stagegate.errors import InvalidInputError
 from stagegate.key_filters import KeyFilter
 from stagegate.progress import ListingCallback
 from stagegate.transfer.copy_processes import SourceRecipe
-from stagegate.transfer.dataset_source import record_source, refuse_other_source, source_identity
+from stagegate.transfer.dataset_source import (
+    ready_selection,
+    record_source,
+    refuse_other_source,
+)
 from stagegate.transfer.engine import CopyEngine, LabelGate, TransferConfig
 from stagegate.transfer.layout import LEGACY_STATE_DIR, state_dir_of
 from stagegate.transfer.parts import batched_by_weight
@@ -165,14 +169,9 @@ def stage(
 
 
 def _selection(source_url: str, key_filter: Callable[[str], bool] | None) -> dict[str, object]:
-    """What READY records of what was asked for: the source as every spelling of it is known
-    (``source`` is as typed, perhaps relative), and the include and exclude rules if any."""
-    rules = (
-        {"include": list(key_filter.include), "exclude": list(key_filter.exclude)}
-        if isinstance(key_filter, KeyFilter)
-        else {}
-    )
-    return {"source_identity": source_identity(source_url), **rules}
+    if isinstance(key_filter, KeyFilter):
+        return ready_selection(source_url, key_filter.include, key_filter.exclude)
+    return ready_selection(source_url)
 
 
 def _forget_old_journal(dataset: DatasetDir) -> None:

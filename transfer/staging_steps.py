@@ -462,10 +462,19 @@ def publish(
 
 
 def publish_batches(
-    destination: Path, *, source_url: str, digest: str, batches: int, files: int, bytes: int
+    destination: Path,
+    *,
+    source_url: str,
+    digest: str,
+    batches: int,
+    files: int,
+    bytes: int,
+    selection: Mapping[str, object],
 ) -> StageResult:
     """The service's publish step: :func:`publish` the dataset whose ``batches`` batches
-    were copied into ``destination``."""
+    were copied into ``destination``. ``selection`` (from
+    :func:`transfer.dataset_source.ready_selection`) is required: READY has one shape whichever
+    path wrote it."""
     if batches < 0:
         raise ValueError("batches must not be negative")
     destination = Path(destination)
@@ -473,7 +482,13 @@ def publish_batches(
         raise _not_copied(destination, list(range(batches)), batches)
     with DatasetDir(destination) as dataset:
         return publish(
-            dataset, source_url=source_url, digest=digest, batches=batches, files=files, bytes=bytes
+            dataset,
+            source_url=source_url,
+            digest=digest,
+            batches=batches,
+            files=files,
+            bytes=bytes,
+            selection=selection,
         )
 
 

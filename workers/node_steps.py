@@ -58,6 +58,7 @@ from stagegate.transfer import (
     read_manifest,
 )
 from stagegate.transfer.copy_processes import SourceRecipe
+from stagegate.transfer.dataset_source import ready_selection
 from stagegate.transfer.errors import SourceChangedError, UnsafeDestinationError
 from stagegate.transfer.label_sources import LabelFileAbove
 from stagegate.transfer.layout import state_dir_of
@@ -672,7 +673,13 @@ class NodeContext:
                     above,
                 )
             publish_batches(
-                path, source_url=job.source, digest=digest, batches=batches, files=files, bytes=nbytes
+                path,
+                source_url=job.source,
+                digest=digest,
+                batches=batches,
+                files=files,
+                bytes=nbytes,
+                selection=ready_selection(job.source, job.include, job.exclude),
             )
             # A file copied from a peer was checked against the BLAKE3 its source reader recorded,
             # with how that reader verified it: the manifest keeps the reader's word for it.

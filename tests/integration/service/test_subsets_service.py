@@ -9,6 +9,7 @@ import pytest
 
 from integration.helpers import payload, put_objects
 from integration.service.cluster import dump, iter_files
+from stagegate.transfer.layout import state_dir_of
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +46,9 @@ def test_a_filtered_subset_under_a_labelled_prefix(start_cluster, s3_client, buc
         "a.bin": FILES["val/a.bin"],
         "deep/b.bin": FILES["val/deep/b.bin"],
     }
+    # READY says which source and which part of it, as the embedded staging's marker does.
+    ready = json.loads((state_dir_of(Path(subset["nodes"][0]["path"])) / "READY").read_bytes())
+    assert (ready["source_identity"], ready["include"], ready["exclude"]) == (source, [], ["*.tmp"])
 
     # The same files again are a cache hit; another filter is another dataset.
     again = staged(cluster, alice, source, "--exclude", "/deep/*.tmp")

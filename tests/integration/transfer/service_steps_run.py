@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from stagegate.transfer import TransferConfig, copy_batch, open_source, plan_dataset, publish_batches
+from stagegate.transfer.dataset_source import ready_selection
 from stagegate.transfer.parts import batched_by_weight
 from stagegate.transfer.sources import source_recipe
 
@@ -38,6 +39,7 @@ def main(url: str, dest: str, scratch: str, max_files: int, bandwidth: int | Non
         batches=len(batches),
         files=plan.files,
         bytes=plan.bytes,
+        selection=ready_selection(plan.source_url),
     )
     print(json.dumps({"published": published.to_json()}), flush=True)
 

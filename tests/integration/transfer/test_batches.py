@@ -41,6 +41,7 @@ from stagegate.transfer import (
     stage,
 )
 from stagegate.transfer.batch_record import read_batch_record
+from stagegate.transfer.dataset_source import ready_selection
 from stagegate.transfer.errors import TransferError
 from stagegate.transfer.layout import state_dir_of
 from stagegate.transfer.parts import batched_by_weight
@@ -134,6 +135,7 @@ def publish(dest: Path, plan: Plan, batches: int, files: int | None = None) -> A
         batches=batches,
         files=plan.files if files is None else files,
         bytes=plan.bytes,
+        selection=ready_selection(plan.source_url),
     )
 
 
@@ -299,7 +301,9 @@ def test_publishing_with_a_batch_missing_names_it(s3_url, tmp_path):
 
 def test_nothing_there_is_every_batch_missing(tmp_path):
     with pytest.raises(TransferError, match=r"3 of 3 batches not copied \(missing or damaged: batch 0, 1, 2"):
-        publish_batches(tmp_path / "nowhere", source_url="x", digest="d", batches=3, files=3, bytes=3)
+        publish_batches(
+            tmp_path / "nowhere", source_url="x", digest="d", batches=3, files=3, bytes=3, selection={}
+        )
     assert not (tmp_path / "nowhere").exists()
 
 
