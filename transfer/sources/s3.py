@@ -33,6 +33,7 @@ from stagegate.transfer.label_sources import (
 )
 from stagegate.transfer.objects import LabelSpec, SourceObject
 from stagegate.transfer.sources.base import PublishedChecksum
+from stagegate.transfer.sources.s3_body import DirectBody, direct_reader
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -127,6 +128,19 @@ class _BodyReader:
 
     def close(self) -> None:
         self._body.close()
+
+
+class _DirectBodyReader(_BodyReader):
+    """A body the engine reads into its own reused buffer (:mod:`transfer.sources.s3_body`)."""
+
+    def __init__(
+        self, body: DirectBody, published: PublishedChecksum | None, label: Callable[[], str | None]
+    ) -> None:
+        super().__init__(body, published, label)
+        self._direct = body
+
+    def readinto(self, buffer: memoryview, /) -> int:
+        return self._direct.readinto(buffer)
 
 
 def _error_code(exc: ClientError) -> str:
@@ -337,6 +351,9 @@ class S3Source:
                 return None
             return self._label_of(full_key)
 
+        direct = direct_reader(body)
+        if direct is not None:
+            return _DirectBodyReader(direct, published, label)
         return _BodyReader(body, published, label)
 
     def _through_crt(self, obj: SourceObject, byte_range: tuple[int, int] | None) -> bool:
