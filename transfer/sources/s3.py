@@ -351,7 +351,7 @@ class S3Source:
                 return None
             return self._label_of(full_key)
 
-        direct = direct_reader(body)
+        direct = direct_reader(body, obj.key)
         if direct is not None:
             return _DirectBodyReader(direct, published, label)
         return _BodyReader(body, published, label)

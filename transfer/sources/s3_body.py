@@ -20,8 +20,8 @@ from botocore.response import StreamingBody
 from stagegate.transfer.errors import SourceReadError
 
 
-def direct_reader(body: Any) -> "DirectBody | None":
-    """A :class:`DirectBody` over ``body`` where its bytes can be read into a buffer
+def direct_reader(body: Any, name: str) -> "DirectBody | None":
+    """A :class:`DirectBody` over ``body`` (errors call it ``name``) where its bytes can be read into a buffer
     untouched by botocore or urllib3, else None (read it with ``read``)."""
     if type(body) is not StreamingBody:  # e.g. botocore's checksum-validating wrapper
         return None
@@ -32,14 +32,15 @@ def direct_reader(body: Any) -> "DirectBody | None":
     if getattr(raw, "_fp_bytes_read", 0) or len(getattr(raw, "_decoded_buffer", ())):
         return None  # someone read through urllib3 already: its buffer holds bytes
     length = getattr(body, "_content_length", None)
-    return DirectBody(raw, fp, int(length) if length is not None else None)
+    return DirectBody(raw, fp, int(length) if length is not None else None, name)
 
 
 class DirectBody:
     """``readinto`` on an HTTP response, with the length check and the connection's return
     to the pool that botocore and urllib3 would have done."""
 
-    def __init__(self, raw: Any, fp: http.client.HTTPResponse, length: int | None) -> None:
+    def __init__(self, raw: Any, fp: http.client.HTTPResponse, length: int | None, name: str) -> None:
+        self._name = name
         self._raw = raw  # urllib3's response: owns the connection
         self._fp = fp
         self._length = length
@@ -59,7 +60,7 @@ class DirectBody:
 
     def _at_end(self) -> None:
         if self._length is not None and self._got != self._length:
-            raise SourceReadError(f"the body ended after {self._got} of {self._length} bytes")
+            raise SourceReadError(f"{self._name}: the body ended after {self._got} of {self._length} bytes")
         if self._fp.isclosed():  # read to its end: the connection may serve the next GET
             self._raw.release_conn()
 
