@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
@@ -34,6 +35,7 @@ from stagegate.transfer.label_sources import (
 from stagegate.transfer.objects import LabelSpec, SourceObject
 from stagegate.transfer.sources.base import PublishedChecksum
 from stagegate.transfer.sources.s3_body import DirectBody, direct_reader
+from stagegate.transfer.sources.s3_timestamps import parse_timestamp
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -83,7 +85,10 @@ def make_client(max_connections: int) -> "S3Client":
         response_checksum_validation="when_required",
         request_checksum_calculation="when_required",
     )
-    client = boto3.session.Session().client("s3", config=config)
+    session = botocore.session.get_session()
+    # Each response is parsed by this session's factory: listings' timestamps without dateutil.
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse_timestamp)
+    client = boto3.session.Session(botocore_session=session).client("s3", config=config)
     # S3 sends an object's checksum only when asked. Asking through the ChecksumMode
     # parameter would also make botocore validate it, and we already hash in-stream:
     # ask with the header instead, and compute the checksum once.
