@@ -45,6 +45,7 @@ from stagegate.transfer.errors import (
     TransferError,
 )
 from stagegate.transfer.keys import key_parts
+from stagegate.transfer.mapped import file_views
 from stagegate.transfer.objects import CopiedFile, SourceObject, Verification
 from stagegate.transfer.parts import Part, part_size_by_need, part_size_under, split_parts
 from stagegate.transfer.progress import ProgressTracker
@@ -553,18 +554,11 @@ class CopyEngine:
 
     def _hash_file(self, fd: int, size: int, published: PublishedChecksum | None) -> _Hashes:
         """Hash an assembled file once, from the page cache it was just written through."""
-        # One thread hashes the whole file: let BLAKE3 spread each 8 MiB buffer over the cores.
+        # One thread hashes the whole file: let BLAKE3 spread each 8 MiB view over the cores.
         hashes = _Hashes(published, self._writer.read_back_algorithm, threads=ALL_CORES)
-        buf = bytearray(8 * MiB)
-        view = memoryview(buf)
-        offset = 0
-        while offset < size:
+        for view in file_views(fd, size):
             self._check_cancelled()
-            n = os.preadv(fd, [view[: min(len(buf), size - offset)]], offset)
-            if n == 0:
-                raise TransferError(f"temporary file shorter than written ({offset} of {size})")
-            hashes.update(view[:n])
-            offset += n
+            hashes.update(view)
         return hashes
 
     @staticmethod

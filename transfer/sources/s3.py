@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
@@ -33,6 +34,8 @@ from stagegate.transfer.label_sources import (
 )
 from stagegate.transfer.objects import LabelSpec, SourceObject
 from stagegate.transfer.sources.base import PublishedChecksum
+from stagegate.transfer.sources.s3_body import DirectBody, direct_reader
+from stagegate.transfer.sources.s3_timestamps import parse_timestamp
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -82,7 +85,10 @@ def make_client(max_connections: int) -> "S3Client":
         response_checksum_validation="when_required",
         request_checksum_calculation="when_required",
     )
-    client = boto3.session.Session().client("s3", config=config)
+    session = botocore.session.get_session()
+    # Each response is parsed by this session's factory: listings' timestamps without dateutil.
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse_timestamp)
+    client = boto3.session.Session(botocore_session=session).client("s3", config=config)
     # S3 sends an object's checksum only when asked. Asking through the ChecksumMode
     # parameter would also make botocore validate it, and we already hash in-stream:
     # ask with the header instead, and compute the checksum once.
@@ -127,6 +133,19 @@ class _BodyReader:
 
     def close(self) -> None:
         self._body.close()
+
+
+class _DirectBodyReader(_BodyReader):
+    """A body the engine reads into its own reused buffer (:mod:`transfer.sources.s3_body`)."""
+
+    def __init__(
+        self, body: DirectBody, published: PublishedChecksum | None, label: Callable[[], str | None]
+    ) -> None:
+        super().__init__(body, published, label)
+        self._direct = body
+
+    def readinto(self, buffer: memoryview, /) -> int:
+        return self._direct.readinto(buffer)
 
 
 def _error_code(exc: ClientError) -> str:
@@ -337,6 +356,9 @@ class S3Source:
                 return None
             return self._label_of(full_key)
 
+        direct = direct_reader(body, obj.key)
+        if direct is not None:
+            return _DirectBodyReader(direct, published, label)
         return _BodyReader(body, published, label)
 
     def _through_crt(self, obj: SourceObject, byte_range: tuple[int, int] | None) -> bool:

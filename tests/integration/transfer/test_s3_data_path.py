@@ -23,7 +23,7 @@ from integration.helpers import MiB, assert_staged, data_files, payload, put_obj
 from stagegate.transfer import copy_batch, open_source, plan_dataset, stage
 from stagegate.transfer.errors import ChecksumMismatchError, SourceChangedError
 from stagegate.transfer.sources import s3 as s3_source
-from stagegate.transfer.sources import s3_crt
+from stagegate.transfer.sources import s3_body, s3_crt
 
 pytestmark = pytest.mark.integration
 
@@ -32,10 +32,12 @@ _HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "up
 
 class FlippingProxy:
     """An HTTP proxy to ``upstream`` that flips one byte of the body of the first ``flips``
-    GET responses whose path ends with ``victim``; records every GET's path and User-Agent."""
+    GET responses whose path ends with ``victim`` (with ``cut``, sends only the first half of
+    the body, under the whole one's Content-Length, and hangs up); records every GET's path
+    and User-Agent."""
 
-    def __init__(self, upstream: str, victim: str, flips: int = 1) -> None:
-        self.victim, self.flips = victim, flips
+    def __init__(self, upstream: str, victim: str, flips: int = 1, cut: bool = False) -> None:
+        self.victim, self.flips, self.cut = victim, flips, cut
         self.flipped = 0
         self.gets: list[tuple[str, str]] = []
         self.on_get: Any = None  # called with each GET's path and client port, as it is served
@@ -70,7 +72,7 @@ class FlippingProxy:
                         )
                         if flip:
                             proxy.flipped += 1
-                    if flip:
+                    if flip and not proxy.cut:
                         data[len(data) // 2] ^= 0x01
                 self.send_response(resp.status)
                 for name, value in resp.getheaders():
@@ -78,7 +80,10 @@ class FlippingProxy:
                         self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                if self.command != "HEAD":
+                if self.command == "GET" and flip and proxy.cut:
+                    self.wfile.write(data[: len(data) // 2])
+                    self.close_connection = True  # the client sees the body end early
+                elif self.command != "HEAD":
                     self.wfile.write(data)
                 upstream_conn.close()
 
@@ -103,8 +108,8 @@ def through(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Start a flipping proxy for a victim key and point every client made after at it."""
     proxies: list[FlippingProxy] = []
 
-    def start(victim: str, flips: int = 1) -> FlippingProxy:
-        proxy = FlippingProxy(s3_endpoint, victim, flips).__enter__()
+    def start(victim: str, flips: int = 1, cut: bool = False) -> FlippingProxy:
+        proxy = FlippingProxy(s3_endpoint, victim, flips, cut).__enter__()
         proxies.append(proxy)
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         return proxy
@@ -153,6 +158,55 @@ def test_a_byte_flipped_on_every_read_fails_after_the_last_attempt(s3_client, bu
     assert proxy.flipped == 3
     assert "victim.bin" not in data_files(tmp_path / "dest")
     assert temp_files(tmp_path / "dest") == []
+
+
+@pytest.mark.parametrize("size", [100_000, 3 * MiB + 5], ids=["whole", "in-parts"])
+def test_a_boto3_body_cut_short_is_caught_and_the_object_read_again(
+    s3_client, bucket, tmp_path, caplog, through, size
+):
+    files = {"a.bin": payload("a", 1000), "victim.bin": payload("victim", size)}
+    put_objects(s3_client, bucket, {f"ds/{k}": v for k, v in files.items()})
+    proxy = through("victim.bin", cut=True)
+    source = s3_source.S3Source(f"s3://{bucket}/ds", data_path="boto3")
+
+    with caplog.at_level(logging.WARNING, logger="stagegate.transfer.engine"):
+        result = stage(source, tmp_path / "dest", small_config(max_attempts=3))
+
+    assert proxy.flipped == 1
+    assert result.files == len(files)
+    assert_staged(tmp_path / "dest", files)
+    retries = [r.getMessage() for r in caplog.records if "victim.bin" in r.getMessage()]
+    assert len(retries) == 1 and "retrying" in retries[0], retries
+
+
+def test_boto3_bodies_are_read_into_the_engines_buffer_and_give_their_connection_back(s3_client, bucket):
+    data = payload("direct", 3 * MiB + 7)
+    put_objects(s3_client, bucket, {"ds/d.bin": data})
+    source = s3_source.S3Source(f"s3://{bucket}/ds", data_path="boto3")
+    (obj,) = list(source.list())
+    buffer = memoryview(bytearray(1 << 20))
+    for offset, length in ((0, None), (MiB, MiB + 3)):
+        reader = source.open(obj, offset, length)
+        assert hasattr(reader, "readinto")
+        got = bytearray()
+        while n := reader.readinto(buffer):
+            got += buffer[:n]
+        reader.close()
+        assert bytes(got) == data[offset : None if length is None else offset + length]
+    pools = source._client._endpoint.http_session._manager.pools  # urllib3's, one per endpoint
+    (endpoint,) = pools.keys()
+    pool = pools[endpoint]
+    assert pool.num_connections == 1  # the second GET reused the first's connection
+
+
+def test_a_body_botocore_validates_is_left_to_botocore(s3_client, bucket):
+    put_objects(s3_client, bucket, {"ds/c.bin": payload("c", 5000)})
+    body = s3_client.get_object(Bucket=bucket, Key="ds/c.bin", ChecksumMode="ENABLED")["Body"]
+    try:
+        assert type(body).__name__ == "StreamingChecksumBody"  # botocore checks the CRC as it reads
+        assert s3_body.direct_reader(body, "c.bin") is None
+    finally:
+        body.close()
 
 
 def test_an_object_rewritten_after_listing_is_refused_by_if_match(s3_client, bucket, tmp_path):
