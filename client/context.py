@@ -54,10 +54,13 @@ def ledger(sign_when_due: bool = True) -> Iterator["Ledger"]:
     try:
         yield opened
         if sign_when_due and opened.dialect == "sqlite":
-            from stagegate.ledger.checkpoints import Checkpoints
+            from stagegate.ledger.checkpoint_due import due_by_settings
 
             try:
-                Checkpoints.from_settings(opened).sign_if_due()
+                if due_by_settings(opened, load_settings()):  # rarely: only then load the signer
+                    from stagegate.ledger.checkpoints import Checkpoints
+
+                    Checkpoints.from_settings(opened).sign_if_due()
             except Exception as exc:  # the command's work is done and recorded; say why, go on
                 click.echo(f"stagegate: warning: no audit checkpoint signed: {exc}", err=True)
     finally:
