@@ -21,6 +21,8 @@ from pathlib import Path
 FILES = 10
 FILE_BYTES = 4096
 S3_OBJECTS = 5
+# argv, environment, and the exit code expected when it is not 0.
+Run = tuple[list[str], dict[str, str]] | tuple[list[str], dict[str, str], int]
 
 
 def _free_port() -> int:
@@ -29,15 +31,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(user+sys CPU s, wall s) of one run, which must succeed."""
+def _timed(argv: list[str], env: dict[str, str], exit_code: int = 0) -> tuple[float, float]:
+    """(user+sys CPU s, wall s) of one run, which must end with ``exit_code``."""
     with tempfile.NamedTemporaryFile("r") as out:
-        subprocess.run(
+        done = subprocess.run(
             ["/usr/bin/time", "-o", out.name, "-f", "%U %S %e", *argv],
             env=env,
-            check=True,
             stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
+        if done.returncode != exit_code:
+            raise RuntimeError(f"{argv} exited {done.returncode}, not {exit_code}: {done.stderr[-500:]}")
         user, sys_, wall = (float(v) for v in out.read().split()[-3:])
     return user + sys_, wall
 
@@ -86,8 +91,16 @@ def main() -> None:
         def dest() -> str:
             return str(work / "dest" / f"d{next(counter)}")
 
-        scenarios: dict[str, Callable[[str], tuple[list[str], dict[str, str]]]] = {
+        # `status` against a port nothing listens on: the start-up of a service command up to its
+        # first request, which fails (exit 1, the service could not be reached).
+        refused = f"http://127.0.0.1:{_free_port()}"
+        scenarios: dict[str, Callable[[str], Run]] = {
             "stagegate --help": lambda n: ([stagegate(n), "--help"], home(work / "help-home")),
+            "status ID --server (refused)": lambda n: (
+                [stagegate(n), "status", "00000000-0000-0000-0000-000000000000", "--server", refused],
+                home(work / "status-home") | {"STAGEGATE_TOKEN": "not-a-real-token"},
+                1,
+            ),
             "stage 10 files, fresh home": lambda n: (
                 [stagegate(n), "stage", str(source), "--to", dest()],
                 home(work / f"fresh-{next(counter)}"),
