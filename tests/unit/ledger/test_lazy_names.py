@@ -5,6 +5,8 @@ import importlib
 import subprocess
 import sys
 
+import pytest
+
 import stagegate.ledger as ledger
 
 
@@ -34,9 +36,5 @@ def test_every_name_is_the_defining_module_s() -> None:
 
 
 def test_an_unknown_name_is_an_attribute_error() -> None:
-    try:
+    with pytest.raises(AttributeError, match="no_such_name"):
         ledger.no_such_name  # type: ignore[attr-defined]  # noqa: B018
-    except AttributeError as exc:
-        assert "no_such_name" in str(exc)
-    else:
-        raise AssertionError("an unknown name resolved")
