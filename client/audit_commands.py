@@ -12,9 +12,12 @@ from stagegate.client import context
 from stagegate.client.checkpoint_commands import checkpoint, key, prove, verify_checkpoints, verify_proof
 from stagegate.client.errors import EXIT_TAMPERED
 from stagegate.client.read_from import service_or_local, where_from
-from stagegate.ledger import AuditEvent, AuditTrail
+from stagegate.ledger import AuditEvent
 from stagegate.ledger.chain import format_head, parse_head
 from stagegate.ledger.export import write_events
+
+# AuditTrail (the ledger's tables and SQLAlchemy) is imported by the commands that read the
+# ledger itself, not by `--help` or those answered by the service.
 
 # What one request to the service returns at most (the API's cap on GET /v1/audit).
 SERVICE_EVENT_LIMIT = 10_000
@@ -67,6 +70,8 @@ def query(as_json: bool, server: str | None, local: bool, **where: Any) -> None:
 def _events(server: str | None, local: bool, where: dict[str, Any]) -> Iterator[AuditEvent]:
     client = service_or_local(server, local)
     if client is None:
+        from stagegate.ledger import AuditTrail
+
         with context.ledger() as ledger:
             yield from AuditTrail(ledger).events(**where)
         return
@@ -147,6 +152,8 @@ def verify(
         where = f"reported by the service at {client.base_url}"
         click.echo(f"TAMPERED: {answer.get('problem')} ({where})", err=True)
         raise click.exceptions.Exit(EXIT_TAMPERED)
+    from stagegate.ledger import AuditTrail
+
     with context.ledger() as ledger:
         verdict = AuditTrail(ledger).verify(expected_head=expected)
     if verdict.intact:
@@ -181,6 +188,8 @@ def head(server: str | None, local: bool) -> None:
         with client:
             newest = client.audit_head()
     else:
+        from stagegate.ledger import AuditTrail
+
         with context.ledger() as ledger:
             newest = AuditTrail(ledger).head()
     click.echo(format_head(newest))

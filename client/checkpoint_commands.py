@@ -4,6 +4,7 @@ checkpoints, and the checks an auditor runs with nothing but a checkpoint and a 
 import contextlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,13 +12,12 @@ from stagegate.client import context
 from stagegate.client.errors import EXIT_TAMPERED
 from stagegate.client.read_from import ledger_here, service_or_local, where_from
 from stagegate.errors import InvalidInputError
-from stagegate.ledger.checkpoint_note import open_checkpoint, split_notes
-from stagegate.ledger.checkpoints import Checkpoints
-from stagegate.ledger.log_check import check_log
-from stagegate.ledger.proof_bundle import check_bundle
-from stagegate.ledger.signed_note import NoteError, SignerKey, VerifierKey, parse_verifier
-from stagegate.ledger.signing_key import NoSigningKeyError
 from stagegate.settings import load_settings
+
+# `stagegate --help` and `audit --help` define these commands without running them: the
+# checkpoint machinery (the ledger's tables, the signer's cryptography) is imported in each.
+if TYPE_CHECKING:
+    from stagegate.ledger.signed_note import VerifierKey
 
 MAX_FILE_BYTES = 64 << 20
 
@@ -30,8 +30,10 @@ def _read(path: str, what: str) -> str:
         raise InvalidInputError(f"cannot read the {what} {path}: {exc}") from None
 
 
-def public_keys(values: tuple[str, ...]) -> list[VerifierKey]:
+def public_keys(values: tuple[str, ...]) -> list["VerifierKey"]:
     """``--public-key`` values: each a key (``NAME+ID+BASE64``) or a file of them, one a line."""
+    from stagegate.ledger.signed_note import parse_verifier
+
     keys = []
     for value in values:
         text = _read(value, "public key file") if Path(value).is_file() else value
@@ -67,6 +69,8 @@ def checkpoint(make: bool, server: str | None, local: bool) -> None:
             raise InvalidInputError(f"the service at {client.base_url} has signed no checkpoint yet")
         click.echo(note, nl=False)
         return
+    from stagegate.ledger.checkpoints import Checkpoints
+
     with context.ledger(sign_when_due=False) as ledger:
         checkpoints = Checkpoints.from_settings(ledger)
         latest = checkpoints.sign() if make else checkpoints.latest()
@@ -79,6 +83,11 @@ def checkpoint(make: bool, server: str | None, local: bool) -> None:
 
 def verify_checkpoints(files: tuple[str, ...], key_values: tuple[str, ...]) -> None:
     """``audit verify --checkpoint FILE...``: the trail in the ledger extends each checkpoint."""
+    from stagegate.ledger.checkpoint_note import open_checkpoint, split_notes
+    from stagegate.ledger.checkpoints import Checkpoints
+    from stagegate.ledger.log_check import check_log
+    from stagegate.ledger.signed_note import NoteError
+
     keys = public_keys(key_values)
     with context.ledger(sign_when_due=False) as ledger:
         checkpoints = Checkpoints.from_settings(ledger)
@@ -130,6 +139,10 @@ def prove(seq: int, out: str | None, server: str | None, local: bool) -> None:
     """Write event SEQ with its inclusion proof and the latest checkpoint, for
     `stagegate audit verify-proof` to check with no database. Reads the ledger itself: with a
     server set, pass --local where the database is reachable."""
+    from stagegate.ledger.checkpoints import Checkpoints
+    from stagegate.ledger.proof_bundle import check_bundle
+    from stagegate.ledger.signed_note import NoteError
+
     ledger_here(server, local, "audit prove")
     with context.ledger(sign_when_due=False) as ledger:
         checkpoints = Checkpoints.from_settings(ledger)
@@ -162,6 +175,9 @@ def prove(seq: int, out: str | None, server: str | None, local: bool) -> None:
 def verify_proof(proof_file: str, key_values: tuple[str, ...]) -> None:
     """Check a proof file from `stagegate audit prove` with no database: exit 0 if the event is
     in a checkpoint one of the keys signed, 4 if not."""
+    from stagegate.ledger.proof_bundle import check_bundle
+    from stagegate.ledger.signed_note import NoteError
+
     keys = public_keys(key_values)
     origin = load_settings().checkpoint_origin
     try:
@@ -190,6 +206,10 @@ def key(new_file: str | None, server: str | None, local: bool) -> None:
     that signed a checkpoint in this ledger (a rotated key stays listed). Reads the ledger
     itself: with a server set, pass --local where the database is reachable (`audit checkpoint`
     shows the service's latest note, which names its key)."""
+    from stagegate.ledger.checkpoints import Checkpoints
+    from stagegate.ledger.signed_note import SignerKey
+    from stagegate.ledger.signing_key import NoSigningKeyError
+
     settings = load_settings()
     if new_file is None:
         ledger_here(server, local, "audit key")

@@ -15,13 +15,6 @@ from typing import NoReturn
 import click
 
 from stagegate.client import log_redaction
-from stagegate.client.audit_commands import audit
-from stagegate.client.config_command import config
-from stagegate.client.daemon_commands import serve, worker
-from stagegate.client.db_commands import db
-from stagegate.client.declassify_command import declassify
-from stagegate.client.discovery_commands import du, ls
-from stagegate.client.egress_command import egress
 from stagegate.client.errors import (
     EXIT_BAD_INPUT,
     EXIT_DENIED,
@@ -33,19 +26,37 @@ from stagegate.client.errors import (
     error_json,
     service_exit_code,
 )
-from stagegate.client.list_command import list_stagings
-from stagegate.client.policy_commands import policy
-from stagegate.client.service_commands import nodes, release, renew, status
-from stagegate.client.stage_command import stage
-from stagegate.client.token_commands import token
-from stagegate.client.usage_commands import usage_command
+from stagegate.client.lazy_group import LazyGroup
 from stagegate.errors import InvalidInputError, NotFoundError, StagegateError
-from stagegate.policies import PolicyDeniedError
 from stagegate.urls import redact_text
 from stagegate.version import __version__
 
+# Where each subcommand is defined: only the one run is imported (see client.lazy_group).
+COMMANDS = {
+    "stage": "stagegate.client.stage_command:stage",
+    "status": "stagegate.client.service_commands:status",
+    "list": "stagegate.client.list_command:list_stagings",
+    "release": "stagegate.client.service_commands:release",
+    "renew": "stagegate.client.service_commands:renew",
+    "nodes": "stagegate.client.service_commands:nodes",
+    "policy": "stagegate.client.policy_commands:policy",
+    "ls": "stagegate.client.discovery_commands:ls",
+    "du": "stagegate.client.discovery_commands:du",
+    "audit": "stagegate.client.audit_commands:audit",
+    "token": "stagegate.client.token_commands:token",
+    "serve": "stagegate.client.daemon_commands:serve",
+    "worker": "stagegate.client.daemon_commands:worker",
+    "usage": "stagegate.client.usage_commands:usage_command",
+    "egress": "stagegate.client.egress_command:egress",
+    "declassify": "stagegate.client.declassify_command:declassify",
+    "db": "stagegate.client.db_commands:db",
+    "config": "stagegate.client.config_command:config",
+}
+
 
 @click.group(
+    cls=LazyGroup,
+    commands_in=COMMANDS,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="Exit codes: 0 ok; 1 failed (or the service could not be reached); 2 bad usage or "
     "input (or a missing or invalid STAGEGATE_TOKEN); 3 denied by the policy (or by your role); "
@@ -71,25 +82,6 @@ def cli(verbose: int) -> None:
     logging.basicConfig(level=level, format="stagegate: %(levelname)s: %(message)s", stream=sys.stderr)
 
 
-cli.add_command(stage)
-cli.add_command(status)
-cli.add_command(list_stagings)
-cli.add_command(release)
-cli.add_command(renew)
-cli.add_command(nodes)
-cli.add_command(policy)
-cli.add_command(ls)
-cli.add_command(du)
-cli.add_command(audit)
-cli.add_command(token)
-cli.add_command(serve)
-cli.add_command(worker)
-cli.add_command(usage_command)
-cli.add_command(egress)
-cli.add_command(declassify)
-cli.add_command(db)
-cli.add_command(config)
-
 _SERVICE_ERROR_PREFIX = {EXIT_BAD_INPUT: "error", EXIT_DENIED: "denied", EXIT_FAILED: "failed"}
 
 
@@ -108,6 +100,13 @@ def _error(prefix: str | None, exc: BaseException, code: int) -> None:
 def _fail(prefix: str | None, exc: BaseException, code: int) -> NoReturn:
     _error(prefix, exc, code)
     sys.exit(code)
+
+
+def _is_policy_denial(exc: StagegateError) -> bool:
+    # Only a command that loaded the policies can be denied by one: `stagegate status` or
+    # `--help` need not import them (and their YAML parser) just to name the class here.
+    policies = sys.modules.get("stagegate.policies.errors")
+    return policies is not None and isinstance(exc, policies.PolicyDeniedError)
 
 
 def main() -> None:
@@ -139,11 +138,11 @@ def main() -> None:
     except ServiceError as exc:
         code = service_exit_code(exc)
         _fail(_SERVICE_ERROR_PREFIX.get(code, "failed"), exc, code)
-    except PolicyDeniedError as exc:
-        _fail(None, exc, EXIT_DENIED)
-    except (InvalidInputError, NotFoundError) as exc:
-        _fail("error", exc, EXIT_BAD_INPUT)
     except StagegateError as exc:
+        if _is_policy_denial(exc):
+            _fail(None, exc, EXIT_DENIED)
+        if isinstance(exc, InvalidInputError | NotFoundError):
+            _fail("error", exc, EXIT_BAD_INPUT)
         _fail("failed", exc, EXIT_FAILED)
     except OSError as exc:
         # A full disk, a permission problem, an unreachable endpoint: the transfer failed.

@@ -3,8 +3,6 @@ service's runtime role what it needs (and no right to alter the audit trail)."""
 
 import click
 
-from stagegate.ledger.database import create_ledger_engine
-from stagegate.ledger.migrate import HEAD_REVISION, upgrade_schema
 from stagegate.ledger.settings import RUNTIME_ROLE_ENV, ledger_url, runtime_role
 
 
@@ -34,6 +32,10 @@ def upgrade(role: str | None) -> None:
     every run, so tables a newer release adds are covered. The database URL comes from the
     environment only, never a flag: it carries the owner's password.
     """
+    # Imported here: `stagegate --help` defines this command and never migrates.
+    from stagegate.ledger.database import create_ledger_engine
+    from stagegate.ledger.migrate import HEAD_REVISION, upgrade_schema
+
     role = role or runtime_role()
     engine = create_ledger_engine(ledger_url())
     try:

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,10 +24,13 @@ from stagegate.client.progress_output import summary_line
 from stagegate.client.read_from import where_from
 from stagegate.client.service_render import table
 from stagegate.client.stage_command import policy_option
-from stagegate.policies import Decision
 from stagegate.sizes import format_bytes
 from stagegate.urls import refuse_credentials
-from stagegate.workers.discovery import SourceEntry, SourceSurvey, SourceUsage, survey_source
+
+# Listing a source needs the engine's sources and the policy, which `--help` does not.
+if TYPE_CHECKING:
+    from stagegate.policies import Decision
+    from stagegate.workers.discovery import SourceEntry, SourceSurvey, SourceUsage
 
 EPILOG = (
     "Exit codes: 0 listed (whatever the policy says); 1 the source could not be read; 2 bad usage or input."
@@ -42,8 +46,10 @@ def _here_only(server: str | None, local: bool) -> None:
 
 
 @contextmanager
-def _surveyed(source: str, policy_path: Path | None, as_json: bool) -> Iterator[SourceSurvey]:
+def _surveyed(source: str, policy_path: Path | None, as_json: bool) -> Iterator["SourceSurvey"]:
     """The source planned, with the listing's progress on stderr when it is a terminal."""
+    from stagegate.workers.discovery import survey_source
+
     errors_as_json(as_json)
     refuse_credentials(source, "SOURCE")
     bar = ProgressBar() if sys.stderr.isatty() else None
@@ -57,7 +63,7 @@ def _surveyed(source: str, policy_path: Path | None, as_json: bool) -> Iterator[
             bar.finish()
 
 
-def _verdict_lines(decision: Decision) -> list[str]:
+def _verdict_lines(decision: "Decision") -> list[str]:
     verdict = "allowed" if decision.allowed else "DENIED"
     lines = [
         f"staging: {verdict} by policy {decision.policy_version[:12]} (accepts at most {decision.max_level})"
@@ -68,7 +74,7 @@ def _verdict_lines(decision: Decision) -> list[str]:
     return lines
 
 
-def _entry_line(e: SourceEntry) -> str:
+def _entry_line(e: "SourceEntry") -> str:
     verdict = "ok" if e.allowed else "DENIED"
     return f"{e.label:<14} {verdict:<6} {format_bytes(e.size):>10}  {e.key}  ({e.origin})"
 
@@ -117,7 +123,7 @@ def ls(
             click.echo(line)
 
 
-def _usage_lines(usage: SourceUsage) -> list[str]:
+def _usage_lines(usage: "SourceUsage") -> list[str]:
     lines = [f"{usage.total.files} objects, {format_bytes(usage.total.bytes)} in {usage.source}"]
     rows = [[label, str(t.files), format_bytes(t.bytes)] for label, t in sorted(usage.by_label.items())]
     lines += table(["LABEL", "OBJECTS", "BYTES"], rows, indent="  ")

@@ -11,7 +11,6 @@ from stagegate.client.filter_options import filter_options
 from stagegate.client.stage_command import policy_option
 from stagegate.key_filters import KeyFilter
 from stagegate.urls import refuse_credentials
-from stagegate.workers.staging import check_policy
 
 
 @click.group()
@@ -29,6 +28,8 @@ def check(
 ) -> None:
     """Show whether SOURCE (the files --include/--exclude take, as `stagegate stage` would) may be
     staged, and why, naming the label files consulted; exit 0 if allowed, 3 if denied."""
+    from stagegate.workers.staging import check_policy  # the engine's planning: only when checking
+
     refuse_credentials(source, "SOURCE")
     key_filter = KeyFilter.of(include, exclude)  # a bad pattern: exit 2, naming it
     chosen = context.load_policy(policy_path)

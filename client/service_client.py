@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import TYPE_CHECKING, Any, Self, cast
 from urllib.parse import quote
 
 import httpx
@@ -38,13 +38,15 @@ from stagegate.client.service_models import Node, Staging, audit_event, token_in
 from stagegate.errors import InvalidInputError, NotFoundError
 from stagegate.ledger import AuditEvent
 from stagegate.ledger.chain import format_head, parse_head
-from stagegate.ledger.tokens import TokenInfo
-from stagegate.ledger.usage import UsageRow
 from stagegate.owners import OwnerRef
 from stagegate.requests import EgressRequest, StagingMode, StagingRequest
 from stagegate.states import EGRESS_TERMINAL
 from stagegate.urls import has_credentials
 from stagegate.version import __version__
+
+if TYPE_CHECKING:  # the ledger's queries and tables, which parsing a staging never needs
+    from stagegate.ledger.tokens import TokenInfo
+    from stagegate.ledger.usage import UsageRow
 
 log = logging.getLogger(__name__)
 
@@ -283,12 +285,12 @@ class ServiceClient(ClosedOnExit):
         path = _staging_path(id) + "/renew"
         return Staging.from_json(self._request("POST", path, json=body, idempotent=True))
 
-    def tokens(self, include_revoked: bool = False) -> list[TokenInfo]:
+    def tokens(self, include_revoked: bool = False) -> list["TokenInfo"]:
         """Your user's tokens (an admin's: everyone's), without their secrets."""
         data = self._request("GET", "/v1/tokens", params={"revoked": "true"} if include_revoked else None)
         return [token_info(t, f"tokens[{i}]") for i, t in enumerate(_list_field(data, "tokens"))]
 
-    def revoke_token(self, token_id: str) -> TokenInfo:
+    def revoke_token(self, token_id: str) -> "TokenInfo":
         """Revoke a token of your user's (an admin: anyone's) by its id."""
         if not token_id.strip():
             raise InvalidInputError("a token id must not be empty")
@@ -315,7 +317,7 @@ class ServiceClient(ClosedOnExit):
 
     def usage(
         self, by: str, period: str, since: datetime | None = None, until: datetime | None = None
-    ) -> list[UsageRow]:
+    ) -> list["UsageRow"]:
         """Chargeback rows (auditor or admin), as ``stagegate usage`` computes them locally."""
         params = {"by": by, "period": period}
         params |= {k: v.isoformat() for k, v in (("since", since), ("until", until)) if v is not None}

@@ -9,13 +9,17 @@ number belongs is a bug worth a clear error, not a wrong number on screen). Only
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stagegate.client.errors import TERMINAL_STATES, ServiceProtocolError
 from stagegate.ledger import AuditEvent
-from stagegate.ledger.tokens import TokenInfo
-from stagegate.ledger.usage import UsageRow
 from stagegate.states import DatasetState, NodeStagingState
+
+# TokenInfo and UsageRow live beside the ledger's queries (SQLAlchemy, the tables), which
+# `stagegate status` and the other commands that parse a staging never need: imported on use.
+if TYPE_CHECKING:
+    from stagegate.ledger.tokens import TokenInfo
+    from stagegate.ledger.usage import UsageRow
 
 
 class _Fields:
@@ -404,7 +408,7 @@ def audit_event(data: object, where: str) -> AuditEvent:
     )
 
 
-def usage_row(data: object, where: str) -> UsageRow:
+def usage_row(data: object, where: str) -> "UsageRow":
     """One row of ``GET /v1/usage``. A server that reports only the old ``bytes_staged`` (moved
     and reused bytes in one figure) is refused by name: splitting it is not possible here, and
     showing it as either column would be wrong."""
@@ -415,6 +419,8 @@ def usage_row(data: object, where: str) -> UsageRow:
             "(an older stagegate service, which counts cache hits as staged bytes): upgrade the service, "
             "or read the ledger with --local"
         )
+    from stagegate.ledger.usage import UsageRow
+
     return UsageRow(
         period=f.required_text("period"),
         key=f.required_text("key"),
@@ -428,12 +434,14 @@ def usage_row(data: object, where: str) -> UsageRow:
     )
 
 
-def token_info(data: object, where: str) -> TokenInfo:
+def token_info(data: object, where: str) -> "TokenInfo":
     """One token of ``GET /v1/tokens``: never a secret (the server sends none)."""
     f = _Fields(data, where)
     created = f.time("created_at")
     if created is None:
         raise f._bad("created_at", "an ISO-8601 time")
+    from stagegate.ledger.tokens import TokenInfo
+
     return TokenInfo(
         id=f.required_text("id"),
         user=f.required_text("user"),

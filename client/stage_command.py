@@ -4,13 +4,12 @@
 import shlex
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 from click.core import ParameterSource
 
 from stagegate.client.duration_param import DURATION
-from stagegate.client.embedded_api import StagedDataset, stage_here
 from stagegate.client.errors import EXIT_INTERRUPTED, errors_as_json
 from stagegate.client.filter_options import filter_options
 from stagegate.client.owner_options import OWNER_OPTIONS, chosen_owner, owner_options
@@ -21,7 +20,12 @@ from stagegate.progress import throughput
 from stagegate.requests import StagingRequest
 from stagegate.sizes import format_bytes, parse_size
 from stagegate.urls import refuse_credentials
-from stagegate.workers.staging import StagingOptions
+
+# The embedded staging (the ledger, the policy, the engine) is imported when it runs: `--help`,
+# `stage --node` (the service does the work) and the commands that borrow options from here
+# never load it.
+if TYPE_CHECKING:
+    from stagegate.client.embedded_api import StagedDataset
 
 
 class SizeParam(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.3
@@ -330,6 +334,9 @@ def stage(
         stage_on_service(server, submission, wait, output)
         return
     assert destination is not None  # choose_mode said embedded
+    from stagegate.client.embedded_api import stage_here
+    from stagegate.workers.staging import StagingOptions
+
     options = StagingOptions(
         concurrency=concurrency,
         part_size=part_size,
@@ -395,14 +402,14 @@ def resume_hint(request: StagingRequest, policy_path: Path | None = None) -> str
     )
 
 
-def _summary(result: StagedDataset) -> dict[str, object]:
+def _summary(result: "StagedDataset") -> dict[str, object]:
     summary = result.to_json()
     summary["throughput_bytes_per_second"] = round(throughput(result.bytes_copied, result.seconds))
     summary["state_dir"] = result.state_dir
     return summary
 
 
-def _print_summary(r: StagedDataset) -> None:
+def _print_summary(r: "StagedDataset") -> None:
     rate = throughput(r.bytes_copied, r.seconds)
     click.echo(
         f"staged {r.files} files, {format_bytes(r.bytes)} into {r.destination} "

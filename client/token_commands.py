@@ -4,13 +4,16 @@ the service when a server is set (your own tokens; an admin's: all), else the le
 
 import json
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
 from stagegate.client import context
 from stagegate.client.read_from import service_or_local, where_from
 from stagegate.client.service_render import format_age, table
-from stagegate.ledger.tokens import TokenInfo
+
+if TYPE_CHECKING:  # the ledger's token queries are imported by the commands that run them
+    from stagegate.ledger.tokens import TokenInfo
 
 ROLES = ("job", "scientist", "steward", "auditor", "admin")
 
@@ -64,7 +67,7 @@ def _when(moment: datetime | None, now: datetime) -> str:
     return "never" if moment is None else format_age((now - moment).total_seconds())
 
 
-def _json(info: TokenInfo) -> dict[str, object]:
+def _json(info: "TokenInfo") -> dict[str, object]:
     def iso(moment: datetime | None) -> str | None:
         return None if moment is None else moment.isoformat()
 

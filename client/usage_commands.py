@@ -6,14 +6,16 @@ import csv
 import json
 import sys
 from datetime import datetime
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import click
 
 from stagegate.client import context
 from stagegate.client.audit_commands import WHEN
 from stagegate.client.read_from import service_or_local, where_from
-from stagegate.ledger.usage import By, Period, UsageRow, usage
+
+if TYPE_CHECKING:  # the usage report's queries run only for a local report
+    from stagegate.ledger.usage import UsageRow
 from stagegate.sizes import format_bytes
 
 COLUMNS = (
@@ -88,6 +90,8 @@ def usage_command(
         with client:
             rows = client.usage(by, period, since=since, until=until)
     else:
+        from stagegate.ledger.usage import By, Period, usage
+
         with context.ledger() as ledger:
             rows = usage(ledger, by=cast(By, by), since=since, until=until, period=cast(Period, period))
     if as_json:
@@ -100,7 +104,7 @@ def usage_command(
         click.echo(_table(rows, by))
 
 
-def _table(rows: list[UsageRow], by: str) -> str:
+def _table(rows: list["UsageRow"], by: str) -> str:
     if not rows:
         return "no usage in this window"
     header = (

@@ -17,7 +17,7 @@ ledger ends; :meth:`Checkpoints.sign` on demand (``stagegate audit checkpoint --
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import cast
 
 from sqlalchemy import Connection, Table, func, insert, select
@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Table, func, insert, select
 from stagegate.errors import InvalidInputError, NotFoundError, StagegateError
 from stagegate.ledger.audit import AuditTrail
 from stagegate.ledger.audit_tree import StoredSubtrees, compact_range, extend_tree, tree_size
+from stagegate.ledger.checkpoint_due import checkpoint_due
 from stagegate.ledger.checkpoint_note import Checkpoint, SignedCheckpoint, open_checkpoint
 from stagegate.ledger.checkpoint_publish import Publisher, publisher_from
 from stagegate.ledger.database import READ_ONLY, Ledger
@@ -237,21 +238,7 @@ class Checkpoints:
         """Whether the rules say a checkpoint is owed: ``every_events`` new events since the
         last one, or ``every_seconds`` since it (since the first unsigned event, if none yet)."""
         with self._reader() as conn:
-            head = conn.execute(select(func.max(_events.c.seq))).scalar() or 0
-            last = _latest_in(conn)
-            signed = 0 if last is None else last.size
-            if head <= signed:
-                return False
-            if self._every_events and head - signed >= self._every_events:
-                return True
-            if not self._every_seconds:
-                return False
-            since = (
-                last.time
-                if last is not None
-                else conn.execute(select(_events.c.time).where(_events.c.seq == signed + 1)).scalar()
-            )
-        return since is not None and self._clock() - since >= timedelta(seconds=self._every_seconds)
+            return checkpoint_due(conn, self._every_events, self._every_seconds, self._clock())
 
     def sign_if_due(self) -> StoredCheckpoint | None:
         """:meth:`sign` if :meth:`due`. With no key configured (a service), says so once in the

@@ -26,6 +26,7 @@ from stagegate.ledger.roles import (
     grant_runtime_role,
     may_migrate,
 )
+from stagegate.ledger.sqlite_schema import create_at_head, is_empty, sqlite_revision
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -69,12 +70,25 @@ def _not_current(engine: Engine, conn: Connection) -> SchemaNotCurrentError:
     )
 
 
-def _upgrade(conn: Connection) -> None:
+def upgrade_with_alembic(conn: Connection) -> None:
+    """Run every migration the database on ``conn`` lacks, in the caller's transaction."""
     from alembic import command
 
     config = alembic_config()
     config.attributes["connection"] = conn
     command.upgrade(config, "head")
+
+
+def _upgrade(conn: Connection) -> None:
+    # A new SQLite file gets the whole schema in one step (see ledger.sqlite_schema), without
+    # loading Alembic; anything already there, and PostgreSQL, goes through the migrations.
+    if conn.dialect.name == "sqlite":
+        if is_empty(conn):
+            create_at_head(conn)
+            return
+        if sqlite_revision(conn) == HEAD_REVISION:
+            return  # another opener built it while this one waited for the writer lock
+    upgrade_with_alembic(conn)
 
 
 def upgrade_to_head(engine: Engine) -> None:

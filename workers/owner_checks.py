@@ -20,14 +20,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Any, Protocol
 
 from stagegate.ledger.database import Ledger
 from stagegate.ledger.owners import PinOwners
 from stagegate.owners import OwnerRef
 from stagegate.workers.settings import WorkerSettings
+
+# httpx (a sixth of the worker's imports) is loaded only by a worker that asks a cluster.
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +122,14 @@ class KubernetesOwners:
     """Asks one Kubernetes API about owners: GET of the owner's own path, nothing else."""
 
     def __init__(
-        self, api_url: str, token_file: Path, ca_file: Path | None = None, client: httpx.Client | None = None
+        self,
+        api_url: str,
+        token_file: Path,
+        ca_file: Path | None = None,
+        client: "httpx.Client | None" = None,
     ) -> None:
+        import httpx
+
         self._api = api_url.rstrip("/")
         self._token_file = token_file
         # The cluster's CA when there is one; otherwise the system's. Never unverified.
@@ -139,6 +147,8 @@ class KubernetesOwners:
         self._client.close()
 
     def check(self, owner: OwnerRef) -> OwnerCheck:
+        import httpx
+
         try:
             token = self._token_file.read_text().strip()
         except OSError as exc:
