@@ -29,23 +29,19 @@ _S3_ENV_CLEARED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AW
 
 
 @pytest.fixture(scope="session", autouse=True)
-def bytecode_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """The processes the tests start (the CLI, ``stagegate serve``, workers: hundreds a
-    run) keep compiled bytecode in a cache of this session's own, as an installed package has,
-    instead of compiling our modules from source each time (PYTHONDONTWRITEBYTECODE=1 here, about
-    0.35 s of CPU per process). The cache lies outside the work tree: nothing lands beside the
-    sources, so a test that looks at a directory never sees a ``__pycache__``."""
-    saved = {k: os.environ.get(k) for k in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
-    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    os.environ["PYTHONPYCACHEPREFIX"] = str(tmp_path_factory.mktemp("pycache"))
+def bytecode_cache() -> Iterator[None]:
+    """The processes the tests start (the CLI, ``stagegate serve``, workers: hundreds a run) keep
+    our modules' compiled bytecode in ``__pycache__`` beside the sources (ignored by git), as an
+    installed package has, instead of compiling them from source each time (this machine sets
+    PYTHONDONTWRITEBYTECODE=1: about 0.3 s of CPU per process). Not PYTHONPYCACHEPREFIX: with a
+    prefix Python ignores the installed packages' own bytecode too, and the first processes of a
+    session compiled all of them at once (past a start's 120 s bound under load)."""
+    saved = os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     try:
         yield
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        if saved is not None:
+            os.environ["PYTHONDONTWRITEBYTECODE"] = saved
 
 
 @pytest.fixture(autouse=True)
