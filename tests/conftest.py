@@ -28,6 +28,22 @@ S3_ENV = {
 _S3_ENV_CLEARED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL_S3")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def bytecode_cache() -> Iterator[None]:
+    """The processes the tests start (the CLI, ``stagegate serve``, workers: hundreds a run) keep
+    our modules' compiled bytecode in ``__pycache__`` beside the sources (ignored by git), as an
+    installed package has, instead of compiling them from source each time (this machine sets
+    PYTHONDONTWRITEBYTECODE=1: about 0.3 s of CPU per process). Not PYTHONPYCACHEPREFIX: with a
+    prefix Python ignores the installed packages' own bytecode too, and the first processes of a
+    session compiled all of them at once (past a start's 120 s bound under load)."""
+    saved = os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["PYTHONDONTWRITEBYTECODE"] = saved
+
+
 @pytest.fixture(autouse=True)
 def stagegate_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test gets its own embedded ledger: nothing lands in the real ~/.local/share."""

@@ -23,13 +23,15 @@ from stagegate.ledger import Ledger, Nodes, Principal, Staging, StagingRequests,
 from stagegate.queues import PLAN_QUEUE, Dispatcher, make_celery
 
 REDIS = "redis://127.0.0.1:6379"
-CLAIMABLE_DBS = range(11, 16)
+# Ten databases, clear of the low numbers a developer's own broker uses (0 and 1): one per test
+# process, and the suite runs in four (pytest-xdist), so two checkouts' runs at once still fit.
+CLAIMABLE_DBS = range(6, 16)
 
 
 def _claim_redis_db() -> str:
-    """A Redis database of its own for this test process: the tests flush it, so two runs at
-    once (two checkouts on one machine) must not share one. A claim is a key in db 0 that
-    expires, so a killed run frees its database within the hour."""
+    """A Redis database of its own for this test process: the tests flush it, so two test
+    processes at once (pytest-xdist's workers; two checkouts on one machine) must not share one.
+    A claim is a key in db 0 that expires, so a killed run frees its database within the hour."""
     try:
         claims = redis.Redis.from_url(f"{REDIS}/0")
         for db in CLAIMABLE_DBS:
@@ -37,8 +39,13 @@ def _claim_redis_db() -> str:
                 atexit.register(claims.delete, f"stagegate-test:api-db:{db}")
                 return f"{REDIS}/{db}"
     except redis.ConnectionError:
-        pass  # flushed_redis() names the missing server
-    return f"{REDIS}/{CLAIMABLE_DBS[0]}"
+        return f"{REDIS}/{CLAIMABLE_DBS[0]}"  # flushed_redis() names the missing server
+    # Sharing one would let another process's flush empty this one's queues mid-test: a failure
+    # that says nothing about the code. Say so instead.
+    raise RuntimeError(
+        f"every Redis database the API tests may claim ({CLAIMABLE_DBS.start}-{CLAIMABLE_DBS.stop - 1})"
+        " is held by another test process (keys stagegate-test:api-db:* in db 0)"
+    )
 
 
 # Its own Redis database: flushing it cannot disturb other suites or a developer's broker.

@@ -2,7 +2,6 @@
 read is one Pod's or one Job's."""
 
 import re
-import uuid
 
 import pytest
 from hypothesis import given
@@ -12,7 +11,9 @@ from stagegate.errors import InvalidInputError
 from stagegate.owners import OwnerRef
 from stagegate.requests import StagingRequest
 
-UID = str(uuid.uuid4())
+# A fixed value, not uuid4(): the parameters below carry it in their ids, which must be the same
+# in every process that collects them (pytest-xdist compares them).
+UID = "b55e2471-ad4e-4e38-af24-af441e514b37"
 ONE_OBJECT = re.compile(
     r"/api/v1/namespaces/[a-z0-9-]+/pods/[a-z0-9.-]+|/apis/batch/v1/namespaces/[a-z0-9-]+/jobs/[a-z0-9.-]+"
 )
