@@ -10,7 +10,7 @@ from bench.datasets import Dataset
 from bench.measure import Run
 from bench.peers import VENV_BIN, Source, Tool
 from bench.scenarios import Scenario
-from bench.summary import TARGETS, Summary, ratios
+from bench.summary import TARGETS, Ratio, Summary, Target, ratios
 from stagegate.atomic_files import write_atomically
 
 # A Python server at or above this share of one core is taken to be the limit.
@@ -90,9 +90,16 @@ def targets_table(results: list[ScenarioResult]) -> str:
                 value = target.measure(mine, found)
                 unit = " MB" if target.peer is None else "x"
                 shown = "not measured" if value is None else f"{value:.2f}{unit}"
+                if value is not None and target.peer is not None:
+                    shown += f" {_peer_of(target, mine, found)}"
                 met = "-" if value is None else ("yes" if target.met(value) else "**no**")
                 lines.append(f"| {target.scenario} | {target.text} | {mine.tool} | {shown} | {met} |")
     return "\n".join(lines)
+
+
+def _peer_of(target: Target, mine: Summary, found: list[Ratio]) -> str:
+    ratio = target.against(mine, found)
+    return "" if ratio is None else f"({ratio.peer})"
 
 
 def limits(results: list[ScenarioResult]) -> str:

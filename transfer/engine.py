@@ -45,6 +45,7 @@ from stagegate.transfer.errors import (
     TransferError,
 )
 from stagegate.transfer.keys import key_parts
+from stagegate.transfer.mapped import STEP as MAPPED_STEP
 from stagegate.transfer.mapped import file_views
 from stagegate.transfer.objects import CopiedFile, SourceObject, Verification
 from stagegate.transfer.parts import Part, part_size_by_need, part_size_under, split_parts
@@ -415,14 +416,16 @@ class CopyEngine:
     ) -> Iterator[bytes | memoryview]:
         """``obj``'s bytes, a chunk at a time, each once it is in ``temp``. Where the reader can
         copy inside the kernel into a local temporary file (a POSIX source into the dataset),
-        it does, and each chunk is read back from the destination's page cache to be hashed:
-        one copy of every byte instead of two through a Python buffer (measured in the README,
-        "Speed"), and the hash is of the bytes as written. Elsewhere: read, write, yield."""
+        it does, and what it copied is hashed from the destination's page cache, 8 MiB windows
+        mapped (no copy at all) and the rest read back into the buffer: one copy of every byte
+        at most instead of two through a Python buffer (measured in the README, "Speed"), and
+        the hash is of the bytes as written. Elsewhere: read, write, yield."""
         copy_into = getattr(reader, "copy_into", None)
         append_from = getattr(temp, "append_from", None)
         if copy_into is not None and append_from is not None and temp.fd is not None:
-            offset = 0
+            copied = hashed = 0
             buffer = self._buffer()
+            n: int | None = 0
             while True:
                 self._check_cancelled()
                 try:
@@ -431,14 +434,23 @@ class CopyEngine:
                     if exc.errno in DESTINATION_ERRNOS:
                         raise  # a full disk or quota: copy_file's "cannot write it under"
                     raise SourceReadError(f"{obj.key}: copy failed: {exc}") from exc
-                if n is None:
-                    break  # the kernel cannot copy here: the rest goes through the buffer
-                if n == 0:
-                    return
+                if not n:
+                    break  # the end, or (None) the kernel cannot copy here: the buffer takes over
                 if self._limiter is not None:
                     self._limiter.consume(n)
-                yield self._read_back(temp.fd, offset, buffer[:n])
-                offset += n
+                copied += n
+                if copied - hashed >= MAPPED_STEP:
+                    # Whole windows are hashed from the page cache itself, as mapped.py says;
+                    # a small file's bytes, and a big one's tail, are read back into the buffer,
+                    # since mapping a few KiB costs more system calls than it saves.
+                    end = hashed + (copied - hashed) // MAPPED_STEP * MAPPED_STEP
+                    yield from file_views(temp.fd, end, start=hashed)
+                    hashed = end
+            while hashed < copied:
+                yield self._read_back(temp.fd, hashed, buffer[: min(len(buffer), copied - hashed)])
+                hashed += min(len(buffer), copied - hashed)
+            if n == 0:
+                return
         for data in self._chunks(obj, reader):
             temp.write(data)
             yield data

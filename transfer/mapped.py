@@ -18,19 +18,19 @@ STEP = 8 * MiB
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux's
 
 
-def file_views(fd: int, size: int, step: int = STEP) -> Iterator[memoryview]:
-    """The first ``size`` bytes of ``fd``, ``step`` (a multiple of
-    :data:`mmap.ALLOCATIONGRANULARITY`) at a time, each view valid until the next is asked for.
-    Raises :class:`TransferError` if the file holds fewer than ``size`` bytes (checked before
-    mapping: a mapped page past the end would kill the process with SIGBUS)."""
-    if step % mmap.ALLOCATIONGRANULARITY:
-        raise ValueError(f"step {step} is not a multiple of {mmap.ALLOCATIONGRANULARITY}")
-    if size == 0:
+def file_views(fd: int, size: int, step: int = STEP, start: int = 0) -> Iterator[memoryview]:
+    """Bytes ``start`` to ``size`` of ``fd``, ``step`` at a time (``start`` and ``step``
+    multiples of :data:`mmap.ALLOCATIONGRANULARITY`), each view valid until the next is asked
+    for. Raises :class:`TransferError` if the file holds fewer than ``size`` bytes (checked
+    before mapping: a mapped page past the end would kill the process with SIGBUS)."""
+    if step % mmap.ALLOCATIONGRANULARITY or start % mmap.ALLOCATIONGRANULARITY:
+        raise ValueError(f"step {step} or start {start} is not a multiple of {mmap.ALLOCATIONGRANULARITY}")
+    if size <= start:
         return
     held = os.fstat(fd).st_size
     if held < size:
         raise TransferError(f"temporary file shorter than written ({held} of {size})")
-    for offset in range(0, size, step):
+    for offset in range(start, size, step):
         length = min(step, size - offset)
         try:
             # One window at a time, so what the process maps (and its RSS) stays one window

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from integration.helpers import MiB, assert_staged, payload, temp_files, write_tree
-from stagegate.transfer import CopyEngine, DatasetDir, TransferConfig, open_source, stage
+from integration.helpers import MiB, assert_staged, blake3_hex, payload, read_manifest, temp_files, write_tree
+from stagegate.transfer import CopyEngine, DatasetDir, TransferConfig, mapped, open_source, stage
 from stagegate.transfer.errors import TransferError
 from stagegate.transfer.objects import SourceObject
 from stagegate.transfer.progress import ProgressTracker
@@ -237,3 +237,66 @@ def test_a_failed_read_in_a_kernel_copy_is_retried(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "copy_file_range", KernelCopies(errno.EIO, fail_from=2, times=1))
     stage(open_source(str(src)), tmp_path / "dest", TransferConfig(chunk_size=CHUNK, max_attempts=3))
     assert_staged(tmp_path / "dest", files)
+
+
+def _windows_and_tail() -> dict[str, bytes]:
+    # Two whole 8 MiB windows, then a tail under one; a file under a window; an empty one.
+    return {
+        "big.bin": payload("big", 2 * mapped.STEP + 3 * MiB + 5),
+        "d/mid.bin": payload("mid", mapped.STEP - 1),
+        "d/empty.bin": b"",
+    }
+
+
+class CountedMaps:
+    """``mmap.mmap``, counting the windows mapped (and their lengths)."""
+
+    def __init__(self) -> None:
+        self.lengths: list[int] = []
+        self._real = mapped.mmap.mmap
+
+    def __call__(self, fd: int, length: int, *args: Any, **kwargs: Any) -> Any:
+        self.lengths.append(length)
+        return self._real(fd, length, *args, **kwargs)
+
+
+def test_a_big_file_is_hashed_from_mapped_windows_and_its_tail_read_back(tmp_path, monkeypatch):
+    """Whole 8 MiB windows of a kernel-copied file are hashed from the mapped page cache and
+    the rest is read back: the manifest's BLAKE3 is still exactly that of the bytes."""
+    files = _windows_and_tail()
+    src = write_tree(tmp_path / "src", files)
+    maps = CountedMaps()
+    monkeypatch.setattr(mapped.mmap, "mmap", maps)
+    stage(open_source(str(src)), tmp_path / "dest", TransferConfig(concurrency=2, chunk_size=1 * MiB))
+    assert_staged(tmp_path / "dest", files)
+    assert maps.lengths == [mapped.STEP, mapped.STEP]  # big.bin's two windows; nothing else mapped
+
+
+@pytest.mark.parametrize("after_calls", [9, 19])
+def test_a_kernel_that_stops_copying_past_a_window_leaves_exact_files(tmp_path, monkeypatch, after_calls):
+    """The kernel refuses after one window (and after two) of 1 MiB copies: what it copied is
+    hashed (mapped, then read back), the buffers carry on from that byte, every file is exact."""
+    files = _windows_and_tail()
+    src = write_tree(tmp_path / "src", files)
+    monkeypatch.setattr(os, "copy_file_range", KernelCopies(errno.EXDEV, fail_from=after_calls))
+    stage(open_source(str(src)), tmp_path / "dest", TransferConfig(concurrency=1, chunk_size=1 * MiB))
+    assert_staged(tmp_path / "dest", files)
+
+
+def test_the_mapped_hash_is_of_the_bytes_as_written(tmp_path, monkeypatch):
+    """The hash reads the destination, not the source: a byte of the temporary file changed
+    after the kernel copied it shows in the manifest's BLAKE3 (the scrub and every cache hit
+    compare files with it), where hashing the source's bytes would have hidden it."""
+    files = {"big.bin": payload("big", 2 * mapped.STEP)}
+    src = write_tree(tmp_path / "src", files)
+    real = mapped.file_views
+
+    def flip_a_byte(fd: int, size: int, step: int = mapped.STEP, start: int = 0) -> Any:
+        os.pwrite(fd, bytes([files["big.bin"][start] ^ 0xFF]), start)
+        return real(fd, size, step, start)
+
+    monkeypatch.setattr("stagegate.transfer.engine.file_views", flip_a_byte)
+    stage(open_source(str(src)), tmp_path / "dest", TransferConfig(concurrency=1, chunk_size=1 * MiB))
+    written = (tmp_path / "dest" / "big.bin").read_bytes()
+    assert written != files["big.bin"]
+    assert read_manifest(tmp_path / "dest")["big.bin"]["blake3"] == blake3_hex(written)
