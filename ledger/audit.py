@@ -97,6 +97,28 @@ def _row_values(event: AuditEvent, reasons_json: str, details_json: str) -> dict
     }
 
 
+# conn.info key: the chain head this connection's transaction appended last, with that transaction.
+_HEAD_KEY = "stagegate.audit_head"
+_NOT_HELD = (-1, "")
+
+
+def _held_head(conn: Connection) -> tuple[int, str] | None:
+    """The head this transaction appended, if it appended one: it then holds the append lock
+    until it ends, so no other writer can have moved the head since; else ``_NOT_HELD``."""
+    held = conn.info.get(_HEAD_KEY)
+    if held is None:
+        return _NOT_HELD
+    transaction, head = held
+    current = conn.get_transaction()
+    if current is None or transaction is not current or not current.is_active:
+        return _NOT_HELD  # another transaction's (the DBAPI connection is pooled)
+    return cast(tuple[int, str], head)
+
+
+def _hold_head(conn: Connection, head: tuple[int, str]) -> None:
+    conn.info[_HEAD_KEY] = (conn.get_transaction(), head)
+
+
 def _aware(moment: datetime | None, name: str) -> datetime | None:
     if moment is not None and moment.tzinfo is None:
         raise InvalidInputError(f"{name} must be timezone-aware")
@@ -127,8 +149,10 @@ class AuditTrail:
             raise InvalidInputError(f"event details must be plain JSON: {exc}") from exc
         # Core, not the ORM: appends are serialised, so every microsecond spent holding the
         # lock is paid by every waiting writer.
-        lock_writers(conn, AUDIT_APPEND_LOCK)
-        head = AuditTrail._head(conn)
+        head = _held_head(conn)
+        if head is _NOT_HELD:
+            lock_writers(conn, AUDIT_APPEND_LOCK)
+            head = AuditTrail._head(conn)
         seq, prev_hash = (1, GENESIS_HASH) if head is None else (head[0] + 1, head[1])
         # The time is taken under the lock, so times never go backwards along the chain
         # (unless the clock does).
@@ -154,6 +178,7 @@ class AuditTrail:
         )
         event = replace(event, hash=event_hash(prev_hash, event.hashed_fields()))
         conn.execute(insert(_events).values(_row_values(event, reasons_json, details_json)))
+        _hold_head(conn, (event.seq, event.hash))
         return event
 
     @staticmethod

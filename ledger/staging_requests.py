@@ -82,8 +82,6 @@ class StagingRequests:
             existing = self._by_idempotency_key(who.user, idempotency_key)
             if existing is not None:
                 return self._same_request(existing, request), False, []
-        with self._ledger.read_session() as session, session.begin():
-            require_known(session, nodes)
         now = _now()
         job = JobRow(
             id=str(uuid.uuid4()),
@@ -111,6 +109,7 @@ class StagingRequests:
         plan = TaskKey(job.id, "plan", "", 0)
         try:
             with self._ledger.sessions.begin() as session:
+                require_known(session, nodes)  # in the write: one transaction per submission, not two
                 session.add(job)
                 if pin_ttl_seconds is not None:
                     session.add(PinLeaseRow.starting(job.id, pin_ttl_seconds, now))

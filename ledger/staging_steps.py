@@ -268,8 +268,7 @@ class StagingSteps:
     ) -> None:
         """Inside the caller's transaction, with ``job`` locked and planning: as :meth:`admit`."""
         now = _now()
-        roots = dict(session.execute(select(NodeRow.name, NodeRow.root)).all())
-        capacities = dict(session.execute(select(NodeRow.name, NodeRow.capacity)).all())
+        nodes: dict[str, tuple[str, int]] = {}  # name -> (root, capacity): read once, and only to copy
         hits: list[str] = []
         copied: list[str] = []  # nodes where this staging writes the dataset itself
         for portion in portions:
@@ -289,12 +288,15 @@ class StagingSteps:
                 session.add(new_task(TaskKey(job.id, "verify", node, 0), TaskState.WAITING, share(portion)))
             elif existing is None:
                 copied.append(node)
+                if not nodes:
+                    found = session.execute(select(NodeRow.name, NodeRow.root, NodeRow.capacity))
+                    nodes = {name: (root, capacity) for name, root, capacity in found}
                 # Delta staging: room only for what the cached datasets do not hold, and
                 # those kept until it is written (held_in keeps them from then on).
                 on_node = held_in(session, node)
                 delta = delta_admission(portion.bytes, portion.held_by, on_node)
                 on_node = kept_for_takes(on_node, set(delta.takes_from))
-                evict = choose_evictions(node, capacities[node], on_node, delta.adds)
+                evict = choose_evictions(node, nodes[node][1], on_node, delta.adds)
                 if evict:
                     session.execute(
                         update(NodeDatasetRow)
@@ -305,7 +307,7 @@ class StagingSteps:
                     NodeDatasetRow(
                         node=node,
                         digest=portion.digest,
-                        path=dataset_path(roots[node], portion.digest),
+                        path=dataset_path(nodes[node][0], portion.digest),
                         files=portion.files,
                         bytes=portion.bytes,
                         state=DatasetState.WRITING,
@@ -337,8 +339,10 @@ class StagingSteps:
                 details={**details, "cache_hits": hits, "copied": copied, "node_bytes": node_bytes},
             ),
         )
-        # Every node a hit: ready in the same commit, so nobody ever sees it "transferring".
-        self.complete_in(session, job)
+        # Nothing to copy and nothing to check (no node a hit): ready in the same commit. A hit is
+        # ready only once its node checked the copy (the verify task just added), so not yet.
+        if not hits:
+            self.complete_in(session, job)
 
     def dataset_ready(
         self, job_id: str, finalize: TaskKey, owner: str, fingerprint: str | None = None
@@ -482,8 +486,18 @@ class StagingSteps:
             )
 
     def transferring(self) -> list[str]:
+        """The stagings still transferring that :meth:`complete_if_ready` could complete now:
+        not those with a cache hit still unchecked (its check completes them; until then
+        ``complete_in`` refuses), so a burst of hits costs the reconciler no lock each."""
+        unchecked = select(TaskRow.job_id).where(
+            TaskRow.job_id == JobRow.id, TaskRow.kind == "verify", TaskRow.state != TaskState.DONE
+        )
         with self._ledger.read_session() as session, session.begin():
-            return list(session.scalars(select(JobRow.id).where(JobRow.state == StagingState.TRANSFERRING)))
+            return list(
+                session.scalars(
+                    select(JobRow.id).where(JobRow.state == StagingState.TRANSFERRING, ~unchecked.exists())
+                )
+            )
 
 
 # Columns that say who asked, onto which nodes and how it went: never what is planned. Every

@@ -22,7 +22,7 @@ Role = Literal["job", "scientist", "steward", "auditor", "admin"]
 ROLES: tuple[str, ...] = get_args(Role)
 TOKEN_PREFIX = "sg_"  # noqa: S105 (a prefix, not a secret): recognisable in a leaked log or a secret scanner
 # A token's last use is written at most this often: a row write per request would make every
-# read a write, for a figure an admin reads in minutes or days.
+# read a write, for a figure an admin reads in minutes or days (it may lag up to twice this).
 LAST_USED_EVERY = timedelta(minutes=1)
 # Who may see and revoke every token; anyone else only their own.
 MANAGES_ALL = ("admin",)
@@ -84,6 +84,9 @@ class Tokens:
 
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
+        # token id -> when this process last wrote its use: within LAST_USED_EVERY of that the
+        # conditional update would change nothing, so a burst of requests skips the write.
+        self._touched: dict[str, datetime] = {}
 
     def create(self, user: str, role: str, project: str | None = None) -> IssuedToken:
         if role not in ROLES:
@@ -123,6 +126,9 @@ class Tokens:
     def _touch(self, token_id: str) -> None:
         """Record the use, unless one was recorded within LAST_USED_EVERY (one conditional update)."""
         now = datetime.now(UTC)
+        last = self._touched.get(token_id)
+        if last is not None and last > now - LAST_USED_EVERY:
+            return
         with self._ledger.sessions.begin() as session:
             session.execute(
                 update(TokenRow)
@@ -132,6 +138,7 @@ class Tokens:
                 )
                 .values(last_used_at=now)
             )
+        self._touched[token_id] = now
 
     def listed(self, who: Principal | None = None, include_revoked: bool = False) -> list[TokenInfo]:
         """Tokens, oldest first: every one for an admin (or ``who`` None: the ledger's owner at its

@@ -91,6 +91,8 @@ MAX_ATTEMPTS = 3
 # Followers of a shared plan admitted in one transaction: bounded, since the audit chain's
 # append lock is held from the first one's policy.allowed to the commit.
 FOLLOW_BATCH = 50
+# (node, share digest, source) -> the bytes of it other datasets on the node hold (_held_on)
+HeldCache = dict[tuple[str, str, str], dict[str, int]]
 # The ledger keeps the label files found above a source beside those in it, under the
 # directory keys '..', '../..' (nearest first): no key of a dataset has a '..' segment.
 ABOVE = ".."
@@ -208,6 +210,8 @@ class NodeContext:
         to queued; returns how many): a batch of a replicated staging that should come from a
         peer waits until a peer holds it verified."""
         ready = self.tasks.next_to_send(job_id, node)
+        if not ready:
+            return 0  # a hit, or a window still full: no transaction to mark nothing sent
         if any(k.kind == "copy" for k in ready):
             job = self.stagings.job(job_id)
             ready = self.fanout.sendable(ready, job.nodes, _replicated(job))
@@ -413,8 +417,9 @@ class NodeContext:
         if not ours:
             return
         if plan.allowed:
+            held: HeldCache = {}  # one look-up per node, not per follower
             following = [
-                Following(job.id, self._portions(job, plan), self._details(job, plan)) for job in ours
+                Following(job.id, self._portions(job, plan, held), self._details(job, plan)) for job in ours
             ]
             try:
                 checks = self.stagings.follow_all(self.owner, plan, following)
@@ -500,16 +505,21 @@ class NodeContext:
         """What the staging's decision records of the plan: whose plan it followed, if not its own."""
         return {**plan.details, "plan_of": plan.job_id} if plan.job_id != job.id else plan.details
 
-    def _portions(self, job: StagingJob, plan: SharedPlan) -> list[NodePortion]:
-        """The plan's shares on the staging's own nodes: the whole on each (replicate), or one each."""
+    def _portions(
+        self, job: StagingJob, plan: SharedPlan, held: HeldCache | None = None
+    ) -> list[NodePortion]:
+        """The plan's shares on the staging's own nodes: the whole on each (replicate), or one each.
+        ``held`` keeps what each node holds of a share across the followers of one batch."""
+        held = {} if held is None else held
         if (job.mode or "replicate") == "replicate":
             placed = [(node, plan.shapes[0]) for node in job.nodes]
         else:
             placed = list(zip(job.nodes, plan.shapes, strict=True))
+        for node, s in placed:
+            if (node, s.digest, job.source) not in held:
+                held[node, s.digest, job.source] = self._held_on(node, s, plan.job_id, job.source)
         return [
-            NodePortion(
-                node, s.digest, s.files, s.bytes, s.batches, self._held_on(node, s, plan.job_id, job.source)
-            )
+            NodePortion(node, s.digest, s.files, s.bytes, s.batches, held[node, s.digest, job.source])
             for node, s in placed
         ]
 
