@@ -17,6 +17,9 @@ Scenarios:
   submitted, so after the first plan's freshness window when that is longer than the window;
   the second right after it); ``rechecks_s``: how long each background re-listing of the plan
   took (``workers.plan_recheck``). ``--env`` sets the service's settings (the window).
+  ``--seed-in-server`` makes its dataset inside the S3 server (:mod:`bench.moto_seeded`) instead
+  of uploading it, which a count of 100,000 needs on this machine; ``--profile DIR`` samples
+  every service process with py-spy during ``--profiled-hits`` more hits.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -41,6 +45,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
+from bench.moto_seeded import Seed, seed_objects
 from bench.s3server import BUCKET, CREDENTIALS, S3Server
 
 PG_ADMIN = os.environ.get("STAGEGATE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -234,15 +239,12 @@ def _until_terminal(http: httpx.Client, ids: list[str], timeout: float) -> dict[
     return states
 
 
-def _put_dataset(s3: Any, prefix: str, objects: int, size: int) -> str:
-    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/.classification", Body=b"public\n")
-
-    def put(i: int) -> None:
-        s3.put_object(Bucket=BUCKET, Key=f"{prefix}/f/{i:07d}.bin", Body=os.urandom(size))
+def _put_dataset(s3: Any, seed: Seed) -> None:
+    def put(item: tuple[str, bytes]) -> None:
+        s3.put_object(Bucket=BUCKET, Key=item[0], Body=item[1])
 
     with ThreadPoolExecutor(16) as pool:
-        list(pool.map(put, range(objects)))
-    return f"s3://{BUCKET}/{prefix}"
+        list(pool.map(put, seed_objects(seed)))
 
 
 def run_variant(name: str, code: Path | None, args: argparse.Namespace, s3_url: str) -> dict[str, Any]:
@@ -260,7 +262,7 @@ def run_variant(name: str, code: Path | None, args: argparse.Namespace, s3_url: 
                 if "burst" in args.scenarios:
                     result["burst"] = _burst(http, service, args)
                 if "big-hit" in args.scenarios:
-                    result["big_hit"] = _big_hit(http, args)
+                    result["big_hit"] = _big_hit(http, service, args)
                     result["big_hit"]["rechecks_s"] = _recheck_times(workdir)
         finally:
             service.stop()
@@ -311,7 +313,7 @@ def _recheck_times(workdir: Path) -> list[float]:
     return times
 
 
-def _big_hit(http: httpx.Client, args: argparse.Namespace) -> dict[str, Any]:
+def _big_hit(http: httpx.Client, service: Service, args: argparse.Namespace) -> dict[str, Any]:
     source = f"s3://{BUCKET}/big"
     started = time.perf_counter()
     _, first = _submit(http, source, ["a"])
@@ -320,18 +322,61 @@ def _big_hit(http: httpx.Client, args: argparse.Namespace) -> dict[str, Any]:
     copied = time.perf_counter() - started
     # The first staging's plan was made at its start: past this, only a re-check keeps it fresh.
     time.sleep(max(0.0, args.hit_after - copied))
-    hits = []
-    for _ in range(2):
-        started = time.perf_counter()
-        _, hit = _submit(http, source, ["a"])
-        state = _until_terminal(http, [hit], args.timeout).get(hit)
-        hits.append((round(time.perf_counter() - started, 3), state))
-    return {
+    result = {
         "objects": args.objects,
         "first_staging_s": round(copied, 1),
         "first_hit_after_s": round(max(copied, args.hit_after), 1),
-        "hits": hits,
+        "hits": [_hit(http, source, args.timeout) for _ in range(2)],
     }
+    if args.profile is not None:
+        # Apart from the hits above: the sampler costs the processes it samples some CPU.
+        with profiled(service.processes, args.profile):
+            result["profiled_hits"] = [_hit(http, source, args.timeout) for _ in range(args.profiled_hits)]
+    return result
+
+
+def _hit(http: httpx.Client, source: str, timeout: float) -> tuple[float, str | None]:
+    started = time.perf_counter()
+    _, hit = _submit(http, source, ["a"])
+    state = _until_terminal(http, [hit], timeout).get(hit)
+    return round(time.perf_counter() - started, 3), state
+
+
+@contextmanager
+def profiled(processes: list[subprocess.Popen[bytes]], out: Path) -> Iterator[None]:
+    """py-spy sampling each of ``processes`` and the processes it forks (a worker's pool)
+    while the body runs; each one's stacks, with their sample counts, in ``out/<pid>.txt``
+    (py-spy's raw format: one line per stack, frames from the root, the count last)."""
+    out.mkdir(parents=True, exist_ok=True)
+    spy = str(Path(sys.executable).parent / "py-spy")
+    samplers = [
+        subprocess.Popen(
+            [
+                spy,
+                "record",
+                "--pid",
+                str(p.pid),
+                "--subprocesses",
+                "--format",
+                "raw",
+                "--rate",
+                "200",
+                "--output",
+                str(out / f"{p.pid}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(out / f"{p.pid}.log").open("wb"),
+        )
+        for p in processes
+    ]
+    try:
+        time.sleep(2)  # py-spy attaches
+        yield
+    finally:
+        for sampler in samplers:
+            sampler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        for sampler in samplers:
+            sampler.wait()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -353,6 +398,17 @@ def main(argv: list[str] | None = None) -> None:
         metavar="NAME=VALUE",
         help="a setting for the service, e.g. STAGEGATE_PLAN_FRESH_SECONDS=120 (repeatable)",
     )
+    parser.add_argument(
+        "--seed-in-server",
+        action="store_true",
+        help="big-hit: make the dataset inside the S3 server (bench.moto_seeded: moto, seeded by its "
+        "backend, with a listing that does not walk every key per page) instead of uploading it",
+    )
+    parser.add_argument(
+        "--profile", type=Path, default=None, metavar="DIR",
+        help="big-hit: after the two hits, --profiled-hits more with py-spy sampling every service process",
+    )  # fmt: skip
+    parser.add_argument("--profiled-hits", type=int, default=5)
     parser.add_argument("--no-this", action="store_true", help="run only the --code checkouts")
     parser.add_argument(
         "--hit-after",
@@ -368,18 +424,22 @@ def main(argv: list[str] | None = None) -> None:
     for spec in args.code:
         name, _, path = spec.partition("=")
         variants.append((name, Path(path).resolve()))
+    big = Seed("big", args.objects, 256) if "big-hit" in args.scenarios else None
+    seeds = [big] if big is not None and args.seed_in_server else []
+    started = time.perf_counter()
     with (
         tempfile.TemporaryDirectory(prefix="sg-burst-s3-") as tmp,
-        S3Server(Path(tmp) / "moto.log") as server,
+        S3Server(Path(tmp) / "moto.log", seeds, ready_s=START_S + args.objects / 100) as server,
     ):
         import boto3
 
         s3 = boto3.client("s3", endpoint_url=server.url, **_boto_credentials())
-        _put_dataset(s3, "burst-small", 20, 4096)
-        if "big-hit" in args.scenarios:
-            started = time.perf_counter()
-            _put_dataset(s3, "big", args.objects, 256)
-            print(f"uploaded {args.objects} objects in {time.perf_counter() - started:.0f} s", flush=True)
+        _put_dataset(s3, Seed("burst-small", 20, 4096))
+        if big is not None:
+            if not seeds:
+                _put_dataset(s3, big)
+            how = "seeded in the server" if seeds else "uploaded"
+            print(f"{how}: {args.objects} objects in {time.perf_counter() - started:.0f} s", flush=True)
         for round_ in range(args.rounds):
             order = variants if round_ % 2 == 0 else list(reversed(variants))
             for name, code in order:

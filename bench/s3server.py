@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -19,6 +21,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
 
 from bench.datasets import LABEL, LABEL_FILE, Dataset
+from bench.moto_seeded import Seed
 from bench.peers import VENV_BIN
 
 if TYPE_CHECKING:
@@ -36,12 +39,19 @@ UPLOAD_ATTEMPTS = 3
 
 
 class S3Server:
-    """Starts `moto_server` on a free loopback port; stops it on exit."""
+    """Starts `moto_server` on a free loopback port; stops it on exit.
 
-    def __init__(self, log_path: Path) -> None:
+    With ``seeds``, the server is `bench.moto_seeded` instead: moto with those datasets made in
+    its own process before it serves, and a listing that does not walk every key per page
+    (what a run of 100,000 objects needs; see that module).
+    """
+
+    def __init__(self, log_path: Path, seeds: Sequence[Seed] = (), ready_s: float = 30.0) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log_path = log_path
+        self._seeds = tuple(seeds)
+        self._ready_s = ready_s
         self._process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> S3Server:
@@ -49,17 +59,31 @@ class S3Server:
         # moto (werkzeug) logs every request; keep it out of our output but on record.
         with open(self._log_path, "wb") as log:
             self._process = subprocess.Popen(
-                [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                self._command(), stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[1]
             )
         try:
             self._wait_ready()
-            self._client().create_bucket(Bucket=BUCKET)
+            if not self._seeds:  # a seeded server made its bucket before it served
+                self._client().create_bucket(Bucket=BUCKET)
         except BaseException:
             self._stop()  # __exit__ is not called when __enter__ fails
             raise
         return self
+
+    def _command(self) -> list[str]:
+        if not self._seeds:
+            return [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)]
+        seeds = [arg for seed in self._seeds for arg in ("--seed", str(seed))]
+        return [
+            sys.executable,
+            "-m",
+            "bench.moto_seeded",
+            "--port",
+            str(self.port),
+            "--bucket",
+            BUCKET,
+            *seeds,
+        ]
 
     def __exit__(
         self,
@@ -133,7 +157,7 @@ class S3Server:
         )
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self._ready_s
         while time.monotonic() < deadline:
             assert self._process is not None
             if self._process.poll() is not None:
@@ -145,7 +169,7 @@ class S3Server:
                 return  # any HTTP answer means it is serving
             except (urllib.error.URLError, OSError):  # refused, or too slow to answer on a loaded machine
                 time.sleep(0.1)
-        raise RuntimeError(f"moto_server did not answer on {self.url} within 30 s")
+        raise RuntimeError(f"moto_server did not answer on {self.url} within {self._ready_s:.0f} s")
 
 
 def _free_port() -> int:
