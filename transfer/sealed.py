@@ -11,10 +11,9 @@ the raw disk. Checking it costs one ``lstat`` per entry and reads no byte of dat
 """
 
 import contextlib
-import itertools
 import os
 import stat
-from collections.abc import Callable, Iterable, Iterator, Set
+from collections.abc import Callable, Iterator, Set
 from pathlib import Path
 
 import blake3
@@ -23,7 +22,6 @@ FILE_MODE = 0o444
 DIR_MODE = 0o555
 WRITABLE_DIR_MODE = 0o755
 _CHUNK = 1 << 20
-_LINES_PER_UPDATE = 4096
 
 
 def _entries(root: Path) -> Iterator[tuple[str, os.stat_result]]:
@@ -46,46 +44,30 @@ Snapshot = list[tuple[str, os.stat_result]]
 """(relative path, lstat) of a tree's every entry, the root itself first (key "")."""
 
 
-def _tree(root: str | os.PathLike[str]) -> Iterator[tuple[str, os.stat_result]]:
-    """The root itself (key ""), then :func:`_entries`; the root's lstat taken first."""
+def snapshot(root: str | os.PathLike[str]) -> Snapshot:
+    """What :func:`fingerprint` covers of the tree at ``root``, as it is now."""
     root = Path(root)
     top = root.lstat()
     if not stat.S_ISDIR(top.st_mode):
         raise NotADirectoryError(f"{root} is not a directory")
-    return itertools.chain([("", top)], _entries(root))
-
-
-def snapshot(root: str | os.PathLike[str]) -> Snapshot:
-    """What :func:`fingerprint` covers of the tree at ``root``, as it is now."""
-    return list(_tree(root))
-
-
-def _line(key: str, st: os.stat_result) -> str:
-    """What the fingerprint covers of one entry."""
-    mode = st.st_mode
-    return (
-        f"{key}\0{stat.S_IFMT(mode)}\0{st.st_ino}\0{st.st_size}\0"
-        f"{stat.S_IMODE(mode)}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\n"
-    )
-
-
-def _digest(lines: Iterable[str]) -> str:
-    digest, lines = blake3.blake3(), iter(lines)
-    # Hashed in slices, not a call per entry: a cache hit runs this over every entry.
-    while part := "".join(itertools.islice(lines, _LINES_PER_UPDATE)):
-        digest.update(part.encode("utf-8", "surrogateescape"))
-    return str(digest.hexdigest())
+    return [("", top), *_entries(root)]
 
 
 def fingerprint_of(entries: Snapshot) -> str:
     """The fingerprint of a :func:`snapshot`."""
-    return _digest(_line(key, st) for key, st in entries)
+    digest = blake3.blake3()
+    for key, st in entries:
+        line = (
+            f"{key}\0{stat.S_IFMT(st.st_mode)}\0{st.st_ino}\0{st.st_size}\0"
+            f"{stat.S_IMODE(st.st_mode)}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\n"
+        )
+        digest.update(line.encode("utf-8", "surrogateescape"))
+    return str(digest.hexdigest())
 
 
 def fingerprint(root: str | os.PathLike[str]) -> str:
-    """The fingerprint of the tree at ``root``, the root directory itself included: that of its
-    :func:`snapshot`, without keeping one."""
-    return _digest(_line(key, st) for key, st in _tree(root))
+    """The fingerprint of the tree at ``root``, the root directory itself included."""
+    return fingerprint_of(snapshot(root))
 
 
 def inodes_of(entries: Snapshot) -> set[int]:
