@@ -44,6 +44,7 @@ from bench.burst import (
     _until_terminal,
     loopback_cluster,
 )
+from bench.moto_seeded import Seed
 from bench.s3server import BUCKET, S3Server
 from stagegate.ledger import AuditTrail, open_ledger
 from stagegate.ledger.fanout import SOURCE
@@ -204,8 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         import boto3
 
         s3 = boto3.client("s3", endpoint_url=server.url, **_boto_credentials())
-        _put_dataset(s3, WARM, 1, 4096)
-        _put_dataset(s3, args.prefix, args.objects, parse_size(args.size))
+        _put_dataset(s3, Seed(WARM, 1, 4096))
+        _put_dataset(s3, Seed(args.prefix, args.objects, parse_size(args.size)))
         for i in range(args.runs):
             order = VARIANTS if i % 2 == 0 else VARIANTS[::-1]
             for variant in order:

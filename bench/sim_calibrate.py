@@ -36,6 +36,7 @@ from bench.burst import (
     _until_terminal,
     service_env,
 )
+from bench.moto_seeded import Seed
 from bench.s3server import BUCKET, CREDENTIALS, S3Server
 from bench.sim_model import Resources, simulate
 from bench.sim_work import plan_modes
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
 
         s3 = boto3.client("s3", endpoint_url=server.url, **_boto_credentials())
         for name, (objects, size) in DATASETS.items():
-            _put_dataset(s3, f"cal-{name}", objects, size)
+            _put_dataset(s3, Seed(f"cal-{name}", objects, size))
         for case in chosen:
             runs = [measure(case, server.url, args.timeout) for _ in range(args.runs)]
             walls = [r["wall_s"] for r in runs]

@@ -9,6 +9,7 @@ import boto3
 import pytest
 
 from bench.burst import _boto_credentials, _put_dataset
+from bench.moto_seeded import Seed
 from bench.s3server import S3Server
 from bench.sim_calibrate import Case, measure, predict
 
@@ -19,7 +20,7 @@ def test_a_capped_shard_staging_measured_and_predicted(tmp_path: Path) -> None:
     with S3Server(tmp_path / "moto.log") as server:
         s3 = boto3.client("s3", endpoint_url=server.url, **_boto_credentials())
         for name, objects, size in (("warm", 1, 4096), ("tiny", 1, 4096), ("unit", 12, 256 << 10)):
-            _put_dataset(s3, f"cal-{name}", objects, size)
+            _put_dataset(s3, Seed(f"cal-{name}", objects, size))
         case = Case("unit", "shard", 3, "256KiB")
         measured = measure(case, server.url, timeout=300)
         predicted = predict(case, server.url, measured["fixed_s"], measured["cpu_share"])
