@@ -1,10 +1,28 @@
-"""Helpers for the ledger integration tests: tampering like a superuser, and writer processes."""
+"""Helpers for the ledger integration tests: tampering like a superuser, writer processes, and
+the SQL a block sends."""
 
 import multiprocessing.synchronize
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 
-from stagegate.ledger import AuditTrail, NewEvent, open_ledger
+from stagegate.ledger import AuditTrail, Ledger, NewEvent, open_ledger
+
+
+@contextmanager
+def sql_statements(ledger: Ledger) -> Iterator[list[str]]:
+    """Every SQL statement the ledger's engine sends while the block runs."""
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    sa.event.listen(ledger.engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(ledger.engine, "before_cursor_execute", record)
 
 
 def tamper(url: str, statement: str, params: dict[str, object] | None = None) -> None:

@@ -1,35 +1,18 @@
 """Several events appended in one transaction: the head is read and the append lock taken once,
 and the chain still extends exactly as one append per transaction would, on both backends."""
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from itertools import pairwise
 
 import pytest
-import sqlalchemy as sa
 
+from integration.ledger.helpers import sql_statements
 from stagegate.ledger import AuditTrail, Ledger, NewEvent
 from stagegate.ledger.chain import GENESIS_HASH
 
 
 def _event(actor: str, n: int = 0) -> NewEvent:
     return NewEvent(actor=actor, role="worker", action="stage.requested", bytes=n)
-
-
-@contextmanager
-def _statements(ledger: Ledger) -> Iterator[list[str]]:
-    """The SQL the ledger's engine sends while the block runs."""
-    seen: list[str] = []
-
-    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
-        seen.append(statement)
-
-    sa.event.listen(ledger.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(ledger.engine, "before_cursor_execute", record)
 
 
 def _head_reads(statements: list[str]) -> int:
@@ -39,7 +22,7 @@ def _head_reads(statements: list[str]) -> int:
 def test_appends_in_one_transaction_read_the_head_once_and_chain_in_order(ledger: Ledger) -> None:
     trail = AuditTrail(ledger)
     trail.append(_event("before"))
-    with _statements(ledger) as statements, ledger.engine.begin() as conn:
+    with sql_statements(ledger) as statements, ledger.engine.begin() as conn:
         appended = [AuditTrail.append_in(conn, _event("batch", n)) for n in range(5)]
     assert _head_reads(statements) == 1
     if ledger.dialect == "postgresql":

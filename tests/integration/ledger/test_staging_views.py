@@ -2,11 +2,8 @@
 stagings it holds, and says of each exactly what its own view says."""
 
 import dataclasses
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-import sqlalchemy as sa
-
+from integration.ledger.helpers import sql_statements
 from stagegate.ledger import (
     BatchRange,
     Ledger,
@@ -22,21 +19,6 @@ from stagegate.ledger import (
 
 WHO = Principal("alice", "scientist", "vision", "token-id")
 ADMIN = Principal("root", "admin", None, "token-id-admin")
-
-
-@contextmanager
-def counted(ledger: Ledger) -> Iterator[list[str]]:
-    """Every SQL statement the ledger's engine sends while the block runs."""
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        statements.append(statement)
-
-    sa.event.listen(ledger.engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        sa.event.remove(ledger.engine, "before_cursor_execute", record)
 
 
 def stagings_in_every_state(ledger: Ledger, n: int, start: int = 0) -> None:
@@ -73,10 +55,10 @@ def timeless(staging: Staging) -> Staging:
 def test_listing_stagings_takes_the_same_few_statements_for_4_or_24(ledger: Ledger) -> None:
     views = StagingViews(ledger)
     stagings_in_every_state(ledger, 1)
-    with counted(ledger) as few:
+    with sql_statements(ledger) as few:
         assert len(views.for_principal(WHO)) == 4
     stagings_in_every_state(ledger, 5, start=1)
-    with counted(ledger) as many:
+    with sql_statements(ledger) as many:
         listed = views.for_principal(ADMIN)
     assert len(listed) == 24
     assert len(many) == len(few) <= 8, many
