@@ -447,8 +447,9 @@ class CopyEngine:
                     yield from file_views(temp.fd, end, start=hashed)
                     hashed = end
             while hashed < copied:
-                yield self._read_back(temp.fd, hashed, buffer[: min(len(buffer), copied - hashed)])
-                hashed += min(len(buffer), copied - hashed)
+                view = self._read_back(temp.fd, hashed, buffer[: min(len(buffer), copied - hashed)])
+                hashed += len(view)
+                yield view
             if n == 0:
                 return
         for data in self._chunks(obj, reader):
