@@ -38,7 +38,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -260,7 +260,8 @@ def run_variant(name: str, code: Path | None, args: argparse.Namespace, s3_url: 
                 base_url=service.url, headers={"Authorization": f"Bearer {token}"}, timeout=120
             ) as http:
                 if "burst" in args.scenarios:
-                    result["burst"] = _burst(http, service, args)
+                    with profiled(service.processes, args.profile) if args.profile else nullcontext():
+                        result["burst"] = _burst(http, service, args)
                 if "big-hit" in args.scenarios:
                     result["big_hit"] = _big_hit(http, service, args)
                     result["big_hit"]["rechecks_s"] = _recheck_times(workdir)

@@ -7,7 +7,8 @@ threads or processes, always extend the current head and never fork the chain.
 """
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TextIO, TypedDict, Unpack, cast
@@ -119,6 +120,34 @@ def _hold_head(conn: Connection, head: tuple[int, str]) -> None:
     conn.info[_HEAD_KEY] = (conn.get_transaction(), head)
 
 
+# A NewEvent with its reasons and details as stored (redacted canonical JSON).
+_Prepared = tuple[NewEvent, str, str]
+# conn.info key: the events an appending_last block queued, with that block's transaction.
+_QUEUE_KEY = "stagegate.audit_queue"
+
+
+def _prepare(new: NewEvent) -> _Prepared:
+    try:
+        # Round-tripped through JSON so the returned event equals what a later read sees.
+        reasons_json = canonical_json([redact_text(str(r)) for r in new.reasons])
+        details_json = canonical_json(redact_details(new.details))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"event details must be plain JSON: {exc}") from exc
+    return new, reasons_json, details_json
+
+
+def _queue_of(conn: Connection) -> list[_Prepared] | None:
+    """The queue of the appending_last block open in this transaction, if one is."""
+    held = conn.info.get(_QUEUE_KEY)
+    if held is None:
+        return None
+    transaction, queued = held
+    current = conn.get_transaction()
+    if current is None or transaction is not current or not current.is_active:
+        return None  # another transaction's (the DBAPI connection is pooled)
+    return cast(list[_Prepared], queued)
+
+
 def _aware(moment: datetime | None, name: str) -> datetime | None:
     if moment is not None and moment.tzinfo is None:
         raise InvalidInputError(f"{name} must be timezone-aware")
@@ -134,52 +163,86 @@ class AuditTrail:
     def append(self, new: NewEvent) -> AuditEvent:
         """Record ``new`` as the next event and return it as stored."""
         with self._ledger.engine.begin() as conn:
-            return self.append_in(conn, new)
+            return self._append_prepared(conn, [_prepare(new)])[0]
 
     @staticmethod
-    def append_in(conn: Connection, new: NewEvent) -> AuditEvent:
+    def append_in(conn: Connection, new: NewEvent) -> AuditEvent | None:
         """Record ``new`` inside the caller's transaction on ``conn``: a state change and the
         event that tells of it commit together or not at all (a crash between them can
-        neither lose the event nor record it twice)."""
+        neither lose the event nor record it twice). Inside :meth:`appending_last` the event
+        is queued (None is returned) and appended at that block's end, still in the transaction."""
+        prepared = _prepare(new)  # bad details fail here, at the caller, deferred or not
+        queued = _queue_of(conn)
+        if queued is not None:
+            queued.append(prepared)
+            return None
+        return AuditTrail._append_prepared(conn, [prepared])[0]
+
+    @staticmethod
+    @contextmanager
+    def appending_last(conn: Connection) -> Iterator[None]:
+        """Within the block, :meth:`append_in` on ``conn`` queues its events; at the block's end,
+        still inside the caller's transaction, they are appended together: the append lock
+        taken, the head read and one INSERT sent. Every writer of the chain waits for that lock
+        until the holder commits, so a transaction that appends as it goes (a batch of fifty
+        admissions, each with its event) would make them all wait through its whole batch;
+        appending last, they wait only for its INSERT and commit. What the events say is fixed
+        when they are queued. An exception in the block appends nothing (the transaction is
+        rolled back by its owner). Nested blocks append at the outermost one's end."""
+        if _queue_of(conn) is not None:
+            yield
+            return
+        queued: list[_Prepared] = []
+        conn.info[_QUEUE_KEY] = (conn.get_transaction(), queued)
         try:
-            # Round-tripped through JSON so the returned event equals what a later read sees.
-            reasons_json = canonical_json([redact_text(str(r)) for r in new.reasons])
-            details_json = canonical_json(redact_details(new.details))
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"event details must be plain JSON: {exc}") from exc
+            yield
+        finally:
+            conn.info.pop(_QUEUE_KEY, None)
+        if queued:
+            AuditTrail._append_prepared(conn, queued)
+
+    @staticmethod
+    def _append_prepared(conn: Connection, prepared: Sequence["_Prepared"]) -> list[AuditEvent]:
         # Core, not the ORM: appends are serialised, so every microsecond spent holding the
         # lock is paid by every waiting writer.
         head = _held_head(conn)
         if head is _NOT_HELD:
             lock_writers(conn, AUDIT_APPEND_LOCK)
             head = AuditTrail._head(conn)
-        seq, prev_hash = (1, GENESIS_HASH) if head is None else (head[0] + 1, head[1])
+        seq, prev_hash = (0, GENESIS_HASH) if head is None else head
         # The time is taken under the lock, so times never go backwards along the chain
         # (unless the clock does).
-        event = AuditEvent(
-            seq=seq,
-            time=datetime.now(UTC),
-            actor=new.actor,
-            role=new.role,
-            action=new.action,
-            job_id=new.job_id,
-            job_ref=new.job_ref,
-            source=redact_url(new.source),
-            destination=redact_url(new.destination),
-            bytes=new.bytes,
-            files=new.files,
-            manifest_digest=new.manifest_digest,
-            policy_version=new.policy_version,
-            decision=new.decision,
-            reasons=tuple(json.loads(reasons_json)),
-            details=json.loads(details_json),
-            prev_hash=prev_hash,
-            hash="",
-        )
-        event = replace(event, hash=event_hash(prev_hash, event.hashed_fields()))
-        conn.execute(insert(_events).values(_row_values(event, reasons_json, details_json)))
-        _hold_head(conn, (event.seq, event.hash))
-        return event
+        now = datetime.now(UTC)
+        events, rows = [], []
+        for new, reasons_json, details_json in prepared:
+            seq += 1
+            event = AuditEvent(
+                seq=seq,
+                time=now,
+                actor=new.actor,
+                role=new.role,
+                action=new.action,
+                job_id=new.job_id,
+                job_ref=new.job_ref,
+                source=redact_url(new.source),
+                destination=redact_url(new.destination),
+                bytes=new.bytes,
+                files=new.files,
+                manifest_digest=new.manifest_digest,
+                policy_version=new.policy_version,
+                decision=new.decision,
+                reasons=tuple(json.loads(reasons_json)),
+                details=json.loads(details_json),
+                prev_hash=prev_hash,
+                hash="",
+            )
+            event = replace(event, hash=event_hash(prev_hash, event.hashed_fields()))
+            prev_hash = event.hash
+            events.append(event)
+            rows.append(_row_values(event, reasons_json, details_json))
+        conn.execute(insert(_events), rows)
+        _hold_head(conn, (events[-1].seq, events[-1].hash))
+        return events
 
     @staticmethod
     def _head(conn: Connection | Session) -> tuple[int, str] | None:

@@ -164,9 +164,10 @@ class CacheIntegrity:
             for key in keys:
                 Tasks.finish_in(session, key, owner, row.files, row.bytes)
             session.flush()
-            for job in jobs:
-                if job is not None:
-                    StagingSteps.complete_in(session, job)
+            with AuditTrail.appending_last(session.connection()):  # as StagingSteps.follow_all
+                for job in jobs:
+                    if job is not None:
+                        StagingSteps.complete_in(session, job)
         return []
 
     def other_hits(self, key: TaskKey, digest: str) -> list[TaskKey]:

@@ -230,17 +230,22 @@ class StagingSteps:
         committed, and the caller follows each on its own."""
         with self._ledger.sessions.begin() as session:
             admitted = []
-            for follower in sorted(following, key=lambda f: f.job_id):  # one lock order
-                key = TaskKey(follower.job_id, "plan", "", 0)
-                job = lock_staging(session, follower.job_id)
-                if job.state not in (StagingState.PENDING, StagingState.PLANNING):
-                    self._tasks.finish_in(session, key, owner, 0, 0)
-                    continue
-                job.state, job.plan_job, job.manifest_digest = StagingState.PLANNING, plan.job_id, plan.digest
-                job.files, job.bytes, job.policy_version = plan.files, plan.bytes, plan.policy_version
-                self._admit_in(session, job, key, owner, follower.portions, follower.details)
-                admitted.append(job.id)
-            return Tasks.queue_waiting_checks_in(session, admitted, self._tasks.lease)
+            # Their events last: the chain's writers (every submission) wait for its lock only
+            # through the INSERT and the commit, not through fifty admissions.
+            with AuditTrail.appending_last(session.connection()):
+                for follower in sorted(following, key=lambda f: f.job_id):  # one lock order
+                    key = TaskKey(follower.job_id, "plan", "", 0)
+                    job = lock_staging(session, follower.job_id)
+                    if job.state not in (StagingState.PENDING, StagingState.PLANNING):
+                        self._tasks.finish_in(session, key, owner, 0, 0)
+                        continue
+                    job.state, job.plan_job = StagingState.PLANNING, plan.job_id
+                    job.manifest_digest, job.files = plan.digest, plan.files
+                    job.bytes, job.policy_version = plan.bytes, plan.policy_version
+                    self._admit_in(session, job, key, owner, follower.portions, follower.details)
+                    admitted.append(job.id)
+                checks = Tasks.queue_waiting_checks_in(session, admitted, self._tasks.lease)
+            return checks
 
     def _admit(
         self,

@@ -5,10 +5,12 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 
 import pytest
+import sqlalchemy as sa
 
 from integration.ledger.helpers import sql_statements
-from stagegate.ledger import AuditTrail, Ledger, NewEvent
+from stagegate.ledger import AuditTrail, Ledger, NewEvent, open_ledger
 from stagegate.ledger.chain import GENESIS_HASH
+from stagegate.ledger.locks import AUDIT_APPEND_LOCK
 
 
 def _event(actor: str, n: int = 0) -> NewEvent:
@@ -86,3 +88,54 @@ def test_writers_appending_several_events_each_never_fork_the_chain(ledger: Ledg
     for start in range(0, 240, 3):
         run = events[start : start + 3]
         assert len({e.actor for e in run}) == 1 and [e.bytes for e in run] == [0, 1, 2]
+
+
+def test_events_appended_last_wait_for_the_block_and_chain_in_order(ledger: Ledger) -> None:
+    """Inside ``appending_last`` the events are queued, and appended together at the block's
+    end (one head read, one INSERT), still in the transaction and in the order queued."""
+    trail = AuditTrail(ledger)
+    trail.append(_event("before"))
+    with sql_statements(ledger) as statements, ledger.engine.begin() as conn:
+        with AuditTrail.appending_last(conn):
+            queued = [AuditTrail.append_in(conn, _event("batch", n)) for n in range(4)]
+            with AuditTrail.appending_last(conn):  # nested: the outer block appends
+                AuditTrail.append_in(conn, _event("batch", 4))
+            assert queued == [None] * 4
+            assert not any("INSERT INTO audit_events" in s for s in statements)
+        later = AuditTrail.append_in(conn, _event("after the block"))  # extends the held head
+    assert _head_reads(statements) == 1
+    assert sum("INSERT INTO audit_events" in s for s in statements) == 2
+    events = trail.query()
+    assert [(e.actor, e.bytes) for e in events[1:6]] == [("batch", n) for n in range(5)]
+    assert later is not None and later.seq == 7 and later.prev_hash == events[5].hash
+    verdict = trail.verify()
+    assert verdict.intact and verdict.checked == 7, verdict
+
+
+def test_a_block_appending_last_leaves_the_chain_to_other_writers_until_its_end(pg_url: str) -> None:
+    """PostgreSQL (SQLite's BEGIN IMMEDIATE serialises every write transaction anyway): while
+    the block does its other work the append lock is free, so another writer appends
+    meanwhile; the block's events then extend that writer's event."""
+    with open_ledger(pg_url) as ledger:
+        trail = AuditTrail(ledger)
+        with ledger.engine.begin() as conn, AuditTrail.appending_last(conn):
+            AuditTrail.append_in(conn, _event("slow batch", 1))
+            with ledger.engine.begin() as probe:  # another writer's try, without waiting
+                free = probe.scalar(sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": AUDIT_APPEND_LOCK})
+            assert free, "the append lock is held before the block's end"
+            other = trail.append(_event("meanwhile"))
+        assert other.seq == 1
+        events = trail.query()
+        assert [e.actor for e in events] == ["meanwhile", "slow batch"]
+        assert events[1].prev_hash == other.hash and trail.verify().intact
+
+
+def test_a_block_appending_last_that_fails_appends_nothing_and_leaves_no_queue(ledger: Ledger) -> None:
+    with ledger.engine.connect() as conn:
+        with pytest.raises(RuntimeError), conn.begin(), AuditTrail.appending_last(conn):
+            AuditTrail.append_in(conn, _event("undone"))
+            raise RuntimeError("an admission failed")
+        with conn.begin():
+            kept = AuditTrail.append_in(conn, _event("kept"))  # appended at once: no block open
+    assert kept is not None and kept.seq == 1
+    assert [e.actor for e in AuditTrail(ledger).query()] == ["kept"]
