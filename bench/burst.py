@@ -207,6 +207,17 @@ class Service:
         )
         return dict(json.loads(out))
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """User and system CPU seconds each service process has used, by its log's name
+        (``worker-0``, ``serve-2``...), from /proc (Linux)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        used = {}
+        for i, process in enumerate(self.processes):
+            fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            name = str(process.args[3] if isinstance(process.args, list) else "process")
+            used[f"{name}-{i}"] = (int(fields[11]) + int(fields[12])) / ticks
+        return used
+
     def stop(self) -> None:
         for process in self.processes:
             process.terminate()
@@ -276,6 +287,7 @@ def _burst(http: httpx.Client, service: Service, args: argparse.Namespace) -> di
     if _until_terminal(http, [warm], 120) != {warm: "ready"}:
         raise RuntimeError("the warm-up staging did not end ready")
     before = service.audit_counts()
+    cpu_before = service.cpu_seconds()
     started = time.perf_counter()
     with ThreadPoolExecutor(args.parallel) as pool:
         submitted = list(pool.map(lambda _: _submit(http, source, ["a", "b"]), range(args.stagings)))
@@ -283,6 +295,7 @@ def _burst(http: httpx.Client, service: Service, args: argparse.Namespace) -> di
     ids = [i for _, i in submitted]
     states = _until_terminal(http, ids, args.timeout)
     wall = time.perf_counter() - started
+    cpu = {k: round(v - cpu_before.get(k, 0.0), 2) for k, v in service.cpu_seconds().items()}
     after = service.audit_counts()
     latencies = sorted(t for t, _ in submitted)
     stories = {
@@ -300,6 +313,10 @@ def _burst(http: httpx.Client, service: Service, args: argparse.Namespace) -> di
         "states": dict(sorted((s, list(states.values()).count(s)) for s in set(states.values()))),
         "not_terminal": len(ids) - len(states),
         "audit": stories,
+        # CPU seconds each service process spent from the first submission to the last ready
+        # (the bench's own polling included in the API's), and per staging, in milliseconds.
+        "cpu_s": cpu,
+        "cpu_ms_per_staging": {k: round(1000 * v / args.stagings, 1) for k, v in cpu.items()},
     }
 
 
