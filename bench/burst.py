@@ -238,15 +238,23 @@ def _submit(http: httpx.Client, source: str, nodes: list[str]) -> tuple[float, s
 
 
 def _until_terminal(http: httpx.Client, ids: list[str], timeout: float) -> dict[str, str]:
+    """The terminal state of each of ``ids`` (those that reached one within ``timeout``). A
+    few are read one by one; many through the list (one request each 0.2 s: one by one, 500
+    stagings took a pass of 7-10 s here, which the burst's wall time then measured)."""
     states: dict[str, str] = {}
+    wanted = set(ids)
     deadline = time.monotonic() + timeout
     while len(states) < len(ids) and time.monotonic() < deadline:
-        for staging_id in ids:
-            if staging_id not in states:
-                state = http.get(f"/v1/stagings/{staging_id}").json()["state"]
-                if state in TERMINAL:
-                    states[staging_id] = state
-        time.sleep(0.2)
+        if len(ids) > 10:
+            listed = http.get("/v1/stagings", params={"limit": 1000}).json()["stagings"]
+            seen = {s["id"]: s["state"] for s in listed if s["id"] in wanted}
+            if len(seen) < len(wanted) - len(states) and len(listed) >= 1000:
+                raise RuntimeError("more than 1,000 stagings listed: the list cannot show them all")
+        else:
+            seen = {i: http.get(f"/v1/stagings/{i}").json()["state"] for i in ids if i not in states}
+        states.update({i: state for i, state in seen.items() if state in TERMINAL})
+        if len(states) < len(ids):
+            time.sleep(0.2)
     return states
 
 
