@@ -20,6 +20,7 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import sqlalchemy as sa
 
@@ -42,7 +43,7 @@ def rss_mib() -> float:
 def fill(url: str, start: int, count: int, prev: str) -> str:
     """Append ``count`` events after seq ``start`` in bulk; returns the last hash."""
     engine = sa.create_engine(url)
-    table = AuditEventRow.__table__
+    table = cast(sa.Table, AuditEventRow.__table__)
     base = datetime(2026, 1, 1, tzinfo=UTC)
     rows = []
     try:

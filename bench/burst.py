@@ -96,7 +96,7 @@ def _redis(workdir: Path) -> Iterator[str]:
     args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     process = subprocess.Popen(args, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait("redis", lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True)
+        _wait("redis", lambda: _answers(port))
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         process.kill()
@@ -457,9 +457,7 @@ def main(argv: list[str] | None = None) -> None:
         tempfile.TemporaryDirectory(prefix="sg-burst-s3-") as tmp,
         S3Server(Path(tmp) / "moto.log", seeds, ready_s=START_S + args.objects / 100) as server,
     ):
-        import boto3
-
-        s3 = boto3.client("s3", endpoint_url=server.url, **_boto_credentials())
+        s3 = s3_client(server.url)
         _put_dataset(s3, Seed("burst-small", 20, 4096))
         if big is not None:
             if not seeds:
@@ -476,6 +474,24 @@ def main(argv: list[str] | None = None) -> None:
                 if args.out:
                     with args.out.open("a") as out:
                         out.write(line + "\n")
+
+
+def _answers(port: int) -> bool:
+    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    return True
+
+
+def s3_client(endpoint_url: str) -> Any:
+    """A boto3 S3 client of the bench's S3 server (its fixed credentials)."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name=CREDENTIALS["AWS_DEFAULT_REGION"],
+    )
 
 
 def _boto_credentials() -> dict[str, str]:

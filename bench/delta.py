@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from bench.burst import Service, _boto_credentials, _database, _redis, _submit, _until_terminal
+from bench.burst import Service, _database, _redis, _submit, _until_terminal, s3_client
 from bench.s3server import BUCKET, CREDENTIALS, S3Server
 
 # werkzeug's request line: "GET /bench/dv2/f/0000001.bin HTTP/1.1" (a query string after '?').
@@ -84,9 +84,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         _database() as db,
         _redis(Path(tmp)) as broker,
     ):
-        import boto3
-
-        s3 = boto3.client("s3", endpoint_url=server.url, **_boto_credentials())
+        s3 = s3_client(server.url)
         v1 = _put(s3, "dv1", args.files, args.size, set(), b"")
         v2 = _put(s3, "dv2", args.files, args.size, changed, b"v2")
         workdir = Path(tmp)

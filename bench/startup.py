@@ -115,7 +115,7 @@ def main() -> None:
             ),
         }
         for name in checkouts:  # the warm homes' ledgers exist before any timed run
-            argv, env = scenarios["stage 10 files, warm home"](name)
+            argv, env, *_ = scenarios["stage 10 files, warm home"](name)
             _timed(argv, env)
         load_before = os.getloadavg()
         print(f"load average before: {load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f}")
