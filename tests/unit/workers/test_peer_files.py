@@ -1,0 +1,97 @@
+"""What the peer server reads per file it serves (workers.peer_server.PeerFiles): the batch's
+task every time, the rest once per batch. The ledger is a stub recording the reads: the
+refusals and the security model are tested end to end in
+tests/integration/service/test_peer_fanout.py."""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+from stagegate.ledger.tasks import TaskKey
+from stagegate.states import TaskState
+from stagegate.workers.node_steps import NodeContext
+from stagegate.workers.peer_paths import peer_path
+from stagegate.workers.peer_server import NotServedError, PeerFiles
+
+
+@dataclass
+class Ledger:
+    directory: Path
+    state: str = TaskState.DONE
+    reads: list[str] = field(default_factory=list)
+
+    def get(self, key: TaskKey) -> Any:
+        self.reads.append(f"task {key.job_id}/{key.idx}")
+        keys = ("a.bin", "c.bin") if key.idx == 0 else ("d.bin", "d.bin")
+        return SimpleNamespace(state=self.state, key_from=keys[0], key_to=keys[1])
+
+    def job(self, job_id: str) -> Any:
+        self.reads.append(f"job {job_id}")
+        return SimpleNamespace(plan_job=job_id)
+
+    def entries(self, plan_job: str, first: str, through: str) -> list[Any]:
+        self.reads.append(f"manifest {first}..{through}")
+        return [
+            SimpleNamespace(key=k, size=3)
+            for k in ("a.bin", "b.bin", "c.bin", "d.bin")
+            if first <= k <= through
+        ]
+
+    def dataset_dir(self, job_id: str) -> tuple[str, Path, int, int]:
+        self.reads.append(f"dataset {job_id}")
+        return "digest", self.directory, 4, 12
+
+
+def _files(tmp_path: Path) -> tuple[PeerFiles, Ledger]:
+    for name in ("a.bin", "b.bin", "c.bin", "d.bin"):
+        (tmp_path / name).write_bytes(b"abc")
+    ledger = Ledger(tmp_path)
+    ctx = SimpleNamespace(
+        tasks=ledger, stagings=ledger, manifests=ledger, dataset_dir=ledger.dataset_dir,
+        settings=SimpleNamespace(node="a"),
+    )  # fmt: skip
+    return PeerFiles(cast(NodeContext, ctx)), ledger
+
+
+def _serve(files: PeerFiles, idx: int, key: str) -> int:
+    served = files.open(peer_path("job", idx, key))
+    os.close(served.fd)
+    return served.size
+
+
+def test_the_files_of_a_batch_cost_one_task_read_each_and_the_rest_once(tmp_path: Path) -> None:
+    files, ledger = _files(tmp_path)
+    assert [_serve(files, 0, k) for k in ("a.bin", "b.bin", "c.bin")] == [3, 3, 3]
+    assert ledger.reads == [
+        "task job/0", "job job", "manifest a.bin..c.bin", "dataset job", "task job/0", "task job/0",
+    ]  # fmt: skip
+    ledger.reads.clear()
+    assert _serve(files, 1, "d.bin") == 3  # another batch: its own manifest range
+    assert ledger.reads == ["task job/1", "job job", "manifest d.bin..d.bin", "dataset job"]
+
+
+def test_a_batch_no_longer_verified_is_refused_at_the_next_file(tmp_path: Path) -> None:
+    files, ledger = _files(tmp_path)
+    assert _serve(files, 0, "a.bin") == 3
+    ledger.state = TaskState.RUNNING
+    with pytest.raises(NotServedError):
+        _serve(files, 0, "b.bin")
+
+
+def test_a_key_of_the_range_not_in_the_manifest_is_refused(tmp_path: Path) -> None:
+    files, _ = _files(tmp_path)
+    (tmp_path / "bb.bin").write_bytes(b"abc")  # on disk, inside a.bin..c.bin, in no manifest
+    with pytest.raises(NotServedError):
+        _serve(files, 0, "bb.bin")
+
+
+def test_only_a_bounded_number_of_batches_is_kept(tmp_path: Path) -> None:
+    files, _ = _files(tmp_path)
+    for job in range(PeerFiles.KEPT_BATCHES + 10):
+        files._batch(f"job-{job}", 0, "a.bin", "c.bin")
+    assert len(files._kept) == PeerFiles.KEPT_BATCHES
+    assert ("job-0", 0, "a.bin", "c.bin") not in files._kept
