@@ -46,7 +46,7 @@ from bench.fanout import peer_env
 from bench.moto_seeded import Seed
 from bench.peer_cpu import _cpu_of
 from bench.s3server import BUCKET, CREDENTIALS, S3Server
-from bench.sim_model import SERVE_CPU_MS_PER_FILE, SERVE_CPU_S_PER_GIB, Resources, simulate
+from bench.sim_model import Resources, simulate
 from bench.sim_work import plan_modes
 from stagegate.sizes import format_bytes, parse_size
 from stagegate.transfer.engine import TransferConfig
@@ -86,14 +86,16 @@ CASES = (
     Case("big", "fan-out", 3, "4MiB", 16 << 20),
     Case("big", "fan-out", 4, None, 16 << 20),
     Case("small", "fan-out", 4, "4MiB", 16 << 20),
+    # replicate with fan-out's small batches, no peers: tells the per-batch cost from fan-out's
+    Case("big", "replicate", 4, None, 16 << 20),
 )
 
 # This machine as the model sees it (bench/RESULTS.md, 2026-12-01 data-path table): the
 # engine's CPU per file and per GiB on the CRT path (whole objects up to 8 MiB), moto's per
 # GET and per GiB; two cores shared by every node and the server; loopback has no NIC limit.
 # A copy from a peer (the copy step reading a PeerSource) and serving one (the peer server's
-# handler) were measured on this machine with `python -m bench.peer_cpu` (2026-12-02 12:58 UTC,
-# load 5.6: 128 x 16 MiB and 4,000 x 16 KiB, solved for per file and per GiB).
+# handler) are Resources' defaults, measured on this machine with `python -m bench.peer_cpu`
+# (2026-12-02 12:58 UTC, load 5.6: 128 x 16 MiB and 4,000 x 16 KiB, solved per file and GiB).
 LOOPBACK = Resources(
     s3_connection_bps=math.inf,
     s3_aggregate_bps=None,
@@ -103,10 +105,6 @@ LOOPBACK = Resources(
     nvme_write_bps=1e12,
     cpu_ms_per_file=1.86,
     cpu_s_per_gib=3.59,
-    peer_cpu_ms_per_file=1.61,
-    peer_cpu_s_per_gib=3.05,
-    serve_cpu_ms_per_file=SERVE_CPU_MS_PER_FILE,
-    serve_cpu_s_per_gib=SERVE_CPU_S_PER_GIB,
     shared_cores=2.0,
     server_ms_per_get=2.77,
     server_s_per_gib=3.64,
@@ -200,9 +198,14 @@ def measure(case: Case, s3_url: str, timeout: float, keep: Path | None = None) -
                 mode = case.staged_as
                 _stage(http, f"s3://{BUCKET}/cal-warm", list(nodes), mode, timeout)
                 fixed = _stage(http, f"s3://{BUCKET}/cal-tiny", list(nodes), mode, timeout)
-                load, share = os.getloadavg()[0], cpu_share(s3_url)
+                # The workers' CPU while idle (heartbeats, the background threads), measured
+                # across the core-share probe, to tell it from what the staging costs them.
                 workers = service.processes[: len(nodes)]  # started first, in the order of nodes
+                idle0, idle_t = [_cpu_of(p.pid) for p in workers], time.perf_counter()
+                load, share = os.getloadavg()[0], cpu_share(s3_url)
+                idle_s = time.perf_counter() - idle_t
                 before = [_cpu_of(p.pid) for p in workers]
+                idle = {n: round((b - a) / idle_s, 3) for n, a, b in zip(nodes, idle0, before, strict=True)}
                 wall = _stage(http, f"s3://{BUCKET}/cal-{case.dataset}", list(nodes), mode, timeout)
                 cpu = {
                     n: round(_cpu_of(p.pid) - b, 2) for n, p, b in zip(nodes, workers, before, strict=True)
@@ -213,7 +216,14 @@ def measure(case: Case, s3_url: str, timeout: float, keep: Path | None = None) -
             keep.mkdir(parents=True, exist_ok=True)
             for log in Path(tmp).glob("*.log"):
                 (keep / log.name).write_bytes(log.read_bytes())
-    return {"fixed_s": fixed, "wall_s": wall, "load": load, "cpu_share": share, "worker_cpu_s": cpu}
+    return {
+        "fixed_s": fixed,
+        "wall_s": wall,
+        "load": load,
+        "cpu_share": share,
+        "worker_cpu_s": cpu,
+        "worker_idle_cores": idle,
+    }
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -273,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
             row = {
                 "case": case.name,
                 "worker_cpu_s": [r["worker_cpu_s"] for r in runs],
+                "worker_idle_cores": [r["worker_idle_cores"] for r in runs],
                 "node_bytes": format_bytes(share),
                 "walls": walls,
                 "measured_s": measured,

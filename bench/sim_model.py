@@ -50,11 +50,12 @@ class Resources:
     nvme_write_bps: float = 6e9
     cores_per_node: float = 1.0  # one worker process a node, Celery's solo pool
     fabric_bps: float | None = None  # the peer network's aggregate; None: non-blocking
-    # the engine's CPU, measured (bench/RESULTS.md): from the source, from a peer, serving
+    # the engine's CPU, measured: from the source (bench/RESULTS.md), from a peer (the copy
+    # step reading a PeerSource: `python -m bench.peer_cpu`, 2026-12-02 12:58 UTC, load 5.6)
     cpu_ms_per_file: float = 1.86
     cpu_s_per_gib: float = 2.66
-    peer_cpu_ms_per_file: float = 1.86
-    peer_cpu_s_per_gib: float = 2.66
+    peer_cpu_ms_per_file: float = 1.61
+    peer_cpu_s_per_gib: float = 3.05
     # the peer server (workers/peer_server.py, a thread of the worker's process), per file
     # and per GiB it serves: measured with `python -m bench.peer_cpu` (README, "The plan for
     # 64 nodes")
