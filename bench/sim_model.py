@@ -30,7 +30,9 @@ GIB = 1 << 30
 # Serving peers, measured here with `python -m bench.peer_cpu` (2026-12-02 12:58 UTC, load
 # 5.6): the real peer server's handler in a process of its own serving 128 x 16 MiB and 4,000
 # x 16 KiB over loopback to the copy step, its user + system CPU solved per file and per GiB
-# (a smaller run at load 4.6 gave 0.84 ms and 0.65 s).
+# (a smaller run at load 4.6 gave 0.84 ms and 0.65 s). The handler's ledger lookup is stubbed
+# there: in a worker each request also reads the ledger three times (PeerFiles.open), which the
+# fan-out calibration's worker CPU puts near 10-15 ms a file served (README, "Calibration").
 SERVE_CPU_MS_PER_FILE = 1.29
 SERVE_CPU_S_PER_GIB = 0.78
 
