@@ -63,13 +63,15 @@ def object_gets(log: str, prefix: str) -> int:
     return sum(1 for line in log.splitlines() if pattern.search(line))
 
 
-def peer_env(workdir: Path, fabric_cap: str | None) -> dict[str, dict[str, str]]:
+def peer_env(
+    workdir: Path, fabric_cap: str | None, nodes: tuple[str, ...] = NODES
+) -> dict[str, dict[str, str]]:
     """Each node's own settings for serving peers: a loopback port and the credential file."""
     secret = workdir / "peer-secret"
     secret.write_text(SECRET + "\n")
     secret.chmod(0o600)
     envs = {}
-    for node in NODES:
+    for node in nodes:
         env = {
             "STAGEGATE_PEER_LISTEN": f"127.0.0.1:{_free_port()}",
             "STAGEGATE_PEER_SECRET_FILE": str(secret),

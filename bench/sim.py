@@ -151,11 +151,12 @@ class Planned:
         fields = {"files": self.files, "bytes": self.bytes, "planner_cpu_s": self.planner_cpu_s}
         path.write_text(json.dumps({**fields, "split_s": self.split_s, "modes": modes}))
 
-    def fanned_out(self, modes: list[str], readers: int, fanout: int) -> Planned:
+    def fanned_out(self, modes: list[str], readers: int) -> Planned:
         """``modes`` from what was planned, fan-out derived afresh from replicate (so the
-        fan-out settings apply without planning again)."""
+        fan-out settings apply without planning again; a work file kept before fan-out was
+        modelled as built may hold other fan-out modes: they are dropped)."""
         kept = {m.mode: m for m in self.modes if not m.mode.startswith("fan-out")}
-        chosen = [kept[m] if m in kept else fan_out(kept["replicate"], m, readers, fanout) for m in modes]
+        chosen = [kept[m] if m in kept else fan_out(kept["replicate"], readers) for m in modes]
         return replace(self, modes=chosen)
 
     @classmethod
@@ -185,7 +186,7 @@ def plan_generated(args: argparse.Namespace, nodes: list[str], modes: list[str])
             f"{time.perf_counter() - started:.0f} s wall, {planner_cpu:.0f} s CPU here",
             flush=True,
         )
-        mode_plans = plan_modes(plan, nodes, modes, TransferConfig(), args.readers, args.peer_fanout)
+        mode_plans = plan_modes(plan, nodes, modes, TransferConfig(), args.readers)
     return Planned(plan.files, plan.bytes, planner_cpu, time.perf_counter() - started, mode_plans)
 
 
@@ -197,7 +198,6 @@ def resources_from(args: argparse.Namespace) -> Resources:
         nic_bps=args.nic_bps,
         nvme_write_bps=args.nvme_write_bps,
         fabric_bps=args.fabric_bps,
-        peer_fanout=args.peer_fanout,
     )
 
 
@@ -216,8 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nodes", type=int, default=64)
     p.add_argument("--modes", default=",".join(MODES))
     p.add_argument("--cores", default="1,16", help="cores per node a copy can use, comma-separated")
-    p.add_argument("--readers", type=int, default=1, help="fan-out: nodes reading each batch from the source")
-    p.add_argument("--peer-fanout", type=int, default=4, help="fan-out: peers one node serves at once")
+    p.add_argument(
+        "--readers",
+        type=int,
+        default=1,
+        help="fan-out: nodes reading every batch from the source (STAGEGATE_FANOUT_READERS)",
+    )
     p.add_argument("--s3-connection-bps", type=_rate, default=_rate("90MB/s"))
     p.add_argument("--s3-aggregate-bps", type=_rate, default=_rate("800Gb/s"))
     p.add_argument("--prefix-gets-per-s", type=float, default=5500.0)
@@ -229,14 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--manifest-rows-per-s", type=float, default=50_000.0)
     p.add_argument("--plot", type=Path, default=Path("bench/sim-64-nodes.png"))
     p.add_argument("--json", type=Path, default=None, help="also write every node's ETA as JSON")
-    p.add_argument(
-        "--work", type=Path, default=None, help="keep the planned work here; reuse it if present"
-    )
+    p.add_argument("--work", type=Path, default=None, help="keep the planned work here; reuse it if present")
     args = p.parse_args(argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     nodes = [f"node-{i:02d}" for i in range(args.nodes)]
     if args.work is not None and args.work.exists():
-        planned = Planned.load(args.work).fanned_out(modes, args.readers, args.peer_fanout)
+        planned = Planned.load(args.work).fanned_out(modes, args.readers)
         print(f"planned work read from {args.work} (planned in {planned.split_s:.0f} s)")
     else:
         planned = plan_generated(args, nodes, modes)

@@ -8,6 +8,12 @@ same code as ``python -m bench.sim``: the real planner over the very listing the
 reads, the real splitter, and :func:`bench.sim_model.simulate` with the loopback's resources
 (every node and the S3 server share this machine's cores), plus the fixed cost of a staging
 on that cluster, measured by a one-object staging just before.
+
+A ``fan-out`` case is a replicated staging whose workers serve peers as :mod:`bench.fanout`
+sets them up (each its own loopback ``STAGEGATE_PEER_LISTEN``, the credential file,
+``STAGEGATE_FANOUT_READERS`` left at 1): the first node reads the source, the others copy each
+batch from it once it is verified there. Its batches are ``STAGEGATE_BATCH_MAX_BYTES`` (16 MiB,
+as in :mod:`bench.fanout`) so the copy pipelines, and the model is given the same.
 """
 
 from __future__ import annotations
@@ -36,7 +42,9 @@ from bench.burst import (
     _until_terminal,
     service_env,
 )
+from bench.fanout import peer_env
 from bench.moto_seeded import Seed
+from bench.peer_cpu import _cpu_of
 from bench.s3server import BUCKET, CREDENTIALS, S3Server
 from bench.sim_model import Resources, simulate
 from bench.sim_work import plan_modes
@@ -54,11 +62,19 @@ class Case:
     dataset: str
     mode: str
     nodes: int
-    cap: str | None  # STAGEGATE_BANDWIDTH_LIMIT of every worker
+    cap: str | None  # STAGEGATE_BANDWIDTH_LIMIT of every worker (a copy from the source)
+    batch_bytes: int | None = None  # STAGEGATE_BATCH_MAX_BYTES (None: the default, 1 GiB)
 
     @property
     def name(self) -> str:
-        return f"{self.dataset} {self.mode} x{self.nodes} {self.cap or 'uncapped'}"
+        batches = f" {format_bytes(self.batch_bytes)} batches" if self.batch_bytes else ""
+        return f"{self.dataset} {self.mode} x{self.nodes} {self.cap or 'uncapped'}{batches}"
+
+    @property
+    def staged_as(self) -> str:
+        """The mode the staging is submitted with: fan-out is a replicated staging whose
+        workers serve peers."""
+        return "replicate" if self.mode == "fan-out" else self.mode
 
 
 CASES = (
@@ -67,11 +83,19 @@ CASES = (
     Case("small", "replicate", 3, "4MiB"),
     Case("small", "shard", 3, "1MiB"),
     Case("big", "replicate", 4, None),
+    Case("big", "fan-out", 3, "4MiB", 16 << 20),
+    Case("big", "fan-out", 4, None, 16 << 20),
+    Case("small", "fan-out", 4, "4MiB", 16 << 20),
+    # replicate with fan-out's small batches, no peers: tells the per-batch cost from fan-out's
+    Case("big", "replicate", 4, None, 16 << 20),
 )
 
 # This machine as the model sees it (bench/RESULTS.md, 2026-12-01 data-path table): the
 # engine's CPU per file and per GiB on the CRT path (whole objects up to 8 MiB), moto's per
 # GET and per GiB; two cores shared by every node and the server; loopback has no NIC limit.
+# A copy from a peer (the copy step reading a PeerSource) and serving one (the peer server's
+# handler) are Resources' defaults, measured on this machine with `python -m bench.peer_cpu`
+# (2026-12-02 12:58 UTC, load 5.6: 128 x 16 MiB and 4,000 x 16 KiB, solved per file and GiB).
 LOOPBACK = Resources(
     s3_connection_bps=math.inf,
     s3_aggregate_bps=None,
@@ -119,6 +143,8 @@ def predict(case: Case, s3_url: str, fixed_s: float, share: float) -> dict[str, 
     nodes = [f"n{i}" for i in range(case.nodes)]
     cap = parse_size(case.cap) if case.cap else None
     config = TransferConfig(concurrency=CONCURRENCY, bandwidth_limit=cap)
+    if case.batch_bytes:
+        config = replace(config, batch_max_bytes=case.batch_bytes)
     os.environ.update({**CREDENTIALS, "AWS_ENDPOINT_URL": s3_url})
     source = open_source(f"s3://{BUCKET}/cal-{case.dataset}")
     with tempfile.TemporaryDirectory(prefix="stagegate-cal-") as scratch:
@@ -128,12 +154,13 @@ def predict(case: Case, s3_url: str, fixed_s: float, share: float) -> dict[str, 
         (mode_plan,) = plan_modes(plan, nodes, [case.mode], config)
     resources = replace(LOOPBACK, node_cap_bps=cap, cores_per_node=share, server_cores=share)
     etas = simulate(mode_plan.works, resources)
+    last = max(etas, key=lambda e: e.seconds)
     return {
         "fixed_s": fixed_s,
         "cpu_share": share,
         "plan_s": plan_s,
-        "copy_s": max(e.seconds for e in etas),
-        "binds": etas[0].bottleneck,
+        "copy_s": last.seconds,
+        "binds": last.bottleneck,
         "predicted_s": fixed_s + plan_s + max(e.seconds for e in etas),
     }
 
@@ -149,7 +176,7 @@ def _stage(http: httpx.Client, source: str, nodes: list[str], mode: str, timeout
     return time.perf_counter() - started
 
 
-def measure(case: Case, s3_url: str, timeout: float) -> dict[str, Any]:
+def measure(case: Case, s3_url: str, timeout: float, keep: Path | None = None) -> dict[str, Any]:
     """One fresh cluster: two one-object stagings (warm-up, then the fixed cost), then the
     case's staging."""
     nodes = tuple(f"n{i}" for i in range(case.nodes))
@@ -157,21 +184,46 @@ def measure(case: Case, s3_url: str, timeout: float) -> dict[str, Any]:
         env = service_env(Path(tmp), db, broker, s3_url)
         if case.cap:
             env["STAGEGATE_BANDWIDTH_LIMIT"] = case.cap
+        if case.batch_bytes:
+            env["STAGEGATE_BATCH_MAX_BYTES"] = str(case.batch_bytes)
+        nodes_env = peer_env(Path(tmp), None, nodes) if case.mode == "fan-out" else None
         service = Service(None, Path(tmp), env)
         try:
-            service.start(nodes)
+            service.start(nodes, nodes_env)
             token = service.token("calibrate")
             headers = {"Authorization": f"Bearer {token}"}
             with httpx.Client(base_url=service.url, headers=headers, timeout=120) as http:
                 # The first staging of a fresh cluster pays its warm-up (connections, imports):
                 # a second, of another one-object dataset, is the fixed cost of a staging.
-                _stage(http, f"s3://{BUCKET}/cal-warm", list(nodes), case.mode, timeout)
-                fixed = _stage(http, f"s3://{BUCKET}/cal-tiny", list(nodes), case.mode, timeout)
+                mode = case.staged_as
+                _stage(http, f"s3://{BUCKET}/cal-warm", list(nodes), mode, timeout)
+                fixed = _stage(http, f"s3://{BUCKET}/cal-tiny", list(nodes), mode, timeout)
+                # The workers' CPU while idle (heartbeats, the background threads), measured
+                # across the core-share probe, to tell it from what the staging costs them.
+                workers = service.processes[: len(nodes)]  # started first, in the order of nodes
+                idle0, idle_t = [_cpu_of(p.pid) for p in workers], time.perf_counter()
                 load, share = os.getloadavg()[0], cpu_share(s3_url)
-                wall = _stage(http, f"s3://{BUCKET}/cal-{case.dataset}", list(nodes), case.mode, timeout)
+                idle_s = time.perf_counter() - idle_t
+                before = [_cpu_of(p.pid) for p in workers]
+                idle = {n: round((b - a) / idle_s, 3) for n, a, b in zip(nodes, idle0, before, strict=True)}
+                wall = _stage(http, f"s3://{BUCKET}/cal-{case.dataset}", list(nodes), mode, timeout)
+                cpu = {
+                    n: round(_cpu_of(p.pid) - b, 2) for n, p, b in zip(nodes, workers, before, strict=True)
+                }
         finally:
             service.stop()
-    return {"fixed_s": fixed, "wall_s": wall, "load": load, "cpu_share": share}
+        if keep is not None:  # the service's and workers' logs, to see why a prediction missed
+            keep.mkdir(parents=True, exist_ok=True)
+            for log in Path(tmp).glob("*.log"):
+                (keep / log.name).write_bytes(log.read_bytes())
+    return {
+        "fixed_s": fixed,
+        "wall_s": wall,
+        "load": load,
+        "cpu_share": share,
+        "worker_cpu_s": cpu,
+        "worker_idle_cores": idle,
+    }
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -199,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default="all", help="comma-separated case numbers (1-based), or all")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--out", type=Path, default=None, help="append each case's result as a JSON line")
+    parser.add_argument(
+        "--logs", type=Path, default=None, help="keep each run's service and worker logs here"
+    )
     args = parser.parse_args(argv)
     chosen = CASES if args.cases == "all" else tuple(CASES[int(i) - 1] for i in args.cases.split(","))
     rows = []
@@ -209,16 +264,26 @@ def main(argv: list[str] | None = None) -> int:
         for name, (objects, size) in DATASETS.items():
             _put_dataset(s3, Seed(f"cal-{name}", objects, size))
         for case in chosen:
-            runs = [measure(case, server.url, args.timeout) for _ in range(args.runs)]
+            runs = [
+                measure(
+                    case,
+                    server.url,
+                    args.timeout,
+                    args.logs / f"case{CASES.index(case) + 1}-run{i}" if args.logs else None,
+                )
+                for i in range(args.runs)
+            ]
             walls = [r["wall_s"] for r in runs]
             fixed = statistics.median(r["fixed_s"] for r in runs)
             share = statistics.median(r["cpu_share"] for r in runs)
             prediction = predict(case, server.url, fixed, share)
             measured = statistics.median(walls)
             objects, size = DATASETS[case.dataset]
-            share = objects * size // (1 if case.mode == "replicate" else case.nodes)
+            share = objects * size // (case.nodes if case.mode == "shard" else 1)
             row = {
                 "case": case.name,
+                "worker_cpu_s": [r["worker_cpu_s"] for r in runs],
+                "worker_idle_cores": [r["worker_idle_cores"] for r in runs],
                 "node_bytes": format_bytes(share),
                 "walls": walls,
                 "measured_s": measured,

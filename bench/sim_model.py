@@ -9,8 +9,15 @@ rate; each resource (a node's CPU, NIC, NVMe, its S3 connections, the S3 aggrega
 prefix's request rate, the fabric, a loopback host's cores) is shared by the nodes using it,
 all nodes' rates rising together until one resource is full (progressive filling, the
 textbook max-min fair allocation: TCP-fair flows on shared links). When a node finishes, the
-rest share again. A fan-out receiver cannot be ahead of the node it copies from, and ends a
-few batch times after it (the tree's depth).
+rest share again.
+
+Fan-out is modelled as built (``ledger/fanout.py``, ``workers/batch_origins.py``): the source
+readers read every batch from the source; every other node (a receiver) copies each batch
+from a reader as soon as the batch is verified there, so a receiver's bytes use the reader's
+outgoing NIC and the reader's CPU for serving (shared with the reader's own copy and with
+its other receivers: no limit on peers served at once), besides its own NIC, NVMe and CPU. A
+receiver is never ahead of its reader and ends one batch after it (it can only copy a batch
+the reader has verified).
 """
 
 from __future__ import annotations
@@ -20,6 +27,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 GIB = 1 << 30
+# Serving peers, measured here with `python -m bench.peer_cpu` (2026-12-02 12:58 UTC, load
+# 5.6): the real peer server's handler in a process of its own serving 128 x 16 MiB and 4,000
+# x 16 KiB over loopback to the copy step, its user + system CPU solved per file and per GiB
+# (a smaller run at load 4.6 gave 0.84 ms and 0.65 s). The handler's ledger lookup is stubbed
+# there: in a worker each request also reads the ledger three times (PeerFiles.open), which the
+# fan-out calibration's worker CPU puts near 10-15 ms a file served (README, "Calibration").
+SERVE_CPU_MS_PER_FILE = 1.29
+SERVE_CPU_S_PER_GIB = 0.78
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +52,17 @@ class Resources:
     nvme_write_bps: float = 6e9
     cores_per_node: float = 1.0  # one worker process a node, Celery's solo pool
     fabric_bps: float | None = None  # the peer network's aggregate; None: non-blocking
-    # the engine's CPU, measured (bench/RESULTS.md): from the source, from a peer, serving
+    # the engine's CPU, measured: from the source (bench/RESULTS.md), from a peer (the copy
+    # step reading a PeerSource: `python -m bench.peer_cpu`, 2026-12-02 12:58 UTC, load 5.6)
     cpu_ms_per_file: float = 1.86
     cpu_s_per_gib: float = 2.66
-    peer_cpu_ms_per_file: float = 1.86
-    peer_cpu_s_per_gib: float = 2.66
-    serve_cpu_s_per_gib: float = 0.5
+    peer_cpu_ms_per_file: float = 1.61
+    peer_cpu_s_per_gib: float = 3.05
+    # the peer server (workers/peer_server.py, a thread of the worker's process), per file
+    # and per GiB it serves: measured with `python -m bench.peer_cpu` (README, "The plan for
+    # 64 nodes")
+    serve_cpu_ms_per_file: float = SERVE_CPU_MS_PER_FILE
+    serve_cpu_s_per_gib: float = SERVE_CPU_S_PER_GIB
     batch_overhead_s: float = 0.2  # claim, manifest read, syncfs, batch record: per batch, serial
     # a loopback rehearsal: every node's cap (STAGEGATE_BANDWIDTH_LIMIT), the host's cores
     # shared by all nodes and the S3 server, and that server's CPU (one Python process)
@@ -51,16 +71,17 @@ class Resources:
     server_ms_per_get: float = 0.0
     server_s_per_gib: float = 0.0
     server_cores: float = 1.0
-    # fan-out: how many peers one node serves at once (the distribution tree's degree)
-    peer_fanout: int = 4
+    peer_cap_bps: float | None = None  # STAGEGATE_PEER_BANDWIDTH_LIMIT: a node's copies from peers
 
 
 @dataclass(frozen=True, slots=True)
 class NodeWork:
     """What one node moves. ``group``: the nodes reading the same share from the source at the
     same time, so on the same prefix (replicate: all of them); ``prefixes``: how many prefixes
-    such a group's batches in flight touch at once; ``lead``: the node a fan-out receiver
-    copies from (None: it reads the source)."""
+    such a group's batches in flight touch at once; ``lead``: the source reader a fan-out
+    receiver copies from (None: it reads the source); ``served_bytes``: what a reader serves
+    its receivers (shown, the receivers' demands charge it); ``hops``: batches a receiver
+    ends after its lead (1: it copies each batch once the reader verified it)."""
 
     node: str
     source_bytes: int = 0
@@ -91,14 +112,18 @@ class NodeEta:
 
 
 def cpu_seconds(work: NodeWork, r: Resources) -> float:
-    """CPU a node's copy costs: per file and per GiB, from the source, from peers, serving."""
+    """CPU a node's own copy costs: per file and per GiB, from the source and from peers."""
     return (
         work.source_files * r.cpu_ms_per_file / 1e3
         + work.source_bytes / GIB * r.cpu_s_per_gib
         + work.peer_files * r.peer_cpu_ms_per_file / 1e3
         + work.peer_bytes / GIB * r.peer_cpu_s_per_gib
-        + work.served_bytes / GIB * r.serve_cpu_s_per_gib
     )
+
+
+def serve_seconds(work: NodeWork, r: Resources) -> float:
+    """CPU the peer a receiver copies from spends serving it its files."""
+    return work.peer_files * r.serve_cpu_ms_per_file / 1e3 + work.peer_bytes / GIB * r.serve_cpu_s_per_gib
 
 
 def server_seconds(work: NodeWork, r: Resources) -> float:
@@ -107,17 +132,20 @@ def server_seconds(work: NodeWork, r: Resources) -> float:
 
 
 def demands(work: NodeWork, r: Resources) -> dict[str, float]:
-    """Each resource a node uses and how much of it its whole copy takes."""
+    """Each resource a node's copy uses and how much of it the whole copy takes: a receiver's
+    also uses its lead's outgoing NIC and the lead's CPU for serving."""
     n = work.node
     need: dict[str, float] = {
         f"nic-in {n}": float(work.bytes),
         f"nvme {n}": float(work.bytes),
     }
     need[f"cpu {n}"] = cpu_seconds(work, r)
+    serving = serve_seconds(work, r) if work.lead is not None else 0.0
+    if work.lead is not None and work.peer_bytes:
+        need[f"nic-out {work.lead}"] = float(work.peer_bytes)
+        need[f"cpu {work.lead}"] = serving
     if r.shared_cores is not None:
-        need["host cores"] = need[f"cpu {n}"] + server_seconds(work, r)
-    if work.served_bytes:
-        need[f"nic-out {n}"] = float(work.served_bytes)
+        need["host cores"] = need[f"cpu {n}"] + serving + server_seconds(work, r)
     if work.source_bytes or work.source_gets:
         need[f"s3 connections {n}"] = float(work.source_bytes)
         need["s3 aggregate"] = float(work.source_bytes)
@@ -127,7 +155,9 @@ def demands(work: NodeWork, r: Resources) -> dict[str, float]:
     if work.peer_bytes:
         need["fabric"] = float(work.peer_bytes)
     if r.node_cap_bps is not None:
-        need[f"cap {n}"] = float(work.bytes)
+        need[f"cap {n}"] = float(work.source_bytes)
+    if r.peer_cap_bps is not None:
+        need[f"peer cap {n}"] = float(work.peer_bytes)
     return {k: v for k, v in need.items() if v > 0}
 
 
@@ -146,6 +176,8 @@ def capacities(works: Sequence[NodeWork], r: Resources) -> dict[str, float]:
         caps[f"prefix {w.group}"] = r.prefix_gets_per_s * w.prefixes
         if r.node_cap_bps is not None:
             caps[f"cap {n}"] = r.node_cap_bps
+        if r.peer_cap_bps is not None:
+            caps[f"peer cap {n}"] = r.peer_cap_bps
     return caps
 
 
@@ -159,13 +191,27 @@ class _Flow:
     bound: dict[str, float] = field(default_factory=dict)  # seconds spent bound by each resource
 
 
-def fair_rates(flows: Sequence[_Flow], caps: Mapping[str, float]) -> None:
+def fair_rates(
+    flows: Sequence[_Flow], caps: Mapping[str, float], followers: Mapping[str, Sequence[_Flow]] | None = None
+) -> None:
     """Max-min fair bytes/s for ``flows`` (progressive filling): every unfrozen flow's rate
-    rises alike until a resource is full; the flows using it freeze there."""
+    rises alike until a resource is full; the flows using it freeze there. ``followers``: per
+    node, the flows that may not be faster than that node's (fan-out receivers caught up with
+    their reader), frozen with it."""
     for f in flows:
         f.rate, f.limit = 0.0, ""
     open_ = list(flows)
     used: dict[str, float] = dict.fromkeys(caps, 0.0)
+
+    def freeze(f: _Flow, level: float, limit: str) -> None:
+        f.rate, f.limit = level, limit
+        open_.remove(f)
+        for resource, per in f.per_byte.items():
+            used[resource] += per * level
+        for g in (followers or {}).get(f.work.node, ()):
+            if g in open_:
+                freeze(g, level, f"lead {f.work.node}")
+
     while open_:
         best, best_resource = math.inf, ""
         for resource in {name for f in open_ for name in f.per_byte}:
@@ -177,10 +223,8 @@ def fair_rates(flows: Sequence[_Flow], caps: Mapping[str, float]) -> None:
         if best_resource == "":  # nothing limits: cannot happen while a node has a NIC
             raise ValueError("a flow uses no bounded resource")
         for f in [f for f in open_ if f.per_byte.get(best_resource, 0.0) > 0]:
-            f.rate, f.limit = best, best_resource
-            open_.remove(f)
-            for resource, per in f.per_byte.items():
-                used[resource] += per * best
+            if f in open_:
+                freeze(f, best, best_resource)
 
 
 def simulate(works: Sequence[NodeWork], r: Resources) -> list[NodeEta]:
@@ -194,15 +238,20 @@ def simulate(works: Sequence[NodeWork], r: Resources) -> list[NodeEta]:
     now = 0.0
     while len(finished) < len(flows):
         active = [f for n, f in flows.items() if n not in finished]
-        fair_rates(active, caps)
-        for f in active:  # a receiver is never ahead of its lead: it copies what the lead verified
+        # a receiver is never ahead of its lead: it copies only what the lead verified
+        followers: dict[str, list[_Flow]] = {}
+        for f in active:
             lead = flows.get(f.work.lead) if f.work.lead else None
-            if lead is not None and lead.work.node not in finished and f.left <= lead.left:
-                f.rate, f.limit = min(f.rate, lead.rate), f"lead {lead.work.node}"
+            if lead is not None and lead.work.node not in finished and f.left <= lead.left * (1 + 1e-9):
+                followers.setdefault(lead.work.node, []).append(f)
+        fair_rates(active, caps, followers)
         step = min(f.left / f.rate for f in active if f.rate > 0)
         now += step
         for f in active:
             f.left -= f.rate * step
+            lead = flows.get(f.work.lead) if f.work.lead else None
+            if lead is not None and lead.work.node not in finished:
+                f.left = max(f.left, lead.left)  # caught up within the step: no further
             f.bound[f.limit] = f.bound.get(f.limit, 0.0) + step
             if f.left <= 1e-6 * max(1.0, f.work.bytes):
                 finished[f.work.node] = now
@@ -210,7 +259,7 @@ def simulate(works: Sequence[NodeWork], r: Resources) -> list[NodeEta]:
     for w in works:
         f = flows[w.node]
         seconds = finished[w.node] + w.batches * r.batch_overhead_s
-        if w.hops:  # the pipeline's tail: the last batch read still has hops to travel
+        if w.hops:  # the pipeline's tail: the lead's last batch is copied once it is verified
             last = max(finished[w.lead] if w.lead else 0.0, finished[w.node])
             seconds = last + w.hops * w.batch_bytes / max(f.rate, 1.0) + w.batches * r.batch_overhead_s
         bottleneck = max(f.bound, key=lambda k: f.bound[k]) if f.bound else "-"
@@ -219,11 +268,3 @@ def simulate(works: Sequence[NodeWork], r: Resources) -> list[NodeEta]:
             bottleneck += f" ({max(held.bound, key=lambda k: held.bound[k]) if held.bound else '-'})"
         etas.append(NodeEta(w.node, seconds, bottleneck, w.source_bytes, w.source_gets))
     return etas
-
-
-def tree_hops(nodes: int, readers: int, fanout: int) -> int:
-    """How many peer-to-peer copies a batch needs to reach every node, when ``readers`` nodes
-    read it from the source and each holder serves ``fanout`` peers at once."""
-    if nodes <= readers:
-        return 0
-    return max(1, math.ceil(math.log(nodes / readers) / math.log(fanout + 1)))

@@ -11,15 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from bench.sim_model import NodeWork, tree_hops
+from bench.sim_model import NodeWork
 from stagegate.ledger import BatchRange, NodePortion
 from stagegate.ledger.admission import NoRoomError, choose_evictions
+from stagegate.ledger.fanout import Peer, source_readers, spread
 from stagegate.transfer import Plan
 from stagegate.transfer.engine import TransferConfig
 from stagegate.transfer.parts import S3_PART_RULE, part_size_by_need, split_parts
 from stagegate.workers.portions import shard_of, split_plan
 
-MODES = ("replicate", "shard", "fan-out", "fan-out-fixed")
+MODES = ("replicate", "shard", "fan-out")
 WINDOW = 2  # copy batches of one staging queued or running on a node (ledger/tasks.py WINDOW)
 
 
@@ -93,7 +94,6 @@ def plan_modes(
     modes: Sequence[str],
     config: TransferConfig,
     readers: int = 1,
-    fanout: int = 4,
     prefix_depth: int = 1,
 ) -> list[ModePlan]:
     """Each mode's shares (the real splitter) and each node's work; fan-out is derived from
@@ -107,8 +107,14 @@ def plan_modes(
         if mode == "shard":
             portions = split_plan(plan, nodes, "shard", *batch_limits)
             works = [
-                _work(p, prefix_depth, source_bytes=p.bytes, source_files=p.files, source_gets=g,
-                      group=f"share {i}")
+                _work(
+                    p,
+                    prefix_depth,
+                    source_bytes=p.bytes,
+                    source_files=p.files,
+                    source_gets=g,
+                    group=f"share {i}",
+                )
                 for i, (p, g) in enumerate(zip(portions, counts, strict=True))
             ]
             made[mode] = ModePlan(mode, portions, works, list_requests)
@@ -116,51 +122,57 @@ def plan_modes(
             if "replicate" not in made:
                 portions = split_plan(plan, nodes, "replicate", *batch_limits)
                 works = [
-                    _work(p, prefix_depth, source_bytes=p.bytes, source_files=p.files,
-                          source_gets=sum(counts), group="share 0")
+                    _work(
+                        p,
+                        prefix_depth,
+                        source_bytes=p.bytes,
+                        source_files=p.files,
+                        source_gets=sum(counts),
+                        group="share 0",
+                    )
                     for p in portions
                 ]
                 made["replicate"] = ModePlan("replicate", portions, works, list_requests)
             if mode != "replicate":
-                made[mode] = fan_out(made["replicate"], mode, readers, fanout)
+                made[mode] = fan_out(made["replicate"], readers)
         else:
             raise ValueError(f"unknown mode {mode!r}: one of {', '.join(MODES)}")
     return [made[m] for m in modes]
 
 
-def fan_out(replicated: ModePlan, mode: str, readers: int, fanout: int) -> ModePlan:
-    """Fan-out, from replicate's shares (it splits as replicate does). ``fan-out``: each batch
-    is read from the source by ``readers`` nodes, taking turns over all nodes, and copied by
-    the others from peers holding it verified; ``fan-out-fixed``: the same ``readers`` nodes
-    read every batch. Serving is spread over every node (each holder serves up to ``fanout``
-    peers, so a batch travels a tree), each node sending about what it receives."""
+def fan_out(replicated: ModePlan, readers: int = 1) -> ModePlan:
+    """Fan-out as built, from replicate's shares (it splits as replicate does): the source
+    readers are the ledger's own choice (:func:`ledger.fanout.source_readers`: the first
+    ``readers`` nodes, ``STAGEGATE_FANOUT_READERS``) and read every batch from the source;
+    each other node copies every batch from a reader once it is verified there, the first
+    one it asks (:func:`ledger.fanout.spread`, the order it tries them in). A receiver could
+    also copy from another receiver holding the batch, but with every receiver asking as soon
+    as the readers verify it, the readers are the only holders then: not modelled."""
     works = replicated.works
-    n = len(works)
-    readers = max(1, min(readers, n))
-    hops = tree_hops(n, readers, fanout)
-    out = []
-    for i, w in enumerate(works):
-        served = w.bytes * (n - readers) // n
-        if mode == "fan-out":  # a share of every batch's source reads, the rest from peers
-            part = readers / n
-            source_bytes, files = round(w.source_bytes * part), round(w.source_files * part)
-            out.append(
-                replace(
-                    w,
-                    source_bytes=source_bytes,
-                    source_files=files,
-                    source_gets=round(w.source_gets * part),
-                    peer_bytes=w.source_bytes - source_bytes,
-                    peer_files=w.source_files - files,
-                    served_bytes=served,
-                    hops=hops,
-                )
+    names = [w.node for w in works]
+    chosen = source_readers(names, set(names), readers)
+    if len(chosen) == len(names):  # fan-out off, or a single node: replicate
+        return ModePlan("fan-out", replicated.portions, list(works), replicated.list_requests)
+    holders = [Peer(n, "") for n in names if n in chosen]
+    receivers = {}
+    for w in works:
+        if w.node not in chosen:
+            lead = spread(holders, w.node)[0].node
+            receivers[w.node] = replace(
+                w,
+                source_bytes=0,
+                source_files=0,
+                source_gets=0,
+                peer_bytes=w.source_bytes,
+                peer_files=w.source_files,
+                lead=lead,
+                hops=1,
             )
-        elif i < readers:
-            out.append(replace(w, served_bytes=served))
+    out = []
+    for w in works:
+        if w.node in receivers:
+            out.append(receivers[w.node])
         else:
-            peer = {"peer_bytes": w.source_bytes, "peer_files": w.source_files, "served_bytes": served}
-            lead = works[i % readers].node
-            none = {"source_bytes": 0, "source_files": 0, "source_gets": 0}
-            out.append(replace(w, lead=lead, hops=hops, **none, **peer))
-    return ModePlan(mode, replicated.portions, out, replicated.list_requests)
+            served = sum(r.peer_bytes for r in receivers.values() if r.lead == w.node)
+            out.append(replace(w, served_bytes=served))
+    return ModePlan("fan-out", replicated.portions, out, replicated.list_requests)

@@ -11,7 +11,7 @@ import pytest
 from bench.burst import _boto_credentials, _put_dataset
 from bench.moto_seeded import Seed
 from bench.s3server import S3Server
-from bench.sim_calibrate import Case, measure, predict
+from bench.sim_calibrate import Case, measure, predict, table
 
 pytestmark = pytest.mark.integration
 
@@ -32,3 +32,31 @@ def test_a_capped_shard_staging_measured_and_predicted(tmp_path: Path) -> None:
     assert predicted["predicted_s"] == pytest.approx(
         predicted["fixed_s"] + predicted["plan_s"] + predicted["copy_s"]
     )
+
+
+def test_a_fan_out_staging_measured_and_predicted(tmp_path: Path) -> None:
+    """Three workers serving peers (bench.fanout's setup): the first reads the source, the
+    others copy from it; the model's prediction of it, and the report's row."""
+    with S3Server(tmp_path / "moto.log") as server:
+        s3 = boto3.client("s3", endpoint_url=server.url, **_boto_credentials())
+        for name, objects, size in (("warm", 1, 4096), ("tiny", 1, 4096), ("unit", 12, 256 << 10)):
+            _put_dataset(s3, Seed(f"cal-{name}", objects, size))
+        case = Case("unit", "fan-out", 3, "1MiB", 1 << 20)
+        measured = measure(case, server.url, timeout=300, keep=tmp_path / "logs")
+        predicted = predict(case, server.url, measured["fixed_s"], measured["cpu_share"])
+    assert measured["wall_s"] > 0 and set(measured["worker_cpu_s"]) == {"n0", "n1", "n2"}
+    assert list((tmp_path / "logs").glob("worker-*.log"))
+    # only n0 reads the source (3 MiB at 1 MiB/s); the others follow it, a batch behind
+    assert predicted["copy_s"] >= 3.0 and predicted["binds"].startswith("lead n0")
+    row = {
+        "case": case.name,
+        "node_bytes": "3.1 MB",
+        "walls": [measured["wall_s"]],
+        "measured_s": measured["wall_s"],
+        "load": measured["load"],
+        "prediction": predicted,
+        "error": predicted["predicted_s"] / measured["wall_s"] - 1,
+    }
+    lines = table([row]).splitlines()
+    assert len(lines) == 3 and lines[2].startswith("| unit fan-out x3 1MiB 1.0 MB batches |")
+    assert lines[2].count("|") == lines[0].count("|")

@@ -22,17 +22,15 @@ def test_three_modes_from_the_real_planner(tmp_path: Path, capsys: pytest.Captur
     assert "planned 3,000 files, 3.0 GB with the real planner" in printed
     assert (tmp_path / "sim.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     by_mode = {(r["mode"], r["cores"]): r for r in rows}
-    modes = ("replicate", "shard", "fan-out", "fan-out-fixed")
+    modes = ("replicate", "shard", "fan-out")
     assert set(by_mode) == {(m, c) for m in modes for c in (1.0, 16.0)}
     total = 3_000_000_000
     # what each mode reads from the source: every node all of it, each node its share, once
     assert by_mode["replicate", 1.0]["source_bytes"] == pytest.approx(4 * total, rel=1e-3)
     assert by_mode["shard", 1.0]["source_bytes"] == pytest.approx(total, rel=1e-3)
     assert by_mode["fan-out", 1.0]["source_bytes"] == pytest.approx(total, rel=1e-3)
-    assert by_mode["fan-out-fixed", 1.0]["source_bytes"] == pytest.approx(total, rel=1e-3)
     assert by_mode["replicate", 1.0]["gets"] == 4 * 3000
     assert by_mode["shard", 1.0]["gets"] == by_mode["fan-out", 1.0]["gets"] == 3000
-    assert by_mode["fan-out-fixed", 1.0]["gets"] == 3000
     for r in rows:
         assert len(r["etas"]) == 4 and all(e > 0 for e in r["etas"])
         assert r["total_s"] > max(r["etas"])
@@ -56,6 +54,5 @@ def test_admission_refuses_a_copy_bigger_than_the_node(
         "replicate": False,
         "shard": True,  # 750 MB a node
         "fan-out": False,
-        "fan-out-fixed": False,
     }
     assert "admission (replicate): refused: node node-00 cannot hold 2.8 GiB" in printed

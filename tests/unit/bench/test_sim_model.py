@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench.sim_model import GIB, NodeWork, Resources, _Flow, fair_rates, simulate, tree_hops
+from bench.sim_model import GIB, NodeWork, Resources, _Flow, fair_rates, simulate
 from bench.sim_work import gets_of
 from stagegate.transfer.engine import TransferConfig
 
@@ -16,6 +16,7 @@ LINKS_ONLY = Resources(
     cpu_s_per_gib=0,
     peer_cpu_ms_per_file=0,
     peer_cpu_s_per_gib=0,
+    serve_cpu_ms_per_file=0,
     serve_cpu_s_per_gib=0,
     batch_overhead_s=0,
     prefix_gets_per_s=1e12,
@@ -73,32 +74,24 @@ def test_cpu_per_file_and_per_gib_bind_one_core() -> None:
     )
 
 
-def test_a_fan_out_receiver_ends_after_its_lead_by_the_trees_depth() -> None:
+def test_a_fan_out_receiver_ends_one_batch_after_its_lead() -> None:
     size, batches = 64 * GIB, 64
     reader = node("r", size, batches=batches, batch_bytes=size / batches)
     # the reader's source is slower than the fabric: the receiver cannot be ahead of it
     receiver = NodeWork(
-        "p", peer_bytes=size, peer_files=1, lead="r", hops=2, batches=batches, batch_bytes=size / batches
+        "p", peer_bytes=size, peer_files=1, lead="r", hops=1, batches=batches, batch_bytes=size / batches
     )
     r = replace(LINKS_ONLY, s3_connection_bps=1e8, connections_per_node=1, nic_bps=1e10)
     lead_eta, recv_eta = simulate([reader, receiver], r)
     assert lead_eta.seconds == pytest.approx(size / 1e8)
-    assert recv_eta.seconds == pytest.approx(lead_eta.seconds + 2 * (size / batches) / 1e8)
-    assert recv_eta.source_bytes == 0 and recv_eta.bottleneck.startswith("lead r")
+    assert recv_eta.seconds == pytest.approx(lead_eta.seconds + (size / batches) / 1e8)
+    assert recv_eta.source_bytes == 0 and recv_eta.bottleneck == "lead r (s3 connections r)"
 
 
 def test_the_per_batch_overhead_adds_up_on_a_node() -> None:
     r = replace(LINKS_ONLY, batch_overhead_s=0.5)
     base = simulate([node("a", GIB)], LINKS_ONLY)[0].seconds
     assert simulate([node("a", GIB, batches=10)], r)[0].seconds == pytest.approx(base + 5.0)
-
-
-def test_tree_depth() -> None:
-    assert tree_hops(1, 1, 4) == 0
-    assert tree_hops(5, 1, 4) == 1  # one reader serves four peers at once
-    assert tree_hops(25, 1, 4) == 2
-    assert tree_hops(64, 1, 4) == 3
-    assert tree_hops(64, 4, 4) == 2
 
 
 def test_gets_follow_the_engines_part_rule() -> None:
@@ -108,15 +101,96 @@ def test_gets_follow_the_engines_part_rule() -> None:
     assert gets_of(1 << 30, config) == 16  # one big object in flight: split for all 16 connections
 
 
-def test_fan_out_reads_every_object_once_from_the_source() -> None:
+def replicated_to(n: int, size: int = 64 * GIB, files: int = 6400) -> list[NodeWork]:
+    return [node(f"n{i}", size, files, batches=64, batch_bytes=size / 64) for i in range(n)]
+
+
+def test_fan_out_as_built_the_readers_read_everything_once_the_others_copy_from_them() -> None:
     from bench.sim_work import ModePlan, fan_out
 
-    works = [node(f"n{i}", 64 * GIB, 6400, batches=64, batch_bytes=GIB) for i in range(8)]
-    replicated = ModePlan("replicate", [], works, 7)
-    taking_turns = fan_out(replicated, "fan-out", readers=1, fanout=4).works
-    assert sum(w.source_bytes for w in taking_turns) == 64 * GIB
-    assert sum(w.source_gets for w in taking_turns) == 6400
-    assert all(w.source_bytes + w.peer_bytes == 64 * GIB and w.lead is None for w in taking_turns)
-    fixed = fan_out(replicated, "fan-out-fixed", readers=1, fanout=4).works
-    assert [w.source_bytes for w in fixed] == [64 * GIB] + [0] * 7
-    assert {w.lead for w in fixed[1:]} == {"n0"} and {w.hops for w in fixed[1:]} == {2}
+    works = fan_out(ModePlan("replicate", [], replicated_to(8), 7), readers=1).works
+    assert [w.source_bytes for w in works] == [64 * GIB] + [0] * 7
+    assert sum(w.source_gets for w in works) == 6400
+    assert {w.lead for w in works[1:]} == {"n0"} and {w.hops for w in works[1:]} == {1}
+    assert works[0].served_bytes == 7 * 64 * GIB and works[0].lead is None
+    assert all(w.peer_bytes == 64 * GIB and w.peer_files == 6400 for w in works[1:])
+
+
+def test_with_two_readers_each_receiver_asks_the_one_the_ledger_puts_first() -> None:
+    from bench.sim_work import ModePlan, fan_out
+    from stagegate.ledger.fanout import Peer, spread
+
+    works = fan_out(ModePlan("replicate", [], replicated_to(8), 7), readers=2).works
+    assert [w.lead for w in works[:2]] == [None, None]
+    for w in works[2:]:
+        assert w.lead == spread([Peer("n0", ""), Peer("n1", "")], w.node)[0].node
+    assert sum(w.served_bytes for w in works) == 6 * 64 * GIB
+    assert sum(w.source_bytes for w in works) == 2 * 64 * GIB
+
+
+def test_fan_out_off_is_replicate() -> None:
+    from bench.sim_work import ModePlan, fan_out
+
+    works = replicated_to(3)
+    assert fan_out(ModePlan("replicate", [], works, 7), readers=0).works == works
+
+
+def test_one_reader_serving_many_receivers_is_bound_by_its_outgoing_nic() -> None:
+    from bench.sim_work import ModePlan, fan_out
+
+    n, size = 9, 64 * GIB
+    works = fan_out(ModePlan("replicate", [], replicated_to(n, size), 7), readers=1).works
+    # the source is faster than the NIC: 8 receivers share the reader's 10 GB/s outgoing NIC
+    r = replace(LINKS_ONLY, s3_connection_bps=1e10, connections_per_node=1, nic_bps=1e10)
+    etas = simulate(works, r)
+    receivers = etas[1:]
+    assert all(e.bottleneck == "nic-out n0" for e in receivers)
+    # each receiver gets an eighth of it; the reader, alone on its source link, is done sooner
+    one_batch = size / 64 / (1e10 / 8)
+    assert receivers[0].seconds == pytest.approx(size / (1e10 / 8) + one_batch)
+    assert etas[0].seconds < receivers[0].seconds
+    # two receivers of a reader whose source is slower than half its NIC: the source binds
+    few = fan_out(ModePlan("replicate", [], replicated_to(3, size), 7), readers=1).works
+    etas = simulate(few, replace(r, s3_connection_bps=2e9))
+    assert [e.bottleneck for e in etas] == ["s3 connections n0"] + ["lead n0 (s3 connections n0)"] * 2
+
+
+def test_serving_shares_the_readers_cpu_with_its_own_copy() -> None:
+    from bench.sim_work import ModePlan, fan_out
+
+    size = 8 * GIB
+    works = fan_out(ModePlan("replicate", [], replicated_to(3, size, 8), 7), readers=1).works
+    r = replace(LINKS_ONLY, cpu_s_per_gib=1.0, peer_cpu_s_per_gib=1.0, serve_cpu_s_per_gib=0.5)
+    etas = simulate(works, r)
+    # the reader's core: 1 s/GiB for its own copy + 2 x 0.5 s/GiB serving two receivers, in step
+    assert etas[0].seconds == pytest.approx(8 * 2.0)
+    assert etas[0].bottleneck == "cpu n0"
+    assert all(e.bottleneck == "lead n0 (cpu n0)" for e in etas[1:])
+
+
+@given(
+    n=st.integers(2, 12),
+    readers=st.integers(1, 3),
+    nic=st.floats(1e8, 1e11),
+    s3=st.floats(1e7, 1e11),
+    serve=st.floats(0, 3),
+    peer=st.floats(0, 3),
+)
+def test_a_receiver_never_finishes_before_its_reader(
+    n: int, readers: int, nic: float, s3: float, serve: float, peer: float
+) -> None:
+    from bench.sim_work import ModePlan, fan_out
+
+    works = fan_out(ModePlan("replicate", [], replicated_to(n, 4 * GIB, 400), 7), readers=readers).works
+    r = replace(
+        LINKS_ONLY,
+        nic_bps=nic,
+        s3_connection_bps=s3,
+        cpu_s_per_gib=1.0,
+        peer_cpu_s_per_gib=peer,
+        serve_cpu_s_per_gib=serve,
+    )
+    etas = {e.node: e.seconds for e in simulate(works, r)}
+    for w in works:
+        if w.lead is not None:
+            assert etas[w.node] > etas[w.lead]
