@@ -37,12 +37,12 @@ from sqlalchemy import select
 
 from bench.burst import (
     Service,
-    _boto_credentials,
     _free_port,
     _put_dataset,
     _submit,
     _until_terminal,
     loopback_cluster,
+    s3_client,
 )
 from bench.moto_seeded import Seed
 from bench.s3server import BUCKET, S3Server
@@ -204,9 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="sg-fan-s3-") as tmp,
         S3Server(s3_log := Path(tmp) / "moto.log") as server,
     ):
-        import boto3
-
-        s3 = boto3.client("s3", endpoint_url=server.url, **_boto_credentials())
+        s3 = s3_client(server.url)
         _put_dataset(s3, Seed(WARM, 1, 4096))
         _put_dataset(s3, Seed(args.prefix, args.objects, parse_size(args.size)))
         for i in range(args.runs):

@@ -47,7 +47,8 @@ class Outcome:
 def plan_seconds(files: int, list_requests: int, planner_cpu_s: float, args: argparse.Namespace) -> float:
     """The plan step on one worker: the listing's pages one after the other, or the planner's
     CPU if slower, then the manifest rows into the ledger."""
-    return max(list_requests * args.list_page_s, planner_cpu_s) + files / args.manifest_rows_per_s
+    page_s, rows_per_s = float(args.list_page_s), float(args.manifest_rows_per_s)
+    return max(list_requests * page_s, planner_cpu_s) + files / rows_per_s
 
 
 def outcome(mode_plan: ModePlan, r: Resources, plan_s: float, capacity: int) -> Outcome:

@@ -35,11 +35,11 @@ import httpx
 
 from bench.burst import (
     Service,
-    _boto_credentials,
     _database,
     _put_dataset,
     _redis,
     _until_terminal,
+    s3_client,
     service_env,
 )
 from bench.fanout import peer_env
@@ -116,9 +116,7 @@ def cpu_share(s3_url: str, seconds: float = 3.0) -> float:
     second it answers for four threads of small reads during ``seconds``, at its measured CPU
     per GET: what it, and each node's worker (one process, its GIL), can have while other work
     loads the cores. Capped at one core."""
-    import boto3
-
-    s3 = boto3.client("s3", endpoint_url=s3_url, **_boto_credentials())
+    s3 = s3_client(s3_url)
     key = f"cal-tiny/f/{0:07d}.bin"
     s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
     deadline = time.perf_counter() + seconds
@@ -258,9 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = CASES if args.cases == "all" else tuple(CASES[int(i) - 1] for i in args.cases.split(","))
     rows = []
     with tempfile.TemporaryDirectory(prefix="sg-cal-s3-") as tmp, S3Server(Path(tmp) / "moto.log") as server:
-        import boto3
-
-        s3 = boto3.client("s3", endpoint_url=server.url, **_boto_credentials())
+        s3 = s3_client(server.url)
         for name, (objects, size) in DATASETS.items():
             _put_dataset(s3, Seed(f"cal-{name}", objects, size))
         for case in chosen:
