@@ -131,6 +131,15 @@ def server_seconds(work: NodeWork, r: Resources) -> float:
     return work.source_gets * r.server_ms_per_get / 1e3 + work.source_bytes / GIB * r.server_s_per_gib
 
 
+def capped_bytes(moved: int, work: NodeWork, cap_bps: float) -> float:
+    """The bytes of ``moved`` that wait for a cap. Each copy batch has a limiter of its own
+    (``transfer.throttle.BandwidthLimiter``, made by each batch's engine), which starts with one
+    second of burst: the first ``cap_bps`` bytes of every batch pass at once."""
+    if not moved or not work.batches:
+        return float(moved)
+    return max(0.0, moved - work.batches * min(cap_bps, moved / work.batches))
+
+
 def demands(work: NodeWork, r: Resources) -> dict[str, float]:
     """Each resource a node's copy uses and how much of it the whole copy takes: a receiver's
     also uses its lead's outgoing NIC and the lead's CPU for serving."""
@@ -155,9 +164,9 @@ def demands(work: NodeWork, r: Resources) -> dict[str, float]:
     if work.peer_bytes:
         need["fabric"] = float(work.peer_bytes)
     if r.node_cap_bps is not None:
-        need[f"cap {n}"] = float(work.source_bytes)
+        need[f"cap {n}"] = capped_bytes(work.source_bytes, work, r.node_cap_bps)
     if r.peer_cap_bps is not None:
-        need[f"peer cap {n}"] = float(work.peer_bytes)
+        need[f"peer cap {n}"] = capped_bytes(work.peer_bytes, work, r.peer_cap_bps)
     return {k: v for k, v in need.items() if v > 0}
 
 

@@ -194,3 +194,15 @@ def test_a_receiver_never_finishes_before_its_reader(
     for w in works:
         if w.lead is not None:
             assert etas[w.node] > etas[w.lead]
+
+
+def test_a_capped_node_waits_only_for_what_each_batchs_burst_does_not_cover() -> None:
+    """Every copy batch's limiter starts with one second of tokens (transfer.throttle): with
+    ten 40 MB batches under a 4 MB/s cap, 10 x 4 MB pass at once and 360 MB wait, 90 s."""
+    r = replace(LINKS_ONLY, node_cap_bps=4e6)
+    (eta,) = simulate([node("a", 400_000_000, batches=10, batch_bytes=40e6)], r)
+    assert eta.seconds == pytest.approx(90.0)
+    assert eta.bottleneck == "cap a"
+    # Batches no bigger than the cap's burst never wait for it: the S3 connections bind.
+    (small,) = simulate([node("a", 4_000_000, batches=4, batch_bytes=1e6)], r)
+    assert small.bottleneck == "s3 connections a" and small.seconds < 0.01
