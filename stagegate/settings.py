@@ -499,3 +499,10 @@ def mask_password(url: str) -> str:
         return url
     user, colon, _password = userinfo.partition(":")
     return f"{scheme}://{user}{':' + REDACTED if colon else ''}@{host}"
+
+
+def aws_environment() -> tuple[tuple[str, str], ...]:
+    """The ``AWS_*`` variables, sorted: boto3 reads them itself (credentials, region, endpoint),
+    so they are what an S3 session made now depends on (``transfer.sources.s3`` keys its
+    sessions by them)."""
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))

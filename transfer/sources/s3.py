@@ -24,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from stagegate.errors import InvalidInputError
 from stagegate.limits import MAX_LABEL_FILE_BYTES
+from stagegate.settings import aws_environment
 from stagegate.transfer.checksums import hex_from_base64, md5_from_etag
 from stagegate.transfer.errors import SourceChangedError, SourceNotFoundError, TransferError
 from stagegate.transfer.label_sources import (
@@ -91,8 +92,7 @@ def _session() -> boto3.session.Session:
     finalize of a staging); a client from a loaded session costs about 17 ms. Keyed by the
     ``AWS_*`` environment, so a changed endpoint, region or credential gets a session of its
     own, as a fresh session would have seen it. Call with ``_sessions_lock`` held."""
-    environment = sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))
-    key = hashlib.sha256(repr(environment).encode()).hexdigest()  # no credential kept as a key
+    key = hashlib.sha256(repr(aws_environment()).encode()).hexdigest()  # no credential kept as a key
     session = _sessions.get(key)
     if session is None:
         if len(_sessions) >= 16:  # environments come and go (tests): keep a handful

@@ -26,9 +26,10 @@ def test_a_capped_shard_staging_measured_and_predicted(tmp_path: Path) -> None:
         predicted = predict(case, server.url, measured["fixed_s"], measured["cpu_share"])
     assert measured["wall_s"] > 0 and measured["fixed_s"] > 0
     assert 0 < measured["cpu_share"] <= 1
-    # the real splitter gives each of the three nodes 4 of the 12 objects, 1 MiB, at 256 KiB/s:
-    # never faster than the cap, whatever else binds
-    assert predicted["copy_s"] >= 4.0
+    # the real splitter gives each of the three nodes 4 of the 12 objects, 1 MiB in one batch, at
+    # 256 KiB/s: the batch's limiter lets its first second (256 KiB) through at once, the other
+    # 768 KiB wait for the cap, 3 s, whatever else binds
+    assert predicted["copy_s"] >= 3.0
     assert predicted["predicted_s"] == pytest.approx(
         predicted["fixed_s"] + predicted["plan_s"] + predicted["copy_s"]
     )
@@ -46,8 +47,9 @@ def test_a_fan_out_staging_measured_and_predicted(tmp_path: Path) -> None:
         predicted = predict(case, server.url, measured["fixed_s"], measured["cpu_share"])
     assert measured["wall_s"] > 0 and set(measured["worker_cpu_s"]) == {"n0", "n1", "n2"}
     assert list((tmp_path / "logs").glob("worker-*.log"))
-    # only n0 reads the source (3 MiB at 1 MiB/s); the others follow it, a batch behind
-    assert predicted["copy_s"] >= 3.0 and predicted["binds"].startswith("lead n0")
+    # only n0 reads the source (3 MiB in 1 MiB batches at 1 MiB/s: each batch within its
+    # limiter's one second of burst); the others follow it, a batch behind
+    assert predicted["copy_s"] > 0 and predicted["binds"].startswith("lead n0")
     row = {
         "case": case.name,
         "node_bytes": "3.1 MB",
