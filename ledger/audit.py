@@ -103,17 +103,25 @@ _HEAD_KEY = "stagegate.audit_head"
 _NOT_HELD = (-1, "")
 
 
+def _of_this_transaction(conn: Connection, key: str) -> object | None:
+    """What ``conn.info[key]`` keeps for the transaction running on ``conn`` now, or None:
+    ``conn.info`` belongs to the pooled DBAPI connection, so it outlives the transaction that
+    wrote it, and a later transaction on the same connection must not see it."""
+    held = conn.info.get(key)
+    if held is None:
+        return None
+    transaction, value = held
+    current = conn.get_transaction()
+    if current is None or transaction is not current or not current.is_active:
+        return None
+    return cast(object, value)
+
+
 def _held_head(conn: Connection) -> tuple[int, str] | None:
     """The head this transaction appended, if it appended one: it then holds the append lock
     until it ends, so no other writer can have moved the head since; else ``_NOT_HELD``."""
-    held = conn.info.get(_HEAD_KEY)
-    if held is None:
-        return _NOT_HELD
-    transaction, head = held
-    current = conn.get_transaction()
-    if current is None or transaction is not current or not current.is_active:
-        return _NOT_HELD  # another transaction's (the DBAPI connection is pooled)
-    return cast(tuple[int, str], head)
+    head = _of_this_transaction(conn, _HEAD_KEY)
+    return _NOT_HELD if head is None else cast(tuple[int, str] | None, head)
 
 
 def _hold_head(conn: Connection, head: tuple[int, str]) -> None:
@@ -138,14 +146,7 @@ def _prepare(new: NewEvent) -> _Prepared:
 
 def _queue_of(conn: Connection) -> list[_Prepared] | None:
     """The queue of the appending_last block open in this transaction, if one is."""
-    held = conn.info.get(_QUEUE_KEY)
-    if held is None:
-        return None
-    transaction, queued = held
-    current = conn.get_transaction()
-    if current is None or transaction is not current or not current.is_active:
-        return None  # another transaction's (the DBAPI connection is pooled)
-    return cast(list[_Prepared], queued)
+    return cast(list[_Prepared] | None, _of_this_transaction(conn, _QUEUE_KEY))
 
 
 def _aware(moment: datetime | None, name: str) -> datetime | None:
