@@ -25,6 +25,8 @@ from stagegate.ledger import AuditTrail, Ledger, Nodes, StagingRequests, Staging
 from stagegate.ledger.checkpoints import Checkpoints
 from stagegate.ledger.owners import PinOwners
 from stagegate.ledger.pins import PinLeases
+from stagegate.ledger.plan_shares import PlanCut
+from stagegate.policies import Policy
 from stagegate.queues import Dispatcher, make_celery
 from stagegate.settings import load_settings
 from stagegate.version import __version__
@@ -58,11 +60,15 @@ def create_app(
     lease_seconds: float | None = None,
     decision_wait: float | None = None,
     source_rules: SourceRules | None = None,
+    plans: PlanCut | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """The API app. Unset arguments come from the environment: ``STAGEGATE_DATABASE_URL``,
     ``STAGEGATE_BROKER_URL``, ``STAGEGATE_LEASE_SECONDS`` (120), ``STAGEGATE_DECISION_WAIT`` (10) and
-    ``STAGEGATE_SOURCE_ROOTS`` / ``STAGEGATE_SOURCE_SCHEMES`` (none: S3 sources only).
+    ``STAGEGATE_SOURCE_ROOTS`` / ``STAGEGATE_SOURCE_SCHEMES`` (none: S3 sources only), and
+    ``plans``, how the workers cut shared plans, from ``STAGEGATE_POLICY`` and the batch and
+    freshness settings they read too (a submission follows a fresh plan itself only where
+    the API cuts as they do: ``ledger.submit_follow``).
     Request bodies over ``max_body_bytes`` are refused before any route or token check."""
     env = load_settings()
     if lease_seconds is None:
@@ -71,6 +77,9 @@ def create_app(
         decision_wait = env.decision_wait
     if source_rules is None:
         source_rules = env.source_rules()
+    if plans is None:
+        policy = Policy.from_file(env.policy) if env.policy else Policy.default()
+        plans = PlanCut(policy.version, env.batch_max_bytes, env.batch_max_files, env.plan_fresh_seconds)
     owned: list[Callable[[], object]] = []  # what this app opened, closed in reverse at shutdown
     if ledger is None:
         ledger = open_ledger()
@@ -85,7 +94,7 @@ def create_app(
         dispatcher=dispatcher,
         # Dispatcher keeps its Celery app private; readiness needs it to open a connection.
         celery=dispatcher.app,
-        stagings=StagingRequests(ledger, lease_seconds, source_rules),
+        stagings=StagingRequests(ledger, lease_seconds, source_rules, plans),
         staging_views=staging_views,
         nodes=Nodes(ledger),
         audit=AuditTrail(ledger),

@@ -105,6 +105,33 @@ def share_key(
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class PlanCut:
+    """How plans are cut and shared: under which policy version, in batches of what size, fresh
+    for how long. Whoever looks a shared plan up (the workers, and the API following one at
+    submission) must cut as the workers do, or they find other plans (or none)."""
+
+    policy_version: str
+    batch_max_bytes: int
+    batch_max_files: int
+    fresh_seconds: float
+
+    def key(self, request_part: str, mode: str | None, nodes: int) -> str:
+        """The share key of a request (``staging_steps.request_part``) onto ``nodes`` nodes: a
+        replicated plan is one share whatever the node count, a sharded one a share per node."""
+        shares = 1 if (mode or "replicate") == "replicate" else nodes
+        return share_key(
+            request_part, self.policy_version, shares, self.batch_max_bytes, self.batch_max_files
+        )
+
+
+def placed_shapes(plan: SharedPlan, mode: str | None, nodes: Sequence[str]) -> list[tuple[str, ShareShape]]:
+    """The plan's shares on a follower's own nodes: the whole on each (replicate), or one each."""
+    if (mode or "replicate") == "replicate":
+        return [(node, plan.shapes[0]) for node in nodes]
+    return list(zip(nodes, plan.shapes, strict=True))
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 

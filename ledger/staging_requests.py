@@ -1,7 +1,9 @@
 """The requesters' side of service stagings: submit one (idempotently) and release it.
 
 A submission and its plan task (and the ``stage.requested`` event) commit in one transaction;
-the caller sends the returned tasks to the broker after the commit.
+the caller sends the returned tasks to the broker after the commit. Where a fresh shared plan
+may be followed at once (``ledger.submit_follow``), the same transaction admits the staging
+instead of queueing its plan, and the tasks returned are its nodes' cache-hit checks.
 """
 
 import json
@@ -21,8 +23,10 @@ from stagegate.ledger.database import Ledger
 from stagegate.ledger.events import job_event
 from stagegate.ledger.models import JobRow, PinLeaseRow, PinOwnerRow
 from stagegate.ledger.nodes import require_known
-from stagegate.ledger.staging_steps import filters_of, let_go, lock_staging
+from stagegate.ledger.plan_shares import PlanCut
+from stagegate.ledger.staging_steps import admit_in, filters_of, let_go, lock_staging
 from stagegate.ledger.staging_views import Staging, StagingViews
+from stagegate.ledger.submit_follow import follow_details, fresh_plan_in, portions_on_hand
 from stagegate.ledger.tasks import TaskKey, Tasks, new_task
 from stagegate.ledger.tokens import Principal
 from stagegate.requests import StagingMode, StagingRequest
@@ -43,11 +47,18 @@ class StagingRequests:
     """Stagings as requesters submit and release them."""
 
     def __init__(
-        self, ledger: Ledger, lease_seconds: float = 120.0, sources: SourceRules | None = None
+        self,
+        ledger: Ledger,
+        lease_seconds: float = 120.0,
+        sources: SourceRules | None = None,
+        plans: PlanCut | None = None,
     ) -> None:
         self._ledger = ledger
         # What requesters may have the workers read; by default S3 only (see stagegate.confinement).
         self._sources = sources or SourceRules()
+        # How the workers cut plans: given, a submission follows a fresh one itself
+        # (ledger.submit_follow); without, every submission queues its plan task.
+        self._plans = plans
         self._tasks = Tasks(ledger, lease_seconds)
         self._views = StagingViews(ledger)
 
@@ -106,7 +117,6 @@ class StagingRequests:
             started_at=None,
             params=json.dumps({"include": list(request.include), "exclude": list(request.exclude)}),
         )
-        plan = TaskKey(job.id, "plan", "", 0)
         try:
             with self._ledger.sessions.begin() as session:
                 require_known(session, nodes)  # in the write: one transaction per submission, not two
@@ -115,12 +125,16 @@ class StagingRequests:
                     session.add(PinLeaseRow.starting(job.id, pin_ttl_seconds, now))
                 if request.owner is not None:
                     session.add(PinOwnerRow.starting(job.id, request.owner, now))
-                session.add(new_task(plan, TaskState.QUEUED, lease=self._tasks.lease.total_seconds()))
-                session.flush()
-                AuditTrail.append_in(
-                    session.connection(),
-                    job_event(job, AuditAction.STAGE_REQUESTED, details=_requested_details(request)),
-                )
+                # Both events last: the chain's append lock is held through one INSERT and the
+                # commit, not through the admission.
+                with AuditTrail.appending_last(session.connection()):
+                    session.flush()
+                    AuditTrail.append_in(
+                        session.connection(),
+                        job_event(job, AuditAction.STAGE_REQUESTED, details=_requested_details(request)),
+                    )
+                    followed = self._followed_in(session, job, now)
+                    to_send = self._plan_task_in(session, job) if followed is None else followed
         except IntegrityError as exc:
             # The same key submitted twice at once: the other request won; answer with its staging.
             if idempotency_key is not None:
@@ -128,7 +142,31 @@ class StagingRequests:
                 if existing is not None:
                     return self._same_request(existing, request), False, []
             raise ExistsError(f"staging {job.id} already exists") from exc
-        return self._views.view(job.id), True, [plan]
+        return self._views.view(job.id), True, to_send
+
+    def _plan_task_in(self, session: Session, job: JobRow) -> list[TaskKey]:
+        plan = TaskKey(job.id, "plan", "", 0)
+        session.add(new_task(plan, TaskState.QUEUED, lease=self._tasks.lease.total_seconds()))
+        return [plan]
+
+    def _followed_in(self, session: Session, job: JobRow, now: datetime) -> list[TaskKey] | None:
+        """Follow a fresh shared plan now, if the workers would let ``job`` follow it
+        (``ledger.submit_follow``): admitted in this transaction; the cache-hit checks to send
+        (none where the only nodes are being written by another staging: it is ready when that
+        copy is). None if it may not: then its plan task decides."""
+        if self._plans is None:
+            return None
+        plan = fresh_plan_in(session, job, self._plans, now)
+        if plan is None:
+            return None
+        portions = portions_on_hand(session, plan, job.mode, json.loads(job.nodes or "[]"))
+        if portions is None:
+            return None
+        job.state, job.plan_job = StagingState.PLANNING, plan.job_id
+        job.manifest_digest, job.files = plan.digest, plan.files
+        job.bytes, job.policy_version = plan.bytes, plan.policy_version
+        admit_in(session, job, portions, follow_details(plan))
+        return Tasks.queue_waiting_checks_in(session, [job.id], self._tasks.lease)
 
     def _same_request(self, job_id: str, request: StagingRequest) -> Staging:
         """The staging a repeated key names, if the request is the same; a different request

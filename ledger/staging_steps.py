@@ -242,7 +242,8 @@ class StagingSteps:
                     job.state, job.plan_job = StagingState.PLANNING, plan.job_id
                     job.manifest_digest, job.files = plan.digest, plan.files
                     job.bytes, job.policy_version = plan.bytes, plan.policy_version
-                    self._admit_in(session, job, key, owner, follower.portions, follower.details)
+                    self._tasks.finish_in(session, key, owner, 0, 0)
+                    admit_in(session, job, follower.portions, follower.details)
                     admitted.append(job.id)
                 checks = Tasks.queue_waiting_checks_in(session, admitted, self._tasks.lease)
             return checks
@@ -259,95 +260,9 @@ class StagingSteps:
             job = lock_staging(session, job_id)
             if job.state != StagingState.PLANNING:
                 return Admitted(job.state, [])
-            self._admit_in(session, job, plan, owner, portions, details)
+            self._tasks.finish_in(session, plan, owner, 0, 0)
+            admit_in(session, job, portions, details)
         return Admitted(self.job(job_id).state, self._tasks.next_to_send(job_id))
-
-    def _admit_in(
-        self,
-        session: Session,
-        job: JobRow,
-        plan: TaskKey,
-        owner: str,
-        portions: Sequence[NodePortion],
-        details: dict[str, object],
-    ) -> None:
-        """Inside the caller's transaction, with ``job`` locked and planning: as :meth:`admit`."""
-        now = _now()
-        nodes: dict[str, tuple[str, int]] = {}  # name -> (root, capacity): read once, and only to copy
-        hits: list[str] = []
-        copied: list[str] = []  # nodes where this staging writes the dataset itself
-        for portion in portions:
-            node = portion.node
-            existing = session.get(NodeDatasetRow, (node, portion.digest), with_for_update=True)
-            if existing is not None and existing.state == DatasetState.DELETING:
-                raise RetryLaterError(f"node {node} is deleting this dataset right now")
-            check_not_quarantined(session, node, portion.digest)
-            if existing is not None and existing.state in (DatasetState.READY, DatasetState.EVICTING):
-                existing.state, existing.last_used = (
-                    DatasetState.READY,
-                    now,
-                )  # a hit saves it from eviction
-                hits.append(node)
-                # It counts once the node's worker has checked the copy against its
-                # fingerprint; the share's key range lets it copy afresh if the check fails.
-                session.add(new_task(TaskKey(job.id, "verify", node, 0), TaskState.WAITING, share(portion)))
-            elif existing is None:
-                copied.append(node)
-                if not nodes:
-                    found = session.execute(select(NodeRow.name, NodeRow.root, NodeRow.capacity))
-                    nodes = {name: (root, capacity) for name, root, capacity in found}
-                # Delta staging: room only for what the cached datasets do not hold, and
-                # those kept until it is written (held_in keeps them from then on).
-                on_node = held_in(session, node)
-                delta = delta_admission(portion.bytes, portion.held_by, on_node)
-                on_node = kept_for_takes(on_node, set(delta.takes_from))
-                evict = choose_evictions(node, nodes[node][1], on_node, delta.adds)
-                if evict:
-                    session.execute(
-                        update(NodeDatasetRow)
-                        .where(NodeDatasetRow.node == node, NodeDatasetRow.digest.in_(evict))
-                        .values(state=DatasetState.EVICTING)
-                    )
-                session.add(
-                    NodeDatasetRow(
-                        node=node,
-                        digest=portion.digest,
-                        path=dataset_path(nodes[node][0], portion.digest),
-                        files=portion.files,
-                        bytes=portion.bytes,
-                        state=DatasetState.WRITING,
-                        writer_job=job.id,
-                        created_at=now,
-                        last_used=now,
-                        # Its share of the disk while written (what it adds), and what it takes from.
-                        unique_bytes=delta.adds if delta.takes_from else None,
-                        takes_from=json.dumps(delta.takes_from) if delta.takes_from else None,
-                    )
-                )
-                for idx, batch in enumerate(portion.batches):
-                    session.add(new_task(TaskKey(job.id, "copy", node, idx), TaskState.WAITING, batch))
-                session.add(new_task(TaskKey(job.id, "finalize", node, 0), TaskState.WAITING))
-            # else: another staging is writing it right now; this one waits for it.
-            session.add(PinRow(job_id=job.id, node=node, digest=portion.digest, created_at=now))
-        self._tasks.finish_in(session, plan, owner, 0, 0)
-        node_bytes = {q.node: q.bytes for q in portions}
-        job.state, job.updated_at, job.started_at = StagingState.TRANSFERRING, now, now
-        session.flush()
-        AuditTrail.append_in(
-            session.connection(),
-            job_event(
-                job,
-                AuditAction.POLICY_ALLOWED,
-                decision="allow",
-                # What each node now holds for this staging (pinned from here until release):
-                # usage reports bill NVMe byte-hours from it.
-                details={**details, "cache_hits": hits, "copied": copied, "node_bytes": node_bytes},
-            ),
-        )
-        # Nothing to copy and nothing to check (no node a hit): ready in the same commit. A hit is
-        # ready only once its node checked the copy (the verify task just added), so not yet.
-        if not hits:
-            self.complete_in(session, job)
 
     def dataset_ready(
         self, job_id: str, finalize: TaskKey, owner: str, fingerprint: str | None = None
@@ -534,6 +449,90 @@ def _staging_job(row: JobRow) -> StagingJob:
         plan_job=row.plan_job or row.id,
         request_part=request_part(row),
     )
+
+
+def admit_in(
+    session: Session, job: JobRow, portions: Sequence[NodePortion], details: dict[str, object]
+) -> None:
+    """Inside the caller's transaction, with ``job`` locked (or just added) and its plan decided
+    (``StagingSteps.admit``, ``follow_all``; ``StagingRequests.submit`` following a fresh plan):
+    pin what each node holds, admit what it must copy (evicting as needed), create the tasks and
+    audit the decision. Finishing the plan task, if there is one, is the caller's."""
+    now = _now()
+    nodes: dict[str, tuple[str, int]] = {}  # name -> (root, capacity): read once, and only to copy
+    hits: list[str] = []
+    copied: list[str] = []  # nodes where this staging writes the dataset itself
+    for portion in portions:
+        node = portion.node
+        existing = session.get(NodeDatasetRow, (node, portion.digest), with_for_update=True)
+        if existing is not None and existing.state == DatasetState.DELETING:
+            raise RetryLaterError(f"node {node} is deleting this dataset right now")
+        check_not_quarantined(session, node, portion.digest)
+        if existing is not None and existing.state in (DatasetState.READY, DatasetState.EVICTING):
+            existing.state, existing.last_used = (
+                DatasetState.READY,
+                now,
+            )  # a hit saves it from eviction
+            hits.append(node)
+            # It counts once the node's worker has checked the copy against its
+            # fingerprint; the share's key range lets it copy afresh if the check fails.
+            session.add(new_task(TaskKey(job.id, "verify", node, 0), TaskState.WAITING, share(portion)))
+        elif existing is None:
+            copied.append(node)
+            if not nodes:
+                found = session.execute(select(NodeRow.name, NodeRow.root, NodeRow.capacity))
+                nodes = {name: (root, capacity) for name, root, capacity in found}
+            # Delta staging: room only for what the cached datasets do not hold, and
+            # those kept until it is written (held_in keeps them from then on).
+            on_node = held_in(session, node)
+            delta = delta_admission(portion.bytes, portion.held_by, on_node)
+            on_node = kept_for_takes(on_node, set(delta.takes_from))
+            evict = choose_evictions(node, nodes[node][1], on_node, delta.adds)
+            if evict:
+                session.execute(
+                    update(NodeDatasetRow)
+                    .where(NodeDatasetRow.node == node, NodeDatasetRow.digest.in_(evict))
+                    .values(state=DatasetState.EVICTING)
+                )
+            session.add(
+                NodeDatasetRow(
+                    node=node,
+                    digest=portion.digest,
+                    path=dataset_path(nodes[node][0], portion.digest),
+                    files=portion.files,
+                    bytes=portion.bytes,
+                    state=DatasetState.WRITING,
+                    writer_job=job.id,
+                    created_at=now,
+                    last_used=now,
+                    # Its share of the disk while written (what it adds), and what it takes from.
+                    unique_bytes=delta.adds if delta.takes_from else None,
+                    takes_from=json.dumps(delta.takes_from) if delta.takes_from else None,
+                )
+            )
+            for idx, batch in enumerate(portion.batches):
+                session.add(new_task(TaskKey(job.id, "copy", node, idx), TaskState.WAITING, batch))
+            session.add(new_task(TaskKey(job.id, "finalize", node, 0), TaskState.WAITING))
+        # else: another staging is writing it right now; this one waits for it.
+        session.add(PinRow(job_id=job.id, node=node, digest=portion.digest, created_at=now))
+    node_bytes = {q.node: q.bytes for q in portions}
+    job.state, job.updated_at, job.started_at = StagingState.TRANSFERRING, now, now
+    session.flush()
+    AuditTrail.append_in(
+        session.connection(),
+        job_event(
+            job,
+            AuditAction.POLICY_ALLOWED,
+            decision="allow",
+            # What each node now holds for this staging (pinned from here until release):
+            # usage reports bill NVMe byte-hours from it.
+            details={**details, "cache_hits": hits, "copied": copied, "node_bytes": node_bytes},
+        ),
+    )
+    # Nothing to copy and nothing to check (no node a hit): ready in the same commit. A hit is
+    # ready only once its node checked the copy (the verify task just added), so not yet.
+    if not hits:
+        StagingSteps.complete_in(session, job)
 
 
 def request_part(row: JobRow) -> str:

@@ -82,6 +82,12 @@ def _protocols(url: str) -> list[str]:
     return protocols
 
 
+def permitted_everywhere(url: str) -> bool:
+    """Whether every worker lets every requester read ``url`` (a plain ``s3://`` URL): its
+    check needs no node's settings or filesystem, so the API may act on it alone."""
+    return _protocols(url) == ["s3"]
+
+
 @dataclass(frozen=True, slots=True)
 class RootTemplate:
     """One configured source root, e.g. ``/mnt/nfs/home/{user}``."""

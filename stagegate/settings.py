@@ -124,7 +124,7 @@ class Settings(BaseModel):
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     decision_wait: float = 10.0
     reconcile_seconds: float = DEFAULT_RECONCILE_SECONDS
-    # A node worker's batches, bandwidth and directories.
+    # A node worker's batches (the API cuts shared plans by them too), bandwidth and directories.
     batch_max_files: int = DEFAULT_BATCH_MAX_FILES
     batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES
     bandwidth_limit: int | None = None
@@ -177,7 +177,8 @@ class Settings(BaseModel):
     checkpoint_key: SecretStr | None = Field(default=None, repr=False)
     checkpoint_publish: str | None = None
     checkpoint_retention_days: int = DEFAULT_CHECKPOINT_RETENTION_DAYS
-    # The CLI's policy file and service.
+    # The policy file (the workers apply it; the CLI in embedded mode; the API follows shared
+    # plans only under the same one) and the CLI's service.
     policy: Path | None = None
     url: str | None = None
     token: SecretStr | None = Field(default=None, repr=False)
@@ -415,15 +416,15 @@ READERS: dict[str, tuple[Reader, ...]] = {
     "lease_seconds": ("API", "worker"),
     "decision_wait": ("API",),
     "reconcile_seconds": ("worker",),
-    "batch_max_files": ("worker",),
-    "batch_max_bytes": ("worker",),
+    "batch_max_files": ("API", "worker"),
+    "batch_max_bytes": ("API", "worker"),
     "bandwidth_limit": ("worker",),
     "copy_processes": ("worker", "CLI"),
     "runs_root": ("worker",),
     "egress_root": ("worker",),
     "scrub_rate": ("worker",),
     "scrub_interval": ("worker",),
-    "plan_fresh_seconds": ("worker",),
+    "plan_fresh_seconds": ("API", "worker"),
     "plan_keep_warm_seconds": ("worker",),
     "label_rescan_rate": ("worker",),
     "label_rescan_interval": ("worker",),
@@ -454,7 +455,7 @@ READERS: dict[str, tuple[Reader, ...]] = {
     "checkpoint_key": ("worker", "CLI"),
     "checkpoint_publish": ("worker", "CLI"),
     "checkpoint_retention_days": ("worker", "CLI"),
-    "policy": ("worker", "CLI"),
+    "policy": ("API", "worker", "CLI"),
     "url": ("CLI",),
     "token": ("CLI",),
 }

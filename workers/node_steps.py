@@ -42,7 +42,7 @@ from stagegate.ledger import (
 from stagegate.ledger.cached_files import CachedFiles
 from stagegate.ledger.fanout import SOURCE, Fanout
 from stagegate.ledger.label_quarantine import DatasetLabels
-from stagegate.ledger.plan_shares import PlanShares, Role, SharedPlan, ShareShape, share_key
+from stagegate.ledger.plan_shares import PlanCut, PlanShares, Role, SharedPlan, ShareShape, placed_shapes
 from stagegate.ledger.staging_steps import Following
 from stagegate.policies import Decision, LabelResolver, Policy, PolicyDeniedError, Zone
 from stagegate.progress import ListingCallback
@@ -379,10 +379,15 @@ class NodeContext:
         self._follow_others(job, share, shared)
 
     def _share_key(self, job: StagingJob) -> str:
-        config = self.settings.transfer_config()
-        shares = 1 if (job.mode or "replicate") == "replicate" else len(job.nodes)
-        return share_key(
-            job.request_part, self.policy.version, shares, config.batch_max_bytes, config.batch_max_files
+        return self.plan_cut().key(job.request_part, job.mode, len(job.nodes))
+
+    def plan_cut(self) -> PlanCut:
+        """How this worker cuts and shares plans (the API follows them only if it agrees)."""
+        return PlanCut(
+            self.policy.version,
+            self.settings.batch_max_bytes,
+            self.settings.batch_max_files,
+            self.settings.plan_fresh_seconds,
         )
 
     def _follow_others(self, done: StagingJob, share: str, plan: SharedPlan) -> None:
@@ -511,10 +516,7 @@ class NodeContext:
         """The plan's shares on the staging's own nodes: the whole on each (replicate), or one each.
         ``held`` keeps what each node holds of a share across the followers of one batch."""
         held = {} if held is None else held
-        if (job.mode or "replicate") == "replicate":
-            placed = [(node, plan.shapes[0]) for node in job.nodes]
-        else:
-            placed = list(zip(job.nodes, plan.shapes, strict=True))
+        placed = placed_shapes(plan, job.mode, job.nodes)
         for node, s in placed:
             if (node, s.digest, job.source) not in held:
                 held[node, s.digest, job.source] = self._held_on(node, s, plan.job_id, job.source)
