@@ -24,6 +24,7 @@ from stagegate.ledger.export import ExportFormat, write_events
 from stagegate.ledger.locks import AUDIT_APPEND_LOCK, lock_writers
 from stagegate.ledger.models import AuditEventRow
 from stagegate.ledger.redact import redact_details, redact_text, redact_url
+from stagegate.ledger.transaction_local import keep_for_this_transaction, of_this_transaction
 from stagegate.ledger.verify import ChainChecker
 
 PAGE_SIZE = 1000
@@ -103,29 +104,15 @@ _HEAD_KEY = "stagegate.audit_head"
 _NOT_HELD = (-1, "")
 
 
-def _of_this_transaction(conn: Connection, key: str) -> object | None:
-    """What ``conn.info[key]`` keeps for the transaction running on ``conn`` now, or None:
-    ``conn.info`` belongs to the pooled DBAPI connection, so it outlives the transaction that
-    wrote it, and a later transaction on the same connection must not see it."""
-    held = conn.info.get(key)
-    if held is None:
-        return None
-    transaction, value = held
-    current = conn.get_transaction()
-    if current is None or transaction is not current or not current.is_active:
-        return None
-    return cast(object, value)
-
-
 def _held_head(conn: Connection) -> tuple[int, str] | None:
     """The head this transaction appended, if it appended one: it then holds the append lock
     until it ends, so no other writer can have moved the head since; else ``_NOT_HELD``."""
-    head = _of_this_transaction(conn, _HEAD_KEY)
+    head = of_this_transaction(conn, _HEAD_KEY)
     return _NOT_HELD if head is None else cast(tuple[int, str] | None, head)
 
 
 def _hold_head(conn: Connection, head: tuple[int, str]) -> None:
-    conn.info[_HEAD_KEY] = (conn.get_transaction(), head)
+    keep_for_this_transaction(conn, _HEAD_KEY, head)
 
 
 # A NewEvent with its reasons and details as stored (redacted canonical JSON).
@@ -146,7 +133,7 @@ def _prepare(new: NewEvent) -> _Prepared:
 
 def _queue_of(conn: Connection) -> list[_Prepared] | None:
     """The queue of the appending_last block open in this transaction, if one is."""
-    return cast(list[_Prepared] | None, _of_this_transaction(conn, _QUEUE_KEY))
+    return cast(list[_Prepared] | None, of_this_transaction(conn, _QUEUE_KEY))
 
 
 def _aware(moment: datetime | None, name: str) -> datetime | None:
@@ -194,7 +181,7 @@ class AuditTrail:
             yield
             return
         queued: list[_Prepared] = []
-        conn.info[_QUEUE_KEY] = (conn.get_transaction(), queued)
+        keep_for_this_transaction(conn, _QUEUE_KEY, queued)
         try:
             yield
         finally:

@@ -136,7 +136,8 @@ class CacheIntegrity:
         now be complete. False if the copy changed in the ledger meanwhile (check again)."""
         with self._ledger.sessions.begin() as session:
             job = session.get(JobRow, key.job_id, with_for_update=True)
-            row = session.get(NodeDatasetRow, (key.node, digest), with_for_update=True)
+            # Read, not written: shared with the submissions pinning it (ledger.staging_steps.lock_cached).
+            row = session.get(NodeDatasetRow, (key.node, digest), with_for_update={"read": True})
             if row is None or row.state != DatasetState.READY or row.fingerprint != fingerprint:
                 return False
             Tasks.finish_in(session, key, owner, row.files, row.bytes)
@@ -158,7 +159,7 @@ class CacheIntegrity:
         with self._ledger.sessions.begin() as session:
             # The stagings first, then the copy: the order confirm_hit and a release lock them in.
             jobs = [session.get(JobRow, k.job_id, with_for_update=True) for k in sorted(keys, key=_job_of)]
-            row = session.get(NodeDatasetRow, (node, digest), with_for_update=True)
+            row = session.get(NodeDatasetRow, (node, digest), with_for_update={"read": True})
             if row is None or row.state != DatasetState.READY or row.fingerprint != fingerprint:
                 return list(keys)
             for key in keys:

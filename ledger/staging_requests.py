@@ -159,7 +159,7 @@ class StagingRequests:
         plan = fresh_plan_in(session, job, self._plans, now)
         if plan is None:
             return None
-        portions = portions_on_hand(session, plan, job.mode, json.loads(job.nodes or "[]"))
+        portions = portions_on_hand(session, plan, job.mode, json.loads(job.nodes or "[]"), now)
         if portions is None:
             return None
         job.state, job.plan_job = StagingState.PLANNING, plan.job_id

@@ -10,7 +10,8 @@ repeated by the reconciler. Functions return the tasks the caller must send to t
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -29,6 +30,7 @@ from stagegate.ledger.nodes import dataset_path, held_in
 from stagegate.ledger.plan_shares import SharedPlan
 from stagegate.ledger.redact import redact_text
 from stagegate.ledger.tasks import BatchRange, TaskKey, Tasks, new_task
+from stagegate.ledger.transaction_local import keep_for_this_transaction, of_this_transaction
 from stagegate.states import STAGING_TERMINAL, DatasetState, StagingState, TaskState
 
 
@@ -451,6 +453,50 @@ def _staging_job(row: JobRow) -> StagingJob:
     )
 
 
+# A cached dataset's ``last_used`` (its place in the eviction order) moves on at most this often:
+# a hit within it leaves the row unwritten, so a burst of hits on one copy shares its lock.
+TOUCH_STEP = timedelta(seconds=1)
+# Kept for the transaction (ledger.transaction_local): the cached datasets it locked, and
+# whether exclusively.
+_CACHED_LOCKS = "stagegate.cached_locks"
+
+
+@dataclass(frozen=True, slots=True)
+class CachedLock:
+    """A node's row of a dataset, locked until the caller's commit; ``exclusive`` says whether
+    this transaction may write it (a shared lock must not be raised: two raising deadlock)."""
+
+    row: NodeDatasetRow | None
+    exclusive: bool
+
+
+def lock_cached(session: Session, node: str, digest: str, now: datetime) -> CachedLock:
+    """``node``'s row of ``digest``, locked until the caller's commit: shared (FOR SHARE) where
+    a hit need not write it (ready, used within ``TOUCH_STEP``: only pinned in the same commit),
+    exclusive otherwise. A burst of requests for one cached dataset then waits for none of the
+    others' locks, and an eviction or deletion still waits for them all. Locked once per
+    transaction: asked again, the same lock is answered (its mode decided once)."""
+    key = (node, digest)
+    conn = session.connection()
+    held = cast(dict[tuple[str, str], bool] | None, of_this_transaction(conn, _CACHED_LOCKS))
+    if held is None:
+        held = {}
+        keep_for_this_transaction(conn, _CACHED_LOCKS, held)
+    if key in held:
+        return CachedLock(session.get(NodeDatasetRow, key), held[key])
+    seen = session.get(NodeDatasetRow, key)
+    shared = seen is not None and seen.state == DatasetState.READY and seen.last_used > now - TOUCH_STEP
+    row = session.get(
+        NodeDatasetRow, key, with_for_update={"read": True} if shared else True, populate_existing=True
+    )
+    if shared and row is not None and row.state != DatasetState.READY:
+        # Marked for eviction between the look and the lock: this admission must write it.
+        row = session.get(NodeDatasetRow, key, with_for_update=True, populate_existing=True)
+        shared = False
+    held[key] = not shared
+    return CachedLock(row, not shared)
+
+
 def admit_in(
     session: Session, job: JobRow, portions: Sequence[NodePortion], details: dict[str, object]
 ) -> None:
@@ -464,15 +510,14 @@ def admit_in(
     copied: list[str] = []  # nodes where this staging writes the dataset itself
     for portion in portions:
         node = portion.node
-        existing = session.get(NodeDatasetRow, (node, portion.digest), with_for_update=True)
+        lock = lock_cached(session, node, portion.digest, now)
+        existing = lock.row
         if existing is not None and existing.state == DatasetState.DELETING:
             raise RetryLaterError(f"node {node} is deleting this dataset right now")
         check_not_quarantined(session, node, portion.digest)
         if existing is not None and existing.state in (DatasetState.READY, DatasetState.EVICTING):
-            existing.state, existing.last_used = (
-                DatasetState.READY,
-                now,
-            )  # a hit saves it from eviction
+            if lock.exclusive:  # a hit saves it from eviction (and moves it to the back of the order)
+                existing.state, existing.last_used = DatasetState.READY, now
             hits.append(node)
             # It counts once the node's worker has checked the copy against its
             # fingerprint; the share's key range lets it copy afresh if the check fails.

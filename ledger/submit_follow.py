@@ -25,14 +25,14 @@ import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from stagegate.confinement import permitted_everywhere
 from stagegate.ledger.label_quarantine import QuarantinedError, check_not_quarantined
-from stagegate.ledger.models import JobRow, NodeDatasetRow, PlanShareRow
+from stagegate.ledger.models import JobRow, PlanShareRow
 from stagegate.ledger.plan_shares import PlanCut, SharedPlan, placed_shapes
-from stagegate.ledger.staging_steps import NodePortion, request_part
+from stagegate.ledger.staging_steps import NodePortion, lock_cached, request_part
 from stagegate.states import DatasetState, PlanShareState
 
 # A followed plan's ``used_at`` (what keeps it listed again in the background) is moved on at
@@ -54,19 +54,24 @@ def fresh_plan_in(session: Session, job: JobRow, cut: PlanCut, now: datetime) ->
     plan = SharedPlan.from_json(row.outcome)
     if not plan.allowed or plan.policy_version != cut.policy_version:
         return None
-    session.execute(
-        update(PlanShareRow)
-        .where(
-            PlanShareRow.key == key,
-            or_(PlanShareRow.used_at.is_(None), PlanShareRow.used_at < now - USED_AT_STEP),
+    if row.used_at is None or row.used_at < now - USED_AT_STEP:
+        # One submission a step moves it, the one that finds the row unlocked: the others go
+        # on, where an UPDATE would wait for that one's commit (and for the chain's lock before it).
+        free = session.scalar(
+            select(PlanShareRow.key)
+            .where(
+                PlanShareRow.key == key,
+                or_(PlanShareRow.used_at.is_(None), PlanShareRow.used_at < now - USED_AT_STEP),
+            )
+            .with_for_update(skip_locked=True)
         )
-        .values(used_at=now)
-    )
+        if free is not None:
+            session.execute(update(PlanShareRow).where(PlanShareRow.key == key).values(used_at=now))
     return plan
 
 
 def portions_on_hand(
-    session: Session, plan: SharedPlan, mode: str | None, nodes: Sequence[str]
+    session: Session, plan: SharedPlan, mode: str | None, nodes: Sequence[str], now: datetime
 ) -> list[NodePortion] | None:
     """What each node will hold of ``plan``, if every node holds it already or is writing it
     (their dataset rows locked from here, as admission locks them); None otherwise."""
@@ -74,7 +79,7 @@ def portions_on_hand(
     # One lock order (by node) for every submission: two requests naming the same nodes in
     # another order must not each hold one row the other waits for.
     for node, shape in sorted(placed_shapes(plan, mode, nodes), key=lambda p: p[0]):
-        dataset = session.get(NodeDatasetRow, (node, shape.digest), with_for_update=True)
+        dataset = lock_cached(session, node, shape.digest, now).row
         if dataset is None or dataset.state == DatasetState.DELETING:
             return None
         try:

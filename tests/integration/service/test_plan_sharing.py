@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from integration.helpers import payload, put_objects
 from integration.service.cluster import audit_actions, dump, wait_for
-from stagegate.ledger.models import DatasetLabelCheckRow, NodeDatasetRow, PinRow, PlanShareRow
+from stagegate.ledger.models import DatasetLabelCheckRow, NodeDatasetRow, PinRow, PlanShareRow, TaskRow
 from stagegate.policies import LABEL_FILE_NAME, LABEL_TAG
 
 pytestmark = pytest.mark.integration
@@ -110,6 +110,38 @@ def test_concurrent_identical_requests_list_the_source_once_and_share_the_copy(
         else:
             assert allowed["plan_of"] in ids
     assert len(leaders) == 1, leaders
+
+
+def test_a_request_for_a_fresh_plan_cached_everywhere_is_admitted_at_submission(
+    start_cluster, dataset, bucket, listings: Listings
+) -> None:
+    """The API cuts plans as the workers do (the same policy and batch settings): the second
+    request follows the first one's plan in its own submission, no plan task, no listing; each
+    node's worker still checks its copy before it counts."""
+    cluster = start_cluster({"a": None, "b": None}, env=REQUESTS_ONLY)
+    source = dataset("ds", FILES)
+    alice, bob = cluster.token("alice", "scientist"), cluster.token("bob", "scientist")
+    first = cluster.wait_terminal(alice, submit(cluster, alice, source, ["a", "b"]))
+    assert first["state"] == "ready", dump(first) + cluster.logs()
+    listed = listings.count[bucket]
+
+    with cluster.http(bob) as http:
+        response = http.post("/v1/stagings", json={"source": source, "nodes": ["b", "a"]})
+    assert response.status_code == 202, response.text
+    second = response.json()
+    assert second["state"] in ("transferring", "ready"), second
+    final = cluster.wait_terminal(bob, second["id"])
+
+    assert final["state"] == "ready", dump(final) + cluster.logs()
+    assert listings.count[bucket] == listed, "followed at submission: nothing listed again"
+    with cluster.ledger.read_session() as session, session.begin():
+        kinds = session.scalars(select(TaskRow.kind).where(TaskRow.job_id == second["id"])).all()
+    assert sorted(kinds) == ["verify", "verify"], kinds
+    story = audit_actions(cluster.ledger, second["id"])
+    assert story == ["stage.requested", "policy.allowed", "stage.completed"], story
+    allowed = event_details(cluster, second["id"], "policy.allowed")
+    assert allowed["plan_of"] == first["id"] and sorted(allowed["cache_hits"]) == ["a", "b"], allowed
+    assert allowed["highest_label"] == "public"
 
 
 def test_a_killed_planner_is_taken_over_and_its_waiters_follow(
