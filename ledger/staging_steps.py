@@ -454,7 +454,8 @@ def _staging_job(row: JobRow) -> StagingJob:
 
 
 # A cached dataset's ``last_used`` (its place in the eviction order) moves on at most this often:
-# a hit within it leaves the row unwritten, so a burst of hits on one copy shares its lock.
+# a hit within it leaves the row unwritten, so a burst of hits on one copy shares its lock
+# (lock_cached).
 TOUCH_STEP = timedelta(seconds=1)
 # Kept for the transaction (ledger.transaction_local): the cached datasets it locked, and
 # whether exclusively.
@@ -471,11 +472,14 @@ class CachedLock:
 
 
 def lock_cached(session: Session, node: str, digest: str, now: datetime) -> CachedLock:
-    """``node``'s row of ``digest``, locked until the caller's commit: shared (FOR SHARE) where
-    a hit need not write it (ready, used within ``TOUCH_STEP``: only pinned in the same commit),
-    exclusive otherwise. A burst of requests for one cached dataset then waits for none of the
-    others' locks, and an eviction or deletion still waits for them all. Locked once per
-    transaction: asked again, the same lock is answered (its mode decided once)."""
+    """``node``'s row of ``digest``, locked until the caller's commit. Shared (FOR SHARE) where
+    admission only pins it: a ready copy (a hit) or one another staging is writing. A burst of
+    requests for one cached dataset then waits for none of the others' locks, while an eviction
+    or deletion waits for them all. Exclusive where it must write: a copy marked for eviction
+    (a hit saves it), and a ready copy not used within ``TOUCH_STEP`` (a hit moves it to the
+    back of the eviction order), that one only if no one holds the row: a pinned copy is
+    evicted by no one, so the move is not worth a wait (and a queue behind it). Locked once
+    per transaction: asked again, the same lock is answered."""
     key = (node, digest)
     conn = session.connection()
     held = cast(dict[tuple[str, str], bool] | None, of_this_transaction(conn, _CACHED_LOCKS))
@@ -485,16 +489,20 @@ def lock_cached(session: Session, node: str, digest: str, now: datetime) -> Cach
     if key in held:
         return CachedLock(session.get(NodeDatasetRow, key), held[key])
     seen = session.get(NodeDatasetRow, key)
-    shared = seen is not None and seen.state == DatasetState.READY and seen.last_used > now - TOUCH_STEP
+    if seen is not None and seen.state == DatasetState.READY and seen.last_used <= now - TOUCH_STEP:
+        free = session.get(NodeDatasetRow, key, with_for_update={"skip_locked": True}, populate_existing=True)
+        if free is not None:
+            held[key] = True
+            return CachedLock(free, True)
+    exclusive = seen is None or seen.state not in (DatasetState.READY, DatasetState.WRITING)
     row = session.get(
-        NodeDatasetRow, key, with_for_update={"read": True} if shared else True, populate_existing=True
+        NodeDatasetRow, key, with_for_update=True if exclusive else {"read": True}, populate_existing=True
     )
-    if shared and row is not None and row.state != DatasetState.READY:
-        # Marked for eviction between the look and the lock: this admission must write it.
-        row = session.get(NodeDatasetRow, key, with_for_update=True, populate_existing=True)
-        shared = False
-    held[key] = not shared
-    return CachedLock(row, not shared)
+    held[key] = exclusive
+    # Its state as locked may differ from the look (marked for eviction in between): the
+    # caller, holding it shared, then does not write it (never raising a shared lock, which
+    # deadlocks two that do) but asks again in a new transaction.
+    return CachedLock(row, exclusive)
 
 
 def admit_in(
@@ -516,6 +524,8 @@ def admit_in(
             raise RetryLaterError(f"node {node} is deleting this dataset right now")
         check_not_quarantined(session, node, portion.digest)
         if existing is not None and existing.state in (DatasetState.READY, DatasetState.EVICTING):
+            if existing.state == DatasetState.EVICTING and not lock.exclusive:
+                raise RetryLaterError(f"node {node} marked this dataset for eviction just now")
             if lock.exclusive:  # a hit saves it from eviction (and moves it to the back of the order)
                 existing.state, existing.last_used = DatasetState.READY, now
             hits.append(node)

@@ -79,9 +79,12 @@ def portions_on_hand(
     # One lock order (by node) for every submission: two requests naming the same nodes in
     # another order must not each hold one row the other waits for.
     for node, shape in sorted(placed_shapes(plan, mode, nodes), key=lambda p: p[0]):
-        dataset = lock_cached(session, node, shape.digest, now).row
+        lock = lock_cached(session, node, shape.digest, now)
+        dataset = lock.row
         if dataset is None or dataset.state == DatasetState.DELETING:
             return None
+        if dataset.state == DatasetState.EVICTING and not lock.exclusive:
+            return None  # marked for eviction since the look: a worker's admission saves it
         try:
             check_not_quarantined(session, node, shape.digest)
         except QuarantinedError:

@@ -58,6 +58,24 @@ def test_hits_of_a_copy_used_lately_share_its_lock_and_leave_it_unwritten(pg_led
         assert row is not None and row.last_used == used
 
 
+def test_a_stale_hit_moves_the_copy_only_if_no_one_holds_it(pg_ledger: Ledger) -> None:
+    # A pinned copy is evicted by no one: moving it in the eviction order is not worth a wait.
+    _cached(pg_ledger, TOUCH_STEP * 5)
+    with pg_ledger.sessions.begin() as other:
+        other.get(NodeDatasetRow, ("a", DIGEST), with_for_update={"read": True})
+        with pg_ledger.sessions.begin() as hit:
+            _impatient(hit)
+            assert not lock_cached(hit, "a", DIGEST, datetime.now(UTC)).exclusive
+
+
+def test_a_copy_being_written_is_shared_by_its_waiters(pg_ledger: Ledger) -> None:
+    _cached(pg_ledger, TOUCH_STEP * 5, DatasetState.WRITING)
+    with pg_ledger.sessions.begin() as first, pg_ledger.sessions.begin() as second:
+        assert not lock_cached(first, "a", DIGEST, datetime.now(UTC)).exclusive
+        _impatient(second)
+        assert not lock_cached(second, "a", DIGEST, datetime.now(UTC)).exclusive
+
+
 def test_a_shared_hit_holds_off_an_eviction_until_it_commits(pg_ledger: Ledger) -> None:
     _cached(pg_ledger, timedelta(0))
     with pg_ledger.sessions.begin() as hit:
