@@ -482,23 +482,25 @@ def lock_cached(session: Session, node: str, digest: str, now: datetime) -> Cach
     per transaction: asked again, the same lock is answered."""
     key = (node, digest)
     conn = session.connection()
-    held = cast(dict[tuple[str, str], bool] | None, of_this_transaction(conn, _CACHED_LOCKS))
+    held = cast(dict[tuple[str, str], CachedLock] | None, of_this_transaction(conn, _CACHED_LOCKS))
     if held is None:
         held = {}
         keep_for_this_transaction(conn, _CACHED_LOCKS, held)
-    if key in held:
-        return CachedLock(session.get(NodeDatasetRow, key), held[key])
+    if key not in held:
+        held[key] = _lock_cached(session, key, now)  # the row kept too: the session holds it weakly
+    return held[key]
+
+
+def _lock_cached(session: Session, key: tuple[str, str], now: datetime) -> CachedLock:
     seen = session.get(NodeDatasetRow, key)
     if seen is not None and seen.state == DatasetState.READY and seen.last_used <= now - TOUCH_STEP:
         free = session.get(NodeDatasetRow, key, with_for_update={"skip_locked": True}, populate_existing=True)
         if free is not None:
-            held[key] = True
             return CachedLock(free, True)
     exclusive = seen is None or seen.state not in (DatasetState.READY, DatasetState.WRITING)
     row = session.get(
         NodeDatasetRow, key, with_for_update=True if exclusive else {"read": True}, populate_existing=True
     )
-    held[key] = exclusive
     # Its state as locked may differ from the look (marked for eviction in between): the
     # caller, holding it shared, then does not write it (never raising a shared lock, which
     # deadlocks two that do) but asks again in a new transaction.
