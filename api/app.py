@@ -79,6 +79,7 @@ def create_app(
         source_rules = env.source_rules()
     if plans is None:
         policy = Policy.from_file(env.policy) if env.policy else Policy.default()
+        # The fields of settings.PLAN_CUT_FIELDS: a deployment gives the workers the same.
         plans = PlanCut(policy.version, env.batch_max_bytes, env.batch_max_files, env.plan_fresh_seconds)
     owned: list[Callable[[], object]] = []  # what this app opened, closed in reverse at shutdown
     if ledger is None:

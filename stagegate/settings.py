@@ -406,6 +406,12 @@ def _message(error: Any) -> str:
     return f"{name}: {error['msg']} (got {error.get('input')!r})"
 
 
+# What cuts a shared plan (its key: the policy version and the batch sizes) and how long it is
+# fresh. The API follows a fresh plan at submission only under the key the workers would give
+# it (ledger.submit_follow), so a deployment gives both the same values of these.
+PLAN_CUT_FIELDS = ("policy", "batch_max_files", "batch_max_bytes", "plan_fresh_seconds")
+
+
 # -- what `stagegate config` shows ------------------------------------------------------------
 
 READERS: dict[str, tuple[Reader, ...]] = {

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from stagegate.settings import PLAN_CUT_FIELDS, variable
 from stagegate.sizes import parse_size
 from unit.deploy.helpers import (
     AWS_CREDENTIALS,
@@ -162,6 +163,14 @@ def test_stagegate_services_set_only_variables_stagegate_reads(name: str) -> Non
     assert DATABASE_URL.match(env["STAGEGATE_DATABASE_URL"])
     if name in RUNTIME_SERVICES:
         assert BROKER_URL.match(env["STAGEGATE_BROKER_URL"])
+
+
+def test_the_api_cuts_plans_as_the_workers_do() -> None:
+    # As in the Kubernetes manifests (unit.deploy.test_k8s): the same plan key on both sides.
+    names = [variable(f) for f in PLAN_CUT_FIELDS]
+    api = {n: _environment("api").get(n) for n in names}
+    for worker in WORKERS:
+        assert {n: _environment(worker).get(n) for n in names} == api, worker
 
 
 def _init_roles() -> dict[str, str]:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from stagegate.errors import InvalidInputError
-from stagegate.settings import load_settings
+from stagegate.settings import PLAN_CUT_FIELDS, load_settings, variable
 from stagegate.sizes import parse_size
 from unit.deploy.helpers import (
     AWS_CREDENTIALS,
@@ -503,6 +503,25 @@ MONITORING = K8S / "monitoring"
 
 def _worker_container() -> dict[str, Any]:
     return _one_container(_pod("DaemonSet", "stagegate-worker"), "worker")
+
+
+def _effective_env(container: dict[str, Any]) -> dict[str, str]:
+    """The plain values a container gets: from its ConfigMaps (envFrom), then its own env."""
+    configmaps = {o["metadata"]["name"]: o for _, o in k8s_objects() if o["kind"] == "ConfigMap"}
+    found: dict[str, str] = {}
+    for entry in container.get("envFrom", []):
+        found.update(configmaps[entry["configMapRef"]["name"]].get("data", {}))
+    found.update({name: str(e["value"]) for name, e in _env(container).items() if "value" in e})
+    return found
+
+
+def test_the_api_cuts_plans_as_the_workers_do() -> None:
+    # Another policy file or batch size in the API: it would never find the workers' plans
+    # to follow at submission (safe, but every request would wait for a worker's plan step).
+    (api,) = _pod("Deployment", "stagegate-api")["containers"]
+    names = [variable(f) for f in PLAN_CUT_FIELDS]
+    api_env, worker_env = _effective_env(api), _effective_env(_worker_container())
+    assert {n: api_env.get(n) for n in names} == {n: worker_env.get(n) for n in names}
 
 
 def test_worker_metrics_listen_on_the_pod_ip_at_a_declared_port() -> None:
