@@ -105,6 +105,11 @@ def share_key(
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def replicated(mode: str | None) -> bool:
+    """Whether a staging of ``mode`` copies the whole dataset to each node (the default)."""
+    return (mode or "replicate") == "replicate"
+
+
 @dataclass(frozen=True, slots=True)
 class PlanCut:
     """How plans are cut and shared: under which policy version, in batches of what size, fresh
@@ -119,7 +124,7 @@ class PlanCut:
     def key(self, request_part: str, mode: str | None, nodes: int) -> str:
         """The share key of a request (``staging_steps.request_part``) onto ``nodes`` nodes: a
         replicated plan is one share whatever the node count, a sharded one a share per node."""
-        shares = 1 if (mode or "replicate") == "replicate" else nodes
+        shares = 1 if replicated(mode) else nodes
         return share_key(
             request_part, self.policy_version, shares, self.batch_max_bytes, self.batch_max_files
         )
@@ -127,7 +132,7 @@ class PlanCut:
 
 def placed_shapes(plan: SharedPlan, mode: str | None, nodes: Sequence[str]) -> list[tuple[str, ShareShape]]:
     """The plan's shares on a follower's own nodes: the whole on each (replicate), or one each."""
-    if (mode or "replicate") == "replicate":
+    if replicated(mode):
         return [(node, plan.shapes[0]) for node in nodes]
     return list(zip(nodes, plan.shapes, strict=True))
 

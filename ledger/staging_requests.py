@@ -24,7 +24,7 @@ from stagegate.ledger.events import job_event
 from stagegate.ledger.models import JobRow, PinLeaseRow, PinOwnerRow
 from stagegate.ledger.nodes import require_known
 from stagegate.ledger.plan_shares import PlanCut
-from stagegate.ledger.staging_steps import admit_in, filters_of, let_go, lock_staging
+from stagegate.ledger.staging_steps import filters_of, follow_in, let_go, lock_staging
 from stagegate.ledger.staging_views import Staging, StagingViews
 from stagegate.ledger.submit_follow import follow_details, fresh_plan_in, portions_on_hand
 from stagegate.ledger.tasks import TaskKey, Tasks, new_task
@@ -162,10 +162,7 @@ class StagingRequests:
         portions = portions_on_hand(session, plan, job.mode, json.loads(job.nodes or "[]"), now)
         if portions is None:
             return None
-        job.state, job.plan_job = StagingState.PLANNING, plan.job_id
-        job.manifest_digest, job.files = plan.digest, plan.files
-        job.bytes, job.policy_version = plan.bytes, plan.policy_version
-        admit_in(session, job, portions, follow_details(plan))
+        follow_in(session, job, plan, portions, follow_details(plan))
         return Tasks.queue_waiting_checks_in(session, [job.id], self._tasks.lease)
 
     def _same_request(self, job_id: str, request: StagingRequest) -> Staging:

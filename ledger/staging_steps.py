@@ -241,11 +241,8 @@ class StagingSteps:
                     if job.state not in (StagingState.PENDING, StagingState.PLANNING):
                         self._tasks.finish_in(session, key, owner, 0, 0)
                         continue
-                    job.state, job.plan_job = StagingState.PLANNING, plan.job_id
-                    job.manifest_digest, job.files = plan.digest, plan.files
-                    job.bytes, job.policy_version = plan.bytes, plan.policy_version
                     self._tasks.finish_in(session, key, owner, 0, 0)
-                    admit_in(session, job, follower.portions, follower.details)
+                    follow_in(session, job, plan, follower.portions, follower.details)
                     admitted.append(job.id)
                 checks = Tasks.queue_waiting_checks_in(session, admitted, self._tasks.lease)
             return checks
@@ -505,6 +502,21 @@ def _lock_cached(session: Session, key: tuple[str, str], now: datetime) -> Cache
     # caller, holding it shared, then does not write it (never raising a shared lock, which
     # deadlocks two that do) but asks again in a new transaction.
     return CachedLock(row, exclusive)
+
+
+def follow_in(
+    session: Session,
+    job: JobRow,
+    plan: SharedPlan,
+    portions: Sequence[NodePortion],
+    details: dict[str, object],
+) -> None:
+    """Inside the caller's transaction: ``job`` takes another staging's ``plan`` as its own
+    (what it holds, under which policy version) and is admitted on it (:func:`admit_in`)."""
+    job.state, job.plan_job = StagingState.PLANNING, plan.job_id
+    job.manifest_digest, job.files = plan.digest, plan.files
+    job.bytes, job.policy_version = plan.bytes, plan.policy_version
+    admit_in(session, job, portions, details)
 
 
 def admit_in(

@@ -42,7 +42,15 @@ from stagegate.ledger import (
 from stagegate.ledger.cached_files import CachedFiles
 from stagegate.ledger.fanout import SOURCE, Fanout
 from stagegate.ledger.label_quarantine import DatasetLabels
-from stagegate.ledger.plan_shares import PlanCut, PlanShares, Role, SharedPlan, ShareShape, placed_shapes
+from stagegate.ledger.plan_shares import (
+    PlanCut,
+    PlanShares,
+    Role,
+    SharedPlan,
+    ShareShape,
+    placed_shapes,
+    replicated,
+)
 from stagegate.ledger.staging_steps import Following
 from stagegate.policies import Decision, LabelResolver, Policy, PolicyDeniedError, Zone
 from stagegate.progress import ListingCallback
@@ -159,10 +167,6 @@ def plan_reasons(decision: Decision) -> tuple[str, ...]:
     return (*decision.reasons, *decision.consulted)
 
 
-def _replicated(job: StagingJob) -> bool:
-    return (job.mode or "replicate") == "replicate"
-
-
 def _timed(step: Step) -> Step:
     """Time the step and count its outcome in the worker's metrics, if it claims its task."""
 
@@ -214,7 +218,7 @@ class NodeContext:
             return 0  # a hit, or a window still full: no transaction to mark nothing sent
         if any(k.kind == "copy" for k in ready):
             job = self.stagings.job(job_id)
-            ready = self.fanout.sendable(ready, job.nodes, _replicated(job))
+            ready = self.fanout.sendable(ready, job.nodes, replicated(job.mode))
         keys = self.tasks.mark_sent(ready)
         return self.dispatcher.send(k.to_message() for k in keys)
 
@@ -466,7 +470,7 @@ class NodeContext:
                 portions = split_plan(
                     plan, job.nodes, job.mode or "replicate", config.batch_max_bytes, config.batch_max_files
                 )
-                distinct = portions[:1] if (job.mode or "replicate") == "replicate" else portions
+                distinct = portions[:1] if replicated(job.mode) else portions
                 shapes = [ShareShape(p.digest, p.files, p.bytes, tuple(p.batches)) for p in distinct]
         shared = SharedPlan(
             job.id,
@@ -564,7 +568,7 @@ class NodeContext:
             objects = [_object_of(e) for e in entries]
             # Only a replicated staging's nodes hold the same batches: a shard's batch idx on
             # another node is another key range.
-            fanned = _replicated(job) and len(job.nodes) > 1
+            fanned = replicated(job.mode) and len(job.nodes) > 1
             config = self.settings.peer_transfer_config()
             with LeaseKeeper(self.tasks, key, self.owner) as lease:
                 progress = lease.on_progress
