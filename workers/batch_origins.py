@@ -82,5 +82,7 @@ class BatchOrigins:
                     exc,
                 )
                 continue
+            finally:
+                source.close()  # its kept connections: the server's thread for each ends too
             return result, source.peer.node
         return None

@@ -19,8 +19,10 @@ What it may serve, and to whom (the security model):
 """
 
 import hmac
+import io
 import logging
 import os
+import socket
 import stat
 import threading
 from collections import OrderedDict
@@ -39,7 +41,6 @@ from stagegate.workers.peer_paths import parse_peer_path
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1 << 20
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: a FIFO planted in the dataset must not block a server thread on open.
 _LEAF = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
@@ -123,6 +124,14 @@ class PeerFiles:
         return ServedFile(leaf, st.st_size)
 
 
+def _send(connection: socket.socket, served: ServedFile) -> bool:
+    """Write the file's bytes to the connection: in the kernel (``sendfile``) where the socket
+    allows (not through Python a chunk at a time), else read and sent (a TLS socket). False if
+    the file ended short of its size (cut since it was opened)."""
+    with io.FileIO(served.fd, closefd=False) as file:
+        return connection.sendfile(file, 0, served.size) == served.size
+
+
 def _handler(files: PeerFiles, secret: str) -> type[BaseHTTPRequestHandler]:
     expected = f"Bearer {secret}".encode()
 
@@ -146,10 +155,8 @@ def _handler(files: PeerFiles, secret: str) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Content-Length", str(served.size))
                 self.end_headers()
-                offset = 0
-                while offset < served.size and (data := os.pread(served.fd, CHUNK, offset)):
-                    self.wfile.write(data)
-                    offset += len(data)
+                if not _send(self.connection, served):
+                    self.close_connection = True  # the body is short: the receiver must see it end
             finally:
                 os.close(served.fd)
 

@@ -1,21 +1,30 @@
 """What the peer server reads per file it serves (workers.peer_server.PeerFiles): the batch's
-task every time, the rest once per batch. The ledger is a stub recording the reads: the
-refusals and the security model are tested end to end in
-tests/integration/service/test_peer_fanout.py."""
+task every time, the rest once per batch; and how a receiver asks for a batch's files
+(workers.peer_source.PeerSource: over kept connections to the real server, on loopback). The
+ledger is a stub recording the reads: the refusals and the security model are tested end to
+end in tests/integration/service/test_peer_fanout.py."""
 
+import http.client
 import os
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
+import blake3
 import pytest
 
+from stagegate.ledger.fanout import Peer
 from stagegate.ledger.tasks import TaskKey
 from stagegate.states import TaskState
+from stagegate.transfer.errors import SourceReadError
+from stagegate.transfer.objects import SourceObject
 from stagegate.workers.node_steps import NodeContext
 from stagegate.workers.peer_paths import peer_path
-from stagegate.workers.peer_server import NotServedError, PeerFiles
+from stagegate.workers.peer_server import NotServedError, PeerFiles, PeerServer
+from stagegate.workers.peer_source import PeerSource
 
 
 @dataclass
@@ -46,7 +55,7 @@ class Ledger:
         return "digest", self.directory, 4, 12
 
 
-def _files(tmp_path: Path) -> tuple[PeerFiles, Ledger]:
+def _context(tmp_path: Path) -> tuple[NodeContext, Ledger]:
     for name in ("a.bin", "b.bin", "c.bin", "d.bin"):
         (tmp_path / name).write_bytes(b"abc")
     ledger = Ledger(tmp_path)
@@ -54,7 +63,12 @@ def _files(tmp_path: Path) -> tuple[PeerFiles, Ledger]:
         tasks=ledger, stagings=ledger, manifests=ledger, dataset_dir=ledger.dataset_dir,
         settings=SimpleNamespace(node="a"),
     )  # fmt: skip
-    return PeerFiles(cast(NodeContext, ctx)), ledger
+    return cast(NodeContext, ctx), ledger
+
+
+def _files(tmp_path: Path) -> tuple[PeerFiles, Ledger]:
+    ctx, ledger = _context(tmp_path)
+    return PeerFiles(ctx), ledger
 
 
 def _serve(files: PeerFiles, idx: int, key: str) -> int:
@@ -95,3 +109,80 @@ def test_only_a_bounded_number_of_batches_is_kept(tmp_path: Path) -> None:
         files._batch(f"job-{job}", 0, "a.bin", "c.bin")
     assert len(files._kept) == PeerFiles.KEPT_BATCHES
     assert ("job-0", 0, "a.bin", "c.bin") not in files._kept
+
+
+SECRET = "peer-secret"
+
+
+@pytest.fixture
+def peer(tmp_path: Path) -> Iterator[tuple[PeerSource, Ledger]]:
+    ctx, ledger = _context(tmp_path)
+    server = PeerServer(ctx, "127.0.0.1", 0, SECRET).start()
+    expected = {k: blake3.blake3(b"abc").hexdigest() for k in ("a.bin", "b.bin", "c.bin")}
+    source = PeerSource(Peer("a", f"http://127.0.0.1:{server.port}"), "job", 0, SECRET, expected)
+    yield source, ledger
+    source.close()
+    server.stop()
+
+
+def _read(source: PeerSource, key: str) -> bytes:
+    reader = source.open(SourceObject(key, 3))
+    try:
+        return reader.read(10)
+    finally:
+        reader.close()
+
+
+@pytest.fixture
+def connects(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the TCP connections receivers open (the real ``connect``, counted)."""
+    made: list[int] = []
+    connect = http.client.HTTPConnection.connect
+
+    def counted(self: http.client.HTTPConnection) -> None:
+        made.append(1)
+        connect(self)
+
+    monkeypatch.setattr(http.client.HTTPConnection, "connect", counted)
+    return made
+
+
+def test_a_receiver_asks_for_the_files_of_a_batch_over_one_kept_connection(
+    peer: tuple[PeerSource, Ledger], connects: list[int]
+) -> None:
+    source, _ = peer
+    assert [_read(source, k) for k in ("a.bin", "b.bin", "c.bin")] == [b"abc"] * 3
+    assert len(connects) == 1
+
+
+def test_a_kept_connection_that_died_is_replaced_by_a_new_one(
+    peer: tuple[PeerSource, Ledger], connects: list[int]
+) -> None:
+    source, _ = peer
+    assert _read(source, "a.bin") == b"abc"
+    (kept,) = source._idle
+    assert kept.sock is not None
+    kept.sock.shutdown(socket.SHUT_RDWR)  # as when the peer's idle timeout closed it
+    assert _read(source, "b.bin") == b"abc"
+    assert len(connects) == 2
+
+
+def test_a_refusal_closes_its_connection_and_the_next_file_is_asked_anew(
+    peer: tuple[PeerSource, Ledger], connects: list[int]
+) -> None:
+    source, ledger = peer
+    ledger.state = TaskState.RUNNING
+    with pytest.raises(SourceReadError, match="answered 404"):
+        _read(source, "a.bin")
+    ledger.state = TaskState.DONE
+    assert _read(source, "b.bin") == b"abc"
+    assert len(connects) == 2
+    assert len(source._idle) == 1
+
+
+def test_a_closed_source_keeps_no_connection(peer: tuple[PeerSource, Ledger]) -> None:
+    source, _ = peer
+    assert _read(source, "a.bin") == b"abc"
+    (kept,) = source._idle
+    source.close()
+    assert source._idle == [] and kept.sock is None
