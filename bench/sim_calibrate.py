@@ -46,7 +46,7 @@ from bench.fanout import peer_env
 from bench.moto_seeded import Seed
 from bench.peer_cpu import _cpu_of
 from bench.s3server import BUCKET, CREDENTIALS, S3Server
-from bench.sim_model import Resources, simulate
+from bench.sim_model import GIB, Resources, simulate
 from bench.sim_work import plan_modes
 from stagegate.sizes import format_bytes, parse_size
 from stagegate.transfer.engine import TransferConfig
@@ -91,8 +91,9 @@ CASES = (
 )
 
 # This machine as the model sees it (bench/RESULTS.md, 2026-12-01 data-path table): the
-# engine's CPU per file and per GiB on the CRT path (whole objects up to 8 MiB), moto's per
-# GET and per GiB; two cores shared by every node and the server; loopback has no NIC limit.
+# engine's CPU per file and per GiB on the CRT path (whole objects up to 8 MiB); two cores
+# shared by every node and the server; loopback has no NIC limit. moto's CPU per GET and per
+# GiB are measured by each run (ServerProbe).
 # A copy from a peer (the copy step reading a PeerSource) and serving one (the peer server's
 # handler) are Resources' defaults, measured on this machine with `python -m bench.peer_cpu`
 # (2026-12-02 12:58 UTC, load 5.6: 128 x 16 MiB and 4,000 x 16 KiB, solved per file and GiB).
@@ -106,18 +107,30 @@ LOOPBACK = Resources(
     cpu_ms_per_file=1.86,
     cpu_s_per_gib=3.59,
     shared_cores=2.0,
-    server_ms_per_get=2.77,
-    server_s_per_gib=3.64,
 )
 
 
-def cpu_share(s3_url: str, seconds: float = 3.0) -> float:
-    """The share of a core the S3 server (one Python process) gets now, from the GETs per
-    second it answers for four threads of small reads during ``seconds``, at its measured CPU
-    per GET: what it, and each node's worker (one process, its GIL), can have while other work
-    loads the cores. Capped at one core."""
-    s3 = s3_client(s3_url)
-    key = f"cal-tiny/f/{0:07d}.bin"
+PROBE_KEY = "cal-probe/big.bin"
+PROBE_BYTES = 4 << 20  # the size of the big datasets' objects
+
+
+@dataclass(frozen=True, slots=True)
+class ServerProbe:
+    """The S3 server (one Python process) as it runs now, read from its own CPU counters while
+    four threads of GETs keep it busy: its CPU per GET (of tiny objects) and per GiB (of 4 MiB
+    ones, less their GETs), and the share of a core it got. The machine's speed drifts by
+    more than the model's error allows within an hour (bench/RESULTS.md), so each run measures
+    what the server costs then instead of a figure measured on another day. The share is what
+    it, and each node's worker (one process, its GIL), can have while other work loads the
+    cores; capped at one core."""
+
+    ms_per_get: float
+    s_per_gib: float
+    share: float
+
+
+def _gets(s3: Any, key: str, seconds: float) -> tuple[int, float]:
+    """GETs of ``key`` by four threads for ``seconds``: how many, and the wall time taken."""
     s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
     deadline = time.perf_counter() + seconds
 
@@ -131,13 +144,26 @@ def cpu_share(s3_url: str, seconds: float = 3.0) -> float:
     started = time.perf_counter()
     with ThreadPoolExecutor(4) as pool:
         gets = sum(pool.map(lambda _: reads(), range(4)))
-    rate = gets / (time.perf_counter() - started)
-    return min(1.0, rate * LOOPBACK.server_ms_per_get / 1e3)
+    return gets, time.perf_counter() - started
 
 
-def predict(case: Case, s3_url: str, fixed_s: float, share: float) -> dict[str, Any]:
+def probe_server(server: S3Server, seconds: float = 2.0) -> ServerProbe:
+    s3 = s3_client(server.url)
+    s3.put_object(Bucket=BUCKET, Key=PROBE_KEY, Body=os.urandom(PROBE_BYTES))
+    before = server.cpu_seconds()
+    tiny, tiny_s = _gets(s3, f"cal-tiny/f/{0:07d}.bin", seconds)
+    middle = server.cpu_seconds()
+    big, big_s = _gets(s3, PROBE_KEY, seconds)
+    tiny_cpu, big_cpu = middle - before, server.cpu_seconds() - middle
+    ms_per_get = tiny_cpu / tiny * 1e3
+    s_per_gib = max(0.0, big_cpu - big * ms_per_get / 1e3) / (big * PROBE_BYTES / GIB)
+    return ServerProbe(ms_per_get, s_per_gib, min(1.0, max(tiny_cpu / tiny_s, big_cpu / big_s)))
+
+
+def predict(case: Case, s3_url: str, fixed_s: float, server: ServerProbe) -> dict[str, Any]:
     """The model's wall time for ``case``: the fixed cost measured on the cluster, the real
-    planner over the real listing (timed here), and the modelled copy."""
+    planner over the real listing (timed here), and the modelled copy with the S3 server as
+    probed."""
     nodes = [f"n{i}" for i in range(case.nodes)]
     cap = parse_size(case.cap) if case.cap else None
     config = TransferConfig(concurrency=CONCURRENCY, bandwidth_limit=cap)
@@ -150,12 +176,21 @@ def predict(case: Case, s3_url: str, fixed_s: float, share: float) -> dict[str, 
         plan = plan_dataset(source, Path(scratch) / "plan.jsonl", ".classification")
         plan_s = time.perf_counter() - started
         (mode_plan,) = plan_modes(plan, nodes, [case.mode], config)
-    resources = replace(LOOPBACK, node_cap_bps=cap, cores_per_node=share, server_cores=share)
+    resources = replace(
+        LOOPBACK,
+        node_cap_bps=cap,
+        cores_per_node=server.share,
+        server_cores=server.share,
+        server_ms_per_get=server.ms_per_get,
+        server_s_per_gib=server.s_per_gib,
+    )
     etas = simulate(mode_plan.works, resources)
     last = max(etas, key=lambda e: e.seconds)
     return {
         "fixed_s": fixed_s,
-        "cpu_share": share,
+        "cpu_share": server.share,
+        "server_ms_per_get": round(server.ms_per_get, 3),
+        "server_s_per_gib": round(server.s_per_gib, 3),
         "plan_s": plan_s,
         "copy_s": last.seconds,
         "binds": last.bottleneck,
@@ -174,9 +209,10 @@ def _stage(http: httpx.Client, source: str, nodes: list[str], mode: str, timeout
     return time.perf_counter() - started
 
 
-def measure(case: Case, s3_url: str, timeout: float, keep: Path | None = None) -> dict[str, Any]:
-    """One fresh cluster: two one-object stagings (warm-up, then the fixed cost), then the
-    case's staging."""
+def measure(case: Case, server: S3Server, timeout: float, keep: Path | None = None) -> dict[str, Any]:
+    """One fresh cluster: two one-object stagings (warm-up, then the fixed cost), the S3
+    server probed, then the case's staging."""
+    s3_url = server.url
     nodes = tuple(f"n{i}" for i in range(case.nodes))
     with tempfile.TemporaryDirectory(prefix="sg-cal-") as tmp, _database() as db, _redis(Path(tmp)) as broker:
         env = service_env(Path(tmp), db, broker, s3_url)
@@ -197,10 +233,10 @@ def measure(case: Case, s3_url: str, timeout: float, keep: Path | None = None) -
                 _stage(http, f"s3://{BUCKET}/cal-warm", list(nodes), mode, timeout)
                 fixed = _stage(http, f"s3://{BUCKET}/cal-tiny", list(nodes), mode, timeout)
                 # The workers' CPU while idle (heartbeats, the background threads), measured
-                # across the core-share probe, to tell it from what the staging costs them.
+                # across the server's probe, to tell it from what the staging costs them.
                 workers = service.processes[: len(nodes)]  # started first, in the order of nodes
                 idle0, idle_t = [_cpu_of(p.pid) for p in workers], time.perf_counter()
-                load, share = os.getloadavg()[0], cpu_share(s3_url)
+                load, probe = os.getloadavg()[0], probe_server(server)
                 idle_s = time.perf_counter() - idle_t
                 before = [_cpu_of(p.pid) for p in workers]
                 idle = {n: round((b - a) / idle_s, 3) for n, a, b in zip(nodes, idle0, before, strict=True)}
@@ -218,7 +254,7 @@ def measure(case: Case, s3_url: str, timeout: float, keep: Path | None = None) -
         "fixed_s": fixed,
         "wall_s": wall,
         "load": load,
-        "cpu_share": share,
+        "server": probe,
         "worker_cpu_s": cpu,
         "worker_idle_cores": idle,
     }
@@ -263,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             runs = [
                 measure(
                     case,
-                    server.url,
+                    server,
                     args.timeout,
                     args.logs / f"case{CASES.index(case) + 1}-run{i}" if args.logs else None,
                 )
@@ -271,8 +307,13 @@ def main(argv: list[str] | None = None) -> int:
             ]
             walls = [r["wall_s"] for r in runs]
             fixed = statistics.median(r["fixed_s"] for r in runs)
-            share = statistics.median(r["cpu_share"] for r in runs)
-            prediction = predict(case, server.url, fixed, share)
+            probes = [r["server"] for r in runs]
+            probe = ServerProbe(
+                statistics.median(p.ms_per_get for p in probes),
+                statistics.median(p.s_per_gib for p in probes),
+                statistics.median(p.share for p in probes),
+            )
+            prediction = predict(case, server.url, fixed, probe)
             measured = statistics.median(walls)
             objects, size = DATASETS[case.dataset]
             share = objects * size // (case.nodes if case.mode == "shard" else 1)

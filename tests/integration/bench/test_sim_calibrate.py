@@ -22,10 +22,11 @@ def test_a_capped_shard_staging_measured_and_predicted(tmp_path: Path) -> None:
         for name, objects, size in (("warm", 1, 4096), ("tiny", 1, 4096), ("unit", 12, 256 << 10)):
             _put_dataset(s3, Seed(f"cal-{name}", objects, size))
         case = Case("unit", "shard", 3, "256KiB")
-        measured = measure(case, server.url, timeout=300)
-        predicted = predict(case, server.url, measured["fixed_s"], measured["cpu_share"])
+        measured = measure(case, server, timeout=300)
+        predicted = predict(case, server.url, measured["fixed_s"], measured["server"])
     assert measured["wall_s"] > 0 and measured["fixed_s"] > 0
-    assert 0 < measured["cpu_share"] <= 1
+    probe = measured["server"]  # the server's CPU counters moved while it was asked
+    assert 0 < probe.share <= 1 and probe.ms_per_get > 0 and probe.s_per_gib >= 0
     # the real splitter gives each of the three nodes 4 of the 12 objects, 1 MiB in one batch, at
     # 256 KiB/s: the batch's limiter lets its first second (256 KiB) through at once, the other
     # 768 KiB wait for the cap, 3 s, whatever else binds
@@ -43,8 +44,8 @@ def test_a_fan_out_staging_measured_and_predicted(tmp_path: Path) -> None:
         for name, objects, size in (("warm", 1, 4096), ("tiny", 1, 4096), ("unit", 12, 256 << 10)):
             _put_dataset(s3, Seed(f"cal-{name}", objects, size))
         case = Case("unit", "fan-out", 3, "1MiB", 1 << 20)
-        measured = measure(case, server.url, timeout=300, keep=tmp_path / "logs")
-        predicted = predict(case, server.url, measured["fixed_s"], measured["cpu_share"])
+        measured = measure(case, server, timeout=300, keep=tmp_path / "logs")
+        predicted = predict(case, server.url, measured["fixed_s"], measured["server"])
     assert measured["wall_s"] > 0 and set(measured["worker_cpu_s"]) == {"n0", "n1", "n2"}
     assert list((tmp_path / "logs").glob("worker-*.log"))
     # only n0 reads the source (3 MiB in 1 MiB batches at 1 MiB/s: each batch within its
