@@ -24,6 +24,7 @@ from bench.plan_scale import GeneratedSource
 from bench.sim_model import NodeEta, NodeWork, Resources, simulate
 from bench.sim_work import MODES, ModePlan, admission, fan_out, plan_modes
 from stagegate.ledger import NodePortion
+from stagegate.settings import DEFAULT_FANOUT_PER_HOLDER
 from stagegate.sizes import format_bytes, parse_size
 from stagegate.transfer.engine import TransferConfig
 from stagegate.transfer.plan import plan_dataset
@@ -152,12 +153,12 @@ class Planned:
         fields = {"files": self.files, "bytes": self.bytes, "planner_cpu_s": self.planner_cpu_s}
         path.write_text(json.dumps({**fields, "split_s": self.split_s, "modes": modes}))
 
-    def fanned_out(self, modes: list[str], readers: int) -> Planned:
+    def fanned_out(self, modes: list[str], readers: int, per_holder: int) -> Planned:
         """``modes`` from what was planned, fan-out derived afresh from replicate (so the
         fan-out settings apply without planning again; a work file kept before fan-out was
         modelled as built may hold other fan-out modes: they are dropped)."""
         kept = {m.mode: m for m in self.modes if not m.mode.startswith("fan-out")}
-        chosen = [kept[m] if m in kept else fan_out(kept["replicate"], readers) for m in modes]
+        chosen = [kept[m] if m in kept else fan_out(kept["replicate"], readers, per_holder) for m in modes]
         return replace(self, modes=chosen)
 
     @classmethod
@@ -187,7 +188,9 @@ def plan_generated(args: argparse.Namespace, nodes: list[str], modes: list[str])
             f"{time.perf_counter() - started:.0f} s wall, {planner_cpu:.0f} s CPU here",
             flush=True,
         )
-        mode_plans = plan_modes(plan, nodes, modes, TransferConfig(), args.readers)
+        mode_plans = plan_modes(
+            plan, nodes, modes, TransferConfig(), args.readers, per_holder=args.per_holder
+        )
     return Planned(plan.files, plan.bytes, planner_cpu, time.perf_counter() - started, mode_plans)
 
 
@@ -223,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="fan-out: nodes reading every batch from the source (STAGEGATE_FANOUT_READERS)",
     )
+    p.add_argument(
+        "--per-holder",
+        type=int,
+        default=DEFAULT_FANOUT_PER_HOLDER,
+        help="fan-out: copies of a batch in flight per node holding it (STAGEGATE_FANOUT_PER_HOLDER)",
+    )
     p.add_argument("--s3-connection-bps", type=_rate, default=_rate("90MB/s"))
     p.add_argument("--s3-aggregate-bps", type=_rate, default=_rate("800Gb/s"))
     p.add_argument("--prefix-gets-per-s", type=float, default=5500.0)
@@ -239,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     nodes = [f"node-{i:02d}" for i in range(args.nodes)]
     if args.work is not None and args.work.exists():
-        planned = Planned.load(args.work).fanned_out(modes, args.readers)
+        planned = Planned.load(args.work).fanned_out(modes, args.readers, args.per_holder)
         print(f"planned work read from {args.work} (planned in {planned.split_s:.0f} s)")
     else:
         planned = plan_generated(args, nodes, modes)

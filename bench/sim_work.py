@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 from bench.sim_model import NodeWork
 from stagegate.ledger import BatchRange, NodePortion
 from stagegate.ledger.admission import NoRoomError, choose_evictions
-from stagegate.ledger.fanout import Peer, source_readers, spread
+from stagegate.ledger.fanout import Peer, least_served_first, source_readers
+from stagegate.settings import DEFAULT_FANOUT_PER_HOLDER
 from stagegate.transfer import Plan
 from stagegate.transfer.engine import TransferConfig
 from stagegate.transfer.parts import S3_PART_RULE, part_size_by_need, split_parts
@@ -95,6 +96,7 @@ def plan_modes(
     config: TransferConfig,
     readers: int = 1,
     prefix_depth: int = 1,
+    per_holder: int = DEFAULT_FANOUT_PER_HOLDER,
 ) -> list[ModePlan]:
     """Each mode's shares (the real splitter) and each node's work; fan-out is derived from
     replicate's (:func:`fan_out`)."""
@@ -134,31 +136,43 @@ def plan_modes(
                 ]
                 made["replicate"] = ModePlan("replicate", portions, works, list_requests)
             if mode != "replicate":
-                made[mode] = fan_out(made["replicate"], readers)
+                made[mode] = fan_out(made["replicate"], readers, per_holder)
         else:
             raise ValueError(f"unknown mode {mode!r}: one of {', '.join(MODES)}")
     return [made[m] for m in modes]
 
 
-def fan_out(replicated: ModePlan, readers: int = 1) -> ModePlan:
+def fan_out(replicated: ModePlan, readers: int = 1, per_holder: int = DEFAULT_FANOUT_PER_HOLDER) -> ModePlan:
     """Fan-out as built, from replicate's shares (it splits as replicate does): the source
     readers are the ledger's own choice (:func:`ledger.fanout.source_readers`: the first
-    ``readers`` nodes, ``STAGEGATE_FANOUT_READERS``) and read every batch from the source;
-    each other node copies every batch from a reader once it is verified there, the first
-    one it asks (:func:`ledger.fanout.spread`, the order it tries them in). A receiver could
-    also copy from another receiver holding the batch, but with every receiver asking as soon
-    as the readers verify it, the readers are the only holders then: not modelled."""
+    ``readers`` nodes, ``STAGEGATE_FANOUT_READERS``) and read every batch from the source.
+    The others get each batch in rounds, as :func:`ledger.fanout.released` lets them go: the
+    first ``per_holder`` per reader copy it from a reader, then as many per node holding it
+    from those nodes, and so on (a tree); each receiver copies from the holder it asks first
+    (:func:`ledger.fanout.least_served_first` over the holders of its round, by the copies
+    each served in the rounds before) and ends as many batches after the readers as its
+    round's number (``hops``). The rounds are taken in the request's
+    order of nodes, where the ledger takes the order the waiting batches come in."""
     works = replicated.works
     names = [w.node for w in works]
     chosen = source_readers(names, set(names), readers)
     if len(chosen) == len(names):  # fan-out off, or a single node: replicate
         return ModePlan("fan-out", replicated.portions, list(works), replicated.list_requests)
-    holders = [Peer(n, "") for n in names if n in chosen]
-    receivers = {}
-    for w in works:
-        if w.node not in chosen:
-            lead = spread(holders, w.node)[0].node
-            receivers[w.node] = replace(
+    by_node = {w.node: w for w in works}
+    turn_of = {n: i for i, n in enumerate(sorted(names))}  # as the ledger turns: by name
+    holders = [n for n in names if n in chosen]
+    waiting = [n for n in names if n not in chosen]
+    receivers: dict[str, NodeWork] = {}
+    served: dict[str, int] = {}  # copies each holder has served, as the ledger counts them
+    hops = 0
+    while waiting:
+        hops += 1
+        now, waiting = waiting[: len(holders) * per_holder], waiting[len(holders) * per_holder :]
+        peers = [Peer(n, "") for n in holders]
+        for node in now:
+            w = by_node[node]
+            lead = least_served_first(peers, turn_of[node], served)[0].node
+            receivers[node] = replace(
                 w,
                 source_bytes=0,
                 source_files=0,
@@ -166,13 +180,14 @@ def fan_out(replicated: ModePlan, readers: int = 1) -> ModePlan:
                 peer_bytes=w.source_bytes,
                 peer_files=w.source_files,
                 lead=lead,
-                hops=1,
+                hops=hops,
             )
+        for r in (receivers[n] for n in now):  # a round's receivers all ask before any is done
+            if r.lead is not None:
+                served[r.lead] = served.get(r.lead, 0) + 1
+        holders += now
     out = []
     for w in works:
-        if w.node in receivers:
-            out.append(receivers[w.node])
-        else:
-            served = sum(r.peer_bytes for r in receivers.values() if r.lead == w.node)
-            out.append(replace(w, served_bytes=served))
+        serves = sum(r.peer_bytes for r in receivers.values() if r.lead == w.node)
+        out.append(replace(receivers.get(w.node, w), served_bytes=serves))
     return ModePlan("fan-out", replicated.portions, out, replicated.list_requests)

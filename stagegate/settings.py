@@ -55,6 +55,10 @@ DEFAULT_PLAN_KEEP_WARM_SECONDS = 600.0
 # Nodes of a replicated staging that read each batch from the source; the others copy it from
 # a peer that has it verified (stagegate.ledger.fanout). 0: every node reads the source.
 DEFAULT_FANOUT_READERS = 1
+# Copies of one batch from peers in flight per node holding it verified: the others wait for
+# the next holder, so the batch spreads as a tree (each receiver serving the next ones) instead
+# of every receiver asking the readers at once.
+DEFAULT_FANOUT_PER_HOLDER = 2
 # The label re-scan re-reads cached datasets' label files and object tags (S3 HEADs, a tag
 # request only for tagged objects) at this many requests a second (0: off), each dataset at
 # most once an interval: a label raised at the source quarantines its cached copies within it.
@@ -142,6 +146,7 @@ class Settings(BaseModel):
     # where this worker serves its verified batches (host:port; unset: it serves none), the URL
     # other nodes reach it at (default http://<peer_listen>), and the shared worker credential.
     fanout_readers: int = DEFAULT_FANOUT_READERS
+    fanout_per_holder: int = DEFAULT_FANOUT_PER_HOLDER
     peer_listen: str | None = None
     peer_url: str | None = None
     peer_secret_file: Path | None = None
@@ -225,7 +230,12 @@ class Settings(BaseModel):
         return _number(value, info, zero_ok=True)
 
     @field_validator(
-        "batch_max_files", "batch_max_bytes", "checkpoint_retention_days", "copy_processes", mode="before"
+        "batch_max_files",
+        "batch_max_bytes",
+        "checkpoint_retention_days",
+        "copy_processes",
+        "fanout_per_holder",
+        mode="before",
     )
     @classmethod
     def _count(cls, value: Any, info: ValidationInfo) -> Any:
@@ -435,6 +445,7 @@ READERS: dict[str, tuple[Reader, ...]] = {
     "label_rescan_rate": ("worker",),
     "label_rescan_interval": ("worker",),
     "fanout_readers": ("worker",),
+    "fanout_per_holder": ("worker",),
     "peer_listen": ("worker",),
     "peer_url": ("worker",),
     "peer_secret_file": ("worker",),

@@ -206,7 +206,7 @@ class NodeContext:
         self.cached_files = CachedFiles(self.ledger)
         self.owner = self.settings.owner
         self.views = NodeViews(self.settings.root) if self.settings.views else None
-        self.fanout = Fanout(self.ledger, self.settings.fanout_readers)
+        self.fanout = Fanout(self.ledger, self.settings.fanout_readers, self.settings.fanout_per_holder)
         self.origins = BatchOrigins(self.fanout, self.settings.peer_secret)
 
     def send_ready(self, job_id: str, node: str | None = None) -> int:

@@ -11,6 +11,7 @@ from stagegate.errors import InvalidInputError
 from stagegate.settings import (
     DEFAULT_BATCH_MAX_BYTES,
     DEFAULT_BATCH_MAX_FILES,
+    DEFAULT_FANOUT_PER_HOLDER,
     DEFAULT_FANOUT_READERS,
     DEFAULT_LABEL_RESCAN_INTERVAL,
     DEFAULT_LABEL_RESCAN_RATE,
@@ -89,6 +90,7 @@ class WorkerSettings:
     # Peer fan-out: source readers per replicated staging, where this worker serves peers
     # (host, port; None: it serves none), the URL others reach it at, and the worker credential.
     fanout_readers: int = DEFAULT_FANOUT_READERS
+    fanout_per_holder: int = DEFAULT_FANOUT_PER_HOLDER
     peer_listen: tuple[str, int] | None = None
     peer_url: str | None = None
     peer_secret: str | None = field(default=None, repr=False)
@@ -156,6 +158,7 @@ class WorkerSettings:
             label_rescan_rate=env.label_rescan_rate,
             label_rescan_interval=env.label_rescan_interval,
             fanout_readers=env.fanout_readers,
+            fanout_per_holder=env.fanout_per_holder,
             peer_listen=listen,
             peer_url=(env.peer_url or f"http://{env.peer_listen}") if env.peer_listen else None,
             peer_secret=secret,

@@ -78,3 +78,26 @@ def test_without_a_serving_node_or_with_fan_out_off_every_node_reads_the_source(
     assert Fanout(ledger, 1).sendable(ready, ("a", "b"), True) == ready
     serve(ledger, "a", "b")
     assert Fanout(ledger, 0).sendable(ready, ("a", "b"), True) == ready
+
+
+def test_a_batch_spreads_as_a_tree_each_holder_serving_a_bounded_number(ledger: Ledger) -> None:
+    """One reader, one copy from peers in flight per holder: b copies batch 0 from a, then c and
+    d may copy it from a or b; none waits for the reader alone."""
+    serve(ledger, "a", "b", "c", "d")
+    nodes = ("a", "b", "c", "d")
+    job = admitted(ledger, nodes, nodes)
+    fanout, tasks = Fanout(ledger, 1, per_holder=1), Tasks(ledger, 30)
+
+    def sent_now() -> set[TaskKey]:
+        """The receivers' batches sent now (the reader's go as its window allows)."""
+        sent = fanout.sendable(tasks.next_to_send(job), nodes, True)
+        tasks.mark_sent(sent)
+        return {k for k in sent if k.node != "a"}
+
+    assert sent_now() == set()
+    done(ledger, copy(job, "a", 0), "source")
+    assert sent_now() == {copy(job, "b", 0)}  # a holds batch 0: one receiver at a time
+    assert sent_now() == set()  # b's copy is in flight: the others wait for it
+    done(ledger, copy(job, "b", 0), "a")
+    assert sent_now() == {copy(job, "c", 0), copy(job, "d", 0)}  # a and b hold it: two at once
+    assert {p.node for p in fanout.holders(copy(job, "d", 0))} == {"a", "b"}

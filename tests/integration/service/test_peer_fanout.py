@@ -139,6 +139,35 @@ def test_replicate_to_three_nodes_reads_each_object_once(
     assert (row.bytes_from_source, row.bytes_from_peers, row.bytes_from_cache) == (total, 2 * total, 0), row
 
 
+def test_replicate_to_four_nodes_spreads_each_batch_as_a_tree(
+    start_cluster, dataset, bucket, reads: Reads, tmp_path: Path
+) -> None:
+    """One copy of a batch from peers in flight per holder: the reader serves one receiver of
+    each batch, that receiver the next, so some batches reach a receiver from another receiver
+    and the reader serves fewer than all three."""
+    files = {f"part-{i:02d}.bin": payload(f"t{i}", 20_000 + i) for i in range(12)}
+    source = dataset("tree4", files)
+    nodes = ["a", "b", "c", "d"]
+    cluster, _ = start_peers(start_cluster, tmp_path, nodes, env={"STAGEGATE_FANOUT_PER_HOLDER": "1"})
+    token = cluster.token("alice", "scientist")
+
+    job = submit(cluster, token, source, nodes)
+    final = cluster.wait_terminal(token, job, timeout=180)
+
+    assert final["state"] == "ready", dump(final) + cluster.logs()
+    assert reads.of(f"{bucket}/tree4") <= 1.1 * len(files), (reads.by_key, cluster.logs())
+    for node in nodes:
+        assert data_files(dataset_dir(cluster, node, job)) == files, node
+    by_batch: dict[int, dict[str, str | None]] = collections.defaultdict(dict)
+    for t in copies(cluster, job):
+        by_batch[t.idx][t.node] = t.origin
+    for idx, origins in by_batch.items():
+        assert origins["a"] == "source", (idx, origins)
+        # three receivers, one at a time per holder: a can have served at most two of them
+        assert sum(o == "a" for o in origins.values()) <= 2, (idx, origins)
+        assert {o for n, o in origins.items() if n != "a"} <= set(nodes), (idx, origins)
+
+
 def test_a_corrupted_byte_served_by_a_peer_is_caught_and_fetched_again(
     start_cluster, dataset, bucket, reads: Reads, tmp_path: Path
 ) -> None:

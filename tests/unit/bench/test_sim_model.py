@@ -105,10 +105,30 @@ def replicated_to(n: int, size: int = 64 * GIB, files: int = 6400) -> list[NodeW
     return [node(f"n{i}", size, files, batches=64, batch_bytes=size / 64) for i in range(n)]
 
 
-def test_fan_out_as_built_the_readers_read_everything_once_the_others_copy_from_them() -> None:
+def test_fan_out_as_built_spreads_each_batch_as_a_tree() -> None:
+    """One reader, two copies in flight per holder (the default): n1 and n2 copy from n0, the
+    other five from the holders of the second round, n0 to n2, two batches after the reader."""
+    from bench.sim_work import ModePlan, fan_out
+    from stagegate.ledger.fanout import Peer, least_served_first
+
+    works = fan_out(ModePlan("replicate", [], replicated_to(8), 7), readers=1, per_holder=2).works
+    assert [w.source_bytes for w in works] == [64 * GIB] + [0] * 7
+    assert [w.hops for w in works] == [0, 1, 1, 2, 2, 2, 2, 2]
+    assert [w.lead for w in works[1:3]] == ["n0", "n0"]
+    # the five of the second round ask n1 and n2 in turn (n0 has served two copies already)
+    assert [w.lead for w in works[3:]] == [
+        least_served_first([Peer(n, "") for n in ("n0", "n1", "n2")], turn, {"n0": 2})[0].node
+        for turn in range(3, 8)
+    ]
+    assert {w.lead for w in works[3:]} == {"n1", "n2"}
+    assert sum(w.served_bytes for w in works) == 7 * 64 * GIB
+    assert works[0].served_bytes < 7 * 64 * GIB  # the reader no longer serves every receiver
+
+
+def test_with_room_for_all_at_once_the_readers_serve_every_receiver() -> None:
     from bench.sim_work import ModePlan, fan_out
 
-    works = fan_out(ModePlan("replicate", [], replicated_to(8), 7), readers=1).works
+    works = fan_out(ModePlan("replicate", [], replicated_to(8), 7), readers=1, per_holder=7).works
     assert [w.source_bytes for w in works] == [64 * GIB] + [0] * 7
     assert sum(w.source_gets for w in works) == 6400
     assert {w.lead for w in works[1:]} == {"n0"} and {w.hops for w in works[1:]} == {1}
@@ -120,10 +140,10 @@ def test_with_two_readers_each_receiver_asks_the_one_the_ledger_puts_first() -> 
     from bench.sim_work import ModePlan, fan_out
     from stagegate.ledger.fanout import Peer, spread
 
-    works = fan_out(ModePlan("replicate", [], replicated_to(8), 7), readers=2).works
+    works = fan_out(ModePlan("replicate", [], replicated_to(8), 7), readers=2, per_holder=3).works
     assert [w.lead for w in works[:2]] == [None, None]
-    for w in works[2:]:
-        assert w.lead == spread([Peer("n0", ""), Peer("n1", "")], w.node)[0].node
+    for turn, w in enumerate(works[2:], start=2):
+        assert w.lead == spread([Peer("n0", ""), Peer("n1", "")], turn)[0].node
     assert sum(w.served_bytes for w in works) == 6 * 64 * GIB
     assert sum(w.source_bytes for w in works) == 2 * 64 * GIB
 
@@ -139,7 +159,7 @@ def test_one_reader_serving_many_receivers_is_bound_by_its_outgoing_nic() -> Non
     from bench.sim_work import ModePlan, fan_out
 
     n, size = 9, 64 * GIB
-    works = fan_out(ModePlan("replicate", [], replicated_to(n, size), 7), readers=1).works
+    works = fan_out(ModePlan("replicate", [], replicated_to(n, size), 7), readers=1, per_holder=8).works
     # the source is faster than the NIC: 8 receivers share the reader's 10 GB/s outgoing NIC
     r = replace(LINKS_ONLY, s3_connection_bps=1e10, connections_per_node=1, nic_bps=1e10)
     etas = simulate(works, r)
@@ -153,6 +173,20 @@ def test_one_reader_serving_many_receivers_is_bound_by_its_outgoing_nic() -> Non
     few = fan_out(ModePlan("replicate", [], replicated_to(3, size), 7), readers=1).works
     etas = simulate(few, replace(r, s3_connection_bps=2e9))
     assert [e.bottleneck for e in etas] == ["s3 connections n0"] + ["lead n0 (s3 connections n0)"] * 2
+
+
+def test_a_tree_ends_far_sooner_than_one_reader_serving_all_when_nics_bind() -> None:
+    from bench.sim_work import ModePlan, fan_out
+
+    r = replace(LINKS_ONLY, s3_connection_bps=1e10, connections_per_node=1, nic_bps=1e10)
+    works = replicated_to(17, 64 * GIB)
+    star = fan_out(ModePlan("replicate", [], works, 7), readers=1, per_holder=16).works
+    tree = fan_out(ModePlan("replicate", [], works, 7), readers=1, per_holder=2).works
+    star_s = max(e.seconds for e in simulate(star, r))
+    tree_s = max(e.seconds for e in simulate(tree, r))
+    # the star's 16 receivers share the reader's outgoing NIC; the tree's holders serve two each
+    assert star_s == pytest.approx(64 * GIB / (1e10 / 16) + 64 * GIB / 64 / (1e10 / 16))
+    assert tree_s < star_s / 4
 
 
 def test_serving_shares_the_readers_cpu_with_its_own_copy() -> None:

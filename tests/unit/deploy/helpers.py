@@ -73,6 +73,7 @@ STAGEGATE_ENV = {
     # Peer fan-out. STAGEGATE_PEER_SECRET (the credential as a value) is left out on purpose:
     # deployments give it as a file, never in a manifest's environment.
     "STAGEGATE_FANOUT_READERS",
+    "STAGEGATE_FANOUT_PER_HOLDER",
     "STAGEGATE_PEER_LISTEN",
     "STAGEGATE_PEER_URL",
     "STAGEGATE_PEER_SECRET_FILE",

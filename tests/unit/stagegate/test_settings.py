@@ -79,6 +79,7 @@ def test_each_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "LABEL_RESCAN_RATE": "5",
         "LABEL_RESCAN_INTERVAL": "600",
         "FANOUT_READERS": "2",
+        "FANOUT_PER_HOLDER": "3",
         "PEER_LISTEN": "10.1.0.5:7070",
         "PEER_URL": "http://gpu-01.fabric:7070/",
         "PEER_SECRET_FILE": "/run/sg/peer-secret",
@@ -137,6 +138,7 @@ def test_each_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (s.plan_fresh_seconds, s.label_rescan_rate, s.label_rescan_interval) == (0.0, 5.0, 600.0)
     assert s.plan_keep_warm_seconds == 0.0
     assert (s.fanout_readers, s.peer_listen, s.peer_url) == (2, "10.1.0.5:7070", "http://gpu-01.fabric:7070")
+    assert s.fanout_per_holder == 3
     assert (s.peer_secret_file, s.peer_bandwidth_limit) == (Path("/run/sg/peer-secret"), 4 << 20)
     assert s.peer_credential() == "a-peer-secret-of-sixteen+"  # the secret itself wins over its file
     assert all(s.from_environment(field) for field in Settings.model_fields)
@@ -179,6 +181,7 @@ def test_an_empty_variable_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
         ("LEASE_SECONDS", "inf"),
         ("DECISION_WAIT", "-1"),
         ("BATCH_MAX_FILES", "many"),
+        ("FANOUT_PER_HOLDER", "0"),  # nobody could copy from a peer: say 0 readers instead
         ("BANDWIDTH_LIMIT", "5 parsecs"),
         ("BANDWIDTH_LIMIT", "0"),
         ("SCRUB_RATE", "fast"),
