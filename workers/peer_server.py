@@ -137,6 +137,10 @@ def _handler(files: PeerFiles, secret: str) -> type[BaseHTTPRequestHandler]:
 
     class PeerHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # The headers and the body go out in two writes on a kept connection: with Nagle's
+        # algorithm the body waits for the receiver's delayed ACK of the headers (11 ms a file
+        # measured on loopback, 13x the wall time of a batch of small files).
+        disable_nagle_algorithm = True
         timeout = 60  # seconds a connection may sit idle: a silent client does not hold a thread
 
         def do_GET(self) -> None:
