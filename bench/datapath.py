@@ -65,9 +65,9 @@ def startup_cpu(server: S3Server) -> float:
 def run(server: S3Server, urls: list[str], data_path: str, scratch: Path) -> tuple[float, float, float]:
     """Stage every URL at once, one process each; (wall, client CPU, server CPU)."""
     env = {**os.environ, **server.env, "STAGEGATE_HOME": str(scratch / "home")}
-    dests = [scratch / f"dest{i}" for i in range(len(urls))]
-    for dest in dests:
-        shutil.rmtree(dest, ignore_errors=True)
+    # A directory of its own for every staging: the home's ledger remembers which dataset each
+    # destination held and refuses another one there (transfer.dataset_source).
+    dests = [Path(tempfile.mkdtemp(prefix="dest-", dir=scratch)) / "data" for _ in urls]
     os.sync()
     server_before = server.cpu_seconds()
     started = time.perf_counter()
@@ -82,7 +82,7 @@ def run(server: S3Server, urls: list[str], data_path: str, scratch: Path) -> tup
         cpu += usage.ru_utime + usage.ru_stime
     wall = time.perf_counter() - started
     for dest in dests:
-        shutil.rmtree(dest, ignore_errors=True)
+        shutil.rmtree(dest.parent, ignore_errors=True)
     return wall, cpu, server.cpu_seconds() - server_before
 
 
@@ -146,8 +146,9 @@ def _upload_halves(server: S3Server, dataset: Dataset, name: str) -> list[str]:
 def _report(name: str, samples: list[Sample], count: int, total: int) -> None:
     runs = len(samples) // 4
     print(f"\n{name}: {count} objects, {total / MiB:.0f} MiB; medians (min-max) of {runs} runs")
-    print("| data path | processes | wall s | files/s | MB/s | client CPU s | ms/file | s/GiB "
-          "| server CPU s |")
+    print(
+        "| data path | processes | wall s | files/s | MB/s | client CPU s | ms/file | s/GiB | server CPU s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for path in PATHS:
         for processes in (1, 2):

@@ -27,14 +27,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 GIB = 1 << 30
-# Serving peers, measured here with `python -m bench.peer_cpu` (2026-12-02 12:58 UTC, load
-# 5.6): the real peer server's handler in a process of its own serving 128 x 16 MiB and 4,000
-# x 16 KiB over loopback to the copy step, its user + system CPU solved per file and per GiB
-# (a smaller run at load 4.6 gave 0.84 ms and 0.65 s). The handler's ledger lookup is stubbed
-# there: in a worker each request also reads the ledger three times (PeerFiles.open), which the
-# fan-out calibration's worker CPU puts near 10-15 ms a file served (README, "Calibration").
-SERVE_CPU_MS_PER_FILE = 1.29
-SERVE_CPU_S_PER_GIB = 0.78
+# Serving peers, measured here with `python -m bench.peer_cpu --big 128 --small 4000`
+# (2026-12-04 03:10 UTC, quiet, load 1.2-1.9, three runs: 0.23 ms per file each, 0.17-0.21 s
+# per GiB): the real peer server's handler in a process of its own serving 16 MiB and 16 KiB
+# files over loopback to the copy step, its user + system CPU solved per file and per GiB; on
+# kept connections with sendfile (before them, 2026-12-02 at load 5.6: 1.29 ms and 0.78 s).
+# The handler's ledger lookup is stubbed there: in a worker each file served also reads the
+# batch's task from the ledger (PeerFiles.open).
+SERVE_CPU_MS_PER_FILE = 0.23
+SERVE_CPU_S_PER_GIB = 0.19
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +53,14 @@ class Resources:
     nvme_write_bps: float = 6e9
     cores_per_node: float = 1.0  # one worker process a node, Celery's solo pool
     fabric_bps: float | None = None  # the peer network's aggregate; None: non-blocking
-    # the engine's CPU, measured: from the source (bench/RESULTS.md), from a peer (the copy
-    # step reading a PeerSource: `python -m bench.peer_cpu`, 2026-12-02 12:58 UTC, load 5.6)
-    cpu_ms_per_file: float = 1.86
-    cpu_s_per_gib: float = 2.66
-    peer_cpu_ms_per_file: float = 1.61
-    peer_cpu_s_per_gib: float = 3.05
+    # the engine's CPU, measured here on 2026-12-04 03:10-03:15 UTC, quiet: from the source
+    # (`python -m bench.datapath --runs 3`: per file the CRT's path for small objects, per
+    # GiB boto3's for big ones, medians), from a peer (the copy step reading a PeerSource:
+    # `python -m bench.peer_cpu`, the median of three runs: 0.50-0.92 ms, 1.42-2.28 s/GiB)
+    cpu_ms_per_file: float = 1.91
+    cpu_s_per_gib: float = 1.21
+    peer_cpu_ms_per_file: float = 0.68
+    peer_cpu_s_per_gib: float = 1.87
     # the peer server (workers/peer_server.py, a thread of the worker's process), per file
     # and per GiB it serves: measured with `python -m bench.peer_cpu` (README, "The plan for
     # 64 nodes")
