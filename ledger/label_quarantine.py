@@ -12,6 +12,7 @@ eviction.
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -23,6 +24,7 @@ from stagegate.ledger.database import Ledger
 from stagegate.ledger.events import NewEvent
 from stagegate.ledger.models import DatasetLabelCheckRow, JobRow, NodeDatasetRow, PinRow
 from stagegate.ledger.plan_shares import PlanShares
+from stagegate.ledger.transaction_local import keep_for_this_transaction, of_this_transaction
 from stagegate.states import DatasetState
 
 
@@ -47,14 +49,31 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+_FOUND_CLEAR = "stagegate.quarantine.clear"
+
+
 def check_not_quarantined(session: Session, node: str, digest: str) -> None:
-    """Raise :class:`QuarantinedError` if ``node``'s dataset ``digest`` is quarantined."""
+    """Raise :class:`QuarantinedError` if ``node``'s dataset ``digest`` is quarantined.
+
+    Callers hold that dataset's row locked (``staging_steps.lock_cached``), and a quarantine
+    locks it exclusively before it writes (:meth:`DatasetLabels.quarantine`): within the
+    caller's transaction the answer cannot change, so one found clear is not read again (a
+    submission following a plan checks each node before it admits, and admission checks too).
+    """
+    conn = session.connection()
+    clear = cast(set[tuple[str, str]] | None, of_this_transaction(conn, _FOUND_CLEAR))
+    if clear is None:
+        clear = set()
+        keep_for_this_transaction(conn, _FOUND_CLEAR, clear)
+    if (node, digest) in clear:
+        return
     row = session.get(DatasetLabelCheckRow, (node, digest))
     if row is not None and row.quarantined_at is not None:
         raise QuarantinedError(
             f"the copy of this dataset cached on node {node} is quarantined: {row.reason}; "
             "its source's labels are above what the staging zone accepts"
         )
+    clear.add((node, digest))
 
 
 class DatasetLabels:

@@ -3,7 +3,8 @@
 ``Connection.info`` belongs to the pooled DBAPI connection: it outlives the transaction that
 wrote it, so a later transaction on the same connection would see it. What is kept here is
 stored beside the transaction that kept it and answered only while that one runs (the audit
-chain's held head and queued events, the cached datasets an admission locked).
+chain's held head and queued events, the cached datasets an admission locked and those it
+found clear of quarantine).
 """
 
 from typing import cast

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from integration.ledger.helpers import sql_statements
 from stagegate.confinement import SourceRules
 from stagegate.ledger import AuditTrail, Ledger, Nodes, Principal, StagingRequests, TaskKey
 from stagegate.ledger.models import (
@@ -111,6 +112,22 @@ def test_a_hit_on_every_node_is_admitted_at_submission_with_its_own_audit_story(
         pins = session.scalars(select(PinRow.node).where(PinRow.job_id == staging.id)).all()
         assert sorted(pins) == ["a", "b"]
     assert AuditTrail(ledger).verify().intact
+
+
+def test_a_followed_hit_reads_each_nodes_quarantine_once(ledger: Ledger) -> None:
+    """The follow checks every node before admitting and admission checks again, both under the
+    row lock a quarantine must wait for: the second asks nothing of the database."""
+    _nodes(ledger, "a", "b")
+    requests = StagingRequests(ledger, 30, plans=CUT)
+    _planned(ledger, _leader(ledger, requests))
+    _cached(ledger, "a")
+    _cached(ledger, "b")
+
+    with sql_statements(ledger) as statements:
+        staging, _, _ = requests.submit(BOB, source=SOURCE, nodes=["a", "b"])
+
+    assert [n.cache_hit for n in staging.nodes] == [True, True]
+    assert sum("FROM dataset_label_checks" in s for s in statements) == 2, statements
 
 
 def test_a_node_being_written_is_followed_and_waits_for_that_copy(ledger: Ledger) -> None:
