@@ -128,6 +128,8 @@ def _send(connection: socket.socket, served: ServedFile) -> bool:
     """Write the file's bytes to the connection: in the kernel (``sendfile``) where the socket
     allows (not through Python a chunk at a time), else read and sent (a TLS socket). False if
     the file ended short of its size (cut since it was opened)."""
+    if served.size == 0:
+        return True  # sendfile refuses a count of 0: an empty file has no body to send
     with io.FileIO(served.fd, closefd=False) as file:
         return connection.sendfile(file, 0, served.size) == served.size
 

@@ -32,6 +32,7 @@ class Ledger:
     directory: Path
     state: str = TaskState.DONE
     reads: list[str] = field(default_factory=list)
+    sizes: dict[str, int] = field(default_factory=dict)  # a key's size in the manifest, if not 3
 
     def get(self, key: TaskKey) -> Any:
         self.reads.append(f"task {key.job_id}/{key.idx}")
@@ -45,7 +46,7 @@ class Ledger:
     def entries(self, plan_job: str, first: str, through: str) -> list[Any]:
         self.reads.append(f"manifest {first}..{through}")
         return [
-            SimpleNamespace(key=k, size=3)
+            SimpleNamespace(key=k, size=self.sizes.get(k, 3))
             for k in ("a.bin", "b.bin", "c.bin", "d.bin")
             if first <= k <= through
         ]
@@ -152,6 +153,24 @@ def test_a_receiver_asks_for_the_files_of_a_batch_over_one_kept_connection(
 ) -> None:
     source, _ = peer
     assert [_read(source, k) for k in ("a.bin", "b.bin", "c.bin")] == [b"abc"] * 3
+    assert len(connects) == 1
+
+
+def test_an_empty_file_is_served_and_its_connection_kept(tmp_path: Path, connects: list[int]) -> None:
+    ctx, ledger = _context(tmp_path)
+    (tmp_path / "b.bin").write_bytes(b"")
+    ledger.sizes = {"b.bin": 0}
+    server = PeerServer(ctx, "127.0.0.1", 0, SECRET).start()
+    expected = {"a.bin": blake3.blake3(b"abc").hexdigest(), "b.bin": blake3.blake3(b"").hexdigest()}
+    source = PeerSource(Peer("a", f"http://127.0.0.1:{server.port}"), "job", 0, SECRET, expected)
+    try:
+        reader = source.open(SourceObject("b.bin", 0))
+        assert reader.read(10) == b""
+        reader.close()
+        assert _read(source, "a.bin") == b"abc"
+    finally:
+        source.close()
+        server.stop()
     assert len(connects) == 1
 
 
