@@ -148,6 +148,7 @@ def _gets(s3: Any, key: str, seconds: float) -> tuple[int, float]:
 
 
 def probe_server(server: S3Server, seconds: float = 2.0) -> ServerProbe:
+    """:class:`ServerProbe` of ``server`` now: ``seconds`` of tiny GETs, then of 4 MiB ones."""
     s3 = s3_client(server.url)
     s3.put_object(Bucket=BUCKET, Key=PROBE_KEY, Body=os.urandom(PROBE_BYTES))
     before = server.cpu_seconds()
@@ -155,8 +156,9 @@ def probe_server(server: S3Server, seconds: float = 2.0) -> ServerProbe:
     middle = server.cpu_seconds()
     big, big_s = _gets(s3, PROBE_KEY, seconds)
     tiny_cpu, big_cpu = middle - before, server.cpu_seconds() - middle
-    ms_per_get = tiny_cpu / tiny * 1e3
-    s_per_gib = max(0.0, big_cpu - big * ms_per_get / 1e3) / (big * PROBE_BYTES / GIB)
+    # A server too slow to answer one GET in the window counts as one: never a division by 0.
+    ms_per_get = tiny_cpu / max(tiny, 1) * 1e3
+    s_per_gib = max(0.0, big_cpu - big * ms_per_get / 1e3) / (max(big, 1) * PROBE_BYTES / GIB)
     return ServerProbe(ms_per_get, s_per_gib, min(1.0, max(tiny_cpu / tiny_s, big_cpu / big_s)))
 
 
