@@ -138,33 +138,25 @@ class Fanout:
             waiting = [k for k in copies if k.node not in readers]
             if not waiting:
                 return keys
-            idxs = {k.idx for k in waiting}
+            # Per waiting batch, in one read: the live serving nodes holding it verified, and the
+            # receivers' copies of it in flight.
             holders: dict[int, int] = {}
-            for idx, n in session.execute(
-                select(TaskRow.idx, func.count())
-                .where(
-                    TaskRow.job_id == job_id,
-                    TaskRow.kind == "copy",
-                    TaskRow.state == TaskState.DONE,
-                    TaskRow.idx.in_(idxs),
-                    TaskRow.node.in_(list(serving)),
-                )
-                .group_by(TaskRow.idx)
-            ):
-                holders[idx] = int(n)
             in_flight: dict[int, int] = {}
-            for idx, n in session.execute(
-                select(TaskRow.idx, func.count())
+            counts = session.execute(
+                select(
+                    TaskRow.idx,
+                    func.count().filter(TaskRow.state == TaskState.DONE, TaskRow.node.in_(list(serving))),
+                    func.count().filter(TaskRow.state.in_(ACTIVE), TaskRow.node.not_in(list(readers))),
+                )
                 .where(
                     TaskRow.job_id == job_id,
                     TaskRow.kind == "copy",
-                    TaskRow.state.in_(ACTIVE),
-                    TaskRow.idx.in_(idxs),
-                    TaskRow.node.not_in(list(readers)),
+                    TaskRow.idx.in_({k.idx for k in waiting}),
                 )
                 .group_by(TaskRow.idx)
-            ):
-                in_flight[idx] = int(n)
+            )
+            for idx, held, copying_now in counts:
+                holders[idx], in_flight[idx] = int(held), int(copying_now)
         # A waiting batch is never held on its own node: a holder is always another node.
         go = set(released(waiting, holders, in_flight, self.per_holder))
         return [k for k in keys if k.kind != "copy" or k.node in readers or k in go]
