@@ -12,7 +12,6 @@ eviction.
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -24,7 +23,7 @@ from stagegate.ledger.database import Ledger
 from stagegate.ledger.events import NewEvent
 from stagegate.ledger.models import DatasetLabelCheckRow, JobRow, NodeDatasetRow, PinRow
 from stagegate.ledger.plan_shares import PlanShares
-from stagegate.ledger.transaction_local import keep_for_this_transaction, of_this_transaction
+from stagegate.ledger.transaction_local import kept_or_new
 from stagegate.states import DatasetState
 
 
@@ -60,11 +59,7 @@ def check_not_quarantined(session: Session, node: str, digest: str) -> None:
     caller's transaction the answer cannot change, so one found clear is not read again (a
     submission following a plan checks each node before it admits, and admission checks too).
     """
-    conn = session.connection()
-    clear = cast(set[tuple[str, str]] | None, of_this_transaction(conn, _FOUND_CLEAR))
-    if clear is None:
-        clear = set()
-        keep_for_this_transaction(conn, _FOUND_CLEAR, clear)
+    clear: set[tuple[str, str]] = kept_or_new(session.connection(), _FOUND_CLEAR, set)
     if (node, digest) in clear:
         return
     row = session.get(DatasetLabelCheckRow, (node, digest))

@@ -11,7 +11,6 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import cast
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -30,7 +29,7 @@ from stagegate.ledger.nodes import dataset_path, held_in
 from stagegate.ledger.plan_shares import SharedPlan
 from stagegate.ledger.redact import redact_text
 from stagegate.ledger.tasks import BatchRange, TaskKey, Tasks, new_task
-from stagegate.ledger.transaction_local import keep_for_this_transaction, of_this_transaction
+from stagegate.ledger.transaction_local import kept_or_new
 from stagegate.states import STAGING_TERMINAL, DatasetState, StagingState, TaskState
 
 
@@ -478,11 +477,7 @@ def lock_cached(session: Session, node: str, digest: str, now: datetime) -> Cach
     evicted by no one, so the move is not worth a wait (and a queue behind it). Locked once
     per transaction: asked again, the same lock is answered."""
     key = (node, digest)
-    conn = session.connection()
-    held = cast(dict[tuple[str, str], CachedLock] | None, of_this_transaction(conn, _CACHED_LOCKS))
-    if held is None:
-        held = {}
-        keep_for_this_transaction(conn, _CACHED_LOCKS, held)
+    held: dict[tuple[str, str], CachedLock] = kept_or_new(session.connection(), _CACHED_LOCKS, dict)
     if key not in held:
         held[key] = _lock_cached(session, key, now)  # the row kept too: the session holds it weakly
     return held[key]

@@ -7,7 +7,8 @@ chain's held head and queued events, the cached datasets an admission locked and
 found clear of quarantine).
 """
 
-from typing import cast
+from collections.abc import Callable
+from typing import TypeVar, cast
 
 from sqlalchemy import Connection
 
@@ -26,3 +27,16 @@ def of_this_transaction(conn: Connection, key: str) -> object | None:
 
 def keep_for_this_transaction(conn: Connection, key: str, value: object) -> None:
     conn.info[key] = (conn.get_transaction(), value)
+
+
+T = TypeVar("T")
+
+
+def kept_or_new(conn: Connection, key: str, make: Callable[[], T]) -> T:
+    """What is kept under ``key`` for the transaction running on ``conn``, or ``make()``'s new
+    value, kept for it (a per-transaction memo the caller fills in)."""
+    held = of_this_transaction(conn, key)
+    if held is None:
+        held = make()
+        keep_for_this_transaction(conn, key, held)
+    return cast(T, held)
