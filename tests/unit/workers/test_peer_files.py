@@ -8,6 +8,7 @@ import http.client
 import os
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -115,15 +116,24 @@ def test_only_a_bounded_number_of_batches_is_kept(tmp_path: Path) -> None:
 SECRET = "peer-secret"
 
 
+@contextmanager
+def _receiving(ctx: NodeContext, contents: dict[str, bytes]) -> Iterator[PeerSource]:
+    """The real peer server over ``ctx``, and a receiver of batch 0 expecting ``contents``."""
+    server = PeerServer(ctx, "127.0.0.1", 0, SECRET).start()
+    expected = {k: blake3.blake3(data).hexdigest() for k, data in contents.items()}
+    source = PeerSource(Peer("a", f"http://127.0.0.1:{server.port}"), "job", 0, SECRET, expected)
+    try:
+        yield source
+    finally:
+        source.close()
+        server.stop()
+
+
 @pytest.fixture
 def peer(tmp_path: Path) -> Iterator[tuple[PeerSource, Ledger]]:
     ctx, ledger = _context(tmp_path)
-    server = PeerServer(ctx, "127.0.0.1", 0, SECRET).start()
-    expected = {k: blake3.blake3(b"abc").hexdigest() for k in ("a.bin", "b.bin", "c.bin")}
-    source = PeerSource(Peer("a", f"http://127.0.0.1:{server.port}"), "job", 0, SECRET, expected)
-    yield source, ledger
-    source.close()
-    server.stop()
+    with _receiving(ctx, dict.fromkeys(("a.bin", "b.bin", "c.bin"), b"abc")) as source:
+        yield source, ledger
 
 
 def _read(source: PeerSource, key: str) -> bytes:
@@ -160,17 +170,11 @@ def test_an_empty_file_is_served_and_its_connection_kept(tmp_path: Path, connect
     ctx, ledger = _context(tmp_path)
     (tmp_path / "b.bin").write_bytes(b"")
     ledger.sizes = {"b.bin": 0}
-    server = PeerServer(ctx, "127.0.0.1", 0, SECRET).start()
-    expected = {"a.bin": blake3.blake3(b"abc").hexdigest(), "b.bin": blake3.blake3(b"").hexdigest()}
-    source = PeerSource(Peer("a", f"http://127.0.0.1:{server.port}"), "job", 0, SECRET, expected)
-    try:
+    with _receiving(ctx, {"a.bin": b"abc", "b.bin": b""}) as source:
         reader = source.open(SourceObject("b.bin", 0))
         assert reader.read(10) == b""
         reader.close()
         assert _read(source, "a.bin") == b"abc"
-    finally:
-        source.close()
-        server.stop()
     assert len(connects) == 1
 
 
