@@ -23,13 +23,16 @@ through = test_s3_data_path.through  # the flipping proxy's fixture
 FILES = {f"d{i % 3}/{i:03d}.bin": payload(f"f{i}", 3000 + i) for i in range(90)}
 
 
-def owner_of_client_port(port: int) -> int | None:
-    """The process holding the loopback TCP socket whose local port is ``port``."""
+def owner_of_client_port(port: int, peer_port: int) -> int | None:
+    """The process holding the loopback TCP socket whose local port is ``port`` and whose peer
+    is ``peer_port`` (the local port alone also matched another process's connection elsewhere
+    that happened to use the same number: RabbitMQ's, seen in CI)."""
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port:
+            local, remote = int(fields[1].rsplit(":", 1)[1], 16), int(fields[2].rsplit(":", 1)[1], 16)
+            if local == port and remote == peer_port:
                 inodes.add(fields[9])
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -50,8 +53,8 @@ class GetOwners:
         self.pids: set[int | None] = set()
         self._lock = threading.Lock()
 
-    def __call__(self, path: str, port: int) -> None:
-        pid = owner_of_client_port(port)
+    def __call__(self, path: str, port: int, proxy_port: int) -> None:
+        pid = owner_of_client_port(port, proxy_port)
         with self._lock:
             self.pids.add(pid)
 

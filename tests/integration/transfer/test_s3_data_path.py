@@ -40,7 +40,7 @@ class FlippingProxy:
         self.victim, self.flips, self.cut = victim, flips, cut
         self.flipped = 0
         self.gets: list[tuple[str, str]] = []
-        self.on_get: Any = None  # called with each GET's path and client port, as it is served
+        self.on_get: Any = None  # called with each GET's path, client port and own port, as served
         self._lock = threading.Lock()
         target = urlsplit(upstream)
         proxy = self
@@ -61,7 +61,7 @@ class FlippingProxy:
                 data = bytearray(resp.read())
                 if self.command == "GET":
                     if proxy.on_get is not None:
-                        proxy.on_get(self.path, self.client_address[1])
+                        proxy.on_get(self.path, self.client_address[1], self.server.server_address[1])
                     with proxy._lock:
                         proxy.gets.append((self.path, self.headers.get("User-Agent", "")))
                         flip = (
